@@ -1,0 +1,1 @@
+"""Plain types, validation rules and errors. Imports nothing else from fingerplat."""

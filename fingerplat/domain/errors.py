@@ -1,0 +1,66 @@
+"""Domain errors: every adapter maps these to its own protocol.
+
+Each error carries a message written for the person who will read it (a
+finger client, a CLI user, an API caller), so adapters can pass ``str(err)``
+through after escaping it for their medium. ``code`` is stable and
+machine-readable; adapters use it to pick an exit code, HTTP status or fault.
+"""
+
+from __future__ import annotations
+
+
+class FingerplatError(Exception):
+    """Base of every error a user may see."""
+
+    code = "error"
+
+
+class InvalidInput(FingerplatError):
+    """Input breaks a rule of the domain (a name, a length, a format)."""
+
+    code = "invalid"
+
+
+class NotFound(FingerplatError):
+    """The tenant, user, token or admin named does not exist (or is hidden)."""
+
+    code = "not_found"
+
+
+class Conflict(FingerplatError):
+    """The change collides with existing data (a duplicate name or domain)."""
+
+    code = "conflict"
+
+
+class AuthenticationFailed(FingerplatError):
+    """Credentials are missing, wrong, expired or revoked."""
+
+    code = "unauthenticated"
+
+
+class PermissionDenied(FingerplatError):
+    """The principal is known but may not do this."""
+
+    code = "forbidden"
+
+
+class Unavailable(FingerplatError):
+    """A dependency (the database) cannot be reached right now."""
+
+    code = "unavailable"
+
+
+class SchemaOutOfDate(Unavailable):
+    """The database schema is older than this release needs."""
+
+    code = "schema_out_of_date"
+
+
+class UserNotFound(NotFound):
+    """A named user does not exist in a tenant (adapters may suggest adding one)."""
+
+    def __init__(self, username: str, tenant_slug: str) -> None:
+        super().__init__(f"no such user {username!r} in tenant {tenant_slug!r}")
+        self.username = username
+        self.tenant_slug = tenant_slug

@@ -1,0 +1,185 @@
+"""Plain value types passed between the repository, the service and the adapters.
+
+They are frozen dataclasses with no behaviour tied to storage or protocol, so
+an adapter can render them and a test can build them without a database.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+class Channel(enum.StrEnum):
+    """Where a request came from; recorded on every audit event and status change."""
+
+    CLI = "cli"
+    WEB = "web"
+    API = "api"
+    XMLRPC = "xmlrpc"
+    SETTER = "setter"
+    IRC = "irc"
+    IMPORT = "import"
+    FINGER = "finger"
+
+
+class Role(enum.StrEnum):
+    PLATFORM_ADMIN = "platform_admin"
+    TENANT_ADMIN = "tenant_admin"
+    USER = "user"
+    ANONYMOUS = "anonymous"
+
+
+class TokenScope(enum.StrEnum):
+    USER = "user"
+    TENANT = "tenant"
+    PLATFORM = "platform"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is acting. ``name`` is the actor label written to the audit trail."""
+
+    role: Role
+    name: str
+    tenant_id: int | None = None
+    user_id: int | None = None
+    token_id: int | None = None
+    admin_id: int | None = None
+
+    @classmethod
+    def anonymous(cls) -> Principal:
+        return cls(Role.ANONYMOUS, "anonymous")
+
+    @classmethod
+    def operator(cls, os_user: str) -> Principal:
+        """The CLI operator acts as a platform admin, audited as ``cli:<os user>``."""
+        return cls(Role.PLATFORM_ADMIN, f"cli:{os_user}")
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """A principal plus the request facts the audit trail records."""
+
+    principal: Principal
+    channel: Channel
+    remote_addr: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Tenant:
+    id: int
+    slug: str
+    name: str
+    list_users: bool
+    forwarding: bool
+    is_default: bool
+    domains: tuple[str, ...] = ()
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: int
+    tenant_id: int
+    username: str
+    full_name: str = ""
+    office: str = ""
+    phone: str = ""
+    project: str = ""
+    hidden: bool = False
+    status: str | None = None
+    status_set_at: datetime | None = None
+    plan: str = ""
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    id: int
+    user_id: int
+    text: str | None  # None: the status was cleared
+    set_at: datetime
+    actor: str
+    channel: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    id: int
+    at: datetime
+    tenant: str | None
+    actor: str
+    channel: str
+    action: str
+    target: str
+    outcome: str  # "ok" or "denied" or "failed"
+    before: dict | None = None
+    after: dict | None = None
+    remote_addr: str | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    id: int
+    scope: TokenScope
+    tenant_id: int | None
+    user_id: int | None
+    created_at: datetime
+    created_by: str
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+    last_used_at: datetime | None = None
+    tenant_slug: str | None = None
+    username: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    """A freshly created token: ``secret`` exists only here and is never stored."""
+
+    token: Token
+    secret: str
+
+
+@dataclass(frozen=True, slots=True)
+class Admin:
+    id: int
+    name: str
+    tenant_id: int | None
+    created_at: datetime
+    tenant_slug: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UserPage:
+    """A page of a listing plus what is needed to fetch the next one."""
+
+    users: list[User]
+    total: int
+    next_cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditQuery:
+    tenant: str | None = None
+    username: str | None = None
+    action: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    before_id: int | None = None
+    limit: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeEvent:
+    """Published after a change commits; caches, IRC announcements and nodes listen."""
+
+    kind: str  # "status", "plan", "user", "tenant", "token"
+    tenant_id: int | None
+    tenant_slug: str | None = None
+    username: str | None = None
+    status: str | None = None
+    data: dict = field(default_factory=dict)

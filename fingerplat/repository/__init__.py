@@ -1,0 +1,1 @@
+"""SQL only: tables, engine set-up, queries. No permission rules live here."""

@@ -1,0 +1,99 @@
+"""Creating the async engine for PostgreSQL (asyncpg) or SQLite (aiosqlite)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from fingerplat.domain.errors import InvalidInput
+
+
+def default_sqlite_path() -> Path:
+    """Where the embedded database lives when no URL is configured.
+
+    ``$XDG_DATA_HOME/fingerplat/fingerplat.db`` (``~/.local/share`` by default):
+    a user-owned place that survives reboots, unlike the working directory.
+    """
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "fingerplat" / "fingerplat.db"
+
+
+def default_database_url() -> str:
+    return f"sqlite+aiosqlite:///{default_sqlite_path()}"
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file behind a SQLite URL, or None for an in-memory database."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    if parsed.database == ":memory:":
+        return None
+    return Path(parsed.database)
+
+
+def check_url(url: str) -> str:
+    """Refuse URLs for drivers fingerplat does not speak, naming the two that work."""
+    try:
+        parsed = make_url(url)
+    except Exception as exc:  # sqlalchemy raises ArgumentError with a terse text
+        raise InvalidInput(f"invalid database URL {url!r}: {exc}") from None
+    if parsed.drivername not in ("sqlite+aiosqlite", "postgresql+asyncpg"):
+        raise InvalidInput(
+            f"unsupported database URL scheme {parsed.drivername!r}: use "
+            "sqlite+aiosqlite:///PATH or postgresql+asyncpg://USER@HOST/DB"
+        )
+    return url
+
+
+def create_engine(
+    url: str,
+    *,
+    pool_size: int = 10,
+    max_overflow: int = 10,
+    pool_timeout: float = 5.0,
+    connect_timeout: float = 5.0,
+    command_timeout: float = 10.0,
+) -> AsyncEngine:
+    """Create the engine with settings that keep the server responsive on faults.
+
+    PostgreSQL connections get connect and command timeouts so a vanished
+    server produces an error quickly instead of a hang; ``pool_pre_ping``
+    replaces connections that died while the database was away.
+    """
+    check_url(url)
+    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if is_sqlite(url):
+        path = sqlite_file(url)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        kwargs["connect_args"] = {"timeout": 15}
+    else:
+        kwargs.update(
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            pool_timeout=pool_timeout,
+            connect_args={"timeout": connect_timeout, "command_timeout": command_timeout},
+        )
+    engine = create_async_engine(url, **kwargs)
+    if is_sqlite(url):
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=15000")
+    cursor.close()

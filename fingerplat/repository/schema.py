@@ -1,0 +1,167 @@
+"""The database schema as SQLAlchemy Core tables.
+
+The Alembic migrations in ``alembic/versions`` create exactly this schema; a
+test compares the two so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# BIGINT on PostgreSQL; INTEGER on SQLite so that it stays the rowid alias.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC on both databases (SQLite hands back naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use UTC-aware values")
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+Timestamp = UTCDateTime()
+
+tenants = Table(
+    "tenants",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("slug", String(63), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
+    Column("list_users", Boolean, nullable=False),
+    Column("forwarding", Boolean, nullable=False),
+    Column("is_default", Boolean, nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+)
+
+tenant_domains = Table(
+    "tenant_domains",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("tenant_id", Id, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("domain", String(253), nullable=False, unique=True),
+    Index("ix_tenant_domains_tenant_id", "tenant_id"),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("tenant_id", Id, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("username", String(32), nullable=False),
+    Column("full_name", String(200), nullable=False),
+    Column("office", String(200), nullable=False),
+    Column("phone", String(200), nullable=False),
+    Column("project", String(200), nullable=False),
+    Column("hidden", Boolean, nullable=False),
+    # The current status, denormalised from status_history for the finger hot path.
+    Column("status", String(280), nullable=True),
+    Column("status_set_at", Timestamp, nullable=True),
+    Column("created_at", Timestamp, nullable=False),
+    UniqueConstraint("tenant_id", "username", name="uq_users_tenant_id_username"),
+)
+
+plans = Table(
+    "plans",
+    metadata,
+    Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("text", Text, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+)
+
+status_history = Table(
+    "status_history",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("text", String(280), nullable=True),
+    Column("set_at", Timestamp, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Index("ix_status_history_user_id_id", "user_id", "id"),
+)
+
+admins = Table(
+    "admins",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("password_hash", String(200), nullable=False),
+    Column("tenant_id", Id, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=True),
+    Column("created_at", Timestamp, nullable=False),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("scope", String(16), nullable=False),
+    Column("tenant_id", Id, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=True),
+    Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), nullable=True),
+    Column("secret_hash", String(64), nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("expires_at", Timestamp, nullable=True),
+    Column("revoked_at", Timestamp, nullable=True),
+    Column("last_used_at", Timestamp, nullable=True),
+    Index("ix_api_tokens_tenant_id", "tenant_id"),
+)
+
+# Append-only. No foreign keys: an event must outlive the tenant or user it names.
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("at", Timestamp, nullable=False),
+    Column("tenant", String(63), nullable=True),
+    Column("actor", String(200), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("target", String(300), nullable=False),
+    Column("username", String(32), nullable=True),
+    Column("outcome", String(16), nullable=False),
+    Column("before", JSON, nullable=True),
+    Column("after", JSON, nullable=True),
+    Column("remote_addr", String(100), nullable=True),
+    Column("detail", String(500), nullable=False),
+    Index("ix_audit_events_tenant_id", "tenant", "id"),
+    Index("ix_audit_events_tenant_username", "tenant", "username"),
+    Index("ix_audit_events_action", "action"),
+)

@@ -1,0 +1,419 @@
+"""SQL queries over the schema, returning domain types.
+
+Every method is one or two parameterised statements on the connection of the
+current unit of work; rules (who may, what is valid) live in the service.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from fingerplat.domain.errors import Conflict
+from fingerplat.domain.model import (
+    Admin,
+    AuditEvent,
+    AuditQuery,
+    StatusChange,
+    Tenant,
+    Token,
+    TokenScope,
+    User,
+)
+from fingerplat.repository.schema import (
+    admins,
+    api_tokens,
+    audit_events,
+    plans,
+    status_history,
+    tenant_domains,
+    tenants,
+    users,
+)
+
+_USER_COLUMNS = (
+    users.c.id,
+    users.c.tenant_id,
+    users.c.username,
+    users.c.full_name,
+    users.c.office,
+    users.c.phone,
+    users.c.project,
+    users.c.hidden,
+    users.c.status,
+    users.c.status_set_at,
+    users.c.created_at,
+)
+
+
+def _user(row: RowMapping, plan: str = "") -> User:
+    return User(
+        id=row["id"],
+        tenant_id=row["tenant_id"],
+        username=row["username"],
+        full_name=row["full_name"],
+        office=row["office"],
+        phone=row["phone"],
+        project=row["project"],
+        hidden=row["hidden"],
+        status=row["status"],
+        status_set_at=row["status_set_at"],
+        plan=plan,
+        created_at=row["created_at"],
+    )
+
+
+def _token(row: RowMapping) -> Token:
+    return Token(
+        id=row["id"],
+        scope=TokenScope(row["scope"]),
+        tenant_id=row["tenant_id"],
+        user_id=row["user_id"],
+        created_at=row["created_at"],
+        created_by=row["created_by"],
+        expires_at=row["expires_at"],
+        revoked_at=row["revoked_at"],
+        last_used_at=row["last_used_at"],
+        tenant_slug=row.get("tenant_slug"),
+        username=row.get("username"),
+    )
+
+
+class Repository:
+    """All SQL of fingerplat, bound to one connection (one transaction)."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+
+    async def _insert(self, stmt: Any) -> int:
+        try:
+            result = await self.conn.execute(stmt)
+        except IntegrityError as exc:
+            raise Conflict("that name or domain is already taken") from exc
+        return int(result.inserted_primary_key[0])
+
+    # -- tenants ---------------------------------------------------------------
+
+    async def _tenant_from_row(self, row: RowMapping) -> Tenant:
+        domains = await self.conn.execute(
+            select(tenant_domains.c.domain)
+            .where(tenant_domains.c.tenant_id == row["id"])
+            .order_by(tenant_domains.c.domain)
+        )
+        return Tenant(
+            id=row["id"],
+            slug=row["slug"],
+            name=row["name"],
+            list_users=row["list_users"],
+            forwarding=row["forwarding"],
+            is_default=row["is_default"],
+            domains=tuple(domains.scalars()),
+            created_at=row["created_at"],
+        )
+
+    async def tenant_by_slug(self, slug: str) -> Tenant | None:
+        row = (await self.conn.execute(select(tenants).where(tenants.c.slug == slug))).mappings()
+        found = row.first()
+        return await self._tenant_from_row(found) if found else None
+
+    async def tenant_by_id(self, tenant_id: int) -> Tenant | None:
+        rows = await self.conn.execute(select(tenants).where(tenants.c.id == tenant_id))
+        found = rows.mappings().first()
+        return await self._tenant_from_row(found) if found else None
+
+    async def tenant_by_domain(self, domain: str) -> Tenant | None:
+        rows = await self.conn.execute(
+            select(tenants)
+            .join(tenant_domains, tenant_domains.c.tenant_id == tenants.c.id)
+            .where(tenant_domains.c.domain == domain)
+        )
+        found = rows.mappings().first()
+        return await self._tenant_from_row(found) if found else None
+
+    async def default_tenant(self) -> Tenant | None:
+        rows = await self.conn.execute(select(tenants).where(tenants.c.is_default.is_(True)))
+        found = rows.mappings().first()
+        return await self._tenant_from_row(found) if found else None
+
+    async def list_tenants(self) -> list[Tenant]:
+        rows = (await self.conn.execute(select(tenants).order_by(tenants.c.slug))).mappings().all()
+        return [await self._tenant_from_row(r) for r in rows]
+
+    async def add_tenant(self, slug: str, name: str, now: datetime) -> int:
+        return await self._insert(
+            insert(tenants).values(
+                slug=slug, name=name, list_users=True, forwarding=False, is_default=False,
+                created_at=now,
+            )
+        )
+
+    async def update_tenant(self, tenant_id: int, **values: Any) -> None:
+        await self.conn.execute(update(tenants).where(tenants.c.id == tenant_id).values(**values))
+
+    async def add_domain(self, tenant_id: int, domain: str) -> None:
+        try:
+            await self.conn.execute(
+                insert(tenant_domains).values(tenant_id=tenant_id, domain=domain)
+            )
+        except IntegrityError as exc:
+            raise Conflict(f"domain {domain} already belongs to a tenant") from exc
+
+    async def remove_domain(self, tenant_id: int, domain: str) -> bool:
+        result = await self.conn.execute(
+            delete(tenant_domains).where(
+                and_(tenant_domains.c.tenant_id == tenant_id, tenant_domains.c.domain == domain)
+            )
+        )
+        return result.rowcount > 0
+
+    async def remove_tenant(self, tenant_id: int) -> None:
+        # Explicit child deletes: SQLite only cascades with foreign_keys on, and the
+        # order keeps PostgreSQL from checking constraints mid-way.
+        user_ids = select(users.c.id).where(users.c.tenant_id == tenant_id).scalar_subquery()
+        await self.conn.execute(delete(api_tokens).where(api_tokens.c.tenant_id == tenant_id))
+        await self.conn.execute(delete(api_tokens).where(api_tokens.c.user_id.in_(user_ids)))
+        await self.conn.execute(delete(status_history).where(status_history.c.user_id.in_(user_ids)))
+        await self.conn.execute(delete(plans).where(plans.c.user_id.in_(user_ids)))
+        await self.conn.execute(delete(users).where(users.c.tenant_id == tenant_id))
+        await self.conn.execute(delete(admins).where(admins.c.tenant_id == tenant_id))
+        await self.conn.execute(delete(tenant_domains).where(tenant_domains.c.tenant_id == tenant_id))
+        await self.conn.execute(delete(tenants).where(tenants.c.id == tenant_id))
+
+    async def count_users(self, tenant_id: int, *, include_hidden: bool) -> int:
+        stmt = select(func.count()).select_from(users).where(users.c.tenant_id == tenant_id)
+        if not include_hidden:
+            stmt = stmt.where(users.c.hidden.is_(False))
+        return int((await self.conn.execute(stmt)).scalar_one())
+
+    # -- users -----------------------------------------------------------------
+
+    async def user(self, tenant_id: int, username: str, *, with_plan: bool = True) -> User | None:
+        if with_plan:
+            stmt = (
+                select(*_USER_COLUMNS, plans.c.text.label("plan"))
+                .select_from(users.outerjoin(plans, plans.c.user_id == users.c.id))
+                .where(and_(users.c.tenant_id == tenant_id, users.c.username == username))
+            )
+        else:
+            stmt = select(*_USER_COLUMNS).where(
+                and_(users.c.tenant_id == tenant_id, users.c.username == username)
+            )
+        row = (await self.conn.execute(stmt)).mappings().first()
+        if row is None:
+            return None
+        return _user(row, (row.get("plan") or "") if with_plan else "")
+
+    async def user_by_id(self, user_id: int) -> User | None:
+        row = (
+            (await self.conn.execute(select(*_USER_COLUMNS).where(users.c.id == user_id)))
+            .mappings()
+            .first()
+        )
+        return _user(row) if row else None
+
+    async def list_users(
+        self,
+        tenant_id: int,
+        *,
+        include_hidden: bool,
+        after: str | None = None,
+        limit: int = 100,
+        search: str | None = None,
+    ) -> list[User]:
+        """Users ordered by username; keyset pagination with ``after``."""
+        stmt = select(*_USER_COLUMNS).where(users.c.tenant_id == tenant_id)
+        if not include_hidden:
+            stmt = stmt.where(users.c.hidden.is_(False))
+        if after is not None:
+            stmt = stmt.where(users.c.username > after)
+        if search:
+            pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            stmt = stmt.where(
+                users.c.username.like(pattern, escape="\\")
+                | func.lower(users.c.full_name).like(pattern.lower(), escape="\\")
+            )
+        stmt = stmt.order_by(users.c.username).limit(limit)
+        return [_user(r) for r in (await self.conn.execute(stmt)).mappings()]
+
+    async def add_user(self, tenant_id: int, now: datetime, **fields: Any) -> int:
+        try:
+            result = await self.conn.execute(
+                insert(users).values(tenant_id=tenant_id, created_at=now, **fields)
+            )
+        except IntegrityError as exc:
+            raise Conflict(f"user {fields.get('username')} already exists in this tenant") from exc
+        return int(result.inserted_primary_key[0])
+
+    async def update_user(self, user_id: int, **values: Any) -> None:
+        await self.conn.execute(update(users).where(users.c.id == user_id).values(**values))
+
+    async def remove_user(self, user_id: int) -> None:
+        await self.conn.execute(delete(api_tokens).where(api_tokens.c.user_id == user_id))
+        await self.conn.execute(delete(status_history).where(status_history.c.user_id == user_id))
+        await self.conn.execute(delete(plans).where(plans.c.user_id == user_id))
+        await self.conn.execute(delete(users).where(users.c.id == user_id))
+
+    async def set_status(
+        self, user_id: int, text: str | None, now: datetime, actor: str, channel: str
+    ) -> None:
+        await self.conn.execute(
+            update(users)
+            .where(users.c.id == user_id)
+            .values(status=text, status_set_at=now if text is not None else None)
+        )
+        await self.conn.execute(
+            insert(status_history).values(
+                user_id=user_id, text=text, set_at=now, actor=actor, channel=channel
+            )
+        )
+
+    async def set_plan(self, user_id: int, text: str, now: datetime) -> None:
+        updated = await self.conn.execute(
+            update(plans).where(plans.c.user_id == user_id).values(text=text, updated_at=now)
+        )
+        if updated.rowcount == 0:
+            await self.conn.execute(insert(plans).values(user_id=user_id, text=text, updated_at=now))
+
+    async def history(self, user_id: int, limit: int) -> list[StatusChange]:
+        rows = await self.conn.execute(
+            select(status_history)
+            .where(status_history.c.user_id == user_id)
+            .order_by(status_history.c.id.desc())
+            .limit(limit)
+        )
+        return [
+            StatusChange(
+                id=r["id"], user_id=r["user_id"], text=r["text"], set_at=r["set_at"],
+                actor=r["actor"], channel=r["channel"],
+            )
+            for r in rows.mappings()
+        ]
+
+    # -- tokens ----------------------------------------------------------------
+
+    def _token_select(self) -> Any:
+        return (
+            select(
+                api_tokens,
+                tenants.c.slug.label("tenant_slug"),
+                users.c.username.label("username"),
+            )
+            .select_from(
+                api_tokens.outerjoin(tenants, tenants.c.id == api_tokens.c.tenant_id).outerjoin(
+                    users, users.c.id == api_tokens.c.user_id
+                )
+            )
+        )
+
+    async def add_token(self, **values: Any) -> int:
+        return await self._insert(insert(api_tokens).values(**values))
+
+    async def token(self, token_id: int) -> tuple[Token, str] | None:
+        row = (
+            (await self.conn.execute(self._token_select().where(api_tokens.c.id == token_id)))
+            .mappings()
+            .first()
+        )
+        return (_token(row), row["secret_hash"]) if row else None
+
+    async def list_tokens(self, tenant_id: int | None) -> list[Token]:
+        stmt = self._token_select().order_by(api_tokens.c.id)
+        if tenant_id is not None:
+            stmt = stmt.where(api_tokens.c.tenant_id == tenant_id)
+        return [_token(r) for r in (await self.conn.execute(stmt)).mappings()]
+
+    async def update_token(self, token_id: int, **values: Any) -> None:
+        await self.conn.execute(
+            update(api_tokens).where(api_tokens.c.id == token_id).values(**values)
+        )
+
+    # -- admins ----------------------------------------------------------------
+
+    async def add_admin(self, name: str, password_hash: str, tenant_id: int | None,
+                        now: datetime) -> int:
+        try:
+            result = await self.conn.execute(
+                insert(admins).values(
+                    name=name, password_hash=password_hash, tenant_id=tenant_id, created_at=now
+                )
+            )
+        except IntegrityError as exc:
+            raise Conflict(f"admin {name} already exists") from exc
+        return int(result.inserted_primary_key[0])
+
+    async def admin(self, name: str) -> tuple[Admin, str] | None:
+        row = (
+            (
+                await self.conn.execute(
+                    select(admins, tenants.c.slug.label("tenant_slug"))
+                    .select_from(admins.outerjoin(tenants, tenants.c.id == admins.c.tenant_id))
+                    .where(admins.c.name == name)
+                )
+            )
+            .mappings()
+            .first()
+        )
+        if row is None:
+            return None
+        return (
+            Admin(row["id"], row["name"], row["tenant_id"], row["created_at"], row["tenant_slug"]),
+            row["password_hash"],
+        )
+
+    async def list_admins(self, tenant_id: int | None = None) -> builtins.list[Admin]:
+        stmt = (
+            select(admins, tenants.c.slug.label("tenant_slug"))
+            .select_from(admins.outerjoin(tenants, tenants.c.id == admins.c.tenant_id))
+            .order_by(admins.c.name)
+        )
+        if tenant_id is not None:
+            stmt = stmt.where(admins.c.tenant_id == tenant_id)
+        return [
+            Admin(r["id"], r["name"], r["tenant_id"], r["created_at"], r["tenant_slug"])
+            for r in (await self.conn.execute(stmt)).mappings()
+        ]
+
+    async def update_admin_password(self, admin_id: int, password_hash: str) -> None:
+        await self.conn.execute(
+            update(admins).where(admins.c.id == admin_id).values(password_hash=password_hash)
+        )
+
+    async def remove_admin(self, admin_id: int) -> None:
+        await self.conn.execute(delete(admins).where(admins.c.id == admin_id))
+
+    # -- audit -----------------------------------------------------------------
+
+    async def add_audit(self, **values: Any) -> None:
+        await self.conn.execute(insert(audit_events).values(**values))
+
+    async def audit(self, query: AuditQuery) -> Sequence[AuditEvent]:
+        stmt = select(audit_events)
+        if query.tenant is not None:
+            stmt = stmt.where(audit_events.c.tenant == query.tenant)
+        if query.username is not None:
+            stmt = stmt.where(audit_events.c.username == query.username)
+        if query.action is not None:
+            stmt = stmt.where(audit_events.c.action == query.action)
+        if query.since is not None:
+            stmt = stmt.where(audit_events.c.at >= query.since)
+        if query.until is not None:
+            stmt = stmt.where(audit_events.c.at < query.until)
+        if query.before_id is not None:
+            stmt = stmt.where(audit_events.c.id < query.before_id)
+        stmt = stmt.order_by(audit_events.c.id.desc()).limit(query.limit)
+        return [
+            AuditEvent(
+                id=r["id"], at=r["at"], tenant=r["tenant"], actor=r["actor"],
+                channel=r["channel"], action=r["action"], target=r["target"],
+                outcome=r["outcome"], before=r["before"], after=r["after"],
+                remote_addr=r["remote_addr"], detail=r["detail"],
+            )
+            for r in (await self.conn.execute(stmt)).mappings()
+        ]

@@ -1,0 +1,89 @@
+"""Unit of work: one transaction, committed on success, rolled back on any error.
+
+It also turns driver-level connection failures into the domain's
+:class:`Unavailable`, so adapters answer "temporarily unavailable" instead of
+leaking a driver traceback.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from fingerplat.domain.errors import FingerplatError, SchemaOutOfDate, Unavailable
+from fingerplat.repository.sql import Repository
+
+_MISSING_TABLE_MARKERS = ("no such table", "undefinedtable", "does not exist")
+
+
+def translate_db_error(error: BaseException) -> FingerplatError | None:
+    """Map a database failure to a domain error, or None when it is a real bug."""
+    if isinstance(error, FingerplatError):
+        return error
+    if isinstance(error, OSError | TimeoutError | ConnectionError | sa_exc.TimeoutError):
+        return Unavailable("database unreachable")
+    if isinstance(error, sa_exc.DBAPIError):
+        text = str(error.orig if error.orig is not None else error).lower()
+        if any(marker in text for marker in _MISSING_TABLE_MARKERS) and "relation" in text or (
+            "no such table" in text
+        ):
+            return SchemaOutOfDate("the database schema is missing: run `fingerplat db upgrade`")
+        if error.connection_invalidated or isinstance(
+            error, sa_exc.OperationalError | sa_exc.InterfaceError
+        ):
+            return Unavailable("database unreachable")
+        if "connection" in text and ("closed" in text or "refused" in text or "lost" in text):
+            return Unavailable("database unreachable")
+    return None
+
+
+class UnitOfWork:
+    """``async with UnitOfWork(engine) as repo:`` runs its body in one transaction."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._conn: AsyncConnection | None = None
+
+    async def __aenter__(self) -> Repository:
+        try:
+            self._conn = await self._engine.connect()
+            await self._conn.begin()
+        except Exception as error:
+            if self._conn is not None:
+                await self._conn.close()
+            mapped = translate_db_error(error)
+            if mapped is not None:
+                raise mapped from error
+            raise
+        return Repository(self._conn)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._conn is not None
+        conn, self._conn = self._conn, None
+        try:
+            if exc is None:
+                await conn.commit()
+            else:
+                await conn.rollback()
+        except Exception as error:
+            mapped = translate_db_error(error)
+            if exc is None:
+                if mapped is not None:
+                    raise mapped from error
+                raise
+        finally:
+            try:
+                await conn.close()
+            except Exception:  # noqa: S110 - the connection is gone either way
+                pass
+        if exc is not None and not isinstance(exc, FingerplatError):
+            mapped = translate_db_error(exc)
+            if mapped is not None:
+                raise mapped from exc

@@ -1,0 +1,240 @@
+"""Tokens and admin accounts: issuing, revoking, and turning credentials into principals."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fingerplat.domain import rules
+from fingerplat.domain.errors import AuthenticationFailed, InvalidInput, NotFound, PermissionDenied
+from fingerplat.domain.model import (
+    Admin,
+    ChangeEvent,
+    Channel,
+    Context,
+    IssuedToken,
+    Principal,
+    Role,
+    Token,
+    TokenScope,
+)
+from fingerplat.service import permissions, secrets
+from fingerplat.service.base import ServiceBase
+
+MAX_TOKEN_DAYS = 3650
+# last_used_at is refreshed at most this often, so a busy script does not
+# turn every authenticated request into a write.
+LAST_USED_RESOLUTION = timedelta(seconds=60)
+
+
+def token_label(token: Token) -> str:
+    if token.scope is TokenScope.USER:
+        return f"token:{token.id}({token.username}@{token.tenant_slug})"
+    if token.scope is TokenScope.TENANT:
+        return f"token:{token.id}(admin@{token.tenant_slug})"
+    return f"token:{token.id}(platform)"
+
+
+class CredentialUseCases(ServiceBase):
+    # -- tokens ----------------------------------------------------------------
+
+    async def create_token(
+        self,
+        ctx: Context,
+        scope: TokenScope,
+        *,
+        tenant_name: str | None = None,
+        username: str | None = None,
+        expires_days: int | None = None,
+    ) -> IssuedToken:
+        if expires_days is not None and not 1 <= expires_days <= MAX_TOKEN_DAYS:
+            raise InvalidInput(f"--expires must be between 1 and {MAX_TOKEN_DAYS} days")
+        if scope is TokenScope.USER and not username:
+            raise InvalidInput("a user token needs a user name")
+        async with self.uow() as repo:
+            tenant = await self._tenant(repo, tenant_name)
+            user = await self._user(repo, tenant, username) if scope is TokenScope.USER else None
+        tenant_id = None if scope is TokenScope.PLATFORM else tenant.id
+        target = (
+            f"{user.username}@{tenant.slug}" if user else
+            (f"tenant:{tenant.slug}" if tenant_id else "platform")
+        )
+        if not permissions.can_create_token(ctx.principal, scope, tenant_id):
+            await self._deny(ctx, "token.create", target,
+                             tenant=tenant.slug if tenant_id else None,
+                             message=f"{ctx.principal.name} may not create {scope.value} tokens"
+                                     + (f" for tenant {tenant.slug!r}" if tenant_id else ""))
+        secret = secrets.new_token_secret()
+        now = self.clock()
+        async with self.uow() as repo:
+            token_id = await repo.add_token(
+                scope=scope.value,
+                tenant_id=tenant_id,
+                user_id=user.id if user else None,
+                secret_hash=secrets.hash_token_secret(secret),
+                created_at=now,
+                created_by=ctx.principal.name[:200],
+                expires_at=now + timedelta(days=expires_days) if expires_days else None,
+            )
+            found = await repo.token(token_id)
+            assert found is not None
+            token = found[0]
+            await self._audit(repo, ctx, "token.create", target,
+                              tenant=tenant.slug if tenant_id else None,
+                              username=user.username if user else None,
+                              after={"id": token_id, "scope": scope.value,
+                                     "expires_at": token.expires_at.isoformat()
+                                     if token.expires_at else None})
+        return IssuedToken(token=token, secret=secrets.format_token(token_id, secret))
+
+    async def list_tokens(self, ctx: Context, tenant_name: str | None = None,
+                          *, all_tenants: bool = False) -> list[Token]:
+        if all_tenants:
+            if not permissions.is_platform_admin(ctx.principal):
+                raise PermissionDenied("only platform admins may list every token")
+            async with self.uow() as repo:
+                return await repo.list_tokens(None)
+        async with self.uow() as repo:
+            tenant = await self._tenant(repo, tenant_name)
+            if not permissions.can_manage_tokens(ctx.principal, tenant.id):
+                raise PermissionDenied(f"not an admin of tenant {tenant.slug!r}")
+            return await repo.list_tokens(tenant.id)
+
+    async def revoke_token(self, ctx: Context, token_id: int) -> Token:
+        async with self.uow() as repo:
+            found = await repo.token(token_id)
+        if found is None:
+            raise NotFound(f"no such token: {token_id}")
+        token = found[0]
+        target = f"token:{token.id}"
+        if not permissions.can_manage_tokens(ctx.principal, token.tenant_id):
+            await self._deny(ctx, "token.revoke", target, tenant=token.tenant_slug,
+                             message=f"{ctx.principal.name} may not revoke token {token.id}")
+        if token.revoked_at is not None:
+            return token
+        async with self.uow() as repo:
+            await repo.update_token(token.id, revoked_at=self.clock())
+            await self._audit(repo, ctx, "token.revoke", target, tenant=token.tenant_slug,
+                              username=token.username, before={"revoked": False},
+                              after={"revoked": True})
+            found = await repo.token(token.id)
+            assert found is not None
+        await self._publish(ChangeEvent("token", token.tenant_id, token.tenant_slug,
+                                        data={"id": token.id}))
+        return found[0]
+
+    async def authenticate_token(
+        self, presented: str, channel: Channel, remote_addr: str | None = None
+    ) -> Principal:
+        """Turn a presented token into a principal, or audit the failure and refuse."""
+        anonymous = Context(Principal.anonymous(), channel, remote_addr)
+        parsed = secrets.parse_token(presented or "")
+        if parsed is None:
+            await self._deny(anonymous, "auth.token", "token", tenant=None,
+                             message="invalid token", error=AuthenticationFailed)
+        token_id, secret = parsed
+        async with self.uow() as repo:
+            found = await repo.token(token_id)
+        # Hash and compare even when the id is unknown, so timing says nothing.
+        stored_hash = found[1] if found else "0" * 64
+        matches = secrets.token_secret_matches(secret, stored_hash) and found is not None
+        if not matches or found is None:
+            await self._deny(anonymous, "auth.token", f"token:{token_id}", tenant=None,
+                             message="invalid token", error=AuthenticationFailed)
+        token = found[0]
+        now = self.clock()
+        if token.revoked_at is not None:
+            await self._deny(anonymous, "auth.token", f"token:{token_id}",
+                             tenant=token.tenant_slug, message="token revoked",
+                             error=AuthenticationFailed)
+        if token.expires_at is not None and token.expires_at <= now:
+            await self._deny(anonymous, "auth.token", f"token:{token_id}",
+                             tenant=token.tenant_slug, message="token expired",
+                             error=AuthenticationFailed)
+        if token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION:
+            async with self.uow() as repo:
+                await repo.update_token(token.id, last_used_at=now)
+        role = {
+            TokenScope.USER: Role.USER,
+            TokenScope.TENANT: Role.TENANT_ADMIN,
+            TokenScope.PLATFORM: Role.PLATFORM_ADMIN,
+        }[token.scope]
+        return Principal(role, token_label(token), tenant_id=token.tenant_id,
+                         user_id=token.user_id, token_id=token.id)
+
+    # -- admin accounts --------------------------------------------------------
+
+    async def add_admin(
+        self, ctx: Context, name: str, password: str, *, tenant_name: str | None = None
+    ) -> Admin:
+        admin_name = rules.admin_name(name)
+        rules.admin_password(password)
+        tenant = None
+        if tenant_name is not None:
+            async with self.uow() as repo:
+                tenant = await self._tenant(repo, tenant_name)
+        if not permissions.can_manage_admins(ctx.principal):
+            await self._deny(ctx, "admin.create", f"admin:{admin_name}",
+                             tenant=tenant.slug if tenant else None,
+                             message="only platform admins may create admin accounts")
+        password_hash = secrets.hash_password(password)
+        async with self.uow() as repo:
+            admin_id = await repo.add_admin(admin_name, password_hash,
+                                            tenant.id if tenant else None, self.clock())
+            await self._audit(repo, ctx, "admin.create", f"admin:{admin_name}",
+                              tenant=tenant.slug if tenant else None,
+                              after={"id": admin_id,
+                                     "tenant": tenant.slug if tenant else None})
+            found = await repo.admin(admin_name)
+            assert found is not None
+        return found[0]
+
+    async def list_admins(self, ctx: Context) -> list[Admin]:
+        if not permissions.can_manage_admins(ctx.principal):
+            raise PermissionDenied("only platform admins may list admin accounts")
+        async with self.uow() as repo:
+            return await repo.list_admins()
+
+    async def remove_admin(self, ctx: Context, name: str) -> None:
+        admin_name = rules.admin_name(name)
+        if not permissions.can_manage_admins(ctx.principal):
+            await self._deny(ctx, "admin.remove", f"admin:{admin_name}", tenant=None,
+                             message="only platform admins may remove admin accounts")
+        async with self.uow() as repo:
+            found = await repo.admin(admin_name)
+            if found is None:
+                raise NotFound(f"no such admin: {admin_name!r}")
+            await repo.remove_admin(found[0].id)
+            await self._audit(repo, ctx, "admin.remove", f"admin:{admin_name}",
+                              tenant=found[0].tenant_slug, before={"id": found[0].id})
+
+    async def authenticate_admin(
+        self, name: str, password: str, channel: Channel, remote_addr: str | None = None
+    ) -> Principal:
+        """Check an admin's password (argon2id); failures are audited and look alike."""
+        anonymous = Context(Principal.anonymous(), channel, remote_addr)
+        try:
+            admin_name = rules.admin_name(name)
+        except InvalidInput:
+            admin_name = None
+        found = None
+        if admin_name is not None:
+            async with self.uow() as repo:
+                found = await repo.admin(admin_name)
+        stored = found[1] if found else None
+        if found is None or not secrets.password_matches(password or "", stored):
+            if found is None:
+                secrets.password_matches(password or "", None)  # same cost as a real check
+            await self._deny(anonymous, "auth.login", f"admin:{(admin_name or '?')[:64]}",
+                             tenant=found[0].tenant_slug if found else None,
+                             message="wrong admin name or password", error=AuthenticationFailed)
+        admin, password_hash = found
+        if secrets.password_needs_rehash(password_hash):
+            async with self.uow() as repo:
+                await repo.update_admin_password(admin.id, secrets.hash_password(password))
+        role = Role.TENANT_ADMIN if admin.tenant_id is not None else Role.PLATFORM_ADMIN
+        principal = Principal(role, f"admin:{admin.name}", tenant_id=admin.tenant_id,
+                              admin_id=admin.id)
+        async with self.uow() as repo:
+            await self._audit(repo, Context(principal, channel, remote_addr), "auth.login",
+                              f"admin:{admin.name}", tenant=admin.tenant_slug)
+        return principal

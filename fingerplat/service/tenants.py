@@ -1,0 +1,141 @@
+"""Tenant use cases: create, change settings and domains, remove, resolve."""
+
+from __future__ import annotations
+
+from fingerplat.domain import rules
+from fingerplat.domain.errors import Conflict, InvalidInput, NotFound
+from fingerplat.domain.model import ChangeEvent, Context, Tenant
+from fingerplat.service import permissions
+from fingerplat.service.base import ServiceBase
+
+
+def _settings(t: Tenant) -> dict[str, object]:
+    return {
+        "name": t.name,
+        "domains": list(t.domains),
+        "list_users": t.list_users,
+        "forwarding": t.forwarding,
+    }
+
+
+class TenantUseCases(ServiceBase):
+    async def resolve_tenant(self, name: str | None = None) -> Tenant:
+        """Public: a tenant by slug or domain (``None``: the default tenant)."""
+        async with self.uow() as repo:
+            return await self._tenant(repo, name)
+
+    async def tenant_for_host(self, host: str) -> Tenant | None:
+        """Public: the tenant owning a DNS name or slug, or None (routing helper)."""
+        key = host.strip().lower().rstrip(".")
+        if not key or len(key) > 253:
+            return None
+        async with self.uow() as repo:
+            tenant = await repo.tenant_by_domain(key)
+            if tenant is None and rules.TENANT_SLUG_RE.fullmatch(key):
+                tenant = await repo.tenant_by_slug(key)
+            return tenant
+
+    async def list_tenants(self, ctx: Context) -> list[Tenant]:
+        async with self.uow() as repo:
+            all_tenants = await repo.list_tenants()
+        if permissions.is_platform_admin(ctx.principal):
+            return all_tenants
+        return [t for t in all_tenants if permissions.is_admin_of(ctx.principal, t.id)]
+
+    async def get_tenant(self, ctx: Context, slug: str | None) -> Tenant:
+        async with self.uow() as repo:
+            tenant = await self._tenant(repo, slug)
+        if not permissions.is_admin_of(ctx.principal, tenant.id):
+            await self._deny(ctx, "tenant.read", tenant.slug, tenant=tenant.slug,
+                             message=f"not an admin of tenant {tenant.slug!r}")
+        return tenant
+
+    async def create_tenant(
+        self, ctx: Context, slug: str, *, name: str | None = None, domains: list[str] | None = None
+    ) -> Tenant:
+        slug = rules.tenant_slug(slug)
+        display = rules.tenant_name(name if name else slug)
+        clean_domains = sorted({rules.domain(d) for d in domains or []})
+        if not permissions.can_manage_tenants(ctx.principal):
+            await self._deny(ctx, "tenant.create", slug, tenant=slug,
+                             message="only platform admins may create tenants")
+        async with self.uow() as repo:
+            if await repo.tenant_by_slug(slug) is not None:
+                raise Conflict(f"tenant {slug!r} already exists")
+            tenant_id = await repo.add_tenant(slug, display, self.clock())
+            for d in clean_domains:
+                await repo.add_domain(tenant_id, d)
+            tenant = await repo.tenant_by_id(tenant_id)
+            assert tenant is not None
+            await self._audit(repo, ctx, "tenant.create", slug, tenant=slug,
+                              after=_settings(tenant))
+        await self._publish(ChangeEvent("tenant", tenant.id, tenant.slug))
+        return tenant
+
+    async def update_tenant(
+        self,
+        ctx: Context,
+        slug: str | None,
+        *,
+        name: str | None = None,
+        add_domains: list[str] | None = None,
+        remove_domains: list[str] | None = None,
+        list_users: bool | None = None,
+        forwarding: bool | None = None,
+    ) -> Tenant:
+        new_name = rules.tenant_name(name) if name is not None else None
+        adding = sorted({rules.domain(d) for d in add_domains or []})
+        removing = sorted({rules.domain(d) for d in remove_domains or []})
+        async with self.uow() as repo:
+            tenant = await self._tenant(repo, slug)
+        p = ctx.principal
+        needs_platform = bool(adding or removing) or forwarding is not None
+        allowed = permissions.can_manage_tenants(p) if needs_platform else (
+            permissions.can_edit_tenant_basics(p, tenant.id)
+        )
+        if not allowed:
+            await self._deny(
+                ctx, "tenant.update", tenant.slug, tenant=tenant.slug,
+                message="only platform admins may change domains or forwarding"
+                if needs_platform and permissions.is_admin_of(p, tenant.id)
+                else f"not an admin of tenant {tenant.slug!r}",
+            )
+        async with self.uow() as repo:
+            values: dict[str, object] = {}
+            if new_name is not None:
+                values["name"] = new_name
+            if list_users is not None:
+                values["list_users"] = list_users
+            if forwarding is not None:
+                values["forwarding"] = forwarding
+            if values:
+                await repo.update_tenant(tenant.id, **values)
+            for d in removing:
+                if not await repo.remove_domain(tenant.id, d):
+                    raise NotFound(f"tenant {tenant.slug!r} has no domain {d!r}")
+            for d in adding:
+                if d in tenant.domains:
+                    continue
+                await repo.add_domain(tenant.id, d)
+            updated = await repo.tenant_by_id(tenant.id)
+            assert updated is not None
+            if _settings(updated) != _settings(tenant):
+                await self._audit(repo, ctx, "tenant.update", tenant.slug, tenant=tenant.slug,
+                                  before=_settings(tenant), after=_settings(updated))
+        await self._publish(ChangeEvent("tenant", tenant.id, tenant.slug))
+        return updated
+
+    async def remove_tenant(self, ctx: Context, slug: str) -> None:
+        async with self.uow() as repo:
+            tenant = await self._tenant(repo, slug)
+        if not permissions.can_manage_tenants(ctx.principal):
+            await self._deny(ctx, "tenant.remove", tenant.slug, tenant=tenant.slug,
+                             message="only platform admins may remove tenants")
+        if tenant.is_default:
+            raise InvalidInput("the default tenant cannot be removed")
+        async with self.uow() as repo:
+            users = await repo.count_users(tenant.id, include_hidden=True)
+            await repo.remove_tenant(tenant.id)
+            await self._audit(repo, ctx, "tenant.remove", tenant.slug, tenant=tenant.slug,
+                              before={**_settings(tenant), "users": users})
+        await self._publish(ChangeEvent("tenant", tenant.id, tenant.slug, data={"removed": True}))

@@ -1,0 +1,263 @@
+"""User use cases: accounts, statuses, plans, and the public directory reads."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from fingerplat.domain import rules
+from fingerplat.domain.errors import InvalidInput, PermissionDenied, UserNotFound
+from fingerplat.domain.model import ChangeEvent, Context, StatusChange, Tenant, User, UserPage
+from fingerplat.service import permissions
+from fingerplat.service.base import ServiceBase, user_target
+
+MAX_PAGE = 1000
+HISTORY_MAX = 100
+
+_PROFILE_FIELDS = ("full_name", "office", "phone", "project")
+
+
+def _profile(u: User) -> dict[str, Any]:
+    return {
+        "full_name": u.full_name,
+        "office": u.office,
+        "phone": u.phone,
+        "project": u.project,
+        "hidden": u.hidden,
+    }
+
+
+def encode_cursor(username: str) -> str:
+    return base64.urlsafe_b64encode(username.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        return rules.username(base64.urlsafe_b64decode(padded.encode("ascii")).decode())
+    except (binascii.Error, UnicodeError, ValueError, InvalidInput):
+        raise InvalidInput("invalid cursor: pass the next_cursor of a previous page") from None
+
+
+class UserUseCases(ServiceBase):
+    # -- public reads ----------------------------------------------------------
+
+    async def public_user(self, tenant: Tenant, name: str) -> User | None:
+        """A visible user with plan, or None. Hidden users look exactly like unknown ones."""
+        username = rules.username(name)
+        async with self.uow() as repo:
+            user = await repo.user(tenant.id, username)
+        if user is None or user.hidden:
+            return None
+        return user
+
+    async def public_history(self, tenant: Tenant, name: str, limit: int = 10) -> list[StatusChange]:
+        username = rules.username(name)
+        limit = max(1, min(limit, HISTORY_MAX))
+        async with self.uow() as repo:
+            user = await repo.user(tenant.id, username, with_plan=False)
+            if user is None or user.hidden:
+                raise UserNotFound(username, tenant.slug)
+            return await repo.history(user.id, limit)
+
+    async def directory(
+        self,
+        tenant: Tenant,
+        *,
+        ctx: Context | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+        search: str | None = None,
+    ) -> UserPage:
+        """The tenant's user list, ordered by name, in pages.
+
+        Anonymous callers get visible users only, and nothing when the tenant's
+        ``list_users`` is off; admins of the tenant also see hidden users.
+        """
+        if limit < 1 or limit > MAX_PAGE:
+            raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}")
+        admin = ctx is not None and permissions.can_see_hidden(ctx.principal, tenant.id)
+        if not tenant.list_users and not admin:
+            raise PermissionDenied(f"tenant {tenant.slug!r} does not publish its user list")
+        after = decode_cursor(cursor) if cursor else None
+        if search is not None:
+            search = rules.one_line("search", search, 100).lower() or None
+        async with self.uow() as repo:
+            users = await repo.list_users(
+                tenant.id, include_hidden=admin, after=after, limit=limit + 1, search=search
+            )
+            total = await repo.count_users(tenant.id, include_hidden=admin)
+        next_cursor = encode_cursor(users[limit - 1].username) if len(users) > limit else None
+        return UserPage(users=users[:limit], total=total, next_cursor=next_cursor)
+
+    # -- admin reads -----------------------------------------------------------
+
+    async def get_user(self, ctx: Context, tenant_name: str | None, name: str) -> User:
+        """A user as an admin (or the user themself) sees it, hidden or not."""
+        async with self.uow() as repo:
+            tenant = await self._tenant(repo, tenant_name)
+            user = await self._user(repo, tenant, name)
+        if not permissions.can_write_status(ctx.principal, tenant.id, user.id):
+            if user.hidden:
+                raise UserNotFound(user.username, tenant.slug)
+        return user
+
+    async def history(
+        self, ctx: Context, tenant_name: str | None, name: str, limit: int = 20
+    ) -> list[StatusChange]:
+        limit = max(1, min(limit, HISTORY_MAX))
+        async with self.uow() as repo:
+            tenant = await self._tenant(repo, tenant_name)
+            user = await self._user(repo, tenant, name)
+            if user.hidden and not permissions.can_write_status(ctx.principal, tenant.id, user.id):
+                raise UserNotFound(user.username, tenant.slug)
+            return await repo.history(user.id, limit)
+
+    # -- account management ----------------------------------------------------
+
+    async def add_user(
+        self,
+        ctx: Context,
+        tenant_name: str | None,
+        name: str,
+        *,
+        full_name: str = "",
+        office: str = "",
+        phone: str = "",
+        project: str = "",
+        hidden: bool = False,
+    ) -> User:
+        username = rules.username(name)
+        fields = {
+            "full_name": rules.one_line("full name", full_name),
+            "office": rules.one_line("office", office),
+            "phone": rules.one_line("phone", phone),
+            "project": rules.one_line("project", project),
+        }
+        async with self.uow() as repo:
+            tenant = await self._tenant(repo, tenant_name)
+        target = user_target(username, tenant)
+        if not permissions.can_manage_users(ctx.principal, tenant.id):
+            await self._deny(ctx, "user.create", target, tenant=tenant.slug, username=username,
+                             message=f"not an admin of tenant {tenant.slug!r}")
+        async with self.uow() as repo:
+            user_id = await repo.add_user(
+                tenant.id, self.clock(), username=username, hidden=hidden, **fields
+            )
+            user = await repo.user(tenant.id, username)
+            assert user is not None and user.id == user_id
+            await self._audit(repo, ctx, "user.create", target, tenant=tenant.slug,
+                              username=username, after=_profile(user))
+        await self._publish(ChangeEvent("user", tenant.id, tenant.slug, username))
+        return user
+
+    async def edit_user(
+        self,
+        ctx: Context,
+        tenant_name: str | None,
+        name: str,
+        *,
+        full_name: str | None = None,
+        office: str | None = None,
+        phone: str | None = None,
+        project: str | None = None,
+        hidden: bool | None = None,
+    ) -> User:
+        changes: dict[str, Any] = {}
+        for field, value in zip(_PROFILE_FIELDS, (full_name, office, phone, project), strict=True):
+            if value is not None:
+                changes[field] = rules.one_line(field.replace("_", " "), value)
+        if hidden is not None:
+            changes["hidden"] = hidden
+        async with self.uow() as repo:
+            tenant = await self._tenant(repo, tenant_name)
+            user = await self._user(repo, tenant, name)
+        target = user_target(user.username, tenant)
+        if not permissions.can_manage_users(ctx.principal, tenant.id):
+            await self._deny(ctx, "user.update", target, tenant=tenant.slug,
+                             username=user.username,
+                             message=f"not an admin of tenant {tenant.slug!r}")
+        async with self.uow() as repo:
+            if changes:
+                await repo.update_user(user.id, **changes)
+            updated = await repo.user(tenant.id, user.username)
+            assert updated is not None
+            if _profile(updated) != _profile(user):
+                await self._audit(repo, ctx, "user.update", target, tenant=tenant.slug,
+                                  username=user.username, before=_profile(user),
+                                  after=_profile(updated))
+        await self._publish(ChangeEvent("user", tenant.id, tenant.slug, user.username))
+        return updated
+
+    async def remove_user(self, ctx: Context, tenant_name: str | None, name: str) -> None:
+        async with self.uow() as repo:
+            tenant = await self._tenant(repo, tenant_name)
+            user = await self._user(repo, tenant, name)
+        target = user_target(user.username, tenant)
+        if not permissions.can_manage_users(ctx.principal, tenant.id):
+            await self._deny(ctx, "user.remove", target, tenant=tenant.slug,
+                             username=user.username,
+                             message=f"not an admin of tenant {tenant.slug!r}")
+        async with self.uow() as repo:
+            await repo.remove_user(user.id)
+            await self._audit(repo, ctx, "user.remove", target, tenant=tenant.slug,
+                              username=user.username,
+                              before={**_profile(user), "status": user.status})
+        await self._publish(
+            ChangeEvent("user", tenant.id, tenant.slug, user.username, data={"removed": True})
+        )
+
+    # -- status and plan -------------------------------------------------------
+
+    async def set_status(
+        self, ctx: Context, tenant_name: str | None, name: str, status: str | None
+    ) -> User:
+        """Set (or with ``None`` clear) a user's status, keeping the history."""
+        text = rules.status(status) if status is not None else None
+        action = "status.set" if text is not None else "status.clear"
+        async with self.uow() as repo:
+            tenant = await self._tenant(repo, tenant_name)
+            user = await self._user(repo, tenant, name)
+        target = user_target(user.username, tenant)
+        if not permissions.can_write_status(ctx.principal, tenant.id, user.id):
+            await self._deny(ctx, action, target, tenant=tenant.slug, username=user.username,
+                             message=f"{ctx.principal.name} may not change the status of "
+                                     f"{user.username}")
+        now = self.clock()
+        async with self.uow() as repo:
+            await repo.set_status(user.id, text, now, ctx.principal.name[:200], ctx.channel.value)
+            await self._audit(repo, ctx, action, target, tenant=tenant.slug,
+                              username=user.username, before={"status": user.status},
+                              after={"status": text})
+            updated = await repo.user(tenant.id, user.username)
+            assert updated is not None
+        await self._publish(
+            ChangeEvent("status", tenant.id, tenant.slug, user.username, status=text,
+                        data={"hidden": user.hidden})
+        )
+        return updated
+
+    async def clear_status(self, ctx: Context, tenant_name: str | None, name: str) -> User:
+        return await self.set_status(ctx, tenant_name, name, None)
+
+    async def set_plan(self, ctx: Context, tenant_name: str | None, name: str, plan: str) -> User:
+        text = rules.plan(plan)
+        async with self.uow() as repo:
+            tenant = await self._tenant(repo, tenant_name)
+            user = await self._user(repo, tenant, name)
+        target = user_target(user.username, tenant)
+        if not permissions.can_write_status(ctx.principal, tenant.id, user.id):
+            await self._deny(ctx, "plan.set", target, tenant=tenant.slug, username=user.username,
+                             message=f"{ctx.principal.name} may not change the plan of "
+                                     f"{user.username}")
+        async with self.uow() as repo:
+            await repo.set_plan(user.id, text, self.clock())
+            await self._audit(repo, ctx, "plan.set", target, tenant=tenant.slug,
+                              username=user.username,
+                              before={"bytes": len(user.plan.encode())},
+                              after={"bytes": len(text.encode())})
+            updated = await repo.user(tenant.id, user.username)
+            assert updated is not None
+        await self._publish(ChangeEvent("plan", tenant.id, tenant.slug, user.username))
+        return updated

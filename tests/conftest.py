@@ -1,0 +1,56 @@
+"""Shared fixtures: every database-touching test runs on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from fingerplat.domain.model import Channel, Context, Principal
+from fingerplat.repository.engine import create_engine
+from fingerplat.service import FingerplatService
+from tests.support.databases import DatabaseFactory
+
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(scope="session")
+def db_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseFactory]:
+    import asyncio
+
+    factory = DatabaseFactory(tmp_path_factory.mktemp("databases"))
+    yield factory
+    asyncio.run(factory.drop_all())
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+async def database_url(db_factory: DatabaseFactory, backend: str) -> str:
+    """A fresh, migrated database of the parametrised backend for this one test."""
+    return await db_factory.make(backend)
+
+
+@pytest.fixture
+async def service(database_url: str) -> AsyncIterator[FingerplatService]:
+    engine = create_engine(database_url)
+    try:
+        yield FingerplatService(engine)
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+def operator() -> Context:
+    """The CLI operator: a platform admin audited as ``cli:<os user>``."""
+    return Context(Principal.operator(getpass.getuser()), Channel.CLI)
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return Path(__file__).resolve().parents[1]

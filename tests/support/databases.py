@@ -1,0 +1,183 @@
+"""Finding or starting a PostgreSQL for the tests, and fresh databases per test.
+
+Order, as the README says: ``FINGERPLAT_TEST_DATABASE_URL`` when set; else the
+server on 127.0.0.1:5432 when it answers; else a throwaway cluster started
+from the locally installed PostgreSQL binaries. If none works the PostgreSQL
+tests fail loudly; they never skip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+from fingerplat.repository import migrations
+from fingerplat.repository.engine import create_engine
+
+
+def _port_answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start_throwaway_cluster() -> str:
+    """initdb + pg_ctl from /usr/lib/postgresql/*/bin; stopped when the tests end."""
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    initdb = candidates[-1] if candidates else shutil.which("initdb")
+    if not initdb:
+        raise RuntimeError(
+            "no PostgreSQL for the tests: set FINGERPLAT_TEST_DATABASE_URL, run a server on "
+            "127.0.0.1:5432, or install PostgreSQL binaries (apt-get install postgresql)"
+        )
+    bindir = Path(initdb).parent
+    base = Path(tempfile.mkdtemp(prefix="fingerplat-pg-"))
+    data = base / "data"
+    port = _free_port()
+    run_as: list[str] = []
+    if os.geteuid() == 0:
+        owner = "postgres"
+        try:
+            pwd.getpwnam(owner)
+        except KeyError:
+            subprocess.run(["useradd", "--system", "--no-create-home", owner], check=True)
+        shutil.chown(base, owner)
+        run_as = ["runuser", "-u", owner, "--"]
+    subprocess.run(
+        [*run_as, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
+         "--no-sync", "-E", "UTF8"],
+        check=True, capture_output=True,
+    )
+    subprocess.run(
+        [*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(base / "log"), "-w",
+         "-o", f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off", "start"],
+        check=True, capture_output=True,
+    )
+
+    def stop() -> None:
+        subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate",
+                        "stop"], capture_output=True, check=False)
+        shutil.rmtree(base, ignore_errors=True)
+
+    atexit.register(stop)
+    return f"postgresql+asyncpg://postgres@127.0.0.1:{port}/postgres"
+
+
+_server_url: str | None = None
+
+
+def postgres_server_url() -> str:
+    """A URL for a database on the test server where we may create databases."""
+    global _server_url
+    if _server_url is None:
+        env = os.environ.get("FINGERPLAT_TEST_DATABASE_URL")
+        if env:
+            _server_url = env
+        elif _port_answers("127.0.0.1", 5432):
+            _server_url = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+        else:
+            _server_url = _start_throwaway_cluster()
+    return _server_url
+
+
+def _asyncpg_dsn(url: str, database: str | None = None) -> str:
+    parsed = make_url(url)
+    if database is not None:
+        parsed = parsed.set(database=database)
+    return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def _admin_execute(sql: str) -> None:
+    conn = await asyncpg.connect(_asyncpg_dsn(postgres_server_url()))
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+class DatabaseFactory:
+    """Makes a migrated template once per backend, then cheap copies per test."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.run_id = uuid.uuid4().hex[:8]
+        self._pg_template: str | None = None
+        self._sqlite_template: Path | None = None
+        self._pg_databases: list[str] = []
+
+    async def _migrate(self, url: str) -> None:
+        engine = create_engine(url)
+        try:
+            await migrations.upgrade(engine)
+        finally:
+            await engine.dispose()
+
+    async def sqlite(self) -> str:
+        if self._sqlite_template is None:
+            template = self.workdir / "template.db"
+            await self._migrate(f"sqlite+aiosqlite:///{template}")
+            self._sqlite_template = template
+        target = self.workdir / f"db-{uuid.uuid4().hex[:10]}.db"
+        shutil.copyfile(self._sqlite_template, target)
+        return f"sqlite+aiosqlite:///{target}"
+
+    async def postgresql(self, *, migrated: bool = True) -> str:
+        server = postgres_server_url()
+        if migrated and self._pg_template is None:
+            name = f"fp_tmpl_{self.run_id}"
+            await _admin_execute(f'CREATE DATABASE "{name}"')
+            self._pg_databases.append(name)
+            await self._migrate(str(make_url(server).set(database=name)))
+            self._pg_template = name
+        name = f"fp_test_{self.run_id}_{uuid.uuid4().hex[:8]}"
+        template = f' TEMPLATE "{self._pg_template}"' if migrated else ""
+        for attempt in range(20):
+            try:
+                await _admin_execute(f'CREATE DATABASE "{name}"{template}')
+                break
+            except asyncpg.ObjectInUseError:  # template briefly busy
+                await asyncio.sleep(0.1 * (attempt + 1))
+        else:
+            raise RuntimeError("could not copy the PostgreSQL template database")
+        self._pg_databases.append(name)
+        return make_url(server).set(database=name).render_as_string(hide_password=False)
+
+    async def empty(self, backend: str) -> str:
+        """A database with no schema at all (for migration and upgrade tests)."""
+        if backend == "sqlite":
+            return f"sqlite+aiosqlite:///{self.workdir / f'empty-{uuid.uuid4().hex[:10]}.db'}"
+        return await self.postgresql(migrated=False)
+
+    async def make(self, backend: str) -> str:
+        return await (self.sqlite() if backend == "sqlite" else self.postgresql())
+
+    async def drop_all(self) -> None:
+        for name in reversed(self._pg_databases):
+            for _ in range(10):
+                try:
+                    await _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                    break
+                except asyncpg.PostgresError:
+                    time.sleep(0.2)
+        self._pg_databases.clear()
