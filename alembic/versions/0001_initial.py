@@ -10,8 +10,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from alembic import op
 
+from alembic import op
 from fingerplat.repository.schema import Id, UTCDateTime
 
 revision = "0001"

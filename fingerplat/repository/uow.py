@@ -26,7 +26,7 @@ def translate_db_error(error: BaseException) -> FingerplatError | None:
         return Unavailable("database unreachable")
     if isinstance(error, sa_exc.DBAPIError):
         text = str(error.orig if error.orig is not None else error).lower()
-        if any(marker in text for marker in _MISSING_TABLE_MARKERS) and "relation" in text or (
+        if (any(marker in text for marker in _MISSING_TABLE_MARKERS) and "relation" in text) or (
             "no such table" in text
         ):
             return SchemaOutOfDate("the database schema is missing: run `fingerplat db upgrade`")

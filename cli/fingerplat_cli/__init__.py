@@ -1,0 +1,1 @@
+"""The ``fingerplat`` command line: a click application over the service layer."""

@@ -1,0 +1,251 @@
+"""The TOML configuration file (SPEC section 10), validated strictly.
+
+Unknown keys and wrong types are refused at start with the key's dotted name,
+so a typo never silently falls back to a default. Command-line options are
+merged over the file by the CLI; defaults live here.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from fingerplat.domain.errors import InvalidInput
+
+CONFIG_ENV = "FINGERPLAT_CONFIG"
+DATABASE_URL_ENV = "FINGERPLAT_DATABASE_URL"
+
+Seconds = StrictInt | StrictFloat
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def parse_address(text: str, *, default_host: str = "127.0.0.1") -> tuple[str, int]:
+    """``HOST:PORT``, ``[v6]:PORT`` or ``:PORT``; port 0 asks the OS for a free port."""
+    value = text.strip()
+    if value.startswith("["):
+        host, _, rest = value[1:].partition("]")
+        port_text = rest[1:] if rest.startswith(":") else ""
+    else:
+        host, sep, port_text = value.rpartition(":")
+        if not sep:
+            raise InvalidInput(f"invalid listen address {text!r}: expected HOST:PORT")
+    host = host or default_host
+    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise InvalidInput(f"invalid listen address {text!r}: port must be 0-65535")
+    return host, int(port_text)
+
+
+def format_address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class ListenSpec(_Section):
+    address: StrictStr
+    tenant: StrictStr | None = None
+
+    @field_validator("address")
+    @classmethod
+    def _valid_address(cls, value: str) -> str:
+        try:
+            parse_address(value)
+        except InvalidInput as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        return parse_address(self.address)
+
+
+def _listen_list(value: Any) -> Any:
+    if isinstance(value, list):
+        return [{"address": v} if isinstance(v, str) else v for v in value]
+    return value
+
+
+class FingerConfig(_Section):
+    listen: list[ListenSpec] = Field(default_factory=lambda: [ListenSpec(address="127.0.0.1:1079")])
+    idle_timeout: Seconds = 10
+    max_connections: StrictInt = Field(1000, ge=1)
+    rate_limit: Seconds = Field(20, gt=0)
+    max_listed_users: StrictInt = Field(200, ge=1)
+    access_log: StrictBool = True
+
+    _listen = field_validator("listen", mode="before")(_listen_list)
+
+
+class SetterConfig(_Section):
+    listen: list[ListenSpec] = Field(default_factory=lambda: [ListenSpec(address="127.0.0.1:1179")])
+    unix_socket: StrictStr | None = None
+    unix_tenant: StrictStr = "default"
+    idle_timeout: Seconds = 300
+    max_connections: StrictInt = Field(200, ge=1)
+
+    _listen = field_validator("listen", mode="before")(_listen_list)
+
+
+class WebConfig(_Section):
+    listen: list[ListenSpec] = Field(default_factory=lambda: [ListenSpec(address="127.0.0.1:8000")])
+    tls_cert: StrictStr | None = None
+    tls_key: StrictStr | None = None
+    templates: StrictStr | None = None
+    max_body_bytes: StrictInt = Field(64 * 1024, ge=1024)
+
+    _listen = field_validator("listen", mode="before")(_listen_list)
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> WebConfig:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("web.tls_cert and web.tls_key must be given together")
+        return self
+
+
+class ForwardingConfig(_Section):
+    port: StrictInt = Field(79, ge=1, le=65535)
+    timeout: Seconds = Field(5, gt=0)
+    max_hops: StrictInt = Field(3, ge=1, le=10)
+    max_bytes: StrictInt = Field(65536, ge=256)
+    allow: list[StrictStr] = Field(default_factory=list)
+
+    @field_validator("allow")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP network like 127.0.0.2/32") from None
+        return value
+
+
+class IrcConfig(_Section):
+    server: StrictStr
+    port: StrictInt = Field(6697, ge=1, le=65535)
+    tls: StrictBool = True
+    nick: StrictStr = "fingerbot"
+    channels: list[StrictStr] = Field(default_factory=list)
+    tenant: StrictStr = "default"
+    password: StrictStr | None = None
+    tls_verify: StrictBool = True
+
+
+class SourceConfig(_Section):
+    kind: Literal["users-file", "passwd", "web"]
+    tenant: StrictStr = "default"
+    path: StrictStr | None = None
+    url: StrictStr | None = None
+    interval: Seconds = Field(30, gt=0)
+    timeout: Seconds = Field(5, gt=0)
+    cache_ttl: Seconds | None = None
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> SourceConfig:
+        if self.kind == "users-file" and not self.path:
+            raise ValueError("a users-file source needs path")
+        if self.kind == "web" and (not self.url or "{user}" not in self.url):
+            raise ValueError("a web source needs url containing {user}")
+        return self
+
+
+class DatabaseConfig(_Section):
+    pool_size: StrictInt = Field(10, ge=1)
+    max_overflow: StrictInt = Field(10, ge=0)
+    pool_timeout: Seconds = Field(5, gt=0)
+    connect_timeout: Seconds = Field(5, gt=0)
+    command_timeout: Seconds = Field(10, gt=0)
+
+
+class LogConfig(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["text", "json"] = "text"
+
+
+class Config(_Section):
+    database_url: StrictStr | None = None
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+    finger: FingerConfig = Field(default_factory=FingerConfig)
+    setter: SetterConfig = Field(default_factory=SetterConfig)
+    web: WebConfig = Field(default_factory=WebConfig)
+    forwarding: ForwardingConfig = Field(default_factory=ForwardingConfig)
+    irc: list[IrcConfig] = Field(default_factory=list)
+    source: list[SourceConfig] = Field(default_factory=list)
+    log: LogConfig = Field(default_factory=LogConfig)
+
+
+def _field_names() -> set[str]:
+    names: set[str] = set()
+    for model in (Config, DatabaseConfig, FingerConfig, SetterConfig, WebConfig,
+                  ForwardingConfig, IrcConfig, SourceConfig, LogConfig, ListenSpec):
+        names.update(model.model_fields)
+    return names
+
+
+def _describe(error: ValidationError, origin: str) -> str:
+    first = error.errors()[0]
+    known = _field_names()
+    # pydantic adds union-member labels ("int", "float") to the location: drop them.
+    parts = [str(p) for p in first["loc"] if isinstance(p, int) or p in known]
+    if first["type"] == "extra_forbidden" and first["loc"] and str(first["loc"][-1]) not in parts:
+        parts.append(str(first["loc"][-1]))
+    key = ".".join(parts)
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        return f"{origin}: unknown key {key!r}"
+    message = first["msg"].removeprefix("Value error, ")
+    return f"{origin}: key {key!r}: {message}" if key else f"{origin}: {message}"
+
+
+def from_mapping(data: dict[str, Any], origin: str = "configuration") -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidInput(_describe(exc, origin)) from None
+
+
+def load(path: str | os.PathLike[str] | None) -> Config:
+    """Read a TOML file (or return the defaults when ``path`` is None)."""
+    if path is None:
+        return Config()
+    file = Path(path)
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InvalidInput(f"config file {file} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"config file {file} cannot be read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidInput(f"config file {file} is not valid TOML: {exc}") from None
+    return from_mapping(data, str(file))
+
+
+def with_overrides(config: Config, **overrides: Any) -> Config:
+    """A copy of ``config`` with dotted-key overrides (``finger.listen=[...]``) applied."""
+    data = config.model_dump()
+    for dotted, value in overrides.items():
+        if value is None:
+            continue
+        node = data
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node[part]
+        node[leaf] = value
+    return from_mapping(data, "command line")

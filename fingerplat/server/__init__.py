@@ -1,0 +1,1 @@
+"""The composition root: builds the service and starts every configured listener."""

@@ -1,0 +1,186 @@
+"""The composition root for ``fingerplat serve``.
+
+It is the one place that knows every part: it builds the engine and the
+service, checks (or on SQLite creates) the schema, starts each configured
+listener with the adapter that speaks its protocol, prints every bound
+address, and on SIGTERM stops accepting, drains in-flight work and closes the
+pool. Adapters only ever see the service, their own settings and the metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from fingerplat.config import Config
+from fingerplat.domain.errors import FingerplatError, InvalidInput, Unavailable
+from fingerplat.metrics import Metrics
+from fingerplat.repository import migrations
+from fingerplat.repository.engine import create_engine, is_sqlite, sqlite_file
+from fingerplat.repository.uow import translate_db_error
+from fingerplat.service import FingerplatService
+
+log = logging.getLogger("fingerplat.server")
+
+DRAIN_TIMEOUT = 10.0
+
+
+class RunningListener(Protocol):
+    """What every adapter's ``start_*`` function returns."""
+
+    name: str
+
+    @property
+    def addresses(self) -> list[str]: ...
+
+    async def close(self) -> None:
+        """Stop accepting new connections."""
+
+    async def drain(self, timeout: float) -> None:
+        """Wait (bounded) for in-flight requests to finish, then drop the rest."""
+
+
+@dataclass
+class Runtime:
+    config: Config
+    database_url: str
+    announce: Callable[[str], None] = print
+    engine: AsyncEngine | None = None
+    service: FingerplatService | None = None
+    metrics: Metrics = field(default_factory=Metrics)
+    listeners: list[RunningListener] = field(default_factory=list)
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def prepare_database(self) -> None:
+        """SQLite: create and migrate on first start. PostgreSQL: refuse an old schema."""
+        db = self.config.database
+        self.engine = create_engine(
+            self.database_url,
+            pool_size=db.pool_size,
+            max_overflow=db.max_overflow,
+            pool_timeout=db.pool_timeout,
+            connect_timeout=db.connect_timeout,
+            command_timeout=db.command_timeout,
+        )
+        self.service = FingerplatService(self.engine)
+        if is_sqlite(self.database_url):
+            path = sqlite_file(self.database_url)
+            existed = path is not None and path.exists()
+            try:
+                current = await migrations.current_revision(self.engine)
+                if current != migrations.head_revision():
+                    await migrations.upgrade(self.engine)
+            except Exception as error:
+                mapped = translate_db_error(error)
+                raise (mapped or Unavailable(f"cannot open SQLite database: {error}")) from error
+            where = str(path) if path else "in memory"
+            state = "using" if existed and current else "created"
+            if existed and current and current != migrations.head_revision():
+                state = "upgraded"
+            self.announce(f"database: SQLite {where} ({state})")
+        else:
+            await self.service.check_schema()
+            self.announce("database: PostgreSQL (schema current)")
+
+    async def start_listeners(self) -> None:
+        from fingerplat.adapters.finger.server import start_finger_server
+        from fingerplat.adapters.setter.server import start_setter_server
+
+        assert self.service is not None
+        cfg = self.config
+        for spec in cfg.finger.listen:
+            host, port = spec.host_port
+            self.listeners.append(await start_finger_server(
+                self.service, host, port, tenant=spec.tenant, settings=cfg.finger,
+                forwarding=cfg.forwarding, metrics=self.metrics,
+            ))
+        for spec in cfg.setter.listen:
+            host, port = spec.host_port
+            self.listeners.append(await start_setter_server(
+                self.service, host, port, settings=cfg.setter, metrics=self.metrics,
+            ))
+        if cfg.web.listen:
+            from fingerplat.adapters.web.server import start_web_server
+
+            self.listeners.append(await start_web_server(
+                self.service, cfg.web, metrics=self.metrics,
+            ))
+        for listener in self.listeners:
+            for address in listener.addresses:
+                self.announce(f"{listener.name} listening on {address}")
+
+    async def start(self) -> None:
+        try:
+            await self.prepare_database()
+            await self.start_listeners()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        for listener in self.listeners:
+            with contextlib.suppress(Exception):
+                await listener.close()
+        await asyncio.gather(
+            *(listener.drain(DRAIN_TIMEOUT) for listener in self.listeners),
+            return_exceptions=True,
+        )
+        self.listeners.clear()
+        if self.engine is not None:
+            await self.engine.dispose()
+            self.engine = None
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+
+    async def serve_until_stopped(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        self.announce("ready")
+        await self._stopping.wait()
+        self.announce("stopping: draining in-flight requests")
+        await self.stop()
+        self.announce("stopped")
+
+
+def drop_privileges(user: str | None, group: str | None) -> None:
+    """After binding, become ``user``/``group`` (only meaningful when started as root)."""
+    if user is None and group is None:
+        return
+    import grp
+    import pwd
+
+    if os.geteuid() != 0:
+        raise InvalidInput("--user/--group need fingerplat to be started as root")
+    try:
+        pw = pwd.getpwnam(user) if user else None
+        gid = grp.getgrnam(group).gr_gid if group else (pw.pw_gid if pw else None)
+    except KeyError as exc:
+        raise InvalidInput(f"no such user or group: {exc.args[0]}") from None
+    if gid is not None:
+        os.setgroups([gid])
+        os.setgid(gid)
+    if pw is not None:
+        os.setuid(pw.pw_uid)
+
+
+async def serve(config: Config, database_url: str, *, user: str | None = None,
+                group: str | None = None, announce: Callable[[str], None] = print) -> None:
+    """Run the server until SIGTERM/SIGINT. Raises FingerplatError for user errors."""
+    runtime = Runtime(config, database_url, announce=announce)
+    await runtime.start()
+    try:
+        drop_privileges(user, group)
+    except FingerplatError:
+        await runtime.stop()
+        raise
+    await runtime.serve_until_stopped()
