@@ -14,7 +14,7 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -31,6 +31,9 @@ from fingerplat.service import FingerplatService
 log = logging.getLogger("fingerplat.server")
 
 DRAIN_TIMEOUT = 10.0
+
+# (user, remote host chain, verbose) -> answer lines, already neutralised.
+ForwardFn = Callable[[str, list[str], bool], Awaitable[list[str]]]
 
 
 class RunningListener(Protocol):
@@ -90,6 +93,14 @@ class Runtime:
             await self.service.check_schema()
             self.announce("database: PostgreSQL (schema current)")
 
+    def forwarder(self) -> ForwardFn | None:
+        """The finger proxy, handed to the finger adapter as a plain callable."""
+        try:
+            from fingerplat.adapters.proxy.forwarder import Forwarder
+        except ModuleNotFoundError:
+            return None
+        return Forwarder(self.config.forwarding, metrics=self.metrics)
+
     async def start_listeners(self) -> None:
         from fingerplat.adapters.finger.server import start_finger_server
         from fingerplat.adapters.setter.server import start_setter_server
@@ -100,7 +111,7 @@ class Runtime:
             host, port = spec.host_port
             self.listeners.append(await start_finger_server(
                 self.service, host, port, tenant=spec.tenant, settings=cfg.finger,
-                forwarding=cfg.forwarding, metrics=self.metrics,
+                metrics=self.metrics, forward=self.forwarder(),
             ))
         for spec in cfg.setter.listen:
             host, port = spec.host_port
