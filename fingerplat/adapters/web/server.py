@@ -1,0 +1,117 @@
+"""Binding the web application to its listen addresses (HTTP or HTTPS).
+
+``fingerplat serve`` calls :func:`start_web_server`; it returns a
+:class:`WebServer` that the runtime closes and drains on SIGTERM like every
+other listener.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+
+from aiohttp import web
+
+from fingerplat.adapters.web.app import build_app
+from fingerplat.config import WebConfig, format_address
+from fingerplat.domain.errors import InvalidInput
+from fingerplat.metrics import Metrics
+from fingerplat.service import FingerplatService
+
+log = logging.getLogger("fingerplat.web")
+
+# How long a graceful shutdown waits for in-flight requests by default.
+SHUTDOWN_TIMEOUT = 10.0
+
+
+def make_ssl_context(cert: str, key: str) -> ssl.SSLContext:
+    """A server TLS context with modern defaults; bad files are a clear start-up error."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise InvalidInput(f"cannot load web TLS certificate/key ({cert}, {key}): {exc}") from None
+    return context
+
+
+class WebServer:
+    """One aiohttp runner serving the app on every configured address."""
+
+    name = "web"
+
+    def __init__(self, runner: web.AppRunner, scheme: str) -> None:
+        self._runner = runner
+        self._scheme = scheme
+        self._closed = False
+
+    @property
+    def app(self) -> web.Application:
+        app = self._runner.app
+        assert isinstance(app, web.Application)
+        return app
+
+    @property
+    def addresses(self) -> list[str]:
+        """``http://host:port`` for every bound socket, with the real port."""
+        result = []
+        for sockname in self._runner.addresses:
+            host, port = sockname[0], sockname[1]
+            result.append(f"{self._scheme}://{format_address(host, port)}")
+        return result
+
+    @property
+    def url(self) -> str:
+        """The first bound address: handy for tests and log lines."""
+        return self.addresses[0]
+
+    async def close(self) -> None:
+        """Stop accepting connections; requests in flight carry on."""
+        if self._closed:
+            return
+        self._closed = True
+        for site in list(self._runner.sites):
+            with contextlib.suppress(Exception):
+                await site.stop()
+
+    async def drain(self, timeout: float) -> None:
+        """Let in-flight requests finish (bounded), then close every connection."""
+        await self.close()
+        try:
+            await asyncio.wait_for(self._runner.cleanup(), timeout + 1.0)
+        except TimeoutError:
+            log.warning("web: in-flight requests did not finish within %.1fs", timeout)
+
+
+async def start_web_server(
+    service: FingerplatService, settings: WebConfig, *, metrics: Metrics
+) -> WebServer:
+    """Build the app and bind every ``[web] listen`` address (port 0: a free port)."""
+    ssl_context = None
+    if settings.tls_cert and settings.tls_key:
+        ssl_context = make_ssl_context(settings.tls_cert, settings.tls_key)
+    app = build_app(service, settings, metrics=metrics)
+    runner = web.AppRunner(
+        app, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT, access_log=log
+    )
+    await runner.setup()
+    try:
+        for spec in settings.listen:
+            host, port = spec.host_port
+            site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
+            try:
+                await site.start()
+            except OSError as exc:
+                raise InvalidInput(
+                    f"web: cannot listen on {format_address(host, port)}: {exc.strerror or exc}"
+                ) from None
+    except BaseException:
+        await runner.cleanup()
+        raise
+    server = WebServer(runner, "https" if ssl_context else "http")
+    server_impl = runner.server
+    if server_impl is not None:
+        metrics.connections.labels("web").set_function(lambda: len(server_impl.connections))
+    return server

@@ -1,0 +1,63 @@
+"""Fixtures: the real web listener over real sockets, on both databases.
+
+``web_server`` starts the server the way ``fingerplat serve`` does (through
+``start_web_server``) on 127.0.0.1 with a free port over the ``service``
+fixture. ``web_server_factory`` does the same with other ``[web]`` settings
+(TLS, template overrides, body limits).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import pytest
+
+from fingerplat.adapters.web.server import WebServer, start_web_server
+from fingerplat.config import WebConfig
+from fingerplat.metrics import Metrics
+from fingerplat.service import FingerplatService
+
+
+@dataclass
+class RunningWeb:
+    url: str  # e.g. "http://127.0.0.1:40123" (no trailing slash)
+    service: FingerplatService
+    metrics: Metrics
+    server: WebServer
+    settings: WebConfig
+
+
+WebFactory = Callable[..., Awaitable[RunningWeb]]
+
+
+@pytest.fixture
+async def web_server_factory(service: FingerplatService) -> AsyncIterator[WebFactory]:
+    started: list[WebServer] = []
+
+    async def start(**settings: Any) -> RunningWeb:
+        settings.setdefault("listen", ["127.0.0.1:0"])
+        config = WebConfig.model_validate(settings)
+        metrics = Metrics()
+        server = await start_web_server(service, config, metrics=metrics)
+        started.append(server)
+        return RunningWeb(server.url, service, metrics, server, config)
+
+    yield start
+    for server in started:
+        await server.drain(5)
+
+
+@pytest.fixture
+async def web_server(web_server_factory: WebFactory) -> RunningWeb:
+    return await web_server_factory()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """A client session that never follows redirects and never waits forever."""
+    timeout = aiohttp.ClientTimeout(total=20)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        yield session
