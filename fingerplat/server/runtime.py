@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import signal
@@ -20,7 +21,7 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from fingerplat.config import Config
+from fingerplat.config import Config, format_address
 from fingerplat.domain.errors import FingerplatError, InvalidInput, Unavailable
 from fingerplat.metrics import Metrics
 from fingerplat.repository import migrations
@@ -75,20 +76,7 @@ class Runtime:
         )
         self.service = FingerplatService(self.engine)
         if is_sqlite(self.database_url):
-            path = sqlite_file(self.database_url)
-            existed = path is not None and path.exists()
-            try:
-                current = await migrations.current_revision(self.engine)
-                if current != migrations.head_revision():
-                    await migrations.upgrade(self.engine)
-            except Exception as error:
-                mapped = translate_db_error(error)
-                raise (mapped or Unavailable(f"cannot open SQLite database: {error}")) from error
-            where = str(path) if path else "in memory"
-            state = "using" if existed and current else "created"
-            if existed and current and current != migrations.head_revision():
-                state = "upgraded"
-            self.announce(f"database: SQLite {where} ({state})")
+            self.announce((await prepare_sqlite(self.engine, self.database_url)).line)
         else:
             await self.service.check_schema()
             self.announce("database: PostgreSQL (schema current)")
@@ -109,15 +97,23 @@ class Runtime:
         cfg = self.config
         for spec in cfg.finger.listen:
             host, port = spec.host_port
-            self.listeners.append(await start_finger_server(
-                self.service, host, port, tenant=spec.tenant, settings=cfg.finger,
-                metrics=self.metrics, forward=self.forwarder(),
-            ))
+            if spec.tenant is not None:
+                await self.service.resolve_tenant(spec.tenant)  # NotFound names it
+            try:
+                self.listeners.append(await start_finger_server(
+                    self.service, host, port, tenant=spec.tenant, settings=cfg.finger,
+                    metrics=self.metrics, forward=self.forwarder(),
+                ))
+            except OSError as error:
+                raise listen_error("finger", host, port, error) from None
         for spec in cfg.setter.listen:
             host, port = spec.host_port
-            self.listeners.append(await start_setter_server(
-                self.service, host, port, settings=cfg.setter, metrics=self.metrics,
-            ))
+            try:
+                self.listeners.append(await start_setter_server(
+                    self.service, host, port, settings=cfg.setter, metrics=self.metrics,
+                ))
+            except OSError as error:
+                raise listen_error("setter", host, port, error) from None
         if cfg.web.listen:
             from fingerplat.adapters.web.server import start_web_server
 
@@ -161,6 +157,49 @@ class Runtime:
         self.announce("stopping: draining in-flight requests")
         await self.stop()
         self.announce("stopped")
+
+
+@dataclass(frozen=True)
+class PreparedSqlite:
+    """Where the SQLite file is and whether it was ``created``, ``upgraded`` or just ``using``."""
+
+    where: str
+    state: str
+
+    @property
+    def line(self) -> str:
+        return f"database: SQLite {self.where} ({self.state})"
+
+
+async def prepare_sqlite(engine: AsyncEngine, database_url: str) -> PreparedSqlite:
+    """Create and migrate an embedded SQLite database; say where it is and what was done.
+
+    The embedded default must work on a bare machine with no set-up step, so
+    ``serve`` and the CLI commands both call this instead of refusing an empty
+    or older SQLite file (PostgreSQL is never migrated implicitly).
+    """
+    path = sqlite_file(database_url)
+    existed = path is not None and path.exists()
+    try:
+        current = await migrations.current_revision(engine)
+        if current != migrations.head_revision():
+            await migrations.upgrade(engine)
+    except Exception as error:
+        mapped = translate_db_error(error)
+        raise (mapped or Unavailable(f"cannot open SQLite database: {error}")) from error
+    where = str(path) if path else "in memory"
+    state = "using" if existed and current else "created"
+    if existed and current and current != migrations.head_revision():
+        state = "upgraded"
+    return PreparedSqlite(where, state)
+
+
+def listen_error(adapter: str, host: str, port: int, error: OSError) -> InvalidInput:
+    """A bind failure as one line naming the address (``address already in use``)."""
+    reason = (error.strerror or str(error)).lower()
+    if error.errno == errno.EACCES and port < 1024:
+        reason += " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
+    return InvalidInput(f"{adapter}: cannot listen on {format_address(host, port)}: {reason}")
 
 
 def drop_privileges(user: str | None, group: str | None) -> None:
