@@ -27,6 +27,7 @@ from fingerplat.metrics import Metrics
 from fingerplat.repository import migrations
 from fingerplat.repository.engine import create_engine, is_sqlite, sqlite_file
 from fingerplat.repository.uow import translate_db_error
+from fingerplat.server import logs, systemd
 from fingerplat.service import FingerplatService
 
 log = logging.getLogger("fingerplat.server")
@@ -148,15 +149,73 @@ class Runtime:
     def request_stop(self) -> None:
         self._stopping.set()
 
-    async def serve_until_stopped(self) -> None:
+    def reload(self, load: Callable[[], Config]) -> None:
+        """SIGHUP: re-read the configuration and apply what can change live.
+
+        Listeners that implement ``reconfigure(config)`` take new limits and
+        timeouts at once; the log level and format change at once; anything
+        else (addresses, database, TLS, bots, sources) is reported as needing
+        a restart. A broken file changes nothing and is reported.
+        """
+        try:
+            new = load()
+        except FingerplatError as error:
+            self.announce(f"reload refused, configuration unchanged: {error}")
+            return
+        changed = _changed_keys(self.config.model_dump(), new.model_dump())
+        if not changed:
+            self.announce("reload: configuration unchanged")
+            return
+        live_prefixes = tuple(LIVE_KEYS)
+        live = [k for k in changed if k.startswith(live_prefixes)]
+        restart = [k for k in changed if not k.startswith(live_prefixes)]
+        self.config = new.model_copy(update={
+            # Keys that need a restart keep their running values.
+            name: getattr(self.config, name) for name in {k.split(".")[0] for k in restart}
+            if name not in {k.split(".")[0] for k in live}
+        })
+        logs.configure(new.log.level, new.log.format)
+        for listener in self.listeners:
+            reconfigure = getattr(listener, "reconfigure", None)
+            if reconfigure is not None:
+                reconfigure(new)
+        if live:
+            self.announce(f"reload: applied {', '.join(live)}")
+        if restart:
+            self.announce(f"reload: needs a restart to change {', '.join(restart)}")
+
+    async def serve_until_stopped(self, reload: Callable[[], Config] | None = None) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
+        if reload is not None:
+            loop.add_signal_handler(signal.SIGHUP, self.reload, reload)
         self.announce("ready")
+        systemd.notify("READY=1")
         await self._stopping.wait()
+        systemd.notify("STOPPING=1")
         self.announce("stopping: draining in-flight requests")
         await self.stop()
         self.announce("stopped")
+
+
+# Configuration keys a running server applies on SIGHUP (README: "Reloading").
+LIVE_KEYS = (
+    "finger.idle_timeout", "finger.max_connections", "finger.rate_limit",
+    "finger.max_listed_users", "finger.access_log", "setter.idle_timeout",
+    "setter.max_connections", "forwarding.", "log.",
+)
+
+
+def _changed_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
+    keys = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys.extend(_changed_keys(a, b, f"{prefix}{key}."))
+        elif a != b:
+            keys.append(f"{prefix}{key}")
+    return keys
 
 
 @dataclass(frozen=True)
@@ -224,8 +283,13 @@ def drop_privileges(user: str | None, group: str | None) -> None:
 
 
 async def serve(config: Config, database_url: str, *, user: str | None = None,
-                group: str | None = None, announce: Callable[[str], None] = print) -> None:
-    """Run the server until SIGTERM/SIGINT. Raises FingerplatError for user errors."""
+                group: str | None = None, announce: Callable[[str], None] = print,
+                reload: Callable[[], Config] | None = None) -> None:
+    """Run the server until SIGTERM/SIGINT. Raises FingerplatError for user errors.
+
+    ``reload`` re-reads the configuration (file plus command-line overrides)
+    on SIGHUP; without it SIGHUP keeps its default meaning.
+    """
     runtime = Runtime(config, database_url, announce=announce)
     await runtime.start()
     try:
@@ -233,4 +297,4 @@ async def serve(config: Config, database_url: str, *, user: str | None = None,
     except FingerplatError:
         await runtime.stop()
         raise
-    await runtime.serve_until_stopped()
+    await runtime.serve_until_stopped(reload)
