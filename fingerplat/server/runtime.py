@@ -169,11 +169,7 @@ class Runtime:
         live_prefixes = tuple(LIVE_KEYS)
         live = [k for k in changed if k.startswith(live_prefixes)]
         restart = [k for k in changed if not k.startswith(live_prefixes)]
-        self.config = new.model_copy(update={
-            # Keys that need a restart keep their running values.
-            name: getattr(self.config, name) for name in {k.split(".")[0] for k in restart}
-            if name not in {k.split(".")[0] for k in live}
-        })
+        self.config = new
         logs.configure(new.log.level, new.log.format)
         for listener in self.listeners:
             reconfigure = getattr(listener, "reconfigure", None)
