@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -75,7 +76,10 @@ def create_engine(
     if is_sqlite(url):
         path = sqlite_file(url)
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            # Best effort: when the folder cannot be made, connecting fails later
+            # and the unit of work reports the database as unavailable.
+            with contextlib.suppress(OSError):
+                path.parent.mkdir(parents=True, exist_ok=True)
         kwargs["connect_args"] = {"timeout": 15}
     else:
         kwargs.update(
@@ -87,10 +91,28 @@ def create_engine(
     engine = create_async_engine(url, **kwargs)
     if is_sqlite(url):
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
     return engine
 
 
+# Execution option a unit of work sets to choose how a SQLite transaction starts.
+SQLITE_BEGIN_OPTION = "fingerplat_sqlite_begin"
+
+
+def _sqlite_begin(conn: Any) -> None:
+    """Start every SQLite transaction ourselves (the driver's own BEGIN is turned off).
+
+    The driver would only begin before the first INSERT/UPDATE/DELETE, so the
+    reads of a use case (the permission check) ran outside its transaction.
+    Units of work that write ask for ``BEGIN IMMEDIATE``: they take the write
+    lock up front (waiting up to busy_timeout) instead of failing with
+    SQLITE_BUSY when a read transaction later tries to become a write one.
+    """
+    conn.exec_driver_sql(conn.get_execution_options().get(SQLITE_BEGIN_OPTION, "BEGIN"))
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None  # no implicit BEGIN: see _sqlite_begin
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")

@@ -15,7 +15,10 @@ from alembic import command
 
 
 def script_location() -> Path:
-    """The migrations folder: ``alembic/`` in a checkout, ``fingerplat_migrations`` when installed."""
+    """The migrations folder.
+
+    ``alembic/`` in a checkout; the ``fingerplat_migrations`` package when installed.
+    """
     spec = importlib.util.find_spec("fingerplat_migrations")
     if spec is not None and spec.submodule_search_locations:
         for location in spec.submodule_search_locations:

@@ -146,6 +146,19 @@ class Repository:
         rows = (await self.conn.execute(select(tenants).order_by(tenants.c.slug))).mappings().all()
         return [await self._tenant_from_row(r) for r in rows]
 
+    async def lock_tenant(self, tenant_id: int, *, exclusive: bool = True) -> bool:
+        """Lock a tenant row until the commit (PostgreSQL); False when it is gone.
+
+        Exclusive for changes to the tenant itself; ``exclusive=False`` takes a
+        key-share lock, enough to keep the tenant from being removed while a
+        user is added to it, without serialising those additions.
+        """
+        stmt = select(tenants.c.id).where(tenants.c.id == tenant_id)
+        stmt = stmt.with_for_update() if exclusive else stmt.with_for_update(
+            read=True, key_share=True
+        )
+        return (await self.conn.execute(stmt)).first() is not None
+
     async def add_tenant(self, slug: str, name: str, now: datetime) -> int:
         return await self._insert(
             insert(tenants).values(
@@ -179,11 +192,15 @@ class Repository:
         user_ids = select(users.c.id).where(users.c.tenant_id == tenant_id).scalar_subquery()
         await self.conn.execute(delete(api_tokens).where(api_tokens.c.tenant_id == tenant_id))
         await self.conn.execute(delete(api_tokens).where(api_tokens.c.user_id.in_(user_ids)))
-        await self.conn.execute(delete(status_history).where(status_history.c.user_id.in_(user_ids)))
+        await self.conn.execute(
+            delete(status_history).where(status_history.c.user_id.in_(user_ids))
+        )
         await self.conn.execute(delete(plans).where(plans.c.user_id.in_(user_ids)))
         await self.conn.execute(delete(users).where(users.c.tenant_id == tenant_id))
         await self.conn.execute(delete(admins).where(admins.c.tenant_id == tenant_id))
-        await self.conn.execute(delete(tenant_domains).where(tenant_domains.c.tenant_id == tenant_id))
+        await self.conn.execute(
+            delete(tenant_domains).where(tenant_domains.c.tenant_id == tenant_id)
+        )
         await self.conn.execute(delete(tenants).where(tenants.c.id == tenant_id))
 
     async def count_users(self, tenant_id: int, *, include_hidden: bool) -> int:
@@ -194,7 +211,11 @@ class Repository:
 
     # -- users -----------------------------------------------------------------
 
-    async def user(self, tenant_id: int, username: str, *, with_plan: bool = True) -> User | None:
+    async def user(
+        self, tenant_id: int, username: str, *, with_plan: bool = True, for_update: bool = False
+    ) -> User | None:
+        """A user by name; ``for_update`` locks the row (PostgreSQL) until the commit."""
+        stmt: Any
         if with_plan:
             stmt = (
                 select(*_USER_COLUMNS, plans.c.text.label("plan"))
@@ -205,6 +226,8 @@ class Repository:
             stmt = select(*_USER_COLUMNS).where(
                 and_(users.c.tenant_id == tenant_id, users.c.username == username)
             )
+        if for_update:
+            stmt = stmt.with_for_update(of=users)
         row = (await self.conn.execute(stmt)).mappings().first()
         if row is None:
             return None
@@ -234,7 +257,8 @@ class Repository:
         if after is not None:
             stmt = stmt.where(users.c.username > after)
         if search:
-            pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            pattern = "%" + escaped + "%"
             stmt = stmt.where(
                 users.c.username.like(pattern, escape="\\")
                 | func.lower(users.c.full_name).like(pattern.lower(), escape="\\")
@@ -279,7 +303,9 @@ class Repository:
             update(plans).where(plans.c.user_id == user_id).values(text=text, updated_at=now)
         )
         if updated.rowcount == 0:
-            await self.conn.execute(insert(plans).values(user_id=user_id, text=text, updated_at=now))
+            await self.conn.execute(
+                insert(plans).values(user_id=user_id, text=text, updated_at=now)
+            )
 
     async def history(self, user_id: int, limit: int) -> list[StatusChange]:
         rows = await self.conn.execute(

@@ -7,12 +7,14 @@ leaking a driver traceback.
 
 from __future__ import annotations
 
+import contextlib
 from types import TracebackType
 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from fingerplat.domain.errors import FingerplatError, SchemaOutOfDate, Unavailable
+from fingerplat.repository.engine import SQLITE_BEGIN_OPTION
 from fingerplat.repository.sql import Repository
 
 _MISSING_TABLE_MARKERS = ("no such table", "undefinedtable", "does not exist")
@@ -30,6 +32,10 @@ def translate_db_error(error: BaseException) -> FingerplatError | None:
             "no such table" in text
         ):
             return SchemaOutOfDate("the database schema is missing: run `fingerplat db upgrade`")
+        if "unable to open database file" in text:
+            return Unavailable("database unreachable: cannot open the SQLite database file")
+        if "database is locked" in text:
+            return Unavailable("database busy: another writer holds the SQLite lock, try again")
         if error.connection_invalidated or isinstance(
             error, sa_exc.OperationalError | sa_exc.InterfaceError
         ):
@@ -40,15 +46,26 @@ def translate_db_error(error: BaseException) -> FingerplatError | None:
 
 
 class UnitOfWork:
-    """``async with UnitOfWork(engine) as repo:`` runs its body in one transaction."""
+    """``async with UnitOfWork(engine) as repo:`` runs its body in one transaction.
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    ``readonly=True`` is a promise that the body only reads: on SQLite such a
+    unit starts a plain (deferred) transaction that never waits for the write
+    lock; every other unit starts with ``BEGIN IMMEDIATE`` so its reads (the
+    permission check) and its writes see one consistent database.
+    """
+
+    def __init__(self, engine: AsyncEngine, *, readonly: bool = False) -> None:
         self._engine = engine
+        self._readonly = readonly
         self._conn: AsyncConnection | None = None
 
     async def __aenter__(self) -> Repository:
         try:
             self._conn = await self._engine.connect()
+            if self._conn.dialect.name == "sqlite":
+                await self._conn.execution_options(
+                    **{SQLITE_BEGIN_OPTION: "BEGIN" if self._readonly else "BEGIN IMMEDIATE"}
+                )
             await self._conn.begin()
         except Exception as error:
             if self._conn is not None:
@@ -79,10 +96,8 @@ class UnitOfWork:
                     raise mapped from error
                 raise
         finally:
-            try:
+            with contextlib.suppress(Exception):  # the connection is gone either way
                 await conn.close()
-            except Exception:  # noqa: S110 - the connection is gone either way
-                pass
         if exc is not None and not isinstance(exc, FingerplatError):
             mapped = translate_db_error(exc)
             if mapped is not None:
