@@ -1,0 +1,471 @@
+#!/usr/bin/env python3
+"""A finger load generator: many concurrent clients, one query per connection.
+
+Each client does what a real ``finger`` client does: connect, send one query
+line ended by CRLF, read the answer until the server closes, close. Every
+client loops like that for a fixed time window; only queries that start and
+finish inside the window are counted, so a slow start or a straggler at the
+end does not distort the rate.
+
+The figure that separates fast servers on a small machine is **server CPU per
+query**: with ``--server-pid`` the utime+stime of that process (and of all its
+descendants, for multi-process servers, plus its reaped children) is read
+from ``/proc`` at the start and at the end of the window and divided by the
+queries completed in it. The load generator's own core usually saturates
+first, so queries/s alone cannot tell two fast servers apart.
+
+The query mix draws user names from a pattern: ``--users N --pattern
+bench{:06d}`` asks for ``bench000000`` .. ``bench{N-1}`` (existing, seeded by
+``bench/seed.py``) and, with probability ``--missing``, for indexes past N
+(users that do not exist). ``--check`` verifies every answer: existing users
+must not say ``No such user``, missing ones must.
+
+Uses uvloop when it is installed; ``--processes`` splits the clients over
+several processes (each its own event loop) when one core cannot drive enough
+load. Standard library only otherwise, so it runs from any Python 3.11.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import random
+import socket
+import sys
+import time
+from array import array
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+NO_SUCH_USER = b"No such user"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+# Answer kinds recorded per query, besides success.
+ERR_CONNECT = "connect"
+ERR_TIMEOUT = "timeout"
+ERR_RESET = "reset"
+ERR_EMPTY = "empty"
+ERR_WRONG = "wrong-answer"
+
+
+# -- server CPU from /proc ------------------------------------------------------
+
+
+def _proc_stat(pid: int) -> tuple[int, int, int] | None:
+    """(ppid, own utime+stime, reaped children's cutime+cstime) in clock ticks."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name is in parentheses and may hold spaces: split after it.
+    fields = raw[raw.rindex(")") + 2 :].split()
+    # fields[0] is field 3 (state); utime is field 14, so index 11.
+    ppid = int(fields[1])
+    own = int(fields[11]) + int(fields[12])
+    reaped = int(fields[13]) + int(fields[14])
+    return ppid, own, reaped
+
+
+def _descendants(roots: list[int]) -> set[int]:
+    """The given processes and every process below them, from one /proc scan."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        stat = _proc_stat(int(entry.name))
+        if stat is not None:
+            children.setdefault(stat[0], []).append(int(entry.name))
+    found: set[int] = set()
+    todo = list(roots)
+    while todo:
+        pid = todo.pop()
+        if pid in found:
+            continue
+        found.add(pid)
+        todo.extend(children.get(pid, ()))
+    return found
+
+
+def server_cpu_seconds(roots: list[int]) -> float:
+    """CPU seconds used so far by ``roots``, their live descendants and reaped children.
+
+    Only the roots' reaped-children counters are added: a live descendant's own
+    reaped children are already inside its counters, and adding them at every
+    level would count grandchildren twice.
+    """
+    ticks = 0
+    for pid in _descendants(roots):
+        stat = _proc_stat(pid)
+        if stat is None:
+            continue
+        ticks += stat[1]
+        if pid in roots:
+            ticks += stat[2]
+    return ticks / CLOCK_TICKS
+
+
+# -- the client -----------------------------------------------------------------
+
+
+@dataclass
+class WorkerResult:
+    completed: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    latencies: bytes = b""  # array('d') of seconds, completed queries only
+    bytes_received: int = 0
+
+
+class _FingerClient(asyncio.Protocol):
+    """One query: send on connect, collect until EOF, resolve the future."""
+
+    __slots__ = ("_chunks", "_done", "_query", "_transport")
+
+    def __init__(self, query: bytes, done: asyncio.Future[bytes]) -> None:
+        self._query = query
+        self._done = done
+        self._chunks: list[bytes] = []
+        self._transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+        transport.write(self._query)  # type: ignore[attr-defined]
+
+    def data_received(self, data: bytes) -> None:
+        self._chunks.append(data)
+
+    def eof_received(self) -> bool:
+        return False  # let the transport close
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._done.done():
+            return
+        if exc is not None and not self._chunks:
+            self._done.set_exception(exc)
+        else:
+            self._done.set_result(b"".join(self._chunks))
+
+
+@dataclass
+class WorkerPlan:
+    host: str
+    port: int
+    clients: int
+    queries: list[tuple[bytes, bool]]  # (query line, expected to exist)
+    start_at: float  # time.monotonic() (system-wide on Linux) of the window start
+    end_at: float
+    warm_from: float
+    timeout: float
+    check: bool
+    seed: int
+
+
+async def _client_loop(plan: WorkerPlan, offset: int, result: WorkerResult,
+                       lat: array) -> None:
+    loop = asyncio.get_running_loop()
+    queries = plan.queries
+    n = len(queries)
+    i = offset
+    now = time.monotonic
+    errors = result.errors
+    while True:
+        began = now()
+        if began >= plan.end_at:
+            return
+        query, exists = queries[i % n]
+        i += 1
+        done: asyncio.Future[bytes] = loop.create_future()
+        kind: str | None = None
+        answer = b""
+        transport = None
+        try:
+            async with asyncio.timeout(plan.timeout):
+                transport, _ = await loop.create_connection(
+                    lambda q=query, d=done: _FingerClient(q, d), plan.host, plan.port
+                )
+                answer = await done
+        except TimeoutError:
+            kind = ERR_TIMEOUT
+        except ConnectionRefusedError:
+            kind = ERR_CONNECT
+        except OSError:
+            kind = ERR_RESET if transport is not None else ERR_CONNECT
+        finally:
+            if transport is not None and kind is not None:
+                transport.abort()
+        ended = now()
+        if began < plan.start_at or ended > plan.end_at:
+            if kind == ERR_CONNECT and began < plan.start_at:
+                await asyncio.sleep(0.01)
+            continue
+        if kind is None:
+            if not answer:
+                kind = ERR_EMPTY
+            elif plan.check and ((NO_SUCH_USER in answer) == exists):
+                kind = ERR_WRONG
+        if kind is None:
+            result.completed += 1
+            result.bytes_received += len(answer)
+            lat.append(ended - began)
+        else:
+            errors[kind] = errors.get(kind, 0) + 1
+            if kind == ERR_CONNECT:
+                await asyncio.sleep(0.01)  # do not spin on a dead server
+
+
+async def _run_worker(plan: WorkerPlan) -> WorkerResult:
+    result = WorkerResult()
+    lat = array("d")
+    delay = plan.warm_from - time.monotonic()
+    if delay > 0:
+        await asyncio.sleep(delay)
+    rng = random.Random(plan.seed)
+    n = len(plan.queries)
+    await asyncio.gather(*(
+        _client_loop(plan, rng.randrange(n), result, lat) for _ in range(plan.clients)
+    ))
+    result.latencies = lat.tobytes()
+    return result
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop when installed (a faster client is a truer benchmark), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
+def run_worker(plan: WorkerPlan) -> WorkerResult:
+    factory = _loop_factory()
+    with asyncio.Runner(loop_factory=factory) as runner:  # type: ignore[arg-type]
+        return runner.run(_run_worker(plan))
+
+
+def _worker_entry(plan: WorkerPlan, conn: mp.connection.Connection) -> None:
+    try:
+        conn.send(run_worker(plan))
+    finally:
+        conn.close()
+
+
+# -- the query mix ----------------------------------------------------------------
+
+
+def build_queries(users: int, pattern: str, missing: float, verbose: bool,
+                  count: int, seed: int, fixed: str | None) -> list[tuple[bytes, bool]]:
+    """A pre-drawn list of queries, so the hot loop does no random draws or formatting."""
+    if fixed is not None:
+        return [((fixed + "\r\n").encode(), True)]
+    rng = random.Random(seed)
+    prefix = "/W " if verbose else ""
+    out: list[tuple[bytes, bool]] = []
+    for _ in range(count):
+        if users <= 0 or rng.random() < missing:
+            name = pattern.format(users + rng.randrange(max(users, 1000)))
+            exists = False
+        else:
+            name = pattern.format(rng.randrange(users))
+            exists = True
+        out.append(((prefix + name + "\r\n").encode(), exists))
+    return out
+
+
+# -- orchestration ------------------------------------------------------------------
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    k = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
+    return sorted_values[k]
+
+
+def _wait_for_port(host: str, port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"loadgen: nothing listening on {host}:{port}") from None
+            time.sleep(0.05)
+
+
+def run(args: argparse.Namespace) -> dict[str, object]:
+    queries = build_queries(args.users, args.pattern, args.missing, args.verbose,
+                            args.mix_size, args.seed, args.query)
+    if not args.no_probe:
+        _wait_for_port(args.host, args.port, 10)
+    processes = max(1, args.processes)
+    per_proc = [args.concurrency // processes + (1 if i < args.concurrency % processes else 0)
+                for i in range(processes)]
+    setup = 0.3 + 0.1 * processes
+    warm_from = time.monotonic() + setup
+    start_at = warm_from + args.warmup
+    end_at = start_at + args.duration
+    plans = [
+        WorkerPlan(args.host, args.port, n, queries, start_at, end_at, warm_from,
+                   args.timeout, args.check, args.seed + i)
+        for i, n in enumerate(per_proc) if n > 0
+    ]
+    roots = args.server_pid or []
+    cpu_before = cpu_after = None
+    results: list[WorkerResult] = []
+    if processes == 1:
+        # In-process: sample the server CPU from a thread-free timer in the same loop.
+        async def main() -> WorkerResult:
+            nonlocal cpu_before, cpu_after
+            loop = asyncio.get_running_loop()
+            before_handle = loop.call_at(
+                loop.time() + (start_at - time.monotonic()),
+                lambda: _set_before(),
+            )
+            after_handle = loop.call_at(
+                loop.time() + (end_at - time.monotonic()),
+                lambda: _set_after(),
+            )
+            try:
+                return await _run_worker(plans[0])
+            finally:
+                before_handle.cancel()
+                after_handle.cancel()
+
+        def _set_before() -> None:
+            nonlocal cpu_before
+            cpu_before = server_cpu_seconds(roots) if roots else None
+
+        def _set_after() -> None:
+            nonlocal cpu_after
+            cpu_after = server_cpu_seconds(roots) if roots else None
+
+        factory = _loop_factory()
+        with asyncio.Runner(loop_factory=factory) as runner:  # type: ignore[arg-type]
+            results.append(runner.run(main()))
+    else:
+        ctx = mp.get_context("fork")
+        pipes = []
+        procs = []
+        for plan in plans:
+            parent, child = ctx.Pipe(duplex=False)
+            proc = ctx.Process(target=_worker_entry, args=(plan, child), daemon=True)
+            proc.start()
+            child.close()
+            pipes.append(parent)
+            procs.append(proc)
+        time.sleep(max(0.0, start_at - time.monotonic()))
+        cpu_before = server_cpu_seconds(roots) if roots else None
+        time.sleep(max(0.0, end_at - time.monotonic()))
+        cpu_after = server_cpu_seconds(roots) if roots else None
+        for pipe, proc in zip(pipes, procs, strict=True):
+            if pipe.poll(args.timeout + 30):
+                results.append(pipe.recv())
+            proc.join(5)
+            if proc.is_alive():
+                proc.kill()
+        if len(results) != len(plans):
+            raise SystemExit("loadgen: a worker process died; see its error above")
+    return summarise(args, results, cpu_before, cpu_after)
+
+
+def summarise(args: argparse.Namespace, results: list[WorkerResult],
+              cpu_before: float | None, cpu_after: float | None) -> dict[str, object]:
+    lat = array("d")
+    errors: dict[str, int] = {}
+    completed = 0
+    received = 0
+    for r in results:
+        lat.frombytes(r.latencies)
+        completed += r.completed
+        received += r.bytes_received
+        for k, v in r.errors.items():
+            errors[k] = errors.get(k, 0) + v
+    ordered = sorted(lat)
+    cpu = (cpu_after - cpu_before) if cpu_before is not None and cpu_after is not None else None
+    return {
+        "target": f"{args.host}:{args.port}",
+        "duration_s": args.duration,
+        "concurrency": args.concurrency,
+        "processes": args.processes,
+        "event_loop": "uvloop" if _loop_factory() else "asyncio",
+        "completed": completed,
+        "errors": sum(errors.values()),
+        "error_kinds": errors,
+        "qps": completed / args.duration,
+        "p50_ms": percentile(ordered, 0.50) * 1000,
+        "p90_ms": percentile(ordered, 0.90) * 1000,
+        "p99_ms": percentile(ordered, 0.99) * 1000,
+        "max_ms": (ordered[-1] * 1000) if ordered else float("nan"),
+        "mean_answer_bytes": (received / completed) if completed else 0,
+        "server_pids": args.server_pid or [],
+        "server_cpu_s": cpu,
+        "server_cpu_us_per_query": (cpu / completed * 1e6) if cpu is not None and completed
+        else None,
+    }
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description="Finger load generator: one query per connection, fixed duration.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=1079)
+    p.add_argument("-d", "--duration", type=float, default=10.0,
+                   help="seconds in the measured window")
+    p.add_argument("-w", "--warmup", type=float, default=1.0,
+                   help="seconds of load before the window (not counted)")
+    p.add_argument("-c", "--concurrency", type=int, default=64,
+                   help="concurrent connections in total")
+    p.add_argument("-p", "--processes", type=int, default=1,
+                   help="client processes (each with its own event loop)")
+    p.add_argument("--users", type=int, default=1000,
+                   help="existing users are pattern indexes 0..N-1")
+    p.add_argument("--pattern", default="bench{:06d}",
+                   help="user-name pattern, str.format with the index")
+    p.add_argument("--missing", type=float, default=0.10,
+                   help="fraction of queries for users that do not exist")
+    p.add_argument("--verbose", action="store_true", help="send /W queries")
+    p.add_argument("--query", default=None,
+                   help="send this fixed query instead of the user mix")
+    p.add_argument("--check", action="store_true",
+                   help="count answers that contradict the mix as errors")
+    p.add_argument("--mix-size", type=int, default=20000,
+                   help="how many queries to pre-draw")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--timeout", type=float, default=10.0, help="per-query timeout")
+    p.add_argument("--server-pid", type=int, action="append",
+                   help="measure this process's CPU (with descendants); repeatable")
+    p.add_argument("--no-probe", action="store_true",
+                   help="do not check the port answers before starting")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.duration <= 0 or args.concurrency <= 0:
+        raise SystemExit("loadgen: --duration and --concurrency must be positive")
+    report = run(args)
+    if args.json:
+        print(json.dumps(report))
+    else:
+        cpu = report["server_cpu_us_per_query"]
+        print(f"{report['target']}: {report['qps']:.0f} q/s over {args.duration:g}s, "
+              f"{args.concurrency} connections, {report['event_loop']}")
+        print(f"latency p50 {report['p50_ms']:.2f} ms  p90 {report['p90_ms']:.2f} ms  "
+              f"p99 {report['p99_ms']:.2f} ms  max {report['max_ms']:.2f} ms")
+        print(f"completed {report['completed']}  errors {report['errors']} "
+              f"{report['error_kinds'] or ''}")
+        if cpu is not None:
+            print(f"server CPU {report['server_cpu_s']:.2f} s = {cpu:.1f} µs/query")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
