@@ -39,6 +39,8 @@ class Session:
     created: float
     last_seen: float
     principal: Principal | None = None
+    # A tenant admin's tenant slug, shown in the navigation.
+    home_tenant: str | None = None
     flashes: list[tuple[str, str]] = field(default_factory=list)
 
     @property

@@ -1,0 +1,43 @@
+"""Building the admin sub-application that the web adapter mounts at ``/admin/``."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from fingerplat.adapters.web.admin import state
+from fingerplat.adapters.web.admin.handlers import ROUTE_TABLES
+from fingerplat.adapters.web.admin.middleware import MIDDLEWARES
+from fingerplat.adapters.web.admin.sessions import SessionStore
+from fingerplat.adapters.web.admin.throttle import LoginThrottle
+from fingerplat.metrics import Metrics
+from fingerplat.service.core import FingerplatService
+
+# Forms are small; the largest is a plan (16 KiB) plus field names and the token.
+MAX_FORM_BYTES = 64 * 1024
+
+
+def build_admin_app(
+    service: FingerplatService,
+    *,
+    secure: bool,
+    metrics: Metrics,
+    sessions: SessionStore | None = None,
+    throttle: LoginThrottle | None = None,
+) -> web.Application:
+    """The admin UI as an aiohttp application, to be mounted at ``/admin/``.
+
+    ``secure`` marks the session cookie ``Secure`` (set it when the listener
+    serves HTTPS). ``sessions`` and ``throttle`` can be passed in to share
+    them between listeners or to control their clocks in tests.
+    """
+    app = web.Application(middlewares=MIDDLEWARES, client_max_size=MAX_FORM_BYTES)
+    app[state.SERVICE] = service
+    app[state.METRICS] = metrics
+    app[state.SECURE] = secure
+    app[state.SESSIONS] = sessions if sessions is not None else SessionStore()
+    app[state.THROTTLE] = throttle if throttle is not None else LoginThrottle()
+    app[state.JINJA] = state.make_environment()
+    for table in ROUTE_TABLES:
+        app.router.add_routes(table)
+    app.router.add_static("/static/", state.STATIC_DIR, append_version=False)
+    return app

@@ -1,0 +1,165 @@
+"""The admin app's request pipeline: headers, session, login gate, CSRF, error pages.
+
+Order (outermost first): metrics and security headers, then the session is
+loaded from its cookie, then anonymous visitors are sent to the login form,
+then unsafe methods must carry the session's CSRF token, then domain errors
+raised by the service become pages with the right status. Handlers never
+see a request that skipped one of these steps.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from fingerplat.adapters.web.admin import state
+from fingerplat.domain.errors import (
+    AuthenticationFailed,
+    Conflict,
+    FingerplatError,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    Unavailable,
+)
+
+log = logging.getLogger("fingerplat.web.admin")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# No inline scripts or styles anywhere; forms post only to ourselves; no framing.
+CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+PUBLIC_PATHS = (state.PREFIX + "/login", state.PREFIX + "/static/")
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+_STATUS = {
+    InvalidInput: (400, "Invalid input"),
+    AuthenticationFailed: (401, "Not logged in"),
+    PermissionDenied: (403, "Forbidden"),
+    NotFound: (404, "Not found"),
+    Conflict: (409, "Conflict"),
+    Unavailable: (503, "Service unavailable"),
+}
+
+
+def error_page(request: web.Request, status: int, title: str, message: str) -> web.Response:
+    request.app[state.METRICS].errors.labels("admin", str(status)).inc()
+    return state.render(request, "error.html", status=status, title=title, message=message,
+                        status_code=status)
+
+
+def _status_for(err: FingerplatError) -> tuple[int, str]:
+    for kind, answer in _STATUS.items():
+        if isinstance(err, kind):
+            return answer
+    return 400, "Error"
+
+
+@web.middleware
+async def headers_and_metrics(request: web.Request, handler: Handler) -> web.StreamResponse:
+    with request.app[state.METRICS].observe("admin"):
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            response = exc
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["Referrer-Policy"] = "same-origin"
+        if not request.path.startswith(state.PREFIX + "/static/"):
+            # Admin pages hold private data and one-time token secrets.
+            response.headers["Cache-Control"] = "no-store"
+        if isinstance(response, web.HTTPException):
+            raise response
+        return response
+
+
+@web.middleware
+async def load_session(request: web.Request, handler: Handler) -> web.StreamResponse:
+    store = request.app[state.SESSIONS]
+    s = store.get(request.cookies.get(state.COOKIE_NAME))
+    request[state.SESSION_KEY] = s
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        _set_cookie(request, exc)
+        raise
+    _set_cookie(request, response)
+    return response
+
+
+def _set_cookie(request: web.Request, response: web.StreamResponse) -> None:
+    """(Re)issue the cookie when the handler created, rotated or dropped the session."""
+    s = request.get(state.SESSION_KEY)
+    sent = request.cookies.get(state.COOKIE_NAME)
+    if response.prepared:
+        return
+    if s is None:
+        if sent:
+            response.del_cookie(state.COOKIE_NAME, path=state.PREFIX)
+        return
+    if s.id != sent:
+        response.set_cookie(
+            state.COOKIE_NAME, s.id, path=state.PREFIX, httponly=True,
+            secure=request.app[state.SECURE], samesite="Strict",
+        )
+
+
+@web.middleware
+async def require_login(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path.startswith(PUBLIC_PATHS):
+        return await handler(request)
+    s = state.session(request)
+    if s is None or not s.authenticated:
+        if request.method in UNSAFE_METHODS:
+            return error_page(request, 403, "Session expired",
+                              "Your session has ended. Log in again and repeat the change.")
+        target = request.path_qs if request.method == "GET" else state.PREFIX + "/"
+        raise web.HTTPSeeOther(state.url("/login", next=target))
+    return await handler(request)
+
+
+@web.middleware
+async def check_csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every state-changing request must echo the session's CSRF token from its form."""
+    if request.method in UNSAFE_METHODS:
+        s = state.session(request)
+        form = await request.post()
+        token = form.get("csrf_token")
+        if s is None or not isinstance(token, str) or not s.csrf_matches(token):
+            log.info("refused %s %s: missing or wrong CSRF token", request.method, request.path)
+            return error_page(
+                request, 403, "Form refused",
+                "This form was not sent by this admin page (missing or wrong security "
+                "token), so nothing was changed. Reload the page and try again.",
+            )
+    return await handler(request)
+
+
+@web.middleware
+async def domain_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Map what the service refuses to an error page; never a traceback."""
+    try:
+        return await handler(request)
+    except web.HTTPNotFound:
+        return error_page(request, 404, "Not found", "There is no such page.")
+    except web.HTTPMethodNotAllowed:
+        return error_page(request, 405, "Method not allowed",
+                          "This page does not accept that kind of request.")
+    except web.HTTPException:
+        raise
+    except FingerplatError as err:
+        status, title = _status_for(err)
+        return error_page(request, status, title, str(err))
+    except Exception:
+        log.exception("admin request %s %s failed", request.method, request.path)
+        return error_page(request, 500, "Internal error",
+                          "Something went wrong on our side; the error was logged.")
+
+
+MIDDLEWARES = [headers_and_metrics, load_session, domain_errors, require_login, check_csrf]

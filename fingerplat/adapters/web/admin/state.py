@@ -1,0 +1,140 @@
+"""What the admin handlers share: app keys, the acting context, rendering, redirects.
+
+Handlers stay thin: they call :func:`context` to learn who acts, the service
+to do the work, and :func:`render` or :func:`redirect` to answer.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import jinja2
+from aiohttp import web
+
+from fingerplat.adapters.web.admin.sessions import Session, SessionStore
+from fingerplat.adapters.web.admin.throttle import LoginThrottle
+from fingerplat.domain.model import Channel, Context, Principal, Role
+from fingerplat.metrics import Metrics
+from fingerplat.service.core import FingerplatService
+
+# The web adapter mounts this sub-application here (``add_subapp("/admin/", ...)``).
+PREFIX = "/admin"
+COOKIE_NAME = "fingerplat_admin"
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+STATIC_DIR = Path(__file__).parent / "static"
+
+SERVICE = web.AppKey("admin_service", FingerplatService)
+SESSIONS = web.AppKey("admin_sessions", SessionStore)
+THROTTLE = web.AppKey("admin_throttle", LoginThrottle)
+METRICS = web.AppKey("admin_metrics", Metrics)
+SECURE = web.AppKey("admin_secure", bool)
+JINJA = web.AppKey("admin_jinja", jinja2.Environment)
+
+SESSION_KEY = "admin_session"
+
+
+def url(path: str = "/", **query: Any) -> str:
+    """An admin URL: ``url("/tenants/acme")`` -> ``/admin/tenants/acme``; empty values dropped."""
+    q = {k: v for k, v in query.items() if v not in (None, "")}
+    return PREFIX + path + ("?" + urlencode(q) if q else "")
+
+
+def seg(value: str) -> str:
+    """One URL path segment, percent-encoded (names are validated, but be safe)."""
+    return quote(str(value), safe="")
+
+
+def service(request: web.Request) -> FingerplatService:
+    return request.app[SERVICE]
+
+
+def session(request: web.Request) -> Session | None:
+    return request.get(SESSION_KEY)
+
+
+def principal(request: web.Request) -> Principal:
+    s = session(request)
+    if s is None or s.principal is None:
+        raise web.HTTPFound(url("/login"))
+    return s.principal
+
+
+def context(request: web.Request) -> Context:
+    """Who acts on this request, as the service and the audit trail see it."""
+    return Context(principal(request), Channel.WEB, request.remote)
+
+
+def is_platform_admin(request: web.Request) -> bool:
+    s = session(request)
+    return s is not None and s.principal is not None and s.principal.role is Role.PLATFORM_ADMIN
+
+
+def when(value: datetime | None) -> str:
+    """Absolute UTC time for tables, e.g. ``2026-11-21 21:50 UTC``."""
+    if value is None:
+        return ""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def ago(value: datetime | None, now: datetime | None = None) -> str:
+    """Relative time ("5 minutes ago") shown next to the absolute one."""
+    if value is None:
+        return ""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    seconds = int(((now or datetime.now(UTC)) - value).total_seconds())
+    if seconds < 0:
+        return "in the future"
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            n = seconds // size
+            return f"{n} {unit}{'s' if n != 1 else ''} ago"
+    return "just now"
+
+
+def make_environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        autoescape=True,  # every template is HTML; user data is escaped everywhere
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.globals.update(url=url, seg=seg)
+    env.filters.update(when=when, ago=ago)
+    return env
+
+
+def render(
+    request: web.Request, template: str, status: int = 200, **values: Any
+) -> web.Response:
+    """Render a page with the layout's shared values (who is logged in, CSRF, flashes)."""
+    s = session(request)
+    p = s.principal if s else None
+    page = request.app[JINJA].get_template(template).render(
+        request_path=request.path,
+        me=p,
+        platform_admin=p is not None and p.role is Role.PLATFORM_ADMIN,
+        home_tenant=s.home_tenant if s else None,
+        csrf_token=s.csrf_token if s else "",
+        flashes=s.take_flashes() if s else [],
+        **values,
+    )
+    return web.Response(text=page, status=status, content_type="text/html", charset="utf-8")
+
+
+def redirect(request: web.Request, path: str, *, ok: str | None = None,
+             error: str | None = None) -> web.HTTPSeeOther:
+    """Post/redirect/get with an optional flash message for the next page."""
+    s = session(request)
+    if s is not None:
+        if ok:
+            s.flash("ok", ok)
+        if error:
+            s.flash("error", error)
+    return web.HTTPSeeOther(path)
