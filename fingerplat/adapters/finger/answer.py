@@ -1,0 +1,107 @@
+"""Turning a parsed query into answer lines: tenant routing, forwarding, errors.
+
+This is the finger adapter's use of the service, kept apart from the socket
+code so it reads as the rules of SPEC section 2:
+
+* ``user@host`` where ``host`` is a domain or slug hosted here is answered
+  locally from that tenant (repeatedly, so ``user@acme@beta`` works when both
+  are local); the rightmost host of a chain is always the next hop;
+* any other host is forwarding: only when the answering tenant has
+  ``forwarding`` on and the composition root gave us a forwarder;
+* unknown and hidden users get the same bytes (the service returns ``None``
+  for both);
+* every domain error becomes one polite line; anything unexpected is logged
+  and answered with one line too, never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from fingerplat.adapters.finger import render
+from fingerplat.adapters.finger.query import FingerQuery, parse_query
+from fingerplat.domain.errors import (
+    FingerplatError,
+    NotFound,
+    PermissionDenied,
+    Unavailable,
+)
+from fingerplat.domain.model import Tenant
+from fingerplat.domain.text import printable
+from fingerplat.service import FingerplatService
+
+log = logging.getLogger("fingerplat.finger")
+
+# (user, remote host chain, verbose) -> answer lines, already neutralised.
+ForwardFn = Callable[[str, list[str], bool], Awaitable[list[str]]]
+
+HISTORY_LINES = 5
+FORWARDING_DENIED = "forwarding denied: this server does not forward finger queries"
+
+
+class FingerAnswerer:
+    """Answers one query line for a listener (bound to ``tenant`` or the default)."""
+
+    def __init__(
+        self,
+        service: FingerplatService,
+        *,
+        tenant: str | None,
+        max_listed_users: int,
+        forward: ForwardFn | None = None,
+    ) -> None:
+        self.service = service
+        self.tenant = tenant
+        self.max_listed_users = max_listed_users
+        self.forward = forward
+
+    async def answer(self, raw: bytes) -> list[str]:
+        """Answer lines for one raw query line; never raises (except cancellation)."""
+        try:
+            return await self._answer(parse_query(raw))
+        except Unavailable:
+            return [render.UNAVAILABLE]
+        except FingerplatError as error:
+            return render.refusal(str(error))
+        except Exception:
+            log.exception("finger query %r failed", raw[:100])
+            return [render.INTERNAL_ERROR]
+
+    async def _answer(self, query: FingerQuery) -> list[str]:
+        tenant = await self.service.resolve_tenant(self.tenant)
+        while query.hosts:
+            local = await self.service.tenant_for_host(query.hosts[-1])
+            if local is None:
+                return await self._forward(tenant, query)
+            tenant, query = local, query.without_last_host()
+        if query.is_list:
+            return await self._list(tenant)
+        return await self._user(tenant, query)
+
+    async def _forward(self, tenant: Tenant, query: FingerQuery) -> list[str]:
+        if not tenant.forwarding or self.forward is None:
+            return render.refusal(FORWARDING_DENIED)
+        lines = await self.forward(query.user, list(query.hosts), query.verbose)
+        return [printable(line) for line in lines]
+
+    async def _list(self, tenant: Tenant) -> list[str]:
+        try:
+            page = await self.service.directory(tenant, limit=self.max_listed_users)
+        except PermissionDenied:
+            return render.refusal(f"{tenant.name} does not publish its user list; "
+                                  "finger a user by name instead")
+        return render.user_list(page.users, page.total)
+
+    async def _user(self, tenant: Tenant, query: FingerQuery) -> list[str]:
+        user = await self.service.public_user(tenant, query.user)
+        if user is None:
+            return render.no_such_user(query.user)
+        history = []
+        if query.verbose:
+            try:
+                history = await self.service.public_history(tenant, user.username,
+                                                            limit=HISTORY_LINES)
+            except NotFound:  # hidden or removed between the two reads
+                return render.no_such_user(query.user)
+        return render.user_entry(user, verbose=query.verbose, history=history)

@@ -1,0 +1,241 @@
+"""The finger listener: an asyncio ``Protocol`` per connection, one query each.
+
+The hot path is deliberately plain callbacks (no streams, no per-connection
+coroutine until a full query line is in): ``connection_made`` applies the
+connection and rate limits and arms the idle timer, ``data_received`` looks
+for the line end, and only then one task asks :class:`FingerAnswerer` and
+writes the CRLF answer through :func:`render.encode` before closing.
+
+Limits (SPEC section 2), each answered with one line and a close, never a
+hang: ``max_connections`` open connections, ``rate_limit`` queries per second
+per client address (burst twice that), 512-byte queries, ``idle_timeout``
+seconds to send the line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from fingerplat.adapters.finger import render
+from fingerplat.adapters.finger.answer import FingerAnswerer, ForwardFn
+from fingerplat.adapters.finger.limits import RateLimiter
+from fingerplat.adapters.finger.query import MAX_QUERY_BYTES
+from fingerplat.config import FingerConfig, format_address
+from fingerplat.domain.text import printable
+from fingerplat.metrics import Metrics
+from fingerplat.server.connections import ConnectionTracker
+from fingerplat.service import FingerplatService
+
+log = logging.getLogger("fingerplat.finger")
+access_log = logging.getLogger("fingerplat.finger.access")
+
+ADAPTER = "finger"
+BACKLOG = 1024
+
+TOO_MANY_CONNECTIONS = "too many connections, please try again later"
+RATE_LIMITED = "too many queries from your address, please slow down"
+QUERY_TOO_LONG = f"query too long: at most {MAX_QUERY_BYTES} bytes"
+
+
+class FingerServer:
+    """One finger listener (a ``RunningListener`` for the composition root)."""
+
+    name = "finger"
+
+    def __init__(
+        self,
+        answerer: FingerAnswerer,
+        *,
+        settings: FingerConfig,
+        metrics: Metrics,
+        tenant: str | None,
+    ) -> None:
+        self.answerer = answerer
+        self.settings = settings
+        self.metrics = metrics
+        self.tenant = tenant
+        self.idle_timeout = float(settings.idle_timeout)
+        self.max_connections = settings.max_connections
+        self.access_log = settings.access_log
+        self.limiter = RateLimiter(settings.rate_limit, 2 * settings.rate_limit)
+        self.tracker = ConnectionTracker()
+        self.open: set[FingerProtocol] = set()
+        self.servers: list[asyncio.AbstractServer] = []
+        self.gauge = metrics.connections.labels(ADAPTER)
+
+    @property
+    def addresses(self) -> list[str]:
+        suffix = f" (tenant {self.tenant})" if self.tenant else ""
+        found = []
+        for server in self.servers:
+            for sock in server.sockets:
+                host, port = sock.getsockname()[:2]
+                found.append(format_address(host, port) + suffix)
+        return found
+
+    def refused(self, reason: str) -> None:
+        self.metrics.refused.labels(ADAPTER, reason).inc()
+
+    async def close(self) -> None:
+        """Stop accepting; connections already open keep going until ``drain``."""
+        for server in self.servers:
+            server.close()
+
+    async def drain(self, timeout: float) -> None:
+        """Let in-flight answers finish (bounded), then drop whoever is left."""
+        await self.tracker.drain(timeout)
+        for protocol in list(self.open):
+            protocol.abort()
+        for server in self.servers:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(server.wait_closed(), timeout)
+
+
+class FingerProtocol(asyncio.Protocol):
+    """One finger connection: read one line, answer it, close."""
+
+    __slots__ = ("buffer", "done", "peer", "server", "task", "timer", "transport")
+
+    def __init__(self, server: FingerServer) -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.buffer = b""
+        self.peer = "?"
+        self.timer: asyncio.TimerHandle | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.done = False  # a query was taken or the connection refused: ignore more input
+
+    # -- asyncio callbacks -------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        server = self.server
+        peer: Any = transport.get_extra_info("peername")
+        self.peer = str(peer[0]) if peer else "?"
+        if len(server.open) >= server.max_connections:
+            self._refuse(TOO_MANY_CONNECTIONS, "max_connections")
+            return
+        if not server.limiter.allow(self.peer):
+            self._refuse(RATE_LIMITED, "rate_limit")
+            return
+        server.open.add(self)
+        server.gauge.inc()
+        self.timer = asyncio.get_running_loop().call_later(server.idle_timeout, self._idle)
+
+    def data_received(self, data: bytes) -> None:
+        if self.done:
+            return
+        self.buffer += data
+        end = self.buffer.find(b"\n")
+        if end < 0:
+            if len(self.buffer) > MAX_QUERY_BYTES + 1:  # + 1: room for the CR
+                self._refuse(QUERY_TOO_LONG, "query_too_long")
+            return
+        line = self.buffer[:end]
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        if len(line) > MAX_QUERY_BYTES:
+            self._refuse(QUERY_TOO_LONG, "query_too_long")
+            return
+        assert self.transport is not None
+        self.transport.pause_reading()
+        self._start(line)
+
+    def eof_received(self) -> bool:
+        """A client that half-closes after its query still gets the answer.
+
+        An unterminated last line is taken as the query (``printf alice | nc``).
+        """
+        if self.done:
+            return True
+        if self.buffer:
+            self._start(self.buffer.removesuffix(b"\r"))
+            return True
+        self._close()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        server = self.server
+        if self in server.open:
+            server.open.discard(self)
+            server.gauge.dec()
+
+    # -- helpers -----------------------------------------------------------------
+
+    def _start(self, line: bytes) -> None:
+        self.done = True
+        self.buffer = b""
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.task = asyncio.get_running_loop().create_task(self._answer(line))
+
+    async def _answer(self, line: bytes) -> None:
+        server = self.server
+        with server.tracker.track():
+            with server.metrics.observe(ADAPTER):
+                lines = await server.answerer.answer(line)
+            if server.access_log and access_log.isEnabledFor(logging.INFO):
+                access_log.info("%s %s -> %d lines", self.peer,
+                                printable(line.decode("utf-8", "replace"))[:120] or '""',
+                                len(lines))
+            transport = self.transport
+            if transport is not None and not transport.is_closing():
+                transport.write(render.encode(lines))
+                transport.close()
+
+    def _refuse(self, message: str, reason: str) -> None:
+        self.done = True
+        self.server.refused(reason)
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(render.encode(render.refusal(message)))
+        self._close()
+
+    def _idle(self) -> None:
+        self.timer = None
+        if not self.done:
+            self.done = True
+            self.server.refused("idle_timeout")
+            self._close()
+
+    def _close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+
+async def start_finger_server(
+    service: FingerplatService,
+    host: str,
+    port: int,
+    *,
+    tenant: str | None,
+    settings: FingerConfig,
+    metrics: Metrics,
+    forward: ForwardFn | None = None,
+) -> FingerServer:
+    """Bind a finger listener (for ``tenant``, or the default tenant when None)."""
+    if tenant is not None:
+        tenant = (await service.resolve_tenant(tenant)).slug  # an unknown tenant fails the start
+    answerer = FingerAnswerer(service, tenant=tenant, max_listed_users=settings.max_listed_users,
+                              forward=forward)
+    finger = FingerServer(answerer, settings=settings, metrics=metrics, tenant=tenant)
+    loop = asyncio.get_running_loop()
+    try:
+        server = await loop.create_server(lambda: FingerProtocol(finger), host, port,
+                                          reuse_address=True, backlog=BACKLOG)
+    except OSError as error:
+        raise OSError(error.errno, f"finger: cannot listen on {format_address(host, port)}: "
+                                   f"{error.strerror or error}") from None
+    finger.servers.append(server)
+    return finger
