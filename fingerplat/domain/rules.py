@@ -26,8 +26,18 @@ ADMIN_NAME_RE = re.compile(r"[a-z_][a-z0-9_.@-]{0,63}")
 ADMIN_PASSWORD_MIN_CHARS = 8
 
 
+def _ascii_lower(value: str | None) -> str:
+    """Strip and lower-case, refusing non-ASCII first.
+
+    ``str.lower`` maps some non-ASCII letters onto ASCII ones (the Kelvin sign
+    becomes ``k``), which would let two different inputs name one account.
+    """
+    text = (value or "").strip()
+    return text.lower() if text.isascii() else "\x00"
+
+
 def tenant_slug(value: str) -> str:
-    slug = (value or "").strip().lower()
+    slug = _ascii_lower(value)
     if not TENANT_SLUG_RE.fullmatch(slug):
         raise InvalidInput(
             f"invalid tenant slug {value!r}: use 1-63 characters a-z, 0-9 and '-', "
@@ -37,7 +47,7 @@ def tenant_slug(value: str) -> str:
 
 
 def username(value: str) -> str:
-    name = (value or "").strip().lower()
+    name = _ascii_lower(value)
     if not USERNAME_RE.fullmatch(name):
         raise InvalidInput(
             f"invalid username {_shown(value)}: use 1-32 characters a-z, 0-9, '_', '.' "
@@ -47,7 +57,7 @@ def username(value: str) -> str:
 
 
 def admin_name(value: str) -> str:
-    name = (value or "").strip().lower()
+    name = _ascii_lower(value)
     if not ADMIN_NAME_RE.fullmatch(name):
         raise InvalidInput(
             f"invalid admin name {_shown(value)}: use 1-64 characters a-z, 0-9, '_', '.', "
@@ -57,7 +67,8 @@ def admin_name(value: str) -> str:
 
 
 def domain(value: str) -> str:
-    name = (value or "").strip().lower().rstrip(".")
+    """A DNS name, lower-cased, without a trailing dot; IDNs in their ``xn--`` form."""
+    name = _ascii_lower(value).rstrip(".")
     if not DOMAIN_RE.fullmatch(name):
         raise InvalidInput(f"invalid domain {_shown(value)}: expected a DNS name like acme.example")
     return name
@@ -78,13 +89,17 @@ def status(value: str) -> str:
 
 
 def plan(value: str) -> str:
-    """A plan is free text of at most 16 KiB (UTF-8); line ends are normalised to LF."""
+    """A plan is free text of at most 16 KiB (UTF-8); line ends are normalised to LF.
+
+    Tabs and line breaks are its only control characters: an escape sequence
+    in a plan would be replayed on every finger client's terminal.
+    """
     text = (value or "").replace("\r\n", "\n").replace("\r", "\n")
+    _refuse_surrogates("plan", text)
     size = len(text.encode("utf-8"))
     if size > PLAN_MAX_BYTES:
         raise InvalidInput(f"plan is {size} bytes long; at most {PLAN_MAX_BYTES} (16 KiB) allowed")
-    if "\x00" in text:
-        raise InvalidInput("plan must not contain NUL bytes")
+    _refuse_control_chars("plan", text, allowed="\t\n")
     return text.rstrip("\n")
 
 
@@ -118,10 +133,21 @@ def _refuse_line_breaks(field: str, text: str) -> None:
         raise InvalidInput(f"{field} must be a single line")
 
 
-def _refuse_control_chars(field: str, text: str) -> None:
+def _refuse_control_chars(field: str, text: str, allowed: str = "\t") -> None:
+    """C0 (but ``allowed``), DEL and C1 controls, and lone surrogates, are refused."""
     for ch in text:
-        if ch != "\t" and (ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0):
-            raise InvalidInput(f"{field} must not contain control characters (found {ord(ch):#04x})")
+        if ch not in allowed and (ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0):
+            raise InvalidInput(
+                f"{field} must not contain control characters (found {ord(ch):#04x})"
+            )
+    _refuse_surrogates(field, text)
+
+
+def _refuse_surrogates(field: str, text: str) -> None:
+    """Lone surrogates (from a broken decoder) cannot be stored as UTF-8."""
+    for ch in text:
+        if 0xD800 <= ord(ch) <= 0xDFFF:
+            raise InvalidInput(f"{field} is not valid Unicode (lone surrogate {ord(ch):#06x})")
 
 
 def _shown(value: object) -> str:

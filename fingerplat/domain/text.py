@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import re
 
-# C0 controls except TAB, DEL, C1 controls, and the Unicode line/paragraph
-# separators that some terminals treat as line breaks.
-_CONTROL_RE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+# C0 controls except TAB, DEL, C1 controls, the Unicode line/paragraph
+# separators that some terminals treat as line breaks, and lone surrogates
+# (they cannot be encoded, so writing one would fail the whole answer).
+_CONTROL_RE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 
 
 def _caret(match: re.Match[str]) -> str:

@@ -28,12 +28,11 @@ class AuditUseCases(ServiceBase):
                 await self._deny(ctx, "audit.read", "audit", tenant=None,
                                  message="only platform admins may read every tenant's audit")
             query = replace(query, tenant=None)
-            async with self.uow() as repo:
+            async with self.uow(readonly=True) as repo:
                 return await repo.audit(query)
-        async with self.uow() as repo:
+        async with self.uow(readonly=True) as repo:
             tenant = await self._tenant(repo, query.tenant)
-        if not permissions.can_read_audit(ctx.principal, tenant.id):
-            await self._deny(ctx, "audit.read", f"tenant:{tenant.slug}", tenant=tenant.slug,
-                             message=f"not an admin of tenant {tenant.slug!r}")
-        async with self.uow() as repo:
+            if not permissions.can_read_audit(ctx.principal, tenant.id):
+                await self._deny(ctx, "audit.read", f"tenant:{tenant.slug}", tenant=tenant.slug,
+                                 message=f"not an admin of tenant {tenant.slug!r}")
             return await repo.audit(replace(query, tenant=tenant.slug))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
@@ -17,6 +19,38 @@ from fingerplat.repository.uow import UnitOfWork
 from fingerplat.service.events import EventBus
 
 log = logging.getLogger("fingerplat.service")
+
+# How many service units of work the current task is inside (0: none).
+_unit_depth: ContextVar[int] = ContextVar("fingerplat_unit_depth", default=0)
+
+
+class Refusal(Exception):
+    """A refused attempt raised inside a unit of work.
+
+    The unit rolls back whatever the use case did so far, then records the
+    refusal in a transaction of its own and raises ``error(message)``: the
+    refusal is audited even though the change is not made.
+    """
+
+    def __init__(
+        self,
+        ctx: Context,
+        action: str,
+        target: str,
+        *,
+        tenant: str | None,
+        username: str | None,
+        message: str,
+        error: type[Exception],
+    ) -> None:
+        super().__init__(message)
+        self.ctx = ctx
+        self.action = action
+        self.target = target
+        self.tenant = tenant
+        self.username = username
+        self.message = message
+        self.error = error
 
 
 def utcnow() -> datetime:
@@ -35,8 +69,29 @@ class ServiceBase:
         self.events = events or EventBus()
         self.clock = clock
 
-    def uow(self) -> UnitOfWork:
-        return UnitOfWork(self.engine)
+    @asynccontextmanager
+    async def uow(self, *, readonly: bool = False) -> AsyncIterator[Repository]:
+        """One transaction for a whole use case: lookups, permission check, change, audit.
+
+        A :meth:`_deny` inside the body rolls everything back, then audits the
+        refusal in its own transaction (only the outermost unit does that, so a
+        nested unit never waits on the lock its parent holds).
+        """
+        depth = _unit_depth.get()
+        marker = _unit_depth.set(depth + 1)
+        try:
+            async with UnitOfWork(self.engine, readonly=readonly) as repo:
+                yield repo
+        except Refusal as refusal:
+            if depth:
+                raise
+            _unit_depth.reset(marker)
+            marker = None
+            await self._record_refusal(refusal)
+            raise refusal.error(refusal.message) from None
+        finally:
+            if marker is not None:
+                _unit_depth.reset(marker)
 
     # -- auditing --------------------------------------------------------------
 
@@ -80,14 +135,26 @@ class ServiceBase:
         message: str,
         error: type[Exception] = PermissionDenied,
     ) -> NoReturn:
-        """Record a refused attempt in its own transaction, then refuse."""
-        async with self.uow() as repo:
-            await self._audit(
-                repo, ctx, action, target, tenant=tenant, username=username,
-                outcome="denied", detail=message,
-            )
-        log.info("denied %s on %s for %s: %s", action, target, ctx.principal.name, message)
+        """Refuse, recording the refused attempt in a transaction of its own.
+
+        Inside :meth:`uow` this raises :class:`Refusal`, so the unit first rolls
+        back and then audits; outside one it audits at once.
+        """
+        refusal = Refusal(ctx, action, target, tenant=tenant, username=username,
+                          message=message, error=error)
+        if _unit_depth.get():
+            raise refusal
+        await self._record_refusal(refusal)
         raise error(message)
+
+    async def _record_refusal(self, refusal: Refusal) -> None:
+        async with UnitOfWork(self.engine) as repo:
+            await self._audit(
+                repo, refusal.ctx, refusal.action, refusal.target, tenant=refusal.tenant,
+                username=refusal.username, outcome="denied", detail=refusal.message,
+            )
+        log.info("denied %s on %s for %s: %s", refusal.action, refusal.target,
+                 refusal.ctx.principal.name, refusal.message)
 
     async def _publish(self, event: ChangeEvent) -> None:
         await self.events.publish(event)
@@ -109,9 +176,11 @@ class ServiceBase:
             raise NotFound(f"no such tenant: {name[:63]!r}")
         return tenant
 
-    async def _user(self, repo: Repository, tenant: Tenant, name: str) -> User:
+    async def _user(
+        self, repo: Repository, tenant: Tenant, name: str, *, for_update: bool = False
+    ) -> User:
         username = rules.username(name)
-        user = await repo.user(tenant.id, username)
+        user = await repo.user(tenant.id, username, for_update=for_update)
         if user is None:
             raise UserNotFound(username, tenant.slug)
         return user

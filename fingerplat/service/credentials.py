@@ -21,6 +21,8 @@ from fingerplat.service import permissions, secrets
 from fingerplat.service.base import ServiceBase
 
 MAX_TOKEN_DAYS = 3650
+# Longer passwords are refused without hashing them (admin_password allows 1024).
+MAX_PASSWORD_CHARS = 1024
 # last_used_at is refreshed at most this often, so a busy script does not
 # turn every authenticated request into a write.
 LAST_USED_RESOLUTION = timedelta(seconds=60)
@@ -50,22 +52,24 @@ class CredentialUseCases(ServiceBase):
             raise InvalidInput(f"--expires must be between 1 and {MAX_TOKEN_DAYS} days")
         if scope is TokenScope.USER and not username:
             raise InvalidInput("a user token needs a user name")
+        name = rules.username(username) if scope is TokenScope.USER and username else None
         async with self.uow() as repo:
             tenant = await self._tenant(repo, tenant_name)
-            user = await self._user(repo, tenant, username) if scope is TokenScope.USER else None
-        tenant_id = None if scope is TokenScope.PLATFORM else tenant.id
-        target = (
-            f"{user.username}@{tenant.slug}" if user else
-            (f"tenant:{tenant.slug}" if tenant_id else "platform")
-        )
-        if not permissions.can_create_token(ctx.principal, scope, tenant_id):
-            await self._deny(ctx, "token.create", target,
-                             tenant=tenant.slug if tenant_id else None,
-                             message=f"{ctx.principal.name} may not create {scope.value} tokens"
-                                     + (f" for tenant {tenant.slug!r}" if tenant_id else ""))
-        secret = secrets.new_token_secret()
-        now = self.clock()
-        async with self.uow() as repo:
+            tenant_id = None if scope is TokenScope.PLATFORM else tenant.id
+            target = (
+                f"{name}@{tenant.slug}" if name else
+                (f"tenant:{tenant.slug}" if tenant_id else "platform")
+            )
+            # Permission before the user lookup: another tenant's admin learns no names.
+            if not permissions.can_create_token(ctx.principal, scope, tenant_id):
+                await self._deny(ctx, "token.create", target,
+                                 tenant=tenant.slug if tenant_id else None, username=name,
+                                 message=f"{ctx.principal.name} may not create {scope.value} "
+                                         "tokens"
+                                         + (f" for tenant {tenant.slug!r}" if tenant_id else ""))
+            user = await self._user(repo, tenant, name, for_update=True) if name else None
+            secret = secrets.new_token_secret()
+            now = self.clock()
             token_id = await repo.add_token(
                 scope=scope.value,
                 tenant_id=tenant_id,
@@ -91,9 +95,9 @@ class CredentialUseCases(ServiceBase):
         if all_tenants:
             if not permissions.is_platform_admin(ctx.principal):
                 raise PermissionDenied("only platform admins may list every token")
-            async with self.uow() as repo:
+            async with self.uow(readonly=True) as repo:
                 return await repo.list_tokens(None)
-        async with self.uow() as repo:
+        async with self.uow(readonly=True) as repo:
             tenant = await self._tenant(repo, tenant_name)
             if not permissions.can_manage_tokens(ctx.principal, tenant.id):
                 raise PermissionDenied(f"not an admin of tenant {tenant.slug!r}")
@@ -102,16 +106,16 @@ class CredentialUseCases(ServiceBase):
     async def revoke_token(self, ctx: Context, token_id: int) -> Token:
         async with self.uow() as repo:
             found = await repo.token(token_id)
-        if found is None:
-            raise NotFound(f"no such token: {token_id}")
-        token = found[0]
-        target = f"token:{token.id}"
-        if not permissions.can_manage_tokens(ctx.principal, token.tenant_id):
-            await self._deny(ctx, "token.revoke", target, tenant=token.tenant_slug,
-                             message=f"{ctx.principal.name} may not revoke token {token.id}")
-        if token.revoked_at is not None:
-            return token
-        async with self.uow() as repo:
+            if found is None:
+                raise NotFound(f"no such token: {token_id}")
+            token = found[0]
+            target = f"token:{token.id}"
+            if not permissions.can_manage_tokens(ctx.principal, token.tenant_id):
+                await self._deny(ctx, "token.revoke", target, tenant=token.tenant_slug,
+                                 username=token.username,
+                                 message=f"{ctx.principal.name} may not revoke token {token.id}")
+            if token.revoked_at is not None:
+                return token
             await repo.update_token(token.id, revoked_at=self.clock())
             await self._audit(repo, ctx, "token.revoke", target, tenant=token.tenant_slug,
                               username=token.username, before={"revoked": False},
@@ -132,7 +136,7 @@ class CredentialUseCases(ServiceBase):
             await self._deny(anonymous, "auth.token", "token", tenant=None,
                              message="invalid token", error=AuthenticationFailed)
         token_id, secret = parsed
-        async with self.uow() as repo:
+        async with self.uow(readonly=True) as repo:
             found = await repo.token(token_id)
         # Hash and compare even when the id is unknown, so timing says nothing.
         stored_hash = found[1] if found else "0" * 64
@@ -168,16 +172,16 @@ class CredentialUseCases(ServiceBase):
     ) -> Admin:
         admin_name = rules.admin_name(name)
         rules.admin_password(password)
-        tenant = None
-        if tenant_name is not None:
-            async with self.uow() as repo:
-                tenant = await self._tenant(repo, tenant_name)
         if not permissions.can_manage_admins(ctx.principal):
             await self._deny(ctx, "admin.create", f"admin:{admin_name}",
-                             tenant=tenant.slug if tenant else None,
+                             tenant=tenant_name[:63] if tenant_name else None,
                              message="only platform admins may create admin accounts")
+        # Hashed before the transaction: argon2 is slow on purpose, locks should not wait.
         password_hash = secrets.hash_password(password)
         async with self.uow() as repo:
+            tenant = await self._tenant(repo, tenant_name) if tenant_name is not None else None
+            if tenant is not None and not await repo.lock_tenant(tenant.id, exclusive=False):
+                raise NotFound(f"no such tenant: {tenant.slug!r}")
             admin_id = await repo.add_admin(admin_name, password_hash,
                                             tenant.id if tenant else None, self.clock())
             await self._audit(repo, ctx, "admin.create", f"admin:{admin_name}",
@@ -191,7 +195,7 @@ class CredentialUseCases(ServiceBase):
     async def list_admins(self, ctx: Context) -> list[Admin]:
         if not permissions.can_manage_admins(ctx.principal):
             raise PermissionDenied("only platform admins may list admin accounts")
-        async with self.uow() as repo:
+        async with self.uow(readonly=True) as repo:
             return await repo.list_admins()
 
     async def remove_admin(self, ctx: Context, name: str) -> None:
@@ -217,8 +221,8 @@ class CredentialUseCases(ServiceBase):
         except InvalidInput:
             admin_name = None
         found = None
-        if admin_name is not None:
-            async with self.uow() as repo:
+        if admin_name is not None and len(password or "") <= MAX_PASSWORD_CHARS:
+            async with self.uow(readonly=True) as repo:
                 found = await repo.admin(admin_name)
         stored = found[1] if found else None
         if found is None or not secrets.password_matches(password or "", stored):
@@ -228,13 +232,16 @@ class CredentialUseCases(ServiceBase):
                              tenant=found[0].tenant_slug if found else None,
                              message="wrong admin name or password", error=AuthenticationFailed)
         admin, password_hash = found
-        if secrets.password_needs_rehash(password_hash):
-            async with self.uow() as repo:
-                await repo.update_admin_password(admin.id, secrets.hash_password(password))
+        new_hash = (
+            secrets.hash_password(password)
+            if secrets.password_needs_rehash(password_hash) else None
+        )
         role = Role.TENANT_ADMIN if admin.tenant_id is not None else Role.PLATFORM_ADMIN
         principal = Principal(role, f"admin:{admin.name}", tenant_id=admin.tenant_id,
                               admin_id=admin.id)
         async with self.uow() as repo:
+            if new_hash is not None:  # stronger parameters since the hash was made
+                await repo.update_admin_password(admin.id, new_hash)
             await self._audit(repo, Context(principal, channel, remote_addr), "auth.login",
                               f"admin:{admin.name}", tenant=admin.tenant_slug)
         return principal

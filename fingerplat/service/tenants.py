@@ -5,6 +5,7 @@ from __future__ import annotations
 from fingerplat.domain import rules
 from fingerplat.domain.errors import Conflict, InvalidInput, NotFound
 from fingerplat.domain.model import ChangeEvent, Context, Tenant
+from fingerplat.repository.sql import Repository
 from fingerplat.service import permissions
 from fingerplat.service.base import ServiceBase
 
@@ -21,7 +22,7 @@ def _settings(t: Tenant) -> dict[str, object]:
 class TenantUseCases(ServiceBase):
     async def resolve_tenant(self, name: str | None = None) -> Tenant:
         """Public: a tenant by slug or domain (``None``: the default tenant)."""
-        async with self.uow() as repo:
+        async with self.uow(readonly=True) as repo:
             return await self._tenant(repo, name)
 
     async def tenant_for_host(self, host: str) -> Tenant | None:
@@ -29,26 +30,40 @@ class TenantUseCases(ServiceBase):
         key = host.strip().lower().rstrip(".")
         if not key or len(key) > 253:
             return None
-        async with self.uow() as repo:
+        async with self.uow(readonly=True) as repo:
             tenant = await repo.tenant_by_domain(key)
             if tenant is None and rules.TENANT_SLUG_RE.fullmatch(key):
                 tenant = await repo.tenant_by_slug(key)
             return tenant
 
     async def list_tenants(self, ctx: Context) -> list[Tenant]:
-        async with self.uow() as repo:
+        async with self.uow(readonly=True) as repo:
             all_tenants = await repo.list_tenants()
         if permissions.is_platform_admin(ctx.principal):
             return all_tenants
         return [t for t in all_tenants if permissions.is_admin_of(ctx.principal, t.id)]
 
     async def get_tenant(self, ctx: Context, slug: str | None) -> Tenant:
-        async with self.uow() as repo:
+        async with self.uow(readonly=True) as repo:
             tenant = await self._tenant(repo, slug)
-        if not permissions.is_admin_of(ctx.principal, tenant.id):
-            await self._deny(ctx, "tenant.read", tenant.slug, tenant=tenant.slug,
-                             message=f"not an admin of tenant {tenant.slug!r}")
+            if not permissions.is_admin_of(ctx.principal, tenant.id):
+                await self._deny(ctx, "tenant.read", tenant.slug, tenant=tenant.slug,
+                                 message=f"not an admin of tenant {tenant.slug!r}")
         return tenant
+
+    async def _locked_tenant(self, repo: Repository, slug: str | None) -> Tenant:
+        """Resolve a tenant, lock its row until the commit, and read it again.
+
+        The second read is what the change is compared against, so the audit's
+        "before" is exactly what the change replaced, even under concurrency.
+        """
+        tenant = await self._tenant(repo, slug)
+        if not await repo.lock_tenant(tenant.id):
+            raise NotFound(f"no such tenant: {tenant.slug!r}")
+        locked = await repo.tenant_by_id(tenant.id)
+        if locked is None:
+            raise NotFound(f"no such tenant: {tenant.slug!r}")
+        return locked
 
     async def create_tenant(
         self, ctx: Context, slug: str, *, name: str | None = None, domains: list[str] | None = None
@@ -88,19 +103,19 @@ class TenantUseCases(ServiceBase):
         removing = sorted({rules.domain(d) for d in remove_domains or []})
         async with self.uow() as repo:
             tenant = await self._tenant(repo, slug)
-        p = ctx.principal
-        needs_platform = bool(adding or removing) or forwarding is not None
-        allowed = permissions.can_manage_tenants(p) if needs_platform else (
-            permissions.can_edit_tenant_basics(p, tenant.id)
-        )
-        if not allowed:
-            await self._deny(
-                ctx, "tenant.update", tenant.slug, tenant=tenant.slug,
-                message="only platform admins may change domains or forwarding"
-                if needs_platform and permissions.is_admin_of(p, tenant.id)
-                else f"not an admin of tenant {tenant.slug!r}",
+            p = ctx.principal
+            needs_platform = bool(adding or removing) or forwarding is not None
+            allowed = permissions.can_manage_tenants(p) if needs_platform else (
+                permissions.can_edit_tenant_basics(p, tenant.id)
             )
-        async with self.uow() as repo:
+            if not allowed:
+                await self._deny(
+                    ctx, "tenant.update", tenant.slug, tenant=tenant.slug,
+                    message="only platform admins may change domains or forwarding"
+                    if needs_platform and permissions.is_admin_of(p, tenant.id)
+                    else f"not an admin of tenant {tenant.slug!r}",
+                )
+            tenant = await self._locked_tenant(repo, tenant.slug)
             values: dict[str, object] = {}
             if new_name is not None:
                 values["name"] = new_name
@@ -119,21 +134,23 @@ class TenantUseCases(ServiceBase):
                 await repo.add_domain(tenant.id, d)
             updated = await repo.tenant_by_id(tenant.id)
             assert updated is not None
-            if _settings(updated) != _settings(tenant):
+            changed = _settings(updated) != _settings(tenant)
+            if changed:
                 await self._audit(repo, ctx, "tenant.update", tenant.slug, tenant=tenant.slug,
                                   before=_settings(tenant), after=_settings(updated))
-        await self._publish(ChangeEvent("tenant", tenant.id, tenant.slug))
+        if changed:
+            await self._publish(ChangeEvent("tenant", tenant.id, tenant.slug))
         return updated
 
     async def remove_tenant(self, ctx: Context, slug: str) -> None:
         async with self.uow() as repo:
             tenant = await self._tenant(repo, slug)
-        if not permissions.can_manage_tenants(ctx.principal):
-            await self._deny(ctx, "tenant.remove", tenant.slug, tenant=tenant.slug,
-                             message="only platform admins may remove tenants")
-        if tenant.is_default:
-            raise InvalidInput("the default tenant cannot be removed")
-        async with self.uow() as repo:
+            if not permissions.can_manage_tenants(ctx.principal):
+                await self._deny(ctx, "tenant.remove", tenant.slug, tenant=tenant.slug,
+                                 message="only platform admins may remove tenants")
+            if tenant.is_default:
+                raise InvalidInput("the default tenant cannot be removed")
+            tenant = await self._locked_tenant(repo, tenant.slug)
             users = await repo.count_users(tenant.id, include_hidden=True)
             await repo.remove_tenant(tenant.id)
             await self._audit(repo, ctx, "tenant.remove", tenant.slug, tenant=tenant.slug,

@@ -7,8 +7,9 @@ import binascii
 from typing import Any
 
 from fingerplat.domain import rules
-from fingerplat.domain.errors import InvalidInput, PermissionDenied, UserNotFound
+from fingerplat.domain.errors import InvalidInput, NotFound, PermissionDenied, UserNotFound
 from fingerplat.domain.model import ChangeEvent, Context, StatusChange, Tenant, User, UserPage
+from fingerplat.repository.sql import Repository
 from fingerplat.service import permissions
 from fingerplat.service.base import ServiceBase, user_target
 
@@ -46,16 +47,18 @@ class UserUseCases(ServiceBase):
     async def public_user(self, tenant: Tenant, name: str) -> User | None:
         """A visible user with plan, or None. Hidden users look exactly like unknown ones."""
         username = rules.username(name)
-        async with self.uow() as repo:
+        async with self.uow(readonly=True) as repo:
             user = await repo.user(tenant.id, username)
         if user is None or user.hidden:
             return None
         return user
 
-    async def public_history(self, tenant: Tenant, name: str, limit: int = 10) -> list[StatusChange]:
+    async def public_history(
+        self, tenant: Tenant, name: str, limit: int = 10
+    ) -> list[StatusChange]:
         username = rules.username(name)
         limit = max(1, min(limit, HISTORY_MAX))
-        async with self.uow() as repo:
+        async with self.uow(readonly=True) as repo:
             user = await repo.user(tenant.id, username, with_plan=False)
             if user is None or user.hidden:
                 raise UserNotFound(username, tenant.slug)
@@ -83,7 +86,7 @@ class UserUseCases(ServiceBase):
         after = decode_cursor(cursor) if cursor else None
         if search is not None:
             search = rules.one_line("search", search, 100).lower() or None
-        async with self.uow() as repo:
+        async with self.uow(readonly=True) as repo:
             users = await repo.list_users(
                 tenant.id, include_hidden=admin, after=after, limit=limit + 1, search=search
             )
@@ -95,19 +98,18 @@ class UserUseCases(ServiceBase):
 
     async def get_user(self, ctx: Context, tenant_name: str | None, name: str) -> User:
         """A user as an admin (or the user themself) sees it, hidden or not."""
-        async with self.uow() as repo:
+        async with self.uow(readonly=True) as repo:
             tenant = await self._tenant(repo, tenant_name)
             user = await self._user(repo, tenant, name)
-        if not permissions.can_write_status(ctx.principal, tenant.id, user.id):
-            if user.hidden:
-                raise UserNotFound(user.username, tenant.slug)
+        if user.hidden and not permissions.can_write_status(ctx.principal, tenant.id, user.id):
+            raise UserNotFound(user.username, tenant.slug)
         return user
 
     async def history(
         self, ctx: Context, tenant_name: str | None, name: str, limit: int = 20
     ) -> list[StatusChange]:
         limit = max(1, min(limit, HISTORY_MAX))
-        async with self.uow() as repo:
+        async with self.uow(readonly=True) as repo:
             tenant = await self._tenant(repo, tenant_name)
             user = await self._user(repo, tenant, name)
             if user.hidden and not permissions.can_write_status(ctx.principal, tenant.id, user.id):
@@ -137,11 +139,13 @@ class UserUseCases(ServiceBase):
         }
         async with self.uow() as repo:
             tenant = await self._tenant(repo, tenant_name)
-        target = user_target(username, tenant)
-        if not permissions.can_manage_users(ctx.principal, tenant.id):
-            await self._deny(ctx, "user.create", target, tenant=tenant.slug, username=username,
-                             message=f"not an admin of tenant {tenant.slug!r}")
-        async with self.uow() as repo:
+            target = user_target(username, tenant)
+            if not permissions.can_manage_users(ctx.principal, tenant.id):
+                await self._deny(ctx, "user.create", target, tenant=tenant.slug,
+                                 username=username,
+                                 message=f"not an admin of tenant {tenant.slug!r}")
+            if not await repo.lock_tenant(tenant.id, exclusive=False):
+                raise NotFound(f"no such tenant: {tenant.slug!r}")
             user_id = await repo.add_user(
                 tenant.id, self.clock(), username=username, hidden=hidden, **fields
             )
@@ -170,36 +174,40 @@ class UserUseCases(ServiceBase):
                 changes[field] = rules.one_line(field.replace("_", " "), value)
         if hidden is not None:
             changes["hidden"] = hidden
+        username = rules.username(name)
         async with self.uow() as repo:
             tenant = await self._tenant(repo, tenant_name)
-            user = await self._user(repo, tenant, name)
-        target = user_target(user.username, tenant)
-        if not permissions.can_manage_users(ctx.principal, tenant.id):
-            await self._deny(ctx, "user.update", target, tenant=tenant.slug,
-                             username=user.username,
-                             message=f"not an admin of tenant {tenant.slug!r}")
-        async with self.uow() as repo:
+            target = user_target(username, tenant)
+            # Permission first, so another tenant's admin learns nothing about its users.
+            if not permissions.can_manage_users(ctx.principal, tenant.id):
+                await self._deny(ctx, "user.update", target, tenant=tenant.slug,
+                                 username=username,
+                                 message=f"not an admin of tenant {tenant.slug!r}")
+            user = await self._user(repo, tenant, username, for_update=True)
             if changes:
                 await repo.update_user(user.id, **changes)
             updated = await repo.user(tenant.id, user.username)
             assert updated is not None
-            if _profile(updated) != _profile(user):
+            changed = _profile(updated) != _profile(user)
+            if changed:
                 await self._audit(repo, ctx, "user.update", target, tenant=tenant.slug,
                                   username=user.username, before=_profile(user),
                                   after=_profile(updated))
-        await self._publish(ChangeEvent("user", tenant.id, tenant.slug, user.username))
+        if changed:
+            await self._publish(ChangeEvent("user", tenant.id, tenant.slug, user.username,
+                                            data={"hidden": updated.hidden}))
         return updated
 
     async def remove_user(self, ctx: Context, tenant_name: str | None, name: str) -> None:
+        username = rules.username(name)
         async with self.uow() as repo:
             tenant = await self._tenant(repo, tenant_name)
-            user = await self._user(repo, tenant, name)
-        target = user_target(user.username, tenant)
-        if not permissions.can_manage_users(ctx.principal, tenant.id):
-            await self._deny(ctx, "user.remove", target, tenant=tenant.slug,
-                             username=user.username,
-                             message=f"not an admin of tenant {tenant.slug!r}")
-        async with self.uow() as repo:
+            target = user_target(username, tenant)
+            if not permissions.can_manage_users(ctx.principal, tenant.id):
+                await self._deny(ctx, "user.remove", target, tenant=tenant.slug,
+                                 username=username,
+                                 message=f"not an admin of tenant {tenant.slug!r}")
+            user = await self._user(repo, tenant, username, for_update=True)
             await repo.remove_user(user.id)
             await self._audit(repo, ctx, "user.remove", target, tenant=tenant.slug,
                               username=user.username,
@@ -217,15 +225,10 @@ class UserUseCases(ServiceBase):
         text = rules.status(status) if status is not None else None
         action = "status.set" if text is not None else "status.clear"
         async with self.uow() as repo:
-            tenant = await self._tenant(repo, tenant_name)
-            user = await self._user(repo, tenant, name)
-        target = user_target(user.username, tenant)
-        if not permissions.can_write_status(ctx.principal, tenant.id, user.id):
-            await self._deny(ctx, action, target, tenant=tenant.slug, username=user.username,
-                             message=f"{ctx.principal.name} may not change the status of "
-                                     f"{user.username}")
-        now = self.clock()
-        async with self.uow() as repo:
+            tenant, user = await self._writable_user(repo, ctx, tenant_name, name, action,
+                                                     "status")
+            target = user_target(user.username, tenant)
+            now = self.clock()
             await repo.set_status(user.id, text, now, ctx.principal.name[:200], ctx.channel.value)
             await self._audit(repo, ctx, action, target, tenant=tenant.slug,
                               username=user.username, before={"status": user.status},
@@ -238,20 +241,43 @@ class UserUseCases(ServiceBase):
         )
         return updated
 
+    async def _writable_user(
+        self,
+        repo: Repository,
+        ctx: Context,
+        tenant_name: str | None,
+        name: str,
+        action: str,
+        what: str,
+    ) -> tuple[Tenant, User]:
+        """The tenant and the locked user row whose status or plan ``ctx`` may change.
+
+        Admins of the tenant learn that a user does not exist; anyone else is
+        refused alike for a missing, hidden or foreign user, so a user token
+        cannot probe for names.
+        """
+        tenant = await self._tenant(repo, tenant_name)
+        username = rules.username(name)
+        user = await repo.user(tenant.id, username, for_update=True)
+        p = ctx.principal
+        if user is None and permissions.can_manage_users(p, tenant.id):
+            raise UserNotFound(username, tenant.slug)
+        if user is None or not permissions.can_write_status(p, tenant.id, user.id):
+            await self._deny(ctx, action, user_target(username, tenant), tenant=tenant.slug,
+                             username=username,
+                             message=f"{p.name} may not change the {what} of {username}")
+        assert user is not None
+        return tenant, user
+
     async def clear_status(self, ctx: Context, tenant_name: str | None, name: str) -> User:
         return await self.set_status(ctx, tenant_name, name, None)
 
     async def set_plan(self, ctx: Context, tenant_name: str | None, name: str, plan: str) -> User:
         text = rules.plan(plan)
         async with self.uow() as repo:
-            tenant = await self._tenant(repo, tenant_name)
-            user = await self._user(repo, tenant, name)
-        target = user_target(user.username, tenant)
-        if not permissions.can_write_status(ctx.principal, tenant.id, user.id):
-            await self._deny(ctx, "plan.set", target, tenant=tenant.slug, username=user.username,
-                             message=f"{ctx.principal.name} may not change the plan of "
-                                     f"{user.username}")
-        async with self.uow() as repo:
+            tenant, user = await self._writable_user(repo, ctx, tenant_name, name, "plan.set",
+                                                     "plan")
+            target = user_target(user.username, tenant)
             await repo.set_plan(user.id, text, self.clock())
             await self._audit(repo, ctx, "plan.set", target, tenant=tenant.slug,
                               username=user.username,
