@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
@@ -13,8 +14,16 @@ TOKEN_PREFIX = "fp"
 TOKEN_SECRET_BYTES = 32  # 256 bits
 
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
-# Verified against when the admin name is unknown, so both paths cost the same.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the admin name is unknown, so both paths cost the same.
+
+    Made on first use, not at import: hashing costs ~0.2 s, which every CLI
+    command would otherwise pay at start-up.
+    """
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 
 def new_token_secret() -> str:
@@ -50,7 +59,7 @@ def hash_password(password: str) -> str:
 
 def password_matches(password: str, stored_hash: str | None) -> bool:
     try:
-        return _hasher.verify(stored_hash or _DUMMY_HASH, password) and stored_hash is not None
+        return _hasher.verify(stored_hash or _dummy_hash(), password) and stored_hash is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 
