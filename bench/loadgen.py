@@ -315,37 +315,30 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         for i, n in enumerate(per_proc) if n > 0
     ]
     roots = args.server_pid or []
-    cpu_before = cpu_after = None
+    db_pids = args.db_pid or []
+
+    def sample() -> tuple[float | None, float | None]:
+        return (server_cpu_seconds(roots) if roots else None,
+                server_cpu_seconds(db_pids) if db_pids else None)
+
+    samples: dict[str, tuple[float | None, float | None]] = {}
     results: list[WorkerResult] = []
     if processes == 1:
-        # In-process: sample the server CPU from a thread-free timer in the same loop.
+        # In-process: the samples are timers on the same event loop as the clients.
         async def main() -> WorkerResult:
-            nonlocal cpu_before, cpu_after
             loop = asyncio.get_running_loop()
-            before_handle = loop.call_at(
-                loop.time() + (start_at - time.monotonic()),
-                lambda: _set_before(),
-            )
-            after_handle = loop.call_at(
-                loop.time() + (end_at - time.monotonic()),
-                lambda: _set_after(),
-            )
+            handles = [
+                loop.call_at(loop.time() + (when - time.monotonic()),
+                             lambda key=key: samples.__setitem__(key, sample()))
+                for key, when in (("before", start_at), ("after", end_at))
+            ]
             try:
                 return await _run_worker(plans[0])
             finally:
-                before_handle.cancel()
-                after_handle.cancel()
+                for handle in handles:
+                    handle.cancel()
 
-        def _set_before() -> None:
-            nonlocal cpu_before
-            cpu_before = server_cpu_seconds(roots) if roots else None
-
-        def _set_after() -> None:
-            nonlocal cpu_after
-            cpu_after = server_cpu_seconds(roots) if roots else None
-
-        factory = _loop_factory()
-        with asyncio.Runner(loop_factory=factory) as runner:  # type: ignore[arg-type]
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             results.append(runner.run(main()))
     else:
         ctx = mp.get_context("fork")
@@ -359,9 +352,9 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             pipes.append(parent)
             procs.append(proc)
         time.sleep(max(0.0, start_at - time.monotonic()))
-        cpu_before = server_cpu_seconds(roots) if roots else None
+        samples["before"] = sample()
         time.sleep(max(0.0, end_at - time.monotonic()))
-        cpu_after = server_cpu_seconds(roots) if roots else None
+        samples["after"] = sample()
         for pipe, proc in zip(pipes, procs, strict=True):
             if pipe.poll(args.timeout + 30):
                 results.append(pipe.recv())
@@ -370,11 +363,18 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                 proc.kill()
         if len(results) != len(plans):
             raise SystemExit("loadgen: a worker process died; see its error above")
-    return summarise(args, results, cpu_before, cpu_after)
+    before = samples.get("before", (None, None))
+    after = samples.get("after", (None, None))
+    return summarise(args, results, before, after)
+
+
+def _delta(before: float | None, after: float | None) -> float | None:
+    return after - before if before is not None and after is not None else None
 
 
 def summarise(args: argparse.Namespace, results: list[WorkerResult],
-              cpu_before: float | None, cpu_after: float | None) -> dict[str, object]:
+              before: tuple[float | None, float | None],
+              after: tuple[float | None, float | None]) -> dict[str, object]:
     lat = array("d")
     errors: dict[str, int] = {}
     completed = 0
@@ -386,7 +386,8 @@ def summarise(args: argparse.Namespace, results: list[WorkerResult],
         for k, v in r.errors.items():
             errors[k] = errors.get(k, 0) + v
     ordered = sorted(lat)
-    cpu = (cpu_after - cpu_before) if cpu_before is not None and cpu_after is not None else None
+    cpu = _delta(before[0], after[0])
+    db_cpu = _delta(before[1], after[1])
     return {
         "target": f"{args.host}:{args.port}",
         "duration_s": args.duration,
@@ -405,6 +406,10 @@ def summarise(args: argparse.Namespace, results: list[WorkerResult],
         "server_pids": args.server_pid or [],
         "server_cpu_s": cpu,
         "server_cpu_us_per_query": (cpu / completed * 1e6) if cpu is not None and completed
+        else None,
+        "db_pids": args.db_pid or [],
+        "db_cpu_s": db_cpu,
+        "db_cpu_us_per_query": (db_cpu / completed * 1e6) if db_cpu is not None and completed
         else None,
     }
 
@@ -441,6 +446,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--timeout", type=float, default=10.0, help="per-query timeout")
     p.add_argument("--server-pid", type=int, action="append",
                    help="measure this process's CPU (with descendants); repeatable")
+    p.add_argument("--db-pid", type=int, action="append",
+                   help="also measure these database backend processes, reported apart")
     p.add_argument("--no-probe", action="store_true",
                    help="do not check the port answers before starting")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -464,6 +471,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{report['error_kinds'] or ''}")
         if cpu is not None:
             print(f"server CPU {report['server_cpu_s']:.2f} s = {cpu:.1f} µs/query")
+        if report["db_cpu_us_per_query"] is not None:
+            print(f"database CPU {report['db_cpu_s']:.2f} s = "
+                  f"{report['db_cpu_us_per_query']:.1f} µs/query")
     return 0
 
 

@@ -1,0 +1,165 @@
+#!/usr/bin/env python3
+"""Seed N benchmark users, each with a status, into a migrated fingerplat database.
+
+Two methods:
+
+* ``--method bulk`` (default): set-based SQL through fingerplat's own engine
+  and schema tables (``fingerplat.repository``): one multi-row INSERT per
+  chunk of users, then status history and plans copied with
+  ``INSERT ... SELECT``. 100,000 users take seconds. It writes no audit
+  events, which is right for a benchmark fixture and wrong for anything
+  else: this is a bench tool, not an importer.
+* ``--method service``: every user through ``FingerplatService.add_user`` and
+  ``set_status`` as the CLI operator, exactly as real changes happen (audit
+  events and status history included). Slow (several transactions per user):
+  meant for small N, to check the bulk rows look like real ones.
+
+Users are ``PATTERN.format(i)`` for i in 0..N-1 (default ``bench000000``...)
+in the default tenant unless ``--tenant`` names another; every user has a
+status, every fifth a plan. The database must already be migrated
+(``fingerplat db upgrade``). Works on SQLite and PostgreSQL (where it runs
+ANALYZE afterwards so the planner sees the real table sizes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run from a checkout without installing
+    sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import func, insert, literal, select, text  # noqa: E402
+from sqlalchemy.ext.asyncio import AsyncEngine  # noqa: E402
+
+from fingerplat.domain.model import Channel, Context, Principal  # noqa: E402
+from fingerplat.repository.engine import create_engine, is_sqlite  # noqa: E402
+from fingerplat.repository.schema import plans, status_history, tenants, users  # noqa: E402
+
+CHUNK = 2000
+STATUSES = (
+    "in a meeting until 3",
+    "working from home",
+    "on the benchmark",
+    "lunch",
+    "away: back monday",
+    "reviewing pull requests",
+)
+PLAN = "Plan:\n- finish the benchmark\n- write it up"
+
+
+def _user_rows(tenant_id: int, pattern: str, start: int, stop: int,
+               now: datetime) -> list[dict[str, object]]:
+    return [
+        {
+            "tenant_id": tenant_id,
+            "username": pattern.format(i),
+            "full_name": f"Bench User {i}",
+            "office": f"Room {i % 500}",
+            "phone": f"+1 555 {i % 10000:04d}",
+            "project": "fingerplat benchmark",
+            "hidden": False,
+            "status": STATUSES[i % len(STATUSES)],
+            "status_set_at": now - timedelta(seconds=i % 86400),
+            "created_at": now,
+        }
+        for i in range(start, stop)
+    ]
+
+
+async def _tenant_id(engine: AsyncEngine, slug: str | None) -> int:
+    async with engine.connect() as conn:
+        stmt = select(tenants.c.id)
+        stmt = stmt.where(tenants.c.slug == slug) if slug else stmt.where(tenants.c.is_default)
+        row = (await conn.execute(stmt)).first()
+    if row is None:
+        raise SystemExit(f"seed: no tenant {slug or '(default)'}: run `fingerplat db upgrade` "
+                         "first, or `fingerplat tenant add`")
+    return int(row[0])
+
+
+async def seed_bulk(engine: AsyncEngine, n: int, pattern: str, tenant: str | None) -> None:
+    tenant_id = await _tenant_id(engine, tenant)
+    now = datetime.now(UTC)
+    prefix = pattern.split("{", 1)[0]
+    async with engine.begin() as conn:
+        for start in range(0, n, CHUNK):
+            await conn.execute(insert(users), _user_rows(tenant_id, pattern, start,
+                                                          min(n, start + CHUNK), now))
+        ours = (users.c.tenant_id == tenant_id) & users.c.username.startswith(prefix)
+        await conn.execute(insert(status_history).from_select(
+            ["user_id", "text", "set_at", "actor", "channel"],
+            select(users.c.id, users.c.status, users.c.status_set_at,
+                   literal("bench:seed"), literal(Channel.IMPORT.value)).where(ours),
+        ))
+        await conn.execute(insert(plans).from_select(
+            ["user_id", "text", "updated_at"],
+            select(users.c.id, literal(PLAN), literal(now, users.c.created_at.type))
+            .where(ours & (users.c.id % 5 == 0)),
+        ))
+    async with engine.connect() as conn:
+        if is_sqlite(str(engine.url)):
+            await conn.execute(text("ANALYZE"))
+        else:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text("ANALYZE"))
+        await conn.commit()
+
+
+async def seed_service(engine: AsyncEngine, n: int, pattern: str, tenant: str | None) -> None:
+    from fingerplat.service import FingerplatService
+
+    service = FingerplatService(engine)
+    ctx = Context(Principal.operator("bench-seed"), Channel.CLI)
+    for i in range(n):
+        name = pattern.format(i)
+        await service.add_user(ctx, tenant, name, full_name=f"Bench User {i}",
+                               office=f"Room {i % 500}", project="fingerplat benchmark")
+        await service.set_status(ctx, tenant, name, STATUSES[i % len(STATUSES)])
+        if i % 5 == 0:
+            await service.set_plan(ctx, tenant, name, PLAN)
+
+
+async def count_users(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        return int((await conn.execute(select(func.count()).select_from(users))).scalar_one())
+
+
+async def seed(url: str, n: int, *, pattern: str = "bench{:06d}", tenant: str | None = None,
+               method: str = "bulk") -> float:
+    """Seed and return the seconds it took."""
+    engine = create_engine(url, pool_size=2, max_overflow=0)
+    began = time.monotonic()
+    try:
+        if method == "bulk":
+            await seed_bulk(engine, n, pattern, tenant)
+        else:
+            await seed_service(engine, n, pattern, tenant)
+        return time.monotonic() - began
+    finally:
+        await engine.dispose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="Seed benchmark users into a migrated database.")
+    p.add_argument("database_url", help="sqlite+aiosqlite:///PATH or postgresql+asyncpg://...")
+    p.add_argument("-n", "--users", type=int, default=1000)
+    p.add_argument("--pattern", default="bench{:06d}", help="user name pattern (str.format)")
+    p.add_argument("--tenant", default=None, help="tenant slug (default: the default tenant)")
+    p.add_argument("--method", choices=("bulk", "service"), default="bulk")
+    args = p.parse_args(argv)
+    if "{" not in args.pattern:
+        raise SystemExit("seed: --pattern needs a {} placeholder for the index")
+    took = asyncio.run(seed(args.database_url, args.users, pattern=args.pattern,
+                            tenant=args.tenant, method=args.method))
+    print(f"seeded {args.users} users ({args.method}) in {took:.1f}s", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
