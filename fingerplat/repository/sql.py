@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -443,3 +443,113 @@ class Repository:
             )
             for r in (await self.conn.execute(stmt)).mappings()
         ]
+
+    # -- batched writes for importers --------------------------------------------
+    # One statement per kind of change for a whole batch: multi-row INSERT
+    # (SQLAlchemy "insertmanyvalues") and executemany UPDATE, so a 100,000-line
+    # import is a few hundred round trips, not a few hundred thousand.
+
+    async def users_by_names(
+        self, tenant_id: int, usernames: Sequence[str]
+    ) -> dict[str, tuple[User, bool]]:
+        """Users of a tenant by name, with their plan and whether a plan row exists."""
+        if not usernames:
+            return {}
+        stmt = (
+            select(*_USER_COLUMNS, plans.c.text.label("plan"),
+                   plans.c.user_id.label("plan_user_id"))
+            .select_from(users.outerjoin(plans, plans.c.user_id == users.c.id))
+            .where(and_(users.c.tenant_id == tenant_id, users.c.username.in_(list(usernames))))
+        )
+        found: dict[str, tuple[User, bool]] = {}
+        for row in (await self.conn.execute(stmt)).mappings():
+            found[row["username"]] = (_user(row, row["plan"] or ""),
+                                      row["plan_user_id"] is not None)
+        return found
+
+    async def insert_users(
+        self, tenant_id: int, now: datetime, rows: Sequence[dict[str, Any]]
+    ) -> dict[str, int]:
+        """Create many users in one statement; returns their ids by username."""
+        if not rows:
+            return {}
+        params = [{**row, "tenant_id": tenant_id, "created_at": now} for row in rows]
+        try:
+            result = await self.conn.execute(
+                insert(users).returning(users.c.id, users.c.username), params
+            )
+        except IntegrityError as exc:
+            raise Conflict("a user of this batch was created meanwhile") from exc
+        return {row.username: int(row.id) for row in result}
+
+    async def update_user_profiles(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Rows of ``id, full_name, office, phone, project, hidden`` (full values)."""
+        if not rows:
+            return
+        stmt = (
+            update(users)
+            .where(users.c.id == bindparam("b_id"))
+            .values(
+                full_name=bindparam("b_full_name"), office=bindparam("b_office"),
+                phone=bindparam("b_phone"), project=bindparam("b_project"),
+                hidden=bindparam("b_hidden"),
+            )
+        )
+        await self.conn.execute(stmt, [{f"b_{k}": v for k, v in row.items()} for row in rows])
+
+    async def set_statuses(
+        self, changes: Sequence[tuple[int, str | None]], now: datetime, actor: str, channel: str
+    ) -> None:
+        """Set (or clear, with None) the status of many users, with their history rows."""
+        if not changes:
+            return
+        await self.conn.execute(
+            update(users)
+            .where(users.c.id == bindparam("b_id"))
+            .values(status=bindparam("b_status"), status_set_at=bindparam("b_at")),
+            [{"b_id": uid, "b_status": text, "b_at": now if text is not None else None}
+             for uid, text in changes],
+        )
+        await self.conn.execute(
+            insert(status_history),
+            [{"user_id": uid, "text": text, "set_at": now, "actor": actor, "channel": channel}
+             for uid, text in changes],
+        )
+
+    async def set_plans(
+        self,
+        updates: Sequence[tuple[int, str]],
+        inserts: Sequence[tuple[int, str]],
+        now: datetime,
+    ) -> None:
+        """Replace existing plan rows (``updates``) and add missing ones (``inserts``)."""
+        if updates:
+            await self.conn.execute(
+                update(plans)
+                .where(plans.c.user_id == bindparam("b_user_id"))
+                .values(text=bindparam("b_text"), updated_at=bindparam("b_at")),
+                [{"b_user_id": uid, "b_text": text, "b_at": now} for uid, text in updates],
+            )
+        if inserts:
+            await self.conn.execute(
+                insert(plans),
+                [{"user_id": uid, "text": text, "updated_at": now} for uid, text in inserts],
+            )
+
+    async def add_audits(self, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            await self.conn.execute(insert(audit_events), list(rows))
+
+    async def users_with_plans(
+        self, tenant_id: int, *, after: str | None, limit: int
+    ) -> builtins.list[User]:
+        """Every user of a tenant (hidden too) with plans, by username, for export."""
+        stmt = (
+            select(*_USER_COLUMNS, plans.c.text.label("plan"))
+            .select_from(users.outerjoin(plans, plans.c.user_id == users.c.id))
+            .where(users.c.tenant_id == tenant_id)
+        )
+        if after is not None:
+            stmt = stmt.where(users.c.username > after)
+        stmt = stmt.order_by(users.c.username).limit(limit)
+        return [_user(r, r["plan"] or "") for r in (await self.conn.execute(stmt)).mappings()]

@@ -13,11 +13,14 @@ from fingerplat.repository import migrations
 from fingerplat.repository.uow import translate_db_error
 from fingerplat.service.audit_log import AuditUseCases
 from fingerplat.service.credentials import CredentialUseCases
+from fingerplat.service.imports import ImportUseCases
 from fingerplat.service.tenants import TenantUseCases
 from fingerplat.service.users import UserUseCases
 
 
-class FingerplatService(TenantUseCases, UserUseCases, CredentialUseCases, AuditUseCases):
+class FingerplatService(
+    TenantUseCases, UserUseCases, CredentialUseCases, AuditUseCases, ImportUseCases
+):
     async def check_health(self) -> None:
         """Raise :class:`Unavailable` unless the database answers a query."""
         try:

@@ -1,0 +1,190 @@
+"""Importing users files into a real database (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fingerplat.adapters.sources.users_file import (
+    parse_json_export,
+    parse_users_file,
+    read_users_file,
+    render_json,
+    render_users_file,
+)
+from fingerplat.domain.errors import InvalidInput, PermissionDenied
+from fingerplat.domain.imports import ImportRecord
+from fingerplat.domain.model import AuditQuery, Channel, Context, Principal, Role
+from fingerplat.service import FingerplatService
+
+MESSY = (
+    b"# the tutorial's /etc/users\n"
+    b"alice: at lunch\r\n"
+    b"\n"
+    b"   \n"
+    b"bob:   busy  \n"
+    b"\xff\xfe\x00garbage\x01\x02\n"          # line 6: not UTF-8
+    b"carol: " + b"x" * 300 + b"\n"           # line 7: status too long
+    b"Bad Name: hi\n"                          # line 8: invalid username
+    b"alice: again\n"                          # line 9: duplicate
+    b"no colon here\n"                         # line 10
+    b"dave:\n"                                 # line 11: no status
+    b"eve: esc \x1b[31m red\n"                 # line 12: control character
+    b"  # indented comment\n"
+    b"Frank: Upper\n"                          # line 14: names are case-insensitive
+)
+
+
+async def test_messy_file_takes_good_lines_and_names_bad_ones(
+    service: FingerplatService, operator: Context, tmp_path: Path
+) -> None:
+    path = tmp_path / "users"
+    path.write_bytes(MESSY)
+    report = await service.import_records(operator, None, read_users_file(path))
+    assert (report.created, report.updated, report.unchanged) == (4, 0, 0)
+    reasons = {r.line: r.reason for r in report.rejected}
+    assert sorted(reasons) == [6, 7, 8, 9, 10, 12]
+    assert reasons[6] == "line is not valid UTF-8 text"
+    assert reasons[7] == "status is 300 characters long; at most 280 are allowed"
+    assert reasons[8].startswith("invalid username 'Bad Name'")
+    assert reasons[9] == "duplicate: user alice is already on line 2"
+    assert reasons[10] == "expected 'user: status' (no colon on this line)"
+    assert reasons[12] == "status must not contain control characters (found 0x1b)"
+    assert not report.ok
+
+    alice = await service.get_user(operator, None, "alice")
+    assert alice.status == "at lunch"
+    assert (await service.get_user(operator, None, "bob")).status == "busy"
+    assert (await service.get_user(operator, None, "dave")).status is None
+    assert (await service.get_user(operator, None, "frank")).status == "Upper"
+    history = await service.history(operator, None, "alice")
+    assert [(h.text, h.channel, h.actor) for h in history] == [
+        ("at lunch", "import", operator.principal.name)
+    ]
+
+
+async def test_reimport_is_idempotent_and_changes_only_what_changed(
+    service: FingerplatService, operator: Context
+) -> None:
+    first = parse_users_file(b"alice: one\nbob: two\ncarol: three\n")
+    report = await service.import_records(operator, None, first)
+    assert (report.created, report.updated, report.unchanged) == (3, 0, 0)
+
+    again = await service.import_records(operator, None, first)
+    assert (again.created, again.updated, again.unchanged, again.rejected) == (0, 0, 3, [])
+    assert len(await service.history(operator, None, "alice")) == 1
+
+    changed = parse_users_file(b"alice: one\nbob: TWO\ncarol:\n")
+    report = await service.import_records(operator, None, changed)
+    assert (report.created, report.updated, report.unchanged) == (0, 2, 1)
+    assert (await service.get_user(operator, None, "bob")).status == "TWO"
+    assert (await service.get_user(operator, None, "carol")).status is None
+    assert [h.text for h in await service.history(operator, None, "carol")] == [None, "three"]
+
+    audit = await service.audit_log(operator, AuditQuery(limit=100))
+    actions = [e.action for e in audit]
+    assert actions.count("import.create") == 3
+    assert actions.count("import.update") == 2
+    assert actions.count("import.run") == 2  # the no-op import wrote nothing at all
+    bob = next(e for e in audit if e.action == "import.update" and "bob" in e.target)
+    assert (bob.before, bob.after, bob.channel) == ({"status": "two"}, {"status": "TWO"},
+                                                    "import")
+
+
+async def test_many_lines_cross_batches(service: FingerplatService, operator: Context) -> None:
+    data = "".join(f"user{i}: status {i}\n" for i in range(2500)).encode()
+    report = await service.import_records(operator, None, parse_users_file(data),
+                                          batch_size=1000)
+    assert (report.created, report.rejected) == (2500, [])
+    data = "".join(f"user{i}: status {i + (i % 2)}\n" for i in range(2500)).encode()
+    seen: list[int] = []
+    report = await service.import_records(operator, None, parse_users_file(data),
+                                          batch_size=1000, progress=seen.append)
+    assert (report.created, report.updated, report.unchanged) == (0, 1250, 1250)
+    assert seen[-1] == 2500
+    assert (await service.get_user(operator, None, "user2499")).status == "status 2500"
+
+
+async def test_profile_fields_and_plans(service: FingerplatService, operator: Context) -> None:
+    records = [ImportRecord(1, "alice", full_name="Alice A", project="p1", plan="line1\nline2")]
+    report = await service.import_records(operator, None, records)
+    assert report.created == 1
+    report = await service.import_records(operator, None, records)
+    assert report.unchanged == 1
+    records = [ImportRecord(1, "alice", full_name="Alice B", plan="new plan")]
+    report = await service.import_records(operator, None, records)
+    assert report.updated == 1
+    alice = await service.get_user(operator, None, "alice")
+    assert (alice.full_name, alice.project, alice.plan) == ("Alice B", "p1", "new plan")
+    too_big = [ImportRecord(4, "bob", plan="x" * (16 * 1024 + 1))]
+    report = await service.import_records(operator, None, too_big)
+    assert [r.line for r in report.rejected] == [4]
+    assert "16 KiB" in report.rejected[0].reason
+
+
+async def test_export_round_trip_into_a_fresh_tenant(
+    service: FingerplatService, operator: Context
+) -> None:
+    await service.import_records(operator, None, parse_users_file(
+        b"alice: at lunch\nbob:\ncarol: \xc3\xa9t\xc3\xa9 \xe2\x98\x80\n"))
+    await service.import_records(operator, None, [
+        ImportRecord(1, "dave", status="hidden one", hidden=True, plan="my plan",
+                     full_name="Dave D", office="B2", phone="123")])
+    tenant, users = await service.export_users(operator, None)
+    text = render_users_file(users, tenant=tenant.slug)
+    assert "\nalice: at lunch\nbob:\ncarol: été ☀\ndave: hidden one\n" in text
+
+    await service.create_tenant(operator, "copy", name="Copy")
+    report = await service.import_records(operator, "copy", parse_users_file(text.encode()))
+    assert (report.created, report.rejected) == (4, [])
+    _, copied = await service.export_users(operator, "copy")
+    assert [(u.username, u.status) for u in copied] == [(u.username, u.status) for u in users]
+
+    # JSON keeps everything, hidden and plan included.
+    document = render_json(users, tenant=tenant.slug).encode()
+    await service.create_tenant(operator, "full", name="Full")
+    report = await service.import_records(operator, "full", parse_json_export(document))
+    assert (report.created, report.rejected) == (4, [])
+    _, full = await service.export_users(operator, "full")
+    keep = ("username", "status", "full_name", "office", "phone", "project", "hidden", "plan")
+    assert [[getattr(u, k) for k in keep] for u in full] == [
+        [getattr(u, k) for k in keep] for u in users
+    ]
+    again = await service.import_records(operator, "full", parse_json_export(document))
+    assert again.unchanged == 4
+
+
+async def test_only_admins_of_the_tenant_may_import(
+    service: FingerplatService, operator: Context
+) -> None:
+    other = await service.create_tenant(operator, "other", name="Other")
+    stranger = Context(Principal(Role.TENANT_ADMIN, "token:9(admin@other)", tenant_id=other.id),
+                       Channel.CLI)
+    with pytest.raises(PermissionDenied):
+        await service.import_records(stranger, None, parse_users_file(b"alice: hi\n"))
+    with pytest.raises(PermissionDenied):
+        await service.export_users(stranger, None)
+    report = await service.import_records(stranger, "other", parse_users_file(b"alice: hi\n"))
+    assert report.created == 1
+    runs = await service.audit_log(operator, AuditQuery(action="import.run", limit=10),
+                                   all_tenants=True)
+    assert [(e.outcome, e.tenant) for e in runs] == [("ok", "other"), ("denied", "default")]
+
+
+async def test_sources_that_do_not_create_users(
+    service: FingerplatService, operator: Context
+) -> None:
+    await service.add_user(operator, None, "alice")
+    records = [ImportRecord(1, "alice", status="web says hi"),
+               ImportRecord(2, "ghost", status="boo")]
+    report = await service.import_records(operator, None, records, create_missing=False)
+    assert (report.updated, [r.line for r in report.rejected]) == (1, [2])
+    assert "does not create users" in report.rejected[0].reason
+
+
+def test_reader_refuses_non_files(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput, match="does not exist"):
+        read_users_file(tmp_path / "missing")
+    with pytest.raises(InvalidInput, match="not a regular file"):
+        read_users_file(tmp_path)
