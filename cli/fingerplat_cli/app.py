@@ -17,6 +17,8 @@ from functools import wraps
 from typing import Any, TypeVar
 
 import click
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from fingerplat import config as config_module
 from fingerplat.config import Config
@@ -27,17 +29,26 @@ from fingerplat.domain.errors import (
     InvalidInput,
     NotFound,
     PermissionDenied,
+    SchemaOutOfDate,
     Unavailable,
     UserNotFound,
 )
 from fingerplat.domain.model import Channel, Context, Principal
 from fingerplat.domain.text import printable
-from fingerplat.repository.engine import check_url, create_engine, default_database_url
+from fingerplat.repository.engine import (
+    check_url,
+    create_engine,
+    default_database_url,
+    is_sqlite,
+)
+from fingerplat.repository.uow import translate_db_error
+from fingerplat.server.runtime import prepare_sqlite
 from fingerplat.service import FingerplatService
 
 T = TypeVar("T")
 
-# Exit codes, documented in the README: scripts may rely on them.
+# Exit codes, documented in the README and docs/cli.md: scripts may rely on them.
+# Besides these: 1 for other errors, 70 for an internal error (a bug).
 EXIT_CODES: dict[type[FingerplatError], int] = {
     InvalidInput: 2,
     NotFound: 3,
@@ -70,12 +81,20 @@ class AppState:
             self._config = config_module.load(self.config_path)
         return self._config
 
+    def use_config_file(self, path: str) -> None:
+        """A command's own ``--config`` (``serve --config``) replaces the global one."""
+        self.config_path = path
+        self._config = None
+
     @property
     def database_url(self) -> str:
+        # A configuration file, when given, is always validated (an unknown key
+        # is refused even if --database-url makes the file's URL irrelevant).
+        file_url = self.config.database_url if self.config_path else None
         url = (
             self.database_url_option
             or os.environ.get(config_module.DATABASE_URL_ENV)
-            or self.config.database_url
+            or file_url
             or default_database_url()
         )
         return check_url(url)
@@ -83,15 +102,61 @@ class AppState:
     def operator(self) -> Context:
         return Context(Principal.operator(_os_user()), Channel.CLI)
 
-    async def with_service(self, use: Callable[[FingerplatService], Awaitable[T]]) -> T:
-        """Run ``use`` with a service over a migrated database, then close the pool."""
-        engine = create_engine(self.database_url)
+    def create_engine(self) -> AsyncEngine:
+        """An engine for one command, with the configured connect/command timeouts."""
+        db = self.config.database
+        return create_engine(
+            self.database_url,
+            pool_size=2,
+            max_overflow=0,
+            pool_timeout=db.pool_timeout,
+            connect_timeout=db.connect_timeout,
+            command_timeout=db.command_timeout,
+        )
+
+    async def with_engine(self, use: Callable[[AsyncEngine], Awaitable[T]]) -> T:
+        """Run ``use`` with an engine on the configured database (no schema check)."""
+        engine = self.create_engine()
         try:
-            service = FingerplatService(engine)
-            await service.check_schema()
-            return await use(service)
+            return await use(engine)
+        except FingerplatError:
+            raise
+        except Exception as error:
+            mapped = translate_db_error(error)
+            if mapped is not None:
+                raise mapped from error
+            raise
         finally:
             await engine.dispose()
+
+    async def with_service(self, use: Callable[[FingerplatService], Awaitable[T]]) -> T:
+        """Run ``use`` with a service over a current schema, then close the pool.
+
+        SQLite (the embedded default included) is created and migrated on first
+        use, exactly as ``serve`` does, so ``fingerplat user add alice`` works on
+        a bare machine; a note on stderr says where the file is. PostgreSQL is
+        never migrated implicitly: an old schema is refused with a message
+        naming ``fingerplat db upgrade``.
+        """
+
+        async def _use(engine: AsyncEngine) -> T:
+            service = FingerplatService(engine)
+            if is_sqlite(self.database_url):
+                prepared = await prepare_sqlite(engine, self.database_url)
+                if prepared.state != "using":
+                    click.echo(f"fingerplat: {prepared.line}", err=True)
+            else:
+                await service.check_schema()
+            return await use(service)
+
+        return await self.with_engine(_use)
+
+    def safe_database_url(self) -> str | None:
+        """The database URL with any password hidden, for error messages."""
+        try:
+            return make_url(self.database_url).render_as_string(hide_password=True)
+        except Exception:
+            return None
 
 
 def _os_user() -> str:
@@ -118,31 +183,73 @@ def fail(message: str, code: int = 1) -> None:
     sys.exit(code)
 
 
-def user_error_message(error: FingerplatError) -> str:
+def user_error_message(error: FingerplatError, state: AppState | None = None) -> str:
     message = str(error)
     if isinstance(error, UserNotFound):
         tenant = "" if error.tenant_slug == "default" else f" --tenant {error.tenant_slug}"
         message += f" (add one with: fingerplat user add {error.username}{tenant})"
+    elif (isinstance(error, Unavailable) and not isinstance(error, SchemaOutOfDate)
+          and message.startswith("database unreachable") and state is not None):
+        where = state.safe_database_url()
+        if where:
+            message += f": {where}"
     return message
 
 
+def _database_error_message(error: Exception) -> str | None:
+    """A driver error that is the user's to fix (no such database, bad password)."""
+    from sqlalchemy import exc as sa_exc
+
+    if isinstance(error, sa_exc.DBAPIError):
+        original = error.orig if error.orig is not None else error
+        first = str(original).strip().splitlines()[0] if str(original).strip() else ""
+        return f"database error: {first or type(original).__name__}"
+    if isinstance(error, sa_exc.SQLAlchemyError):
+        return f"database error: {str(error).splitlines()[0]}"
+    return None
+
+
 def handle_errors(func: Callable[..., T]) -> Callable[..., T]:
-    """Turn domain errors into one stderr line and an exit code; never a traceback."""
+    """Turn every error into one stderr line and an exit code; never a traceback.
+
+    Domain errors exit with the code from :data:`EXIT_CODES`; operating-system
+    errors (a file that cannot be read) and driver errors exit 1 or 6; anything
+    else is a bug and says so, still in one line. ``--debug`` re-raises so the
+    traceback is shown.
+    """
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> T:
         ctx = click.get_current_context()
         state = ctx.find_object(AppState)
+        debug = state is not None and state.debug
         try:
             return func(*args, **kwargs)
+        except (click.exceptions.ClickException, click.exceptions.Abort,
+                click.exceptions.Exit):
+            raise
         except FingerplatError as error:
-            if state is not None and state.debug:
+            if debug:
                 raise
-            fail(user_error_message(error), exit_code_for(error))
+            fail(user_error_message(error, state), exit_code_for(error))
         except OSError as error:
-            if state is not None and state.debug:
+            if debug:
                 raise
-            fail(str(error), 1)
+            fail(_os_error_message(error), 1)
+        except Exception as error:
+            if debug:
+                raise
+            described = _database_error_message(error)
+            if described is not None:
+                fail(described, EXIT_CODES[Unavailable])
+            fail(f"internal error ({type(error).__name__}: {error}); "
+                 "run with --debug for the traceback", 70)
         raise AssertionError("unreachable")
 
     return wrapper
+
+
+def _os_error_message(error: OSError) -> str:
+    if error.filename is not None and error.strerror:
+        return f"{error.filename}: {error.strerror.lower()}"
+    return error.strerror.lower() if error.strerror else str(error)

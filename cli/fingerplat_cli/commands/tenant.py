@@ -1,0 +1,146 @@
+"""``fingerplat tenant add | list | show | set | remove``: the organisations hosted here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from fingerplat.domain.errors import InvalidInput
+from fingerplat.domain.model import Tenant
+from fingerplat.domain.text import printable
+from fingerplat.service import FingerplatService
+from fingerplat_cli.app import AppState, handle_errors, pass_state, run
+from fingerplat_cli.output import print_fields, print_json, print_table
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+def tenant_record(tenant: Tenant, users: int | None = None) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "slug": tenant.slug,
+        "name": tenant.name,
+        "domains": list(tenant.domains),
+        "list_users": tenant.list_users,
+        "forwarding": tenant.forwarding,
+        "default": tenant.is_default,
+        "created_at": tenant.created_at,
+    }
+    if users is not None:
+        data["users"] = users
+    return data
+
+
+@click.group("tenant")
+def command() -> None:
+    """Add, list, show, change and remove tenants."""
+
+
+@command.command("add")
+@click.argument("slug")
+@click.option("--name", metavar="N", help="Display name (default: the slug).")
+@click.option("--domain", "domains", metavar="D", multiple=True,
+              help="A DNS domain routed to this tenant (repeatable).")
+@pass_state
+@handle_errors
+def add(state: AppState, slug: str, name: str | None, domains: tuple[str, ...]) -> None:
+    """Add a tenant SLUG."""
+    tenant = run(state.with_service(
+        lambda s: s.create_tenant(state.operator(), slug, name=name, domains=list(domains))
+    ))
+    suffix = f" (domains: {', '.join(tenant.domains)})" if tenant.domains else ""
+    click.echo(printable(f"tenant {tenant.slug} added{suffix}"))
+
+
+@command.command("list")
+@json_option
+@pass_state
+@handle_errors
+def list_(state: AppState, as_json: bool) -> None:
+    """List every tenant."""
+    tenants = run(state.with_service(lambda s: s.list_tenants(state.operator())))
+    if as_json:
+        print_json([tenant_record(t) for t in tenants])
+        return
+    print_table(
+        ["SLUG", "NAME", "DEFAULT", "LIST USERS", "FORWARDING", "DOMAINS"],
+        [[t.slug, t.name, t.is_default, t.list_users, t.forwarding, " ".join(t.domains)]
+         for t in tenants],
+    )
+
+
+@command.command("show")
+@click.argument("slug")
+@json_option
+@pass_state
+@handle_errors
+def show(state: AppState, slug: str, as_json: bool) -> None:
+    """Show one tenant's name, domains and settings."""
+
+    async def _show(service: FingerplatService) -> tuple[Tenant, int]:
+        tenant = await service.get_tenant(state.operator(), slug)
+        page = await service.directory(tenant, ctx=state.operator(), limit=1)
+        return tenant, page.total
+
+    tenant, users = run(state.with_service(_show))
+    if as_json:
+        print_json(tenant_record(tenant, users))
+        return
+    print_fields([
+        ("slug", tenant.slug),
+        ("name", tenant.name),
+        ("default", tenant.is_default),
+        ("domains", " ".join(tenant.domains) or "-"),
+        ("list users", tenant.list_users),
+        ("forwarding", tenant.forwarding),
+        ("users", users),
+        ("created", tenant.created_at),
+    ])
+
+
+@command.command("set")
+@click.argument("slug")
+@click.option("--name", metavar="N", help="New display name.")
+@click.option("--add-domain", "add_domains", metavar="D", multiple=True,
+              help="Route this DNS domain to the tenant (repeatable).")
+@click.option("--remove-domain", "remove_domains", metavar="D", multiple=True,
+              help="Stop routing this DNS domain to the tenant (repeatable).")
+@click.option("--list-users/--no-list-users", default=None,
+              help="Answer the empty finger query (and the web directory) with a user list.")
+@click.option("--forwarding/--no-forwarding", default=None,
+              help="Allow finger forwarding (user@otherhost) for this tenant.")
+@pass_state
+@handle_errors
+def set_(state: AppState, slug: str, name: str | None, add_domains: tuple[str, ...],
+         remove_domains: tuple[str, ...], list_users: bool | None,
+         forwarding: bool | None) -> None:
+    """Change a tenant's name, domains or settings."""
+    if (name is None and not add_domains and not remove_domains and list_users is None
+            and forwarding is None):
+        raise InvalidInput("nothing to change: give --name, --add-domain, --remove-domain, "
+                           "--list-users/--no-list-users or --forwarding/--no-forwarding")
+    tenant = run(state.with_service(lambda s: s.update_tenant(
+        state.operator(), slug, name=name, add_domains=list(add_domains),
+        remove_domains=list(remove_domains), list_users=list_users, forwarding=forwarding,
+    )))
+    click.echo(printable(
+        f"tenant {tenant.slug}: name {tenant.name!r}, "
+        f"domains {' '.join(tenant.domains) or '-'}, "
+        f"list users {'on' if tenant.list_users else 'off'}, "
+        f"forwarding {'on' if tenant.forwarding else 'off'}"
+    ))
+
+
+@command.command("remove")
+@click.argument("slug")
+@click.option("--yes", is_flag=True, help="Confirm: the tenant's users, statuses, plans "
+              "and tokens are deleted (the audit trail is kept).")
+@pass_state
+@handle_errors
+def remove(state: AppState, slug: str, yes: bool) -> None:
+    """Remove a tenant and everything in it (needs --yes)."""
+    if not yes:
+        raise InvalidInput(f"removing tenant {slug!r} deletes its users, statuses, plans and "
+                           "tokens: add --yes to confirm")
+    run(state.with_service(lambda s: s.remove_tenant(state.operator(), slug)))
+    click.echo(printable(f"tenant {slug} removed"))
