@@ -1,0 +1,32 @@
+"""Reconnect delays: exponential back-off with full jitter.
+
+Without jitter, every bot of every node that lost the same IRC server would
+come back in lock-step and hit it at the same instant. "Equal jitter" waits
+half the exponential ceiling plus a uniformly random part of the other half.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Backoff:
+    initial: float = 1.0
+    maximum: float = 300.0
+    factor: float = 2.0
+    attempt: int = 0
+    _random: random.Random = field(default_factory=random.Random, repr=False)
+
+    def ceiling(self) -> float:
+        return min(self.maximum, self.initial * self.factor ** min(self.attempt, 64))
+
+    def next_delay(self) -> float:
+        """The delay before the next attempt (at least half the ceiling, so never a busy loop)."""
+        top = self.ceiling()
+        self.attempt += 1
+        return top / 2 + self._random.uniform(0, top / 2)
+
+    def reset(self) -> None:
+        self.attempt = 0

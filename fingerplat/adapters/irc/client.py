@@ -1,0 +1,104 @@
+"""The pydle client one bot drives: protocol, PING, TLS and nick fallback come from pydle.
+
+This class only turns pydle's callbacks into calls on its owner
+(:class:`~fingerplat.adapters.irc.bot.IrcBot`) and disables pydle's own
+reconnect logic, because the bot's supervisor reconnects with jittered
+back-off and a fresh client each time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+import pydle
+
+if TYPE_CHECKING:
+    from fingerplat.adapters.irc.bot import IrcBot
+
+log = logging.getLogger("fingerplat.irc")
+
+# TLS, ISUPPORT (channel prefixes, case mapping, NICKLEN) and RFC 1459. No
+# CTCP replies (they would bypass our throttle) and no IRCv3 negotiation.
+_Base: Any = pydle.featurize(
+    pydle.features.TLSSupport, pydle.features.ISUPPORTSupport, pydle.features.RFC1459Support
+)
+
+
+class _Done:
+    """An awaitable that is already finished (see ``FingerBotClient._create_user``)."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Any:
+        return iter(())
+
+
+class FingerBotClient(_Base):  # type: ignore[misc]
+    RECONNECT_ON_ERROR = False  # the supervisor in IrcBot reconnects
+    READ_TIMEOUT = 180  # then pydle pings the server, and gives up if nothing comes back
+
+    def __init__(self, owner: IrcBot, nickname: str, fallback_nicknames: list[str]) -> None:
+        super().__init__(nickname, fallback_nicknames=fallback_nicknames,
+                         username="fingerbot", realname="fingerplat finger bot")
+        self._owner = owner
+        self.ready = asyncio.Event()
+        self.gone = asyncio.Event()
+
+    def _create_user(self, nickname: str) -> _Done:
+        """Work around pydle issue #191 (open in 1.2.0).
+
+        pydle's ``_sync_user``/``_rename_user`` ``await self._create_user(...)``
+        although every feature defines it as a plain method, so the first JOIN
+        or NICK handler fails with "NoneType can't be used in 'await'". Doing
+        the work here and returning a finished awaitable fixes both callers
+        without touching the rest of pydle's user tracking.
+        """
+        super()._create_user(nickname)
+        return _Done()
+
+    # -- connection life cycle --------------------------------------------------
+
+    async def on_connect(self) -> None:
+        await super().on_connect()  # joins the autojoin channels
+        self.ready.set()
+        self._owner.on_registered(self)
+
+    async def on_disconnect(self, expected: bool) -> None:
+        # Not calling super(): pydle would try to reconnect on its own.
+        self.gone.set()
+
+    async def on_raw_433(self, message: Any) -> None:
+        """Nick in use during registration: pydle tries the fallbacks, then we give up."""
+        if not self.registered and not self._attempt_nicknames:
+            log.warning("irc %s: every fallback nick is taken; reconnecting later",
+                        self._owner.label)
+            await self.disconnect(expected=False)
+            return
+        await super().on_raw_433(message)
+
+    async def on_raw_432(self, message: Any) -> None:
+        """Erroneous nick (too long for this server, usually): move to the next fallback."""
+        if not self.registered:
+            await self.on_raw_433(message)
+
+    # -- messages -----------------------------------------------------------------
+
+    async def on_private_message(self, target: str, by: str, message: str) -> None:
+        if by and not self.is_same_nick(by, self.nickname):
+            await self._owner.on_private(self, by, message)
+
+    async def on_channel_message(self, target: str, by: str, message: str) -> None:
+        if by and not self.is_same_nick(by, self.nickname):
+            await self._owner.on_channel(self, target, by, message)
+
+    async def on_join(self, channel: str, user: str) -> None:
+        if self.is_same_nick(user, self.nickname):
+            log.info("irc %s: joined %s as %s", self._owner.label, channel, self.nickname)
+
+    async def on_kick(self, channel: str, target: str, by: str, reason: str | None = None) -> None:
+        if self.is_same_nick(target, self.nickname):
+            log.warning("irc %s: kicked from %s by %s; rejoining", self._owner.label,
+                        channel, by)
+            self._owner.schedule_rejoin(self, channel)
