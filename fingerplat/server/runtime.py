@@ -121,6 +121,12 @@ class Runtime:
             self.listeners.append(await start_web_server(
                 self.service, cfg.web, metrics=self.metrics,
             ))
+        if cfg.irc:
+            from fingerplat.adapters.irc import start_irc_bots
+
+            # Connects in the background: a down IRC server never delays startup.
+            self.listeners.append(await start_irc_bots(self.service, cfg.irc,
+                                                       metrics=self.metrics))
         for listener in self.listeners:
             for address in listener.addresses:
                 self.announce(f"{listener.name} listening on {address}")
