@@ -257,7 +257,8 @@ async def prepare_sqlite(engine: AsyncEngine, database_url: str) -> PreparedSqli
 
 def listen_error(adapter: str, host: str, port: int, error: OSError) -> InvalidInput:
     """A bind failure as one line naming the address (``address already in use``)."""
-    reason = (error.strerror or str(error)).lower()
+    # os.strerror, not error.strerror: an adapter may already have re-worded the latter.
+    reason = (os.strerror(error.errno) if error.errno else str(error)).lower()
     if error.errno == errno.EACCES and port < 1024:
         reason += " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
     return InvalidInput(f"{adapter}: cannot listen on {format_address(host, port)}: {reason}")
