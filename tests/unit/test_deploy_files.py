@@ -15,14 +15,17 @@ import configparser
 import re
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from fingerplat import config as config_module
+from fingerplat.server import systemd
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 REPO = DEPLOY.parent
@@ -56,8 +59,23 @@ def test_unit_starts_serve_with_the_config_file_and_reloads_on_hup() -> None:
     assert service["ExecReload"] == "/bin/kill -HUP $MAINPID"
     assert service["Restart"] == "on-failure"
     assert service["KillSignal"] == "SIGTERM"
-    # sd_notify is not sent yet: Type=notify would make systemd wait and kill it.
-    assert service["Type"] == "simple"
+    # serve reports readiness with sd_notify (see the test below), so systemd waits for it.
+    assert service["Type"] == "notify"
+    assert service["NotifyAccess"] == "main"
+
+
+def test_readiness_reaches_the_socket_systemd_names(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Type=notify is only right if serve's notification really arrives at NOTIFY_SOCKET."""
+    path = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as receiver:
+        receiver.bind(str(path))
+        receiver.settimeout(5)
+        monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+        assert systemd.notify("READY=1") is True
+        assert receiver.recv(256) == b"READY=1"
+    monkeypatch.delenv("NOTIFY_SOCKET")
+    assert systemd.notify("READY=1") is False
 
 
 def test_unit_hardening() -> None:
