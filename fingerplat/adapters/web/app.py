@@ -1,40 +1,60 @@
-"""Assembling the aiohttp application: middlewares, routes, templates, sub-apps."""
+"""Assembling the aiohttp application: middlewares, routes, templates, sub-apps.
+
+Route order matters: fixed paths first, the admin sub-application, and the
+public pages last because ``/<user>`` matches any single path segment.
+"""
 
 from __future__ import annotations
 
 from aiohttp import web
 
+from fingerplat.adapters.web import api, ops, pages, webfinger, xmlrpc
+from fingerplat.adapters.web.keys import METRICS, SECURE, SERVICE, SETTINGS
+from fingerplat.adapters.web.middleware import (
+    add_security_headers,
+    error_middleware,
+    metrics_middleware,
+)
+from fingerplat.adapters.web.templating import STATIC_DIR, setup_templates
+from fingerplat.adapters.web.tenancy import tenant_middleware
 from fingerplat.config import WebConfig
 from fingerplat.metrics import Metrics
 from fingerplat.service import FingerplatService
 
-SERVICE: web.AppKey[FingerplatService] = web.AppKey("service", FingerplatService)
-SETTINGS: web.AppKey[WebConfig] = web.AppKey("settings", WebConfig)
-METRICS: web.AppKey[Metrics] = web.AppKey("metrics", Metrics)
 
-
-async def healthz(request: web.Request) -> web.Response:
-    service = request.app[SERVICE]
+def mount_admin(
+    app: web.Application, service: FingerplatService, *, secure: bool, metrics: Metrics
+) -> bool:
+    """Mount the admin UI at ``/admin/`` when its package is present."""
     try:
-        await service.check_health()
-    except Exception:
-        return web.json_response({"status": "unavailable", "database": "down"}, status=503)
-    return web.json_response({"status": "ok", "database": "ok"})
-
-
-async def metrics_view(request: web.Request) -> web.Response:
-    body = request.app[METRICS].render()
-    return web.Response(body=body, content_type="text/plain", charset="utf-8")
+        from fingerplat.adapters.web.admin import build_admin_app
+    except ImportError:
+        return False
+    app.add_subapp("/admin/", build_admin_app(service, secure=secure, metrics=metrics))
+    return True
 
 
 def build_app(
     service: FingerplatService, settings: WebConfig, *, metrics: Metrics
 ) -> web.Application:
     """The whole web listener as one aiohttp application (tests may run it directly)."""
-    app = web.Application(client_max_size=settings.max_body_bytes)
+    secure = bool(settings.tls_cert and settings.tls_key)
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[metrics_middleware, error_middleware, tenant_middleware],
+    )
     app[SERVICE] = service
     app[SETTINGS] = settings
     app[METRICS] = metrics
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/metrics", metrics_view)
+    app[SECURE] = secure
+    setup_templates(app, settings.templates)
+    app.on_response_prepare.append(add_security_headers)
+
+    ops.add_routes(app.router)
+    api.add_routes(app.router)
+    webfinger.add_routes(app.router)
+    xmlrpc.add_routes(app.router)
+    app.router.add_static("/static/", STATIC_DIR, name="static")
+    mount_admin(app, service, secure=secure, metrics=metrics)
+    pages.add_routes(app.router)
     return app

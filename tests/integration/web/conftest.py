@@ -17,6 +17,7 @@ import pytest
 
 from fingerplat.adapters.web.server import WebServer, start_web_server
 from fingerplat.config import WebConfig
+from fingerplat.domain.model import Context, TokenScope
 from fingerplat.metrics import Metrics
 from fingerplat.service import FingerplatService
 
@@ -61,3 +62,45 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
     timeout = aiohttp.ClientTimeout(total=20)
     async with aiohttp.ClientSession(timeout=timeout) as session:
         yield session
+
+
+@dataclass
+class Seeded:
+    """Two tenants with users and one token of each kind, made through the service."""
+
+    alice_token: str  # user token of alice@default
+    bob_token: str  # user token of bob@default
+    default_admin_token: str  # tenant-admin token of default
+    acme_admin_token: str  # tenant-admin token of acme
+    acme_carol_token: str  # user token of carol@acme
+    platform_token: str
+
+
+@pytest.fixture
+async def seeded(service: FingerplatService, operator: Context) -> Seeded:
+    await service.create_tenant(operator, "acme", name="Acme Corp", domains=["acme.example"])
+    await service.add_user(operator, None, "alice", full_name="Alice Liddell",
+                           project="Down the rabbit hole")
+    await service.add_user(operator, None, "bob", full_name="Bob Builder")
+    await service.add_user(operator, None, "ghost", full_name="Hidden Ghost", hidden=True)
+    await service.add_user(operator, "acme", "carol", full_name="Carol Acme")
+    await service.set_status(operator, None, "alice", "reading")
+    await service.set_status(operator, None, "ghost", "invisible")
+    await service.set_status(operator, "acme", "carol", "at the anvil factory")
+
+    async def token(scope: TokenScope, tenant: str | None = None, user: str | None = None) -> str:
+        issued = await service.create_token(operator, scope, tenant_name=tenant, username=user)
+        return issued.secret
+
+    return Seeded(
+        alice_token=await token(TokenScope.USER, None, "alice"),
+        bob_token=await token(TokenScope.USER, None, "bob"),
+        default_admin_token=await token(TokenScope.TENANT, None),
+        acme_admin_token=await token(TokenScope.TENANT, "acme"),
+        acme_carol_token=await token(TokenScope.USER, "acme", "carol"),
+        platform_token=await token(TokenScope.PLATFORM),
+    )
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

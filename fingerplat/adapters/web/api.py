@@ -1,0 +1,234 @@
+"""The JSON API under ``/api/v1/`` (SPEC section 4), described by ``openapi.py``.
+
+Tenants are named by slug in the path. Reads are public (a token, when sent,
+lets admins see hidden users); writes and the audit log need
+``Authorization: Bearer <token>``. The service decides what a token may do; a
+refusal arrives here as ``PermissionDenied`` and leaves as 403.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from fingerplat.adapters.web.keys import SERVICE
+from fingerplat.adapters.web.payloads import read_json_object, string_field
+from fingerplat.adapters.web.principals import bearer_token, token_context
+from fingerplat.adapters.web.templating import iso_time
+from fingerplat.domain import rules
+from fingerplat.domain.errors import AuthenticationFailed, InvalidInput, NotFound
+from fingerplat.domain.model import (
+    AuditEvent,
+    AuditQuery,
+    Channel,
+    Context,
+    StatusChange,
+    User,
+)
+
+PREFIX = "/api/v1"
+DEFAULT_PAGE = 100
+DEFAULT_HISTORY = 20
+DEFAULT_AUDIT_PAGE = 50
+
+
+# -- formatting ----------------------------------------------------------------
+
+def user_json(user: User, *, with_plan: bool = True) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "username": user.username,
+        "full_name": user.full_name,
+        "office": user.office,
+        "phone": user.phone,
+        "project": user.project,
+        "status": user.status,
+        "status_set_at": iso_time(user.status_set_at) or None,
+        "hidden": user.hidden,
+    }
+    if with_plan:
+        data["plan"] = user.plan
+    return data
+
+
+def change_json(change: StatusChange) -> dict[str, Any]:
+    return {
+        "status": change.text,
+        "set_at": iso_time(change.set_at),
+        "actor": change.actor,
+        "channel": change.channel,
+    }
+
+
+def audit_json(event: AuditEvent) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "at": iso_time(event.at),
+        "tenant": event.tenant,
+        "actor": event.actor,
+        "channel": event.channel,
+        "action": event.action,
+        "target": event.target,
+        "outcome": event.outcome,
+        "before": event.before,
+        "after": event.after,
+        "remote_addr": event.remote_addr,
+        "detail": event.detail,
+    }
+
+
+# -- parsing -------------------------------------------------------------------
+
+def tenant_slug(request: web.Request) -> str:
+    slug = request.match_info["tenant"]
+    if not rules.TENANT_SLUG_RE.fullmatch(slug):
+        raise NotFound(f"no such tenant: {slug[:63]!r}")
+    return slug
+
+
+def username(request: web.Request) -> str:
+    name = request.match_info["user"].lower()
+    if not rules.USERNAME_RE.fullmatch(name):
+        raise NotFound(f"no such user: {name[:40]!r}")
+    return name
+
+
+def int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    text = request.query.get(name)
+    if text is None or text == "":
+        return default
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise InvalidInput(f"{name} must be an integer between {low} and {high}")
+    return int(text)
+
+
+def time_param(request: web.Request, name: str) -> datetime | None:
+    text = request.query.get(name)
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(f"{name} must be an ISO 8601 time like 2026-01-31T12:00:00Z") from None
+
+
+async def optional_context(request: web.Request) -> Context | None:
+    token = bearer_token(request)
+    return None if token is None else await token_context(request, token, Channel.API)
+
+
+async def required_context(request: web.Request) -> Context:
+    token = bearer_token(request)
+    if token is None:
+        raise AuthenticationFailed("this route needs 'Authorization: Bearer <token>'")
+    return await token_context(request, token, Channel.API)
+
+
+# -- handlers ------------------------------------------------------------------
+
+async def list_users(request: web.Request) -> web.Response:
+    service = request.config_dict[SERVICE]
+    slug = tenant_slug(request)
+    ctx = await optional_context(request)
+    limit = int_param(request, "limit", DEFAULT_PAGE, 1, 1000)
+    tenant = await service.resolve_tenant(slug)
+    page = await service.directory(
+        tenant, ctx=ctx, limit=limit, cursor=request.query.get("cursor") or None,
+        search=request.query.get("q") or None,
+    )
+    return web.json_response({
+        "tenant": tenant.slug,
+        "total": page.total,
+        "users": [user_json(u, with_plan=False) for u in page.users],
+        "next_cursor": page.next_cursor,
+    })
+
+
+async def get_user(request: web.Request) -> web.Response:
+    service = request.config_dict[SERVICE]
+    slug, name = tenant_slug(request), username(request)
+    ctx = await optional_context(request)
+    if ctx is not None:
+        user = await service.get_user(ctx, slug, name)
+    else:
+        tenant = await service.resolve_tenant(slug)
+        found = await service.public_user(tenant, name)
+        if found is None:
+            raise NotFound(f"no such user {name!r} in tenant {tenant.slug!r}")
+        user = found
+    return web.json_response(user_json(user))
+
+
+async def get_history(request: web.Request) -> web.Response:
+    service = request.config_dict[SERVICE]
+    slug, name = tenant_slug(request), username(request)
+    ctx = await optional_context(request)
+    limit = int_param(request, "limit", DEFAULT_HISTORY, 1, 100)
+    if ctx is not None:
+        changes = await service.history(ctx, slug, name, limit)
+    else:
+        tenant = await service.resolve_tenant(slug)
+        changes = await service.public_history(tenant, name, limit)
+    return web.json_response({"username": name, "history": [change_json(c) for c in changes]})
+
+
+async def put_status(request: web.Request) -> web.Response:
+    slug, name = tenant_slug(request), username(request)
+    ctx = await required_context(request)
+    status = string_field(await read_json_object(request), "status")
+    user = await request.config_dict[SERVICE].set_status(ctx, slug, name, status)
+    return web.json_response(user_json(user))
+
+
+async def delete_status(request: web.Request) -> web.Response:
+    slug, name = tenant_slug(request), username(request)
+    ctx = await required_context(request)
+    user = await request.config_dict[SERVICE].clear_status(ctx, slug, name)
+    return web.json_response(user_json(user))
+
+
+async def put_plan(request: web.Request) -> web.Response:
+    slug, name = tenant_slug(request), username(request)
+    ctx = await required_context(request)
+    plan = string_field(await read_json_object(request), "plan")
+    user = await request.config_dict[SERVICE].set_plan(ctx, slug, name, plan)
+    return web.json_response(user_json(user))
+
+
+async def get_audit(request: web.Request) -> web.Response:
+    slug = tenant_slug(request)
+    ctx = await required_context(request)
+    limit = int_param(request, "limit", DEFAULT_AUDIT_PAGE, 1, 1000)
+    cursor = request.query.get("cursor") or None
+    if cursor is not None and not cursor.isdigit():
+        raise InvalidInput("invalid cursor: pass the next_cursor of a previous page")
+    query = AuditQuery(
+        tenant=slug,
+        username=request.query.get("user") or None,
+        action=request.query.get("action") or None,
+        since=time_param(request, "since"),
+        until=time_param(request, "until"),
+        before_id=int(cursor) if cursor else None,
+        limit=limit,
+    )
+    events = await request.config_dict[SERVICE].audit_log(ctx, query)
+    next_cursor = str(events[-1].id) if len(events) == limit else None
+    return web.json_response({
+        "events": [audit_json(e) for e in events],
+        "next_cursor": next_cursor,
+    })
+
+
+def add_routes(router: web.UrlDispatcher) -> None:
+    from fingerplat.adapters.web.openapi import openapi_document
+
+    base = f"{PREFIX}/tenants/{{tenant}}"
+    router.add_get(f"{base}/users", list_users)
+    router.add_get(f"{base}/users/{{user}}", get_user)
+    router.add_get(f"{base}/users/{{user}}/history", get_history)
+    router.add_put(f"{base}/users/{{user}}/status", put_status)
+    router.add_delete(f"{base}/users/{{user}}/status", delete_status)
+    router.add_put(f"{base}/users/{{user}}/plan", put_plan)
+    router.add_get(f"{base}/audit", get_audit)
+    router.add_get(f"{PREFIX}/openapi.json", openapi_document)

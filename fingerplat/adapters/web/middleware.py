@@ -1,0 +1,165 @@
+"""Cross-cutting request handling: metrics, error mapping, security headers.
+
+Domain errors become HTTP statuses here, once, so handlers stay thin: a
+handler lets ``NotFound`` escape and the visitor gets a 404 page (or a JSON
+``{"error": ...}`` under ``/api/``). Nothing unexpected ever reaches a client
+as a traceback: it is logged and answered with a plain 500.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from fingerplat.adapters.web.keys import BASE, ERROR_KIND, METRICS, SECURE, SETTINGS, TENANT
+from fingerplat.adapters.web.payloads import MalformedRequest, PayloadTooLarge
+from fingerplat.adapters.web.templating import PUBLIC_TEMPLATES
+from fingerplat.domain.errors import (
+    AuthenticationFailed,
+    Conflict,
+    FingerplatError,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    Unavailable,
+)
+
+log = logging.getLogger("fingerplat.web")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# Domain error -> HTTP status. Order matters: subclasses before their bases.
+STATUS_FOR_ERROR: tuple[tuple[type[FingerplatError], int], ...] = (
+    (MalformedRequest, 400),
+    (PayloadTooLarge, 413),
+    (InvalidInput, 422),
+    (NotFound, 404),
+    (Conflict, 409),
+    (AuthenticationFailed, 401),
+    (PermissionDenied, 403),
+    (Unavailable, 503),
+)
+
+TITLES = {
+    400: "Bad request",
+    401: "Authentication required",
+    403: "Not allowed",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Request too large",
+    422: "Invalid input",
+    500: "Something went wrong",
+    503: "Temporarily unavailable",
+}
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+
+
+def status_for(error: FingerplatError) -> int:
+    for kind, status in STATUS_FOR_ERROR:
+        if isinstance(error, kind):
+            return status
+    return 400
+
+
+def adapter_for(path: str) -> str:
+    """The metrics label of a request: ``api``, ``xmlrpc`` or ``web``."""
+    if path.startswith("/api/"):
+        return "api"
+    if path == "/RPC2" or (path.startswith("/t/") and path.endswith("/RPC2")):
+        return "xmlrpc"
+    return "web"
+
+
+def wants_json(request: web.Request) -> bool:
+    return request.path.startswith(("/api/", "/.well-known/"))
+
+
+def error_response(request: web.Request, status: int, message: str) -> web.Response:
+    """The error answer in the request's medium: JSON for APIs, an HTML page otherwise."""
+    if wants_json(request):
+        response = web.json_response({"error": message}, status=status)
+        if request.path.startswith("/.well-known/"):
+            response.headers["Access-Control-Allow-Origin"] = "*"
+    else:
+        context = {
+            "status": status,
+            "title": TITLES.get(status, "Error"),
+            "message": message,
+            "tenant": request.get(TENANT),
+            "base": request.get(BASE, ""),
+        }
+        response = aiohttp_jinja2.render_template(
+            "error.html", request, context, status=status, app_key=PUBLIC_TEMPLATES
+        )
+    if status == 401:
+        scheme = "Basic" if request.path.endswith("/RPC2") else "Bearer"
+        response.headers["WWW-Authenticate"] = f'{scheme} realm="fingerplat"'
+    return response
+
+
+@web.middleware
+async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Count every request, its latency and its errors under the adapter it belongs to."""
+    metrics = request.config_dict[METRICS]
+    adapter = adapter_for(request.path)
+    start = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        metrics.requests.labels(adapter).inc()
+        metrics.latency.labels(adapter).observe(time.perf_counter() - start)
+        kind = request.get(ERROR_KIND) or (str(status) if status >= 400 else None)
+        if kind:
+            metrics.errors.labels(adapter, kind).inc()
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Map domain errors and HTTP errors to answers; never leak a traceback."""
+    admin = request.path.startswith("/admin/")
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400 or admin:
+            raise  # redirects, and the admin UI's own error answers, pass through
+        if exc.status == 413:
+            limit = request.config_dict[SETTINGS].max_body_bytes
+            message = f"request body too large: at most {limit} bytes are accepted"
+        else:
+            message = exc.reason if exc.status != 404 else "no such page"
+        return error_response(request, exc.status, message)
+    except FingerplatError as exc:
+        status = status_for(exc)
+        if status == 503:
+            log.warning("web: %s %s: %s", request.method, request.path, exc)
+        return error_response(request, status, str(exc))
+    except Exception:
+        log.exception("web: unexpected error on %s %s", request.method, request.path)
+        return error_response(request, 500, "internal error: the problem has been logged")
+
+
+async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """Headers every answer carries; a handler (the admin UI) may set its own first."""
+    headers = response.headers
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "no-referrer")
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    if request.config_dict.get(SECURE):
+        headers.setdefault("Strict-Transport-Security", "max-age=31536000")

@@ -1,0 +1,110 @@
+"""The public HTML pages: the tenant directory and each user's page.
+
+Thin views: the tenant comes from routing, the data from the service's public
+reads (which already treat hidden users as absent), the markup from templates
+with autoescaping on.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from fingerplat.adapters.web.keys import BASE, SERVICE, TENANT
+from fingerplat.adapters.web.templating import PUBLIC_TEMPLATES
+from fingerplat.adapters.web.tenancy import PREFIX_VAR, add_routed, tenant_routed
+from fingerplat.domain import rules
+from fingerplat.domain.errors import NotFound, PermissionDenied
+
+DIRECTORY_PAGE = 50
+RECENT_HISTORY = 6
+
+# First path segments that are never a user name, so /<user> leaves them alone.
+RESERVED = frozenset({
+    "admin", "api", "static", "t", "healthz", "metrics", "rpc2", ".well-known",
+    "favicon.ico", "robots.txt",
+})
+
+
+def _render(request: web.Request, template: str, context: dict[str, Any],
+            status: int = 200) -> web.Response:
+    base_context = {
+        "tenant": request[TENANT],
+        "base": request[BASE],
+        "now": datetime.now(UTC),
+    }
+    return aiohttp_jinja2.render_template(
+        template, request, {**base_context, **context}, status=status, app_key=PUBLIC_TEMPLATES
+    )
+
+
+def _no_such_user(name: str) -> NotFound:
+    """Unknown and hidden users get the same words (SPEC: hidden looks absent)."""
+    return NotFound(f"No such user: {name[:40]}")
+
+
+@tenant_routed
+async def directory(request: web.Request) -> web.StreamResponse:
+    """``/``: the user list, or a polite page when the tenant keeps it private."""
+    base = request[BASE]
+    lookup = request.query.get("user")
+    if lookup is not None:
+        name = lookup.strip().lstrip("~").lower()
+        if not rules.USERNAME_RE.fullmatch(name):
+            raise _no_such_user(lookup)
+        raise web.HTTPFound(f"{base}/~{name}")
+    cursor = request.query.get("cursor") or None
+    search = (request.query.get("q") or "").strip() or None
+    try:
+        page = await request.config_dict[SERVICE].directory(
+            request[TENANT], limit=DIRECTORY_PAGE, cursor=cursor, search=search
+        )
+    except PermissionDenied:
+        return _render(request, "closed.html", {})
+    return _render(request, "directory.html", {"page": page, "cursor": cursor, "search": search})
+
+
+@tenant_routed
+async def user_page(request: web.Request) -> web.StreamResponse:
+    """``/~<user>``: status (with when), plan, project, recent history."""
+    name = request.match_info["user"]
+    if not rules.USERNAME_RE.fullmatch(name.lower()):
+        raise _no_such_user(name)
+    service = request.config_dict[SERVICE]
+    tenant = request[TENANT]
+    user = await service.public_user(tenant, name)
+    if user is None:
+        raise _no_such_user(name)
+    if user.username != name:  # canonical, lower-case address
+        raise web.HTTPMovedPermanently(f"{request[BASE]}/~{user.username}")
+    history = await service.public_history(tenant, user.username, limit=RECENT_HISTORY)
+    return _render(request, "user.html", {"user": user, "history": history})
+
+
+@tenant_routed
+async def tutorial_redirect(request: web.Request) -> web.StreamResponse:
+    """``/<user>`` (the tutorial's address) moves to ``/~<user>``."""
+    name = request.match_info["name"]
+    if name.lower() in RESERVED or not rules.USERNAME_RE.fullmatch(name.lower()):
+        raise web.HTTPNotFound()
+    raise web.HTTPMovedPermanently(f"{request[BASE]}/~{name.lower()}")
+
+
+async def prefix_slash(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPMovedPermanently(f"/t/{request.match_info[PREFIX_VAR]}/")
+
+
+async def admin_slash(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPMovedPermanently("/admin/")
+
+
+def add_routes(router: web.UrlDispatcher) -> None:
+    """Register the pages; call last, since ``/<user>`` catches any single segment."""
+    add_routed(router, "GET", "/", directory, name="directory")
+    add_routed(router, "GET", "/~{user}", user_page, name="user")
+    router.add_get(f"/t/{{{PREFIX_VAR}}}", prefix_slash)
+    router.add_get("/admin", admin_slash)
+    add_routed(router, "GET", "/{name}", tutorial_redirect)

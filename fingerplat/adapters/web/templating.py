@@ -1,0 +1,81 @@
+"""The Jinja2 environment of the public pages, with operator overrides.
+
+An operator's ``[web] templates`` directory is searched before the built-in
+templates (a ``ChoiceLoader``), so any page can be replaced by dropping a file
+of the same name there — the tutorial's ``templateDirectory``. Autoescaping is
+always on: a status of ``<script>`` is shown, never run.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from fingerplat.domain.errors import InvalidInput
+
+BUILTIN_TEMPLATES = Path(__file__).parent / "templates"
+STATIC_DIR = Path(__file__).parent / "static"
+PUBLIC_TEMPLATES: web.AppKey[jinja2.Environment] = web.AppKey(
+    "fingerplat_public_templates", jinja2.Environment
+)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """Stored times are UTC; SQLite may hand them back without a zone."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def relative_time(moment: datetime | None, now: datetime | None = None) -> str:
+    """``just now``, ``5 minutes ago``, ``3 days ago``: how long ago, in words."""
+    if moment is None:
+        return ""
+    now = as_utc(now or datetime.now(UTC))
+    seconds = int((now - as_utc(moment)).total_seconds())
+    if seconds < 0:
+        return "in the future"
+    if seconds < 45:
+        return "just now"
+    for size, unit in ((31_536_000, "year"), (2_592_000, "month"), (86_400, "day"),
+                       (3_600, "hour"), (60, "minute")):
+        if seconds >= size:
+            count = max(1, round(seconds / size)) if unit != "minute" else seconds // 60
+            return f"{count} {unit}{'s' if count != 1 else ''} ago"
+    return "just now"  # pragma: no cover - unreachable
+
+
+def absolute_time(moment: datetime | None) -> str:
+    return as_utc(moment).strftime("%Y-%m-%d %H:%M UTC") if moment else ""
+
+
+def iso_time(moment: datetime | None) -> str:
+    return as_utc(moment).isoformat().replace("+00:00", "Z") if moment else ""
+
+
+def make_loader(override_dir: str | None) -> jinja2.BaseLoader:
+    builtin = jinja2.FileSystemLoader(str(BUILTIN_TEMPLATES))
+    if not override_dir:
+        return builtin
+    directory = Path(override_dir)
+    if not directory.is_dir():
+        raise InvalidInput(f"web.templates: {directory} is not a directory")
+    return jinja2.ChoiceLoader([jinja2.FileSystemLoader(str(directory)), builtin])
+
+
+def setup_templates(app: web.Application, override_dir: str | None) -> jinja2.Environment:
+    env = aiohttp_jinja2.setup(
+        app,
+        loader=make_loader(override_dir),
+        autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
+        app_key=PUBLIC_TEMPLATES,
+        undefined=jinja2.ChainableUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["ago"] = relative_time
+    env.filters["abstime"] = absolute_time
+    env.filters["isotime"] = iso_time
+    return env

@@ -1,0 +1,329 @@
+"""XML-RPC at ``POST /RPC2`` and ``/t/<slug>/RPC2`` (SPEC section 5).
+
+The tutorial's ``getUser``/``getUsers`` plus ``getUserInfo`` and an
+authenticated ``setUser``, with standard introspection. Requests are parsed
+by the standard library's unmarshaller fed through defusedxml's expat parser:
+DTDs, entity declarations and external references are refused before any
+expansion happens, and the body is size-checked before it is parsed at all.
+
+Every refusal is a fault with a stable code (documented in docs/web.md):
+the HTTP-like codes below for domain errors, the interoperability codes
+(-32700...) for protocol errors.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import xmlrpc.client
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from xml.parsers.expat import ExpatError
+
+from aiohttp import web
+from defusedxml import DefusedXmlException
+from defusedxml.xmlrpc import DefusedExpatParser
+
+from fingerplat.adapters.web import tenancy
+from fingerplat.adapters.web.keys import ERROR_KIND, SERVICE, SETTINGS
+from fingerplat.adapters.web.principals import basic_password, remote_addr
+from fingerplat.adapters.web.templating import iso_time
+from fingerplat.domain import rules
+from fingerplat.domain.errors import (
+    AuthenticationFailed,
+    Conflict,
+    FingerplatError,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    Unavailable,
+)
+from fingerplat.domain.model import Channel, Context, Tenant
+
+log = logging.getLogger("fingerplat.web.xmlrpc")
+
+NO_SUCH_USER = "No such user"
+MAX_MULTICALL = 100
+MAX_LISTED_USERS = 10_000
+
+# Stable fault codes.
+FAULT_UNAUTHENTICATED = 401
+FAULT_FORBIDDEN = 403
+FAULT_NOT_FOUND = 404
+FAULT_CONFLICT = 409
+FAULT_INVALID = 422
+FAULT_UNAVAILABLE = 503
+FAULT_PARSE = -32700
+FAULT_BAD_REQUEST = -32600
+FAULT_NO_METHOD = -32601
+FAULT_BAD_PARAMS = -32602
+FAULT_INTERNAL = -32603
+
+_FAULT_FOR_ERROR: tuple[tuple[type[FingerplatError], int], ...] = (
+    (AuthenticationFailed, FAULT_UNAUTHENTICATED),
+    (PermissionDenied, FAULT_FORBIDDEN),
+    (NotFound, FAULT_NOT_FOUND),
+    (Conflict, FAULT_CONFLICT),
+    (InvalidInput, FAULT_INVALID),
+    (Unavailable, FAULT_UNAVAILABLE),
+)
+
+# Characters XML 1.0 cannot carry at all; stored text should never hold them.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+class RpcFault(Exception):
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def fault_for(error: FingerplatError) -> RpcFault:
+    for kind, code in _FAULT_FOR_ERROR:
+        if isinstance(error, kind):
+            return RpcFault(code, str(error))
+    return RpcFault(FAULT_INVALID, str(error))
+
+
+def xml_safe(value: Any) -> Any:
+    """Drop characters XML cannot represent, recursively, so an answer always parses."""
+    if isinstance(value, str):
+        return _NOT_XML.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [xml_safe(v) for v in value]
+    if isinstance(value, dict):
+        return {k: xml_safe(v) for k, v in value.items()}
+    return value
+
+
+def parse_call(body: bytes) -> tuple[str, tuple[Any, ...]]:
+    """(method name, params) of a methodCall, via defused expat; faults on anything else."""
+    unmarshaller = xmlrpc.client.Unmarshaller()
+    parser = DefusedExpatParser(unmarshaller, forbid_dtd=True)
+    try:
+        parser.feed(body)
+        parser.close()
+        params = unmarshaller.close()
+    except DefusedXmlException as exc:
+        raise RpcFault(FAULT_PARSE, f"refused XML: {type(exc).__name__}") from None
+    except ExpatError as exc:
+        raise RpcFault(FAULT_PARSE, f"malformed XML: {exc}") from None
+    except (xmlrpc.client.Error, ValueError, TypeError, KeyError, IndexError) as exc:
+        raise RpcFault(FAULT_BAD_REQUEST, f"not an XML-RPC methodCall: {exc}") from None
+    method = unmarshaller.getmethodname()
+    if not method:
+        raise RpcFault(FAULT_BAD_REQUEST, "not an XML-RPC methodCall: no methodName")
+    return method, tuple(params)
+
+
+@dataclass
+class Call:
+    """One request's state shared by the methods: the tenant and, lazily, the principal."""
+
+    request: web.Request
+    tenant: Tenant
+    _ctx: Context | None = None
+
+    @property
+    def service(self) -> Any:
+        return self.request.config_dict[SERVICE]
+
+    async def authenticated(self) -> Context:
+        if self._ctx is None:
+            token = basic_password(self.request)
+            if token is None:
+                raise AuthenticationFailed(
+                    "setUser needs HTTP Basic authentication with an API token as the password"
+                )
+            principal = await self.service.authenticate_token(
+                token, Channel.XMLRPC, remote_addr(self.request)
+            )
+            self._ctx = Context(principal, Channel.XMLRPC, remote_addr(self.request))
+        return self._ctx
+
+
+def _string(value: Any, name: str) -> str:
+    if not isinstance(value, str):
+        raise RpcFault(FAULT_BAD_PARAMS, f"{name} must be a string")
+    return value
+
+
+async def get_user(call: Call, user: Any) -> str:
+    """getUser(user): the user's status; "No such user" for unknown or hidden users."""
+    name = _string(user, "user").strip().lower()
+    if not rules.USERNAME_RE.fullmatch(name):
+        return NO_SUCH_USER
+    found = await call.service.public_user(call.tenant, name)
+    if found is None:
+        return NO_SUCH_USER
+    return found.status or ""
+
+
+async def get_users(call: Call) -> list[str]:
+    """getUsers(): the usernames of the tenant's visible users."""
+    names: list[str] = []
+    cursor = None
+    while len(names) < MAX_LISTED_USERS:
+        page = await call.service.directory(call.tenant, limit=1000, cursor=cursor)
+        names.extend(u.username for u in page.users)
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    return names[:MAX_LISTED_USERS]
+
+
+async def get_user_info(call: Call, user: Any) -> dict[str, str]:
+    """getUserInfo(user): struct with username, full_name, status, status_set_at, plan."""
+    name = _string(user, "user").strip().lower()
+    if not rules.USERNAME_RE.fullmatch(name):
+        raise RpcFault(FAULT_NOT_FOUND, NO_SUCH_USER)
+    found = await call.service.public_user(call.tenant, name)
+    if found is None:
+        raise RpcFault(FAULT_NOT_FOUND, NO_SUCH_USER)
+    return {
+        "username": found.username,
+        "full_name": found.full_name,
+        "status": found.status or "",
+        "status_set_at": iso_time(found.status_set_at),
+        "plan": found.plan,
+    }
+
+
+async def set_user(call: Call, user: Any, status: Any) -> bool:
+    """setUser(user, status): set (or with "" clear) a status; needs a token (Basic auth)."""
+    name = _string(user, "user")
+    text = _string(status, "status")
+    ctx = await call.authenticated()
+    await call.service.set_status(ctx, call.tenant.slug, name, text if text.strip() else None)
+    return True
+
+
+Method = Callable[..., Awaitable[Any]]
+METHODS: dict[str, tuple[Method, str, list[str]]] = {
+    "getUser": (get_user, "getUser(user) -> the status (string); 'No such user' when unknown.",
+                ["string", "string"]),
+    "getUsers": (get_users, "getUsers() -> array of visible usernames.", ["array"]),
+    "getUserInfo": (get_user_info,
+                    "getUserInfo(user) -> struct {username, full_name, status, status_set_at "
+                    "(ISO 8601 UTC or ''), plan}; fault 404 when unknown.",
+                    ["struct", "string"]),
+    "setUser": (set_user,
+                "setUser(user, status) -> true. Needs HTTP Basic auth with an API token as the "
+                "password; an empty status clears it.",
+                ["boolean", "string", "string"]),
+}
+INTROSPECTION = {
+    "system.listMethods": "system.listMethods() -> array of method names.",
+    "system.methodHelp": "system.methodHelp(name) -> help text of a method.",
+    "system.methodSignature": "system.methodSignature(name) -> array of signatures.",
+    "system.multicall": "system.multicall([{methodName, params}, ...]) -> array of [result] "
+                        "or fault structs, in order.",
+}
+
+
+def _arity(method: str, params: tuple[Any, ...], expected: int) -> None:
+    if len(params) != expected:
+        raise RpcFault(FAULT_BAD_PARAMS,
+                       f"{method} takes {expected} parameter{'s' if expected != 1 else ''}, "
+                       f"got {len(params)}")
+
+
+async def dispatch(
+    call: Call, method: str, params: tuple[Any, ...], *, nested: bool = False
+) -> Any:
+    if method in METHODS:
+        func, _, signature = METHODS[method]
+        _arity(method, params, len(signature) - 1)
+        try:
+            return await func(call, *params)
+        except FingerplatError as exc:
+            raise fault_for(exc) from None
+    if method == "system.listMethods":
+        _arity(method, params, 0)
+        return sorted([*METHODS, *INTROSPECTION])
+    if method == "system.methodHelp":
+        _arity(method, params, 1)
+        name = _string(params[0], "method name")
+        if name in METHODS:
+            return METHODS[name][1]
+        if name in INTROSPECTION:
+            return INTROSPECTION[name]
+        raise RpcFault(FAULT_NO_METHOD, f"no such method: {name[:100]!r}")
+    if method == "system.methodSignature":
+        _arity(method, params, 1)
+        name = _string(params[0], "method name")
+        if name in METHODS:
+            return [METHODS[name][2]]
+        return "undef"
+    if method == "system.multicall":
+        if nested:
+            raise RpcFault(FAULT_BAD_REQUEST, "system.multicall cannot be nested")
+        _arity(method, params, 1)
+        return await multicall(call, params[0])
+    raise RpcFault(FAULT_NO_METHOD, f"no such method: {method[:100]!r}")
+
+
+async def multicall(call: Call, calls: Any) -> list[Any]:
+    if not isinstance(calls, list):
+        raise RpcFault(FAULT_BAD_PARAMS, "system.multicall takes an array of calls")
+    if len(calls) > MAX_MULTICALL:
+        raise RpcFault(FAULT_BAD_PARAMS, f"at most {MAX_MULTICALL} calls per multicall")
+    results: list[Any] = []
+    for entry in calls:
+        try:
+            if not isinstance(entry, dict) or not isinstance(entry.get("methodName"), str):
+                raise RpcFault(FAULT_BAD_PARAMS, "each call needs a methodName string")
+            params = entry.get("params", [])
+            if not isinstance(params, list):
+                raise RpcFault(FAULT_BAD_PARAMS, "params must be an array")
+            results.append([await dispatch(call, entry["methodName"], tuple(params), nested=True)])
+        except RpcFault as fault:
+            results.append({"faultCode": fault.code, "faultString": fault.message})
+    return results
+
+
+def _xml_response(payload: str, *, close: bool = False) -> web.Response:
+    response = web.Response(text=payload, content_type="text/xml", charset="utf-8")
+    if close:
+        response.force_close()
+    return response
+
+
+def fault_response(request: web.Request, fault: RpcFault, *, close: bool = False) -> web.Response:
+    request[ERROR_KIND] = f"fault_{fault.code}"
+    body = xmlrpc.client.dumps(
+        xmlrpc.client.Fault(fault.code, xml_safe(fault.message)), methodresponse=True,
+        encoding="utf-8",
+    )
+    return _xml_response(body, close=close)
+
+
+async def rpc2(request: web.Request) -> web.Response:
+    """One XML-RPC request: size check, defused parse, dispatch, marshal."""
+    limit = request.config_dict[SETTINGS].max_body_bytes
+    too_large = RpcFault(FAULT_BAD_REQUEST, f"request body too large: at most {limit} bytes")
+    if request.content_length is not None and request.content_length > limit:
+        return fault_response(request, too_large, close=True)
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return fault_response(request, too_large, close=True)
+    try:
+        method, params = parse_call(body)
+        call = Call(request, await tenancy.resolve(request))
+        result = await dispatch(call, method, params)
+        payload = xmlrpc.client.dumps((xml_safe(result),), methodresponse=True, encoding="utf-8")
+    except RpcFault as fault:
+        return fault_response(request, fault)
+    except FingerplatError as exc:
+        return fault_response(request, fault_for(exc))
+    except Exception:
+        log.exception("xmlrpc: unexpected error")
+        return fault_response(request, RpcFault(FAULT_INTERNAL, "internal error: logged"))
+    return _xml_response(payload)
+
+
+def add_routes(router: web.UrlDispatcher) -> None:
+    tenancy.add_routed(router, "POST", "/RPC2", rpc2)
