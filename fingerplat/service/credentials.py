@@ -165,6 +165,36 @@ class CredentialUseCases(ServiceBase):
         return Principal(role, token_label(token), tenant_id=token.tenant_id,
                          user_id=token.user_id, token_id=token.id)
 
+    async def local_principal(
+        self, tenant_name: str | None, os_user: str, uid: int, remote_addr: str | None = None
+    ) -> Principal:
+        """The principal for a local OS user proven by the kernel (UNIX peer credentials).
+
+        The caller has already checked the credentials (SO_PEERCRED), so no
+        secret is needed: uid 0 is an admin of ``tenant_name`` (``unix:root``);
+        anyone else is the user of the same name there (``unix:<name>``), who
+        may change only their own status. A local user without an account is
+        refused and the attempt audited.
+        """
+        async with self.uow(readonly=True) as repo:
+            tenant = await self._tenant(repo, tenant_name)
+            if uid == 0:
+                return Principal(Role.TENANT_ADMIN, "unix:root", tenant_id=tenant.id)
+            try:
+                username = rules.username(os_user)
+            except InvalidInput:
+                user = None
+            else:
+                user = await repo.user(tenant.id, username, with_plan=False)
+        label = f"unix:{os_user}"[:100]
+        if user is None:
+            anonymous = Context(Principal(Role.ANONYMOUS, label), Channel.SETTER, remote_addr)
+            await self._deny(anonymous, "auth.local", label, tenant=tenant.slug,
+                             message=f"local user {os_user[:64]!r} has no account in tenant "
+                                     f"{tenant.slug!r}", error=AuthenticationFailed)
+        return Principal(Role.USER, f"unix:{user.username}", tenant_id=tenant.id,
+                         user_id=user.id)
+
     # -- admin accounts --------------------------------------------------------
 
     async def add_admin(
