@@ -16,7 +16,7 @@ from aiohttp import web
 
 from fingerplat.adapters.web.admin.sessions import Session, SessionStore
 from fingerplat.adapters.web.admin.throttle import LoginThrottle
-from fingerplat.domain.model import Channel, Context, Principal, Role
+from fingerplat.domain.model import Channel, Context, Principal, Role, Token
 from fingerplat.metrics import Metrics
 from fingerplat.service.core import FingerplatService
 
@@ -33,18 +33,33 @@ METRICS = web.AppKey("admin_metrics", Metrics)
 SECURE = web.AppKey("admin_secure", bool)
 JINJA = web.AppKey("admin_jinja", jinja2.Environment)
 
-SESSION_KEY = "admin_session"
+SESSION_KEY = web.RequestKey("admin_session", Session | None)  # type: ignore[arg-type]
 
 
 def url(path: str = "/", **query: Any) -> str:
     """An admin URL: ``url("/tenants/acme")`` -> ``/admin/tenants/acme``; empty values dropped."""
+    return with_query(PREFIX + path, **query)
+
+
+def with_query(path: str, **query: Any) -> str:
+    """``path`` with a query string of the non-empty values."""
     q = {k: v for k, v in query.items() if v not in (None, "")}
-    return PREFIX + path + ("?" + urlencode(q) if q else "")
+    return path + ("?" + urlencode(q) if q else "")
 
 
 def seg(value: str) -> str:
     """One URL path segment, percent-encoded (names are validated, but be safe)."""
     return quote(str(value), safe="")
+
+
+def tenant_url(slug: str, rest: str = "") -> str:
+    """A page of one tenant: ``tenant_url("acme", "/users")`` -> ``/admin/tenants/acme/users``."""
+    return url(f"/tenants/{seg(slug)}{rest}")
+
+
+def public_user_url(tenant_slug: str, username: str) -> str:
+    """The user's public page, outside the admin (path-prefix routing works for every tenant)."""
+    return f"/t/{seg(tenant_slug)}/~{seg(username)}"
 
 
 def service(request: web.Request) -> FingerplatService:
@@ -97,6 +112,19 @@ def ago(value: datetime | None, now: datetime | None = None) -> str:
     return "just now"
 
 
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def token_state(token: Token, now: datetime) -> str:
+    """``active``, ``revoked`` or ``expired``, for the badge in the token tables."""
+    if token.revoked_at is not None:
+        return "revoked"
+    if token.expires_at is not None and _aware(token.expires_at) <= _aware(now):
+        return "expired"
+    return "active"
+
+
 def make_environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
@@ -105,8 +133,9 @@ def make_environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.globals.update(url=url, seg=seg)
-    env.filters.update(when=when, ago=ago)
+    env.globals.update(url=url, seg=seg, tenant_url=tenant_url,
+                       public_user_url=public_user_url)
+    env.filters.update(when=when, ago=ago, token_state=token_state)
     return env
 
 

@@ -1,0 +1,63 @@
+"""Reading submitted form fields: strings, checkboxes, whole numbers, dates.
+
+Only shape is checked here (is it a number, a date); what a value may be is
+the domain's rule, checked by the service, so the same mistake gets the same
+message in every adapter.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+from multidict import MultiDictProxy
+
+from fingerplat.domain.errors import InvalidInput
+
+Form = MultiDictProxy[object]
+
+FIELD_MAX = 20_000  # well above the largest rule (a 16 KiB plan); the service checks precisely
+
+
+def text(form: Form, name: str, default: str = "") -> str:
+    value = form.get(name, default)
+    if not isinstance(value, str):
+        raise InvalidInput(f"{name} must be text")
+    if len(value) > FIELD_MAX:
+        raise InvalidInput(f"{name} is too long")
+    return value
+
+
+def optional_text(form: Form, name: str) -> str | None:
+    """``None`` when the field was not in the form at all (so: leave unchanged)."""
+    return text(form, name) if name in form else None
+
+
+def checkbox(form: Form, name: str) -> bool:
+    return name in form and form.get(name) not in ("", "0", "off", "false")
+
+
+def optional_int(value: str | None, what: str) -> int | None:
+    value = (value or "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or len(value) > 9:
+        raise InvalidInput(f"{what} must be a whole number")
+    return int(value)
+
+
+def day_start(value: str | None, what: str, *, next_day: bool = False) -> datetime | None:
+    """A ``YYYY-MM-DD`` date as midnight UTC (the following midnight for an inclusive end)."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(f"{what} must be a date like 2026-11-21") from None
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    return start + timedelta(days=1) if next_day else start
+
+
+def words(value: str) -> list[str]:
+    """Domains typed separated by commas, spaces or new lines."""
+    return [w for w in value.replace(",", " ").split() if w]

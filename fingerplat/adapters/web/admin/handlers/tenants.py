@@ -1,0 +1,124 @@
+"""Tenant pages: the list, creating one, its settings and domains, removing it.
+
+Every page first asks the service for the tenant with the acting context
+(``get_tenant``), which refuses (and audits) an admin of another tenant, so
+a URL naming someone else's tenant ends on a 403 page.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from fingerplat.adapters.web.admin import forms, state
+from fingerplat.adapters.web.admin.state import tenant_url
+from fingerplat.domain.errors import Conflict, InvalidInput
+
+routes = web.RouteTableDef()
+
+
+async def _list_page(request: web.Request, *, status: int = 200, error: str = "",
+                     values: dict[str, Any] | None = None) -> web.Response:
+    tenants = await state.service(request).list_tenants(state.context(request))
+    return state.render(request, "tenants.html", status=status, tenants=tenants, error=error,
+                        values=values or {})
+
+
+@routes.get("/tenants")
+async def list_tenants(request: web.Request) -> web.StreamResponse:
+    return await _list_page(request)
+
+
+@routes.post("/tenants")
+async def create_tenant(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    slug = forms.text(form, "slug").strip()
+    name = forms.text(form, "name").strip()
+    domains = forms.text(form, "domains")
+    try:
+        tenant = await state.service(request).create_tenant(
+            state.context(request), slug, name=name or None, domains=forms.words(domains)
+        )
+    except (InvalidInput, Conflict) as err:
+        return await _list_page(request, status=400 if isinstance(err, InvalidInput) else 409,
+                                error=str(err),
+                                values={"slug": slug, "name": name, "domains": domains})
+    raise state.redirect(request, tenant_url(tenant.slug), ok=f"Tenant {tenant.slug} created.")
+
+
+async def _tenant_page(request: web.Request, *, status: int = 200, error: str = "",
+                       values: dict[str, Any] | None = None) -> web.Response:
+    tenant = await state.service(request).get_tenant(
+        state.context(request), request.match_info["tenant"]
+    )
+    return state.render(request, "tenant.html", status=status, tenant=tenant, error=error,
+                        values=values or {}, tab="settings")
+
+
+@routes.get("/tenants/{tenant}")
+async def show_tenant(request: web.Request) -> web.StreamResponse:
+    return await _tenant_page(request)
+
+
+async def _update(request: web.Request, message: str, **changes: Any) -> web.StreamResponse:
+    slug = request.match_info["tenant"]
+    try:
+        tenant = await state.service(request).update_tenant(state.context(request), slug,
+                                                            **changes)
+    except (InvalidInput, Conflict) as err:
+        form = await request.post()
+        return await _tenant_page(request, status=400 if isinstance(err, InvalidInput) else 409,
+                                  error=str(err), values=dict(form))
+    raise state.redirect(request, tenant_url(tenant.slug), ok=message)
+
+
+@routes.post("/tenants/{tenant}/settings")
+async def update_settings(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    changes: dict[str, Any] = {
+        "name": forms.text(form, "name").strip(),
+        "list_users": forms.checkbox(form, "list_users"),
+    }
+    # The forwarding box is only on the form platform admins see; a missing box
+    # from a tenant admin's form must mean "unchanged", not "off".
+    if forms.checkbox(form, "has_forwarding"):
+        changes["forwarding"] = forms.checkbox(form, "forwarding")
+    return await _update(request, "Settings saved.", **changes)
+
+
+@routes.post("/tenants/{tenant}/domains")
+async def add_domain(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    domains = forms.words(forms.text(form, "domain"))
+    if not domains:
+        raise InvalidInput("enter a domain name, like acme.example")
+    return await _update(request, f"Added {', '.join(domains)}.", add_domains=domains)
+
+
+@routes.post("/tenants/{tenant}/domains/remove")
+async def remove_domain(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    domain = forms.text(form, "domain").strip()
+    return await _update(request, f"Removed {domain}.", remove_domains=[domain])
+
+
+@routes.get("/tenants/{tenant}/remove")
+async def confirm_remove(request: web.Request) -> web.StreamResponse:
+    tenant = await state.service(request).get_tenant(
+        state.context(request), request.match_info["tenant"]
+    )
+    return state.render(request, "tenant_remove.html", tenant=tenant, error="")
+
+
+@routes.post("/tenants/{tenant}/remove")
+async def remove_tenant(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    svc = state.service(request)
+    ctx = state.context(request)
+    tenant = await svc.get_tenant(ctx, request.match_info["tenant"])
+    if forms.text(form, "confirm").strip().lower() != tenant.slug:
+        return state.render(request, "tenant_remove.html", status=400, tenant=tenant,
+                            error=f"Type the tenant's slug, {tenant.slug}, to confirm.")
+    await svc.remove_tenant(ctx, tenant.slug)
+    raise state.redirect(request, state.url("/tenants"), ok=f"Tenant {tenant.slug} removed.")

@@ -1,0 +1,107 @@
+"""Token pages: a tenant's tokens, the platform's tokens, creating (shown once) and revoking.
+
+A created token's secret is rendered straight into the response to the
+creating POST (never stored, never put in a redirect URL or a flash message,
+and the page is ``no-store``), so it is shown exactly once.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from fingerplat.adapters.web.admin import forms, state
+from fingerplat.adapters.web.admin.state import tenant_url
+from fingerplat.domain.errors import Conflict, InvalidInput, NotFound
+from fingerplat.domain.model import IssuedToken, Tenant, TokenScope
+
+routes = web.RouteTableDef()
+
+_SCOPES = {"user": TokenScope.USER, "tenant": TokenScope.TENANT}
+
+
+async def _tenant_page(request: web.Request, tenant: Tenant, *, status: int = 200,
+                       issued: IssuedToken | None = None, error: str = "",
+                       values: dict[str, str] | None = None) -> web.Response:
+    tokens = await state.service(request).list_tokens(state.context(request), tenant.slug)
+    return state.render(request, "tokens.html", status=status, tenant=tenant, tab="tokens",
+                        tokens=tokens, issued=issued, error=error, values=values or {},
+                        now=state.service(request).clock(), platform_page=False,
+                        form_action=tenant_url(tenant.slug, "/tokens"))
+
+
+async def _tenant(request: web.Request) -> Tenant:
+    return await state.service(request).get_tenant(
+        state.context(request), request.match_info["tenant"]
+    )
+
+
+@routes.get("/tenants/{tenant}/tokens")
+async def list_tokens(request: web.Request) -> web.StreamResponse:
+    return await _tenant_page(request, await _tenant(request))
+
+
+@routes.post("/tenants/{tenant}/tokens")
+async def create_token(request: web.Request) -> web.StreamResponse:
+    tenant = await _tenant(request)
+    form = await request.post()
+    values = {k: forms.text(form, k).strip() for k in ("scope", "username", "expires_days")}
+    try:
+        scope = _SCOPES.get(values["scope"])
+        if scope is None:
+            raise InvalidInput("choose a token kind: user or tenant admin")
+        issued = await state.service(request).create_token(
+            state.context(request), scope, tenant_name=tenant.slug,
+            username=values["username"] if scope is TokenScope.USER else None,
+            expires_days=forms.optional_int(values["expires_days"], "expiry (days)"),
+        )
+    except (InvalidInput, Conflict, NotFound) as err:
+        status = 404 if isinstance(err, NotFound) else 400
+        return await _tenant_page(request, tenant, status=status, error=str(err), values=values)
+    return await _tenant_page(request, tenant, status=201, issued=issued)
+
+
+@routes.post("/tenants/{tenant}/tokens/{token_id:\\d{1,9}}/revoke")
+async def revoke_tenant_token(request: web.Request) -> web.StreamResponse:
+    tenant = await _tenant(request)
+    token = await state.service(request).revoke_token(
+        state.context(request), int(request.match_info["token_id"])
+    )
+    raise state.redirect(request, tenant_url(tenant.slug, "/tokens"),
+                         ok=f"Token {token.id} revoked.")
+
+
+async def _platform_page(request: web.Request, *, status: int = 200,
+                         issued: IssuedToken | None = None, error: str = "",
+                         values: dict[str, str] | None = None) -> web.Response:
+    tokens = await state.service(request).list_tokens(state.context(request), all_tenants=True)
+    return state.render(request, "tokens.html", status=status, tenant=None, tab="tokens",
+                        tokens=tokens, issued=issued, error=error, values=values or {},
+                        now=state.service(request).clock(), platform_page=True,
+                        form_action=state.url("/tokens"))
+
+
+@routes.get("/tokens")
+async def list_all_tokens(request: web.Request) -> web.StreamResponse:
+    return await _platform_page(request)
+
+
+@routes.post("/tokens")
+async def create_platform_token(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    values = {"expires_days": forms.text(form, "expires_days").strip()}
+    try:
+        issued = await state.service(request).create_token(
+            state.context(request), TokenScope.PLATFORM,
+            expires_days=forms.optional_int(values["expires_days"], "expiry (days)"),
+        )
+    except InvalidInput as err:
+        return await _platform_page(request, status=400, error=str(err), values=values)
+    return await _platform_page(request, status=201, issued=issued)
+
+
+@routes.post("/tokens/{token_id:\\d{1,9}}/revoke")
+async def revoke_token(request: web.Request) -> web.StreamResponse:
+    token = await state.service(request).revoke_token(
+        state.context(request), int(request.match_info["token_id"])
+    )
+    raise state.redirect(request, state.url("/tokens"), ok=f"Token {token.id} revoked.")
