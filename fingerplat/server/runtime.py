@@ -115,6 +115,13 @@ class Runtime:
                 ))
             except OSError as error:
                 raise listen_error("setter", host, port, error) from None
+        if cfg.setter.unix_socket:
+            from fingerplat.adapters.setter.unix import start_unix_setter
+
+            self.listeners.append(await start_unix_setter(
+                self.service, cfg.setter.unix_socket, tenant=cfg.setter.unix_tenant,
+                settings=cfg.setter, metrics=self.metrics,
+            ))
         if cfg.web.listen:
             from fingerplat.adapters.web.server import start_web_server
 
