@@ -97,6 +97,20 @@ class FingerBotClient(_Base):  # type: ignore[misc]
         if self.is_same_nick(user, self.nickname):
             log.info("irc %s: joined %s as %s", self._owner.label, channel, self.nickname)
 
+    async def on_quit(self, user: str, message: str | None = None) -> None:
+        await self._nick_freed(user)
+
+    async def on_nick_change(self, old: str, new: str) -> None:
+        if not self.is_same_nick(new, self.nickname):
+            await self._nick_freed(old)
+
+    async def _nick_freed(self, nick: str) -> None:
+        """Whoever held our configured nick left it (seen in a shared channel): take it back."""
+        wanted = self._owner.cfg.nick
+        if (self.registered and self.is_same_nick(nick, wanted)
+                and not self.is_same_nick(self.nickname, wanted)):
+            await self.set_nickname(wanted)
+
     async def on_kick(self, channel: str, target: str, by: str, reason: str | None = None) -> None:
         if self.is_same_nick(target, self.nickname):
             log.warning("irc %s: kicked from %s by %s; rejoining", self._owner.label,

@@ -1,0 +1,171 @@
+"""Nick collisions, a restarting server and TLS, against a real ngircd (both databases)."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from pathlib import Path
+
+import pytest
+import trustme
+
+from fingerplat.adapters.irc import start_irc_bots
+from fingerplat.domain.model import Context
+from fingerplat.metrics import Metrics
+from fingerplat.service import FingerplatService
+from tests.integration.irc.conftest import FAST
+from tests.integration.irc.ircd import IrcPeer, Ngircd, free_port
+from tests.integration.irc.test_bot import bot_config, is_privmsg, joined_peer, make_acme
+
+
+async def wait_until(condition, timeout: float = 10.0, what: str = "condition") -> None:
+    async def poll() -> None:
+        while not condition():
+            await asyncio.sleep(0.05)
+    try:
+        await asyncio.wait_for(poll(), timeout)
+    except TimeoutError:
+        raise AssertionError(f"{what} not reached within {timeout} s") from None
+
+
+async def test_nick_collision_uses_a_fallback_and_wins_the_nick_back(
+    service: FingerplatService, operator: Context, ngircd: Ngircd, peers: list[IrcPeer]
+) -> None:
+    await make_acme(service, operator)
+    squatter = IrcPeer("fingerbot")  # holds the bot's nick before the bot arrives
+    peers.append(squatter)
+    await squatter.connect(ngircd.port)
+    peer = await joined_peer(peers, ngircd)
+    bots = await start_irc_bots(service, [bot_config(ngircd)], metrics=Metrics(), timing=FAST)
+    try:
+        # ngircd allows 9 characters, so "fingerbot_" is refused too; "fingerbo_" fits.
+        await peer.wait_for(lambda line: line.startswith(":fingerbo_!")
+                            and line.endswith("JOIN :#acme"))
+        assert bots.addresses == [f"irc://127.0.0.1:{ngircd.port} as fingerbo_ in #acme"]
+        mark = len(peer.lines)
+        await peer.privmsg("#acme", "!finger alice")
+        await peer.wait_for(is_privmsg("fingerbo_", "#acme", "alice: in the lab"), start=mark)
+
+        await squatter.close()
+        await peer.wait_for(lambda line: line.startswith(":fingerbo_!")
+                            and line.endswith("NICK :fingerbot"))
+        await wait_until(lambda: bots.addresses[0].endswith("as fingerbot in #acme"),
+                         what="nick regained")
+        await peer.privmsg("fingerbot", "alice")
+        await peer.wait_for(is_privmsg("fingerbot", "tester", "alice: in the lab"))
+    finally:
+        await bots.close()
+        await bots.drain(5)
+
+
+async def test_bot_comes_back_after_the_server_restarts(
+    service: FingerplatService, operator: Context, ngircd: Ngircd, peers: list[IrcPeer]
+) -> None:
+    await make_acme(service, operator)
+    peer = await joined_peer(peers, ngircd)
+    metrics = Metrics()
+    bots = await start_irc_bots(service, [bot_config(ngircd)], metrics=metrics, timing=FAST)
+    try:
+        await peer.wait_for(lambda line: line.startswith(":fingerbot!")
+                            and line.endswith("JOIN :#acme"))
+        assert metrics.registry.get_sample_value(
+            "fingerplat_open_connections", {"adapter": "irc"}) == 1
+
+        ngircd.kill()
+        await peer.wait_for(lambda line: line == "<closed>")
+        await wait_until(lambda: not bots.bots[0].connected, what="bot notices the loss")
+        # Down for a while: several attempts fail (connection refused) and back off.
+        await asyncio.sleep(1.0)
+        ngircd.start()
+
+        await wait_until(lambda: bots.bots[0].connected, timeout=15, what="bot reconnected")
+        again = IrcPeer("tester2")
+        peers.append(again)
+        await again.connect(ngircd.port)
+        await again.join("#acme")
+        # The bot is in #acme again: either it joined before us (NAMES) or after (JOIN).
+        await again.wait_for(
+            lambda line: (" 353 tester2 " in line and "fingerbot" in line)
+            or (line.startswith(":fingerbot!") and line.endswith("JOIN :#acme")))
+        await again.privmsg("fingerbot", "finger alice")
+        await again.wait_for(is_privmsg("fingerbot", "tester2", "alice: in the lab"))
+        mark = len(again.lines)
+        await service.set_status(operator, "acme", "alice", "back online")
+        await again.wait_for(is_privmsg("fingerbot", "#acme", "alice is now: back online"),
+                             start=mark)
+    finally:
+        await bots.close()
+        await bots.drain(5)
+
+
+@pytest.fixture
+def tls_ngircd(tmp_path: Path) -> tuple[Ngircd, trustme.CA]:
+    workdir = tmp_path / "tls-ngircd"
+    workdir.mkdir()
+    workdir.chmod(0o755)
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert.private_key_pem.write_to_path(str(workdir / "key.pem"))
+    with open(workdir / "cert.pem", "wb") as out:
+        for pem in cert.cert_chain_pems:
+            out.write(pem.bytes())
+    server = Ngircd(workdir, tls_port=free_port(), cert_file=workdir / "cert.pem",
+                    key_file=workdir / "key.pem")
+    server.start()
+    yield server, ca
+    server.kill()
+
+
+async def test_tls_with_verification(
+    service: FingerplatService, operator: Context, tls_ngircd: tuple[Ngircd, trustme.CA],
+    peers: list[IrcPeer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, ca = tls_ngircd
+    await make_acme(service, operator)
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    peer = IrcPeer("tester")
+    peers.append(peer)
+    await peer.connect(server.tls_port, tls=client_ctx)
+    await peer.join("#acme")
+    config = bot_config(server, port=server.tls_port, tls=True, tls_verify=True)
+
+    # Not trusted yet: verification refuses the certificate, the bot never gets in.
+    untrusted = await start_irc_bots(service, [config], metrics=Metrics(), timing=FAST)
+    try:
+        await asyncio.sleep(1.0)
+        assert not untrusted.bots[0].connected
+        assert not any(line.startswith(":fingerbot!") for line in peer.lines)
+    finally:
+        await untrusted.close()
+        await untrusted.drain(2)
+
+    # Trust the test CA the standard way (SSL_CERT_FILE): now it connects, over TLS.
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))
+    bots = await start_irc_bots(service, [config], metrics=Metrics(), timing=FAST)
+    try:
+        assert bots.addresses == [f"ircs://127.0.0.1:{server.tls_port} as fingerbot in #acme"]
+        await peer.wait_for(lambda line: line.startswith(":fingerbot!")
+                            and line.endswith("JOIN :#acme"))
+        await peer.privmsg("#acme", "!finger alice")
+        await peer.wait_for(is_privmsg("fingerbot", "#acme", "alice: in the lab"))
+    finally:
+        await bots.close()
+        await bots.drain(5)
+
+
+async def test_tls_without_verification_accepts_a_self_signed_server(
+    service: FingerplatService, operator: Context, tls_ngircd: tuple[Ngircd, trustme.CA],
+    peers: list[IrcPeer]
+) -> None:
+    server, _ca = tls_ngircd
+    await make_acme(service, operator)
+    config = bot_config(server, port=server.tls_port, tls=True, tls_verify=False)
+    bots = await start_irc_bots(service, [config], metrics=Metrics(), timing=FAST)
+    try:
+        await wait_until(lambda: bots.bots[0].connected, what="TLS connection")
+    finally:
+        await bots.close()
+        await bots.drain(5)
