@@ -20,9 +20,8 @@ Attempt = Callable[[World, str], Awaitable[object]]
 
 def _attempts() -> dict[str, tuple[str, Attempt]]:
     """name -> (audited action, attempt made as principal ``who``)."""
-    s = "service"
     return {
-        "add user to globex": ("user.create", lambda w, who: getattr(w, s).add_user(
+        "add user to globex": ("user.create", lambda w, who: w.service.add_user(
             w.ctx(who), "globex", "mallory")),
         "edit carol": ("user.update", lambda w, who: w.service.edit_user(
             w.ctx(who), "globex", "carol", full_name="Owned")),
@@ -74,11 +73,6 @@ def _attempts() -> dict[str, tuple[str, Attempt]]:
             w.ctx(who), AuditQuery(), all_tenants=True)),
     }
 
-
-ACME_ADMIN_MAY_NOT = [
-    name for name in _attempts()
-    if name not in ()
-]
 
 ACME_ONLY_ATTEMPTS = {
     "add user to acme": ("user.create", lambda w, who: w.service.add_user(
