@@ -375,3 +375,41 @@ async def test_metrics_count_queries(start: StartFn, alice: None) -> None:
     await finger(server, b"alice\r\n")
     await finger(server, b"nobody\r\n")
     assert metrics.requests.labels("finger")._value.get() == 2
+
+
+def test_serves_under_uvloop(database_url: str) -> None:
+    """`serve` runs on uvloop when installed, whose transports are not asyncio's classes."""
+    import uvloop
+
+    from fingerplat.domain.model import Channel, Principal
+
+    async def main() -> tuple[bytes, bytes, bytes]:
+        engine = create_engine(database_url)
+        service = FingerplatService(engine)
+        await service.add_user(Context(Principal.operator("test"), Channel.CLI), None, "alice")
+        server = await start_finger_server(service, "127.0.0.1", 0, tenant=None,
+                                           settings=FingerConfig(**FAST), metrics=Metrics())
+        try:
+            return (await finger(server, b"alice\r\n"), await finger(server, b"x" * 600),
+                    await finger(server, b"alice", eof=True))
+        finally:
+            await server.close()
+            await server.drain(1)
+            await engine.dispose()
+
+    entry, oversize, half_closed = uvloop.run(main())
+    assert entry.startswith(b"Login: alice")
+    assert oversize == b"finger: query too long: at most 512 bytes\r\n"
+    assert half_closed == entry
+
+
+async def test_sighup_reconfigure_applies_new_limits(start: StartFn, alice: None) -> None:
+    from fingerplat.config import Config
+
+    server = await start()
+    assert b"alice" in await finger(server, b"\r\n")
+    server.reconfigure(Config(finger=FingerConfig(rate_limit=1, max_listed_users=1)))
+    listing = await finger(server, b"\r\n")
+    assert b"alice" in listing
+    await finger(server, b"alice\r\n")
+    assert b"too many queries" in await finger(server, b"alice\r\n")

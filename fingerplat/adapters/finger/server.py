@@ -17,13 +17,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
+from typing import Any, cast
 
 from fingerplat.adapters.finger import render
 from fingerplat.adapters.finger.answer import FingerAnswerer, ForwardFn
 from fingerplat.adapters.finger.limits import RateLimiter
 from fingerplat.adapters.finger.query import MAX_QUERY_BYTES
-from fingerplat.config import FingerConfig, format_address
+from fingerplat.config import Config, FingerConfig, format_address
 from fingerplat.domain.text import printable
 from fingerplat.metrics import Metrics
 from fingerplat.server.connections import ConnectionTracker
@@ -54,17 +54,28 @@ class FingerServer:
         tenant: str | None,
     ) -> None:
         self.answerer = answerer
-        self.settings = settings
         self.metrics = metrics
         self.tenant = tenant
-        self.idle_timeout = float(settings.idle_timeout)
-        self.max_connections = settings.max_connections
-        self.access_log = settings.access_log
         self.limiter = RateLimiter(settings.rate_limit, 2 * settings.rate_limit)
+        self.apply(settings)
         self.tracker = ConnectionTracker()
         self.open: set[FingerProtocol] = set()
         self.servers: list[asyncio.AbstractServer] = []
         self.gauge = metrics.connections.labels(ADAPTER)
+
+    def apply(self, settings: FingerConfig) -> None:
+        """Take limits and timeouts from ``settings`` (at start and on SIGHUP)."""
+        self.settings = settings
+        self.idle_timeout = float(settings.idle_timeout)
+        self.max_connections = settings.max_connections
+        self.access_log = settings.access_log
+        self.limiter.rate = float(settings.rate_limit)
+        self.limiter.burst = 2.0 * settings.rate_limit
+        self.answerer.max_listed_users = settings.max_listed_users
+
+    def reconfigure(self, config: Config) -> None:
+        """SIGHUP: new limits apply to the next connection; open ones keep theirs."""
+        self.apply(config.finger)
 
     @property
     def addresses(self) -> list[str]:
@@ -111,8 +122,8 @@ class FingerProtocol(asyncio.Protocol):
     # -- asyncio callbacks -------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # Not an isinstance check: uvloop's TCPTransport is no asyncio.Transport subclass.
+        self.transport = cast(asyncio.Transport, transport)
         server = self.server
         peer: Any = transport.get_extra_info("peername")
         self.peer = str(peer[0]) if peer else "?"
@@ -231,11 +242,8 @@ async def start_finger_server(
                               forward=forward)
     finger = FingerServer(answerer, settings=settings, metrics=metrics, tenant=tenant)
     loop = asyncio.get_running_loop()
-    try:
-        server = await loop.create_server(lambda: FingerProtocol(finger), host, port,
-                                          reuse_address=True, backlog=BACKLOG)
-    except OSError as error:
-        raise OSError(error.errno, f"finger: cannot listen on {format_address(host, port)}: "
-                                   f"{error.strerror or error}") from None
+    # A bind failure propagates as OSError; the composition root words it for the user.
+    server = await loop.create_server(lambda: FingerProtocol(finger), host, port,
+                                      reuse_address=True, backlog=BACKLOG)
     finger.servers.append(server)
     return finger
