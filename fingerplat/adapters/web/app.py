@@ -9,6 +9,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from fingerplat.adapters.web import api, ops, pages, webfinger, xmlrpc
+from fingerplat.adapters.web.admin import build_admin_app
 from fingerplat.adapters.web.keys import METRICS, SECURE, SERVICE, SETTINGS
 from fingerplat.adapters.web.middleware import (
     add_security_headers,
@@ -20,18 +21,6 @@ from fingerplat.adapters.web.tenancy import tenant_middleware
 from fingerplat.config import WebConfig
 from fingerplat.metrics import Metrics
 from fingerplat.service import FingerplatService
-
-
-def mount_admin(
-    app: web.Application, service: FingerplatService, *, secure: bool, metrics: Metrics
-) -> bool:
-    """Mount the admin UI at ``/admin/`` when its package is present."""
-    try:
-        from fingerplat.adapters.web.admin import build_admin_app
-    except ImportError:
-        return False
-    app.add_subapp("/admin/", build_admin_app(service, secure=secure, metrics=metrics))
-    return True
 
 
 def build_app(
@@ -55,6 +44,6 @@ def build_app(
     webfinger.add_routes(app.router)
     xmlrpc.add_routes(app.router)
     app.router.add_static("/static/", STATIC_DIR, name="static")
-    mount_admin(app, service, secure=secure, metrics=metrics)
+    app.add_subapp("/admin/", build_admin_app(service, secure=secure, metrics=metrics))
     pages.add_routes(app.router)
     return app

@@ -10,8 +10,10 @@ from fingerplat.domain.model import Context
 from tests.integration.web.conftest import RunningWeb, Seeded, WebFactory
 
 
-async def fetch(http: aiohttp.ClientSession, url: str, **kwargs: object) -> tuple[int, str, aiohttp.ClientResponse]:
-    async with http.get(url, allow_redirects=False, **kwargs) as resp:  # type: ignore[arg-type]
+async def fetch(
+    http: aiohttp.ClientSession, url: str, headers: dict[str, str] | None = None
+) -> tuple[int, str, aiohttp.ClientResponse]:
+    async with http.get(url, allow_redirects=False, headers=headers) as resp:
         return resp.status, await resp.text(), resp
 
 
@@ -29,7 +31,8 @@ async def test_directory_lists_visible_users_only(
 async def test_user_page_shows_status_when_and_plan(
     web_server: RunningWeb, seeded: Seeded, operator: Context, http: aiohttp.ClientSession
 ) -> None:
-    await web_server.service.set_plan(operator, None, "alice", "Follow the white rabbit.\nDrink me.")
+    plan = "Follow the white rabbit.\nDrink me."
+    await web_server.service.set_plan(operator, None, "alice", plan)
     status, body, _ = await fetch(http, f"{web_server.url}/~alice")
     assert status == 200
     assert "Alice Liddell" in body

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
-import aiohttp
+import ssl
+from pathlib import Path
 
-from tests.integration.web.conftest import RunningWeb, WebFactory
+import aiohttp
+import pytest
+import trustme
+
+from fingerplat.adapters.web.server import start_web_server
+from fingerplat.config import WebConfig
+from fingerplat.domain.errors import InvalidInput
+from fingerplat.metrics import Metrics
+from fingerplat.repository.engine import create_engine
+from fingerplat.service import FingerplatService
+from tests.integration.web.conftest import RunningWeb, Seeded, WebFactory
 
 
 async def test_healthz_answers_ok(web_server: RunningWeb, http: aiohttp.ClientSession) -> None:
@@ -23,3 +34,102 @@ async def test_two_listeners_both_answer(
         assert not address.endswith(":0")
         async with http.get(f"{address}/healthz") as resp:
             assert resp.status == 200
+
+
+async def test_https_with_a_certificate_made_by_the_test(
+    web_server_factory: WebFactory, tmp_path: Path, seeded: Seeded
+) -> None:
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.cert_chain_pems[0].write_to_path(str(cert_file))
+    cert.private_key_pem.write_to_path(str(key_file))
+    running = await web_server_factory(tls_cert=str(cert_file), tls_key=str(key_file))
+    assert running.url.startswith("https://127.0.0.1:")
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    connector = aiohttp.TCPConnector(ssl=client_context)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        async with http.get(f"{running.url}/~alice") as resp:
+            assert resp.status == 200 and "reading" in await resp.text()
+            assert resp.headers["Strict-Transport-Security"].startswith("max-age=")
+        async with http.get(f"{running.url}/api/v1/tenants/default/users/alice") as resp:
+            assert (await resp.json())["status"] == "reading"
+    # Plain HTTP on the TLS port gets nowhere, and a client that does not trust the CA refuses.
+    async with aiohttp.ClientSession() as http:
+        with pytest.raises(aiohttp.ClientError):
+            await http.get(f"{running.url}/healthz")
+
+
+async def test_bad_tls_files_are_a_clear_error(
+    web_server_factory: WebFactory, tmp_path: Path
+) -> None:
+    (tmp_path / "c.pem").write_text("not a certificate")
+    with pytest.raises(InvalidInput, match="cannot load web TLS certificate"):
+        await web_server_factory(tls_cert=str(tmp_path / "c.pem"),
+                                 tls_key=str(tmp_path / "c.pem"))
+
+
+async def test_port_in_use_is_a_clear_error(
+    web_server: RunningWeb, web_server_factory: WebFactory
+) -> None:
+    port = web_server.url.rsplit(":", 1)[1]
+    with pytest.raises(InvalidInput, match=f"cannot listen on 127.0.0.1:{port}"):
+        await web_server_factory(listen=[f"127.0.0.1:{port}"])
+
+
+async def test_healthz_is_503_when_the_database_is_down(
+    backend: str, tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    # SQLite cannot open a directory; nothing listens on port 9 for PostgreSQL.
+    (tmp_path / "db").mkdir()
+    dead_url = (f"sqlite+aiosqlite:///{tmp_path}/db" if backend == "sqlite"
+                else "postgresql+asyncpg://postgres@127.0.0.1:9/fingerplat")
+    engine = create_engine(dead_url, connect_timeout=2)
+    server = await start_web_server(FingerplatService(engine), WebConfig(listen=["127.0.0.1:0"]),
+                                    metrics=Metrics())
+    try:
+        async with http.get(f"{server.url}/healthz") as resp:
+            assert resp.status == 503
+            body = await resp.json()
+            assert body["database"] == "down" and "Traceback" not in body["error"]
+        async with http.get(f"{server.url}/~alice") as resp:
+            assert resp.status == 503
+            text = await resp.text()
+            assert "Temporarily unavailable" in text and "Traceback" not in text
+        async with http.get(f"{server.url}/api/v1/tenants/default/users") as resp:
+            assert resp.status == 503 and "error" in await resp.json()
+    finally:
+        await server.drain(5)
+        await engine.dispose()
+
+
+async def test_metrics_count_requests_per_adapter(
+    web_server: RunningWeb, seeded: Seeded, http: aiohttp.ClientSession
+) -> None:
+    for path in ("/", "/~alice", "/~nobody", "/api/v1/tenants/default/users"):
+        async with http.get(f"{web_server.url}{path}") as resp:
+            await resp.read()
+    async with http.post(f"{web_server.url}/RPC2", data=b"<methodCall><methodName>getUsers"
+                         b"</methodName></methodCall>") as resp:
+        await resp.read()
+    async with http.get(f"{web_server.url}/metrics") as resp:
+        assert resp.status == 200 and resp.content_type == "text/plain"
+        text = await resp.text()
+    assert 'fingerplat_requests_total{adapter="web"} 3.0' in text
+    assert 'fingerplat_requests_total{adapter="api"} 1.0' in text
+    assert 'fingerplat_requests_total{adapter="xmlrpc"} 1.0' in text
+    assert 'fingerplat_errors_total{adapter="web",kind="404"} 1.0' in text
+    assert 'fingerplat_request_seconds_bucket{adapter="api",le="+Inf"} 1.0' in text
+    assert 'fingerplat_open_connections{adapter="web"}' in text
+
+
+async def test_close_stops_accepting_and_drain_finishes(
+    web_server_factory: WebFactory, http: aiohttp.ClientSession
+) -> None:
+    running = await web_server_factory()
+    await running.server.close()
+    with pytest.raises(aiohttp.ClientConnectionError):
+        async with http.get(f"{running.url}/healthz") as resp:
+            await resp.read()
+    await running.server.drain(2)
