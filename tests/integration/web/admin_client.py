@@ -8,10 +8,16 @@ also leave the token out or send a wrong one on purpose.
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import aiohttp
 from yarl import URL
+
+from fingerplat.domain.model import AuditEvent, AuditQuery, Context
+from fingerplat.service import FingerplatService
+from tests.integration.web.conftest import RunningWeb
 
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]*)"')
 
@@ -88,3 +94,20 @@ def text_of(html: str) -> str:
 
 ROOT_NAME = "root"
 ROOT_PASSWORD = "correct-horse-battery"
+
+
+@asynccontextmanager
+async def admin_client(web_server: RunningWeb, operator: Context) -> AsyncIterator[AdminClient]:
+    """A client for the real web server, with platform admin ``root`` in the database."""
+    await web_server.service.add_admin(operator, ROOT_NAME, ROOT_PASSWORD)
+    client = AdminClient(web_server.url)
+    yield client
+    await client.close()
+
+
+async def web_audit(service: FingerplatService, operator: Context,
+                    action: str) -> list[AuditEvent]:
+    """Audit events of one action that came through the web channel."""
+    events = await service.audit_log(operator, AuditQuery(action=action, limit=100),
+                                     all_tenants=True)
+    return [e for e in events if e.channel == "web"]

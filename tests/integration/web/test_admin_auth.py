@@ -8,25 +8,24 @@ import pytest
 from aiohttp import web
 
 from fingerplat.adapters.web.admin import build_admin_app
-from fingerplat.domain.model import AuditQuery, Context
+from fingerplat.domain.model import Context
 from fingerplat.metrics import Metrics
 from fingerplat.service import FingerplatService
-from tests.integration.web.admin_client import ROOT_NAME, ROOT_PASSWORD, AdminClient, text_of
+from tests.integration.web.admin_client import (
+    ROOT_NAME,
+    ROOT_PASSWORD,
+    AdminClient,
+    admin_client,
+    text_of,
+    web_audit,
+)
 from tests.integration.web.conftest import RunningWeb
 
 
 @pytest.fixture
 async def admin(web_server: RunningWeb, operator: Context) -> AsyncIterator[AdminClient]:
-    await web_server.service.add_admin(operator, ROOT_NAME, ROOT_PASSWORD)
-    client = AdminClient(web_server.url)
-    yield client
-    await client.close()
-
-
-async def web_audit(service: FingerplatService, operator: Context, action: str):
-    events = await service.audit_log(operator, AuditQuery(action=action, limit=100),
-                                     all_tenants=True)
-    return [e for e in events if e.channel == "web"]
+    async with admin_client(web_server, operator) as client:
+        yield client
 
 
 async def test_anonymous_visitor_is_sent_to_login(admin: AdminClient) -> None:
