@@ -22,6 +22,7 @@ class RateLimiter:
         self.clock = clock
         # address -> (tokens left, time of the last update)
         self._buckets: dict[str, tuple[float, float]] = {}
+        self._prune_at = PRUNE_AT
 
     def allow(self, key: str) -> bool:
         """Take one token for ``key``; False when its bucket is empty."""
@@ -32,7 +33,7 @@ class RateLimiter:
             self._buckets[key] = (tokens, now)
             return False
         self._buckets[key] = (tokens - 1.0, now)
-        if len(self._buckets) > PRUNE_AT:
+        if len(self._buckets) > self._prune_at:
             self._prune(now)
         return True
 
@@ -43,6 +44,9 @@ class RateLimiter:
             for key, (tokens, last) in self._buckets.items()
             if now - last < full_after
         }
+        # Many addresses still active: wait for the table to double before the
+        # next sweep, so a flood costs amortised O(1) per query, not O(n).
+        self._prune_at = max(PRUNE_AT, 2 * len(self._buckets))
 
     def __len__(self) -> int:
         return len(self._buckets)
