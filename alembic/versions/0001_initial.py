@@ -42,6 +42,7 @@ def upgrade() -> None:
         sa.Column("created_at", ts, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_tenants"),
         sa.UniqueConstraint("slug", name="uq_tenants_slug"),
+        sqlite_autoincrement=True,  # never reuse an id (SQLite reuses the max rowid)
     )
     op.create_table(
         "tenant_domains",
@@ -74,6 +75,7 @@ def upgrade() -> None:
             ["tenant_id"], ["tenants.id"], ondelete="CASCADE", name="fk_users_tenant_id_tenants"
         ),
         sa.UniqueConstraint("tenant_id", "username", name="uq_users_tenant_id_username"),
+        sqlite_autoincrement=True,  # never reuse an id (SQLite reuses the max rowid)
     )
     op.create_table(
         "plans",
@@ -111,6 +113,7 @@ def upgrade() -> None:
             ["tenant_id"], ["tenants.id"], ondelete="CASCADE", name="fk_admins_tenant_id_tenants"
         ),
         sa.UniqueConstraint("name", name="uq_admins_name"),
+        sqlite_autoincrement=True,  # never reuse an id (SQLite reuses the max rowid)
     )
     op.create_table(
         "api_tokens",
@@ -132,6 +135,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["user_id"], ["users.id"], ondelete="CASCADE", name="fk_api_tokens_user_id_users"
         ),
+        sqlite_autoincrement=True,  # never reuse an id (SQLite reuses the max rowid)
     )
     op.create_index("ix_api_tokens_tenant_id", "api_tokens", ["tenant_id"])
     op.create_table(

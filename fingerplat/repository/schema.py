@@ -37,6 +37,9 @@ metadata = MetaData(
 )
 
 # BIGINT on PostgreSQL; INTEGER on SQLite so that it stays the rowid alias.
+# Tables whose ids name something outside the database (sessions, tokens,
+# caches, change events) use sqlite_autoincrement so that SQLite never hands
+# a removed row's id to a new one, as PostgreSQL sequences never do.
 Id = BigInteger().with_variant(Integer(), "sqlite")
 
 
@@ -69,6 +72,7 @@ tenants = Table(
     Column("forwarding", Boolean, nullable=False),
     Column("is_default", Boolean, nullable=False),
     Column("created_at", Timestamp, nullable=False),
+    sqlite_autoincrement=True,
 )
 
 tenant_domains = Table(
@@ -96,6 +100,7 @@ users = Table(
     Column("status_set_at", Timestamp, nullable=True),
     Column("created_at", Timestamp, nullable=False),
     UniqueConstraint("tenant_id", "username", name="uq_users_tenant_id_username"),
+    sqlite_autoincrement=True,
 )
 
 plans = Table(
@@ -126,6 +131,7 @@ admins = Table(
     Column("password_hash", String(200), nullable=False),
     Column("tenant_id", Id, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=True),
     Column("created_at", Timestamp, nullable=False),
+    sqlite_autoincrement=True,
 )
 
 api_tokens = Table(
@@ -142,6 +148,7 @@ api_tokens = Table(
     Column("revoked_at", Timestamp, nullable=True),
     Column("last_used_at", Timestamp, nullable=True),
     Index("ix_api_tokens_tenant_id", "tenant_id"),
+    sqlite_autoincrement=True,
 )
 
 # Append-only. No foreign keys: an event must outlive the tenant or user it names.

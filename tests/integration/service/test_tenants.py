@@ -1,0 +1,146 @@
+"""Tenants: create, settings, domains, removal, resolution; and atomic changes."""
+
+from __future__ import annotations
+
+import pytest
+
+from fingerplat.domain.errors import Conflict, InvalidInput, NotFound
+from fingerplat.domain.model import AuditQuery, Channel, TokenScope
+from tests.integration.service.conftest import World, latest_audit, snapshot
+
+
+async def test_create_and_resolve_by_slug_or_domain(service, operator):
+    tenant = await service.create_tenant(operator, "Acme", name="Acme Corp",
+                                         domains=["ACME.example.", "finger.acme.example"])
+    assert (tenant.slug, tenant.name, tenant.domains) == (
+        "acme", "Acme Corp", ("acme.example", "finger.acme.example"))
+    assert tenant.list_users and not tenant.forwarding and not tenant.is_default
+    for name in ("acme", "ACME", "acme.example", "Finger.Acme.Example."):
+        assert (await service.resolve_tenant(name)).id == tenant.id
+    assert (await service.resolve_tenant(None)).slug == "default"
+    assert (await service.resolve_tenant("")).slug == "default"
+    with pytest.raises(NotFound, match="no such tenant: 'initech'"):
+        await service.resolve_tenant("initech")
+    with pytest.raises(NotFound):
+        await service.resolve_tenant("other.example")
+    assert (await service.tenant_for_host("acme.example")).id == tenant.id
+    assert (await service.tenant_for_host("ACME")).id == tenant.id
+    assert await service.tenant_for_host("unknown.example") is None
+    assert await service.tenant_for_host("") is None
+    assert await service.tenant_for_host("x" * 300) is None
+    [event] = await latest_audit(service, operator)
+    assert (event.action, event.tenant, event.after["domains"]) == (
+        "tenant.create", "acme", ["acme.example", "finger.acme.example"])
+
+
+async def test_tenant_name_defaults_to_slug_and_listing(service, operator):
+    await service.create_tenant(operator, "globex")
+    assert (await service.get_tenant(operator, "globex")).name == "globex"
+    assert [t.slug for t in await service.list_tenants(operator)] == ["default", "globex"]
+
+
+async def test_duplicate_slug_and_domain_conflicts_change_nothing(service, operator):
+    await service.create_tenant(operator, "acme", domains=["acme.example"])
+    await service.create_tenant(operator, "globex")
+    before = await snapshot(service)
+    with pytest.raises(Conflict, match="tenant 'acme' already exists"):
+        await service.create_tenant(operator, "ACME")
+    with pytest.raises(Conflict, match=r"domain acme\.example already belongs"):
+        await service.create_tenant(operator, "initech", domains=["acme.example"])
+    with pytest.raises(Conflict, match=r"domain acme\.example already belongs"):
+        await service.update_tenant(operator, "globex", add_domains=["acme.example"])
+    assert await service.tenant_for_host("acme.example") is not None
+    assert await snapshot(service) == before
+    with pytest.raises(NotFound):
+        await service.resolve_tenant("initech")
+
+
+async def test_failed_update_is_not_half_written(service, operator):
+    """A rename and a list_users switch in the same call as a failing domain change."""
+    await service.create_tenant(operator, "acme", domains=["acme.example"])
+    await service.create_tenant(operator, "globex", domains=["globex.example"])
+    before = await snapshot(service)
+    events_before = await latest_audit(service, operator)
+    with pytest.raises(Conflict):
+        await service.update_tenant(operator, "acme", name="Renamed", list_users=False,
+                                    add_domains=["new.example", "globex.example"])
+    with pytest.raises(NotFound, match=r"has no domain .missing\.example."):
+        await service.update_tenant(operator, "acme", name="Renamed",
+                                    remove_domains=["acme.example", "missing.example"])
+    assert await snapshot(service) == before
+    assert await latest_audit(service, operator) == events_before
+    acme = await service.resolve_tenant("acme")
+    assert (acme.name, acme.list_users, acme.domains) == ("acme", True, ("acme.example",))
+
+
+async def test_update_settings_and_domains(service, operator):
+    await service.create_tenant(operator, "acme", domains=["acme.example"])
+    updated = await service.update_tenant(
+        operator, "acme", name="Acme Inc", list_users=False, forwarding=True,
+        add_domains=["acme.test", "acme.example"], remove_domains=["acme.example"],
+    )
+    assert (updated.name, updated.list_users, updated.forwarding, updated.domains) == (
+        "Acme Inc", False, True, ("acme.test",))
+    [event] = await latest_audit(service, operator)
+    assert event.action == "tenant.update"
+    assert event.before == {"name": "acme", "domains": ["acme.example"], "list_users": True,
+                            "forwarding": False}
+    assert event.after == {"name": "Acme Inc", "domains": ["acme.test"], "list_users": False,
+                           "forwarding": True}
+    same = await service.update_tenant(operator, "acme", name="Acme Inc")
+    assert same == updated
+    assert (await latest_audit(service, operator))[0].id == event.id  # no-op: no event
+    with pytest.raises(InvalidInput, match="invalid domain"):
+        await service.update_tenant(operator, "acme", add_domains=["not a domain"])
+
+
+async def test_tenant_admin_edits_basics_only(world: World):
+    svc = world.service
+    ctx = world.ctx("acme_admin")
+    acme = await svc.update_tenant(ctx, "acme", name="Acme Ltd", list_users=False)
+    assert (acme.name, acme.list_users) == ("Acme Ltd", False)
+    assert [t.slug for t in await svc.list_tenants(ctx)] == ["acme"]
+    assert await svc.list_tenants(world.ctx("anonymous")) == []
+    assert (await svc.get_tenant(ctx, "acme.example")).slug == "acme"
+
+
+async def test_remove_tenant_removes_everything_in_it(world: World):
+    svc, op = world.service, world.operator
+    globex = await svc.resolve_tenant("globex")
+    await svc.update_tenant(op, "globex", add_domains=["globex.example"])
+    await svc.add_admin(op, "globex-ops", "correct horse battery", tenant_name="globex")
+    await svc.remove_tenant(op, "globex")
+    with pytest.raises(NotFound):
+        await svc.resolve_tenant("globex")
+    assert await svc.tenant_for_host("globex.example") is None
+    with pytest.raises(Exception, match="invalid token"):
+        await svc.authenticate_token(world.secrets["carol"], Channel.API)
+    assert await svc.list_admins(op) == []
+    [event] = await svc.audit_log(op, AuditQuery(action="tenant.remove"), all_tenants=True)
+    assert event.before["users"] == 1 and event.tenant == "globex"
+    # the audit trail of a removed tenant outlives it
+    events = await svc.audit_log(op, AuditQuery(tenant="acme"))
+    assert events  # acme untouched
+    gone = await svc.audit_log(op, AuditQuery(username="carol"), all_tenants=True)
+    assert {e.tenant for e in gone} == {"globex"}
+    # a new tenant can take the slug again, empty
+    again = await svc.create_tenant(op, "globex")
+    assert again.id != globex.id
+    assert (await svc.directory(again)).users == []
+    issued = await svc.create_token(op, TokenScope.TENANT, tenant_name="globex")
+    assert issued.token.tenant_slug == "globex"
+
+
+async def test_default_tenant_cannot_be_removed(service, operator):
+    before = await snapshot(service)
+    with pytest.raises(InvalidInput, match="default tenant cannot be removed"):
+        await service.remove_tenant(operator, "default")
+    assert await snapshot(service) == before
+    with pytest.raises(NotFound):
+        await service.remove_tenant(operator, "nope")
+
+
+@pytest.mark.parametrize("slug", ["-bad", "a" * 64, "with space", "ünï", ""])
+async def test_invalid_slugs_are_refused(service, operator, slug):
+    with pytest.raises(InvalidInput, match="invalid tenant slug"):
+        await service.create_tenant(operator, slug)
