@@ -1,0 +1,117 @@
+"""Reading the audit trail with filters, and change events published after commits."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from fingerplat.domain.errors import InvalidInput, PermissionDenied
+from fingerplat.domain.model import AuditQuery, ChangeEvent
+from fingerplat.service import FingerplatService
+from tests.integration.service.conftest import Clock, make_world
+
+
+async def test_audit_filters(clocked: FingerplatService, clock: Clock, operator):
+    svc = clocked
+    start = clock.now
+    await svc.create_tenant(operator, "acme")
+    # one change a minute: minute 1 adds alice, 2 bob, then statuses at 3, 4, 5
+    for user, status in [("alice", None), ("bob", None), ("alice", "one"), ("bob", "two"),
+                         ("alice", "three")]:
+        clock.advance(minutes=1)
+        if status is None:
+            await svc.add_user(operator, "acme", user)
+        else:
+            await svc.set_status(operator, "acme", user, status)
+
+    async def actions(**query) -> list[tuple[str, str]]:
+        events = await svc.audit_log(operator, AuditQuery(tenant="acme", **query))
+        return [(e.action, e.target) for e in events]
+
+    assert await actions() == [
+        ("status.set", "alice@acme"), ("status.set", "bob@acme"), ("status.set", "alice@acme"),
+        ("user.create", "bob@acme"), ("user.create", "alice@acme"), ("tenant.create", "acme"),
+    ]
+    assert await actions(username="alice") == [
+        ("status.set", "alice@acme"), ("status.set", "alice@acme"), ("user.create", "alice@acme")]
+    assert await actions(action="user.create") == [
+        ("user.create", "bob@acme"), ("user.create", "alice@acme")]
+    assert await actions(username="bob", action="status.set") == [("status.set", "bob@acme")]
+    # since is inclusive, until exclusive
+    assert await actions(since=start + timedelta(minutes=4)) == [
+        ("status.set", "alice@acme"), ("status.set", "bob@acme")]
+    assert await actions(until=start + timedelta(minutes=2)) == [
+        ("user.create", "alice@acme"), ("tenant.create", "acme")]
+    assert await actions(since=start + timedelta(minutes=2),
+                         until=start + timedelta(minutes=3)) == [("user.create", "bob@acme")]
+    assert await actions(limit=2) == [("status.set", "alice@acme"), ("status.set", "bob@acme")]
+    # paging with before_id walks the whole trail once, newest first
+    page = await svc.audit_log(operator, AuditQuery(tenant="acme", limit=4))
+    rest = await svc.audit_log(operator, AuditQuery(tenant="acme", limit=4,
+                                                    before_id=page[-1].id))
+    assert [e.id for e in [*page, *rest]] == sorted((e.id for e in [*page, *rest]), reverse=True)
+    assert len(page) + len(rest) == 6
+    assert await actions(username="nobody") == []
+    # the default tenant's trail does not show acme's events
+    default = await svc.audit_log(operator, AuditQuery())
+    assert all(e.tenant == "default" for e in default)
+    everything = await svc.audit_log(operator, AuditQuery(limit=1000), all_tenants=True)
+    assert len(everything) == 6
+
+
+@pytest.mark.parametrize("limit", [0, 1001])
+async def test_audit_limit_bounds(service, operator, limit):
+    with pytest.raises(InvalidInput, match="limit must be between 1 and 1000"):
+        await service.audit_log(operator, AuditQuery(limit=limit))
+
+
+async def test_audit_username_filter_is_validated(service, operator):
+    with pytest.raises(InvalidInput, match="invalid username"):
+        await service.audit_log(operator, AuditQuery(username="bad name"))
+
+
+async def test_tenant_admin_reads_only_own_trail(service, operator):
+    world = await make_world(service, operator)
+    ctx = world.ctx("acme_admin")
+    events = await service.audit_log(ctx, AuditQuery(tenant="acme", limit=1000))
+    assert events and {e.tenant for e in events} == {"acme"}
+    with pytest.raises(PermissionDenied):
+        await service.audit_log(ctx, AuditQuery(tenant="globex"))
+    with pytest.raises(PermissionDenied):
+        await service.audit_log(world.ctx("alice"), AuditQuery(tenant="acme"))
+
+
+async def test_change_events_follow_commits_and_not_refusals(service, operator):
+    world = await make_world(service, operator)
+    seen: list[ChangeEvent] = []
+    unsubscribe = service.events.subscribe(seen.append)
+
+    async def failing(event: ChangeEvent) -> None:
+        raise RuntimeError("a broken subscriber must not break the writer")
+
+    service.events.subscribe(failing)
+    await service.set_status(operator, "acme", "alice", "away")
+    await service.set_plan(operator, "acme", "alice", "plan")
+    await service.edit_user(operator, "acme", "ghost", hidden=False)
+    await service.revoke_token(operator, world.token_ids["carol"])
+    await service.update_tenant(operator, "acme", list_users=False)
+    with pytest.raises(PermissionDenied):
+        await service.set_status(world.ctx("alice"), "acme", "bob", "no")
+    await service.edit_user(operator, "acme", "bob")  # no change, no event
+    await service.remove_user(operator, "acme", "bob")
+    acme = await service.resolve_tenant("acme")
+    assert [(e.kind, e.tenant_slug, e.username) for e in seen] == [
+        ("status", "acme", "alice"),
+        ("plan", "acme", "alice"),
+        ("user", "acme", "ghost"),
+        ("token", "globex", None),
+        ("tenant", "acme", None),
+        ("user", "acme", "bob"),
+    ]
+    assert seen[0].status == "away" and seen[0].tenant_id == acme.id
+    assert seen[0].data == {"hidden": False}
+    assert seen[-1].data == {"removed": True}
+    unsubscribe()
+    await service.clear_status(operator, "acme", "alice")
+    assert len(seen) == 6
