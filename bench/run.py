@@ -220,7 +220,7 @@ def load(target: Target, args: argparse.Namespace, duration: float, warmup: floa
         "--concurrency", str(args.concurrency), "--processes", str(args.loadgen_processes),
         "--users", str(max(target.users, 1)), "--pattern", pattern,
         "--missing", str(args.missing), "--server-pid", str(target.proc.pid), "--json",
-        "--no-probe",
+        "--no-probe", "--engine", args.engine,
     ]
     if target.check:
         cmd.append("--check")
@@ -294,7 +294,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds before each run")
     p.add_argument("--repeat", type=int, default=1, help="runs per server (medians reported)")
     p.add_argument("--concurrency", type=int, default=64)
-    p.add_argument("--loadgen-processes", type=int, default=1)
+    p.add_argument("--loadgen-processes", type=int, default=1,
+                   help="client processes (only with --engine python)")
+    p.add_argument("--engine", choices=("auto", "c", "python"), default="auto",
+                   help="load generator engine (auto: the C client when cc exists)")
     p.add_argument("--users", default="1000,100000", help="comma-separated user counts")
     p.add_argument("--db", default="sqlite,postgresql", help="sqlite and/or postgresql")
     p.add_argument("--missing", type=float, default=0.10, help="fraction of missing users")
