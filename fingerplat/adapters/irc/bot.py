@@ -188,14 +188,17 @@ class IrcBot:
         cfg = self.cfg
         client = FingerBotClient(self, cfg.nick, fallback_nicks(cfg.nick))
         self.client = client
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timing.connect_timeout  # TCP + TLS + registration
         try:
             await asyncio.wait_for(
                 client.connect(cfg.server, cfg.port, tls=cfg.tls, tls_verify=cfg.tls_verify,
                                password=cfg.password, channels=list(cfg.channels)),
                 self.timing.connect_timeout,
             )
-            await self._first(client.ready, client.gone, timeout=self.timing.connect_timeout,
-                              what="registration")
+            await self._first(client.ready, client.gone,
+                              timeout=max(0.1, deadline - loop.time()),
+                              what="connecting and registering")
             if not client.ready.is_set():
                 raise ConnectionError("the server closed the connection during registration")
             self.metrics.connections.labels("irc").inc()
