@@ -37,6 +37,7 @@ import asyncio
 import contextlib
 import json
 import os
+import platform
 import re
 import shutil
 import signal
@@ -79,6 +80,10 @@ class Target:
     db_pids: list[int] = field(default_factory=list)
     runs: list[dict[str, Any]] = field(default_factory=list)
     failure: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.name if not self.users else f"{self.name} {self.db} {self.users:,} users"
 
 
 def _pin(cpu: str | None) -> list[str]:
@@ -372,6 +377,20 @@ def build_targets(args: argparse.Namespace, workdir: Path,
     return targets, notes
 
 
+def machine() -> str:
+    """One line naming what the numbers were measured on."""
+    model = "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    load = os.getloadavg()[0]
+    return (f"{model}, {os.cpu_count()} CPUs, Linux {platform.release()}, "
+            f"Python {platform.python_version()}, "
+            f"{'uvloop' if _has_uvloop() else 'no uvloop'}, load average {load:.2f} at start")
+
+
 def _has_uvloop() -> bool:
     try:
         import uvloop  # noqa: F401
@@ -386,6 +405,7 @@ def main(argv: list[str] | None = None) -> int:
     created: list[str] = []
     targets: list[Target] = []
     began = time.monotonic()
+    machine_line = machine()
     try:
         print(f"work directory {workdir}", file=sys.stderr)
         targets, notes = build_targets(args, workdir, created)
@@ -394,13 +414,13 @@ def main(argv: list[str] | None = None) -> int:
         for t in targets:
             start(t, workdir)
             if t.failure:
-                print(f"  {t.name} {t.db} {t.users}: {t.failure}", file=sys.stderr)
+                print(f"  {t.label}: {t.failure}", file=sys.stderr)
                 continue
             if t.check:
                 sanity_check(t, args.pattern)
                 if t.failure:
-                    print(f"  {t.name} {t.db} {t.users}: {t.failure}", file=sys.stderr)
-            print(f"  started {t.name} {t.db} {t.users or ''} on port {t.port} "
+                    print(f"  {t.label}: {t.failure}", file=sys.stderr)
+            print(f"  started {t.label} on port {t.port} "
                   f"(pid {t.proc.pid if t.proc else '?'})", file=sys.stderr)
         live = [t for t in targets if not t.failure]
         # Fill every pool once, so the database backends exist to be measured.
@@ -414,11 +434,11 @@ def main(argv: list[str] | None = None) -> int:
                     result = load(t, args, args.duration, args.warmup, args.pattern)
                 except (RuntimeError, subprocess.TimeoutExpired) as exc:
                     t.failure = str(exc)
-                    print(f"  {t.name} {t.db} {t.users}: {exc}", file=sys.stderr)
+                    print(f"  {t.label}: {exc}", file=sys.stderr)
                     continue
                 result["repeat"] = rep
                 t.runs.append(result)
-                print(f"  run {rep + 1}/{args.repeat} {t.name} {t.db} {t.users or ''}: "
+                print(f"  run {rep + 1}/{args.repeat} {t.label}: "
                       f"{result['qps']:,.0f} q/s, p99 {result['p99_ms']:.1f} ms, "
                       f"{result['errors']} errors, "
                       f"{_fmt(result['server_cpu_us_per_query'], '.1f')} µs/q",
@@ -432,6 +452,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
     reference = next((t for t in targets if t.name.startswith("bare (")), None)
     print()
+    print(machine_line)
     print(f"{args.concurrency} connections, one query per connection, "
           f"{args.duration:g}s x {args.repeat} per server (medians), "
           f"{int(args.missing * 100)}% missing users; server on CPU 0, load generator on "
@@ -440,7 +461,7 @@ def main(argv: list[str] | None = None) -> int:
     print(table(targets, reference))
     for t in targets:
         if t.failure:
-            print(f"failed: {t.name} {t.db} {t.users}: {t.failure}")
+            print(f"failed: {t.label}: {t.failure}")
     if args.json:
         Path(args.json).write_text(json.dumps([
             {"server": t.name, "users": t.users, "db": t.db, "failure": t.failure,
