@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ssl
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 import trustme
 
 from fingerplat.adapters.irc import start_irc_bots
+from fingerplat.config import IrcConfig
 from fingerplat.domain.model import Context
 from fingerplat.metrics import Metrics
 from fingerplat.service import FingerplatService
@@ -169,3 +171,30 @@ async def test_tls_without_verification_accepts_a_self_signed_server(
     finally:
         await bots.close()
         await bots.drain(5)
+
+
+async def test_a_server_that_never_answers_is_given_up_on_and_retried(
+    service: FingerplatService
+) -> None:
+    """A fake remote that accepts and then says nothing (a misbehaving outside host)."""
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    timing = dataclasses.replace(FAST, connect_timeout=0.5)
+    config = IrcConfig(server="127.0.0.1", port=port, tls=False, nick="fingerbot",
+                       channels=["#acme"], tenant="acme")
+    bots = await start_irc_bots(service, [config], metrics=Metrics(), timing=timing)
+    try:
+        await wait_until(lambda: len(accepted) >= 3, timeout=10, what="three attempts")
+        assert not bots.bots[0].connected
+    finally:
+        await bots.close()
+        await asyncio.wait_for(bots.drain(5), 6)
+        for writer in accepted:
+            writer.close()
+        server.close()
+        await server.wait_closed()
