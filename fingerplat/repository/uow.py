@@ -8,6 +8,7 @@ leaking a driver traceback.
 from __future__ import annotations
 
 import contextlib
+import logging
 from types import TracebackType
 
 from sqlalchemy import exc as sa_exc
@@ -17,6 +18,12 @@ from fingerplat.domain.errors import FingerplatError, SchemaOutOfDate, Unavailab
 from fingerplat.repository.engine import SQLITE_BEGIN_OPTION
 from fingerplat.repository.sql import Repository
 
+log = logging.getLogger(__name__)
+
+# PostgreSQL refusing the connection itself (unknown database or role, auth).
+_CONNECT_REFUSED_MARKERS = (
+    "database \"", "role \"", "password authentication failed", "no pg_hba.conf entry",
+)
 _MISSING_TABLE_MARKERS = ("no such table", "undefinedtable", "does not exist")
 
 
@@ -32,6 +39,9 @@ def translate_db_error(error: BaseException) -> FingerplatError | None:
             "no such table" in text
         ):
             return SchemaOutOfDate("the database schema is missing: run `fingerplat db upgrade`")
+        if any(marker in text for marker in _CONNECT_REFUSED_MARKERS):
+            log.warning("cannot connect to the database: %s", text)
+            return Unavailable("database unreachable")
         if "unable to open database file" in text:
             return Unavailable("database unreachable: cannot open the SQLite database file")
         if "database is locked" in text:
@@ -69,8 +79,15 @@ class UnitOfWork:
             await self._conn.begin()
         except Exception as error:
             if self._conn is not None:
-                await self._conn.close()
+                with contextlib.suppress(Exception):
+                    await self._conn.close()
+                self._conn = None
             mapped = translate_db_error(error)
+            if mapped is None and isinstance(error, sa_exc.DBAPIError):
+                # Refused at connect (unknown database or role, bad password): the
+                # details are for the operator's log, not for whoever is asking.
+                log.warning("cannot connect to the database: %s", error.orig or error)
+                mapped = Unavailable("database unreachable")
             if mapped is not None:
                 raise mapped from error
             raise

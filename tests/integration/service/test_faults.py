@@ -1,0 +1,143 @@
+"""Database faults and concurrency: clear errors, nothing half-written, no IntegrityError."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from fingerplat.domain.errors import (
+    Conflict,
+    SchemaOutOfDate,
+    Unavailable,
+    UserNotFound,
+)
+from fingerplat.domain.model import AuditQuery, Channel, Tenant, TokenScope
+from fingerplat.repository.engine import create_engine
+from fingerplat.repository.schema import audit_events, plans, status_history, users
+from fingerplat.service import FingerplatService
+from tests.integration.service.conftest import snapshot
+
+
+def _calls(service: FingerplatService, operator):
+    """One read and one write of each kind, all of which need the database."""
+    tenant = Tenant(id=1, slug="default", name="default", list_users=True, forwarding=False,
+                    is_default=True)
+    return {
+        "resolve_tenant": lambda: service.resolve_tenant(None),
+        "public_user": lambda: service.public_user(tenant, "alice"),
+        "directory": lambda: service.directory(tenant),
+        "set_status": lambda: service.set_status(operator, None, "alice", "away"),
+        "set_plan": lambda: service.set_plan(operator, None, "alice", "plan"),
+        "add_user": lambda: service.add_user(operator, None, "alice"),
+        "create_token": lambda: service.create_token(operator, TokenScope.TENANT),
+        "authenticate_token": lambda: service.authenticate_token("fp_1_secret", Channel.SETTER),
+        "garbage_token": lambda: service.authenticate_token("garbage", Channel.SETTER),
+        "authenticate_admin": lambda: service.authenticate_admin("ops", "password", Channel.WEB),
+        "audit_log": lambda: service.audit_log(operator, AuditQuery()),
+        "check_health": lambda: service.check_health(),
+        "check_schema": lambda: service.check_schema(),
+    }
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+asyncpg://postgres@127.0.0.1:1/x",  # nothing listens on port 1
+        "postgresql+asyncpg://postgres@127.0.0.1:5432/fp_no_such_database",
+        "postgresql+asyncpg://no_such_role@127.0.0.1:5432/postgres",
+        "sqlite+aiosqlite:///{file}/below-a-file/fingerplat.db",  # cannot be created
+    ],
+    ids=["pg-refused", "pg-unknown-db", "pg-unknown-role", "sqlite-unwritable"],
+)
+async def test_unreachable_database_is_unavailable_for_every_call(tmp_path: Path, operator, url):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    engine = create_engine(url.format(file=blocker))
+    service = FingerplatService(engine)
+    try:
+        for name, call in _calls(service, operator).items():
+            with pytest.raises(Unavailable) as info:
+                await asyncio.wait_for(call(), timeout=20)
+            assert "database" in str(info.value), name
+            assert "Traceback" not in str(info.value)
+    finally:
+        await engine.dispose()
+
+
+async def test_unmigrated_database_says_to_upgrade(db_factory, backend, operator):
+    url = await db_factory.empty(backend)
+    engine = create_engine(url)
+    service = FingerplatService(engine)
+    try:
+        for name, call in _calls(service, operator).items():
+            if name == "check_health":
+                await call()  # the server answers; only the schema is missing
+                continue
+            with pytest.raises(SchemaOutOfDate, match="fingerplat db upgrade"):
+                await call()
+    finally:
+        await engine.dispose()
+
+
+async def test_failing_write_leaves_nothing_behind(service, operator):
+    await service.create_tenant(operator, "acme", domains=["zeta.example"])
+    before = await snapshot(service)
+    [last] = await service.audit_log(operator, AuditQuery(limit=1), all_tenants=True)
+    # the tenant row and its first domain are written before the second domain fails
+    with pytest.raises(Conflict, match=r"zeta\.example"):
+        await service.create_tenant(operator, "initech",
+                                    domains=["initech.example", "zeta.example"])
+    assert await snapshot(service) == before
+    assert await service.audit_log(operator, AuditQuery(limit=1), all_tenants=True) == [last]
+    assert await service.tenant_for_host("initech.example") is None
+    # and the slug is still free
+    assert (await service.create_tenant(operator, "initech")).slug == "initech"
+
+
+async def test_concurrent_removal_and_status_change(service, operator):
+    """Racing a status change against removing the user: one clean outcome, never a crash."""
+    outcomes: set[str] = set()
+    for round_no in range(8):
+        name = f"racer{round_no}"
+        await service.add_user(operator, None, name)
+        results = await asyncio.wait_for(asyncio.gather(
+            service.set_status(operator, None, name, "still here"),
+            service.remove_user(operator, None, name),
+            service.set_plan(operator, None, name, "plan"),
+            return_exceptions=True,
+        ), timeout=30)
+        for result in results:
+            if isinstance(result, BaseException):
+                assert isinstance(result, UserNotFound), repr(result)
+                outcomes.add("not found")
+            else:
+                outcomes.add("ok")
+        assert results[1] is None  # the removal always succeeds
+    async with service.engine.connect() as conn:
+        for table in (users, status_history, plans):
+            count = (await conn.execute(select(func.count()).select_from(table))).scalar_one()
+            assert count == 0, f"{table.name} has rows of removed users"
+        removals = (await conn.execute(
+            select(func.count()).select_from(audit_events)
+            .where(audit_events.c.action == "user.remove")
+        )).scalar_one()
+    assert removals == 8
+    assert outcomes <= {"ok", "not found"}
+
+
+async def test_concurrent_status_changes_are_all_kept(service, operator):
+    await service.add_user(operator, None, "alice")
+    texts = [f"status {i}" for i in range(12)]
+    await asyncio.wait_for(asyncio.gather(
+        *(service.set_status(operator, None, "alice", t) for t in texts)
+    ), timeout=30)
+    history = await service.history(operator, None, "alice", limit=100)
+    assert sorted(h.text for h in history) == sorted(texts)
+    user = await service.get_user(operator, None, "alice")
+    assert user.status == history[0].text  # the current status is the latest one
+    events = await service.audit_log(operator, AuditQuery(action="status.set", limit=100))
+    assert len(events) == 12
+    assert [e.after["status"] for e in events] == [h.text for h in history]
