@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import base64
 import binascii
+from types import EllipsisType
 from typing import Any
 
 from fingerplat.domain import rules
-from fingerplat.domain.errors import InvalidInput, NotFound, PermissionDenied, UserNotFound
+from fingerplat.domain.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    UserNotFound,
+)
 from fingerplat.domain.model import ChangeEvent, Context, StatusChange, Tenant, User, UserPage
 from fingerplat.repository.sql import Repository
 from fingerplat.service import permissions
@@ -219,14 +226,24 @@ class UserUseCases(ServiceBase):
     # -- status and plan -------------------------------------------------------
 
     async def set_status(
-        self, ctx: Context, tenant_name: str | None, name: str, status: str | None
+        self, ctx: Context, tenant_name: str | None, name: str, status: str | None,
+        *, if_status: str | EllipsisType | None = ...,
     ) -> User:
-        """Set (or with ``None`` clear) a user's status, keeping the history."""
+        """Set (or with ``None`` clear) a user's status, keeping the history.
+
+        ``if_status`` makes it a compare-and-set, so two scripts do not
+        overwrite each other unknowingly: the change applies only when the
+        current status is exactly that text (``None``: no status), checked
+        on the locked row; otherwise :class:`Conflict`.
+        """
         text = rules.status(status) if status is not None else None
         action = "status.set" if text is not None else "status.clear"
         async with self.uow() as repo:
             tenant, user = await self._writable_user(repo, ctx, tenant_name, name, action,
                                                      "status")
+            if if_status is not ... and user.status != if_status:
+                raise Conflict(f"the status of {user.username} is no longer the expected one: "
+                               "it changed meanwhile; read it again")
             target = user_target(user.username, tenant)
             now = self.clock()
             await repo.set_status(user.id, text, now, ctx.principal.name[:200], ctx.channel.value)
