@@ -176,8 +176,17 @@ async def get_history(request: web.Request) -> web.Response:
 async def put_status(request: web.Request) -> web.Response:
     slug, name = tenant_slug(request), username(request)
     ctx = await required_context(request)
-    status = string_field(await read_json_object(request), "status")
-    user = await request.config_dict[SERVICE].set_status(ctx, slug, name, status)
+    data = await read_json_object(request)
+    status = string_field(data, "status")
+    if "if_status" in data:  # compare-and-set: 409 when someone changed it meanwhile
+        expected = data["if_status"]
+        if expected is not None and not isinstance(expected, str):
+            raise InvalidInput("field 'if_status' must be a string or null")
+        user = await request.config_dict[SERVICE].set_status(
+            ctx, slug, name, status, if_status=expected
+        )
+    else:
+        user = await request.config_dict[SERVICE].set_status(ctx, slug, name, status)
     return web.json_response(user_json(user))
 
 

@@ -131,8 +131,13 @@ SCHEMAS: dict[str, Any] = {
     },
     "StatusBody": {
         "type": "object", "required": ["status"],
-        "properties": {"status": {"type": "string", "maxLength": STATUS_MAX_CHARS,
-                                  "description": "One line, no control characters"}},
+        "properties": {
+            "status": {"type": "string", "maxLength": STATUS_MAX_CHARS,
+                       "description": "One line, no control characters"},
+            "if_status": {"type": ["string", "null"],
+                          "description": "Optional compare-and-set: change only if the current "
+                                         "status is exactly this (null: no status), else 409"},
+        },
     },
     "PlanBody": {
         "type": "object", "required": ["plan"],
@@ -182,6 +187,7 @@ PATHS: dict[str, Any] = {
             "requestBody": {"required": True, "content": {
                 "application/json": {"schema": _ref("StatusBody")}}},
             "responses": {"200": _json(_ref("User"), "The user after the change"),
+                          "409": _error("if_status was given and the status had changed"),
                           **WRITE_ERRORS},
         },
         "delete": {

@@ -140,6 +140,16 @@ async def test_every_error_status_of_a_write(
         assert words in body["error"], (expected, body)
         if expected == 401:
             assert resp.headers["WWW-Authenticate"].startswith("Bearer")
+    # 409: a compare-and-set whose expectation is stale changes nothing.
+    status, body, _ = await call(http, "PUT", url, token=seeded.alice_token,
+                                 json={"status": "mine", "if_status": "not what it is"})
+    assert status == 409 and "changed meanwhile" in body["error"]
+    status, body, _ = await call(http, "PUT", url, token=seeded.alice_token,
+                                 json={"status": "mine", "if_status": None})
+    assert status == 409  # alice has a status, so "no status" is stale too
+    status, body, _ = await call(http, "PUT", url, token=seeded.alice_token,
+                                 json={"status": "x", "if_status": 3})
+    assert status == 422 and "if_status" in body["error"]
     # 404: unknown user, unknown tenant, malformed names; all JSON.
     for path in ("default/users/nobody/status", "nope/users/alice/status",
                  "default/users/%3Cx%3E/status", "UPPER_bad!/users/alice/status"):
@@ -150,9 +160,12 @@ async def test_every_error_status_of_a_write(
     assert status == 404 and body["error"]
     status, body, _ = await call(http, "POST", url, token=seeded.alice_token)
     assert status == 405 and body["error"]
-    # Nothing was changed by any refused request.
+    # Nothing was changed by any refused request; a fresh compare-and-set works.
     status, body, _ = await call(http, "GET", f"{running.url}{T}/default/users/alice")
     assert body["status"] == "reading"
+    status, body, _ = await call(http, "PUT", url, token=seeded.alice_token,
+                                 json={"status": "mine", "if_status": "reading"})
+    assert status == 200 and body["status"] == "mine"
 
 
 @pytest.mark.parametrize("route", ["status-put", "status-delete", "plan-put", "audit-get"])
