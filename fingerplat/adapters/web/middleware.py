@@ -16,7 +16,7 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from fingerplat.adapters.web.keys import BASE, ERROR_KIND, METRICS, SECURE, SETTINGS, TENANT
-from fingerplat.adapters.web.payloads import MalformedRequest, PayloadTooLarge
+from fingerplat.adapters.web.payloads import BodyTimeout, MalformedRequest, PayloadTooLarge
 from fingerplat.adapters.web.templating import PUBLIC_TEMPLATES
 from fingerplat.domain.errors import (
     AuthenticationFailed,
@@ -36,6 +36,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 STATUS_FOR_ERROR: tuple[tuple[type[FingerplatError], int], ...] = (
     (MalformedRequest, 400),
     (PayloadTooLarge, 413),
+    (BodyTimeout, 408),
     (InvalidInput, 422),
     (NotFound, 404),
     (Conflict, 409),
@@ -50,6 +51,7 @@ TITLES = {
     403: "Not allowed",
     404: "Not found",
     405: "Method not allowed",
+    408: "Request timeout",
     409: "Conflict",
     413: "Request too large",
     422: "Invalid input",

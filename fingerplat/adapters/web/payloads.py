@@ -7,6 +7,7 @@ or endless body costs the server nothing but a 413.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -28,15 +29,29 @@ class PayloadTooLarge(FingerplatError):
     code = "too_large"
 
 
+class BodyTimeout(FingerplatError):
+    """The client took too long to send its body: HTTP 408."""
+
+    code = "timeout"
+
+
+# A client has this long to deliver its (small) body; a slow drip holds no handler longer.
+BODY_TIMEOUT = 30.0
+
+
 async def read_body(request: web.Request) -> bytes:
+    """The body, or PayloadTooLarge / BodyTimeout before wasting memory or a handler on it."""
     limit = request.config_dict[SETTINGS].max_body_bytes
     too_large = PayloadTooLarge(f"request body too large: at most {limit} bytes are accepted")
     if request.content_length is not None and request.content_length > limit:
         raise too_large
     try:
-        return await request.read()
+        async with asyncio.timeout(BODY_TIMEOUT):
+            return await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise too_large from None
+    except TimeoutError:
+        raise BodyTimeout(f"request body not received within {BODY_TIMEOUT:g} seconds") from None
 
 
 async def read_json_object(request: web.Request) -> dict[str, Any]:

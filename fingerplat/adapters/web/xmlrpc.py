@@ -26,7 +26,8 @@ from defusedxml import DefusedXmlException
 from defusedxml.xmlrpc import DefusedExpatParser
 
 from fingerplat.adapters.web import tenancy
-from fingerplat.adapters.web.keys import ERROR_KIND, SERVICE, SETTINGS
+from fingerplat.adapters.web.keys import ERROR_KIND, SERVICE
+from fingerplat.adapters.web.payloads import BodyTimeout, PayloadTooLarge, read_body
 from fingerplat.adapters.web.principals import basic_password, remote_addr
 from fingerplat.adapters.web.templating import iso_time
 from fingerplat.domain import rules
@@ -302,14 +303,11 @@ def fault_response(request: web.Request, fault: RpcFault, *, close: bool = False
 
 async def rpc2(request: web.Request) -> web.Response:
     """One XML-RPC request: size check, defused parse, dispatch, marshal."""
-    limit = request.config_dict[SETTINGS].max_body_bytes
-    too_large = RpcFault(FAULT_BAD_REQUEST, f"request body too large: at most {limit} bytes")
-    if request.content_length is not None and request.content_length > limit:
-        return fault_response(request, too_large, close=True)
     try:
-        body = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        return fault_response(request, too_large, close=True)
+        body = await read_body(request)
+    except (PayloadTooLarge, BodyTimeout) as exc:
+        # The rest of the body is never read: answer and close the connection.
+        return fault_response(request, RpcFault(FAULT_BAD_REQUEST, str(exc)), close=True)
     try:
         method, params = parse_call(body)
         call = Call(request, await tenancy.resolve(request))

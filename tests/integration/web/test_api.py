@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import aiohttp
-import pytest
 
 from fingerplat.domain.model import AuditQuery, Context
 from tests.integration.web.conftest import RunningWeb, Seeded, WebFactory, bearer
@@ -168,40 +167,40 @@ async def test_every_error_status_of_a_write(
     assert status == 200 and body["status"] == "mine"
 
 
-@pytest.mark.parametrize("route", ["status-put", "status-delete", "plan-put", "audit-get"])
+ROUTES = {  # route -> (method, body, path in the default tenant, path in acme)
+    "status-put": ("PUT", {"status": "hijacked"}, "users/alice/status", "users/carol/status"),
+    "status-delete": ("DELETE", None, "users/alice/status", "users/carol/status"),
+    "plan-put": ("PUT", {"plan": "hijacked"}, "users/alice/plan", "users/carol/plan"),
+    "audit-get": ("GET", None, "audit", "audit"),
+}
+
+
 async def test_tokens_of_another_tenant_get_403_on_every_protected_route(
-    web_server: RunningWeb, seeded: Seeded, http: aiohttp.ClientSession, route: str
+    web_server: RunningWeb, seeded: Seeded, http: aiohttp.ClientSession
 ) -> None:
-    method = {"status-put": "PUT", "status-delete": "DELETE", "plan-put": "PUT",
-              "audit-get": "GET"}[route]
-    body = {"status-put": {"status": "hijacked"}, "plan-put": {"plan": "hijacked"}}.get(route)
-    paths = {
-        "default": (f"{T}/default/users/alice/status" if route.startswith("status")
-                    else f"{T}/default/users/alice/plan" if route == "plan-put"
-                    else f"{T}/default/audit"),
-        "acme": (f"{T}/acme/users/carol/status" if route.startswith("status")
-                 else f"{T}/acme/users/carol/plan" if route == "plan-put"
-                 else f"{T}/acme/audit"),
-    }
     refused = [
         ("default", seeded.acme_admin_token), ("default", seeded.acme_carol_token),
         ("acme", seeded.default_admin_token), ("acme", seeded.alice_token),
     ]
-    for tenant, token in refused:
-        status, answer, _ = await call(http, method, f"{web_server.url}{paths[tenant]}",
-                                       token=token, json=body)
-        assert status == 403, (tenant, answer)
-        assert answer["error"]
+    for route, (method, body, default_path, acme_path) in ROUTES.items():
+        paths = {"default": f"{T}/default/{default_path}", "acme": f"{T}/acme/{acme_path}"}
+        for tenant, token in refused:
+            status, answer, _ = await call(http, method, f"{web_server.url}{paths[tenant]}",
+                                           token=token, json=body)
+            assert status == 403, (route, tenant, answer)
+            assert answer["error"]
     # Nothing from the refused attempts reached either tenant's user.
     _, alice, _ = await call(http, "GET", f"{web_server.url}{T}/default/users/alice")
     _, carol, _ = await call(http, "GET", f"{web_server.url}{T}/acme/users/carol")
     assert (alice["status"], alice["plan"]) == ("reading", "")
     assert (carol["status"], carol["plan"]) == ("at the anvil factory", "")
     # The platform token may; so may the tenant's own admin.
-    for tenant, token in (("default", seeded.platform_token), ("acme", seeded.acme_admin_token)):
-        status, _, _ = await call(http, method, f"{web_server.url}{paths[tenant]}",
-                                  token=token, json=body)
-        assert status == 200
+    for route, (method, body, default_path, acme_path) in ROUTES.items():
+        for path, token in ((f"{T}/default/{default_path}", seeded.platform_token),
+                            (f"{T}/acme/{acme_path}", seeded.acme_admin_token)):
+            status, _, _ = await call(http, method, f"{web_server.url}{path}",
+                                      token=token, json=body)
+            assert status == 200, (route, path)
 
 
 async def test_audit_for_admins_with_pagination_and_filters(

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import ssl
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 import trustme
 
+from fingerplat.adapters.web import payloads
 from fingerplat.adapters.web.server import start_web_server
 from fingerplat.config import WebConfig
 from fingerplat.domain.errors import InvalidInput
@@ -133,3 +136,51 @@ async def test_close_stops_accepting_and_drain_finishes(
         async with http.get(f"{running.url}/healthz") as resp:
             await resp.read()
     await running.server.drain(2)
+
+
+async def test_drain_lets_an_in_flight_request_finish(
+    web_server_factory: WebFactory, seeded: Seeded
+) -> None:
+    running = await web_server_factory()
+    release = asyncio.Event()
+    url = f"{running.url}/api/v1/tenants/default/users/alice/status"
+
+    async def slow_body() -> AsyncIterator[bytes]:
+        yield b'{"status": '
+        await release.wait()
+        yield b'"finished during shutdown"}'
+
+    async def put() -> tuple[int, dict[str, object]]:
+        async with aiohttp.ClientSession() as http, http.put(
+            url, data=slow_body(), headers={"Authorization": f"Bearer {seeded.alice_token}"}
+        ) as resp:
+            return resp.status, await resp.json()
+
+    request = asyncio.create_task(put())
+    await asyncio.sleep(0.3)  # the request is now in flight, waiting for its body
+    await running.server.close()
+    drained = asyncio.create_task(running.server.drain(5))
+    release.set()
+    status, body = await asyncio.wait_for(request, 10)
+    await asyncio.wait_for(drained, 10)
+    assert status == 200 and body["status"] == "finished during shutdown"
+
+
+async def test_a_body_dripped_too_slowly_is_dropped(
+    web_server: RunningWeb, seeded: Seeded, monkeypatch: pytest.MonkeyPatch,
+    http: aiohttp.ClientSession,
+) -> None:
+    monkeypatch.setattr(payloads, "BODY_TIMEOUT", 0.5)
+
+    async def drip() -> AsyncIterator[bytes]:
+        yield b'{"status": '
+        await asyncio.sleep(5)
+        yield b'"late"}'
+
+    url = f"{web_server.url}/api/v1/tenants/default/users/alice/status"
+    async with http.put(url, data=drip(), headers={
+        "Authorization": f"Bearer {seeded.alice_token}"}) as resp:
+        assert resp.status == 408
+        assert "not received within" in (await resp.json())["error"]
+    async with http.get(f"{web_server.url}/api/v1/tenants/default/users/alice") as resp:
+        assert (await resp.json())["status"] == "reading"
