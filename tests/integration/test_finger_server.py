@@ -413,3 +413,13 @@ async def test_sighup_reconfigure_applies_new_limits(start: StartFn, alice: None
     assert b"alice" in listing
     await finger(server, b"alice\r\n")
     assert b"too many queries" in await finger(server, b"alice\r\n")
+
+
+async def test_access_log_names_client_and_query(
+    start: StartFn, alice: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="fingerplat.finger.access")
+    await finger(await start(access_log=True), b"/W alice\x1b\r\n")
+    await finger(await start(access_log=False), b"alice\r\n")
+    records = [r.getMessage() for r in caplog.records if r.name == "fingerplat.finger.access"]
+    assert records == ["127.0.0.1 /W alice^[ -> 1 lines"]
