@@ -216,6 +216,17 @@ async def test_oversize_query_gets_an_error_line_and_close(start: StartFn) -> No
     assert b"invalid username" in await finger(server, b"a" * 512 + b"\r\n")
 
 
+async def test_a_client_streaming_a_huge_query_still_reads_the_refusal(start: StartFn) -> None:
+    server = await start()
+    host, port = split(server.addresses[0])
+    for _ in range(5):
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(b"x" * 300_000)  # far more than the server reads before refusing
+        answer = await asyncio.wait_for(reader.read(), TIMEOUT)
+        assert answer == b"finger: query too long: at most 512 bytes\r\n"
+        writer.close()
+
+
 async def test_garbage_query_names_the_problem(start: StartFn) -> None:
     server = await start()
     assert b"not valid UTF-8" in await finger(server, b"\xff\xfe\r\n")

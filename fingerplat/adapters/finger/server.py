@@ -34,6 +34,7 @@ access_log = logging.getLogger("fingerplat.finger.access")
 
 ADAPTER = "finger"
 BACKLOG = 1024
+LINGER_SECONDS = 1.0
 
 TOO_MANY_CONNECTIONS = "too many connections, please try again later"
 RATE_LIMITED = "too many queries from your address, please slow down"
@@ -108,7 +109,7 @@ class FingerServer:
 class FingerProtocol(asyncio.Protocol):
     """One finger connection: read one line, answer it, close."""
 
-    __slots__ = ("buffer", "done", "peer", "server", "task", "timer", "transport")
+    __slots__ = ("buffer", "done", "lingering", "peer", "server", "task", "timer", "transport")
 
     def __init__(self, server: FingerServer) -> None:
         self.server = server
@@ -118,6 +119,7 @@ class FingerProtocol(asyncio.Protocol):
         self.timer: asyncio.TimerHandle | None = None
         self.task: asyncio.Task[None] | None = None
         self.done = False  # a query was taken or the connection refused: ignore more input
+        self.lingering = False  # refused an oversize query: reading the rest away
 
     # -- asyncio callbacks -------------------------------------------------------
 
@@ -144,13 +146,13 @@ class FingerProtocol(asyncio.Protocol):
         end = self.buffer.find(b"\n")
         if end < 0:
             if len(self.buffer) > MAX_QUERY_BYTES + 1:  # + 1: room for the CR
-                self._refuse(QUERY_TOO_LONG, "query_too_long")
+                self._refuse_oversize()
             return
         line = self.buffer[:end]
         if line.endswith(b"\r"):
             line = line[:-1]
         if len(line) > MAX_QUERY_BYTES:
-            self._refuse(QUERY_TOO_LONG, "query_too_long")
+            self._refuse_oversize()
             return
         assert self.transport is not None
         self.transport.pause_reading()
@@ -161,6 +163,9 @@ class FingerProtocol(asyncio.Protocol):
 
         An unterminated last line is taken as the query (``printf alice | nc``).
         """
+        if self.lingering:
+            self._close()
+            return False
         if self.done:
             return True
         if self.buffer:
@@ -208,6 +213,26 @@ class FingerProtocol(asyncio.Protocol):
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(render.encode(render.refusal(message)))
         self._close()
+
+    def _refuse_oversize(self) -> None:
+        """Answer, then read and drop what the client is still sending for a moment.
+
+        Closing with unread input makes the kernel send a reset, and the
+        client could lose the error line; so the server half-closes, lets the
+        client finish (bounded by LINGER_SECONDS), and only then closes.
+        """
+        self.done = self.lingering = True
+        self.buffer = b""
+        self.server.refused("query_too_long")
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        transport.write(render.encode(render.refusal(QUERY_TOO_LONG)))
+        if transport.can_write_eof():
+            transport.write_eof()
+        if self.timer is not None:
+            self.timer.cancel()
+        self.timer = asyncio.get_running_loop().call_later(LINGER_SECONDS, self._close)
 
     def _idle(self) -> None:
         self.timer = None
