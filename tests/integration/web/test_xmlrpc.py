@@ -47,13 +47,19 @@ async def test_tutorial_methods(web_server: RunningWeb, seeded: Seeded) -> None:
     assert info["plan"] == ""
 
 
-async def test_tenant_by_prefix_and_by_host(web_server: RunningWeb, seeded: Seeded) -> None:
+async def test_tenant_by_prefix_and_by_host(
+    web_server: RunningWeb, seeded: Seeded, operator: Context
+) -> None:
     acme = proxy(web_server.url, path="/t/acme/RPC2")
     assert await in_thread(acme.getUsers) == ["carol"]
     assert await in_thread(acme.getUser, "carol") == "at the anvil factory"
     assert await in_thread(acme.getUser, "alice") == "No such user"
     fault = await fault_of(proxy(web_server.url, path="/t/nope/RPC2").getUsers)
     assert fault.faultCode == rpc.FAULT_NOT_FOUND
+    await web_server.service.update_tenant(operator, "acme", list_users=False)
+    fault = await fault_of(acme.getUsers)
+    assert fault.faultCode == rpc.FAULT_FORBIDDEN and "does not publish" in fault.faultString
+    assert await in_thread(acme.getUser, "carol") == "at the anvil factory"
     body = xmlrpc.client.dumps(("carol",), "getUser").encode()
     async with aiohttp.ClientSession() as http, http.post(
         f"{web_server.url}/RPC2", data=body,
