@@ -130,6 +130,8 @@ class ImportUseCases(ServiceBase):
                 continue
             seen[item.username] = record.line
             valid.append(item)
+        # Sorted, so each batch reads one contiguous, disjoint range of the index.
+        valid.sort(key=lambda item: item.username)
         done = len(records) - len(valid)
         if progress is not None:
             progress(done)
@@ -175,7 +177,7 @@ class ImportUseCases(ServiceBase):
     ) -> _BatchResult:
         now = self.clock()
         actor = ctx.principal.name[:200]
-        existing = await repo.users_by_names(tenant.id, [v.username for v in chunk])
+        existing = await repo.users_in_range(tenant.id, chunk[0].username, chunk[-1].username)
         result = _BatchResult(rejected=[], events=[])
         assert result.rejected is not None and result.events is not None
         new_rows: list[dict[str, Any]] = []
@@ -206,7 +208,8 @@ class ImportUseCases(ServiceBase):
                                    "(this source does not create users)", item.username))
                     continue
                 row = {"username": item.username, "full_name": "", "office": "", "phone": "",
-                       "project": "", "hidden": False}
+                       "project": "", "hidden": False, "status": item.status or None,
+                       "status_set_at": now if item.status else None}
                 row.update(item.profile)
                 new_rows.append(row)
                 new_items.append(item)
@@ -240,11 +243,12 @@ class ImportUseCases(ServiceBase):
                 result.unchanged += 1
 
         ids = await repo.insert_users(tenant.id, now, new_rows)
+        history: list[tuple[int, str | None]] = []
         for row, item in zip(new_rows, new_items, strict=True):
             user_id = ids[row["username"]]
             created: dict[str, Any] = {k: row[k] for k in _PROFILE}
             if item.status:
-                statuses.append((user_id, item.status))
+                history.append((user_id, item.status))  # already set by the insert
                 created["status"] = item.status
             if item.plan:
                 plan_inserts.append((user_id, item.plan))
@@ -258,6 +262,7 @@ class ImportUseCases(ServiceBase):
 
         await repo.update_user_profiles(profile_rows)
         await repo.set_statuses(statuses, now, actor, ctx.channel.value)
+        await repo.add_status_history(history, now, actor, ctx.channel.value)
         await repo.set_plans(plan_updates, plan_inserts, now)
         await repo.add_audits(audits)
         changed = result.created + result.updated
