@@ -310,3 +310,40 @@ async def test_drain_finishes_then_closes_sessions(start: StartFn, people: None)
     assert await client.at_eof()
     client.close()
     assert server.name == "setter"
+
+
+async def test_fuzz_then_still_serves(
+    start: StartFn, service: FingerplatService, operator: Context, people: None
+) -> None:
+    import random
+
+    server = await start(idle_timeout=0.5)
+    rng = random.Random(1179)
+    host, port = server.addresses[0].rsplit(":", 1)
+
+    async def garbage() -> bytes:
+        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
+            for _ in range(rng.randint(1, 5)):
+                words = [rng.choice(["SET", "PLAN", "AUTH", "CLEAR", ".", "..", "@", ""]),
+                         rng.randbytes(rng.choice([0, 3, 50, 5000])).decode("latin-1")]
+                line = " ".join(words).encode("utf-8", "surrogateescape")
+                writer.write(line + rng.choice([b"\r\n", b"\n", b"\r", b""]))
+            if rng.random() < 0.5:
+                writer.write_eof()
+            return await asyncio.wait_for(reader.read(), TIMEOUT)
+        except ConnectionError:
+            return b""
+        finally:
+            writer.close()
+
+    for _ in range(2):
+        for data in await asyncio.gather(*(garbage() for _ in range(25))):
+            for line in data.split(b"\r\n")[:-1]:
+                assert line.startswith((b"+OK", b"-ERR")), line
+            assert b"+OK status" not in data  # nothing changed without AUTH
+    token = await user_token(service, operator, "alice")
+    client = await Client.connect(server)
+    assert (await client.ask(f"AUTH {token}")).startswith("+OK")
+    assert await client.ask("SET alice survived") == "+OK status of alice set"
+    client.close()
