@@ -41,6 +41,8 @@ class Session:
     principal: Principal | None = None
     # A tenant admin's tenant slug, shown in the navigation.
     home_tenant: str | None = None
+    # A just-created token's secret, shown by the next page and then forgotten.
+    secret_once: str | None = None
     flashes: list[tuple[str, str]] = field(default_factory=list)
 
     @property
@@ -56,6 +58,10 @@ class Session:
     def flash(self, kind: str, message: str) -> None:
         """A one-shot message shown on the next page (after a redirect)."""
         self.flashes = [*self.flashes, (kind, message)][-FLASH_MAX:]
+
+    def take_secret(self) -> str | None:
+        shown, self.secret_once = self.secret_once, None
+        return shown
 
     def take_flashes(self) -> list[tuple[str, str]]:
         shown, self.flashes = self.flashes, []

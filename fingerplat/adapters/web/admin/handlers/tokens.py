@@ -1,11 +1,14 @@
 """Token pages: a tenant's tokens, the platform's tokens, creating (shown once) and revoking.
 
-A created token's secret is rendered straight into the response to the
-creating POST (never stored, never put in a redirect URL or a flash message,
-and the page is ``no-store``), so it is shown exactly once.
+A created token's secret is kept in the creating admin's server-side session
+only until the page after the redirect shows it (never in a URL or a cookie,
+the page is ``no-store``); reloading that page does not show it again, and
+does not re-post the form and create a second token.
 """
 
 from __future__ import annotations
+
+from typing import NoReturn
 
 from aiohttp import web
 
@@ -19,12 +22,25 @@ routes = web.RouteTableDef()
 _SCOPES = {"user": TokenScope.USER, "tenant": TokenScope.TENANT}
 
 
+def _take_secret(request: web.Request) -> str | None:
+    s = state.session(request)
+    return s.take_secret() if s is not None else None
+
+
+def _created(request: web.Request, issued: IssuedToken, page: str) -> NoReturn:
+    s = state.session(request)
+    assert s is not None  # require_login guarantees a session
+    s.secret_once = issued.secret
+    raise state.redirect(request, page, ok=f"Token {issued.token.id} created.")
+
+
 async def _tenant_page(request: web.Request, tenant: Tenant, *, status: int = 200,
-                       issued: IssuedToken | None = None, error: str = "",
+                       error: str = "",
                        values: dict[str, str] | None = None) -> web.Response:
     tokens = await state.service(request).list_tokens(state.context(request), tenant.slug)
     return state.render(request, "tokens.html", status=status, tenant=tenant, tab="tokens",
-                        tokens=tokens, issued=issued, error=error, values=values or {},
+                        tokens=tokens, secret=_take_secret(request), error=error,
+                        values=values or {},
                         now=state.service(request).clock(), platform_page=False,
                         form_action=tenant_url(tenant.slug, "/tokens"))
 
@@ -57,7 +73,7 @@ async def create_token(request: web.Request) -> web.StreamResponse:
     except (InvalidInput, Conflict, NotFound) as err:
         status = 404 if isinstance(err, NotFound) else 400
         return await _tenant_page(request, tenant, status=status, error=str(err), values=values)
-    return await _tenant_page(request, tenant, status=201, issued=issued)
+    _created(request, issued, tenant_url(tenant.slug, "/tokens"))
 
 
 @routes.post("/tenants/{tenant}/tokens/{token_id:\\d{1,9}}/revoke")
@@ -71,11 +87,12 @@ async def revoke_tenant_token(request: web.Request) -> web.StreamResponse:
 
 
 async def _platform_page(request: web.Request, *, status: int = 200,
-                         issued: IssuedToken | None = None, error: str = "",
+                         error: str = "",
                          values: dict[str, str] | None = None) -> web.Response:
     tokens = await state.service(request).list_tokens(state.context(request), all_tenants=True)
     return state.render(request, "tokens.html", status=status, tenant=None, tab="tokens",
-                        tokens=tokens, issued=issued, error=error, values=values or {},
+                        tokens=tokens, secret=_take_secret(request), error=error,
+                        values=values or {},
                         now=state.service(request).clock(), platform_page=True,
                         form_action=state.url("/tokens"))
 
@@ -96,7 +113,7 @@ async def create_platform_token(request: web.Request) -> web.StreamResponse:
         )
     except InvalidInput as err:
         return await _platform_page(request, status=400, error=str(err), values=values)
-    return await _platform_page(request, status=201, issued=issued)
+    _created(request, issued, state.url("/tokens"))
 
 
 @routes.post("/tokens/{token_id:\\d{1,9}}/revoke")
