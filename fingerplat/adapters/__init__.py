@@ -1,0 +1,1 @@
+"""Protocol adapters: each parses its protocol, calls the service, and formats the answer."""
