@@ -134,6 +134,12 @@ class Runtime:
             # Connects in the background: a down IRC server never delays startup.
             self.listeners.append(await start_irc_bots(self.service, cfg.irc,
                                                        metrics=self.metrics))
+        if cfg.source:
+            from fingerplat.adapters.sources.runner import start_sources
+
+            # Background tasks: a failing source is logged and retried, never fatal.
+            self.listeners.append(await start_sources(self.service, cfg.source,
+                                                      metrics=self.metrics))
         for listener in self.listeners:
             for address in listener.addresses:
                 self.announce(f"{listener.name} listening on {address}")
