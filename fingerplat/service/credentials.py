@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from fingerplat.domain import rules
@@ -255,9 +256,10 @@ class CredentialUseCases(ServiceBase):
             async with self.uow(readonly=True) as repo:
                 found = await repo.admin(admin_name)
         stored = found[1] if found else None
-        if found is None or not secrets.password_matches(password or "", stored):
-            if found is None:
-                secrets.password_matches(password or "", None)  # same cost as a real check
+        # argon2 takes about half a second of CPU on purpose: run it in a thread so
+        # a login (or a flood of them) does not stall every listener's event loop.
+        matches = await asyncio.to_thread(secrets.password_matches, password or "", stored)
+        if found is None or not matches:
             await self._deny(anonymous, "auth.login", f"admin:{(admin_name or '?')[:64]}",
                              tenant=found[0].tenant_slug if found else None,
                              message="wrong admin name or password", error=AuthenticationFailed)
