@@ -208,7 +208,7 @@ class CredentialUseCases(ServiceBase):
                              tenant=tenant_name[:63] if tenant_name else None,
                              message="only platform admins may create admin accounts")
         # Hashed before the transaction: argon2 is slow on purpose, locks should not wait.
-        password_hash = secrets.hash_password(password)
+        password_hash = await asyncio.to_thread(secrets.hash_password, password)
         async with self.uow() as repo:
             tenant = await self._tenant(repo, tenant_name) if tenant_name is not None else None
             if tenant is not None and not await repo.lock_tenant(tenant.id, exclusive=False):
@@ -265,7 +265,7 @@ class CredentialUseCases(ServiceBase):
                              message="wrong admin name or password", error=AuthenticationFailed)
         admin, password_hash = found
         new_hash = (
-            secrets.hash_password(password)
+            await asyncio.to_thread(secrets.hash_password, password)
             if secrets.password_needs_rehash(password_hash) else None
         )
         role = Role.TENANT_ADMIN if admin.tenant_id is not None else Role.PLATFORM_ADMIN
