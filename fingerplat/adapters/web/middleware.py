@@ -144,7 +144,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             message = f"request body too large: at most {limit} bytes are accepted"
         else:
             message = exc.reason if exc.status != 404 else "no such page"
-        return error_response(request, exc.status, message)
+        response = error_response(request, exc.status, message)
+        if "Allow" in exc.headers:  # 405 says which methods would work
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
     except FingerplatError as exc:
         status = status_for(exc)
         if status == 503:

@@ -157,8 +157,9 @@ async def test_every_error_status_of_a_write(
         assert status == 404 and body["error"], path
     status, body, _ = await call(http, "GET", f"{running.url}/api/v1/nothing-here")
     assert status == 404 and body["error"]
-    status, body, _ = await call(http, "POST", url, token=seeded.alice_token)
+    status, body, resp = await call(http, "POST", url, token=seeded.alice_token)
     assert status == 405 and body["error"]
+    assert set(resp.headers["Allow"].split(",")) == {"PUT", "DELETE"}
     # Nothing was changed by any refused request; a fresh compare-and-set works.
     status, body, _ = await call(http, "GET", f"{running.url}{T}/default/users/alice")
     assert body["status"] == "reading"

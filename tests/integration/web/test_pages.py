@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import aiohttp
+import pytest
 
+from fingerplat.domain.errors import InvalidInput
 from fingerplat.domain.model import Context
 from tests.integration.web.conftest import RunningWeb, Seeded, WebFactory
 
@@ -179,6 +181,8 @@ async def test_operator_template_override_is_used(
     # Templates that are not overridden still come from the built-in set.
     status, body, _ = await fetch(http, f"{running.url}/")
     assert status == 200 and "Alice Liddell" in body
+    with pytest.raises(InvalidInput, match=r"web\.templates: .* is not a directory"):
+        await web_server_factory(templates=str(tmp_path / "missing"))
 
 
 async def test_static_stylesheet_is_served(
