@@ -42,7 +42,6 @@ from fingerplat.repository.engine import (
     is_sqlite,
 )
 from fingerplat.repository.uow import translate_db_error
-from fingerplat.server.runtime import prepare_sqlite
 from fingerplat.service import FingerplatService
 
 T = TypeVar("T")
@@ -142,6 +141,10 @@ class AppState:
         async def _use(engine: AsyncEngine) -> T:
             service = FingerplatService(engine)
             if is_sqlite(self.database_url):
+                # Imported here: the runtime pulls in metrics and adapters' needs,
+                # which no other command should pay for at start-up.
+                from fingerplat.server.runtime import prepare_sqlite
+
                 prepared = await prepare_sqlite(engine, self.database_url)
                 if prepared.state != "using":
                     click.echo(f"fingerplat: {prepared.line}", err=True)

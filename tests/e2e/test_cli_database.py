@@ -1,0 +1,74 @@
+"""``fingerplat db ...``, the embedded default, bad URLs and bad config files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fingerplat.repository import migrations
+from tests.e2e.conftest import Fingerplat, base_env, one_error_line
+from tests.support.databases import DatabaseFactory
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_db_upgrade_current_downgrade_on_an_empty_database(
+    backend: str, db_factory: DatabaseFactory, tmp_path: Path
+):
+    url = await db_factory.empty(backend)
+    cli = Fingerplat({**base_env(tmp_path), "FINGERPLAT_DATABASE_URL": url}, tmp_path)
+    head = migrations.head_revision()
+
+    assert cli("db", "current", ok=True).stdout.startswith("none")
+    if backend == "postgresql":
+        refused = cli("user", "list")
+        assert refused.returncode == 6
+        assert "fingerplat db upgrade" in one_error_line(refused)
+
+    assert f"to {head}" in cli("db", "upgrade", ok=True).stdout
+    assert cli("db", "current", ok=True).stdout.strip() == f"{head} (current)"
+    assert "already current" in cli("db", "upgrade", ok=True).stdout
+    cli("user", "add", "alice", ok=True)
+
+    bad = cli("db", "downgrade", "nonsense")
+    assert bad.returncode == 2 and "nonsense" in one_error_line(bad)
+    cli("db", "downgrade", "base", ok=True)
+    assert cli("db", "current", ok=True).stdout.startswith("none")
+
+
+def test_embedded_default_is_created_on_first_use(bare_cli: Fingerplat, tmp_path: Path):
+    expected = tmp_path / "xdg-data" / "fingerplat" / "fingerplat.db"
+    first = bare_cli("user", "add", "alice", ok=True)
+    assert f"SQLite {expected} (created)" in first.stderr
+    assert expected.exists()
+    second = bare_cli("user", "set", "alice", "away", ok=True)
+    assert second.stderr == ""  # nothing to say once it exists
+    shown = json.loads(bare_cli("user", "show", "alice", "--json", ok=True).stdout)
+    assert shown["status"] == "away"
+
+
+def test_bad_database_urls_and_config_files_are_one_line(bare_cli: Fingerplat, tmp_path: Path):
+    scheme = bare_cli("--database-url", "mysql://root@localhost/x", "user", "list")
+    assert scheme.returncode == 2 and "unsupported database URL" in one_error_line(scheme)
+
+    down = bare_cli("user", "list", env={
+        "FINGERPLAT_DATABASE_URL": "postgresql+asyncpg://postgres:hunter2@127.0.0.1:1/x"})
+    line = one_error_line(down)
+    assert down.returncode == 6 and "database unreachable" in line
+    assert "hunter2" not in line and "127.0.0.1:1" in line
+
+    config = tmp_path / "fingerplat.toml"
+    config.write_text('[finger]\nlisten = ["127.0.0.1:0"]\nidel_timeout = 3\n')
+    typo = bare_cli("--config", str(config), "user", "list")
+    assert typo.returncode == 2 and "unknown key 'finger.idel_timeout'" in one_error_line(typo)
+    via_env = bare_cli("serve", env={"FINGERPLAT_CONFIG": str(config)})
+    assert "unknown key 'finger.idel_timeout'" in one_error_line(via_env)
+
+    config.write_text('database_url = "sqlite+aiosqlite:///' + str(tmp_path / "c.db") + '"\n')
+    bare_cli("--config", str(config), "user", "add", "carol", ok=True)
+    assert (tmp_path / "c.db").exists()  # the file's URL beats the default...
+    other = tmp_path / "o.db"
+    bare_cli("--config", str(config), "--database-url", f"sqlite+aiosqlite:///{other}",
+             "user", "add", "dave", ok=True)
+    assert other.exists()  # ...and the option beats the file
