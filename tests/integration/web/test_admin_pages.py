@@ -324,3 +324,12 @@ async def test_tenant_admin_cannot_reach_another_tenant(
     denied = await svc.audit_log(operator, AuditQuery(tenant="globex", limit=100))
     assert {e.outcome for e in denied if e.actor == "admin:acme-boss"} == {"denied"}
     assert {e.channel for e in denied if e.actor == "admin:acme-boss"} == {"web"}
+
+
+async def test_oversized_form_is_refused_with_a_page(admin: AdminClient) -> None:
+    await admin.get("/admin/tenants/default/new-user")
+    page = await admin.post("/admin/tenants/default/users",
+                            {"username": "big", "full_name": "x" * 200_000})
+    assert page.status == 413
+    assert "Form too large" in page.text
+    assert (await admin.get("/admin/tenants/default/users/big")).status == 404

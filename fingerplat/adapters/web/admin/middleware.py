@@ -148,6 +148,9 @@ async def domain_errors(request: web.Request, handler: Handler) -> web.StreamRes
         return await handler(request)
     except web.HTTPNotFound:
         return error_page(request, 404, "Not found", "There is no such page.")
+    except web.HTTPRequestEntityTooLarge:
+        return error_page(request, 413, "Form too large",
+                          "The form sent more data than the server accepts; nothing was changed.")
     except web.HTTPMethodNotAllowed:
         return error_page(request, 405, "Method not allowed",
                           "This page does not accept that kind of request.")
