@@ -219,6 +219,7 @@ LIVE_KEYS = (
     "finger.idle_timeout", "finger.max_connections", "finger.rate_limit",
     "finger.max_listed_users", "finger.access_log", "setter.idle_timeout",
     "setter.max_connections", "forwarding.", "log.",
+    "web.templates", "web.tls_cert", "web.tls_key",
 )
 
 
