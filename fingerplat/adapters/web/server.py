@@ -15,7 +15,8 @@ import ssl
 from aiohttp import web
 
 from fingerplat.adapters.web.app import build_app
-from fingerplat.config import WebConfig, format_address
+from fingerplat.adapters.web.templating import reload_templates
+from fingerplat.config import Config, WebConfig, format_address
 from fingerplat.domain.errors import InvalidInput
 from fingerplat.metrics import Metrics
 from fingerplat.service import FingerplatService
@@ -42,10 +43,37 @@ class WebServer:
 
     name = "web"
 
-    def __init__(self, runner: web.AppRunner, scheme: str) -> None:
+    def __init__(
+        self, runner: web.AppRunner, scheme: str, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
         self._runner = runner
         self._scheme = scheme
+        self._ssl_context = ssl_context
         self._closed = False
+
+    def reconfigure(self, config: Config) -> None:
+        """SIGHUP: re-read the TLS certificate and key, and the template directory.
+
+        Certificates are renewed in place (new handshakes get the new one,
+        open connections keep theirs); the files are first loaded into a
+        scratch context, so a broken or mismatched pair leaves the running
+        certificate untouched. Listen addresses and turning TLS on or off
+        need a restart.
+        """
+        settings = config.web
+        if (self._ssl_context is not None) != bool(settings.tls_cert and settings.tls_key):
+            log.warning("web: turning TLS on or off needs a restart")
+        elif self._ssl_context is not None and settings.tls_cert and settings.tls_key:
+            try:
+                make_ssl_context(settings.tls_cert, settings.tls_key)
+                self._ssl_context.load_cert_chain(settings.tls_cert, settings.tls_key)
+                log.info("web: TLS certificate reloaded from %s", settings.tls_cert)
+            except (InvalidInput, OSError, ssl.SSLError) as exc:
+                log.warning("web: keeping the old TLS certificate: %s", exc)
+        try:
+            reload_templates(self.app, settings.templates)
+        except InvalidInput as exc:
+            log.warning("web: keeping the old templates: %s", exc)
 
     @property
     def app(self) -> web.Application:
@@ -110,7 +138,7 @@ async def start_web_server(
     except BaseException:
         await runner.cleanup()
         raise
-    server = WebServer(runner, "https" if ssl_context else "http")
+    server = WebServer(runner, "https" if ssl_context else "http", ssl_context)
     server_impl = runner.server
     if server_impl is not None:
         metrics.connections.labels("web").set_function(lambda: len(server_impl.connections))

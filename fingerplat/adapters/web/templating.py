@@ -79,3 +79,11 @@ def setup_templates(app: web.Application, override_dir: str | None) -> jinja2.En
     env.filters["abstime"] = absolute_time
     env.filters["isotime"] = iso_time
     return env
+
+
+def reload_templates(app: web.Application, override_dir: str | None) -> None:
+    """Point the environment at a (new) override directory and forget compiled templates."""
+    env = app[PUBLIC_TEMPLATES]
+    env.loader = make_loader(override_dir)
+    if env.cache is not None:
+        env.cache.clear()

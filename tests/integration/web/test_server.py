@@ -13,7 +13,7 @@ import trustme
 
 from fingerplat.adapters.web import payloads
 from fingerplat.adapters.web.server import start_web_server
-from fingerplat.config import WebConfig
+from fingerplat.config import Config, WebConfig
 from fingerplat.domain.errors import InvalidInput
 from fingerplat.metrics import Metrics
 from fingerplat.repository.engine import create_engine
@@ -184,3 +184,39 @@ async def test_a_body_dripped_too_slowly_is_dropped(
         assert "not received within" in (await resp.json())["error"]
     async with http.get(f"{web_server.url}/api/v1/tenants/default/users/alice") as resp:
         assert (await resp.json())["status"] == "reading"
+
+
+async def test_sighup_reconfigure_renews_the_certificate_and_templates(
+    web_server_factory: WebFactory, tmp_path: Path, seeded: Seeded
+) -> None:
+    old_ca, new_ca = trustme.CA(), trustme.CA()
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+
+    def install(ca: trustme.CA) -> None:
+        issued = ca.issue_cert("127.0.0.1")
+        issued.cert_chain_pems[0].write_to_path(str(cert_file))
+        issued.private_key_pem.write_to_path(str(key_file))
+
+    async def fetch(ca: trustme.CA, path: str = "/healthz") -> str:
+        context = ssl.create_default_context()
+        ca.configure_trust(context)
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context)) as http, \
+                http.get(f"{running.url}{path}") as resp:
+            return await resp.text()
+
+    install(old_ca)
+    running = await web_server_factory(tls_cert=str(cert_file), tls_key=str(key_file))
+    assert "ok" in await fetch(old_ca)
+    install(new_ca)
+    overrides = tmp_path / "templates"
+    overrides.mkdir()
+    (overrides / "user.html").write_text("renewed {{ user.username }}", encoding="utf-8")
+    config = Config(web=running.settings.model_copy(update={"templates": str(overrides)}))
+    running.server.reconfigure(config)
+    assert await fetch(new_ca, "/~alice") == "renewed alice"
+    with pytest.raises(aiohttp.ClientConnectorCertificateError):
+        await fetch(old_ca)
+    # A broken pair is refused and the running certificate stays.
+    key_file.write_text("garbage")
+    running.server.reconfigure(config)
+    assert "ok" in await fetch(new_ca)
