@@ -22,7 +22,7 @@ from typing import Protocol
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from fingerplat.config import Config, format_address
-from fingerplat.domain.errors import FingerplatError, InvalidInput, Unavailable
+from fingerplat.domain.errors import FingerplatError, InvalidInput, NotFound, Unavailable
 from fingerplat.metrics import Metrics
 from fingerplat.repository import migrations
 from fingerplat.repository.engine import create_engine, is_sqlite, sqlite_file
@@ -99,7 +99,10 @@ class Runtime:
         for spec in cfg.finger.listen:
             host, port = spec.host_port
             if spec.tenant is not None:
-                await self.service.resolve_tenant(spec.tenant)  # NotFound names it
+                try:
+                    await self.service.resolve_tenant(spec.tenant)
+                except NotFound as error:
+                    raise NotFound(f"finger listener {spec.address}: {error}") from None
             try:
                 self.listeners.append(await start_finger_server(
                     self.service, host, port, tenant=spec.tenant, settings=cfg.finger,
