@@ -313,6 +313,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-web", action="store_true", help="start serve without --web")
     p.add_argument("--access-log", action="store_true",
                    help="keep fingerplat's per-query access log on (off by default)")
+    p.add_argument("--config-extra", action="append", default=[], metavar="TOML",
+                   help="TOML appended to the bench config, e.g. "
+                        "'[database]\\npool_size = 20' (repeatable)")
     p.add_argument("--serve-arg", action="append", default=[],
                    help="extra argument for `fingerplat serve` (repeatable)")
     p.add_argument("--pg", default="postgres@127.0.0.1:5432",
@@ -350,7 +353,8 @@ def build_targets(args: argparse.Namespace, workdir: Path,
     config = workdir / "bench.toml"
     config.write_text(BENCH_CONFIG.format(
         access_log="true" if args.access_log else "false",
-        access_log_word="on" if args.access_log else "off"))
+        access_log_word="on" if args.access_log else "off")
+        + "".join("\n" + extra.replace("\\n", "\n") + "\n" for extra in args.config_extra))
     for users in (int(u) for u in _csv(args.users)):
         for db in _csv(args.db):
             if db not in ("sqlite", "postgresql"):
