@@ -144,8 +144,12 @@ def create_database(kind: str, users: int, workdir: Path, pg: str) -> tuple[str,
         path = workdir / f"bench-{users}.db"
         return f"sqlite+aiosqlite:///{path}", None
     name = f"fingerplat_bench_{os.getpid()}_{users}"
-    asyncio.run(_pg_admin(pg, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    asyncio.run(_pg_admin(pg, f'CREATE DATABASE "{name}"'))
+    try:
+        asyncio.run(_pg_admin(pg, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(_pg_admin(pg, f'CREATE DATABASE "{name}"'))
+    except (TimeoutError, OSError) as exc:
+        raise SystemExit(f"run: PostgreSQL at {pg} is not reachable ({exc}); "
+                         "pass --pg USER@HOST:PORT or --db sqlite") from None
     return f"postgresql+asyncpg://{pg}/{name}", name
 
 
