@@ -311,14 +311,25 @@ async def test_tenant_admin_cannot_reach_another_tenant(
         for path, data in forms.items():
             page = await client.post(path, data)
             assert page.status == 403, path
-        # The acme admin may not change acme's domains either (platform only).
+        # The acme admin may not change acme's domains or forwarding (platform only)...
         page = await client.post("/admin/tenants/acme/domains", {"domain": "acme.example"})
         assert page.status == 403
+        page = await client.post("/admin/tenants/acme/settings", {
+            "name": "Acme Two", "has_forwarding": "1", "forwarding": "1"})
+        assert page.status == 403
+        # ... but may rename it and choose whether its user list is published.
+        await client.get("/admin/tenants/acme")
+        assert "has_forwarding" not in (await client.get("/admin/tenants/acme")).text
+        page = await client.post("/admin/tenants/acme/settings", {"name": "Acme Two"})
+        assert page.status == 303
     finally:
         await client.close()
     hank = await svc.get_user(operator, "globex", "hank")
     assert hank.status is None
     assert (await svc.get_tenant(operator, "globex")).name == "globex"
+    acme = await svc.get_tenant(operator, "acme")
+    assert (acme.name, acme.list_users, acme.forwarding, acme.domains) == (
+        "Acme Two", False, False, ())
     tokens = await svc.list_tokens(operator, "globex")
     assert tokens[0].revoked_at is None
     denied = await svc.audit_log(operator, AuditQuery(tenant="globex", limit=100))

@@ -117,14 +117,17 @@ async def _export(request: web.Request, *, tenant: Tenant | None) -> web.StreamR
         "Cache-Control": "no-store",
     })
     await response.prepare(request)
-    await response.write(csv_export.encode(batch, header=True))
-    written = len(batch)
-    while len(batch) == EXPORT_BATCH and written < MAX_EXPORT_ROWS:
-        query = replace(query, before_id=batch[-1].id)
-        batch = await _fetch(request, query, all_tenants=slug is None)
-        await response.write(csv_export.encode(batch, header=False))
-        written += len(batch)
-    await response.write_eof()
+    try:
+        await response.write(csv_export.encode(batch, header=True))
+        written = len(batch)
+        while len(batch) == EXPORT_BATCH and written < MAX_EXPORT_ROWS:
+            query = replace(query, before_id=batch[-1].id)
+            batch = await _fetch(request, query, all_tenants=slug is None)
+            await response.write(csv_export.encode(batch, header=False))
+            written += len(batch)
+        await response.write_eof()
+    except ConnectionError:
+        pass  # the browser went away mid-download; nothing to answer
     return response
 
 
