@@ -167,3 +167,16 @@ async def test_unknown_admin_page_is_a_404_page(admin: AdminClient) -> None:
     page = await admin.get("/admin/no-such-page")
     assert page.status == 404
     assert "There is no such page." in page.text
+
+
+async def test_admin_requests_are_counted_in_metrics(
+    admin: AdminClient, web_server: RunningWeb
+) -> None:
+    await admin.login(ROOT_NAME, ROOT_PASSWORD)
+    await admin.get("/admin/no-such-page")
+    async with admin.session.get(web_server.url + "/metrics") as r:
+        lines = (await r.text()).splitlines()
+    requests = [x for x in lines if x.startswith('fingerplat_requests_total{adapter="admin"}')]
+    assert requests and float(requests[0].split()[-1]) >= 4
+    errors = [x for x in lines if x.startswith('fingerplat_errors_total{adapter="admin"')]
+    assert errors == ['fingerplat_errors_total{adapter="admin",kind="404"} 1.0']

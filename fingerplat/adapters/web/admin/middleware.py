@@ -62,11 +62,14 @@ def _status_for(err: FingerplatError) -> tuple[int, str]:
 
 @web.middleware
 async def headers_and_metrics(request: web.Request, handler: Handler) -> web.StreamResponse:
+    # Redirects are raised as exceptions; catch them inside observe() so that
+    # they are not counted as errors (error pages count themselves).
     with request.app[state.METRICS].observe("admin"):
         try:
-            response = await handler(request)
+            response: web.StreamResponse = await handler(request)
         except web.HTTPException as exc:
             response = exc
+    if not response.prepared:
         response.headers.setdefault("Content-Security-Policy", CSP)
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["X-Frame-Options"] = "DENY"
@@ -74,9 +77,9 @@ async def headers_and_metrics(request: web.Request, handler: Handler) -> web.Str
         if not request.path.startswith(state.PREFIX + "/static/"):
             # Admin pages hold private data and one-time token secrets.
             response.headers["Cache-Control"] = "no-store"
-        if isinstance(response, web.HTTPException):
-            raise response
-        return response
+    if isinstance(response, web.HTTPException):
+        raise response
+    return response
 
 
 @web.middleware
