@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,20 @@ from fingerplat.repository.engine import create_engine
 from fingerplat.repository.schema import audit_events, plans, status_history, users
 from fingerplat.service import FingerplatService
 from tests.integration.service.conftest import snapshot
+
+
+async def _dispose(engine) -> None:
+    """Dispose, then let aiosqlite's worker threads finish while the loop still runs.
+
+    After a failed connect aiosqlite queues its thread's stop with a future on
+    the running loop; if the test's loop closed first, that thread would fail
+    later and the warning would land on some other test.
+    """
+    await engine.dispose()
+    for _ in range(100):
+        if not any("_connection_worker_thread" in t.name for t in threading.enumerate()):
+            return
+        await asyncio.sleep(0.05)
 
 
 def _calls(service: FingerplatService, operator):
@@ -64,7 +79,7 @@ async def test_unreachable_database_is_unavailable_for_every_call(tmp_path: Path
             assert "database" in str(info.value), name
             assert "Traceback" not in str(info.value)
     finally:
-        await engine.dispose()
+        await _dispose(engine)
 
 
 async def test_unmigrated_database_says_to_upgrade(db_factory, backend, operator):
@@ -79,7 +94,7 @@ async def test_unmigrated_database_says_to_upgrade(db_factory, backend, operator
             with pytest.raises(SchemaOutOfDate, match="fingerplat db upgrade"):
                 await call()
     finally:
-        await engine.dispose()
+        await _dispose(engine)
 
 
 async def test_failing_write_leaves_nothing_behind(service, operator):

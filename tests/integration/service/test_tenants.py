@@ -140,7 +140,9 @@ async def test_default_tenant_cannot_be_removed(service, operator):
         await service.remove_tenant(operator, "nope")
 
 
-@pytest.mark.parametrize("slug", ["-bad", "a" * 64, "with space", "ünï", ""])
-async def test_invalid_slugs_are_refused(service, operator, slug):
-    with pytest.raises(InvalidInput, match="invalid tenant slug"):
-        await service.create_tenant(operator, slug)
+async def test_invalid_slugs_are_refused(service, operator):
+    before = await snapshot(service)
+    for slug in ["-bad", "a" * 64, "with space", "ünï", ""]:
+        with pytest.raises(InvalidInput, match="invalid tenant slug"):
+            await service.create_tenant(operator, slug)
+    assert await snapshot(service) == before
