@@ -47,5 +47,5 @@ def configure(level: str = "info", fmt: str = "text") -> None:
     root.addHandler(handler)
     root.setLevel(level.upper())
     # Library chatter (SQL echo, aiohttp access lines) stays at warning unless debugging.
-    for noisy in ("sqlalchemy", "aiohttp.access", "asyncio"):
+    for noisy in ("sqlalchemy", "alembic", "aiohttp.access", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if level == "debug" else logging.WARNING)

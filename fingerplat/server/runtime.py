@@ -27,7 +27,8 @@ from fingerplat.metrics import Metrics
 from fingerplat.repository import migrations
 from fingerplat.repository.engine import create_engine, is_sqlite, sqlite_file
 from fingerplat.repository.uow import translate_db_error
-from fingerplat.server import logs, systemd
+from fingerplat.server import logs, privileges, systemd
+from fingerplat.server.leadership import LEADERSHIP_INTERVAL, BotLeadership
 from fingerplat.service import FingerplatService
 
 log = logging.getLogger("fingerplat.server")
@@ -62,6 +63,7 @@ class Runtime:
     service: FingerplatService | None = None
     metrics: Metrics = field(default_factory=Metrics)
     listeners: list[RunningListener] = field(default_factory=list)
+    leadership: BotLeadership | None = None
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def prepare_database(self) -> None:
@@ -132,11 +134,22 @@ class Runtime:
                 self.service, cfg.web, metrics=self.metrics,
             ))
         if cfg.irc:
-            from fingerplat.adapters.irc import start_irc_bots
+            from fingerplat.adapters.irc import IrcTiming, start_irc_bots
 
             # Connects in the background: a down IRC server never delays startup.
-            self.listeners.append(await start_irc_bots(self.service, cfg.irc,
-                                                       metrics=self.metrics))
+            # On PostgreSQL several nodes may run this configuration: an advisory
+            # lock per bot lets exactly one of them run it (docs/operations.md).
+            timing = None
+            if not is_sqlite(self.database_url):
+                self.leadership = BotLeadership(
+                    self.database_url, connect_timeout=cfg.database.connect_timeout,
+                    command_timeout=cfg.database.command_timeout,
+                )
+                timing = IrcTiming(leadership_interval=LEADERSHIP_INTERVAL)
+            self.listeners.append(await start_irc_bots(
+                self.service, cfg.irc, metrics=self.metrics, timing=timing,
+                should_run=self.leadership,
+            ))
         if cfg.source:
             from fingerplat.adapters.sources.runner import start_sources
 
@@ -164,6 +177,12 @@ class Runtime:
             return_exceptions=True,
         )
         self.listeners.clear()
+        if self.leadership is not None:
+            # After the bots said QUIT: releasing earlier could let another
+            # node's bot in while ours is still on IRC.
+            with contextlib.suppress(Exception):
+                await self.leadership.close()
+            self.leadership = None
         if self.engine is not None:
             await self.engine.dispose()
             self.engine = None
@@ -283,23 +302,9 @@ def listen_error(adapter: str, host: str, port: int, error: OSError) -> InvalidI
 
 def drop_privileges(user: str | None, group: str | None) -> None:
     """After binding, become ``user``/``group`` (only meaningful when started as root)."""
-    if user is None and group is None:
-        return
-    import grp
-    import pwd
-
-    if os.geteuid() != 0:
-        raise InvalidInput("--user/--group need fingerplat to be started as root")
-    try:
-        pw = pwd.getpwnam(user) if user else None
-        gid = grp.getgrnam(group).gr_gid if group else (pw.pw_gid if pw else None)
-    except KeyError as exc:
-        raise InvalidInput(f"no such user or group: {exc.args[0]}") from None
-    if gid is not None:
-        os.setgroups([gid])
-        os.setgid(gid)
-    if pw is not None:
-        os.setuid(pw.pw_uid)
+    run_as = privileges.resolve(user, group)
+    if run_as is not None:
+        privileges.become(run_as)
 
 
 async def serve(config: Config, database_url: str, *, user: str | None = None,
@@ -308,13 +313,24 @@ async def serve(config: Config, database_url: str, *, user: str | None = None,
     """Run the server until SIGTERM/SIGINT. Raises FingerplatError for user errors.
 
     ``reload`` re-reads the configuration (file plus command-line overrides)
-    on SIGHUP; without it SIGHUP keeps its default meaning.
+    on SIGHUP; without it SIGHUP keeps its default meaning. ``user``/``group``
+    are checked before binding and taken on after it (docs/operations.md).
     """
+    logs.configure(config.log.level, config.log.format)
+    run_as = privileges.resolve(user, group)
     runtime = Runtime(config, database_url, announce=announce)
     await runtime.start()
-    try:
-        drop_privileges(user, group)
-    except FingerplatError:
-        await runtime.stop()
-        raise
+    if run_as is not None:
+        database = sqlite_file(database_url) if is_sqlite(database_url) else None
+        try:
+            privileges.hand_over_sqlite(database, run_as)
+            privileges.become(run_as)
+            privileges.check_sqlite_access(database, run_as)
+        except OSError as error:
+            await runtime.stop()
+            raise InvalidInput(f"cannot drop privileges: {error}") from None
+        except FingerplatError:
+            await runtime.stop()
+            raise
+        announce(f"privileges dropped: uid {os.getuid()}, gid {os.getgid()}")
     await runtime.serve_until_stopped(reload)

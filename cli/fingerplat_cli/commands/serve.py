@@ -55,20 +55,33 @@ def _listen(values: tuple[str, ...], option: str) -> list[str] | None:
               help="After binding, drop privileges to this OS group (needs root).")
 @click.option("--config", "serve_config", metavar="FILE", type=click.Path(dir_okay=False),
               help="TOML configuration file (same as the global --config).")
+@click.option("--log-format", "log_format", type=click.Choice(["text", "json"]),
+              help="Log lines on stderr for a human (text) or one JSON object each "
+                   "(replaces [log] format).")
 @pass_state
 @handle_errors
 def command(state: AppState, finger: tuple[str, ...], setter: tuple[str, ...],
             web: tuple[str, ...], run_user: str | None, run_group: str | None,
-            serve_config: str | None) -> None:
-    """Run the finger, setter and web servers (SIGTERM: finish in-flight work, exit 0)."""
+            serve_config: str | None, log_format: str | None) -> None:
+    """Run the finger, setter and web servers (SIGTERM: finish in-flight work, exit 0).
+
+    SIGHUP re-reads the configuration file; the options given here still win.
+    """
     if serve_config is not None:
         state.use_config_file(serve_config)
     overrides = {
         "finger.listen": _listen(finger, "--finger"),
         "setter.listen": _listen(setter, "--setter"),
         "web.listen": _listen(web, "--web"),
+        "log.format": log_format,
     }
     config: Config = config_module.with_overrides(state.config, **overrides)
     database_url = state.database_url
+    config_path = state.config_path
+
+    def reload() -> Config:
+        """SIGHUP: the file as it is now, with this command line applied again."""
+        return config_module.with_overrides(config_module.load(config_path), **overrides)
+
     run(runtime.serve(config, database_url, user=run_user, group=run_group,
-                      announce=_announce))
+                      announce=_announce, reload=reload))
