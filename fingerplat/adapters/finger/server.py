@@ -207,9 +207,11 @@ class FingerProtocol(asyncio.Protocol):
             server.requests.inc()
             server.latency.observe(time.perf_counter() - started)
             if server.access_log and access_log.isEnabledFor(logging.INFO):
-                access_log.info("%s %s -> %d lines", self.peer,
-                                printable(line.decode("utf-8", "replace"))[:120] or '""',
-                                len(lines))
+                query = printable(line.decode("utf-8", "replace"))[:120]
+                # The extra fields become keys of a JSON log line (--log-format json).
+                access_log.info("%s %s -> %d lines", self.peer, query or '""', len(lines),
+                                extra={"client": self.peer, "query": query,
+                                       "lines": len(lines), "tenant": server.tenant})
             transport = self.transport
             if transport is not None and not transport.is_closing():
                 transport.write(render.encode(lines))
