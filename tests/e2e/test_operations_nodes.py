@@ -1,0 +1,143 @@
+"""Several ``serve`` nodes on one database: changes seen everywhere, one IRC bot in all.
+
+Real processes, a real PostgreSQL (and SQLite file) and a real ngircd.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from fingerplat.domain.model import Context, TokenScope
+from fingerplat.repository.engine import create_engine
+from fingerplat.service import FingerplatService
+from tests.e2e.conftest import finger
+from tests.e2e.ops_support import (  # noqa: F401 - nodes_fixture provides "nodes"
+    PORTS_ZERO,
+    Node,
+    SetterClient,
+    node_env,
+    nodes_fixture,
+    write_config,
+)
+from tests.integration.irc.ircd import IrcPeer, Ngircd, ensure_env, text_of
+from tests.support.databases import DatabaseFactory
+
+CHANGES = 40
+
+
+async def test_status_set_through_one_node_is_answered_by_the_other_within_a_second(
+    service: FingerplatService, operator: Context, database_url: str, tmp_path: Path, nodes
+):
+    await service.add_user(operator, None, "alice", full_name="Alice Liddell")
+    token = (await service.create_token(operator, TokenScope.USER, username="alice")).secret
+    env = node_env(tmp_path, database_url)
+    node_a: Node = await nodes(env, *PORTS_ZERO)
+    node_b: Node = await nodes(env, *PORTS_ZERO)
+
+    setter = await SetterClient.connect(node_a.address("setter"))
+    assert (await setter.ask(f"AUTH {token}")).startswith("+OK")
+    worst = 0.0
+    for n in range(CHANGES):
+        status = f"change number {n}"
+        assert await setter.ask(f"SET alice {status}") == "+OK status of alice set"
+        done = time.monotonic()
+        while True:
+            answer = await finger(*node_b.address("finger"), "alice")
+            if f"Status: {status}" in answer:
+                break
+            assert time.monotonic() - done < 5, f"node B never showed {status!r}: {answer!r}"
+            await asyncio.sleep(0.02)
+        worst = max(worst, time.monotonic() - done)
+    setter.close()
+    # The worst case over every change, not an average: a cache added to the
+    # finger path later must be invalidated across nodes, never by a TTL.
+    print(f"worst change-to-answer time over {CHANGES} changes: {worst * 1000:.1f} ms")
+    assert worst < 1.0, f"slowest change took {worst:.3f} s to reach node B"
+    assert await node_a.stop() == 0
+    assert await node_b.stop() == 0
+
+
+def _irc_config(tmp_path: Path, name: str, port: int) -> str:
+    return write_config(tmp_path / name, f"""
+[[irc]]
+server = "127.0.0.1"
+port = {port}
+tls = false
+nick = "fpbot"
+channels = ["#ops"]
+""")
+
+
+RUNS = "this node runs the bot"
+
+
+async def test_irc_bot_runs_on_one_node_and_fails_over_when_it_is_killed(
+    db_factory: DatabaseFactory, operator: Context, tmp_path: Path, nodes
+):
+    """PostgreSQL only: on SQLite there is one node, and it always runs its bots."""
+    ensure_env()
+    database_url = await db_factory.make("postgresql")
+    workdir = tmp_path / "ngircd"
+    workdir.mkdir()
+    workdir.chmod(0o755)
+    ircd = Ngircd(workdir)
+    ircd.start()
+    peer = IrcPeer("watcher")
+    try:
+        engine = create_engine(database_url)
+        try:
+            pg = FingerplatService(engine)
+            await pg.add_user(operator, None, "alice")
+            await pg.set_status(operator, None, "alice", "on call")
+        finally:
+            await engine.dispose()
+
+        await peer.connect(ircd.port)
+        await peer.join("#ops")
+        env = node_env(tmp_path, database_url)
+        config = _irc_config(tmp_path, "irc.toml", ircd.port)
+        args = ("--config", config, *PORTS_ZERO)
+        first: Node = await nodes(env, *args)
+        second: Node = await nodes(env, *args)
+
+        await peer.wait_for(lambda line: line.startswith(":fpbot!") and "JOIN" in line,
+                            timeout=15)
+        # Exactly one of the two runs the bot; the other waits for the lock.
+        await asyncio.sleep(3)  # more than one leadership interval
+        runners = [n for n in (first, second) if any(RUNS in line for line in n.err)]
+        assert len(runners) == 1, (first.err, second.err)
+        running = runners[0]
+        standby = second if running is first else first
+        joins = [line for line in peer.lines if " JOIN " in line and "watcher" not in line]
+        assert len(joins) == 1 and joins[0].startswith(":fpbot!"), joins
+
+        mark = len(peer.lines)
+        await peer.privmsg("#ops", "!finger alice")
+        reply = await peer.wait_for(lambda line: line.startswith(":fpbot!")
+                                    and " PRIVMSG #ops " in line, start=mark)
+        assert text_of(reply) == "alice: on call"
+
+        mark = len(peer.lines)
+        await running.kill()  # kill -9: no QUIT, no unlock; PostgreSQL frees the lock
+        killed_at = time.monotonic()
+        await peer.wait_for(lambda line: line.startswith(":fpbot!") and " JOIN " in line,
+                            timeout=20, start=mark)
+        took = time.monotonic() - killed_at
+        await standby.wait_line(lambda line: RUNS in line, timeout=1)
+        print(f"IRC bot back on the other node {took:.1f} s after kill -9")
+        assert took < 15, f"takeover took {took:.1f} s"
+
+        mark = len(peer.lines)
+        await peer.privmsg("#ops", "!finger alice")
+        reply = await peer.wait_for(lambda line: line.startswith(":fpbot!")
+                                    and " PRIVMSG #ops " in line, start=mark)
+        assert text_of(reply) == "alice: on call"
+        assert await standby.stop() == 0
+        # A clean stop says goodbye on IRC.
+        await peer.wait_for(lambda line: line.startswith(":fpbot!") and " QUIT " in line,
+                            timeout=10, start=mark)
+    finally:
+        await peer.close()
+        ircd.kill()
