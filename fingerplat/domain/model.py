@@ -175,11 +175,18 @@ class AuditQuery:
 
 @dataclass(frozen=True, slots=True)
 class ChangeEvent:
-    """Published after a change commits; caches, IRC announcements and nodes listen."""
+    """Published after a change commits; caches, IRC announcements and nodes listen.
 
-    kind: str  # "status", "plan", "user", "tenant", "token"
+    ``kind`` is "status", "plan", "user", "tenant" or "token"; or "resync",
+    published when a node may have missed events (its LISTEN connection was
+    lost): every cache must then drop everything. ``remote`` is True for an
+    event that another node committed and PostgreSQL NOTIFY delivered here.
+    """
+
+    kind: str
     tenant_id: int | None
     tenant_slug: str | None = None
     username: str | None = None
     status: str | None = None
     data: dict = field(default_factory=dict)
+    remote: bool = False
