@@ -242,6 +242,19 @@ class CredentialUseCases(ServiceBase):
             await self._audit(repo, ctx, "admin.remove", f"admin:{admin_name}",
                               tenant=found[0].tenant_slug, before={"id": found[0].id})
 
+    async def admin_session_valid(self, principal: Principal) -> bool:
+        """Whether the admin account behind a logged-in web session still exists as it was.
+
+        The admin UI asks on every request, so removing an admin (from any
+        channel or node) ends their sessions at once instead of at expiry.
+        """
+        if principal.admin_id is None or not principal.name.startswith("admin:"):
+            return False
+        async with self.uow(readonly=True) as repo:
+            found = await repo.admin(principal.name.removeprefix("admin:"))
+        return (found is not None and found[0].id == principal.admin_id
+                and found[0].tenant_id == principal.tenant_id)
+
     async def authenticate_admin(
         self, name: str, password: str, channel: Channel, remote_addr: str | None = None
     ) -> Principal:

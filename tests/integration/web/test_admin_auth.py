@@ -180,3 +180,22 @@ async def test_admin_requests_are_counted_in_metrics(
     assert requests and float(requests[0].split()[-1]) >= 4
     errors = [x for x in lines if x.startswith('fingerplat_errors_total{adapter="admin"')]
     assert errors == ['fingerplat_errors_total{adapter="admin",kind="404"} 1.0']
+
+
+async def test_removing_an_admin_elsewhere_ends_their_session(
+    admin: AdminClient, web_server: RunningWeb, operator: Context
+) -> None:
+    """Removed with the CLI (another channel): the next page asks to log in again."""
+    await web_server.service.add_admin(operator, "temp", "temp-password")
+    await admin.login("temp", "temp-password")
+    assert (await admin.get("/admin/tenants", follow=False)).status == 200
+    await web_server.service.remove_admin(operator, "temp")
+    page = await admin.get("/admin/tenants", follow=False)
+    assert page.status == 303 and page.location.startswith("/admin/login")
+    # An account re-created under the same name is a new account: the session of
+    # the old one does not carry over to it.
+    await web_server.service.add_admin(operator, "temp", "temp-password")
+    await admin.login("temp", "temp-password")
+    await web_server.service.remove_admin(operator, "temp")
+    await web_server.service.add_admin(operator, "temp", "other-password")
+    assert (await admin.get("/admin/tenants", follow=False)).status == 303

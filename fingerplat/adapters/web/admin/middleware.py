@@ -118,6 +118,11 @@ async def require_login(request: web.Request, handler: Handler) -> web.StreamRes
     if request.path.startswith(PUBLIC_PATHS):
         return await handler(request)
     s = state.session(request)
+    if s is not None and s.principal is not None and not await request.app[
+            state.SERVICE].admin_session_valid(s.principal):
+        # The admin account was removed (or replaced) since this session began.
+        request.app[state.SESSIONS].drop(s.id)
+        request[state.SESSION_KEY] = s = None
     if s is None or not s.authenticated:
         if request.method in UNSAFE_METHODS:
             return error_page(request, 403, "Session expired",
