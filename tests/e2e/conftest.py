@@ -77,6 +77,8 @@ def base_env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FINGERPLAT_")}
     env["XDG_DATA_HOME"] = str(tmp_path / "xdg-data")
     env.pop("PYTHONUNBUFFERED", None)  # serve must flush by itself when stdout is a pipe
+    # Let Python cache bytecode of our own modules: ~0.2 s less per process started.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     return env
 
 

@@ -70,7 +70,9 @@ def test_readme_flow_status_json_history_and_audit(cli: Fingerplat):
     assert len(audit_lines) == 2
 
 
-def test_user_errors_are_one_line_and_change_nothing(cli: Fingerplat):
+async def test_user_errors_are_one_line_and_change_nothing(
+    cli: Fingerplat, service: FingerplatService, operator: Context
+):
     cli("user", "add", "alice", ok=True)
     cli("user", "set", "alice", "away", ok=True)
 
@@ -91,8 +93,10 @@ def test_user_errors_are_one_line_and_change_nothing(cli: Fingerplat):
         assert says in line, result
         assert result.stdout == "", result
         assert "\x1b" not in line
-    users = json.loads(cli("user", "list", "--json", ok=True).stdout)
-    assert [(u["username"], u["status"], u["phone"]) for u in users] == [("alice", "away", "")]
+    tenant = await service.resolve_tenant(None)
+    page = await service.directory(tenant, ctx=operator)
+    assert [(u.username, u.status, u.phone) for u in page.users] == [("alice", "away", "")]
+    assert [t.slug for t in await service.list_tenants(operator)] == ["default"]
 
 
 async def test_stored_control_characters_never_reach_the_terminal(
