@@ -25,6 +25,10 @@ log = logging.getLogger("fingerplat.web")
 
 # How long a graceful shutdown waits for in-flight requests by default.
 SHUTDOWN_TIMEOUT = 10.0
+# A connection must deliver complete request headers within this many seconds
+# of opening (or of its previous answer); aiohttp's keep-alive timer, which also
+# bounds a client dripping header bytes (slowloris), so idle sockets cannot pile up.
+HEADER_TIMEOUT = 15.0
 
 
 def make_ssl_context(cert: str, key: str) -> ssl.SSLContext:
@@ -122,7 +126,8 @@ async def start_web_server(
         ssl_context = make_ssl_context(settings.tls_cert, settings.tls_key)
     app = build_app(service, settings, metrics=metrics)
     runner = web.AppRunner(
-        app, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT, access_log=log
+        app, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT, access_log=log,
+        keepalive_timeout=HEADER_TIMEOUT,
     )
     await runner.setup()
     try:

@@ -12,6 +12,7 @@ import pytest
 import trustme
 
 from fingerplat.adapters.web import payloads
+from fingerplat.adapters.web import server as server_module
 from fingerplat.adapters.web.server import start_web_server
 from fingerplat.config import Config, WebConfig
 from fingerplat.domain.errors import InvalidInput
@@ -220,3 +221,22 @@ async def test_sighup_reconfigure_renews_the_certificate_and_templates(
     key_file.write_text("garbage")
     running.server.reconfigure(config)
     assert "ok" in await fetch(new_ca)
+
+
+async def test_a_client_dripping_headers_is_dropped(
+    web_server_factory: WebFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(server_module, "HEADER_TIMEOUT", 1.0)
+    running = await web_server_factory()
+    host, port = running.url.removeprefix("http://").rsplit(":", 1)
+    _reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(b"GET /healthz HTTP/1.1\r\n")
+    with pytest.raises((ConnectionError, OSError)):
+        for _ in range(40):
+            writer.write(b"X-Drip: 1\r\n")
+            await writer.drain()
+            await asyncio.sleep(0.1)
+    writer.close()
+    # Others are still served.
+    async with aiohttp.ClientSession() as http, http.get(f"{running.url}/healthz") as resp:
+        assert resp.status == 200
