@@ -347,11 +347,12 @@ def run_c(args: argparse.Namespace, binary: Path) -> dict[str, object]:
     roots = args.server_pid or []
     db_pids = args.db_pid or []
 
-    def sample() -> tuple[float | None, float | None]:
+    def sample() -> Sample:
         return (server_cpu_seconds(roots) if roots else None,
-                server_cpu_seconds(db_pids) if db_pids else None)
+                server_cpu_seconds(db_pids) if db_pids else None,
+                server_cpu_seconds([os.getpid()]))
 
-    samples: dict[str, tuple[float | None, float | None]] = {}
+    samples: dict[str, Sample] = {}
     report: dict[str, object] = {}
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) as proc:
         assert proc.stdout is not None
@@ -363,10 +364,11 @@ def run_c(args: argparse.Namespace, binary: Path) -> dict[str, object]:
                 report = json.loads(word)
     if proc.returncode != 0 or not report:
         raise SystemExit(f"loadgen: the C client failed (exit {proc.returncode})")
-    before = samples.get("before", (None, None))
-    after = samples.get("end", (None, None))
+    before = samples.get("before", NO_SAMPLE)
+    after = samples.get("end", NO_SAMPLE)
     cpu = _delta(before[0], after[0])
     db_cpu = _delta(before[1], after[1])
+    client_cpu = _delta(before[2], after[2])
     completed = int(report["completed"])  # type: ignore[call-overload]
     return {
         "target": f"{args.host}:{args.port}",
@@ -383,6 +385,8 @@ def run_c(args: argparse.Namespace, binary: Path) -> dict[str, object]:
         "db_cpu_s": db_cpu,
         "db_cpu_us_per_query": (db_cpu / completed * 1e6) if db_cpu is not None and completed
         else None,
+        "server_cpu_share": (cpu / args.duration) if cpu is not None else None,
+        "client_cpu_share": (client_cpu / args.duration) if client_cpu is not None else None,
     }
 
 
@@ -421,11 +425,12 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     roots = args.server_pid or []
     db_pids = args.db_pid or []
 
-    def sample() -> tuple[float | None, float | None]:
+    def sample() -> Sample:
         return (server_cpu_seconds(roots) if roots else None,
-                server_cpu_seconds(db_pids) if db_pids else None)
+                server_cpu_seconds(db_pids) if db_pids else None,
+                server_cpu_seconds([os.getpid()]))
 
-    samples: dict[str, tuple[float | None, float | None]] = {}
+    samples: dict[str, Sample] = {}
     results: list[WorkerResult] = []
     if processes == 1:
         # In-process: the samples are timers on the same event loop as the clients.
@@ -467,9 +472,14 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                 proc.kill()
         if len(results) != len(plans):
             raise SystemExit("loadgen: a worker process died; see its error above")
-    before = samples.get("before", (None, None))
-    after = samples.get("after", (None, None))
+    before = samples.get("before", NO_SAMPLE)
+    after = samples.get("after", NO_SAMPLE)
     return summarise(args, results, before, after)
+
+
+# CPU seconds so far of (server, database backends, this load generator with its children).
+Sample = tuple[float | None, float | None, float | None]
+NO_SAMPLE: Sample = (None, None, None)
 
 
 def _delta(before: float | None, after: float | None) -> float | None:
@@ -477,8 +487,7 @@ def _delta(before: float | None, after: float | None) -> float | None:
 
 
 def summarise(args: argparse.Namespace, results: list[WorkerResult],
-              before: tuple[float | None, float | None],
-              after: tuple[float | None, float | None]) -> dict[str, object]:
+              before: Sample, after: Sample) -> dict[str, object]:
     lat = array("d")
     errors: dict[str, int] = {}
     completed = 0
@@ -492,6 +501,7 @@ def summarise(args: argparse.Namespace, results: list[WorkerResult],
     ordered = sorted(lat)
     cpu = _delta(before[0], after[0])
     db_cpu = _delta(before[1], after[1])
+    client_cpu = _delta(before[2], after[2])
     return {
         "target": f"{args.host}:{args.port}",
         "duration_s": args.duration,
@@ -515,7 +525,13 @@ def summarise(args: argparse.Namespace, results: list[WorkerResult],
         "db_cpu_s": db_cpu,
         "db_cpu_us_per_query": (db_cpu / completed * 1e6) if db_cpu is not None and completed
         else None,
+        "server_cpu_share": (cpu / args.duration) if cpu is not None else None,
+        "client_cpu_share": (client_cpu / args.duration) if client_cpu is not None else None,
     }
+
+
+def _share(value: object) -> str:
+    return f"{value * 100:.0f} %" if isinstance(value, float) else "-"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -578,6 +594,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{report['error_kinds'] or ''}")
         if cpu is not None:
             print(f"server CPU {report['server_cpu_s']:.2f} s = {cpu:.1f} µs/query")
+        print(f"CPU busy: server {_share(report['server_cpu_share'])}, "
+              f"load generator {_share(report['client_cpu_share'])} of one core")
         if report["db_cpu_us_per_query"] is not None:
             print(f"database CPU {report['db_cpu_s']:.2f} s = "
                   f"{report['db_cpu_us_per_query']:.1f} µs/query")

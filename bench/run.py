@@ -251,16 +251,20 @@ def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
+def _pct(share: float | None) -> str:
+    return "-" if share is None else f"{share * 100:.0f} %"
+
+
 def table(targets: list[Target], reference: Target | None) -> str:
     ref_qps = median(reference.runs, "qps") if reference and reference.runs else None
     ref_cpu = (median(reference.runs, "server_cpu_us_per_query")
                if reference and reference.runs else None)
     head = ("server", "users", "db", "q/s", "p50 ms", "p99 ms", "errors",
-            "CPU µs/q", "DB µs/q", "q/s ÷ bare", "CPU × bare")
+            "CPU µs/q", "DB µs/q", "q/s ÷ bare", "CPU × bare", "server busy", "loadgen busy")
     rows = [head]
     for t in targets:
         if t.failure or not t.runs:
-            rows.append((t.name, str(t.users or "-"), t.db, "failed", "", "", "", "", "", "", ""))
+            rows.append((t.name, str(t.users or "-"), t.db, "failed", *[""] * (len(head) - 4)))
             continue
         qps = median(t.runs, "qps")
         cpu = median(t.runs, "server_cpu_us_per_query")
@@ -273,6 +277,7 @@ def table(targets: list[Target], reference: Target | None) -> str:
             _fmt(db_cpu, ".1f"),
             _fmt(qps / ref_qps if qps and ref_qps else None, ".2f"),
             _fmt(cpu / ref_cpu if cpu and ref_cpu else None, ".2f"),
+            _pct(median(t.runs, "server_cpu_share")), _pct(median(t.runs, "client_cpu_share")),
         ))
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     lines = []
@@ -449,7 +454,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  run {rep + 1}/{args.repeat} {t.label}: "
                       f"{result['qps']:,.0f} q/s, p99 {result['p99_ms']:.1f} ms, "
                       f"{result['errors']} errors, "
-                      f"{_fmt(result['server_cpu_us_per_query'], '.1f')} µs/q",
+                      f"{_fmt(result['server_cpu_us_per_query'], '.1f')} µs/q, server busy "
+                      f"{_pct(result.get('server_cpu_share'))}",
                       file=sys.stderr)
     finally:
         for t in targets:
