@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import Table, and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -449,6 +449,61 @@ class Repository:
     # (SQLAlchemy "insertmanyvalues") and executemany UPDATE, so a 100,000-line
     # import is a few hundred round trips, not a few hundred thousand.
 
+    async def _bulk_insert(self, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+        """INSERT many rows through the driver's executemany.
+
+        SQLAlchemy's multi-row INSERT spends most of a big import in Python,
+        rendering and processing parameters row by row. Here the statement is
+        written once and each row only passes the few type processors its
+        columns need (timestamps, JSON, booleans) before going to
+        ``executemany`` (sqlite3's loop in C; asyncpg's pipelined protocol).
+        Every row must have the same keys.
+        """
+        if not rows:
+            return
+        dialect = self.conn.dialect
+        names = list(rows[0])
+        if dialect.paramstyle == "qmark":
+            marks = ", ".join("?" for _ in names)
+        elif dialect.paramstyle == "numeric_dollar":
+            marks = ", ".join(f"${i}" for i in range(1, len(names) + 1))
+        else:  # another driver: the portable, slower path
+            await self.conn.execute(insert(table), list(rows))
+            return
+        # table.c[n] raises for a name that is not a column of the schema, so the
+        # statement below only ever holds schema identifiers, quoted.
+        processors = [table.c[n].type.dialect_impl(dialect).bind_processor(dialect)
+                      for n in names]
+        quote = dialect.identifier_preparer.quote
+        sql = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) "  # noqa: S608
+               f"VALUES ({marks})")
+        pairs = list(zip(names, processors, strict=True))
+        params = [
+            tuple(proc(row[name]) if proc is not None and row[name] is not None else row[name]
+                  for name, proc in pairs)
+            for row in rows
+        ]
+        try:
+            if dialect.name == "postgresql":
+                await self._copy(table, names, params)
+            else:
+                await self.conn.exec_driver_sql(sql, params)
+        except IntegrityError as exc:
+            raise Conflict(f"a row of this batch collides with existing data in {table.name}") \
+                from exc
+
+    async def _copy(self, table: Table, names: list[str], params: list[tuple[Any, ...]]) -> None:
+        """PostgreSQL COPY on this unit's connection (so inside its transaction)."""
+        import asyncpg
+
+        raw = await self.conn.get_raw_connection()
+        try:
+            await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
+                table.name, records=params, columns=names)
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            raise Conflict(f"a row of this batch collides with existing data in {table.name}") \
+                from exc
+
     async def users_in_range(
         self, tenant_id: int, first: str, last: str
     ) -> dict[str, tuple[User, bool]]:
@@ -476,17 +531,22 @@ class Repository:
     async def insert_users(
         self, tenant_id: int, now: datetime, rows: Sequence[dict[str, Any]]
     ) -> dict[str, int]:
-        """Create many users in one statement; returns their ids by username."""
+        """Create many users in one executemany; returns their ids by username.
+
+        The ids are read back with one range query over the inserted names
+        (RETURNING is not available through executemany on every driver).
+        """
         if not rows:
             return {}
-        params = [{**row, "tenant_id": tenant_id, "created_at": now} for row in rows]
-        try:
-            result = await self.conn.execute(
-                insert(users).returning(users.c.id, users.c.username), params
-            )
-        except IntegrityError as exc:
-            raise Conflict("a user of this batch was created meanwhile") from exc
-        return {row.username: int(row.id) for row in result}
+        names = [row["username"] for row in rows]
+        await self._bulk_insert(
+            users, [{**row, "tenant_id": tenant_id, "created_at": now} for row in rows])
+        wanted = set(names)
+        found = await self.conn.execute(
+            select(users.c.id, users.c.username).where(and_(
+                users.c.tenant_id == tenant_id, users.c.username >= min(names),
+                users.c.username <= max(names))))
+        return {row.username: int(row.id) for row in found if row.username in wanted}
 
     async def update_user_profiles(self, rows: Sequence[dict[str, Any]]) -> None:
         """Rows of ``id, full_name, office, phone, project, hidden`` (full values)."""
@@ -522,12 +582,10 @@ class Repository:
         self, changes: Sequence[tuple[int, str | None]], now: datetime, actor: str, channel: str
     ) -> None:
         """History rows only, for statuses already written with the user row."""
-        if changes:
-            await self.conn.execute(
-                insert(status_history),
-                [{"user_id": uid, "text": text, "set_at": now, "actor": actor,
-                  "channel": channel} for uid, text in changes],
-            )
+        await self._bulk_insert(status_history, [
+            {"user_id": uid, "text": text, "set_at": now, "actor": actor, "channel": channel}
+            for uid, text in changes
+        ])
 
     async def set_plans(
         self,
@@ -550,8 +608,7 @@ class Repository:
             )
 
     async def add_audits(self, rows: Sequence[dict[str, Any]]) -> None:
-        if rows:
-            await self.conn.execute(insert(audit_events), list(rows))
+        await self._bulk_insert(audit_events, rows)
 
     async def users_with_plans(
         self, tenant_id: int, *, after: str | None, limit: int

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -188,3 +189,17 @@ def test_reader_refuses_non_files(tmp_path: Path) -> None:
         read_users_file(tmp_path / "missing")
     with pytest.raises(InvalidInput, match="not a regular file"):
         read_users_file(tmp_path)
+
+
+async def test_concurrent_imports_of_the_same_new_users(
+    service: FingerplatService, operator: Context
+) -> None:
+    records = parse_users_file("".join(f"u{i}: s{i}\n" for i in range(300)).encode())
+    first, second = await asyncio.gather(
+        service.import_records(operator, None, records),
+        service.import_records(operator, None, records),
+    )
+    assert first.created + second.created == 300
+    assert first.unchanged + second.unchanged == 300
+    _, users = await service.export_users(operator, None)
+    assert len(users) == 300
