@@ -55,6 +55,7 @@ WRITE_ERRORS = {
     "401": _error("No token, or the token is invalid, expired or revoked"),
     "403": _error("The token may not change this user"),
     "404": _error("No such tenant or user"),
+    "408": _error("The body did not arrive within 30 seconds"),
     "413": _error("The body is larger than the configured limit"),
     "422": _error("The value breaks a rule (length, single line, control characters)"),
     "503": _error("The database is unavailable"),
@@ -197,7 +198,7 @@ PATHS: dict[str, Any] = {
             "parameters": [TENANT, USER],
             "responses": {"200": _json(_ref("User"), "The user after the change"),
                           **{k: v for k, v in WRITE_ERRORS.items()
-                             if k not in ("400", "413", "422")}},
+                             if k not in ("400", "408", "413", "422")}},
         },
     },
     f"{T}/users/{{user}}/plan": {"put": {
