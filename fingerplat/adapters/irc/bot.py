@@ -58,7 +58,6 @@ class IrcTiming:
     regain_interval: float = 60.0  # how often to ask for the configured nick back
     leadership_interval: float = 15.0  # how often to ask should_run while connected
     rejoin_delay: float = 10.0  # after a kick
-    max_lookups: int = 4  # concurrent database lookups per bot
     quit_timeout: float = 2.0
 
 
@@ -74,7 +73,8 @@ class IrcBot:
         self.client: FingerBotClient | None = None
         self.queue = OutputQueue(self.timing.queue_size, on_drop=self._count_drop)
         self.bucket = TokenBucket(self.timing.rate, self.timing.burst)
-        self._lookups = asyncio.Semaphore(self.timing.max_lookups)
+        # Queries wait here and are answered one at a time, so answers keep their order.
+        self._inbox: asyncio.Queue[tuple[str, Query]] = asyncio.Queue(self.timing.queue_size)
         self._tenant: Tenant | None = None
         self._tenant_key = cfg.tenant.strip().lower()
         self._accepting = True
@@ -89,6 +89,7 @@ class IrcBot:
         self._unsubscribe = self.service.events.subscribe(self._on_event)
         self._spawn(self._supervise(), "supervisor")
         self._spawn(self._send_forever(), "sender")
+        self._spawn(self._answer_forever(), "answerer")
 
     @property
     def nickname(self) -> str:
@@ -309,18 +310,22 @@ class IrcBot:
     async def _answer(self, target: str, query: Query) -> None:
         if not self._accepting:
             return
-        if self.queue.full:
+        if self.queue.full or self._inbox.full():
             # Flooded: do not even look the user up; the reply could not be sent.
             self._count_drop(OutLine(target, ""))
-            log.warning("irc %s: output queue full, ignored a query from %s", self.label,
-                        target)
+            log.warning("irc %s: flooded, ignored a query from %s", self.label, target)
             return
-        if query.name is None:
-            self.queue.offer(OutLine(target, USAGE))
-            return
-        async with self._lookups:
+        self._inbox.put_nowait((target, query))
+
+    async def _answer_forever(self) -> None:
+        while True:
+            target, query = await self._inbox.get()
+            if query.name is None:
+                self.queue.offer(OutLine(target, USAGE))
+                continue
             reply = await self._lookup(query.name)
-        self.queue.offer(OutLine(target, reply))
+            if self._accepting:
+                self.queue.offer(OutLine(target, reply))
 
     async def _lookup(self, name: str) -> str:
         try:

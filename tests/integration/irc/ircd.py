@@ -159,7 +159,7 @@ class IrcPeer:
     async def privmsg(self, target: str, text: str) -> None:
         await self.send(f"PRIVMSG {target} :{text}")
 
-    async def wait_for(self, predicate, timeout: float = 10.0, start: int = 0) -> str:
+    async def wait_for(self, predicate, timeout: float = 20.0, start: int = 0) -> str:
         """The first line from index ``start`` on that matches; fails after ``timeout``."""
         async def scan() -> str:
             index = start

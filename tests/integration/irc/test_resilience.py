@@ -20,7 +20,7 @@ from tests.integration.irc.ircd import IrcPeer, Ngircd, free_port
 from tests.integration.irc.test_bot import bot_config, is_privmsg, joined_peer, make_acme
 
 
-async def wait_until(condition, timeout: float = 10.0, what: str = "condition") -> None:
+async def wait_until(condition, timeout: float = 20.0, what: str = "condition") -> None:
     async def poll() -> None:
         while not condition():
             await asyncio.sleep(0.05)
