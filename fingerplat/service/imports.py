@@ -189,6 +189,11 @@ class ImportUseCases(ServiceBase):
         audits: list[dict[str, Any]] = []
         events: list[ChangeEvent] = []
 
+        def event(*args: Any, **kwargs: Any) -> None:
+            # Past the per-user limit only the count matters (one tenant-wide event).
+            if len(events) <= PER_USER_EVENTS_MAX:
+                events.append(ChangeEvent(*args, **kwargs))
+
         def audit(action: str, username: str, before: dict[str, Any] | None,
                   after: dict[str, Any]) -> None:
             audits.append({
@@ -224,18 +229,18 @@ class ImportUseCases(ServiceBase):
                     profile[name] = value
             if before:
                 profile_rows.append({"id": user.id, **profile})
-                events.append(ChangeEvent("user", tenant.id, tenant.slug, user.username))
+                event("user", tenant.id, tenant.slug, user.username)
             if item.status is not None and (item.status or None) != user.status:
                 text = item.status or None
                 statuses.append((user.id, text))
                 before["status"], after["status"] = user.status, text
-                events.append(ChangeEvent("status", tenant.id, tenant.slug, user.username,
-                                          status=text, data={"hidden": profile["hidden"]}))
+                event("status", tenant.id, tenant.slug, user.username,
+                      status=text, data={"hidden": profile["hidden"]})
             if item.plan is not None and item.plan != user.plan:
                 (plan_updates if has_plan else plan_inserts).append((user.id, item.plan))
                 before["plan_bytes"] = len(user.plan.encode())
                 after["plan_bytes"] = len(item.plan.encode())
-                events.append(ChangeEvent("plan", tenant.id, tenant.slug, user.username))
+                event("plan", tenant.id, tenant.slug, user.username)
             if after:
                 result.updated += 1
                 audit("import.update", user.username, before, after)
@@ -254,10 +259,10 @@ class ImportUseCases(ServiceBase):
                 plan_inserts.append((user_id, item.plan))
                 created["plan_bytes"] = len(item.plan.encode())
             audit("import.create", item.username, None, created)
-            events.append(ChangeEvent("user", tenant.id, tenant.slug, item.username))
+            event("user", tenant.id, tenant.slug, item.username)
             if item.status:
-                events.append(ChangeEvent("status", tenant.id, tenant.slug, item.username,
-                                          status=item.status, data={"hidden": row["hidden"]}))
+                event("status", tenant.id, tenant.slug, item.username,
+                      status=item.status, data={"hidden": row["hidden"]})
         result.created = len(new_rows)
 
         await repo.update_user_profiles(profile_rows)

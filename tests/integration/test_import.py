@@ -203,3 +203,18 @@ async def test_concurrent_imports_of_the_same_new_users(
     assert first.unchanged + second.unchanged == 300
     _, users = await service.export_users(operator, None)
     assert len(users) == 300
+
+
+async def test_change_events_per_user_for_small_imports_one_for_big_ones(
+    service: FingerplatService, operator: Context
+) -> None:
+    seen: list[tuple[str, str | None, str | None]] = []
+    service.events.subscribe(lambda e: seen.append((e.kind, e.username, e.status)))
+    await service.import_records(operator, None, parse_users_file(b"alice: hi\nbob:\n"))
+    assert seen == [("user", "alice", None), ("status", "alice", "hi"), ("user", "bob", None)]
+    seen.clear()
+    await service.import_records(operator, None, parse_users_file(b"alice: hi\nbob:\n"))
+    assert seen == []  # nothing changed, nothing announced
+    big = "".join(f"u{i}: s{i}\n" for i in range(200)).encode()
+    await service.import_records(operator, None, parse_users_file(big))
+    assert seen == [("tenant", None, None)]
