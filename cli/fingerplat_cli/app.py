@@ -235,6 +235,11 @@ def handle_errors(func: Callable[..., T]) -> Callable[..., T]:
             if debug:
                 raise
             fail(user_error_message(error, state), exit_code_for(error))
+        except BrokenPipeError:
+            # `fingerplat audit | head`: the reader left; stop quietly, as cat does.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(141)
         except OSError as error:
             if debug:
                 raise
