@@ -198,3 +198,34 @@ async def test_a_server_that_never_answers_is_given_up_on_and_retried(
             writer.close()
         server.close()
         await server.wait_closed()
+
+
+async def test_should_run_keeps_the_bot_off_irc_until_it_says_yes(
+    service: FingerplatService, operator: Context, ngircd: Ngircd, peers: list[IrcPeer]
+) -> None:
+    """The seam for one-bot-per-deployment: a node that may not run the bot stays off."""
+    await make_acme(service, operator)
+    peer = await joined_peer(peers, ngircd)
+    allowed = asyncio.Event()
+    asked: list[str] = []
+
+    async def should_run(cfg: IrcConfig) -> bool:
+        asked.append(cfg.nick)
+        return allowed.is_set()
+
+    bots = await start_irc_bots(service, [bot_config(ngircd)], metrics=Metrics(), timing=FAST,
+                                should_run=should_run)
+    try:
+        await wait_until(lambda: len(asked) >= 2, what="should_run asked twice")
+        assert not bots.bots[0].connected
+        assert not any(line.startswith(":fingerbot!") for line in peer.lines)
+
+        allowed.set()  # this node won the lock
+        await peer.wait_for(lambda line: line.startswith(":fingerbot!")
+                            and line.endswith("JOIN :#acme"))
+        allowed.clear()  # ...and lost it: the bot leaves IRC
+        await peer.wait_for(lambda line: line.startswith(":fingerbot!") and " QUIT " in line)
+        await wait_until(lambda: not bots.bots[0].connected, what="bot off IRC")
+    finally:
+        await bots.close()
+        await bots.drain(5)
