@@ -99,9 +99,14 @@ def error_response(request: web.Request, status: int, message: str) -> web.Respo
             "tenant": request.get(TENANT),
             "base": request.get(BASE, ""),
         }
-        response = aiohttp_jinja2.render_template(
-            "error.html", request, context, status=status, app_key=PUBLIC_TEMPLATES
-        )
+        try:
+            response = aiohttp_jinja2.render_template(
+                "error.html", request, context, status=status, app_key=PUBLIC_TEMPLATES
+            )
+        except Exception:  # a broken operator template must not hide the answer
+            log.exception("web: cannot render error.html")
+            response = web.Response(text=f"{status} {context['title']}: {message}\n",
+                                    status=status)
     if status == 401:
         scheme = "Basic" if request.path.endswith("/RPC2") else "Bearer"
         response.headers["WWW-Authenticate"] = f'{scheme} realm="fingerplat"'

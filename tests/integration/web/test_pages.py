@@ -198,3 +198,15 @@ async def test_unknown_path_is_a_404_page_not_a_traceback(
     status, body, resp = await fetch(http, f"{web_server.url}/a/b/c")
     assert status == 404 and resp.content_type == "text/html"
     assert "Traceback" not in body and "Not found" in body
+
+
+async def test_a_broken_override_template_is_a_500_without_a_traceback(
+    web_server_factory: WebFactory, seeded: Seeded, tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    (tmp_path / "base.html").write_text("{{ 1 / 0 }}{% block content %}{% endblock %}")
+    running = await web_server_factory(templates=str(tmp_path))
+    status, body, _ = await fetch(http, f"{running.url}/~alice")
+    assert status == 500
+    assert "internal error" in body and "Traceback" not in body and "ZeroDivision" not in body
+    status, body, _ = await fetch(http, f"{running.url}/healthz")
+    assert status == 200
