@@ -51,6 +51,7 @@ class Listener:
         on_payload: Callable[[str], Awaitable[None]],
         on_subscribed: Callable[[bool], Awaitable[None]],
         *,
+        on_lost: Callable[[], Awaitable[None]] | None = None,
         connect_timeout: float = 5.0,
         keepalive: float = 5.0,
         max_backoff: float = 5.0,
@@ -59,6 +60,7 @@ class Listener:
         self._channel = channel
         self._on_payload = on_payload
         self._on_subscribed = on_subscribed
+        self._on_lost = on_lost
         self._connect_timeout = connect_timeout
         self._keepalive = keepalive
         self._max_backoff = max_backoff
@@ -113,9 +115,15 @@ class Listener:
                 log.warning("LISTEN %s: connection lost (%s); re-subscribing",
                             self._channel, error)
             finally:
+                was_subscribed = self._subscribed.is_set()
                 self._subscribed.clear()
                 with contextlib.suppress(Exception):
                     conn.terminate()
+            if was_subscribed and self._on_lost is not None:
+                try:
+                    await self._on_lost()
+                except Exception:
+                    log.exception("LISTEN %s: on_lost failed", self._channel)
             resumed = True
 
     async def _serve(self, conn: asyncpg.Connection, resumed: bool) -> None:

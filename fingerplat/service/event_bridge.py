@@ -7,10 +7,13 @@ changes) and re-publishes every other node's event on the local bus with
 change was made here or elsewhere. A node's own notifications come back to
 it and are dropped by their origin id.
 
-When the LISTEN connection is lost and comes back, the bridge publishes a
-``resync`` event: notifications sent meanwhile are lost, so every cache must
-drop everything. On SQLite there is one process per database file, and the
-in-process bus is all there is (:func:`start_event_bridge` returns None).
+When the LISTEN connection is lost the bridge publishes a ``resync`` event
+(``data["reason"] == "lost"``), and another (``"resubscribed"``) once it is
+back: notifications sent meanwhile are lost, so every cache must drop
+everything, and cache nothing while :attr:`EventBridge.connected` is False.
+
+On SQLite there is one process per database file, and the in-process bus is
+all there is (:func:`start_event_bridge` returns None).
 """
 
 from __future__ import annotations
@@ -87,8 +90,17 @@ class EventBridge:
         self._unsubscribe: Any = None
         self.listener = notify.Listener(
             notify.asyncpg_dsn(engine), channel, self._received, self._subscribed,
-            keepalive=keepalive,
+            on_lost=self._lost, keepalive=keepalive,
         )
+
+    @property
+    def connected(self) -> bool:
+        """Whether other nodes' changes reach this node right now.
+
+        A read cache should store nothing while this is False: changes made
+        elsewhere meanwhile would never invalidate it.
+        """
+        return self.listener.subscribed
 
     async def start(self, *, wait: float = 10.0) -> bool:
         """Listen, and forward local events; True once LISTEN is in place.
@@ -137,7 +149,12 @@ class EventBridge:
 
     async def _subscribed(self, resumed: bool) -> None:
         if resumed:
-            await self.bus.publish(ChangeEvent("resync", None, remote=True))
+            await self.bus.publish(ChangeEvent("resync", None, data={"reason": "resubscribed"},
+                                               remote=True))
+
+    async def _lost(self) -> None:
+        # Drop caches now, not only once the connection is back.
+        await self.bus.publish(ChangeEvent("resync", None, data={"reason": "lost"}, remote=True))
 
 
 async def start_event_bridge(engine: AsyncEngine, bus: EventBus) -> EventBridge | None:

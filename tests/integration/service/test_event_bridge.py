@@ -108,9 +108,11 @@ async def test_lost_listen_connection_resubscribes_and_asks_for_resync(nodes, op
         await admin.close()
     assert killed == 2  # both nodes' listeners
     for inbox, bridge in ((inbox_a, bridge_a), (inbox_b, bridge_b)):
-        resync = await inbox.next()
-        assert (resync.kind, resync.remote) == ("resync", True)
+        lost, back = await inbox.next(), await inbox.next()
+        assert (lost.kind, lost.data, lost.remote) == ("resync", {"reason": "lost"}, True)
+        assert (back.kind, back.data) == ("resync", {"reason": "resubscribed"})
         await bridge.listener.wait_subscribed(TIMEOUT)
+        assert bridge.connected
     await a.add_user(operator, None, "bob")
     assert (await inbox_a.next()).remote is False
     event = await inbox_b.next()
@@ -144,5 +146,19 @@ async def test_sqlite_keeps_events_in_process(db_factory, operator):
         service.events.subscribe(inbox)
         await service.add_user(operator, None, "alice")
         assert (await inbox.next()).remote is False
+    finally:
+        await engine.dispose()
+
+
+async def test_bridge_without_database_keeps_trying_and_stops_cleanly():
+    engine = create_engine("postgresql+asyncpg://postgres@127.0.0.1:1/x")
+    try:
+        service = FingerplatService(engine)
+        bridge = EventBridge(engine, service.events)
+        assert await bridge.start(wait=0.5) is False
+        assert not bridge.connected
+        # a change event with nowhere to go is logged, never raised to the writer
+        await service.events.publish(ChangeEvent("status", 1, "default", "alice", "x"))
+        await asyncio.wait_for(bridge.stop(), TIMEOUT)
     finally:
         await engine.dispose()
