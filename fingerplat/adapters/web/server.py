@@ -54,6 +54,7 @@ class WebServer:
         self._scheme = scheme
         self._ssl_context = ssl_context
         self._closed = False
+        self._drained = False
 
     def reconfigure(self, config: Config) -> None:
         """SIGHUP: re-read the TLS certificate and key, and the template directory.
@@ -111,6 +112,9 @@ class WebServer:
     async def drain(self, timeout: float) -> None:
         """Let in-flight requests finish (bounded), then close every connection."""
         await self.close()
+        if self._drained:
+            return
+        self._drained = True
         try:
             await asyncio.wait_for(self._runner.cleanup(), timeout + 1.0)
         except TimeoutError:
