@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
+import select
+import signal
+import time
 
 import pytest
 
 from fingerplat.domain.errors import AuthenticationFailed
 from fingerplat.domain.model import Channel, Context, Role
 from fingerplat.service import FingerplatService
-from tests.e2e.conftest import Fingerplat, one_error_line
+from tests.e2e.conftest import Fingerplat, fingerplat_executable, one_error_line
 
 
 async def test_token_create_prints_the_token_alone_and_it_works(
@@ -82,3 +87,48 @@ def test_tenant_add_set_show_remove(cli: Fingerplat):
                             ok=True).stdout)
     assert events[0]["target"] == "acme" and events[0]["before"]["users"] == 1
     assert events[0]["channel"] == "cli" and events[0]["actor"].startswith("cli:")
+
+
+def _pty_run(argv: list[str], env: dict[str, str], answers: list[tuple[str, str]],
+             timeout: float = 60.0) -> tuple[int, str]:
+    """Run argv on a pseudo-terminal, answering each prompt; return exit code and output."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: stdin/stdout/stderr and the controlling tty are the pty
+        os.execve(argv[0], argv, env)
+    output = b""
+    pending = list(answers)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.5)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            output += chunk
+            if pending and pending[0][0].encode() in output.split(b"\n")[-1]:
+                os.write(fd, pending.pop(0)[1].encode() + b"\n")
+        else:
+            os.kill(pid, signal.SIGKILL)
+    finally:
+        os.close(fd)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), output.decode("utf-8", "replace")
+
+
+async def test_admin_add_prompts_twice_on_a_terminal(cli: Fingerplat,
+                                                     service: FingerplatService):
+    code, output = _pty_run(
+        [fingerplat_executable(), "admin", "add", "ttyadmin"], cli.env,
+        [("Password", "typed secret 1"), ("Repeat", "typed secret 1")],
+    )
+    assert code == 0, output
+    assert "Password" in output and "Repeat" in output  # asked twice
+    assert "typed secret 1" not in output  # never echoed
+    assert "admin ttyadmin added" in output
+    principal = await service.authenticate_admin("ttyadmin", "typed secret 1", Channel.WEB)
+    assert principal.role is Role.PLATFORM_ADMIN
