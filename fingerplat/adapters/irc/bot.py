@@ -56,7 +56,7 @@ class IrcTiming:
     burst: int = 4  # ...after a burst of this many
     queue_size: int = 50  # lines waiting; more are dropped (and logged)
     regain_interval: float = 60.0  # how often to ask for the configured nick back
-    leadership_interval: float = 15.0  # how often to ask should_run while connected
+    leadership_interval: float = 5.0  # how often to ask should_run (takeover latency)
     rejoin_delay: float = 10.0  # after a kick
     quit_timeout: float = 2.0
 

@@ -70,18 +70,13 @@ class FingerBotClient(_Base):  # type: ignore[misc]
         self.gone.set()
 
     async def on_raw_433(self, message: Any) -> None:
-        """Nick in use during registration: pydle tries the fallbacks, then we give up."""
+        """Nick in use (pydle sends 432, too long, here as well): try fallbacks, then give up."""
         if not self.registered and not self._attempt_nicknames:
             log.warning("irc %s: every fallback nick is taken; reconnecting later",
                         self._owner.label)
             await self.disconnect(expected=False)
             return
         await super().on_raw_433(message)
-
-    async def on_raw_432(self, message: Any) -> None:
-        """Erroneous nick (too long for this server, usually): move to the next fallback."""
-        if not self.registered:
-            await self.on_raw_433(message)
 
     # -- messages -----------------------------------------------------------------
 
