@@ -86,6 +86,26 @@ def _token(row: RowMapping) -> Token:
     )
 
 
+def _processed(values: list[Any], proc: Any) -> list[Any]:
+    """Apply a bind processor to a column of values, once per distinct object.
+
+    A batch shares one timestamp object across its rows, so the formatting
+    (SQLite stores text) runs once instead of once per row.
+    """
+    out: list[Any] = []
+    last_in: Any = object()
+    last_out: Any = None
+    for value in values:
+        if value is None:
+            out.append(None)
+        elif value is last_in:
+            out.append(last_out)
+        else:
+            last_in, last_out = value, proc(value)
+            out.append(last_out)
+    return out
+
+
 class Repository:
     """All SQL of fingerplat, bound to one connection (one transaction)."""
 
@@ -477,12 +497,11 @@ class Repository:
         quote = dialect.identifier_preparer.quote
         sql = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) "  # noqa: S608
                f"VALUES ({marks})")
-        pairs = list(zip(names, processors, strict=True))
-        params = [
-            tuple(proc(row[name]) if proc is not None and row[name] is not None else row[name]
-                  for name, proc in pairs)
-            for row in rows
-        ]
+        columns = [[row[name] for row in rows] for name in names]
+        for index, proc in enumerate(processors):
+            if proc is not None:
+                columns[index] = _processed(columns[index], proc)
+        params = list(zip(*columns, strict=True))
         try:
             if dialect.name == "postgresql":
                 await self._copy(table, names, params)
