@@ -20,4 +20,4 @@ BASE: web.RequestKey[str] = web.RequestKey("base", str)  # "" or "/t/<slug>" for
 # Set by handlers that answer errors with HTTP 200 (XML-RPC faults) for the metrics.
 ERROR_KIND: web.RequestKey[str] = web.RequestKey("error_kind", str)
 
-__all__ = ["BASE", "ERROR_KIND", "METRICS", "SECURE", "SERVICE", "SETTINGS", "TENANT", "Tenant"]
+__all__ = ["BASE", "ERROR_KIND", "METRICS", "SECURE", "SERVICE", "SETTINGS", "TENANT"]
