@@ -15,7 +15,7 @@ from aiohttp import web
 
 from fingerplat.adapters.web.keys import SERVICE
 from fingerplat.adapters.web.payloads import read_json_object, string_field
-from fingerplat.adapters.web.principals import bearer_token, token_context
+from fingerplat.adapters.web.principals import anonymous, bearer_token, token_context
 from fingerplat.adapters.web.templating import iso_time
 from fingerplat.domain import rules
 from fingerplat.domain.errors import AuthenticationFailed, InvalidInput, NotFound
@@ -146,30 +146,18 @@ async def list_users(request: web.Request) -> web.Response:
 
 
 async def get_user(request: web.Request) -> web.Response:
-    service = request.config_dict[SERVICE]
+    """Hidden users are 404 unless the token may see them (the service decides)."""
     slug, name = tenant_slug(request), username(request)
-    ctx = await optional_context(request)
-    if ctx is not None:
-        user = await service.get_user(ctx, slug, name)
-    else:
-        tenant = await service.resolve_tenant(slug)
-        found = await service.public_user(tenant, name)
-        if found is None:
-            raise NotFound(f"no such user {name!r} in tenant {tenant.slug!r}")
-        user = found
+    ctx = await optional_context(request) or anonymous(request, Channel.API)
+    user = await request.config_dict[SERVICE].get_user(ctx, slug, name)
     return web.json_response(user_json(user))
 
 
 async def get_history(request: web.Request) -> web.Response:
-    service = request.config_dict[SERVICE]
     slug, name = tenant_slug(request), username(request)
-    ctx = await optional_context(request)
+    ctx = await optional_context(request) or anonymous(request, Channel.API)
     limit = int_param(request, "limit", DEFAULT_HISTORY, 1, 100)
-    if ctx is not None:
-        changes = await service.history(ctx, slug, name, limit)
-    else:
-        tenant = await service.resolve_tenant(slug)
-        changes = await service.public_history(tenant, name, limit)
+    changes = await request.config_dict[SERVICE].history(ctx, slug, name, limit)
     return web.json_response({"username": name, "history": [change_json(c) for c in changes]})
 
 
