@@ -150,6 +150,10 @@ class AppState:
                     click.echo(f"fingerplat: {prepared.line}", err=True)
             else:
                 await service.check_schema()
+                # Running nodes cache public reads: tell them what this command changes.
+                from fingerplat.service.event_bridge import send_to_nodes
+
+                send_to_nodes(engine, service.events)
             return await use(service)
 
         return await self.with_engine(_use)

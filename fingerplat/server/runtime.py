@@ -25,11 +25,13 @@ from fingerplat.config import Config, format_address
 from fingerplat.domain.errors import FingerplatError, InvalidInput, NotFound, Unavailable
 from fingerplat.metrics import Metrics
 from fingerplat.repository import migrations
+from fingerplat.repository.changes import sqlite_change_token
 from fingerplat.repository.engine import create_engine, is_sqlite, sqlite_file
 from fingerplat.repository.uow import translate_db_error
 from fingerplat.server import logs, privileges, systemd
 from fingerplat.server.leadership import LEADERSHIP_INTERVAL, BotLeadership
 from fingerplat.service import FingerplatService
+from fingerplat.service.event_bridge import EventBridge, start_event_bridge
 
 log = logging.getLogger("fingerplat.server")
 
@@ -64,6 +66,7 @@ class Runtime:
     metrics: Metrics = field(default_factory=Metrics)
     listeners: list[RunningListener] = field(default_factory=list)
     leadership: BotLeadership | None = None
+    event_bridge: EventBridge | None = None
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def prepare_database(self) -> None:
@@ -83,6 +86,30 @@ class Runtime:
         else:
             await self.service.check_schema()
             self.announce("database: PostgreSQL (schema current)")
+        await self.start_change_events()
+
+    async def start_change_events(self) -> None:
+        """Share change events between nodes (PostgreSQL) and cache the public reads.
+
+        The read cache is exact only while every change reaches it as an
+        event, so it is guarded: on SQLite by the database file's signature
+        (another process, e.g. the CLI, may write it), on PostgreSQL by the
+        LISTEN connection being up (fingerplat/service/cache.py).
+        """
+        assert self.engine is not None and self.service is not None
+        guard = None
+        if is_sqlite(self.database_url):
+            path = sqlite_file(self.database_url)
+            guard = sqlite_change_token(path) if path is not None else None
+        else:
+            bridge = self.event_bridge = await start_event_bridge(self.engine,
+                                                                  self.service.events)
+            if bridge is not None:
+                listener = bridge.listener
+                guard = lambda: 0 if listener.subscribed else None  # noqa: E731
+        if self.config.database.read_cache > 0:
+            self.service.enable_read_cache(max_entries=self.config.database.read_cache,
+                                           guard=guard)
 
     def forwarder(self) -> ForwardFn | None:
         """The finger proxy, handed to the finger adapter as a plain callable."""
@@ -183,6 +210,12 @@ class Runtime:
             with contextlib.suppress(Exception):
                 await self.leadership.close()
             self.leadership = None
+        if self.event_bridge is not None:
+            with contextlib.suppress(Exception):
+                await self.event_bridge.stop()
+            self.event_bridge = None
+        if self.service is not None:
+            self.service.disable_read_cache()
         if self.engine is not None:
             await self.engine.dispose()
             self.engine = None

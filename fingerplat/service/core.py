@@ -12,6 +12,7 @@ from fingerplat.domain.errors import SchemaOutOfDate, Unavailable
 from fingerplat.repository import migrations
 from fingerplat.repository.uow import translate_db_error
 from fingerplat.service.audit_log import AuditUseCases
+from fingerplat.service.cached_reads import CachedPublicReads
 from fingerplat.service.credentials import CredentialUseCases
 from fingerplat.service.imports import ImportUseCases
 from fingerplat.service.tenants import TenantUseCases
@@ -19,6 +20,7 @@ from fingerplat.service.users import UserUseCases
 
 
 class FingerplatService(
+    CachedPublicReads,  # first: its public reads wrap the use cases' (super())
     TenantUseCases, UserUseCases, CredentialUseCases, AuditUseCases, ImportUseCases
 ):
     async def check_health(self) -> None:

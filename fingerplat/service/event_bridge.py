@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -164,3 +165,28 @@ async def start_event_bridge(engine: AsyncEngine, bus: EventBus) -> EventBridge 
     bridge = EventBridge(engine, bus)
     await bridge.start()
     return bridge
+
+
+def send_to_nodes(engine: AsyncEngine, bus: EventBus) -> Callable[[], None] | None:
+    """For one-shot processes (the CLI): NOTIFY this process's changes, listen to nothing.
+
+    A running node caches public reads and learns of changes only through
+    events, so a change made by ``fingerplat user set`` must reach it too.
+    Returns the unsubscribe function; None on SQLite (nodes there watch the
+    database file instead). Sending waits for nothing but the NOTIFY itself.
+    """
+    if engine.dialect.name != "postgresql":
+        return None
+    origin = uuid.uuid4().hex
+
+    async def forward(event: ChangeEvent) -> None:
+        if event.remote or event.kind == "resync":
+            return
+        try:
+            await notify.notify(engine, CHANNEL, encode(event, origin))
+        except Exception as error:
+            log.error("NOTIFY of a %s change failed (running nodes may show the old "
+                      "value until they resync): %s", event.kind,
+                      translate_db_error(error) or error)
+
+    return bus.subscribe(forward)

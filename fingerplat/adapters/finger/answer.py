@@ -12,6 +12,13 @@ code so it reads as the rules of SPEC section 2:
   for both);
 * every domain error becomes one polite line; anything unexpected is logged
   and answered with one line too, never a traceback.
+
+Answers about one user (found, unknown or hidden; short or ``/W``) are kept as
+wire bytes in the service's read cache when the composition root enabled one,
+keyed by the raw query line and tagged with the user they show, so the change
+events that invalidate the user's data drop the rendered answer at the same
+moment (fingerplat/service/cache.py). Lists, forwarded answers and errors are
+never kept.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from fingerplat.domain.errors import (
 from fingerplat.domain.model import Tenant
 from fingerplat.domain.text import printable
 from fingerplat.service import FingerplatService
+from fingerplat.service.cache import MISS, UserTag
 
 log = logging.getLogger("fingerplat.finger")
 
@@ -56,28 +64,54 @@ class FingerAnswerer:
         self.max_listed_users = max_listed_users
         self.forward = forward
 
+    def cached(self, raw: bytes) -> bytes | None:
+        """The wire bytes of a kept answer to exactly this query line, or None.
+
+        Synchronous on purpose: a hit is answered from ``data_received``
+        without a task or any await.
+        """
+        cache = self.service.read_cache
+        if cache is None:
+            return None
+        hit = cache.get(("finger", self.tenant, raw))
+        return None if hit is MISS else hit  # type: ignore[no-any-return]
+
+    async def answer_bytes(self, raw: bytes) -> tuple[bytes, int]:
+        """The wire bytes and line count for one raw query line; never raises."""
+        cache = self.service.read_cache
+        epoch = cache.epoch if cache is not None else 0
+        lines, user = await self._answer_tagged(raw)
+        data = render.encode(lines)
+        if cache is not None and user is not None:
+            cache.put(("finger", self.tenant, raw), data, epoch=epoch, user=user)
+        return data, len(lines)
+
     async def answer(self, raw: bytes) -> list[str]:
         """Answer lines for one raw query line; never raises (except cancellation)."""
+        return (await self._answer_tagged(raw))[0]
+
+    async def _answer_tagged(self, raw: bytes) -> tuple[list[str], UserTag | None]:
+        """Lines, and the user they show when the answer may be kept (else None)."""
         try:
             return await self._answer(parse_query(raw))
         except Unavailable:
-            return [render.UNAVAILABLE]
+            return [render.UNAVAILABLE], None
         except FingerplatError as error:
-            return render.refusal(str(error))
+            return render.refusal(str(error)), None
         except Exception:
             log.exception("finger query %r failed", raw[:100])
-            return [render.INTERNAL_ERROR]
+            return [render.INTERNAL_ERROR], None
 
-    async def _answer(self, query: FingerQuery) -> list[str]:
+    async def _answer(self, query: FingerQuery) -> tuple[list[str], UserTag | None]:
         tenant = await self.service.resolve_tenant(self.tenant)
         while query.hosts:
             local = await self.service.tenant_for_host(query.hosts[-1])
             if local is None:
-                return await self._forward(tenant, query)
+                return await self._forward(tenant, query), None
             tenant, query = local, query.without_last_host()
         if query.is_list:
-            return await self._list(tenant)
-        return await self._user(tenant, query)
+            return await self._list(tenant), None
+        return await self._user(tenant, query), (tenant.id, query.user)
 
     async def _forward(self, tenant: Tenant, query: FingerQuery) -> list[str]:
         if not tenant.forwarding or self.forward is None:

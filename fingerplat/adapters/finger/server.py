@@ -3,8 +3,10 @@
 The hot path is deliberately plain callbacks (no streams, no per-connection
 coroutine until a full query line is in): ``connection_made`` applies the
 connection and rate limits and arms the idle timer, ``data_received`` looks
-for the line end, and only then one task asks :class:`FingerAnswerer` and
-writes the CRLF answer through :func:`render.encode` before closing.
+for the line end; an answer the read cache holds is written and the
+connection closed right there, and only otherwise one task asks
+:class:`FingerAnswerer` and writes the CRLF answer through
+:func:`render.encode` before closing.
 
 Limits (SPEC section 2), each answered with one line and a close, never a
 hang: ``max_connections`` open connections, ``rate_limit`` queries per second
@@ -161,6 +163,10 @@ class FingerProtocol(asyncio.Protocol):
             self._refuse_oversize()
             return
         assert self.transport is not None
+        kept = self.server.answerer.cached(line)
+        if kept is not None:
+            self._reply_at_once(line, kept)
+            return
         self.transport.pause_reading()
         self._start(line)
 
@@ -199,23 +205,45 @@ class FingerProtocol(asyncio.Protocol):
             self.timer = None
         self.task = asyncio.get_running_loop().create_task(self._answer(line))
 
+    def _reply_at_once(self, line: bytes, data: bytes) -> None:
+        """A cached answer: written from the callback, no task, no await."""
+        self.done = True
+        self.buffer = b""
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        server = self.server
+        server.requests.inc()
+        server.latency.observe(0.0)
+        if server.access_log:
+            self._log_access(line, data.count(b"\r\n"))
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(data)
+            transport.close()
+
     async def _answer(self, line: bytes) -> None:
         server = self.server
         with server.tracker.track():
             started = time.perf_counter()
-            lines = await server.answerer.answer(line)
+            data, count = await server.answerer.answer_bytes(line)
             server.requests.inc()
             server.latency.observe(time.perf_counter() - started)
-            if server.access_log and access_log.isEnabledFor(logging.INFO):
-                query = printable(line.decode("utf-8", "replace"))[:120]
-                # The extra fields become keys of a JSON log line (--log-format json).
-                access_log.info("%s %s -> %d lines", self.peer, query or '""', len(lines),
-                                extra={"client": self.peer, "query": query,
-                                       "lines": len(lines), "tenant": server.tenant})
+            if server.access_log:
+                self._log_access(line, count)
             transport = self.transport
             if transport is not None and not transport.is_closing():
-                transport.write(render.encode(lines))
+                transport.write(data)
                 transport.close()
+
+    def _log_access(self, line: bytes, count: int) -> None:
+        if not access_log.isEnabledFor(logging.INFO):
+            return
+        query = printable(line.decode("utf-8", "replace"))[:120]
+        # The extra fields become keys of a JSON log line (--log-format json).
+        access_log.info("%s %s -> %d lines", self.peer, query or '""', count,
+                        extra={"client": self.peer, "query": query,
+                               "lines": count, "tenant": self.server.tenant})
 
     def _refuse(self, message: str, reason: str) -> None:
         self.done = True

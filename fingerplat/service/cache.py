@@ -1,0 +1,165 @@
+"""The read cache of the public lookups, kept exact by change events.
+
+Every finger query, web page and IRC answer starts with the same two public
+reads: which tenant (by slug, domain or host name) and which user in it. Done
+through the database that is several round trips per query; this cache keeps
+the answers (negative ones too: unknown and hidden users are looked up as
+often as real ones) in memory, bounded (least recently used entries go first),
+and drops them when a change event says they changed:
+
+* ``status``, ``plan``, ``user`` events drop every entry tagged with that
+  user, ``(tenant_id, username)``, including the "no such user" ones;
+* ``tenant`` events (settings, domains, removal), ``resync`` (this node may
+  have missed events) and any kind this release does not know drop all;
+* ``token`` events drop nothing: no public read depends on a token.
+
+Correctness does not rest on timing. An entry filled from a read that began
+before an invalidation would be stale, so a fill carries the cache's
+``epoch`` taken before its read and is refused when any invalidation happened
+since. Events are published after commit and before the writer's call
+returns, so once a change through this node has returned, the next read sees
+it. Other nodes' changes arrive as events through the PostgreSQL bridge.
+
+Some writers publish no event this process can hear (another process on the
+same SQLite file, a node whose LISTEN connection is down). For those the
+composition root passes a ``guard``: a cheap function returning a token that
+changes whenever the database may have changed behind our back (SQLite: the
+file's size and time), or None while the cache must not be used at all
+(PostgreSQL: while the LISTEN connection is down). A new token drops
+everything; None drops everything and bypasses the cache until it is back.
+
+Adapters keep derived values here too (the finger adapter's rendered answer
+bytes), tagged with the user they show, so they are invalidated by the same
+events at the same moment as the reads they were made from.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Any, Final
+
+from fingerplat.domain.model import ChangeEvent
+from fingerplat.service.events import EventBus
+
+log = logging.getLogger(__name__)
+
+#: A user an entry shows: (tenant id, username).
+UserTag = tuple[int, str]
+Guard = Callable[[], Hashable | None]
+
+DEFAULT_MAX_ENTRIES = 200_000
+
+_USER_KINDS: Final = frozenset({"status", "plan", "user"})
+
+
+class _Miss:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "MISS"
+
+
+MISS: Final = _Miss()
+
+
+class ReadCache:
+    """A bounded LRU map whose entries change events invalidate."""
+
+    def __init__(self, events: EventBus, *, max_entries: int = DEFAULT_MAX_ENTRIES,
+                 guard: Guard | None = None) -> None:
+        if max_entries < 1:
+            raise ValueError("max_entries must be at least 1")
+        self.max_entries = max_entries
+        self.epoch = 0
+        self.hits = 0
+        self.misses = 0
+        self._data: OrderedDict[Hashable, tuple[Any, UserTag | None]] = OrderedDict()
+        self._by_user: dict[UserTag, set[Hashable]] = {}
+        self._guard = guard
+        self._token: Hashable | None = guard() if guard is not None else None
+        self._usable = self._token is not None or guard is None
+        self._unsubscribe = events.subscribe(self.on_event)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def close(self) -> None:
+        """Stop listening to change events (the cache is then no longer used)."""
+        self._unsubscribe()
+        self.clear()
+
+    # -- reads and fills ---------------------------------------------------------
+
+    def get(self, key: Hashable) -> Any:
+        """The cached value, or :data:`MISS`. Take ``epoch`` after a miss, before reading."""
+        if self._guard is not None and not self._check_guard():
+            return MISS
+        entry = self._data.get(key)
+        if entry is None:
+            self.misses += 1
+            return MISS
+        self._data.move_to_end(key)
+        self.hits += 1
+        return entry[0]
+
+    def put(self, key: Hashable, value: Any, *, epoch: int, user: UserTag | None = None) -> None:
+        """Keep ``value`` unless anything was invalidated since ``epoch`` was read."""
+        if epoch != self.epoch or not self._usable:
+            return
+        data = self._data
+        if key in data:
+            self._untag(key, data[key][1])
+        data[key] = (value, user)
+        data.move_to_end(key)
+        if user is not None:
+            self._by_user.setdefault(user, set()).add(key)
+        while len(data) > self.max_entries:
+            old_key, (_value, old_user) = data.popitem(last=False)
+            self._untag(old_key, old_user)
+
+    # -- invalidation --------------------------------------------------------------
+
+    def on_event(self, event: ChangeEvent) -> None:
+        """EventBus subscriber (synchronous: invalidation never waits on anything)."""
+        if event.kind == "token":
+            return
+        if event.kind in _USER_KINDS and event.tenant_id is not None and event.username:
+            self.invalidate_user(event.tenant_id, event.username)
+        else:
+            self.clear()
+
+    def invalidate_user(self, tenant_id: int, username: str) -> None:
+        self.epoch += 1
+        for key in self._by_user.pop((tenant_id, username.lower()), ()):
+            self._data.pop(key, None)
+
+    def clear(self) -> None:
+        self.epoch += 1
+        self._data.clear()
+        self._by_user.clear()
+
+    def _untag(self, key: Hashable, user: UserTag | None) -> None:
+        if user is None:
+            return
+        keys = self._by_user.get(user)
+        if keys is not None:
+            keys.discard(key)
+            if not keys:
+                del self._by_user[user]
+
+    def _check_guard(self) -> bool:
+        assert self._guard is not None
+        token = self._guard()
+        if token is None:
+            if self._usable:
+                log.info("read cache off until changes can be followed again")
+                self._usable = False
+                self.clear()
+            return False
+        if token != self._token or not self._usable:
+            self._token = token
+            self._usable = True
+            self.clear()
+        return True

@@ -1,0 +1,115 @@
+"""The public reads of every adapter's hot path, through the read cache.
+
+A mixin placed before the use-case mixins in :class:`FingerplatService`: each
+method here answers from :attr:`read_cache` when it can and otherwise calls
+the uncached use case (``super()``) and keeps its answer, negative answers
+included. Without a cache (the default: the CLI, most tests) every call goes
+straight to the database, so the cache is purely the composition root's
+choice (``enable_read_cache``), see fingerplat/service/cache.py for why it
+is exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+
+from fingerplat.domain import rules
+from fingerplat.domain.errors import NotFound, UserNotFound
+from fingerplat.domain.model import StatusChange, Tenant, User
+from fingerplat.service.cache import DEFAULT_MAX_ENTRIES, MISS, Guard, ReadCache
+from fingerplat.service.tenants import TenantUseCases
+from fingerplat.service.users import UserUseCases
+
+
+class _Absent:
+    """A cached "not found" with the message the uncached read raised."""
+
+    __slots__ = ("message",)
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+class CachedPublicReads(TenantUseCases, UserUseCases):
+    read_cache: ReadCache | None = None
+
+    def enable_read_cache(self, *, max_entries: int = DEFAULT_MAX_ENTRIES,
+                          guard: Guard | None = None) -> ReadCache:
+        """Start caching the public reads (invalidated by :attr:`events`)."""
+        if self.read_cache is not None:
+            self.read_cache.close()
+        self.read_cache = ReadCache(self.events, max_entries=max_entries, guard=guard)
+        return self.read_cache
+
+    def disable_read_cache(self) -> None:
+        if self.read_cache is not None:
+            self.read_cache.close()
+            self.read_cache = None
+
+    async def resolve_tenant(self, name: str | None = None) -> Tenant:
+        cache = self.read_cache
+        if cache is None:
+            return await super().resolve_tenant(name)
+        key: Hashable = ("tenant", name or None)
+        hit = cache.get(key)
+        if isinstance(hit, Tenant):
+            return hit
+        if isinstance(hit, _Absent):
+            raise NotFound(hit.message)
+        epoch = cache.epoch
+        try:
+            tenant = await super().resolve_tenant(name)
+        except NotFound as error:
+            cache.put(key, _Absent(str(error)), epoch=epoch)
+            raise
+        cache.put(key, tenant, epoch=epoch)
+        return tenant
+
+    async def tenant_for_host(self, host: str) -> Tenant | None:
+        cache = self.read_cache
+        if cache is None:
+            return await super().tenant_for_host(host)
+        key: Hashable = ("host", host)
+        hit = cache.get(key)
+        if hit is not MISS:
+            return hit  # type: ignore[no-any-return]
+        epoch = cache.epoch
+        tenant = await super().tenant_for_host(host)
+        cache.put(key, tenant, epoch=epoch)
+        return tenant
+
+    async def public_user(self, tenant: Tenant, name: str) -> User | None:
+        cache = self.read_cache
+        if cache is None:
+            return await super().public_user(tenant, name)
+        username = rules.username(name)
+        key: Hashable = ("user", tenant.id, username)
+        hit = cache.get(key)
+        if hit is not MISS:
+            return hit  # type: ignore[no-any-return]
+        epoch = cache.epoch
+        user = await super().public_user(tenant, username)
+        cache.put(key, user, epoch=epoch, user=(tenant.id, username))
+        return user
+
+    async def public_history(self, tenant: Tenant, name: str,
+                             limit: int = 10) -> list[StatusChange]:
+        cache = self.read_cache
+        if cache is None:
+            return await super().public_history(tenant, name, limit)
+        username = rules.username(name)
+        key: Hashable = ("history", tenant.id, username, limit)
+        hit = cache.get(key)
+        if isinstance(hit, _Absent):
+            raise UserNotFound(username, tenant.slug)
+        if hit is not MISS:
+            return list(hit)
+        epoch = cache.epoch
+        tag = (tenant.id, username)
+        try:
+            history = await super().public_history(tenant, username, limit)
+        except UserNotFound as error:
+            cache.put(key, _Absent(str(error)), epoch=epoch, user=tag)
+            raise
+        cache.put(key, tuple(history), epoch=epoch, user=tag)
+        return history

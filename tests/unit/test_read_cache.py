@@ -1,0 +1,64 @@
+"""ReadCache rules that a socket test cannot time: fills racing invalidations, guards, LRU."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fingerplat.domain.model import ChangeEvent
+from fingerplat.service.cache import MISS, ReadCache
+from fingerplat.service.events import EventBus
+
+
+def test_a_fill_that_raced_an_invalidation_is_refused() -> None:
+    bus = EventBus()
+    cache = ReadCache(bus)
+    epoch = cache.epoch  # a read starts...
+    asyncio.run(bus.publish(ChangeEvent("status", 1, "default", "alice")))  # ...a change commits
+    cache.put("k", "old answer", epoch=epoch, user=(1, "alice"))  # ...the read ends
+    assert cache.get("k") is MISS
+
+
+def test_user_events_drop_only_that_users_entries() -> None:
+    bus = EventBus()
+    cache = ReadCache(bus)
+    cache.put("a1", 1, epoch=cache.epoch, user=(1, "alice"))
+    cache.put("a2", 2, epoch=cache.epoch, user=(1, "alice"))
+    cache.put("b", 3, epoch=cache.epoch, user=(1, "bob"))
+    cache.put("t", 4, epoch=cache.epoch)
+    asyncio.run(bus.publish(ChangeEvent("plan", 1, "default", "Alice")))
+    assert (cache.get("a1"), cache.get("a2"), cache.get("b"), cache.get("t")) == (MISS, MISS, 3, 4)
+    asyncio.run(bus.publish(ChangeEvent("token", 1, "default")))
+    assert cache.get("b") == 3
+    for kind in ("tenant", "resync", "something-new"):
+        cache.put("t", 4, epoch=cache.epoch)
+        asyncio.run(bus.publish(ChangeEvent(kind, 1, "default")))
+        assert cache.get("t") is MISS
+
+
+def test_least_recently_used_entries_go_first() -> None:
+    cache = ReadCache(EventBus(), max_entries=2)
+    cache.put("a", 1, epoch=cache.epoch, user=(1, "a"))
+    cache.put("b", 2, epoch=cache.epoch, user=(1, "b"))
+    assert cache.get("a") == 1
+    cache.put("c", 3, epoch=cache.epoch, user=(1, "c"))
+    assert (cache.get("a"), cache.get("b"), cache.get("c")) == (1, MISS, 3)
+    assert len(cache) == 2 and len(cache._by_user) == 2  # no tags left behind
+
+
+def test_guard_token_change_drops_everything_and_none_turns_the_cache_off() -> None:
+    token: list[object] = [1]
+    cache = ReadCache(EventBus(), guard=lambda: token[0])
+    cache.put("k", "v", epoch=cache.epoch)
+    assert cache.get("k") == "v"
+    token[0] = 2  # someone else wrote the database
+    assert cache.get("k") is MISS
+    cache.put("k", "v", epoch=cache.epoch)
+    token[0] = None  # changes can no longer be followed
+    assert cache.get("k") is MISS
+    epoch = cache.epoch
+    cache.put("k", "v", epoch=epoch)
+    assert cache.get("k") is MISS
+    token[0] = 3
+    assert cache.get("k") is MISS
+    cache.put("k", "v", epoch=cache.epoch)
+    assert cache.get("k") == "v"
