@@ -10,10 +10,9 @@ import pytest
 from fingerplat.adapters.irc import IrcTiming
 from tests.integration.irc.ircd import IrcPeer, Ngircd, ensure_env
 
-# Short timings so reconnects and nick regains happen within a test (ngircd
-# delays a client 2 s per NICK, so asking for the nick back more often only queues up).
+# Short timings so reconnects and nick regains happen within a test.
 FAST = IrcTiming(backoff_initial=0.1, backoff_max=0.5, stable_after=0.5, connect_timeout=5,
-                 rate=20, burst=10, regain_interval=2.5, leadership_interval=0.5,
+                 rate=20, burst=10, regain_interval=1.0, leadership_interval=0.5,
                  rejoin_delay=0.2, quit_timeout=1)
 
 

@@ -64,6 +64,7 @@ class Ngircd:
             "[Limits]\n"
             "MaxNickLength = 9\n"
             "MaxConnectionsIP = 0\n"
+            "MaxPenaltyTime = 0\n"  # no artificial delays per command: fast tests
             "PingTimeout = 120\nPongTimeout = 20\n"
             "[Options]\n"
             "DNS = no\nIdent = no\nPAM = no\n"
