@@ -27,7 +27,7 @@ trap 'kill $pid 2>/dev/null; rm -f "$conf"' EXIT
 for _ in $(seq 100); do grep -q "finger listening on" "$log" && break; sleep 0.1; done
 port=$(sed -n 's/.*finger listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$log" | head -1)
 # Warm up (fills pools and, where there is one, the read cache), then record.
-taskset -c 1 "$venv/python" "$here/bench/loadgen.py" --port "$port" --users "$users" -d 3 -w 0 >/dev/null
+taskset -c 1 "$venv/python" "$here/bench/loadgen.py" --port "$port" --users "$users" -d "${WARM:-3}" -w 0 >/dev/null
 taskset -c 1 "$venv/python" "$here/bench/loadgen.py" --port "$port" --users "$users" -d "$secs" -w 1 \
     --server-pid "$pid" --check &
 load=$!

@@ -57,6 +57,7 @@ struct slot {
     int found_needle;
     char tail[16]; /* last bytes of the previous chunk, to find NEEDLE across reads */
     size_t tail_len;
+    int refused; /* the last connect failed: wait for the next sweep, do not spin */
 };
 
 static int64_t now_ns(void) {
@@ -93,6 +94,7 @@ static void record_latency(int64_t ns) {
 }
 
 static void count(struct slot *s, int kind, int64_t ended) {
+    s->refused = kind == ERR_CONNECT;
     if (s->began < start_at || ended > end_at)
         return;
     if (kind >= 0) {
@@ -260,7 +262,7 @@ int main(int argc, char **argv) {
             if (s->fd < 0) continue;
             if (s->writing) on_writable(s, t);
             else on_readable(s, t);
-            if (s->fd < 0) start_query(s, t);
+            if (s->fd < 0 && !s->refused) start_query(s, t);
         }
         if (t - last_sweep > 10000000LL) { /* timeouts, and slots whose connect failed */
             last_sweep = t;
