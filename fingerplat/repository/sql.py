@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table, and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import text as sql_text
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -588,13 +589,26 @@ class Repository:
         """Set (or clear, with None) the status of many users, with their history rows."""
         if not changes:
             return
-        await self.conn.execute(
-            update(users)
-            .where(users.c.id == bindparam("b_id"))
-            .values(status=bindparam("b_status"), status_set_at=bindparam("b_at")),
-            [{"b_id": uid, "b_status": text, "b_at": now if text is not None else None}
-             for uid, text in changes],
-        )
+        if self.conn.dialect.name == "postgresql":
+            # One statement over two arrays instead of one UPDATE per row.
+            await self.conn.execute(
+                sql_text(
+                    "UPDATE users AS u SET status = v.status, status_set_at = CASE WHEN "
+                    "v.status IS NULL THEN NULL ELSE CAST(:at AS timestamptz) END "
+                    "FROM unnest(CAST(:ids AS bigint[]), CAST(:texts AS varchar[])) "
+                    "AS v(id, status) WHERE u.id = v.id"
+                ),
+                {"ids": [uid for uid, _ in changes], "texts": [t for _, t in changes],
+                 "at": now},
+            )
+        else:
+            await self.conn.execute(
+                update(users)
+                .where(users.c.id == bindparam("b_id"))
+                .values(status=bindparam("b_status"), status_set_at=bindparam("b_at")),
+                [{"b_id": uid, "b_status": text, "b_at": now if text is not None else None}
+                 for uid, text in changes],
+            )
         await self.add_status_history(changes, now, actor, channel)
 
     async def add_status_history(
