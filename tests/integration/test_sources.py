@@ -16,6 +16,7 @@ from aiohttp import web
 
 from fingerplat.adapters.sources.runner import SourceRunner, start_sources
 from fingerplat.config import SourceConfig
+from fingerplat.domain.imports import ImportRecord
 from fingerplat.domain.model import AuditQuery, Context
 from fingerplat.metrics import Metrics
 from fingerplat.service import FingerplatService
@@ -193,3 +194,45 @@ async def test_a_broken_source_does_not_stop_the_others(
 
     await eventually(alice_fine)
     assert all(not task.done() for task in runner._tasks)  # the failing loops keep going
+
+
+async def test_web_source_limits_concurrency_and_survives_a_dead_server(
+    service: FingerplatService, operator: Context,
+) -> None:
+    names = [f"user{i:02d}" for i in range(30)]
+    await service.import_records(operator, None, [
+        ImportRecord(i, name, status="before") for i, name in enumerate(names, start=1)])
+    in_flight = 0
+    peak = 0
+
+    async def handle(request: web.Request) -> web.Response:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.05)
+        in_flight -= 1
+        return web.Response(text=f"hello {request.match_info['user']}")
+
+    app = web.Application()
+    app.router.add_get("/{user}", handle)
+    app_runner = web.AppRunner(app, shutdown_timeout=0.5)
+    await app_runner.setup()
+    site = web.TCPSite(app_runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    config = SourceConfig(kind="web", url=f"http://127.0.0.1:{port}/{{user}}", interval=60,
+                          timeout=2, cache_ttl=0.01)
+    runner = SourceRunner(service, [config], metrics=Metrics())
+    try:
+        [report] = await asyncio.wait_for(runner.sync_once(), 30)
+        assert report is not None and report.updated == 30
+        assert 1 < peak <= 8
+        assert await status_of(service, operator, "user07") == "hello user07"
+        await app_runner.cleanup()  # the status server goes away
+        await asyncio.sleep(0.05)
+        [report] = await asyncio.wait_for(runner.sync_once(), 30)
+        assert report is not None and report.total == 0
+        assert await status_of(service, operator, "user07") == "hello user07"
+    finally:
+        await runner.drain(5)
+        await app_runner.cleanup()
