@@ -199,7 +199,7 @@ def user_error_message(error: FingerplatError, state: AppState | None = None) ->
           and message.startswith("database unreachable") and state is not None):
         where = state.safe_database_url()
         if where:
-            message += f": {where}"
+            message += f" ({where})"
     return message
 
 
