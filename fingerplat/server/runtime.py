@@ -68,6 +68,7 @@ class Runtime:
     leadership: BotLeadership | None = None
     event_bridge: EventBridge | None = None
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    _forwarder: ForwardFn | None = None
 
     async def prepare_database(self) -> None:
         """SQLite: create and migrate on first start. PostgreSQL: refuse an old schema."""
@@ -113,11 +114,13 @@ class Runtime:
 
     def forwarder(self) -> ForwardFn | None:
         """The finger proxy, handed to the finger adapter as a plain callable."""
-        try:
-            from fingerplat.adapters.proxy.forwarder import Forwarder
-        except ModuleNotFoundError:
-            return None
-        return Forwarder(self.config.forwarding, metrics=self.metrics)
+        if self._forwarder is None:  # one proxy (one concurrency limit) for every listener
+            try:
+                from fingerplat.adapters.proxy.forwarder import Forwarder
+            except ModuleNotFoundError:
+                return None
+            self._forwarder = Forwarder(self.config.forwarding, metrics=self.metrics)
+        return self._forwarder
 
     async def start_listeners(self) -> None:
         from fingerplat.adapters.finger.server import start_finger_server
@@ -249,6 +252,9 @@ class Runtime:
             reconfigure = getattr(listener, "reconfigure", None)
             if reconfigure is not None:
                 reconfigure(new)
+        reconfigure_proxy = getattr(self._forwarder, "reconfigure", None)
+        if reconfigure_proxy is not None:
+            reconfigure_proxy(new.forwarding)
         if live:
             self.announce(f"reload: applied {', '.join(live)}")
         if restart:

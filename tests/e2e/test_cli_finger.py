@@ -8,6 +8,7 @@ API: a blocking call would stop the remote from answering.
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
 from pathlib import Path
 
@@ -102,6 +103,17 @@ async def test_serve_forwards_to_an_allowlisted_remote(
                                                   "resolves to a loopback address")
         too_far = await finger(host, port, f"bob@a.example@b.example@{REMOTE}")
         assert "too many hops (3); at most 2 are allowed" in too_far
+        assert remote.queries == ["bob"]
+
+        # SIGHUP with the allowlist emptied: the remote is refused from now on.
+        config.write_text(config.read_text().replace(f'allow = ["{REMOTE}/32"]', "allow = []"))
+        server.process.send_signal(signal.SIGHUP)
+        assert server.process.stdout is not None
+        line = await asyncio.wait_for(server.process.stdout.readline(), 20)
+        assert line.decode().startswith("reload: applied forwarding.allow"), line
+        after = await finger(host, port, f"bob@{REMOTE}")
+        assert after.startswith(f"[{REMOTE}] forwarding failed: {REMOTE} resolves to a "
+                                "loopback address")
         assert remote.queries == ["bob"]
 
         code, _, err = await server.stop()

@@ -151,3 +151,13 @@ async def test_client_errors_are_domain_errors() -> None:
         await finger("alice\r\nbob", REMOTE, port, timeout=2, max_bytes=1000)
     with pytest.raises(InvalidInput, match="at most 512"):
         await finger("a" * 600, REMOTE, port, timeout=2, max_bytes=1000)
+
+
+async def test_reconfigure_applies_to_the_next_query() -> None:
+    async with remote_finger() as remote:
+        proxy = forwarder(remote.port, allow=())
+        refused = await proxy("alice", [REMOTE], False)
+        proxy.reconfigure(ForwardingConfig(port=remote.port, allow=[f"{REMOTE}/32"]))
+        allowed = await proxy("alice", [REMOTE], False)
+    assert "not allowed" in refused[0]
+    assert allowed[0] == f"[{REMOTE}] Login: alice"

@@ -85,12 +85,16 @@ class Forwarder:
     """The proxy handed to the finger adapter: ``await forwarder(user, hosts, verbose)``."""
 
     def __init__(self, settings: ForwardingConfig, *, metrics: Metrics) -> None:
-        self.settings = settings
         self.metrics = metrics
+        self.reconfigure(settings)
+        self._slots = asyncio.Semaphore(MAX_CONCURRENT)
+
+    def reconfigure(self, settings: ForwardingConfig) -> None:
+        """SIGHUP: new settings apply to the next forwarded query."""
+        self.settings = settings
         self.allow: list[IPNetwork] = [
             ipaddress.ip_network(item, strict=False) for item in settings.allow
         ]
-        self._slots = asyncio.Semaphore(MAX_CONCURRENT)
 
     async def __call__(self, user: str, hosts: list[str], verbose: bool) -> list[str]:
         """Answer ``user@hosts[0]@...@hosts[-1]`` by asking the last host.
