@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import socket
 from pathlib import Path
 
@@ -17,6 +20,23 @@ from tests.e2e.conftest import (
 from tests.support.databases import DatabaseFactory
 
 ALL_PORT_ZERO = ("--finger", "127.0.0.1:0", "--setter", "127.0.0.1:0", "--web", "127.0.0.1:0")
+
+
+async def setter_session(host: str, port: int, commands: list[str],
+                         timeout: float = 10.0) -> list[str]:
+    """Send setter commands one by one over TCP; the reply line to each."""
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    replies = []
+    try:
+        for command in commands:
+            writer.write(command.encode() + b"\r\n")
+            await writer.drain()
+            replies.append((await asyncio.wait_for(reader.readline(), timeout)).decode().strip())
+    finally:
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
+    return replies
 
 
 def _one_line(stderr: str) -> str:
@@ -43,6 +63,17 @@ async def test_serve_answers_finger_with_the_status_set_by_the_cli(
     answer = await finger(*server.address("finger"), "alice")
     assert "alice" in answer and "Alice Liddell" in answer and "away" in answer
     assert answer.endswith("\r\n")
+
+    # The README's tour: the same through the setter with a user token.
+    token = cli("token", "create", "--user", "alice", ok=True).stdout.strip()
+    replies = await setter_session(*server.address("setter"),
+                                   [f"AUTH {token}", "SET alice giving a talk", "QUIT"])
+    assert [r[:3] for r in replies] == ["+OK", "+OK", "+OK"], replies
+    assert "giving a talk" in await finger(*server.address("finger"), "alice")
+    events = json.loads(cli("audit", "--user", "alice", "--action", "status.set", "--json",
+                            ok=True).stdout)
+    assert [(e["channel"], e["actor"].split(":")[0]) for e in events] == [
+        ("setter", "token"), ("cli", "cli")]
 
     code, rest, err = await server.stop()
     assert code == 0, err
