@@ -106,8 +106,8 @@ class AppState:
         db = self.config.database
         return create_engine(
             self.database_url,
-            pool_size=2,
-            max_overflow=0,
+            pool_size=db.pool_size,
+            max_overflow=db.max_overflow,
             pool_timeout=db.pool_timeout,
             connect_timeout=db.connect_timeout,
             command_timeout=db.command_timeout,
