@@ -70,12 +70,14 @@ async def test_bot_comes_back_after_the_server_restarts(
     try:
         await peer.wait_for(lambda line: line.startswith(":fingerbot!")
                             and line.endswith("JOIN :#acme"))
-        assert metrics.registry.get_sample_value(
-            "fingerplat_open_connections", {"adapter": "irc"}) == 1
+        await wait_until(lambda: metrics.registry.get_sample_value(
+            "fingerplat_open_connections", {"adapter": "irc"}) == 1, what="gauge at 1")
 
         ngircd.kill()
         await peer.wait_for(lambda line: line == "<closed>")
         await wait_until(lambda: not bots.bots[0].connected, what="bot notices the loss")
+        await wait_until(lambda: metrics.registry.get_sample_value(
+            "fingerplat_open_connections", {"adapter": "irc"}) == 0, what="gauge at 0")
         # Down for a while: several attempts fail (connection refused) and back off.
         await asyncio.sleep(1.0)
         ngircd.start()
