@@ -72,7 +72,7 @@ def create_engine(
     replaces connections that died while the database was away.
     """
     check_url(url)
-    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    kwargs: dict[str, Any] = {}
     if is_sqlite(url):
         path = sqlite_file(url)
         if path is not None:
@@ -83,6 +83,7 @@ def create_engine(
         kwargs["connect_args"] = {"timeout": 15}
     else:
         kwargs.update(
+            pool_pre_ping=True,  # SQLite skips it: a local file does not drop connections
             pool_size=pool_size,
             max_overflow=max_overflow,
             pool_timeout=pool_timeout,
