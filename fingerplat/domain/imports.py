@@ -23,6 +23,9 @@ class ImportRecord:
     project: str | None = None
     plan: str | None = None
     hidden: bool | None = None
+    # False: only update the user if they exist (``~/.nofinger`` hides an
+    # imported account but must not create one); never created, never an error.
+    create: bool = True
     # A problem the reader already found (a line that is not UTF-8, no colon):
     # the service reports it with the line number like any other rejection.
     error: str | None = None

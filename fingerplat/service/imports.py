@@ -52,6 +52,7 @@ class _Valid:
     status: str | None  # "" clears
     profile: dict[str, Any]
     plan: str | None
+    create: bool = True
 
 
 def _validate(record: ImportRecord) -> _Valid:
@@ -67,7 +68,7 @@ def _validate(record: ImportRecord) -> _Valid:
     if record.hidden is not None:
         profile["hidden"] = bool(record.hidden)
     plan = rules.plan(record.plan) if record.plan is not None else None
-    return _Valid(record.line, username, status, profile, plan)
+    return _Valid(record.line, username, status, profile, plan, record.create)
 
 
 def _shown_name(value: str) -> str:
@@ -207,6 +208,9 @@ class ImportUseCases(ServiceBase):
         for item in chunk:
             found = existing.get(item.username)
             if found is None:
+                if not item.create:  # an update-only record: nothing to update
+                    result.unchanged += 1
+                    continue
                 if not create_missing:
                     result.rejected.append(Rejection(
                         item.line, f"no such user {item.username!r} in tenant {tenant.slug!r} "

@@ -152,7 +152,7 @@ def local_accounts() -> Iterator[dict[str, str]]:
     name our rule refuses, one without a login shell."""
     suffix = uuid.uuid4().hex[:6]
     names = {"full": f"fpa{suffix}", "hidden": f"fpb{suffix}", "bad": f"fpc{suffix}$",
-             "nologin": f"fpd{suffix}"}
+             "nologin": f"fpd{suffix}", "nofinger": f"fpe{suffix}"}
     created: list[str] = []
     try:
         _useradd(names["full"], "-c", "Ada Lovelace,Room 7,555-1234,")
@@ -164,6 +164,9 @@ def local_accounts() -> Iterator[dict[str, str]]:
         subprocess.run(["useradd", "-m", "-s", "/usr/sbin/nologin", names["nologin"]],
                        check=True, capture_output=True)
         created.append(names["nologin"])
+        _useradd(names["nofinger"])
+        created.append(names["nofinger"])
+        Path(f"/home/{names['nofinger']}/.nofinger").touch()
         home = Path(f"/home/{names['full']}")
         plan = home / ".plan"
         plan.write_text("Analytical engine\n\tsecond line\n" + "x" * 20000)
@@ -206,16 +209,18 @@ async def test_passwd_imports_real_accounts(
     # The symlinked ~/.plan is not followed: the user is there, the shadow file is not.
     trap = await service.get_user(operator, None, local_accounts["hidden"])
     assert trap.plan == ""
-    with pytest.raises(UserNotFound):
-        await service.get_user(operator, None, local_accounts["nologin"])
+    for skipped in ("nologin", "nofinger"):
+        with pytest.raises(UserNotFound):
+            await service.get_user(operator, None, local_accounts[skipped])
 
-    # ~/.nofinger: the account is skipped; re-import changes nothing for the others.
+    # ~/.nofinger after an import: the user is hidden, the others are unchanged.
     Path(f"/home/{local_accounts['hidden']}/.nofinger").touch()
-    await service.remove_user(operator, None, local_accounts["hidden"])
     again = json.loads(cli("import", "passwd", "--json").stdout)
-    assert again["created"] == 0
+    assert (again["created"], again["updated"]) == (0, 1)
+    assert (await service.get_user(operator, None, local_accounts["hidden"])).hidden is True
+    assert (await service.get_user(operator, None, local_accounts["full"])).hidden is False
     with pytest.raises(UserNotFound):
-        await service.get_user(operator, None, local_accounts["hidden"])
+        await service.get_user(operator, None, local_accounts["nofinger"])
 
 
 async def test_serve_runs_a_users_file_source(cli: Fingerplat, tmp_path: Path,

@@ -161,8 +161,9 @@ def passwd(state: AppState, tenant: str | None, as_json: bool) -> None:
     """Import the local accounts: full name from GECOS, ~/.plan, ~/.project.
 
     Accounts count when their uid is at least 1000 (not nobody) and their
-    shell is a login shell; accounts with ~/.nofinger are skipped. Line
-    numbers in the report are positions in the password database.
+    shell is a login shell. Accounts with ~/.nofinger are skipped (and hidden
+    if imported before). Line numbers in the report are positions in the
+    password database.
     """
     _import_once(state, tenant, "passwd", as_json, read_passwd)
 

@@ -8,7 +8,9 @@ accounts), not ``nobody`` (65534), and a real login shell (not empty, not
 * full name: the first comma-separated field of GECOS;
 * ``~/.plan``: the plan, cut to the 16 KiB plan limit (on a character boundary);
 * ``~/.project``: its first line, the project;
-* ``~/.nofinger`` present: the account is skipped entirely (not imported).
+* ``~/.nofinger`` present: the account is skipped, not imported; if it was
+  imported before, it is hidden (``hidden`` is never cleared by this source,
+  so an admin's choice to hide someone is not undone every interval).
 
 Reading files in other people's home directories as root is a classic hole:
 ``ln -s /etc/shadow ~/.plan`` would publish the shadow file. So a dot file is
@@ -25,7 +27,7 @@ import stat
 from dataclasses import dataclass
 
 from fingerplat.domain.imports import ImportRecord
-from fingerplat.domain.rules import PLAN_MAX_BYTES
+from fingerplat.domain.rules import PLAN_MAX_BYTES, USERNAME_RE
 
 MIN_UID = 1000
 NOBODY_UID = 65534
@@ -78,10 +80,16 @@ def cut_utf8(data: bytes, limit: int) -> str:
 
 
 def account_record(line: int, account: Account) -> ImportRecord | None:
-    """The import record for one account, or None when ``~/.nofinger`` hides it."""
+    """The import record for one account.
+
+    With ``~/.nofinger`` it only hides an existing user (and is dropped when
+    the name could not be a username anyway, so it never shows up as rejected).
+    """
     home = account.home or "/nonexistent"
     if os.path.lexists(os.path.join(home, ".nofinger")):
-        return None
+        if not USERNAME_RE.fullmatch(account.name.lower()):
+            return None
+        return ImportRecord(line, account.name, hidden=True, create=False)
     full_name = account.gecos.split(",", 1)[0].strip()
     try:
         plan_bytes = read_dotfile(home, ".plan", account.uid, PLAN_MAX_BYTES)
