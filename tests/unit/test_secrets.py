@@ -1,0 +1,74 @@
+"""Token and password primitives, and the directory cursor: pure functions."""
+
+from __future__ import annotations
+
+import hashlib
+import string
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fingerplat.domain.errors import InvalidInput
+from fingerplat.service import secrets
+from fingerplat.service.users import decode_cursor, encode_cursor
+
+
+def test_new_secrets_have_256_bits_and_differ() -> None:
+    made = {secrets.new_token_secret() for _ in range(50)}
+    assert len(made) == 50
+    assert all(len(s) >= 43 and set(s) <= set(string.ascii_letters + string.digits + "-_")
+               for s in made)
+
+
+def test_format_and_parse_round_trip() -> None:
+    secret = secrets.new_token_secret()
+    token = secrets.format_token(42, secret)
+    assert token == f"fp_42_{secret}"
+    assert secrets.parse_token(token) == (42, secret)
+    assert secrets.parse_token(f"  {token}\r\n") == (42, secret)
+
+
+@pytest.mark.parametrize("bad", [
+    "", "fp", "fp_", "fp_1", "fp_1_", "fp__x", "fp_a_x", "fp_-1_x", "FP_1_x", "xx_1_x",
+    "fp_" + "1" * 19 + "_x", "fp_1_" + "x" * 201, "Bearer fp_1_x",
+])
+def test_parse_refuses_malformed_tokens(bad: str) -> None:
+    assert secrets.parse_token(bad) is None
+
+
+def test_secret_is_stored_as_sha256_and_compared_exactly() -> None:
+    secret = secrets.new_token_secret()
+    stored = secrets.hash_token_secret(secret)
+    assert stored == hashlib.sha256(secret.encode()).hexdigest()
+    assert secrets.token_secret_matches(secret, stored)
+    assert not secrets.token_secret_matches(secret + "x", stored)
+    assert not secrets.token_secret_matches(secret[:-1], stored)
+    assert not secrets.token_secret_matches(secret, "0" * 64)
+
+
+def test_passwords_use_argon2id() -> None:
+    stored = secrets.hash_password("correct horse battery")
+    assert stored.startswith("$argon2id$")
+    assert secrets.password_matches("correct horse battery", stored)
+    assert not secrets.password_matches("Correct horse battery", stored)
+    assert not secrets.password_matches("correct horse battery", None)
+    assert not secrets.password_matches("x", "not a hash")
+    assert not secrets.password_needs_rehash(stored)
+
+
+@given(st.from_regex(r"[a-z_][a-z0-9_.-]{0,31}", fullmatch=True))
+def test_cursor_round_trip(username: str) -> None:
+    cursor = encode_cursor(username)
+    assert "=" not in cursor
+    assert decode_cursor(cursor) == username
+
+
+@given(st.text(max_size=60))
+def test_garbage_cursor_is_invalid_input_or_a_valid_name(cursor: str) -> None:
+    try:
+        name = decode_cursor(cursor)
+    except InvalidInput as error:
+        assert "invalid cursor" in str(error)
+    else:
+        assert name == name.lower() and len(name) <= 32
