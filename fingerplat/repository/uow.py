@@ -20,6 +20,8 @@ from fingerplat.repository.sql import Repository
 
 log = logging.getLogger(__name__)
 
+# serialization_failure, deadlock_detected, lock_not_available
+_RETRYABLE_SQLSTATES = ("40001", "40P01", "55P03")
 # PostgreSQL refusing the connection itself (unknown database or role, auth).
 _CONNECT_REFUSED_MARKERS = (
     "database \"", "role \"", "password authentication failed", "no pg_hba.conf entry",
@@ -39,6 +41,9 @@ def translate_db_error(error: BaseException) -> FingerplatError | None:
             "no such table" in text
         ):
             return SchemaOutOfDate("the database schema is missing: run `fingerplat db upgrade`")
+        if getattr(error.orig, "sqlstate", None) in _RETRYABLE_SQLSTATES:
+            # Two transactions locked each other out; PostgreSQL aborted this one.
+            return Unavailable("database busy: a concurrent change got in the way, try again")
         if any(marker in text for marker in _CONNECT_REFUSED_MARKERS):
             log.warning("cannot connect to the database: %s", text)
             return Unavailable("database unreachable")

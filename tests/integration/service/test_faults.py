@@ -18,6 +18,7 @@ from fingerplat.domain.errors import (
 from fingerplat.domain.model import AuditQuery, Channel, Tenant, TokenScope
 from fingerplat.repository.engine import create_engine
 from fingerplat.repository.schema import audit_events, plans, status_history, users
+from fingerplat.repository.uow import UnitOfWork
 from fingerplat.service import FingerplatService
 from tests.integration.service.conftest import snapshot
 
@@ -156,3 +157,35 @@ async def test_concurrent_status_changes_are_all_kept(service, operator):
     events = await service.audit_log(operator, AuditQuery(action="status.set", limit=100))
     assert len(events) == 12
     assert [e.after["status"] for e in events] == [h.text for h in history]
+
+
+async def test_lock_order_inversion_is_never_a_raw_database_error(service, operator, backend):
+    """Two units of work updating the same two users in opposite order.
+
+    SQLite serialises writers (BEGIN IMMEDIATE), so both succeed; PostgreSQL
+    detects the deadlock and aborts one, which must reach callers as a
+    retryable Unavailable, never as a driver exception.
+    """
+    first = await service.add_user(operator, None, "first")
+    second = await service.add_user(operator, None, "second")
+    both_hold_one = asyncio.Barrier(2) if backend == "postgresql" else None
+
+    async def writer(ids: tuple[int, int], office: str) -> None:
+        async with UnitOfWork(service.engine) as repo:
+            await repo.update_user(ids[0], office=office)
+            if both_hold_one is not None:
+                await both_hold_one.wait()
+            await repo.update_user(ids[1], office=office)
+
+    results = await asyncio.wait_for(asyncio.gather(
+        writer((first.id, second.id), "a"), writer((second.id, first.id), "b"),
+        return_exceptions=True,
+    ), timeout=30)
+    errors = [r for r in results if isinstance(r, BaseException)]
+    if backend == "sqlite":
+        assert errors == []
+    else:
+        assert len(errors) == 1, results
+        assert isinstance(errors[0], Unavailable) and "try again" in str(errors[0])
+    offices = {(await service.get_user(operator, None, n)).office for n in ("first", "second")}
+    assert len(offices) == 1  # one writer's change, whole; never a mix
