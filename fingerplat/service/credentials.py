@@ -68,6 +68,9 @@ class CredentialUseCases(ServiceBase):
                                  message=f"{ctx.principal.name} may not create {scope.value} "
                                          "tokens"
                                          + (f" for tenant {tenant.slug!r}" if tenant_id else ""))
+            # Tenant before user, the order remove_tenant locks in: no deadlock.
+            if tenant_id is not None and not await repo.lock_tenant(tenant.id, exclusive=False):
+                raise NotFound(f"no such tenant: {tenant.slug!r}")
             user = await self._user(repo, tenant, name, for_update=True) if name else None
             secret = secrets.new_token_secret()
             now = self.clock()
