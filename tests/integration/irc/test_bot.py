@@ -41,6 +41,20 @@ async def joined_peer(peers: list[IrcPeer], ngircd: Ngircd, nick: str = "tester"
     return peer
 
 
+async def bot_in_channel(peer: IrcPeer, bot: str = "fingerbot") -> None:
+    """The bot is in #acme: it was there when the peer joined (NAMES), or joined later."""
+    await peer.wait_for(
+        lambda line: (f" 353 {peer.nick} " in line and bot in text_of(line).replace("@", " ")
+                      .split())
+        or (line.startswith(f":{bot}!") and line.endswith("JOIN :#acme")))
+
+
+async def round_trip(peer: IrcPeer, bot: str = "fingerbot") -> None:
+    """Ask the bot and wait for the answer: it has handled everything the server sent before."""
+    await peer.privmsg(bot, "finger carol")
+    await peer.wait_for(is_privmsg(bot, peer.nick, "carol: (no status)"))
+
+
 def is_privmsg(sender: str, target: str, text: str):
     def match(line: str) -> bool:
         return (line.startswith(f":{sender}!") and f" PRIVMSG {target} :" in line
@@ -110,6 +124,7 @@ async def test_announces_status_changes_of_its_tenant_only(
     try:
         await peer.wait_for(lambda line: line.startswith(":fingerbot!")
                             and line.endswith("JOIN :#acme"))
+        await round_trip(peer)  # the bot has seen its own JOIN, so it knows it is in #acme
         mark = len(peer.lines)
         await service.set_status(operator, "acme", "bob", "hidden users stay hidden")
         await service.set_status(operator, "other", "dave", "not acme's business")

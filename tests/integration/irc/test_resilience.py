@@ -17,7 +17,13 @@ from fingerplat.metrics import Metrics
 from fingerplat.service import FingerplatService
 from tests.integration.irc.conftest import FAST
 from tests.integration.irc.ircd import IrcPeer, Ngircd, free_port
-from tests.integration.irc.test_bot import bot_config, is_privmsg, joined_peer, make_acme
+from tests.integration.irc.test_bot import (
+    bot_config,
+    bot_in_channel,
+    is_privmsg,
+    joined_peer,
+    make_acme,
+)
 
 
 async def wait_until(condition, timeout: float = 20.0, what: str = "condition") -> None:
@@ -43,7 +49,8 @@ async def test_nick_collision_uses_a_fallback_and_wins_the_nick_back(
         # ngircd allows 9 characters, so "fingerbot_" is refused too; "fingerbo_" fits.
         await peer.wait_for(lambda line: line.startswith(":fingerbo_!")
                             and line.endswith("JOIN :#acme"))
-        assert bots.addresses == [f"irc://127.0.0.1:{ngircd.port} as fingerbo_ in #acme"]
+        await wait_until(lambda: bots.addresses == [
+            f"irc://127.0.0.1:{ngircd.port} as fingerbo_ in #acme"], what="fallback nick shown")
         mark = len(peer.lines)
         await peer.privmsg("#acme", "!finger alice")
         await peer.wait_for(is_privmsg("fingerbo_", "#acme", "alice: in the lab"), start=mark)
@@ -88,9 +95,7 @@ async def test_bot_comes_back_after_the_server_restarts(
         await again.connect(ngircd.port)
         await again.join("#acme")
         # The bot is in #acme again: either it joined before us (NAMES) or after (JOIN).
-        await again.wait_for(
-            lambda line: (" 353 tester2 " in line and "fingerbot" in line)
-            or (line.startswith(":fingerbot!") and line.endswith("JOIN :#acme")))
+        await bot_in_channel(again)
         await again.privmsg("fingerbot", "finger alice")
         await again.wait_for(is_privmsg("fingerbot", "tester2", "alice: in the lab"))
         mark = len(again.lines)

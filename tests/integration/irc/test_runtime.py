@@ -8,7 +8,7 @@ from fingerplat.config import from_mapping
 from fingerplat.domain.model import Context
 from fingerplat.server.runtime import Runtime
 from tests.integration.irc.ircd import IrcPeer, Ngircd
-from tests.integration.irc.test_bot import is_privmsg, joined_peer, make_acme
+from tests.integration.irc.test_bot import bot_in_channel, is_privmsg, joined_peer, make_acme
 
 
 def config_for(ngircd: Ngircd, database_url: str):
@@ -33,6 +33,7 @@ async def test_serve_runs_the_configured_bot(
         assert f"irc listening on irc://127.0.0.1:{ngircd.port} as fingerbot in #acme" in said
         await make_acme(runtime.service, operator)
         peer = await joined_peer(peers, ngircd)
+        await bot_in_channel(peer)
         await peer.privmsg("fingerbot", "finger alice")
         await peer.wait_for(is_privmsg("fingerbot", "tester", "alice: in the lab"))
         mark = len(peer.lines)

@@ -97,6 +97,7 @@ async def test_a_flood_of_changes_is_throttled_and_dropped_not_relayed(
     try:
         await peer.wait_for(lambda line: line.startswith(":fingerbot!")
                             and line.endswith("JOIN :#acme"))
+        await sentinel(peer)  # the bot has seen its own JOIN, so it knows it is in #acme
         mark = len(peer.lines)
         for n in range(40):
             await service.set_status(operator, "acme", "alice", f"flood {n}")
