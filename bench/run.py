@@ -399,9 +399,12 @@ def machine() -> str:
                 model = line.split(":", 1)[1].strip()
                 break
     load = os.getloadavg()[0]
+    commit = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
+                            capture_output=True, text=True, check=False).stdout.strip()
     return (f"{model}, {os.cpu_count()} CPUs, Linux {platform.release()}, "
             f"Python {platform.python_version()}, "
-            f"{'uvloop' if _has_uvloop() else 'no uvloop'}, load average {load:.2f} at start")
+            f"{'uvloop' if _has_uvloop() else 'no uvloop'}, load average {load:.2f} at start, "
+            f"commit {commit or 'unknown'}")
 
 
 def _has_uvloop() -> bool:
