@@ -51,6 +51,9 @@ async def test_hidden_users_are_404_except_for_admins(
     assert status == 200 and body["hidden"] is True and body["status"] == "invisible"
     status, _, _ = await call(http, "GET", url, token=seeded.acme_admin_token)
     assert status == 404  # another tenant's admin does not see hidden users
+    status, body, resp = await call(http, "GET", url, token="fp_1_forged")
+    assert status == 401 and body["error"] == "invalid token"  # a bad token is never ignored
+    assert resp.headers["WWW-Authenticate"].startswith("Bearer")
 
 
 async def test_users_list_paginates_with_cursor(

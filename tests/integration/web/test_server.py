@@ -31,9 +31,10 @@ async def test_healthz_answers_ok(web_server: RunningWeb, http: aiohttp.ClientSe
 async def test_two_listeners_both_answer(
     web_server_factory: WebFactory, http: aiohttp.ClientSession
 ) -> None:
-    running = await web_server_factory(listen=["127.0.0.1:0", "127.0.0.1:0"])
+    running = await web_server_factory(listen=["127.0.0.1:0", "127.0.0.1:0", "[::1]:0"])
     addresses = running.server.addresses
-    assert len(addresses) == 2 and addresses[0] != addresses[1]
+    assert len(set(addresses)) == 3
+    assert addresses[2].startswith("http://[::1]:")
     for address in addresses:
         assert not address.endswith(":0")
         async with http.get(f"{address}/healthz") as resp:
