@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from fingerplat_cli.output import table_lines, to_json
 from hypothesis import given
 from hypothesis import strategies as st
 from rich.cells import cell_len
+
+from fingerplat_cli.output import table_lines, to_json
 
 
 def test_columns_align_by_display_width():
