@@ -63,6 +63,16 @@ async def slow_remote_finger() -> AsyncIterator[tuple[int, asyncio.Event]]:
         server.close()
 
 
+async def _connect_until_refused(address: tuple[str, int], within: float = 3.0) -> None:
+    """Raises ConnectionRefusedError once the listener is closed (bounded wait)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while loop.time() < deadline:
+        _, writer = await asyncio.open_connection(*address)
+        writer.close()
+        await asyncio.sleep(0.05)
+
+
 async def test_sigterm_finishes_in_flight_answers_closes_idle_ones_and_exits_0(
     service: FingerplatService, operator: Context, database_url: str, tmp_path: Path, nodes
 ):
@@ -91,6 +101,10 @@ allow = ["127.0.0.0/8"]
         in_flight = asyncio.create_task(finger(*finger_address, "alice@127.0.0.2", timeout=15))
         await asyncio.wait_for(asked.wait(), 10)  # the query is in flight now
         node.process.send_signal(signal.SIGTERM)
+        await node.wait_line(lambda line: line.startswith("stopping"), stream="out")
+        # No new connections once draining has begun.
+        with pytest.raises(ConnectionRefusedError):
+            await _connect_until_refused(finger_address)
 
         answer = await in_flight
         assert "[127.0.0.2] Plan: answered slowly from far away" in answer
@@ -116,9 +130,15 @@ async def test_json_logs_access_log_switch_and_sighup_reload(
     await service.set_status(operator, None, "alice", "logged")
     config_path = tmp_path / "fingerplat.toml"
     config = write_config(config_path, "[finger]\naccess_log = true\n[log]\nformat = \"text\"\n")
+    # Readiness goes to the socket systemd names (Type=notify).
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify.sock"))
+    notify.setblocking(False)
+    env = {**node_env(tmp_path, database_url), "NOTIFY_SOCKET": str(tmp_path / "notify.sock")}
     # --log-format wins over the file, now and after every reload.
-    node: Node = await nodes(node_env(tmp_path, database_url), "--config", config,
-                             "--log-format", "json", *PORTS_ZERO)
+    node: Node = await nodes(env, "--config", config, "--log-format", "json", *PORTS_ZERO)
+    loop = asyncio.get_running_loop()
+    assert await asyncio.wait_for(loop.sock_recv(notify, 256), 5) == b"READY=1"
     assert "alice" in await finger(*node.address("finger"), "alice")
     line = await node.wait_line(lambda line: "fingerplat.finger.access" in line)
     entry = json.loads(line)
@@ -150,6 +170,8 @@ async def test_json_logs_access_log_switch_and_sighup_reload(
     assert "alice" in await finger(*node.address("finger"), "alice")
 
     assert await node.stop() == 0
+    assert await asyncio.wait_for(loop.sock_recv(notify, 256), 5) == b"STOPPING=1"
+    notify.close()
     later = node.err[err_mark:]
     assert not [line for line in later if "fingerplat.finger.access" in line], later
     for raw in node.err:  # every log line, before and after the reloads, is JSON
