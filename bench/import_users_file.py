@@ -1,0 +1,93 @@
+"""How long `fingerplat import users-file` takes for a big file, on SQLite and PostgreSQL.
+
+    .venv/bin/python bench/import_users_file.py [--lines 100000] [--db sqlite|postgresql|both]
+                                                [--pg postgres@127.0.0.1:5432]
+
+For each database it makes a fresh one (`fingerplat db upgrade`), then times
+the real command three times: the first import (every line creates a user
+with a status), the same file again (everything unchanged, nothing written)
+and a file where every status changed (every user updated). It prints wall
+time and the CPU time of the fingerplat process (user+system), which is the
+part that does not depend on how busy the machine is. Temporary files and the
+PostgreSQL database are removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+FINGERPLAT = str(Path(sys.executable).parent / "fingerplat")
+
+
+def run_cpu(env: dict[str, str], *args: str) -> tuple[float, float, str]:
+    """(wall seconds, CPU seconds of the fingerplat process, its stdout)."""
+    before = os.times()
+    start = time.perf_counter()
+    process = subprocess.run([FINGERPLAT, *args], env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    after = os.times()  # the child was waited for: its CPU time is in children_*
+    cpu = (after.children_user - before.children_user) + (
+        after.children_system - before.children_system)
+    if process.returncode not in (0, 1):
+        raise SystemExit(f"fingerplat {' '.join(args)} failed: {process.stderr.strip()}")
+    return wall, cpu, process.stdout.strip()
+
+
+def bench(label: str, url: str, workdir: Path, lines: int) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FINGERPLAT_")}
+    env["FINGERPLAT_DATABASE_URL"] = url
+    subprocess.run([FINGERPLAT, "db", "upgrade"], env=env, check=True, capture_output=True)
+    first = workdir / "users"
+    changed = workdir / "users-changed"
+    with first.open("w") as f:
+        f.writelines(f"user{i}: status number {i}\n" for i in range(lines))
+    with changed.open("w") as f:
+        f.writelines(f"user{i}: changed status {i}\n" for i in range(lines))
+    for name, path in (("create", first), ("unchanged", first), ("update", changed)):
+        wall, cpu, out = run_cpu(env, "import", "users-file", str(path))
+        print(f"{label:<11} {name:<10} {wall:7.2f} s wall {cpu:7.2f} s CPU   {out.splitlines()[0]}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=int, default=100_000)
+    parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--pg", default="postgres@127.0.0.1:5432")
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="fingerplat-import-bench-"))
+    pg_name = f"fingerplat_import_bench_{os.getpid()}"
+    pg_admin = f"postgresql://{args.pg}/postgres"
+    try:
+        if args.db in ("sqlite", "both"):
+            bench("sqlite", f"sqlite+aiosqlite:///{workdir / 'bench.db'}", workdir, args.lines)
+        if args.db in ("postgresql", "both"):
+            import asyncio
+
+            import asyncpg
+
+            async def admin(sql: str) -> None:
+                conn = await asyncpg.connect(pg_admin)
+                try:
+                    await conn.execute(sql)
+                finally:
+                    await conn.close()
+
+            asyncio.run(admin(f'CREATE DATABASE "{pg_name}"'))
+            try:
+                bench("postgresql", f"postgresql+asyncpg://{args.pg}/{pg_name}", workdir,
+                      args.lines)
+            finally:
+                asyncio.run(admin(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)'))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
