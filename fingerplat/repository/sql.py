@@ -525,7 +525,7 @@ class Repository:
                 from exc
 
     async def users_in_range(
-        self, tenant_id: int, first: str, last: str
+        self, tenant_id: int, first: str, last: str, *, for_update: bool = False
     ) -> dict[str, tuple[User, bool]]:
         """Users of a tenant named ``first`` .. ``last`` (inclusive), with plan and
         whether a plan row exists.
@@ -542,6 +542,8 @@ class Repository:
             .where(and_(users.c.tenant_id == tenant_id, users.c.username >= first,
                         users.c.username <= last))
         )
+        if for_update:  # PostgreSQL row locks; SQLite serialises writers anyway
+            stmt = stmt.with_for_update(of=users)
         found: dict[str, tuple[User, bool]] = {}
         for row in (await self.conn.execute(stmt)).mappings():
             found[row["username"]] = (_user(row, row["plan"] or ""),

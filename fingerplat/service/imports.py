@@ -178,7 +178,10 @@ class ImportUseCases(ServiceBase):
     ) -> _BatchResult:
         now = self.clock()
         actor = ctx.principal.name[:200]
-        existing = await repo.users_in_range(tenant.id, chunk[0].username, chunk[-1].username)
+        # Locked: a profile change made meanwhile through another channel is not
+        # overwritten with the values read here.
+        existing = await repo.users_in_range(tenant.id, chunk[0].username, chunk[-1].username,
+                                             for_update=True)
         result = _BatchResult(rejected=[], events=[])
         assert result.rejected is not None and result.events is not None
         new_rows: list[dict[str, Any]] = []
