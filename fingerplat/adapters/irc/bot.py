@@ -357,11 +357,12 @@ class IrcBot:
 
     def _on_event(self, event: ChangeEvent) -> None:
         """Called by the service after a commit: only queue lines here, never wait."""
-        if event.kind == "tenant":
-            self._tenant = None  # renamed, removed or re-created: look it up again
+        if event.kind in ("tenant", "resync"):
+            self._tenant = None  # renamed, removed, re-created or missed: look it up again
             return
         if event.kind != "status" or not self._accepting or event.username is None:
             return
+        truncated = bool(event.data.get("truncated"))
         if event.data.get("hidden"):
             return
         if self._tenant is not None:
@@ -374,7 +375,25 @@ class IrcBot:
             log.debug("irc %s: not connected, no announcement for %s", self.label,
                       event.username)
             return
-        text = announcement(event.username, event.status)
+        if truncated:
+            # An event from another node too long for NOTIFY lost its status and
+            # "hidden" flag: read the public view now (hidden stays unannounced).
+            self._spawn(self._announce_current(event.username), "announce")
+            return
+        self._announce(client, announcement(event.username, event.status))
+
+    def _announce(self, client: FingerBotClient, text: str) -> None:
         for channel in self.cfg.channels:
             if client.in_channel(channel):
                 self.queue.offer(OutLine(channel, text))
+
+    async def _announce_current(self, username: str) -> None:
+        try:
+            tenant = await self._resolve_tenant()
+            user = await self.service.public_user(tenant, username)
+        except Exception as exc:
+            log.warning("irc %s: cannot announce %s: %s", self.label, username, exc)
+            return
+        client = self.client
+        if user is not None and client is not None and client.ready.is_set() and self._accepting:
+            self._announce(client, announcement(user.username, user.status))

@@ -6,7 +6,7 @@ import asyncio
 
 from fingerplat.adapters.irc import start_irc_bots
 from fingerplat.config import IrcConfig
-from fingerplat.domain.model import Context
+from fingerplat.domain.model import ChangeEvent, Context
 from fingerplat.metrics import Metrics
 from fingerplat.service import FingerplatService
 from tests.integration.irc.conftest import FAST
@@ -136,6 +136,25 @@ async def test_announces_status_changes_of_its_tenant_only(
                             start=mark)
         said = [text_of(line) for line in peer.privmsgs_from("fingerbot", mark)]
         assert said == ["alice is now: gone fishing", "alice cleared their status"]
+
+        # Another node's event too long for NOTIFY arrives without status and
+        # "hidden" flag: the bot announces the current public view, and still
+        # says nothing about a hidden user.
+        await service.set_status(operator, "acme", "alice", "long story")
+        await peer.wait_for(is_privmsg("fingerbot", "#acme", "alice is now: long story"),
+                            start=mark)
+        mark = len(peer.lines)
+        acme = await service.resolve_tenant("acme")
+        for name in ("bob", "alice"):
+            await service.events.publish(ChangeEvent(
+                "status", acme.id, "acme", name, status=None, data={"truncated": True},
+                remote=True))
+        await peer.wait_for(is_privmsg("fingerbot", "#acme", "alice is now: long story"),
+                            start=mark)
+        await round_trip(peer)
+        said = [text_of(line) for line in peer.privmsgs_from("fingerbot", mark)
+                if " PRIVMSG #acme " in line]
+        assert said == ["alice is now: long story"]
     finally:
         await bots.close()
         await bots.drain(5)
