@@ -87,7 +87,6 @@ class Runtime:
         else:
             await self.service.check_schema()
             self.announce("database: PostgreSQL (schema current)")
-        await self.start_change_events()
 
     async def start_change_events(self) -> None:
         """Share change events between nodes (PostgreSQL) and cache the public reads.
@@ -193,6 +192,7 @@ class Runtime:
     async def start(self) -> None:
         try:
             await self.prepare_database()
+            await self.start_change_events()
             await self.start_listeners()
         except BaseException:
             await self.stop()
@@ -241,7 +241,13 @@ class Runtime:
             return
         changed = _changed_keys(self.config.model_dump(), new.model_dump())
         if not changed:
-            self.announce("reload: configuration unchanged")
+            # Same settings, but files behind them (a renewed certificate at the
+            # same path, edited templates) may have changed: re-read them.
+            for listener in self.listeners:
+                reconfigure = getattr(listener, "reconfigure", None)
+                if reconfigure is not None:
+                    reconfigure(new)
+            self.announce("reload: configuration unchanged; certificates and templates re-read")
             return
         live_prefixes = tuple(LIVE_KEYS)
         live = [k for k in changed if k.startswith(live_prefixes)]
@@ -328,6 +334,19 @@ async def prepare_sqlite(engine: AsyncEngine, database_url: str) -> PreparedSqli
     if existed and current and current != migrations.head_revision():
         state = "upgraded"
     return PreparedSqlite(where, state)
+
+
+async def check_database(config: Config, database_url: str) -> None:
+    """What ``serve`` does to the database before listening, and nothing else.
+
+    ``serve --workers N`` runs this once in the parent, so N workers never
+    race to create or migrate the same SQLite file.
+    """
+    runtime = Runtime(config, database_url, announce=lambda _line: None)
+    try:
+        await runtime.prepare_database()
+    finally:
+        await runtime.stop()
 
 
 def listen_error(adapter: str, host: str, port: int, error: OSError) -> InvalidInput:

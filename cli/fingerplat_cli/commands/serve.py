@@ -26,6 +26,10 @@ def _announce(line: str) -> None:
     sys.stdout.flush()
 
 
+def _quiet(_line: str) -> None:
+    """Workers other than the first: their addresses are the first one's."""
+
+
 def _listen(values: tuple[str, ...], option: str) -> list[str] | None:
     """The addresses given for one adapter; None when the option was not used."""
     if not values:
@@ -58,11 +62,14 @@ def _listen(values: tuple[str, ...], option: str) -> list[str] | None:
 @click.option("--log-format", "log_format", type=click.Choice(["text", "json"]),
               help="Log lines on stderr for a human (text) or one JSON object each "
                    "(replaces [log] format).")
+@click.option("--workers", "workers", type=click.IntRange(1, 256), default=1, show_default=True,
+              help="Worker processes sharing the listen addresses (SO_REUSEPORT); about "
+                   "one per core (docs/performance.md).")
 @pass_state
 @handle_errors
 def command(state: AppState, finger: tuple[str, ...], setter: tuple[str, ...],
             web: tuple[str, ...], run_user: str | None, run_group: str | None,
-            serve_config: str | None, log_format: str | None) -> None:
+            serve_config: str | None, log_format: str | None, workers: int) -> None:
     """Run the finger, setter and web servers (SIGTERM: finish in-flight work, exit 0).
 
     SIGHUP re-reads the configuration file; the options given here still win.
@@ -83,5 +90,17 @@ def command(state: AppState, finger: tuple[str, ...], setter: tuple[str, ...],
         """SIGHUP: the file as it is now, with this command line applied again."""
         return config_module.with_overrides(config_module.load(config_path), **overrides)
 
+    announce = _announce
+    if workers > 1:
+        from fingerplat.server import workers as workers_module
+
+        # Once, before forking: N workers must not race to create the SQLite file.
+        run(runtime.check_database(config, database_url))
+        role = workers_module.fork_workers(config, workers)
+        if isinstance(role, workers_module.Supervisor):
+            sys.exit(role.wait())
+        config = role.config
+        if role.index > 0:  # worker 0 prints the addresses and "ready" for all
+            announce = _quiet
     run(runtime.serve(config, database_url, user=run_user, group=run_group,
-                      announce=_announce, reload=reload))
+                      announce=announce, reload=reload))

@@ -29,6 +29,7 @@ from fingerplat.adapters.finger.query import MAX_QUERY_BYTES
 from fingerplat.config import Config, FingerConfig, format_address
 from fingerplat.domain.text import printable
 from fingerplat.metrics import Metrics
+from fingerplat.server import sockets
 from fingerplat.server.connections import ConnectionTracker
 from fingerplat.service import FingerplatService
 
@@ -306,7 +307,12 @@ async def start_finger_server(
     finger = FingerServer(answerer, settings=settings, metrics=metrics, tenant=tenant)
     loop = asyncio.get_running_loop()
     # A bind failure propagates as OSError; the composition root words it for the user.
-    server = await loop.create_server(lambda: FingerProtocol(finger), host, port,
-                                      reuse_address=True, backlog=BACKLOG)
+    sock = sockets.take(host, port)  # serve --workers: a socket shared with SO_REUSEPORT
+    if sock is not None:
+        server = await loop.create_server(lambda: FingerProtocol(finger), sock=sock,
+                                          backlog=BACKLOG)
+    else:
+        server = await loop.create_server(lambda: FingerProtocol(finger), host, port,
+                                          reuse_address=True, backlog=BACKLOG)
     finger.servers.append(server)
     return finger

@@ -16,6 +16,7 @@ from typing import Any
 from fingerplat.adapters.setter.session import MAX_PLAN_READ_BYTES, SetterSession, err
 from fingerplat.config import Config, SetterConfig, format_address
 from fingerplat.metrics import Metrics
+from fingerplat.server import sockets
 from fingerplat.server.connections import ConnectionTracker
 from fingerplat.service import FingerplatService
 
@@ -179,7 +180,11 @@ async def start_setter_server(
 ) -> SetterServer:
     """Bind a TCP setter; a bind failure propagates as OSError for the runtime to word."""
     setter = SetterServer(service, settings=settings, metrics=metrics)
-    server = await asyncio.start_server(setter.handle, host, port, limit=READ_LIMIT,
-                                        reuse_address=True)
+    sock = sockets.take(host, port)  # serve --workers: a socket shared with SO_REUSEPORT
+    if sock is not None:
+        server = await asyncio.start_server(setter.handle, sock=sock, limit=READ_LIMIT)
+    else:
+        server = await asyncio.start_server(setter.handle, host, port, limit=READ_LIMIT,
+                                            reuse_address=True)
     setter.servers.append(server)
     return setter

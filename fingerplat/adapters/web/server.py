@@ -19,6 +19,7 @@ from fingerplat.adapters.web.templating import reload_templates
 from fingerplat.config import Config, WebConfig, format_address
 from fingerplat.domain.errors import InvalidInput
 from fingerplat.metrics import Metrics
+from fingerplat.server import sockets
 from fingerplat.service import FingerplatService
 
 log = logging.getLogger("fingerplat.web")
@@ -137,7 +138,11 @@ async def start_web_server(
     try:
         for spec in settings.listen:
             host, port = spec.host_port
-            site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
+            sock = sockets.take(host, port)  # serve --workers: shared with SO_REUSEPORT
+            site: web.BaseSite = (
+                web.SockSite(runner, sock, ssl_context=ssl_context) if sock is not None
+                else web.TCPSite(runner, host, port, ssl_context=ssl_context)
+            )
             try:
                 await site.start()
             except OSError as exc:

@@ -1,0 +1,51 @@
+"""Listening sockets made before an adapter starts (``serve --workers N``).
+
+With several worker processes every worker listens on the same addresses
+with ``SO_REUSEPORT``, and the kernel spreads new connections over them. The
+worker makes those sockets itself (fingerplat/server/workers.py) and leaves
+them here; an adapter asks :func:`take` for its ``(host, port)`` (exactly as
+the configuration names it, port 0 included) and listens on what it gets,
+or binds as usual when nothing was made for it (one process: the default).
+"""
+
+from __future__ import annotations
+
+import socket
+
+_prebound: dict[tuple[str, int], list[socket.socket]] = {}
+
+
+def put(host: str, port: int, sock: socket.socket) -> None:
+    """Leave a listening socket for the adapter configured with ``host:port``."""
+    _prebound.setdefault((host, port), []).append(sock)
+
+
+def take(host: str, port: int) -> socket.socket | None:
+    """The socket made for ``host:port`` (each once, in order), or None."""
+    socks = _prebound.get((host, port))
+    if not socks:
+        return None
+    sock = socks.pop(0)
+    if not socks:
+        del _prebound[(host, port)]
+    return sock
+
+
+def reuseport_socket(host: str, port: int, *, listen: bool, backlog: int = 1024) -> socket.socket:
+    """A TCP socket bound with SO_REUSEPORT (listening, or only holding the port)."""
+    family, kind, proto, _name, address = socket.getaddrinfo(
+        host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(address)
+        if listen:
+            sock.listen(backlog)
+            sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
