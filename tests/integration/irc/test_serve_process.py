@@ -16,7 +16,7 @@ import pytest
 
 from fingerplat.domain.model import Context
 from fingerplat.service import FingerplatService
-from tests.e2e.conftest import Fingerplat, base_env, start_serve
+from tests.e2e.conftest import Fingerplat, base_env, run_serve_to_exit, start_serve
 from tests.integration.irc.ircd import IrcPeer, Ngircd
 from tests.integration.irc.test_bot import bot_in_channel, is_privmsg, joined_peer
 
@@ -68,3 +68,20 @@ async def test_serve_with_an_irc_section(
     assert code == 0, err
     assert "Traceback" not in err
     await peer.wait_for(lambda line: line.startswith(":fingerbot!") and " QUIT " in line)
+
+
+async def test_serve_refuses_an_irc_section_the_protocol_cannot_carry(
+    database_url: str, tmp_path: Path
+) -> None:
+    env = {**base_env(tmp_path), "FINGERPLAT_DATABASE_URL": database_url}
+    config = tmp_path / "fingerplat.toml"
+    config.write_text(
+        '[finger]\nlisten = ["127.0.0.1:0"]\n[setter]\nlisten = []\n[web]\nlisten = []\n'
+        '[[irc]]\nserver = "127.0.0.1"\nport = 6667\nchannels = ["#ok", "no hash"]\n'
+    )
+    code, _out, err = await run_serve_to_exit(env, "--config", str(config))
+    assert code != 0
+    assert "Traceback" not in err
+    errors = [line for line in err.splitlines() if line.startswith("fingerplat: ")]
+    assert len(errors) == 1, err
+    assert "irc[0].channels" in errors[0] and "'no hash'" in errors[0], err
