@@ -236,3 +236,35 @@ async def test_web_source_limits_concurrency_and_survives_a_dead_server(
     finally:
         await runner.drain(5)
         await app_runner.cleanup()
+
+
+async def test_passwd_source_in_the_runner(
+    service: FingerplatService, operator: Context, tmp_path: Path
+) -> None:
+    import pwd
+    import subprocess
+    import uuid
+
+    name = f"fps{uuid.uuid4().hex[:6]}"
+    subprocess.run(["useradd", "-m", "-s", "/bin/bash", "-c", "Grace Hopper,,,", name],
+                   check=True, capture_output=True)
+    try:
+        entry = pwd.getpwnam(name)
+        plan = Path(entry.pw_dir) / ".plan"
+        plan.write_text("Find the bug.\n")
+        os.chown(plan, entry.pw_uid, entry.pw_gid)
+        runner = SourceRunner(service, [SourceConfig(kind="passwd", interval=60)],
+                              metrics=Metrics())
+        assert runner.addresses == ["passwd -> default every 60s"]
+        [report] = await asyncio.wait_for(runner.sync_once(), 30)
+        assert report is not None and report.created >= 1
+        user = await service.get_user(operator, None, name)
+        assert (user.full_name, user.plan) == ("Grace Hopper", "Find the bug.")
+        # Again: nothing written for this account (other tests may add OS users
+        # meanwhile, so the counts are not compared; the audit trail is).
+        await asyncio.wait_for(runner.sync_once(), 30)
+        audit = await service.audit_log(operator, AuditQuery(username=name, limit=10))
+        assert [(e.action, e.actor, e.channel) for e in audit] == [
+            ("import.create", "source:passwd", "import")]
+    finally:
+        subprocess.run(["userdel", "-r", name], capture_output=True)

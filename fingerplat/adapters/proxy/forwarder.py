@@ -105,6 +105,8 @@ class Forwarder:
         """
         label = printable(hosts[-1][:80]) if hosts else "forwarding"
         if self._slots.locked():
+            log.warning("forwarding %r to %r refused: %d queries already in flight",
+                        user, hosts, MAX_CONCURRENT)
             self.metrics.refused.labels(ADAPTER, "busy").inc()
             return [f"[{label}] forwarding is busy, please try again later"]
         async with self._slots:
@@ -112,6 +114,7 @@ class Forwarder:
                 with self.metrics.observe(ADAPTER):
                     return await self._forward(user, hosts, verbose)
             except FingerplatError as error:
+                log.info("forwarding %r to %r failed: %s", user, hosts, error)
                 return [f"[{label}] forwarding failed: {printable(str(error))}"]
             except Exception:
                 log.exception("forwarding %r to %r failed unexpectedly", user, hosts)
