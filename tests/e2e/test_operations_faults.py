@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -67,11 +66,20 @@ async def _until(node: Node, expected: str, timeout: float) -> float:
 
 
 def _cluster_pids(cluster: ThrowawayCluster) -> list[int]:
-    found = subprocess.run(["pgrep", "-f", str(cluster.base)], capture_output=True, text=True)
+    """The postmaster of this cluster and every backend it forked (read from /proc)."""
     postmaster = int((cluster.data / "postmaster.pid").read_text().split()[0])
-    children = subprocess.run(["pgrep", "-P", str(postmaster)], capture_output=True, text=True)
-    pids = {postmaster, *map(int, found.stdout.split()), *map(int, children.stdout.split())}
-    return sorted(pids - {os.getpid()})
+    pids = [postmaster]
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat_line = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat_line.rsplit(")", 1)[1].split()[1])
+        if ppid == postmaster:
+            pids.append(int(entry.name))
+    return pids
 
 
 async def test_database_outage_answers_unavailable_refuses_writes_and_recovers_by_itself(
