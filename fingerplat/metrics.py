@@ -7,7 +7,7 @@ that run several servers in one process do not collide.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -39,6 +39,25 @@ class Metrics:
             "Connections refused by a limit (max connections, rate limit), per adapter",
             ["adapter", "reason"], registry=self.registry,
         )
+        self._flushers: list[Callable[[], None]] = []
+
+    def add_flusher(self, flush: Callable[[], None]) -> None:
+        """Call ``flush`` before every scrape.
+
+        A hot path that counts in plain integers (a prometheus_client update
+        takes a lock: microseconds that matter at tens of thousands of
+        queries a second) hands its counts over here.
+        """
+        self._flushers.append(flush)
+
+    def count_instant(self, adapter: str, count: int) -> None:
+        """``count`` requests answered in no measurable time (e.g. from a cache).
+
+        The same as ``count`` times ``observe(0.0)`` on the latency histogram
+        plus the request counter, in one step: a zero lands in the first bucket.
+        """
+        self.requests.labels(adapter).inc(count)
+        self.latency.labels(adapter)._buckets[0].inc(count)  # type: ignore[attr-defined]
 
     @contextmanager
     def observe(self, adapter: str) -> Iterator[None]:
@@ -54,4 +73,6 @@ class Metrics:
             self.latency.labels(adapter).observe(time.perf_counter() - start)
 
     def render(self) -> bytes:
+        for flush in list(self._flushers):
+            flush()
         return generate_latest(self.registry)

@@ -197,3 +197,12 @@ async def test_read_cache_can_be_turned_off(database_url: str, operator: Context
         assert "Name: Erin" in await node.finger("erin")
     finally:
         await runtime.stop()
+
+
+async def test_cached_answers_are_counted_in_the_metrics(node: Node, operator: Context) -> None:
+    await node.service.add_user(operator, None, "alice")
+    for _ in range(3):
+        await node.cached("alice")  # six queries, at least three from the cache
+    text = node.runtime.metrics.render().decode()
+    assert 'fingerplat_requests_total{adapter="finger"} 6.0' in text
+    assert 'fingerplat_request_seconds_count{adapter="finger"} 6.0' in text
