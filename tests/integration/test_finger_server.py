@@ -257,12 +257,14 @@ async def test_max_connections_refuses_with_one_line(start: StartFn, alice: None
     host, port = split(server.addresses[0])
     held = [await asyncio.open_connection(host, port) for _ in range(2)]
     await asyncio.sleep(0.05)
+    metrics.render()  # open connections are handed to the gauge at each scrape
     assert metrics.connections.labels("finger")._value.get() == 2
     refused = await finger(server, b"alice\r\n")
     assert refused == b"finger: too many connections, please try again later\r\n"
     for _, writer in held:
         writer.close()
     for _ in range(100):
+        metrics.render()
         if metrics.connections.labels("finger")._value.get() == 0:
             break
         await asyncio.sleep(0.02)

@@ -72,9 +72,10 @@ class FingerServer:
         self.gauge = metrics.connections.labels(ADAPTER)
         self.requests = metrics.requests.labels(ADAPTER)
         self.latency = metrics.latency.labels(ADAPTER)
-        # Answers from the read cache, counted in a plain int and handed to the
-        # metrics before each scrape (Metrics.add_flusher).
+        # Answers from the read cache and open connections are counted in plain
+        # ints and handed to the metrics before each scrape (Metrics.add_flusher).
         self.instant_answers = 0
+        self.reported_open = 0
         metrics.add_flusher(self.flush_metrics)
 
     def apply(self, settings: FingerConfig) -> None:
@@ -105,6 +106,10 @@ class FingerServer:
         count, self.instant_answers = self.instant_answers, 0
         if count:
             self.metrics.count_instant(ADAPTER, count)
+        now_open = len(self.open)
+        if now_open != self.reported_open:
+            self.gauge.inc(now_open - self.reported_open)
+            self.reported_open = now_open
 
     def refused(self, reason: str) -> None:
         self.metrics.refused.labels(ADAPTER, reason).inc()
@@ -154,7 +159,6 @@ class FingerProtocol(asyncio.Protocol):
             self._refuse(RATE_LIMITED, "rate_limit")
             return
         server.open.add(self)
-        server.gauge.inc()
         self.timer = asyncio.get_running_loop().call_later(server.idle_timeout, self._idle)
 
     def data_received(self, data: bytes) -> None:
@@ -201,9 +205,7 @@ class FingerProtocol(asyncio.Protocol):
             self.timer.cancel()
             self.timer = None
         server = self.server
-        if self in server.open:
-            server.open.discard(self)
-            server.gauge.dec()
+        server.open.discard(self)
 
     # -- helpers -----------------------------------------------------------------
 
