@@ -69,7 +69,9 @@ async def test_messy_file_reports_lines_and_exits_1(
         ("alice", "back"), ("bob", "busy"), ("dave", None)]
 
 
-def test_import_errors_are_one_line(cli: Fingerplat, tmp_path: Path) -> None:
+def test_import_errors_are_one_line_and_stdin_works(cli: Fingerplat, tmp_path: Path) -> None:
+    piped = cli("import", "users-file", "-", input="zed: piped in\n", ok=True)
+    assert piped.stdout.startswith("<stdin>: tenant default: 1 records: 1 created")
     missing = one_error_line(cli("import", "users-file", str(tmp_path / "nope")))
     assert missing == f"fingerplat: users file {tmp_path / 'nope'} does not exist"
     (tmp_path / "u").write_text("alice: x\n")

@@ -21,8 +21,10 @@ import click
 
 from fingerplat.adapters.sources.passwd import read_passwd
 from fingerplat.adapters.sources.users_file import (
+    MAX_FILE_BYTES,
     file_signature,
     parse_json_export,
+    parse_users_file,
     read_users_file,
 )
 from fingerplat.domain.errors import FingerplatError, InvalidInput
@@ -91,7 +93,7 @@ def _import_once(state: AppState, tenant: str | None, label: str, as_json: bool,
 
 
 @command.command("users-file")
-@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("path", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
 @tenant_option
 @click.option("--watch", metavar="SECONDS", type=click.FloatRange(min=0.1),
               help="Keep running; re-read the file every SECONDS and import it when it changed.")
@@ -103,8 +105,20 @@ def users_file(state: AppState, path: Path, tenant: str | None, watch: float | N
     """Import PATH, lines of `user: status` (the tutorial's /etc/users).
 
     Blank lines and lines starting with # are ignored; `user:` alone clears the
-    user's status. Users missing from the file are left alone.
+    user's status. Users missing from the file are left alone. PATH - reads
+    standard input.
     """
+    if str(path) == "-":
+        if watch is not None:
+            raise InvalidInput("--watch needs a file, not standard input")
+        def read_stdin() -> list[ImportRecord]:
+            data = sys.stdin.buffer.read(MAX_FILE_BYTES + 1)
+            if len(data) > MAX_FILE_BYTES:
+                raise InvalidInput(f"input is larger than {MAX_FILE_BYTES // 2**20} MiB")
+            return parse_users_file(data)
+
+        _import_once(state, tenant, "<stdin>", as_json, read_stdin)
+        return
     if watch is None:
         _import_once(state, tenant, str(path), as_json, lambda: read_users_file(path))
         return
