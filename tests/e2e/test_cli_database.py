@@ -51,6 +51,9 @@ def test_embedded_default_is_created_on_first_use(bare_cli: Fingerplat, tmp_path
 def test_bad_database_urls_and_config_files_are_one_line(bare_cli: Fingerplat, tmp_path: Path):
     scheme = bare_cli("--database-url", "mysql://root@localhost/x", "user", "list")
     assert scheme.returncode == 2 and "unsupported database URL" in one_error_line(scheme)
+    debug = bare_cli("--debug", "--database-url", "mysql://root@localhost/x", "user", "list",
+                     traceback=True)
+    assert debug.returncode != 0 and "Traceback" in debug.stderr  # --debug shows it
 
     down = bare_cli("user", "list", env={
         "FINGERPLAT_DATABASE_URL": "postgresql+asyncpg://postgres:hunter2@127.0.0.1:1/x"})
