@@ -512,6 +512,34 @@ class Repository:
             raise Conflict(f"a row of this batch collides with existing data in {table.name}") \
                 from exc
 
+    async def _bulk_update(self, table: Table, key: str, rows: Sequence[dict[str, Any]]) -> None:
+        """UPDATE many rows by ``key`` through the driver's executemany (as _bulk_insert).
+
+        Rows must have the same keys. Drivers other than sqlite3 take the
+        portable SQLAlchemy executemany.
+        """
+        if not rows:
+            return
+        dialect = self.conn.dialect
+        names = [n for n in rows[0] if n != key]
+        if dialect.paramstyle != "qmark":
+            stmt = (update(table).where(table.c[key] == bindparam(f"b_{key}"))
+                    .values({n: bindparam(f"b_{n}") for n in names}))
+            await self.conn.execute(stmt, [{f"b_{k}": v for k, v in row.items()}
+                                           for row in rows])
+            return
+        order = [*names, key]
+        processors = [table.c[n].type.dialect_impl(dialect).bind_processor(dialect)
+                      for n in order]
+        quote = dialect.identifier_preparer.quote
+        sql = (f"UPDATE {quote(table.name)} SET "  # noqa: S608 - schema identifiers only
+               f"{', '.join(f'{quote(n)} = ?' for n in names)} WHERE {quote(key)} = ?")
+        columns = [[row[name] for row in rows] for name in order]
+        for index, proc in enumerate(processors):
+            if proc is not None:
+                columns[index] = _processed(columns[index], proc)
+        await self.conn.exec_driver_sql(sql, list(zip(*columns, strict=True)))
+
     async def _copy(self, table: Table, names: list[str], params: list[tuple[Any, ...]]) -> None:
         """PostgreSQL COPY on this unit's connection (so inside its transaction)."""
         import asyncpg
@@ -572,18 +600,7 @@ class Repository:
 
     async def update_user_profiles(self, rows: Sequence[dict[str, Any]]) -> None:
         """Rows of ``id, full_name, office, phone, project, hidden`` (full values)."""
-        if not rows:
-            return
-        stmt = (
-            update(users)
-            .where(users.c.id == bindparam("b_id"))
-            .values(
-                full_name=bindparam("b_full_name"), office=bindparam("b_office"),
-                phone=bindparam("b_phone"), project=bindparam("b_project"),
-                hidden=bindparam("b_hidden"),
-            )
-        )
-        await self.conn.execute(stmt, [{f"b_{k}": v for k, v in row.items()} for row in rows])
+        await self._bulk_update(users, "id", rows)
 
     async def set_statuses(
         self, changes: Sequence[tuple[int, str | None]], now: datetime, actor: str, channel: str
@@ -604,13 +621,10 @@ class Repository:
                  "at": now},
             )
         else:
-            await self.conn.execute(
-                update(users)
-                .where(users.c.id == bindparam("b_id"))
-                .values(status=bindparam("b_status"), status_set_at=bindparam("b_at")),
-                [{"b_id": uid, "b_status": text, "b_at": now if text is not None else None}
-                 for uid, text in changes],
-            )
+            await self._bulk_update(users, "id", [
+                {"id": uid, "status": text, "status_set_at": now if text is not None else None}
+                for uid, text in changes
+            ])
         await self.add_status_history(changes, now, actor, channel)
 
     async def add_status_history(
@@ -629,13 +643,8 @@ class Repository:
         now: datetime,
     ) -> None:
         """Replace existing plan rows (``updates``) and add missing ones (``inserts``)."""
-        if updates:
-            await self.conn.execute(
-                update(plans)
-                .where(plans.c.user_id == bindparam("b_user_id"))
-                .values(text=bindparam("b_text"), updated_at=bindparam("b_at")),
-                [{"b_user_id": uid, "b_text": text, "b_at": now} for uid, text in updates],
-            )
+        await self._bulk_update(plans, "user_id", [
+            {"user_id": uid, "text": text, "updated_at": now} for uid, text in updates])
         if inserts:
             await self.conn.execute(
                 insert(plans),
