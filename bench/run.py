@@ -80,6 +80,7 @@ class Target:
     db_pids: list[int] = field(default_factory=list)
     runs: list[dict[str, Any]] = field(default_factory=list)
     failure: str | None = None
+    prime: float = 1.0  # seconds of load before measuring (fills pools and caches)
 
     @property
     def label(self) -> str:
@@ -260,7 +261,10 @@ def table(targets: list[Target], reference: Target | None) -> str:
     ref_cpu = (median(reference.runs, "server_cpu_us_per_query")
                if reference and reference.runs else None)
     head = ("server", "users", "db", "q/s", "p50 ms", "p99 ms", "errors",
-            "CPU µs/q", "DB µs/q", "q/s ÷ bare", "CPU × bare", "server busy", "loadgen busy")
+            "CPU µs/q", "DB µs/q", "q/s ÷ bare", "CPU × bare", "CPU × twisted",
+            "server busy", "loadgen busy")
+    twisted = {t.users: median(t.runs, "server_cpu_us_per_query")
+               for t in targets if t.name.startswith("twisted") and t.runs}
     rows = [head]
     for t in targets:
         if t.failure or not t.runs:
@@ -277,6 +281,7 @@ def table(targets: list[Target], reference: Target | None) -> str:
             _fmt(db_cpu, ".1f"),
             _fmt(qps / ref_qps if qps and ref_qps else None, ".2f"),
             _fmt(cpu / ref_cpu if cpu and ref_cpu else None, ".2f"),
+            _fmt(cpu / twisted[t.users] if cpu and twisted.get(t.users) else None, ".2f"),
             _pct(median(t.runs, "server_cpu_share")), _pct(median(t.runs, "client_cpu_share")),
         ))
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
@@ -316,8 +321,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--db", default="sqlite,postgresql", help="sqlite and/or postgresql")
     p.add_argument("--missing", type=float, default=0.10, help="fraction of missing users")
     p.add_argument("--pattern", default="bench{:06d}")
-    p.add_argument("--peers", default="bare,bare-epoll",
-                   help="reference servers from bench/peers (bare, bare-epoll; '' for none)")
+    p.add_argument("--peers", default="bare,twisted",
+                   help="reference servers from bench/peers (bare, bare-epoll, twisted; "
+                        "'' for none)")
+    p.add_argument("--workers", default="1",
+                   help="comma-separated `serve --workers` counts to measure, e.g. 1,2")
+    p.add_argument("--prime", type=float, default=30.0,
+                   help="seconds of unmeasured load on each fingerplat server before the "
+                        "runs: fills its read cache with the query mix")
     p.add_argument("--no-fingerplat", action="store_true", help="measure the peers only")
     p.add_argument("--no-web", action="store_true", help="start serve without --web")
     p.add_argument("--access-log", action="store_true",
@@ -342,6 +353,17 @@ def build_targets(args: argparse.Namespace, workdir: Path,
     targets: list[Target] = []
     peers = _csv(args.peers)
     for peer in peers:
+        if peer == "twisted":
+            python = peers_python()
+            for users in (int(u) for u in _csv(args.users)):
+                targets.append(Target(
+                    "twisted tutorial", users, "dict",
+                    [*server_pin, str(python), str(HERE / "peers" / "twisted_finger.py"),
+                     "--host", "127.0.0.1", "--port", "0", "--users", str(users),
+                     "--pattern", args.pattern],
+                    check=True,
+                ))
+            continue
         impl = {"bare": "asyncio", "bare-epoll": "epoll"}.get(peer)
         if impl is None:
             raise SystemExit(f"run: unknown peer {peer!r}")
@@ -380,14 +402,40 @@ def build_targets(args: argparse.Namespace, workdir: Path,
                             "--pattern", args.pattern], check=True, timeout=900)
             print(f"  seeded {users:,} users on {db} in {time.monotonic() - began:.1f}s",
                   file=sys.stderr)
-            serve = [*server_pin, *cmd, "--database-url", url, "--config", str(config),
-                     "serve", "--finger", "127.0.0.1:0", "--setter", "127.0.0.1:0"]
-            if not args.no_web:
-                serve += ["--web", "127.0.0.1:0"]
-            serve += args.serve_arg
-            targets.append(Target("fingerplat serve", users, db, serve, check=True,
-                                  database_url=url))
+            for workers in (int(w) for w in _csv(args.workers)):
+                # Several workers may use every core: pinning them all to CPU 0
+                # would measure nothing. They share CPU 0 and 1 with the client.
+                pin = server_pin if workers == 1 else []
+                serve = [*pin, *cmd, "--database-url", url, "--config", str(config),
+                         "serve", "--finger", "127.0.0.1:0", "--setter", "127.0.0.1:0"]
+                if not args.no_web:
+                    serve += ["--web", "127.0.0.1:0"]
+                if workers > 1:
+                    serve += ["--workers", str(workers)]
+                serve += args.serve_arg
+                name = "fingerplat serve" + (f" x{workers} workers" if workers > 1 else "")
+                targets.append(Target(name, users, db, serve, check=True, database_url=url,
+                                      prime=args.prime))
     return targets, notes
+
+
+def peers_python() -> Path:
+    """The interpreter of bench/.venv-peers (Twisted), created on first use.
+
+    Twisted is the peer's dependency, never fingerplat's: it lives in its own
+    virtual environment next to this script.
+    """
+    venv = HERE / ".venv-peers"
+    python = venv / "bin" / "python"
+    if not python.exists():
+        print("  creating bench/.venv-peers with Twisted (once)", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    probe = subprocess.run([str(python), "-c", "import twisted"], capture_output=True,
+                           check=False)
+    if probe.returncode != 0:
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "twisted"],
+                       check=True, timeout=900)
+    return python
 
 
 def machine() -> str:
@@ -441,7 +489,7 @@ def main(argv: list[str] | None = None) -> int:
         live = [t for t in targets if not t.failure]
         # Fill every pool once, so the database backends exist to be measured.
         for t in live:
-            load(t, args, 1.0, 0.2, args.pattern)
+            load(t, args, t.prime, 0.2, args.pattern)
             if t.db == "postgresql" and t.database_url:
                 t.db_pids = asyncio.run(_pg_backends(args.pg, t.database_url.rsplit("/", 1)[1]))
         for rep in range(args.repeat):
