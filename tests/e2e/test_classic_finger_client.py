@@ -1,0 +1,59 @@
+"""The classic finger(1) client (Debian's netkit ``finger``) against a real ``serve``.
+
+netkit finger only speaks to port 79, so ``serve`` binds 127.0.0.1:79 here,
+as it would in production; the suite runs as root (CI does), which may bind it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+
+import pytest
+
+from tests.e2e.conftest import Fingerplat
+
+FINGER = shutil.which("finger") or "/usr/bin/finger"
+
+
+async def run_finger(*args: str) -> str:
+    process = await asyncio.create_subprocess_exec(
+        FINGER, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=20)
+    assert process.returncode == 0, err.decode()
+    return out.decode("utf-8", "replace")
+
+
+@pytest.fixture
+async def on_port_79(cli: Fingerplat, serve_factory):
+    server = await serve_factory(cli.env, "--finger", "127.0.0.1:79", "--setter", "",
+                                 "--web", "")
+    assert server.address("finger") == ("127.0.0.1", 79)
+    return server
+
+
+async def test_classic_client_shows_status_and_plan(cli: Fingerplat, on_port_79) -> None:
+    cli("user", "add", "alice", "--full-name", "Alice Liddell", ok=True)
+    cli("user", "set", "alice", "at the tea party", ok=True)
+    cli("user", "plan", "alice", "-", input="Finish the croquet match.\n", ok=True)
+
+    short = await run_finger("alice@127.0.0.1")
+    assert "Alice Liddell" in short
+    assert "at the tea party" in short
+    assert "Finish the croquet match." in short
+
+    verbose = await run_finger("-l", "alice@127.0.0.1")
+    assert "Recent statuses" in verbose
+
+    unknown = await run_finger("nobody@127.0.0.1")
+    assert "No such user" in unknown
+
+
+async def test_classic_client_lists_users(cli: Fingerplat, on_port_79) -> None:
+    cli("user", "add", "alice", ok=True)
+    cli("user", "add", "bob", ok=True)
+    cli("user", "add", "carol", "--hidden", ok=True)
+    listing = await run_finger("@127.0.0.1")
+    assert "alice" in listing and "bob" in listing
+    assert "carol" not in listing
