@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import click
@@ -13,20 +14,7 @@ from fingerplat_cli.output import print_json, print_table
 
 
 def event_record(event: AuditEvent) -> dict[str, Any]:
-    return {
-        "id": event.id,
-        "at": event.at,
-        "tenant": event.tenant,
-        "actor": event.actor,
-        "channel": event.channel,
-        "action": event.action,
-        "target": event.target,
-        "outcome": event.outcome,
-        "before": event.before,
-        "after": event.after,
-        "remote_addr": event.remote_addr,
-        "detail": event.detail,
-    }
+    return dataclasses.asdict(event)
 
 
 @click.command("audit")

@@ -8,6 +8,7 @@ refusal arrives here as ``PermissionDenied`` and leaves as 403.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import Any
 
@@ -62,20 +63,7 @@ def change_json(change: StatusChange) -> dict[str, Any]:
 
 
 def audit_json(event: AuditEvent) -> dict[str, Any]:
-    return {
-        "id": event.id,
-        "at": iso_time(event.at),
-        "tenant": event.tenant,
-        "actor": event.actor,
-        "channel": event.channel,
-        "action": event.action,
-        "target": event.target,
-        "outcome": event.outcome,
-        "before": event.before,
-        "after": event.after,
-        "remote_addr": event.remote_addr,
-        "detail": event.detail,
-    }
+    return {**dataclasses.asdict(event), "at": iso_time(event.at)}
 
 
 # -- parsing -------------------------------------------------------------------
