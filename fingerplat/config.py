@@ -174,7 +174,7 @@ class DatabaseConfig(_Section):
     command_timeout: Seconds = Field(10, gt=0)
     # Entries of the public read cache of `serve` (0: off); exact through
     # change events, see docs/performance.md.
-    read_cache: StrictInt = Field(200_000, ge=0)
+    read_cache: StrictInt = Field(100_000, ge=0)
 
 
 class LogConfig(_Section):

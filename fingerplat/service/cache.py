@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 UserTag = tuple[int, str]
 Guard = Callable[[], Hashable | None]
 
-DEFAULT_MAX_ENTRIES = 200_000
+DEFAULT_MAX_ENTRIES = 100_000
 
 _USER_KINDS: Final = frozenset({"status", "plan", "user"})
 
