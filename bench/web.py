@@ -43,7 +43,6 @@ import os
 import re
 import resource
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -135,16 +134,7 @@ def start(server: Server, workdir: Path, timeout: float = 60.0) -> None:
     server.failure = f"did not print 'web listening on': {log.read_text()[-2000:].strip()}"
 
 
-def stop(server: Server) -> None:
-    proc = server.proc
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(5)
+stop = run.stop  # SIGTERM, then SIGKILL of the process group: same as the finger runs
 
 
 def get(port: int, path: str) -> tuple[int, str]:
