@@ -13,8 +13,9 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
+from fingerplat.adapters.web.kept_pages import KeptPage, render_kept
 from fingerplat.adapters.web.keys import BASE, SERVICE, TENANT
-from fingerplat.adapters.web.templating import PUBLIC_TEMPLATES
+from fingerplat.adapters.web.templating import PUBLIC_TEMPLATES, TEMPLATE_GENERATION
 from fingerplat.adapters.web.tenancy import PREFIX_VAR, add_routed, tenant_routed
 from fingerplat.domain import rules
 from fingerplat.domain.errors import NotFound, PermissionDenied
@@ -69,19 +70,37 @@ async def directory(request: web.Request) -> web.StreamResponse:
 
 @tenant_routed
 async def user_page(request: web.Request) -> web.StreamResponse:
-    """``/~<user>``: status (with when), plan, project, recent history."""
+    """``/~<user>``: status (with when), plan, project, recent history.
+
+    The rendered page is kept in the read cache (kept_pages.py), so a page
+    asked for again before the user or tenant changes is only the relative
+    times filled into kept bytes.
+    """
     name = request.match_info["user"]
-    if not rules.USERNAME_RE.fullmatch(name.lower()):
-        raise _no_such_user(name)
     service = request.config_dict[SERVICE]
     tenant = request[TENANT]
+    now = datetime.now(UTC)
+    cache = service.read_cache
+    generation = request.config_dict[TEMPLATE_GENERATION].value
+    key = ("web:user", generation, tenant.id, request[BASE], name)
+    if cache is not None:
+        kept = cache.get(key)
+        if isinstance(kept, KeptPage):
+            return kept.response(now)
+    epoch = cache.epoch if cache is not None else 0
+    if not rules.USERNAME_RE.fullmatch(name.lower()):
+        raise _no_such_user(name)
     user = await service.public_user(tenant, name)
     if user is None:
         raise _no_such_user(name)
     if user.username != name:  # canonical, lower-case address
         raise web.HTTPMovedPermanently(f"{request[BASE]}/~{user.username}")
     history = await service.public_history(tenant, user.username, limit=RECENT_HISTORY)
-    return _render(request, "user.html", {"user": user, "history": history})
+    context = {"tenant": tenant, "base": request[BASE], "user": user, "history": history}
+    page, keepable = render_kept(request, "user.html", context, now=now)
+    if cache is not None and keepable:
+        cache.put(key, page, epoch=epoch, user=(tenant.id, user.username))
+    return page.response(now)
 
 
 @tenant_routed

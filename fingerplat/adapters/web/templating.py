@@ -24,6 +24,18 @@ PUBLIC_TEMPLATES: web.AppKey[jinja2.Environment] = web.AppKey(
 )
 
 
+class TemplateGeneration:
+    """Counts template reloads: pages kept from older templates are never served."""
+
+    def __init__(self) -> None:
+        self.value = 0
+
+
+TEMPLATE_GENERATION: web.AppKey[TemplateGeneration] = web.AppKey(
+    "fingerplat_template_generation", TemplateGeneration
+)
+
+
 def as_utc(moment: datetime) -> datetime:
     """Stored times are UTC; SQLite may hand them back without a zone."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
@@ -33,6 +45,9 @@ def relative_time(moment: datetime | None, now: datetime | None = None) -> str:
     """``just now``, ``5 minutes ago``, ``3 days ago``: how long ago, in words."""
     if moment is None:
         return ""
+    mark = getattr(now, "mark", None)  # a kept page's PageClock (kept_pages.py)
+    if mark is not None:
+        return mark(moment)  # type: ignore[no-any-return]
     now = as_utc(now or datetime.now(UTC))
     seconds = int((now - as_utc(moment)).total_seconds())
     if seconds < 0:
@@ -78,6 +93,7 @@ def setup_templates(app: web.Application, override_dir: str | None) -> jinja2.En
     env.filters["ago"] = relative_time
     env.filters["abstime"] = absolute_time
     env.filters["isotime"] = iso_time
+    app[TEMPLATE_GENERATION] = TemplateGeneration()
     return env
 
 
@@ -87,3 +103,4 @@ def reload_templates(app: web.Application, override_dir: str | None) -> None:
     env.loader = make_loader(override_dir)
     if env.cache is not None:
         env.cache.clear()
+    app[TEMPLATE_GENERATION].value += 1

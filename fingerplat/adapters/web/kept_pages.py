@@ -1,0 +1,129 @@
+"""Rendered public pages kept as bytes, with their relative times left open.
+
+A user's page is the same bytes for every visitor until that user or their
+tenant changes, except for "set 5 minutes ago", which moves with the clock.
+So the page is rendered once with a mark where each relative time goes,
+split at the marks and kept in the service's read cache, tagged with the
+user it shows: the change events that drop the user's cached reads drop the
+page at the same moment (fingerplat/service/cache.py), exactly as the finger
+adapter keeps its answer bytes. A request for a kept page only joins the
+kept pieces with the relative times as of now; the template is not run.
+
+Whether a page may be kept is decided by the template itself, not by a list:
+it renders with a :class:`PageClock` as ``now``. The ``ago`` filter asks the
+clock for a mark; any other use of ``now`` (an operator's template showing
+the current year, say) reads the real time, and a page that read the time is
+served but not kept.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from fingerplat.adapters.web.templating import PUBLIC_TEMPLATES, relative_time
+
+# A per-process secret in every mark, so no stored text can forge one.
+_NONCE = secrets.token_hex(8)
+_MARK_RE = re.compile(f"\x00{_NONCE}:([0-9]+)\x00")
+
+
+class PageClock:
+    """The ``now`` of a page rendered to be kept.
+
+    ``relative_time`` calls :meth:`mark` instead of computing words; every
+    other way a template can use the time goes through :meth:`_read`, which
+    notes that the page depends on the clock.
+    """
+
+    def __init__(self, now: datetime) -> None:
+        self._now = now
+        self.moments: list[datetime | None] = []
+        self.read = False
+
+    def mark(self, moment: datetime | None) -> str:
+        """A placeholder for "how long ago ``moment`` was", filled per request."""
+        self.moments.append(moment)
+        return f"\x00{_NONCE}:{len(self.moments) - 1}\x00"
+
+    def _read(self) -> datetime:
+        self.read = True
+        return self._now
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._read(), name)
+
+    def __str__(self) -> str:
+        return str(self._read())
+
+    def __format__(self, spec: str) -> str:
+        return format(self._read(), spec)
+
+    def __eq__(self, other: object) -> bool:
+        return self._read() == other
+
+    def __hash__(self) -> int:
+        return hash(self._read())
+
+    def __lt__(self, other: Any) -> bool:
+        return self._read() < other
+
+    def __le__(self, other: Any) -> bool:
+        return self._read() <= other
+
+    def __gt__(self, other: Any) -> bool:
+        return self._read() > other
+
+    def __ge__(self, other: Any) -> bool:
+        return self._read() >= other
+
+    def __sub__(self, other: Any) -> Any:
+        return self._read() - other
+
+    def __rsub__(self, other: Any) -> Any:
+        return other - self._read()
+
+
+@dataclass(frozen=True, slots=True)
+class KeptPage:
+    """A rendered page: literal byte pieces with a relative time between each two."""
+
+    pieces: tuple[bytes, ...]
+    moments: tuple[datetime | None, ...]
+    status: int = 200
+
+    def body(self, now: datetime) -> bytes:
+        if not self.moments:
+            return self.pieces[0]
+        parts = [self.pieces[0]]
+        for moment, piece in zip(self.moments, self.pieces[1:], strict=True):
+            # relative_time's words are plain ASCII ("5 minutes ago"): nothing to escape.
+            parts.append(relative_time(moment, now).encode())
+            parts.append(piece)
+        return b"".join(parts)
+
+    def response(self, now: datetime) -> web.Response:
+        return web.Response(body=self.body(now), status=self.status,
+                            content_type="text/html", charset="utf-8")
+
+
+def render_kept(request: web.Request, template: str, context: dict[str, Any], *,
+                now: datetime, status: int = 200) -> tuple[KeptPage, bool]:
+    """Render ``template`` with a :class:`PageClock`; the page, and whether it may be kept."""
+    clock = PageClock(now)
+    text = aiohttp_jinja2.render_string(
+        template, request, {**context, "now": clock}, app_key=PUBLIC_TEMPLATES
+    )
+    parts = _MARK_RE.split(text)
+    page = KeptPage(
+        pieces=tuple(part.encode() for part in parts[0::2]),
+        moments=tuple(clock.moments[int(index)] for index in parts[1::2]),
+        status=status,
+    )
+    return page, not clock.read
