@@ -27,6 +27,10 @@ changes whenever the database may have changed behind our back (SQLite: the
 file's size and time), or None while the cache must not be used at all
 (PostgreSQL: while the LISTEN connection is down). A new token drops
 everything; None drops everything and bypasses the cache until it is back.
+The guard is asked once per event-loop iteration, not once per read: every
+read in one iteration then sees the database as of that iteration's start,
+as if they had all happened at that instant (on SQLite each check is two
+system calls, which cost as much as the rest of a cached web page).
 
 Adapters keep derived values here too (the finger adapter's rendered answer
 bytes), tagged with the user they show, so they are invalidated by the same
@@ -35,6 +39,7 @@ events at the same moment as the reads they were made from.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
@@ -80,6 +85,7 @@ class ReadCache:
         self._guard = guard
         self._token: Hashable | None = guard() if guard is not None else None
         self._usable = self._token is not None or guard is None
+        self._guard_checked = False  # already asked in this event-loop iteration
         self._unsubscribe = events.subscribe(self.on_event)
 
     def __len__(self) -> int:
@@ -150,6 +156,13 @@ class ReadCache:
                 del self._by_user[user]
 
     def _check_guard(self) -> bool:
+        if self._guard_checked:
+            return self._usable
+        try:
+            asyncio.get_running_loop().call_soon(self._guard_expired)
+            self._guard_checked = True
+        except RuntimeError:  # no event loop: ask every time
+            pass
         assert self._guard is not None
         token = self._guard()
         if token is None:
@@ -163,3 +176,6 @@ class ReadCache:
             self._usable = True
             self.clear()
         return True
+
+    def _guard_expired(self) -> None:
+        self._guard_checked = False

@@ -62,3 +62,29 @@ def test_guard_token_change_drops_everything_and_none_turns_the_cache_off() -> N
     assert cache.get("k") is MISS
     cache.put("k", "v", epoch=cache.epoch)
     assert cache.get("k") == "v"
+
+
+async def test_guard_is_asked_once_per_event_loop_iteration() -> None:
+    """Reads in one iteration share one check; the next iteration sees a new token."""
+    token: list[object] = [1]
+    asked: list[object] = []
+
+    def guard() -> object:
+        asked.append(token[0])
+        return token[0]
+
+    cache = ReadCache(EventBus(), guard=guard)
+    asked.clear()
+    cache.put("k", "v", epoch=cache.epoch)
+    assert [cache.get("k") for _ in range(5)] == ["v"] * 5
+    assert len(asked) == 1
+    token[0] = 2  # another process commits
+    await asyncio.sleep(0)  # the next loop iteration
+    assert cache.get("k") is MISS
+    assert len(asked) == 2
+    token[0] = None  # the guard loses track: off at once in the next iteration
+    await asyncio.sleep(0)
+    cache.put("k", "v", epoch=cache.epoch)
+    assert cache.get("k") is MISS
+    assert cache.get("k") is MISS
+    assert len(asked) == 3
