@@ -7,6 +7,7 @@ that run several servers in one process do not collide.
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -72,7 +73,52 @@ class Metrics:
             self.requests.labels(adapter).inc()
             self.latency.labels(adapter).observe(time.perf_counter() - start)
 
+    def tally(self, adapter: str) -> RequestTally:
+        """Plain-integer counts for ``adapter``'s hot path, handed over before each scrape."""
+        tally = RequestTally()
+        requests = self.requests.labels(adapter)
+        latency = self.latency.labels(adapter)
+
+        def flush() -> None:
+            count, seconds, buckets = tally.take()
+            if count:
+                requests.inc(count)
+                latency._sum.inc(seconds)  # type: ignore[attr-defined]
+                for bucket, n in zip(latency._buckets, buckets, strict=True):  # type: ignore[attr-defined]
+                    if n:
+                        bucket.inc(n)
+
+        self.add_flusher(flush)
+        return tally
+
     def render(self) -> bytes:
         for flush in list(self._flushers):
             flush()
         return generate_latest(self.registry)
+
+
+class RequestTally:
+    """Requests and their latencies counted in plain Python, like ``Histogram.observe``.
+
+    ``observe`` costs a bisect and three additions instead of two label
+    lookups and two locked updates; :meth:`Metrics.tally` hands the counts to
+    the Prometheus metrics before every scrape, so ``/metrics`` shows the same
+    figures either way.
+    """
+
+    __slots__ = ("buckets", "count", "seconds")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.seconds = 0.0
+        self.buckets = [0] * (len(LATENCY_BUCKETS) + 1)  # the last one is +Inf
+
+    def observe(self, seconds: float) -> None:
+        self.count += 1
+        self.seconds += seconds
+        self.buckets[bisect_left(LATENCY_BUCKETS, seconds)] += 1
+
+    def take(self) -> tuple[int, float, list[int]]:
+        taken = (self.count, self.seconds, self.buckets)
+        self.count, self.seconds, self.buckets = 0, 0.0, [0] * len(self.buckets)
+        return taken

@@ -17,7 +17,6 @@ from fingerplat.adapters.web.middleware import (
     metrics_middleware,
 )
 from fingerplat.adapters.web.templating import STATIC_DIR, setup_templates
-from fingerplat.adapters.web.tenancy import tenant_middleware
 from fingerplat.config import WebConfig
 from fingerplat.metrics import Metrics
 from fingerplat.service import FingerplatService
@@ -30,7 +29,7 @@ def build_app(
     secure = bool(settings.tls_cert and settings.tls_key)
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[metrics_middleware, error_middleware, tenant_middleware],
+        middlewares=[metrics_middleware(metrics), error_middleware],
     )
     app[SERVICE] = service
     app[SETTINGS] = settings

@@ -11,9 +11,9 @@ own tenant.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from aiohttp import web
 
@@ -27,15 +27,31 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def tenant_routed(handler: Handler) -> Handler:
-    """Mark a handler whose request needs a tenant chosen by the routing rules."""
-    handler.__fingerplat_tenant_routed__ = True  # type: ignore[attr-defined]
-    return handler
+    """Wrap a handler whose request needs a tenant chosen by the routing rules.
+
+    The tenant is resolved before the handler runs (``request[TENANT]`` and
+    ``request[BASE]`` are set), so only these handlers pay for it, not every
+    request as a middleware would.
+    """
+
+    @functools.wraps(handler)
+    async def routed(request: web.Request) -> web.StreamResponse:
+        await resolve(request)
+        return await handler(request)
+
+    return routed
 
 
 def host_name(host_header: str | None) -> str | None:
     """The DNS name of a Host header (port and trailing dot removed), or None for IPs."""
     if not host_header:
         return None
+    return _host_name(host_header)
+
+
+@functools.lru_cache(maxsize=1024)
+def _host_name(host_header: str) -> str | None:
+    """Memoised: a site sees a handful of Host headers, and parsing an IP is slow."""
     host = host_header.strip().lower()
     if host.startswith("["):  # an IPv6 literal
         return None
@@ -76,15 +92,6 @@ async def resolve(request: web.Request) -> Tenant:
     request[TENANT] = tenant
     request[BASE] = base
     return tenant
-
-
-@web.middleware
-async def tenant_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Resolve the tenant before any handler marked :func:`tenant_routed` runs."""
-    route_handler: Any = request.match_info.handler
-    if getattr(route_handler, "__fingerplat_tenant_routed__", False):
-        await resolve(request)
-    return await handler(request)
 
 
 def add_routed(
