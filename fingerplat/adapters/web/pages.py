@@ -77,11 +77,12 @@ async def user_page(request: web.Request) -> web.StreamResponse:
     times filled into kept bytes.
     """
     name = request.match_info["user"]
-    service = request.config_dict[SERVICE]
+    app = request.app  # the main application (pages are its routes): its keys, no ChainMap
+    service = app[SERVICE]
     tenant = request[TENANT]
     now = datetime.now(UTC)
     cache = service.read_cache
-    generation = request.config_dict[TEMPLATE_GENERATION].value
+    generation = app[TEMPLATE_GENERATION].value
     key = ("web:user", generation, tenant.id, request[BASE], name)
     if cache is not None:
         kept = cache.get(key)

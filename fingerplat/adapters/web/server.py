@@ -133,6 +133,9 @@ async def start_web_server(
     runner = web.AppRunner(
         app, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT, access_log=log,
         keepalive_timeout=HEADER_TIMEOUT,
+        # No TCP keep-alive probes (two setsockopt calls per connection): an
+        # idle connection is closed by keepalive_timeout long before a probe.
+        tcp_keepalive=False,
     )
     await runner.setup()
     try:

@@ -71,7 +71,7 @@ async def resolve(request: web.Request) -> Tenant:
     cached = request.get(TENANT)
     if cached is not None:
         return cached
-    service = request.config_dict[SERVICE]
+    service = request.app[SERVICE]  # routed handlers are all the main application's
     by_host: Tenant | None = None
     name = host_name(request.headers.get("Host"))
     if name is not None:
