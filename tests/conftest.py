@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from fingerplat.domain.model import Channel, Context, Principal
-from fingerplat.repository.engine import create_engine
+from fingerplat.repository.engine import create_engine, create_read_engine
 from fingerplat.service import FingerplatService
 from tests.support.databases import DatabaseFactory
 
@@ -38,10 +38,14 @@ async def database_url(db_factory: DatabaseFactory, backend: str) -> str:
 
 @pytest.fixture
 async def service(database_url: str) -> AsyncIterator[FingerplatService]:
+    """Wired as ``serve`` wires it: on PostgreSQL the public reads use their own pool."""
     engine = create_engine(database_url)
+    read_engine = create_read_engine(database_url)
     try:
-        yield FingerplatService(engine)
+        yield FingerplatService(engine, read_engine=read_engine)
     finally:
+        if read_engine is not None:
+            await read_engine.dispose()
         await engine.dispose()
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from types import TracebackType
+from typing import TypeVar
 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -19,6 +21,8 @@ from fingerplat.repository.engine import SQLITE_BEGIN_OPTION
 from fingerplat.repository.sql import Repository
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # serialization_failure, deadlock_detected, lock_not_available
 _RETRYABLE_SQLSTATES = ("40001", "40P01", "55P03")
@@ -124,3 +128,31 @@ class UnitOfWork:
             mapped = translate_db_error(exc)
             if mapped is not None:
                 raise mapped from exc
+
+
+async def run_read(engine: AsyncEngine, fetch: Callable[[Repository], Awaitable[T]]) -> T:
+    """``fetch`` on one connection of an autocommit read engine (engine.create_read_engine).
+
+    No transaction: every statement sees the database as of its own start.
+    Such a pool has no pre-ping, so a connection that died while the
+    database was away (or was terminated by an administrator) is noticed by
+    the read itself; reads have no side effects, so it is run once more on a
+    fresh connection (SQLAlchemy has by then dropped the dead one). Driver
+    errors become domain errors, as in :class:`UnitOfWork`.
+    """
+    for attempt in (1, 2):
+        try:
+            async with engine.connect() as conn:
+                return await fetch(Repository(conn))
+        except FingerplatError:
+            raise
+        except Exception as error:
+            if (attempt == 1 and isinstance(error, sa_exc.DBAPIError)
+                    and error.connection_invalidated):
+                log.info("read connection lost (%s); reading again on a fresh one", error.orig)
+                continue
+            mapped = translate_db_error(error)
+            if mapped is not None:
+                raise mapped from error
+            raise
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -26,7 +26,12 @@ from fingerplat.domain.errors import FingerplatError, InvalidInput, NotFound, Un
 from fingerplat.metrics import Metrics
 from fingerplat.repository import migrations
 from fingerplat.repository.changes import sqlite_change_token
-from fingerplat.repository.engine import create_engine, is_sqlite, sqlite_file
+from fingerplat.repository.engine import (
+    create_engine,
+    create_read_engine,
+    is_sqlite,
+    sqlite_file,
+)
 from fingerplat.repository.uow import translate_db_error
 from fingerplat.server import logs, privileges, systemd
 from fingerplat.server.leadership import LEADERSHIP_INTERVAL, BotLeadership
@@ -62,6 +67,7 @@ class Runtime:
     database_url: str
     announce: Callable[[str], None] = print
     engine: AsyncEngine | None = None
+    read_engine: AsyncEngine | None = None
     service: FingerplatService | None = None
     metrics: Metrics = field(default_factory=Metrics)
     listeners: list[RunningListener] = field(default_factory=list)
@@ -73,15 +79,18 @@ class Runtime:
     async def prepare_database(self) -> None:
         """SQLite: create and migrate on first start. PostgreSQL: refuse an old schema."""
         db = self.config.database
-        self.engine = create_engine(
-            self.database_url,
-            pool_size=db.pool_size,
-            max_overflow=db.max_overflow,
-            pool_timeout=db.pool_timeout,
-            connect_timeout=db.connect_timeout,
-            command_timeout=db.command_timeout,
-        )
-        self.service = FingerplatService(self.engine)
+        pool = {
+            "pool_size": db.pool_size,
+            "max_overflow": db.max_overflow,
+            "pool_timeout": db.pool_timeout,
+            "connect_timeout": db.connect_timeout,
+            "command_timeout": db.command_timeout,
+        }
+        self.engine = create_engine(self.database_url, **pool)
+        # PostgreSQL: the public reads get a pool of their own (autocommit, one
+        # round trip per read); None on SQLite.
+        self.read_engine = create_read_engine(self.database_url, **pool)
+        self.service = FingerplatService(self.engine, read_engine=self.read_engine)
         if is_sqlite(self.database_url):
             self.announce((await prepare_sqlite(self.engine, self.database_url)).line)
         else:
@@ -219,6 +228,9 @@ class Runtime:
             self.event_bridge = None
         if self.service is not None:
             self.service.disable_read_cache()
+        if self.read_engine is not None:
+            await self.read_engine.dispose()
+            self.read_engine = None
         if self.engine is not None:
             await self.engine.dispose()
             self.engine = None

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -15,10 +15,12 @@ from fingerplat.domain import rules
 from fingerplat.domain.errors import InvalidInput, NotFound, PermissionDenied, UserNotFound
 from fingerplat.domain.model import ChangeEvent, Context, Tenant, User
 from fingerplat.repository.sql import Repository
-from fingerplat.repository.uow import UnitOfWork
+from fingerplat.repository.uow import UnitOfWork, run_read
 from fingerplat.service.events import EventBus
 
 log = logging.getLogger("fingerplat.service")
+
+T = TypeVar("T")
 
 # How many service units of work the current task is inside (0: none).
 _unit_depth: ContextVar[int] = ContextVar("fingerplat_unit_depth", default=0)
@@ -64,10 +66,24 @@ class ServiceBase:
         *,
         events: EventBus | None = None,
         clock: Callable[[], datetime] = utcnow,
+        read_engine: AsyncEngine | None = None,
     ) -> None:
         self.engine = engine
+        self.read_engine = read_engine
         self.events = events or EventBus()
         self.clock = clock
+
+    async def read(self, fetch: Callable[[Repository], Awaitable[T]]) -> T:
+        """Run a public read (no permission check, nothing written).
+
+        With a read engine (``serve`` on PostgreSQL) it runs on an autocommit
+        connection of its own pool, one round trip per statement; otherwise
+        in a read-only unit of work, as every other read.
+        """
+        if self.read_engine is None:
+            async with self.uow(readonly=True) as repo:
+                return await fetch(repo)
+        return await run_read(self.read_engine, fetch)
 
     @asynccontextmanager
     async def uow(self, *, readonly: bool = False) -> AsyncIterator[Repository]:

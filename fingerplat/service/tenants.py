@@ -22,19 +22,21 @@ def _settings(t: Tenant) -> dict[str, object]:
 class TenantUseCases(ServiceBase):
     async def resolve_tenant(self, name: str | None = None) -> Tenant:
         """Public: a tenant by slug or domain (``None``: the default tenant)."""
-        async with self.uow(readonly=True) as repo:
-            return await self._tenant(repo, name)
+        return await self.read(lambda repo: self._tenant(repo, name))
 
     async def tenant_for_host(self, host: str) -> Tenant | None:
         """Public: the tenant owning a DNS name or slug, or None (routing helper)."""
         key = host.strip().lower().rstrip(".")
         if not key or len(key) > 253:
             return None
-        async with self.uow(readonly=True) as repo:
+
+        async def fetch(repo: Repository) -> Tenant | None:
             tenant = await repo.tenant_by_domain(key)
             if tenant is None and rules.TENANT_SLUG_RE.fullmatch(key):
                 tenant = await repo.tenant_by_slug(key)
             return tenant
+
+        return await self.read(fetch)
 
     async def list_tenants(self, ctx: Context) -> list[Tenant]:
         async with self.uow(readonly=True) as repo:

@@ -54,8 +54,7 @@ class UserUseCases(ServiceBase):
     async def public_user(self, tenant: Tenant, name: str) -> User | None:
         """A visible user with plan, or None. Hidden users look exactly like unknown ones."""
         username = rules.username(name)
-        async with self.uow(readonly=True) as repo:
-            user = await repo.user(tenant.id, username)
+        user = await self.read(lambda repo: repo.user(tenant.id, username))
         if user is None or user.hidden:
             return None
         return user
@@ -65,11 +64,14 @@ class UserUseCases(ServiceBase):
     ) -> list[StatusChange]:
         username = rules.username(name)
         limit = max(1, min(limit, HISTORY_MAX))
-        async with self.uow(readonly=True) as repo:
+
+        async def fetch(repo: Repository) -> list[StatusChange]:
             user = await repo.user(tenant.id, username, with_plan=False)
             if user is None or user.hidden:
                 raise UserNotFound(username, tenant.slug)
             return await repo.history(user.id, limit)
+
+        return await self.read(fetch)
 
     async def directory(
         self,

@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from fingerplat.domain.errors import (
     Conflict,
@@ -16,7 +16,11 @@ from fingerplat.domain.errors import (
     UserNotFound,
 )
 from fingerplat.domain.model import AuditQuery, Channel, Tenant, TokenScope
-from fingerplat.repository.engine import create_engine
+from fingerplat.repository.engine import (
+    READ_APPLICATION_NAME,
+    create_engine,
+    create_read_engine,
+)
 from fingerplat.repository.schema import audit_events, plans, status_history, users
 from fingerplat.repository.uow import UnitOfWork
 from fingerplat.service import FingerplatService
@@ -72,7 +76,8 @@ async def test_unreachable_database_is_unavailable_for_every_call(tmp_path: Path
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
     engine = create_engine(url.format(file=blocker))
-    service = FingerplatService(engine)
+    read_engine = create_read_engine(url.format(file=blocker))  # as serve wires it
+    service = FingerplatService(engine, read_engine=read_engine)
     try:
         for name, call in _calls(service, operator).items():
             with pytest.raises(Unavailable) as info:
@@ -80,13 +85,16 @@ async def test_unreachable_database_is_unavailable_for_every_call(tmp_path: Path
             assert "database" in str(info.value), name
             assert "Traceback" not in str(info.value)
     finally:
+        if read_engine is not None:
+            await _dispose(read_engine)
         await _dispose(engine)
 
 
 async def test_unmigrated_database_says_to_upgrade(db_factory, backend, operator):
     url = await db_factory.empty(backend)
     engine = create_engine(url)
-    service = FingerplatService(engine)
+    read_engine = create_read_engine(url)
+    service = FingerplatService(engine, read_engine=read_engine)
     try:
         for name, call in _calls(service, operator).items():
             if name == "check_health":
@@ -95,6 +103,55 @@ async def test_unmigrated_database_says_to_upgrade(db_factory, backend, operator
             with pytest.raises(SchemaOutOfDate, match="fingerplat db upgrade"):
                 await call()
     finally:
+        if read_engine is not None:
+            await _dispose(read_engine)
+        await _dispose(engine)
+
+
+async def test_read_connections_terminated_by_the_server_are_replaced_unseen(
+    db_factory, operator
+) -> None:
+    """An administrator (or a PostgreSQL restart) kills the read pool's connections.
+
+    The read pool has no pre-ping; the next reads notice the dead connections
+    themselves and read again on fresh ones, so nobody sees an error.
+    """
+    url = await db_factory.make("postgresql")
+    engine = create_engine(url)
+    read_engine = create_read_engine(url)
+    assert read_engine is not None
+    service = FingerplatService(engine, read_engine=read_engine)
+    try:
+        await service.add_user(operator, None, "alice")
+        await service.set_status(operator, None, "alice", "asleep")
+        tenant = await service.resolve_tenant(None)
+        # Several pooled read connections, all idle in the pool afterwards.
+        users = await asyncio.gather(*(service.public_user(tenant, "alice") for _ in range(6)))
+        assert {u.status for u in users if u is not None} == {"asleep"}
+        async def read_connections(terminate: bool) -> int:
+            # A transaction of its own each time: pg_stat_activity is a snapshot per transaction.
+            async with engine.connect() as conn:
+                found = (await conn.execute(text(
+                    "SELECT count(CASE WHEN :terminate THEN pg_terminate_backend(pid) END)"
+                    " + count(CASE WHEN NOT :terminate THEN 1 END) FROM pg_stat_activity"
+                    " WHERE application_name = :name AND datname = current_database()"
+                ), {"name": READ_APPLICATION_NAME, "terminate": terminate})).scalar_one()
+                return int(found)
+
+        assert await read_connections(terminate=True) >= 2
+        for _ in range(100):  # termination is asynchronous
+            if await read_connections(terminate=False) == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert await read_connections(terminate=False) == 0
+        for _ in range(8):
+            user = await service.public_user(tenant, "alice")
+            assert user is not None and user.status == "asleep"
+            history = await service.public_history(tenant, "alice")
+            assert [change.text for change in history] == ["asleep"]
+            assert (await service.resolve_tenant(None)).slug == "default"
+    finally:
+        await _dispose(read_engine)
         await _dispose(engine)
 
 
