@@ -330,7 +330,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="seconds of unmeasured load on each fingerplat server before the "
                         "runs: fills its read cache with the query mix")
     p.add_argument("--no-fingerplat", action="store_true", help="measure the peers only")
-    p.add_argument("--no-web", action="store_true", help="start serve without --web")
+    p.add_argument("--no-web", action="store_true", help="start serve with no web listener")
     p.add_argument("--access-log", action="store_true",
                    help="keep fingerplat's per-query access log on (off by default)")
     p.add_argument("--config-extra", action="append", default=[], metavar="TOML",
@@ -408,8 +408,8 @@ def build_targets(args: argparse.Namespace, workdir: Path,
                 pin = server_pin if workers == 1 else []
                 serve = [*pin, *cmd, "--database-url", url, "--config", str(config),
                          "serve", "--finger", "127.0.0.1:0", "--setter", "127.0.0.1:0"]
-                if not args.no_web:
-                    serve += ["--web", "127.0.0.1:0"]
+                # --web '' turns the listener off (the default would be port 8000).
+                serve += ["--web", "" if args.no_web else "127.0.0.1:0"]
                 if workers > 1:
                     serve += ["--workers", str(workers)]
                 serve += args.serve_arg
