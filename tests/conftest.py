@@ -38,7 +38,7 @@ async def database_url(db_factory: DatabaseFactory, backend: str) -> str:
 
 @pytest.fixture
 async def service(database_url: str) -> AsyncIterator[FingerplatService]:
-    """Wired as ``serve`` wires it: on PostgreSQL the public reads use their own pool."""
+    """Wired as ``serve`` wires it: the public reads use a pool of their own."""
     engine = create_engine(database_url)
     read_engine = create_read_engine(database_url)
     try:

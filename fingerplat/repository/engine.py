@@ -105,24 +105,30 @@ def create_read_engine(
     connect_timeout: float = 5.0,
     command_timeout: float = 10.0,
 ) -> AsyncEngine | None:
-    """A second pool for the public reads of ``serve`` on PostgreSQL (None on SQLite).
+    """A second pool for the public reads of ``serve`` (None for an in-memory SQLite).
 
     Its connections run in autocommit mode: a public read is one statement
     (or two that need no common snapshot), so it needs no BEGIN and COMMIT,
-    and without ``pool_pre_ping`` the statement itself is the only round
-    trip. Together that is five round trips fewer per read than a unit of
-    work (a pre-ping outside autocommit is BEGIN, a ping and ROLLBACK). A
-    connection that died while the database was away fails its statement
-    instead of its ping; :func:`fingerplat.repository.uow.run_read` then
-    retries the read once on a fresh connection. The application name
+    and a pool that never opens a transaction needs no rollback when a
+    connection is returned. On PostgreSQL there is no ``pool_pre_ping``
+    either, so the statement itself is the only round trip: five fewer per
+    read than a unit of work (a pre-ping outside autocommit is BEGIN, a ping
+    and ROLLBACK). A connection that died while the database was away fails
+    its statement instead of its ping; :func:`fingerplat.repository.uow.run_read`
+    then retries the read once on a fresh connection. The application name
     ``fingerplat-read`` tells these connections apart in ``pg_stat_activity``.
+    On SQLite each saved step is a hop to aiosqlite's thread.
     """
     check_url(url)
+    common: dict[str, Any] = {"isolation_level": "AUTOCOMMIT", "pool_reset_on_return": None}
     if is_sqlite(url):
-        return None
+        if sqlite_file(url) is None:
+            return None  # a second engine would open a second, empty database
+        engine = create_async_engine(url, connect_args={"timeout": 15}, **common)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
     return create_async_engine(
         url,
-        isolation_level="AUTOCOMMIT",
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_timeout=pool_timeout,
@@ -131,6 +137,7 @@ def create_read_engine(
             "command_timeout": command_timeout,
             "server_settings": {"application_name": READ_APPLICATION_NAME},
         },
+        **common,
     )
 
 

@@ -87,8 +87,8 @@ class Runtime:
             "command_timeout": db.command_timeout,
         }
         self.engine = create_engine(self.database_url, **pool)
-        # PostgreSQL: the public reads get a pool of their own (autocommit, one
-        # round trip per read); None on SQLite.
+        # The public reads get a pool of their own (autocommit: no BEGIN, no
+        # COMMIT, on PostgreSQL no pre-ping), see create_read_engine.
         self.read_engine = create_read_engine(self.database_url, **pool)
         self.service = FingerplatService(self.engine, read_engine=self.read_engine)
         if is_sqlite(self.database_url):
