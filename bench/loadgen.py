@@ -341,7 +341,7 @@ def run_c(args: argparse.Namespace, binary: Path) -> dict[str, object]:
     cmd = [str(binary), args.host, str(args.port), str(args.concurrency), str(args.warmup),
            str(args.duration), str(args.timeout), str(args.users), str(args.missing),
            c_pattern(args.pattern), "1" if args.check else "0", str(args.seed),
-           "1" if args.verbose else "0"]
+           "1" if args.verbose else "0", str(args.mix_size)]
     if args.query is not None:
         cmd.append(args.query)
     roots = args.server_pid or []
@@ -561,7 +561,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--check", action="store_true",
                    help="count answers that contradict the mix as errors")
     p.add_argument("--mix-size", type=int, default=20000,
-                   help="how many queries to pre-draw")
+                   help="how many queries to pre-draw; the run cycles through them, so "
+                        "this bounds the distinct users asked for (use at least 2x --users "
+                        "to ask for nearly every user)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--timeout", type=float, default=10.0, help="per-query timeout")
     p.add_argument("--server-pid", type=int, action="append",

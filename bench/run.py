@@ -231,6 +231,7 @@ def load(target: Target, args: argparse.Namespace, duration: float, warmup: floa
         "--users", str(max(target.users, 1)), "--pattern", pattern,
         "--missing", str(args.missing), "--server-pid", str(target.proc.pid), "--json",
         "--no-probe", "--engine", args.engine,
+        "--mix-size", str(args.mix_size or max(20_000, 2 * target.users)),
     ]
     if target.check:
         cmd.append("--check")
@@ -240,7 +241,28 @@ def load(target: Target, args: argparse.Namespace, duration: float, warmup: floa
                           timeout=duration + warmup + 120)
     if proc.returncode != 0:
         raise RuntimeError(f"loadgen failed: {proc.stderr.strip()[-2000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["rss_mb"] = resident_mb(target.proc.pid)
+    return result
+
+
+def resident_mb(root: int) -> float | None:
+    """Resident memory of ``root`` and its children (workers), in MB, right after a run."""
+    total = 0
+    pids = [root]
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{root}/task").iterdir():
+            children = (task / "children").read_text().split()
+            pids += [int(pid) for pid in children]
+    for pid in pids:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+    return total / 1024 if total else None
 
 
 def median(runs: list[dict[str, Any]], key: str) -> float | None:
@@ -262,7 +284,7 @@ def table(targets: list[Target], reference: Target | None) -> str:
                if reference and reference.runs else None)
     head = ("server", "users", "db", "q/s", "p50 ms", "p99 ms", "errors",
             "CPU µs/q", "DB µs/q", "q/s ÷ bare", "CPU × bare", "CPU × twisted",
-            "server busy", "loadgen busy")
+            "server busy", "loadgen busy", "RSS MB")
     twisted = {t.users: median(t.runs, "server_cpu_us_per_query")
                for t in targets if t.name.startswith("twisted") and t.runs}
     rows = [head]
@@ -283,6 +305,7 @@ def table(targets: list[Target], reference: Target | None) -> str:
             _fmt(cpu / ref_cpu if cpu and ref_cpu else None, ".2f"),
             _fmt(cpu / twisted[t.users] if cpu and twisted.get(t.users) else None, ".2f"),
             _pct(median(t.runs, "server_cpu_share")), _pct(median(t.runs, "client_cpu_share")),
+            _fmt(max((r["rss_mb"] for r in t.runs if r.get("rss_mb")), default=None), ",.0f"),
         ))
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     lines = []
@@ -320,6 +343,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--users", default="1000,100000", help="comma-separated user counts")
     p.add_argument("--db", default="sqlite,postgresql", help="sqlite and/or postgresql")
     p.add_argument("--missing", type=float, default=0.10, help="fraction of missing users")
+    p.add_argument("--mix-size", type=int, default=0,
+                   help="queries pre-drawn at random (existing and missing names) that "
+                        "each run picks from; this bounds how many distinct users are asked "
+                        "for (default 0: 2 x users, at least 20,000, so nearly every user is)")
     p.add_argument("--pattern", default="bench{:06d}")
     p.add_argument("--peers", default="bare,twisted",
                    help="reference servers from bench/peers (bare, bare-epoll, twisted; "
@@ -518,9 +545,11 @@ def main(argv: list[str] | None = None) -> int:
     reference = next((t for t in targets if t.name.startswith("bare (")), None)
     print()
     print(machine_line)
+    mix = (f"{args.mix_size:,}" if args.mix_size else "2 x users (at least 20,000)")
     print(f"{args.concurrency} connections, one query per connection, "
           f"{args.duration:g}s x {args.repeat} per server (medians), "
-          f"{int(args.missing * 100)}% missing users; server on CPU 0, load generator on "
+          f"{int(args.missing * 100)}% missing users, each query picked at random from {mix} "
+          f"pre-drawn ones; server on CPU 0, load generator on "
           f"CPU 1{' (unpinned)' if args.no_pin or not shutil.which('taskset') else ''}; "
           f"total {time.monotonic() - began:.0f}s")
     print(table(targets, reference))

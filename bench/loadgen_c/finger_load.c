@@ -193,9 +193,9 @@ static double pct(double q) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 13) {
+    if (argc < 14) {
         fprintf(stderr, "usage: %s HOST PORT CONNS WARMUP DURATION TIMEOUT USERS MISSING "
-                        "PATTERN CHECK SEED VERBOSE [FIXED_QUERY]\n", argv[0]);
+                        "PATTERN CHECK SEED VERBOSE MIX_SIZE [FIXED_QUERY]\n", argv[0]);
         return 2;
     }
     const char *host = argv[1];
@@ -207,7 +207,8 @@ int main(int argc, char **argv) {
     check = atoi(argv[10]);
     rng_state = (uint64_t)atoll(argv[11]) * 0x9E3779B97F4A7C15ULL + 1;
     int verbose = atoi(argv[12]);
-    const char *fixed = argc > 13 ? argv[13] : NULL;
+    long mix = atol(argv[13]);
+    const char *fixed = argc > 14 ? argv[14] : NULL;
 
     memset(&addr, 0, sizeof addr);
     addr.sin_family = AF_INET;
@@ -217,7 +218,7 @@ int main(int argc, char **argv) {
         return 2;
     }
 
-    nqueries = fixed ? 1 : MIX;
+    nqueries = fixed ? 1 : (int)(mix > 0 ? mix : MIX);
     queries = calloc((size_t)nqueries, sizeof *queries);
     for (int i = 0; i < nqueries; i++) {
         char name[256], line[300];
