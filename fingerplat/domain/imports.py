@@ -10,6 +10,7 @@ field means "this source says nothing about it, leave it alone"; an empty
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,25 @@ class ImportRecord:
     # A problem the reader already found (a line that is not UTF-8, no colon):
     # the service reports it with the line number like any other rejection.
     error: str | None = None
+
+
+class StoredUser(NamedTuple):
+    """A user as an import compares it with a record: what a source can set.
+
+    A tuple rather than a :class:`~fingerplat.domain.model.User`: an import
+    reads every user of the tenant, and building 100,000 full users (with
+    timestamps the import never looks at) was a good part of its time.
+    """
+
+    id: int
+    username: str
+    full_name: str
+    office: str
+    phone: str
+    project: str
+    hidden: bool
+    status: str | None
+    plan: str | None  # None: the user has no plan row
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,17 +7,21 @@ current unit of work; rules (who may, what is valid) live in the service.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Sequence
+import json
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import JSON, Table, and_, bindparam, delete, func, insert, select, update
 from sqlalchemy import text as sql_text
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fingerplat.domain.errors import Conflict
+from fingerplat.domain.imports import StoredUser
 from fingerplat.domain.model import (
     Admin,
     AuditEvent,
@@ -112,7 +116,44 @@ def _token(row: RowMapping) -> Token:
     )
 
 
-def _processed(values: list[Any], proc: Any) -> list[Any]:
+# Columns of a new user as the importer hands them over (tenant and time aside).
+_NEW_USER_FIELDS = ("username", "full_name", "office", "phone", "project", "hidden", "status",
+                    "status_set_at")
+_AUDIT_FIELDS = ("at", "tenant", "actor", "channel", "action", "target", "username", "outcome",
+                 "before", "after", "remote_addr", "detail")
+
+
+def _json_encoder() -> Callable[[Any], str]:
+    """``json.dumps`` with its default settings, without its per-call set-up.
+
+    ``json.dumps`` builds a new C encoder for every call, which is most of its
+    cost for a small dict (about 7 us against 2 us on this machine); an import
+    writes one or two JSON values per changed user. The engine is made with
+    SQLAlchemy's default serializer (``json.dumps``), so the text is the same.
+    Without the C accelerator (not CPython) it is plain ``json.dumps``.
+    """
+    if c_make_encoder is None:
+        return json.dumps
+    base = json.JSONEncoder()
+    # markers=None: no check for circular structures; the values are audit
+    # dicts of plain strings, numbers and booleans built by the service.
+    encode = c_make_encoder(None, base.default, encode_basestring_ascii, base.indent,
+                            base.key_separator, base.item_separator, base.sort_keys,
+                            base.skipkeys, base.allow_nan)
+    return lambda value: "".join(encode(value, 0))
+
+
+_json_text = _json_encoder()
+
+
+def _bind_processor(type_: Any, dialect: Any) -> Callable[[Any], Any] | None:
+    """The bind processor of a column type, with the faster JSON text for JSON."""
+    if isinstance(type_, JSON):
+        return _json_text
+    return type_.dialect_impl(dialect).bind_processor(dialect)  # type: ignore[no-any-return]
+
+
+def _processed(values: Sequence[Any], proc: Any) -> list[Any]:
     """Apply a bind processor to a column of values, once per distinct object.
 
     A batch shares one timestamp object across its rows, so the formatting
@@ -475,48 +516,52 @@ class Repository:
         ]
 
     # -- batched writes for importers --------------------------------------------
-    # One statement per kind of change for a whole batch: multi-row INSERT
-    # (SQLAlchemy "insertmanyvalues") and executemany UPDATE, so a 100,000-line
-    # import is a few hundred round trips, not a few hundred thousand.
+    # One statement per kind of change for a whole batch: COPY or the driver's
+    # executemany for inserts, one UPDATE over arrays (PostgreSQL) or executemany
+    # (SQLite) for updates, so a 100,000-line import is a few hundred round
+    # trips, not a few hundred thousand.
 
-    async def _bulk_insert(self, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-        """INSERT many rows through the driver's executemany.
+    async def _bulk_insert(
+        self, table: Table, names: Sequence[str], rows: Sequence[tuple[Any, ...]]
+    ) -> None:
+        """INSERT ``rows`` (tuples in the order of ``names``): COPY on PostgreSQL,
+        the driver's executemany elsewhere.
 
         SQLAlchemy's multi-row INSERT spends most of a big import in Python,
         rendering and processing parameters row by row. Here the statement is
-        written once and each row only passes the few type processors its
-        columns need (timestamps, JSON, booleans) before going to
-        ``executemany`` (sqlite3's loop in C; asyncpg's pipelined protocol).
-        Every row must have the same keys.
+        written once and only the columns whose type needs it pass a bind
+        processor (timestamps, once per distinct value; JSON, see
+        :func:`_json_text`) before going to COPY (asyncpg encodes rows in C) or
+        ``executemany`` (sqlite3's loop in C).
         """
         if not rows:
             return
         dialect = self.conn.dialect
-        names = list(rows[0])
-        if dialect.paramstyle == "qmark":
-            marks = ", ".join("?" for _ in names)
-        elif dialect.paramstyle == "numeric_dollar":
-            marks = ", ".join(f"${i}" for i in range(1, len(names) + 1))
-        else:  # another driver: the portable, slower path
-            await self.conn.execute(insert(table), list(rows))
+        copy = dialect.driver == "asyncpg"
+        if not copy and dialect.paramstyle != "qmark":
+            # Another driver: the portable, slower path.
+            await self.conn.execute(insert(table), [dict(zip(names, row, strict=True))
+                                                    for row in rows])
             return
         # table.c[n] raises for a name that is not a column of the schema, so the
         # statement below only ever holds schema identifiers, quoted.
-        processors = [table.c[n].type.dialect_impl(dialect).bind_processor(dialect)
-                      for n in names]
-        quote = dialect.identifier_preparer.quote
-        sql = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) "  # noqa: S608
-               f"VALUES ({marks})")
-        columns = [[row[name] for row in rows] for name in names]
-        for index, proc in enumerate(processors):
-            if proc is not None:
-                columns[index] = _processed(columns[index], proc)
-        params = list(zip(*columns, strict=True))
+        processors = [_bind_processor(table.c[n].type, dialect) for n in names]
+        params: Sequence[tuple[Any, ...]] = rows
+        if any(proc is not None for proc in processors):
+            columns: list[Sequence[Any]] = list(zip(*rows, strict=True))
+            for index, proc in enumerate(processors):
+                if proc is not None:
+                    columns[index] = _processed(columns[index], proc)
+            params = list(zip(*columns, strict=True))
         try:
-            if dialect.name == "postgresql":
-                await self._copy(table, names, params)
+            if copy:
+                await self._copy(table, list(names), params)
             else:
-                await self.conn.exec_driver_sql(sql, params)
+                quote = dialect.identifier_preparer.quote
+                sql = (f"INSERT INTO {quote(table.name)} "  # noqa: S608 - schema identifiers
+                       f"({', '.join(quote(n) for n in names)}) "
+                       f"VALUES ({', '.join('?' for _ in names)})")
+                await self.conn.exec_driver_sql(sql, list(params))
         except IntegrityError as exc:
             raise Conflict(f"a row of this batch collides with existing data in {table.name}") \
                 from exc
@@ -538,8 +583,7 @@ class Repository:
                                            for row in rows])
             return
         order = [*names, key]
-        processors = [table.c[n].type.dialect_impl(dialect).bind_processor(dialect)
-                      for n in order]
+        processors = [_bind_processor(table.c[n].type, dialect) for n in order]
         quote = dialect.identifier_preparer.quote
         sql = (f"UPDATE {quote(table.name)} SET "  # noqa: S608 - schema identifiers only
                f"{', '.join(f'{quote(n)} = ?' for n in names)} WHERE {quote(key)} = ?")
@@ -549,7 +593,8 @@ class Repository:
                 columns[index] = _processed(columns[index], proc)
         await self.conn.exec_driver_sql(sql, list(zip(*columns, strict=True)))
 
-    async def _copy(self, table: Table, names: list[str], params: list[tuple[Any, ...]]) -> None:
+    async def _copy(self, table: Table, names: list[str], params: Sequence[tuple[Any, ...]]
+                    ) -> None:
         """PostgreSQL COPY on this unit's connection (so inside its transaction)."""
         import asyncpg
 
@@ -563,9 +608,8 @@ class Repository:
 
     async def users_in_range(
         self, tenant_id: int, first: str, last: str, *, for_update: bool = False
-    ) -> dict[str, tuple[User, bool]]:
-        """Users of a tenant named ``first`` .. ``last`` (inclusive), with plan and
-        whether a plan row exists.
+    ) -> dict[str, StoredUser]:
+        """Users of a tenant named ``first`` .. ``last`` (inclusive), with their plans.
 
         A range scan on the (tenant, username) index rather than ``IN (...)``
         with a thousand parameters: a prepared ``IN`` list planned while the
@@ -573,95 +617,159 @@ class Repository:
         Importers ask for sorted, disjoint ranges, so every row is read once.
         """
         stmt = (
-            select(*_USER_COLUMNS, plans.c.text.label("plan"),
-                   plans.c.user_id.label("plan_user_id"))
+            select(users.c.id, users.c.username, users.c.full_name, users.c.office,
+                   users.c.phone, users.c.project, users.c.hidden, users.c.status,
+                   plans.c.text)
             .select_from(users.outerjoin(plans, plans.c.user_id == users.c.id))
             .where(and_(users.c.tenant_id == tenant_id, users.c.username >= first,
                         users.c.username <= last))
         )
         if for_update:  # PostgreSQL row locks; SQLite serialises writers anyway
             stmt = stmt.with_for_update(of=users)
-        found: dict[str, tuple[User, bool]] = {}
-        for row in (await self.conn.execute(stmt)).mappings():
-            found[row["username"]] = (_user(row, row["plan"] or ""),
-                                      row["plan_user_id"] is not None)
-        return found
+        make = StoredUser._make
+        return {row[1]: make(row) for row in (await self.conn.execute(stmt)).all()}
 
     async def insert_users(
         self, tenant_id: int, now: datetime, rows: Sequence[dict[str, Any]]
     ) -> dict[str, int]:
-        """Create many users in one executemany; returns their ids by username.
+        """Create many users in one COPY/executemany; returns their ids by username.
 
         The ids are read back with one range query over the inserted names
-        (RETURNING is not available through executemany on every driver).
+        (RETURNING is not available through COPY or executemany).
         """
         if not rows:
             return {}
         names = [row["username"] for row in rows]
-        await self._bulk_insert(
-            users, [{**row, "tenant_id": tenant_id, "created_at": now} for row in rows])
+        get = itemgetter(*_NEW_USER_FIELDS)
+        await self._bulk_insert(users, ("tenant_id", "created_at", *_NEW_USER_FIELDS),
+                                [(tenant_id, now, *get(row)) for row in rows])
         wanted = set(names)
         found = await self.conn.execute(
             select(users.c.id, users.c.username).where(and_(
                 users.c.tenant_id == tenant_id, users.c.username >= min(names),
                 users.c.username <= max(names))))
-        return {row.username: int(row.id) for row in found if row.username in wanted}
+        return {username: int(uid) for uid, username in found.all() if username in wanted}
 
-    async def update_user_profiles(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Rows of ``id, full_name, office, phone, project, hidden`` (full values)."""
-        await self._bulk_update(users, "id", rows)
-
-    async def set_statuses(
-        self, changes: Sequence[tuple[int, str | None]], now: datetime, actor: str, channel: str
+    async def update_user_profiles(
+        self, rows: Sequence[tuple[dict[str, Any], dict[str, Any]]]
     ) -> None:
-        """Set (or clear, with None) the status of many users, with their history rows."""
+        """Write new profiles: pairs of ``id, full_name, office, phone, project, hidden``
+        (full values) and the ``full_name .. hidden`` values read before.
+
+        On PostgreSQL a row only changes if it still holds the values read (the
+        batch read it without a lock); one that does not raises
+        :class:`Conflict`. SQLite's unit of work holds the write lock from its
+        ``BEGIN IMMEDIATE``, so what it read is still current.
+        """
+        if not rows:
+            return
+        if self.conn.dialect.name != "postgresql":
+            await self._bulk_update(users, "id", [new for new, _ in rows])
+            return
+        columns = ("full_name", "office", "phone", "project", "hidden")
+        params: dict[str, Any] = {"ids": [new["id"] for new, _ in rows]}
+        for name in columns:
+            params[name] = [new[name] for new, _ in rows]
+            params[f"old_{name}"] = [old[name] for _, old in rows]
+        await self._compare_and_set(
+            "UPDATE users AS u SET full_name = v.full_name, office = v.office, phone = v.phone, "
+            "project = v.project, hidden = v.hidden "
+            "FROM unnest(CAST(:ids AS bigint[]), CAST(:full_name AS varchar[]), "
+            "CAST(:office AS varchar[]), CAST(:phone AS varchar[]), CAST(:project AS varchar[]), "
+            "CAST(:hidden AS boolean[]), CAST(:old_full_name AS varchar[]), "
+            "CAST(:old_office AS varchar[]), CAST(:old_phone AS varchar[]), "
+            "CAST(:old_project AS varchar[]), CAST(:old_hidden AS boolean[])) "
+            "AS v(id, full_name, office, phone, project, hidden, old_full_name, old_office, "
+            "old_phone, old_project, old_hidden) "
+            "WHERE u.id = v.id AND u.id = ANY(CAST(:ids AS bigint[])) "
+            "AND u.full_name = v.old_full_name AND u.office = v.old_office "
+            "AND u.phone = v.old_phone AND u.project = v.old_project "
+            "AND u.hidden = v.old_hidden", params, len(rows), "users")
+
+    async def update_statuses(
+        self, changes: Sequence[tuple[int, str | None, str | None]], now: datetime
+    ) -> None:
+        """Set (or clear, with None) the status of many users: ``(id, new, as read before)``.
+
+        Only the users rows; the history rows go through :meth:`add_status_history`.
+        Compare and set on PostgreSQL, as :meth:`update_user_profiles`.
+        """
         if not changes:
             return
-        if self.conn.dialect.name == "postgresql":
-            # One statement over two arrays instead of one UPDATE per row.
-            await self.conn.execute(
-                sql_text(
-                    "UPDATE users AS u SET status = v.status, status_set_at = CASE WHEN "
-                    "v.status IS NULL THEN NULL ELSE CAST(:at AS timestamptz) END "
-                    "FROM unnest(CAST(:ids AS bigint[]), CAST(:texts AS varchar[])) "
-                    "AS v(id, status) WHERE u.id = v.id"
-                ),
-                {"ids": [uid for uid, _ in changes], "texts": [t for _, t in changes],
-                 "at": now},
-            )
-        else:
+        if self.conn.dialect.name != "postgresql":
             await self._bulk_update(users, "id", [
                 {"id": uid, "status": text, "status_set_at": now if text is not None else None}
-                for uid, text in changes
+                for uid, text, _ in changes
             ])
-        await self.add_status_history(changes, now, actor, channel)
+            return
+        # One statement over arrays instead of one UPDATE per row.
+        await self._compare_and_set(
+            "UPDATE users AS u SET status = v.status, status_set_at = CASE WHEN "
+            "v.status IS NULL THEN NULL ELSE CAST(:at AS timestamptz) END "
+            "FROM unnest(CAST(:ids AS bigint[]), CAST(:texts AS varchar[]), "
+            "CAST(:olds AS varchar[])) AS v(id, status, old) "
+            "WHERE u.id = v.id AND u.id = ANY(CAST(:ids AS bigint[])) "
+            "AND u.status IS NOT DISTINCT FROM v.old",
+            {"ids": [uid for uid, _, _ in changes], "texts": [t for _, t, _ in changes],
+             "olds": [old for _, _, old in changes], "at": now},
+            len(changes), "users")
+
+    async def _compare_and_set(self, sql: str, params: dict[str, Any], expected: int,
+                               table: str) -> None:
+        """Run a conditional UPDATE; Conflict unless every row it names matched.
+
+        The statements join the table to arrays by id and also say ``id =
+        ANY(ids)``: without it, the planner joins by a hash of the whole table
+        or a merge over its primary key from the first id on, so each batch
+        costs the size of the tenant instead of the size of the batch.
+        """
+        result = await self.conn.execute(sql_text(sql), params)
+        if result.rowcount != expected:
+            raise Conflict(f"{expected - result.rowcount} rows of {table} changed meanwhile")
 
     async def add_status_history(
         self, changes: Sequence[tuple[int, str | None]], now: datetime, actor: str, channel: str
     ) -> None:
-        """History rows only, for statuses already written with the user row."""
-        await self._bulk_insert(status_history, [
-            {"user_id": uid, "text": text, "set_at": now, "actor": actor, "channel": channel}
-            for uid, text in changes
-        ])
+        """History rows for statuses written with the user rows (insert or update)."""
+        await self._bulk_insert(status_history, ("user_id", "text", "set_at", "actor", "channel"),
+                                [(uid, text, now, actor, channel) for uid, text in changes])
 
     async def set_plans(
         self,
-        updates: Sequence[tuple[int, str]],
+        updates: Sequence[tuple[int, str, str]],
         inserts: Sequence[tuple[int, str]],
         now: datetime,
     ) -> None:
-        """Replace existing plan rows (``updates``) and add missing ones (``inserts``)."""
-        await self._bulk_update(plans, "user_id", [
-            {"user_id": uid, "text": text, "updated_at": now} for uid, text in updates])
+        """Replace existing plan rows (``updates``: id, new text, text read before) and
+        add missing ones (``inserts``); compare and set on PostgreSQL, and a plan
+        row added meanwhile raises :class:`Conflict`.
+        """
+        if updates and self.conn.dialect.name == "postgresql":
+            await self._compare_and_set(
+                "UPDATE plans AS p SET text = v.text, updated_at = CAST(:at AS timestamptz) "
+                "FROM unnest(CAST(:ids AS bigint[]), CAST(:texts AS text[]), "
+                "CAST(:olds AS text[])) AS v(user_id, text, old) "
+                "WHERE p.user_id = v.user_id AND p.user_id = ANY(CAST(:ids AS bigint[])) "
+                "AND p.text = v.old",
+                {"ids": [uid for uid, _, _ in updates], "texts": [t for _, t, _ in updates],
+                 "olds": [old for _, _, old in updates], "at": now},
+                len(updates), "plans")
+        else:
+            await self._bulk_update(plans, "user_id", [
+                {"user_id": uid, "text": text, "updated_at": now} for uid, text, _ in updates])
         if inserts:
-            await self.conn.execute(
-                insert(plans),
-                [{"user_id": uid, "text": text, "updated_at": now} for uid, text in inserts],
-            )
+            try:
+                await self.conn.execute(
+                    insert(plans),
+                    [{"user_id": uid, "text": text, "updated_at": now} for uid, text in inserts],
+                )
+            except IntegrityError as exc:
+                raise Conflict("a plan of this batch was added meanwhile") from exc
 
     async def add_audits(self, rows: Sequence[dict[str, Any]]) -> None:
-        await self._bulk_insert(audit_events, rows)
+        """Audit rows, dicts with the columns of :data:`_AUDIT_FIELDS`."""
+        get = itemgetter(*_AUDIT_FIELDS)
+        await self._bulk_insert(audit_events, _AUDIT_FIELDS, [get(row) for row in rows])
 
     async def users_with_plans(
         self, tenant_id: int, *, after: str | None, limit: int

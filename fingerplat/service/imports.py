@@ -18,7 +18,8 @@ change its status-history row, written in the same transaction as the change.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -31,7 +32,13 @@ from fingerplat.repository.sql import Repository
 from fingerplat.service import permissions
 from fingerplat.service.base import ServiceBase, user_target
 
-BATCH_SIZE = 1000
+# Users per transaction. Each batch costs a commit, a tenant-wide change event
+# (a NOTIFY, and every node drops its cached reads of the tenant) and a pipeline
+# step; 5,000 rows keep that to 20 per 100,000 lines while a batch still
+# commits within a fraction of a second (measured: bench/README.md, "Imports").
+BATCH_SIZE = 5000
+# Batches written at once on PostgreSQL (see ImportUseCases._write_batches).
+PG_BATCHES_IN_FLIGHT = 2
 # Up to this many changes in a batch are published as one event per user (IRC
 # announcements, cache entries); above it one tenant-wide event says "reload".
 PER_USER_EVENTS_MAX = 50
@@ -41,9 +48,11 @@ _CONFLICT_RETRIES = 3
 _PROFILE = ("full_name", "office", "phone", "project", "hidden")
 
 ProgressFn = Callable[[int], None]
+# A batch: user names (normalised, sorted) with their records in line order.
+_Chunk = list[tuple[str, list[ImportRecord]]]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Valid:
     """A record after the domain rules: normalised, or None where the source is silent."""
 
@@ -55,8 +64,8 @@ class _Valid:
     create: bool = True
 
 
-def _validate(record: ImportRecord) -> _Valid:
-    username = rules.username(record.username)
+def _validate(record: ImportRecord, username: str) -> _Valid:
+    """Check ``record`` (its ``username`` already normalised) with the domain rules."""
     status = None
     if record.status is not None:
         status = rules.status(record.status) if record.status.strip() else ""
@@ -69,6 +78,31 @@ def _validate(record: ImportRecord) -> _Valid:
         profile["hidden"] = bool(record.hidden)
     plan = rules.plan(record.plan) if record.plan is not None else None
     return _Valid(record.line, username, status, profile, plan, record.create)
+
+
+def _validate_group(username: str, group: list[ImportRecord], rejected: list[Rejection]
+                    ) -> _Valid | None:
+    """The first valid record of a user's lines (in line order); the others rejected.
+
+    A bad line is rejected with its own reason and does not count as the
+    user's line, so a later good line for the same user is taken; a good line
+    after the taken one is a duplicate.
+    """
+    taken: _Valid | None = None
+    for record in group:
+        try:
+            item = _validate(record, username)
+        except InvalidInput as error:
+            rejected.append(Rejection(record.line, str(error),
+                                      _shown_name(record.username) or None))
+            continue
+        if taken is not None:
+            rejected.append(Rejection(
+                record.line, f"duplicate: user {username} is already on line {taken.line}",
+                username))
+            continue
+        taken = item
+    return taken
 
 
 def _shown_name(value: str) -> str:
@@ -110,44 +144,48 @@ class ImportUseCases(ServiceBase):
             await self._deny(ctx, "import.run", f"tenant:{tenant.slug}", tenant=tenant.slug,
                              message=f"not an admin of tenant {tenant.slug!r}")
         report = ImportReport(tenant=tenant.slug)
-        valid: list[_Valid] = []
-        seen: dict[str, int] = {}
+        # Only the user names are checked up front: they decide the batches.
+        # The rest of each record is checked by its batch (_import_batch),
+        # while the database writes the batch before it.
+        groups: dict[str, list[ImportRecord]] = {}
         for record in records:
             if record.error is not None:
                 report.rejected.append(Rejection(record.line, record.error,
                                                  _shown_name(record.username) or None))
                 continue
             try:
-                item = _validate(record)
+                username = rules.username(record.username)
             except InvalidInput as error:
                 report.rejected.append(Rejection(record.line, str(error),
                                                  _shown_name(record.username) or None))
                 continue
-            first = seen.get(item.username)
-            if first is not None:
-                report.rejected.append(Rejection(
-                    record.line, f"duplicate: user {item.username} is already on line {first}",
-                    item.username))
-                continue
-            seen[item.username] = record.line
-            valid.append(item)
+            group = groups.get(username)
+            if group is None:
+                groups[username] = [record]
+            else:
+                group.append(record)
         # Sorted, so each batch reads one contiguous, disjoint range of the index.
-        valid.sort(key=lambda item: item.username)
-        done = len(records) - len(valid)
+        names = sorted(groups)
+        done = len(report.rejected)
         if progress is not None:
             progress(done)
-        for start in range(0, len(valid), max(1, batch_size)):
-            chunk = valid[start:start + batch_size]
-            result = await self._import_batch(ctx, tenant, chunk, create_missing)
+        size = max(1, batch_size)
+        chunks = ([(name, groups[name]) for name in names[start:start + size]]
+                  for start in range(0, len(names), size))
+
+        async def committed(chunk: _Chunk, result: _BatchResult) -> None:
+            nonlocal done
             report.created += result.created
             report.updated += result.updated
             report.unchanged += result.unchanged
             report.rejected.extend(result.rejected or ())
             for event in result.events or ():
                 await self._publish(event)
-            done += len(chunk)
+            done += sum(len(group) for _, group in chunk)
             if progress is not None:
                 progress(done)
+
+        await self._write_batches(ctx, tenant, chunks, create_missing, committed)
         report.rejected.sort(key=lambda r: r.line)
         if report.created or report.updated:
             async with self.uow() as repo:
@@ -158,40 +196,106 @@ class ImportUseCases(ServiceBase):
                                   tenant=tenant.slug, after=counts, detail=report.summary())
         return report
 
+    async def _write_batches(
+        self, ctx: Context, tenant: Tenant, chunks: Iterator[_Chunk], create_missing: bool,
+        committed: Callable[[_Chunk, _BatchResult], Awaitable[None]],
+    ) -> None:
+        """Write ``chunks`` as separate transactions, calling ``committed`` after each commit.
+
+        On PostgreSQL :data:`PG_BATCHES_IN_FLIGHT` batches run at once on their
+        own connections: while the server inserts one batch and checks its
+        foreign keys, this process builds the rows of the next, so the client's
+        CPU and the server's overlap instead of adding up. The batches hold
+        disjoint username ranges, so they never wait on each other's rows.
+        SQLite has one writer at a time: its batches run one after the other.
+
+        After a failure no further batch starts; the ones already running are
+        finished (each commits whole or not at all) before the error is raised.
+        """
+        in_flight = 1 if self.engine.dialect.name == "sqlite" else PG_BATCHES_IN_FLIGHT
+        running: dict[asyncio.Task[_BatchResult], _Chunk] = {}
+        error: BaseException | None = None
+        try:
+            while True:
+                while error is None and len(running) < in_flight:
+                    chunk = next(chunks, None)
+                    if chunk is None:
+                        break
+                    task = asyncio.create_task(
+                        self._import_batch(ctx, tenant, chunk, create_missing))
+                    running[task] = chunk
+                if not running:
+                    break
+                finished, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                for task in [t for t in running if t in finished]:  # in the order started
+                    chunk = running.pop(task)
+                    if task.exception() is not None:
+                        error = error or task.exception()
+                    else:  # even after another batch failed: this one did commit
+                        await committed(chunk, task.result())
+        finally:
+            # Cancelled (Ctrl-C in --watch): no transaction is left running on its own.
+            for task in running:
+                task.cancel()
+            if running:
+                await asyncio.wait(running)
+        if error is not None:
+            raise error
+
     async def _import_batch(
-        self, ctx: Context, tenant: Tenant, chunk: list[_Valid], create_missing: bool
+        self, ctx: Context, tenant: Tenant, chunk: _Chunk, create_missing: bool
     ) -> _BatchResult:
-        for attempt in range(_CONFLICT_RETRIES):
-            try:
-                async with self.uow() as repo:
-                    return await self._write_batch(repo, ctx, tenant, chunk, create_missing)
-            except Conflict:
-                # Someone created one of these users between our read and our
-                # insert: read again and update instead.
-                if attempt == _CONFLICT_RETRIES - 1:
-                    raise
-        raise AssertionError("unreachable")
+        """Check the records of ``chunk`` and write the valid ones in one transaction."""
+        rejected: list[Rejection] = []
+        items = [item for username, group in chunk
+                 if (item := _validate_group(username, group, rejected)) is not None]
+        result = _BatchResult(rejected=[], events=[])
+        if items:
+            for attempt in range(_CONFLICT_RETRIES):
+                try:
+                    async with self.uow() as repo:
+                        result = await self._write_batch(repo, ctx, tenant, items,
+                                                         create_missing, lock=attempt > 0)
+                    break
+                except Conflict:
+                    # Someone created one of these users between our read and our
+                    # insert, or changed one we update: read again (locked this time).
+                    if attempt == _CONFLICT_RETRIES - 1:
+                        raise
+        assert result.rejected is not None
+        result.rejected.extend(rejected)
+        return result
 
     async def _write_batch(
         self, repo: Repository, ctx: Context, tenant: Tenant, chunk: list[_Valid],
-        create_missing: bool,
+        create_missing: bool, *, lock: bool,
     ) -> _BatchResult:
+        """One batch in the caller's transaction.
+
+        The users are read without row locks (locking thousands of rows that
+        mostly do not change costs the server a WAL record each); every update only
+        applies if the row still holds what was read (compare and set), and a
+        row changed meanwhile through another channel raises :class:`Conflict`,
+        so the batch is rolled back and retried with ``lock=True`` (rows read
+        ``FOR UPDATE``). Audit "before" values are thus always what was replaced.
+        """
         now = self.clock()
         actor = ctx.principal.name[:200]
-        # Locked: a profile change made meanwhile through another channel is not
-        # overwritten with the values read here.
+        channel = ctx.channel.value
         existing = await repo.users_in_range(tenant.id, chunk[0].username, chunk[-1].username,
-                                             for_update=True)
+                                             for_update=lock)
         result = _BatchResult(rejected=[], events=[])
         assert result.rejected is not None and result.events is not None
         new_rows: list[dict[str, Any]] = []
         new_items: list[_Valid] = []
-        profile_rows: list[dict[str, Any]] = []
-        statuses: list[tuple[int, str | None]] = []
-        plan_updates: list[tuple[int, str]] = []
+        profile_rows: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        statuses: list[tuple[int, str | None, str | None]] = []
+        history: list[tuple[int, str | None]] = []
+        plan_updates: list[tuple[int, str, str]] = []
         plan_inserts: list[tuple[int, str]] = []
         audits: list[dict[str, Any]] = []
         events: list[ChangeEvent] = []
+        remote_addr = ctx.remote_addr[:100] if ctx.remote_addr else None
 
         def event(*args: Any, **kwargs: Any) -> None:
             # Past the per-user limit only the count matters (one tenant-wide event).
@@ -201,11 +305,10 @@ class ImportUseCases(ServiceBase):
         def audit(action: str, username: str, before: dict[str, Any] | None,
                   after: dict[str, Any]) -> None:
             audits.append({
-                "at": now, "tenant": tenant.slug, "actor": actor, "channel": ctx.channel.value,
+                "at": now, "tenant": tenant.slug, "actor": actor, "channel": channel,
                 "action": action, "target": user_target(username, tenant)[:300],
                 "username": username, "outcome": "ok", "before": before, "after": after,
-                "remote_addr": ctx.remote_addr[:100] if ctx.remote_addr else None,
-                "detail": "",
+                "remote_addr": remote_addr, "detail": "",
             })
 
         for item in chunk:
@@ -222,30 +325,39 @@ class ImportUseCases(ServiceBase):
                 row = {"username": item.username, "full_name": "", "office": "", "phone": "",
                        "project": "", "hidden": False, "status": item.status or None,
                        "status_set_at": now if item.status else None}
-                row.update(item.profile)
+                if item.profile:
+                    row.update(item.profile)
                 new_rows.append(row)
                 new_items.append(item)
                 continue
-            user, has_plan = found
+            user = found
             before: dict[str, Any] = {}
             after: dict[str, Any] = {}
-            profile = {name: getattr(user, name) for name in _PROFILE}
-            for name, value in item.profile.items():
-                if profile[name] != value:
-                    before[name], after[name] = profile[name], value
-                    profile[name] = value
-            if before:
-                profile_rows.append({"id": user.id, **profile})
-                event("user", tenant.id, tenant.slug, user.username)
+            hidden = user.hidden
+            if item.profile:  # most sources (a users file) only carry statuses
+                old = {name: getattr(user, name) for name in _PROFILE}
+                profile = dict(old)
+                for name, value in item.profile.items():
+                    if profile[name] != value:
+                        before[name], after[name] = profile[name], value
+                        profile[name] = value
+                hidden = profile["hidden"]
+                if before:
+                    profile_rows.append(({"id": user.id, **profile}, old))
+                    event("user", tenant.id, tenant.slug, user.username)
             if item.status is not None and (item.status or None) != user.status:
                 text = item.status or None
-                statuses.append((user.id, text))
+                statuses.append((user.id, text, user.status))
+                history.append((user.id, text))
                 before["status"], after["status"] = user.status, text
                 event("status", tenant.id, tenant.slug, user.username,
-                      status=text, data={"hidden": profile["hidden"]})
-            if item.plan is not None and item.plan != user.plan:
-                (plan_updates if has_plan else plan_inserts).append((user.id, item.plan))
-                before["plan_bytes"] = len(user.plan.encode())
+                      status=text, data={"hidden": hidden})
+            if item.plan is not None and item.plan != (user.plan or ""):
+                if user.plan is not None:
+                    plan_updates.append((user.id, item.plan, user.plan))
+                else:
+                    plan_inserts.append((user.id, item.plan))
+                before["plan_bytes"] = len((user.plan or "").encode())
                 after["plan_bytes"] = len(item.plan.encode())
                 event("plan", tenant.id, tenant.slug, user.username)
             if after:
@@ -255,7 +367,6 @@ class ImportUseCases(ServiceBase):
                 result.unchanged += 1
 
         ids = await repo.insert_users(tenant.id, now, new_rows)
-        history: list[tuple[int, str | None]] = []
         for row, item in zip(new_rows, new_items, strict=True):
             user_id = ids[row["username"]]
             created: dict[str, Any] = {k: row[k] for k in _PROFILE}
@@ -273,8 +384,8 @@ class ImportUseCases(ServiceBase):
         result.created = len(new_rows)
 
         await repo.update_user_profiles(profile_rows)
-        await repo.set_statuses(statuses, now, actor, ctx.channel.value)
-        await repo.add_status_history(history, now, actor, ctx.channel.value)
+        await repo.update_statuses(statuses, now)
+        await repo.add_status_history(history, now, actor, channel)
         await repo.set_plans(plan_updates, plan_inserts, now)
         await repo.add_audits(audits)
         changed = result.created + result.updated

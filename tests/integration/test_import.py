@@ -17,6 +17,7 @@ from fingerplat.adapters.sources.users_file import (
 from fingerplat.domain.errors import InvalidInput, PermissionDenied
 from fingerplat.domain.imports import ImportRecord
 from fingerplat.domain.model import AuditQuery, Channel, Context, Principal, Role
+from fingerplat.repository.sql import Repository
 from fingerplat.service import FingerplatService
 
 MESSY = (
@@ -218,3 +219,90 @@ async def test_change_events_per_user_for_small_imports_one_for_big_ones(
     big = "".join(f"u{i}: s{i}\n" for i in range(200)).encode()
     await service.import_records(operator, None, parse_users_file(big))
     assert seen == [("tenant", None, None)]
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])  # SQLite: a batch holds the write lock
+async def test_a_change_made_while_a_batch_is_read_is_kept_in_the_audit(
+    service: FingerplatService, operator: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches read users without row locks; a user changed through another
+    channel between that read and the batch's write must not be overwritten
+    blindly: the batch is read again (locked) and its audit says what it replaced.
+    """
+    await service.import_records(operator, None, [
+        ImportRecord(1, "alice", status="one", full_name="Alice", plan="old plan"),
+        ImportRecord(2, "bob", status="one")])
+    read = Repository.users_in_range
+    reads: list[bool] = []
+
+    async def read_then_someone_else_writes(self: Repository, *args: object,
+                                            **kwargs: bool) -> object:
+        found = await read(self, *args, **kwargs)  # type: ignore[arg-type]
+        reads.append(kwargs.get("for_update", False))
+        if len(reads) == 1:  # another channel, another connection, committed now
+            await service.set_status(operator, None, "alice", "typed by hand")
+            await service.edit_user(operator, None, "alice", full_name="Alice A.")
+            await service.set_plan(operator, None, "alice", "new by hand")
+        return found
+
+    monkeypatch.setattr(Repository, "users_in_range", read_then_someone_else_writes)
+    report = await service.import_records(operator, None, [
+        ImportRecord(1, "alice", status="two", full_name="Alice Import", plan="imported"),
+        ImportRecord(2, "bob", status="two")])
+    assert (report.updated, report.rejected) == (2, [])
+    assert reads == [False, True]  # read again, locked, after the conflict
+    alice = await service.get_user(operator, None, "alice")
+    assert (alice.status, alice.full_name, alice.plan) == ("two", "Alice Import", "imported")
+    assert [h.text for h in await service.history(operator, None, "alice")] == [
+        "two", "typed by hand", "one"]
+    audit = await service.audit_log(operator, AuditQuery(action="import.update", limit=10))
+    by_user = {e.target.split("@")[0]: e for e in audit}
+    assert by_user["alice"].before == {"status": "typed by hand", "full_name": "Alice A.",
+                                       "plan_bytes": len("new by hand")}
+    assert by_user["bob"].before == {"status": "one"}
+    assert len(audit) == 2  # the rolled-back first attempt left no audit rows
+
+
+async def test_batches_in_flight_add_up(service: FingerplatService, operator: Context) -> None:
+    """Many small batches (two at a time on PostgreSQL) with creates, updates,
+    unchanged users, bad lines and duplicates spread over all of them."""
+    first = "".join(f"u{i:03d}: s{i}\n" for i in range(0, 300, 2)).encode()
+    await service.import_records(operator, None, parse_users_file(first), batch_size=7)
+    lines = []
+    for i in range(300):
+        lines.append(f"u{i:03d}: s{i + (i % 4 == 0)}")  # even: every other one changes
+        if i % 50 == 0:
+            lines.append(f"u{i:03d}: again")  # duplicate of the line before
+        if i % 60 == 1:
+            lines.append(f"U{i:03d}: " + "x" * 300)  # too long, names the same user
+    seen: list[int] = []
+    events: list[str] = []
+    service.events.subscribe(lambda e: events.append(e.kind))
+    report = await service.import_records(
+        operator, None, parse_users_file(("\n".join(lines) + "\n").encode()), batch_size=7,
+        progress=seen.append)
+    assert (report.created, report.updated, report.unchanged) == (150, 75, 75)
+    assert sorted(r.line for r in report.rejected) == [r.line for r in report.rejected]
+    assert len([r for r in report.rejected if r.reason.startswith("duplicate")]) == 6
+    assert len([r for r in report.rejected if "300 characters" in r.reason]) == 5
+    assert seen == sorted(seen) and seen[-1] == report.total == len(lines)
+    _, users = await service.export_users(operator, None)
+    assert len(users) == 300
+    assert {u.username: u.status for u in users}["u004"] == "s5"
+    audit = await service.audit_log(operator, AuditQuery(limit=1000))
+    assert [e.action for e in audit].count("import.create") == 300
+    assert [e.action for e in audit].count("import.update") == 75
+    assert len(await service.history(operator, None, "u004")) == 2
+    assert events and set(events) <= {"user", "status", "tenant"}
+
+
+async def test_a_bad_line_does_not_hide_a_later_good_one_for_the_same_user(
+    service: FingerplatService, operator: Context
+) -> None:
+    data = b"carol: " + b"x" * 300 + b"\nalice: ok\ncarol: fine\ncarol: late\n"
+    report = await service.import_records(operator, None, parse_users_file(data), batch_size=1)
+    assert report.created == 2
+    assert [(r.line, r.reason[:20]) for r in report.rejected] == [
+        (1, "status is 300 charac"), (4, "duplicate: user caro")]
+    assert report.rejected[1].reason == "duplicate: user carol is already on line 3"
+    assert (await service.get_user(operator, None, "carol")).status == "fine"
