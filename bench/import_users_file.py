@@ -8,8 +8,16 @@ the real command three times: the first import (every line creates a user
 with a status), the same file again (everything unchanged, nothing written)
 and a file where every status changed (every user updated). It prints wall
 time and the CPU time of the fingerplat process (user+system), which is the
-part that does not depend on how busy the machine is. Temporary files and the
-PostgreSQL database are removed at the end.
+part that does not depend on how busy the machine is, and the 1-minute load
+average before the run (the machine is shared: compare runs made at similar
+loads). Temporary files and the PostgreSQL database are removed at the end.
+
+To time another checkout in the same sitting (before/after a change), put it
+first on the path of the command: the fingerplat console script does not have
+the current directory on its path, so this runs that checkout's code:
+
+    git archive HEAD~1 fingerplat cli | tar -x -C /tmp/before
+    PYTHONPATH=/tmp/before:/tmp/before/cli .venv/bin/python bench/import_users_file.py
 """
 
 from __future__ import annotations
@@ -51,8 +59,11 @@ def bench(label: str, url: str, workdir: Path, lines: int) -> None:
     with changed.open("w") as f:
         f.writelines(f"user{i}: changed status {i}\n" for i in range(lines))
     for name, path in (("create", first), ("unchanged", first), ("update", changed)):
+        load = os.getloadavg()[0]
         wall, cpu, out = run_cpu(env, "import", "users-file", str(path))
-        print(f"{label:<11} {name:<10} {wall:7.2f} s wall {cpu:7.2f} s CPU   {out.splitlines()[0]}")
+        summary = out.splitlines()[0].split(": ", 1)[-1]
+        print(f"{label:<11} {name:<10} {wall:7.2f} s wall {cpu:7.2f} s CPU   load {load:4.2f}   "
+              f"{summary}", flush=True)
 
 
 def main() -> None:
