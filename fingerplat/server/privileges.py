@@ -36,6 +36,7 @@ class RunAs:
     group: str | None
     uid: int | None
     gid: int
+    home: str | None = None  # the user's home directory, for HOME after the switch
 
 
 def resolve(user: str | None, group: str | None) -> RunAs | None:
@@ -57,7 +58,7 @@ def resolve(user: str | None, group: str | None) -> RunAs | None:
     else:
         assert pw is not None  # one of the two was given
         gid = pw.pw_gid
-    return RunAs(user, group, pw.pw_uid if pw else None, gid)
+    return RunAs(user, group, pw.pw_uid if pw else None, gid, pw.pw_dir if pw else None)
 
 
 def hand_over_sqlite(database: Path | None, run_as: RunAs) -> None:
@@ -76,11 +77,22 @@ def hand_over_sqlite(database: Path | None, run_as: RunAs) -> None:
 
 
 def become(run_as: RunAs) -> None:
-    """Irreversibly switch group, then user (the group change needs root)."""
+    """Irreversibly switch group, then user (the group change needs root).
+
+    ``HOME``, ``USER`` and ``LOGNAME`` follow the user, as with ``runuser``:
+    libraries look under ``HOME`` after the switch. asyncpg does for every new
+    connection (``~/.postgresql`` client certificates, ``~/.pgpass``), and
+    with root's ``/root``, which the user may not enter, every connection
+    opened after the switch failed with "permission denied".
+    """
     os.setgroups([run_as.gid])
     os.setgid(run_as.gid)
     if run_as.uid is not None:
         os.setuid(run_as.uid)
+        if run_as.home:
+            os.environ["HOME"] = run_as.home
+        if run_as.user:
+            os.environ["USER"] = os.environ["LOGNAME"] = run_as.user
 
 
 def check_sqlite_access(database: Path | None, run_as: RunAs) -> None:
