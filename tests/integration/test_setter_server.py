@@ -13,6 +13,7 @@ from fingerplat.domain.model import AuditQuery, Context, TokenScope
 from fingerplat.metrics import Metrics
 from fingerplat.repository.engine import create_engine
 from fingerplat.service import FingerplatService
+from tests.support.engines import dispose
 
 TIMEOUT = 5.0
 
@@ -298,7 +299,7 @@ async def test_database_unavailable(start: StartFn, backend: str, tmp_path: obje
             "-ERR service temporarily unavailable, nothing changed")
         client.close()
     finally:
-        await engine.dispose()
+        await dispose(engine)
 
 
 async def test_drain_finishes_then_closes_sessions(start: StartFn, people: None) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from pathlib import Path
 
 import pytest
@@ -25,20 +24,7 @@ from fingerplat.repository.schema import audit_events, plans, status_history, us
 from fingerplat.repository.uow import UnitOfWork
 from fingerplat.service import FingerplatService
 from tests.integration.service.conftest import snapshot
-
-
-async def _dispose(engine) -> None:
-    """Dispose, then let aiosqlite's worker threads finish while the loop still runs.
-
-    After a failed connect aiosqlite queues its thread's stop with a future on
-    the running loop; if the test's loop closed first, that thread would fail
-    later and the warning would land on some other test.
-    """
-    await engine.dispose()
-    for _ in range(100):
-        if not any("_connection_worker_thread" in t.name for t in threading.enumerate()):
-            return
-        await asyncio.sleep(0.05)
+from tests.support.engines import dispose
 
 
 def _calls(service: FingerplatService, operator):
@@ -86,8 +72,8 @@ async def test_unreachable_database_is_unavailable_for_every_call(tmp_path: Path
             assert "Traceback" not in str(info.value)
     finally:
         if read_engine is not None:
-            await _dispose(read_engine)
-        await _dispose(engine)
+            await dispose(read_engine)
+        await dispose(engine)
 
 
 async def test_unmigrated_database_says_to_upgrade(db_factory, backend, operator):
@@ -104,8 +90,8 @@ async def test_unmigrated_database_says_to_upgrade(db_factory, backend, operator
                 await call()
     finally:
         if read_engine is not None:
-            await _dispose(read_engine)
-        await _dispose(engine)
+            await dispose(read_engine)
+        await dispose(engine)
 
 
 async def test_read_connections_terminated_by_the_server_are_replaced_unseen(
@@ -151,8 +137,8 @@ async def test_read_connections_terminated_by_the_server_are_replaced_unseen(
             assert [change.text for change in history] == ["asleep"]
             assert (await service.resolve_tenant(None)).slug == "default"
     finally:
-        await _dispose(read_engine)
-        await _dispose(engine)
+        await dispose(read_engine)
+        await dispose(engine)
 
 
 async def test_failing_write_leaves_nothing_behind(service, operator):
