@@ -12,9 +12,9 @@ from fingerplat.adapters.web import api, ops, pages, webfinger, xmlrpc
 from fingerplat.adapters.web.admin import build_admin_app
 from fingerplat.adapters.web.keys import METRICS, SECURE, SERVICE, SETTINGS
 from fingerplat.adapters.web.middleware import (
-    add_security_headers,
     error_middleware,
     metrics_middleware,
+    security_headers,
 )
 from fingerplat.adapters.web.templating import STATIC_DIR, setup_templates
 from fingerplat.config import WebConfig
@@ -36,7 +36,7 @@ def build_app(
     app[METRICS] = metrics
     app[SECURE] = secure
     setup_templates(app, settings.templates)
-    app.on_response_prepare.append(add_security_headers)
+    app.on_response_prepare.append(security_headers(secure=secure))
 
     ops.add_routes(app.router)
     api.add_routes(app.router)

@@ -27,7 +27,11 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
-from fingerplat.adapters.web.templating import PUBLIC_TEMPLATES, relative_time
+from fingerplat.adapters.web.templating import (
+    PUBLIC_TEMPLATES,
+    epoch_micros,
+    words_for_seconds,
+)
 
 # A per-process secret in every mark, so no stored text can forge one.
 _NONCE = secrets.token_hex(8)
@@ -92,19 +96,26 @@ class PageClock:
 
 @dataclass(frozen=True, slots=True)
 class KeptPage:
-    """A rendered page: literal byte pieces with a relative time between each two."""
+    """A rendered page: literal byte pieces with a relative time between each two.
+
+    ``moments`` are kept as exact microseconds since 1970 (None: no time), so
+    filling a page is integer arithmetic: the same whole seconds, and so the
+    same words, as :func:`relative_time` computes from the datetimes.
+    """
 
     pieces: tuple[bytes, ...]
-    moments: tuple[datetime | None, ...]
+    moments: tuple[int | None, ...]
     status: int = 200
 
     def body(self, now: datetime) -> bytes:
         if not self.moments:
             return self.pieces[0]
+        now_micros = epoch_micros(now)
         parts = [self.pieces[0]]
         for moment, piece in zip(self.moments, self.pieces[1:], strict=True):
-            # relative_time's words are plain ASCII ("5 minutes ago"): nothing to escape.
-            parts.append(relative_time(moment, now).encode())
+            # The words are plain ASCII ("5 minutes ago"): nothing to escape.
+            if moment is not None:
+                parts.append(words_for_seconds(int((now_micros - moment) / 1_000_000)).encode())
             parts.append(piece)
         return b"".join(parts)
 
@@ -123,7 +134,8 @@ def render_kept(request: web.Request, template: str, context: dict[str, Any], *,
     parts = _MARK_RE.split(text)
     page = KeptPage(
         pieces=tuple(part.encode() for part in parts[0::2]),
-        moments=tuple(clock.moments[int(index)] for index in parts[1::2]),
+        moments=tuple(None if (moment := clock.moments[int(index)]) is None
+                      else epoch_micros(moment) for index in parts[1::2]),
         status=status,
     )
     return page, not clock.read

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 import aiohttp_jinja2
 from aiohttp import web
 
-from fingerplat.adapters.web.keys import BASE, ERROR_KIND, SECURE, SETTINGS, TENANT
+from fingerplat.adapters.web.keys import BASE, ERROR_KIND, SETTINGS, TENANT
 from fingerplat.adapters.web.payloads import BodyTimeout, MalformedRequest, PayloadTooLarge
 from fingerplat.adapters.web.templating import PUBLIC_TEMPLATES
 from fingerplat.domain.errors import (
@@ -175,13 +175,27 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(request, 500, "internal error: the problem has been logged")
 
 
-async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """Headers every answer carries; a handler (the admin UI) may set its own first."""
-    headers = response.headers
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("Referrer-Policy", "no-referrer")
-    headers.setdefault("X-Frame-Options", "DENY")
-    headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-    headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-    if request.config_dict.get(SECURE):
-        headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+def security_headers(*, secure: bool) -> Callable[[web.Request, web.StreamResponse],
+                                                  Awaitable[None]]:
+    """The ``on_response_prepare`` hook adding the headers every answer carries.
+
+    A handler (the admin UI) may set its own first: only missing ones are
+    added. ``Strict-Transport-Security`` only over TLS.
+    """
+    items = [
+        ("X-Content-Type-Options", "nosniff"),
+        ("Referrer-Policy", "no-referrer"),
+        ("X-Frame-Options", "DENY"),
+        ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
+        ("Cross-Origin-Opener-Policy", "same-origin"),
+    ]
+    if secure:
+        items.append(("Strict-Transport-Security", "max-age=31536000"))
+
+    async def add(request: web.Request, response: web.StreamResponse) -> None:
+        headers = response.headers
+        for name, value in items:
+            if name not in headers:
+                headers[name] = value
+
+    return add

@@ -49,7 +49,20 @@ def relative_time(moment: datetime | None, now: datetime | None = None) -> str:
     if mark is not None:
         return mark(moment)  # type: ignore[no-any-return]
     now = as_utc(now or datetime.now(UTC))
-    seconds = int((now - as_utc(moment)).total_seconds())
+    return words_for_seconds(int((now - as_utc(moment)).total_seconds()))
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def epoch_micros(moment: datetime) -> int:
+    """Microseconds since 1970 as an exact integer (no float rounding)."""
+    delta = as_utc(moment) - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def words_for_seconds(seconds: int) -> str:
+    """:func:`relative_time`'s words for a whole number of seconds ago."""
     if seconds < 0:
         return "in the future"
     if seconds < 45:
