@@ -10,7 +10,7 @@ from aiohttp import web
 
 from fingerplat.adapters.web import api, ops, pages, webfinger, xmlrpc
 from fingerplat.adapters.web.admin import build_admin_app
-from fingerplat.adapters.web.keys import METRICS, SECURE, SERVICE, SETTINGS
+from fingerplat.adapters.web.keys import METRICS, SERVICE, SETTINGS
 from fingerplat.adapters.web.middleware import (
     error_middleware,
     metrics_middleware,
@@ -34,7 +34,6 @@ def build_app(
     app[SERVICE] = service
     app[SETTINGS] = settings
     app[METRICS] = metrics
-    app[SECURE] = secure
     setup_templates(app, settings.templates)
     app.on_response_prepare.append(security_headers(secure=secure))
 

@@ -12,7 +12,6 @@ from fingerplat.service import FingerplatService
 SERVICE: web.AppKey[FingerplatService] = web.AppKey("service", FingerplatService)
 SETTINGS: web.AppKey[WebConfig] = web.AppKey("settings", WebConfig)
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics", Metrics)
-SECURE: web.AppKey[bool] = web.AppKey("secure", bool)
 
 # Per-request values.
 TENANT: web.RequestKey[Tenant] = web.RequestKey("tenant", Tenant)  # chosen by routing
@@ -20,4 +19,4 @@ BASE: web.RequestKey[str] = web.RequestKey("base", str)  # "" or "/t/<slug>" for
 # Set by handlers that answer errors with HTTP 200 (XML-RPC faults) for the metrics.
 ERROR_KIND: web.RequestKey[str] = web.RequestKey("error_kind", str)
 
-__all__ = ["BASE", "ERROR_KIND", "METRICS", "SECURE", "SERVICE", "SETTINGS", "TENANT"]
+__all__ = ["BASE", "ERROR_KIND", "METRICS", "SERVICE", "SETTINGS", "TENANT"]
