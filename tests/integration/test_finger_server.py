@@ -19,6 +19,7 @@ from fingerplat.metrics import Metrics
 from fingerplat.repository import schema
 from fingerplat.repository.engine import create_engine
 from fingerplat.service import FingerplatService
+from tests.support.engines import dispose
 
 TIMEOUT = 5.0
 # Generous limits so that only the tests about limits ever meet one.
@@ -322,7 +323,7 @@ async def test_database_unavailable_is_one_polite_line(
             data = await asyncio.wait_for(finger(server, query), TIMEOUT)
             assert data == b"finger: service temporarily unavailable, please try again later\r\n"
     finally:
-        await engine.dispose()
+        await dispose(engine)  # waits for aiosqlite's threads
 
 
 async def test_fuzz_then_still_answers(start: StartFn, alice: None) -> None:

@@ -20,6 +20,7 @@ from fingerplat.metrics import Metrics
 from fingerplat.repository.engine import create_engine
 from fingerplat.service import FingerplatService
 from tests.integration.web.conftest import RunningWeb, Seeded, WebFactory
+from tests.support.engines import dispose
 
 
 async def test_healthz_answers_ok(web_server: RunningWeb, http: aiohttp.ClientSession) -> None:
@@ -106,7 +107,7 @@ async def test_healthz_is_503_when_the_database_is_down(
             assert resp.status == 503 and "error" in await resp.json()
     finally:
         await server.drain(5)
-        await engine.dispose()
+        await dispose(engine)  # waits for aiosqlite's threads
 
 
 async def test_metrics_count_requests_per_adapter(
