@@ -49,3 +49,36 @@ def reuseport_socket(host: str, port: int, *, listen: bool, backlog: int = 1024)
         sock.close()
         raise
     return sock
+
+
+def listening_sockets(host: str, port: int, *, backlog: int = 1024) -> list[socket.socket]:
+    """Non-blocking listening sockets for ``host:port``, as ``loop.create_server`` binds them.
+
+    For adapters that accept connections themselves (the finger listener's
+    answer-on-accept path): one socket per address the name resolves to
+    (``localhost`` is 127.0.0.1 and ::1), ``SO_REUSEADDR`` set, IPv6 sockets
+    IPv6-only. A failure closes whatever was already bound and propagates
+    (``OSError``, ``socket.gaierror``), for the composition root to word.
+    """
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                               flags=socket.AI_PASSIVE)
+    made: list[socket.socket] = []
+    seen: set[tuple[int, object]] = set()
+    try:
+        for family, kind, proto, _name, address in infos:
+            if (family, address) in seen:
+                continue
+            seen.add((family, address))
+            sock = socket.socket(family, kind, proto)
+            made.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(backlog)
+            sock.setblocking(False)
+    except BaseException:
+        for sock in made:
+            sock.close()
+        raise
+    return made
