@@ -46,13 +46,23 @@ async def finger(server: FingerServer, query: bytes, *, eof: bool = False) -> by
         writer.close()
 
 
-@pytest.fixture
-async def start(service: FingerplatService) -> AsyncIterator[StartFn]:
-    """Start finger listeners on 127.0.0.1 port 0; all are closed after the test."""
+@pytest.fixture(params=["no read cache", "read cache"])
+async def start(service: FingerplatService, request: pytest.FixtureRequest
+                ) -> AsyncIterator[StartFn]:
+    """Start finger listeners on 127.0.0.1 port 0; all are closed after the test.
+
+    Every test runs without and with the read cache that ``serve`` enables:
+    with it, a repeated query is answered on accept, without a protocol object
+    (fingerplat/adapters/finger/server.py), and must read the same.
+    """
     started: list[FingerServer] = []
+    cached: list[FingerplatService] = []
 
     async def _start(*, tenant: str | None = None, forward=None, metrics: Metrics | None = None,
                      svc: FingerplatService | None = None, **settings: object) -> FingerServer:
+        if request.param == "read cache" and (svc or service).read_cache is None:
+            (svc or service).enable_read_cache()
+            cached.append(svc or service)
         config = FingerConfig(**{**FAST, **settings})
         server = await start_finger_server(
             svc or service, "127.0.0.1", 0, tenant=tenant, settings=config,
@@ -65,6 +75,8 @@ async def start(service: FingerplatService) -> AsyncIterator[StartFn]:
     for server in started:
         await server.close()
         await server.drain(1)
+    for svc in cached:
+        svc.disable_read_cache()
 
 
 @pytest.fixture

@@ -98,6 +98,7 @@ class FingerServer:
         self.handing_over: set[FingerProtocol] = set()
         self.handover_tasks: set[asyncio.Task[None]] = set()
         self.waiting_room: WaitingRoom | None = None  # made with the first listener
+        self.accept_paused = False  # out of descriptors (said once, until it passes)
         self.listeners: list[socket.socket] = []
         self.loop: asyncio.AbstractEventLoop | None = None
         # The label children are looked up once: per query this is the same
@@ -192,6 +193,9 @@ class FingerServer:
                               format_address(*listener.getsockname()[:2]), error)
                 return
             conn = _socket.socket(family, sock_type, proto, fd)
+            if self.accept_paused:
+                self.accept_paused = False
+                log.warning("finger: accepting connections again")
             peer = str(address[0]) if isinstance(address, tuple) and address else "?"
             if self.open_connections() >= self.max_connections:
                 self._refuse_at_once(conn, peer, TOO_MANY_CONNECTIONS, "max_connections")
@@ -201,10 +205,15 @@ class FingerServer:
                 self._read_query(conn, peer, loop.time() + self.idle_timeout)
 
     def _pause_accepting(self, listener: socket.socket, error: OSError) -> None:
-        """Out of descriptors: stop for a moment instead of spinning on accept."""
+        """Out of descriptors: stop for a moment instead of spinning on accept.
+
+        Said once per shortage, not at every retry; the recovery is said too.
+        """
         assert self.loop is not None
-        log.error("finger: cannot accept connections (%s); pausing for %.0f s",
-                  error.strerror or error, ACCEPT_RETRY_SECONDS)
+        if not self.accept_paused:
+            self.accept_paused = True
+            log.error("finger: cannot accept connections: %s; retrying every %.0f s",
+                      (error.strerror or str(error)).lower(), ACCEPT_RETRY_SECONDS)
         self.loop.remove_reader(listener.fileno())
         self.loop.call_later(ACCEPT_RETRY_SECONDS, self._resume_accepting, listener)
 
