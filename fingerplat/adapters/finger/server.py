@@ -132,6 +132,8 @@ class FingerServer:
         suffix = f" (tenant {self.tenant})" if self.tenant else ""
         found = []
         for sock in self.listeners:
+            if sock.fileno() < 0:  # closed by close()
+                continue
             host, port = sock.getsockname()[:2]
             found.append(format_address(host, port) + suffix)
         return found
