@@ -79,6 +79,29 @@ async def until(condition, what: str) -> None:  # type: ignore[no-untyped-def]
     raise AssertionError(f"timed out waiting until {what}")
 
 
+Client = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+async def queued_clients(queries: list[bytes]) -> tuple[socket.socket, list[Client]]:
+    """A listening socket nobody accepts on yet, and clients that sent their queries to it.
+
+    Started on it later, the listener finds every query already there at accept.
+    """
+    listener = sockets.listening_sockets("127.0.0.1", 0)[0]
+    clients = []
+    for query in queries:
+        reader, writer = await asyncio.open_connection(*listener.getsockname()[:2])
+        writer.write(query)
+        await writer.drain()
+        clients.append((reader, writer))
+    return listener, clients
+
+
+def close_all(clients: list[Client]) -> None:
+    for _, writer in clients:
+        writer.close()
+
+
 async def stop(server: FingerServer) -> None:
     await server.close()
     await server.drain(1)
@@ -96,15 +119,7 @@ async def test_query_waiting_at_accept_is_answered_from_the_cache(
     finally:
         await stop(server)
 
-    # A listening socket that nobody accepts on yet: the clients connect and
-    # send their queries, so that every query is there when accepting starts.
-    listener = sockets.listening_sockets("127.0.0.1", 0)[0]
-    clients = []
-    for query in (b"alice\r\n", b"ALICE\n", b"alice\r\n"):
-        reader, writer = await asyncio.open_connection(*listener.getsockname()[:2])
-        writer.write(query)
-        await writer.drain()
-        clients.append((reader, writer))
+    listener, clients = await queued_clients([b"alice\r\n", b"ALICE\n", b"alice\r\n"])
     server = await start(service, metrics, listener)
     try:
         answers = [await read_all(reader) for reader, _ in clients]
@@ -116,8 +131,7 @@ async def test_query_waiting_at_accept_is_answered_from_the_cache(
         metrics.render()
         assert metrics.requests.labels("finger")._value.get() == 4
     finally:
-        for _, writer in clients:
-            writer.close()
+        close_all(clients)
         await stop(server)
 
 
@@ -212,13 +226,7 @@ async def test_refusals_on_accept_are_read_whole(
     service: FingerplatService, cached: None
 ) -> None:
     metrics = Metrics()
-    listener = sockets.listening_sockets("127.0.0.1", 0)[0]
-    clients = []
-    for _ in range(4):
-        reader, writer = await asyncio.open_connection(*listener.getsockname()[:2])
-        writer.write(b"alice\r\n")
-        await writer.drain()
-        clients.append((reader, writer))
+    listener, clients = await queued_clients([b"alice\r\n"] * 4)
     server = await start(service, metrics, listener, rate_limit=1)  # a burst of 2
     try:
         answers = [await read_all(reader) for reader, _ in clients]
@@ -227,8 +235,7 @@ async def test_refusals_on_accept_are_read_whole(
             b"finger: too many queries from your address, please slow down\r\n")
         assert metrics.refused.labels("finger", "rate_limit")._value.get() == 2
     finally:
-        for _, writer in clients:
-            writer.close()
+        close_all(clients)
         await stop(server)
 
 
