@@ -94,6 +94,10 @@ class ReadCache:
     def __len__(self) -> int:
         return len(self._data)
 
+    def __contains__(self, key: Hashable) -> bool:
+        """Whether ``key`` is kept (no hit or miss counted, no recency changed)."""
+        return key in self._data
+
     def close(self) -> None:
         """Stop listening to change events (the cache is then no longer used)."""
         self._unsubscribe()

@@ -27,11 +27,13 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
+from fingerplat.adapters.web.keys import BASE
 from fingerplat.adapters.web.templating import (
     PUBLIC_TEMPLATES,
     epoch_micros,
     words_for_seconds,
 )
+from fingerplat.service.cache import ReadCache, UserTag
 
 # A per-process secret in every mark, so no stored text can forge one.
 _NONCE = secrets.token_hex(8)
@@ -139,3 +141,31 @@ def render_kept(request: web.Request, template: str, context: dict[str, Any], *,
         status=status,
     )
     return page, not clock.read
+
+
+def door_key(generation: int, host: str | None, path: str) -> tuple[Any, ...]:
+    """The name of a kept page as the front door sees a request: Host header and path.
+
+    The front door (front_door.py) answers before any routing, so it cannot
+    ask which tenant and user a request is for; but the page at one Host
+    header and one raw path is the same page until the user or the tenants
+    change (events drop it: it is tagged with its user, and a tenant change
+    drops everything) or the templates are reloaded (``generation``).
+    """
+    return ("web:door", generation, host, path)
+
+
+def open_door(cache: ReadCache, request: web.Request, generation: int, page: KeptPage, *,
+              user: UserTag, epoch: int) -> None:
+    """Let the front door answer ``page`` at this request's Host and path from now on.
+
+    Only at the page's canonical address (``/~alice``, not ``/~%61lice``),
+    so the entries a client can make by varying the address are bounded:
+    each is a key pointing at the one kept page, never another rendering.
+    """
+    path = request.rel_url.raw_path
+    if path != f"{request[BASE]}/~{user[1]}":
+        return
+    key = door_key(generation, request.headers.get("Host"), path)
+    if key not in cache:
+        cache.put(key, page, epoch=epoch, user=user)

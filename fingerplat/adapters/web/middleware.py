@@ -175,12 +175,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(request, 500, "internal error: the problem has been logged")
 
 
-def security_headers(*, secure: bool) -> Callable[[web.Request, web.StreamResponse],
-                                                  Awaitable[None]]:
-    """The ``on_response_prepare`` hook adding the headers every answer carries.
+def security_header_items(*, secure: bool) -> list[tuple[str, str]]:
+    """The headers every answer carries; ``Strict-Transport-Security`` only over TLS.
 
-    A handler (the admin UI) may set its own first: only missing ones are
-    added. ``Strict-Transport-Security`` only over TLS.
+    One list for both writers of answers: :func:`security_headers` below and
+    the front door, which writes kept pages itself (front_door.py).
     """
     items = [
         ("X-Content-Type-Options", "nosniff"),
@@ -191,6 +190,17 @@ def security_headers(*, secure: bool) -> Callable[[web.Request, web.StreamRespon
     ]
     if secure:
         items.append(("Strict-Transport-Security", "max-age=31536000"))
+    return items
+
+
+def security_headers(*, secure: bool) -> Callable[[web.Request, web.StreamResponse],
+                                                  Awaitable[None]]:
+    """The ``on_response_prepare`` hook adding the headers every answer carries.
+
+    A handler (the admin UI) may set its own first: only missing ones are
+    added.
+    """
+    items = security_header_items(secure=secure)
 
     async def add(request: web.Request, response: web.StreamResponse) -> None:
         headers = response.headers

@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
-from fingerplat.adapters.web.kept_pages import KeptPage, render_kept
+from fingerplat.adapters.web.kept_pages import KeptPage, open_door, render_kept
 from fingerplat.adapters.web.keys import BASE, SERVICE, TENANT
 from fingerplat.adapters.web.templating import PUBLIC_TEMPLATES, TEMPLATE_GENERATION
 from fingerplat.adapters.web.tenancy import PREFIX_VAR, add_routed, tenant_routed
@@ -87,6 +87,7 @@ async def user_page(request: web.Request) -> web.StreamResponse:
     if cache is not None:
         kept = cache.get(key)
         if isinstance(kept, KeptPage):
+            open_door(cache, request, generation, kept, user=(tenant.id, name), epoch=cache.epoch)
             return kept.response(now)
     epoch = cache.epoch if cache is not None else 0
     if not rules.USERNAME_RE.fullmatch(name.lower()):
@@ -100,7 +101,9 @@ async def user_page(request: web.Request) -> web.StreamResponse:
     context = {"tenant": tenant, "base": request[BASE], "user": user, "history": history}
     page, keepable = render_kept(request, "user.html", context, now=now)
     if cache is not None and keepable:
-        cache.put(key, page, epoch=epoch, user=(tenant.id, user.username))
+        tag = (tenant.id, user.username)
+        cache.put(key, page, epoch=epoch, user=tag)
+        open_door(cache, request, generation, page, user=tag, epoch=epoch)
     return page.response(now)
 
 

@@ -8,13 +8,13 @@ other listener.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import ssl
 
 from aiohttp import web
 
 from fingerplat.adapters.web.app import build_app
+from fingerplat.adapters.web.front_door import FrontDoor
 from fingerplat.adapters.web.templating import reload_templates
 from fingerplat.config import Config, WebConfig, format_address
 from fingerplat.domain.errors import InvalidInput
@@ -30,6 +30,8 @@ SHUTDOWN_TIMEOUT = 10.0
 # of opening (or of its previous answer); aiohttp's keep-alive timer, which also
 # bounds a client dripping header bytes (slowloris), so idle sockets cannot pile up.
 HEADER_TIMEOUT = 15.0
+# Connections waiting to be accepted, per listening socket (aiohttp's sites use 128).
+BACKLOG = 1024
 
 
 def make_ssl_context(cert: str, key: str) -> ssl.SSLContext:
@@ -44,14 +46,17 @@ def make_ssl_context(cert: str, key: str) -> ssl.SSLContext:
 
 
 class WebServer:
-    """One aiohttp runner serving the app on every configured address."""
+    """The front door on every configured address, with one aiohttp runner behind it."""
 
     name = "web"
 
     def __init__(
-        self, runner: web.AppRunner, scheme: str, ssl_context: ssl.SSLContext | None = None
+        self, runner: web.AppRunner, door: FrontDoor, listeners: list[asyncio.Server],
+        scheme: str, ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._runner = runner
+        self.door = door
+        self._listeners = listeners
         self._scheme = scheme
         self._ssl_context = ssl_context
         self._closed = False
@@ -91,9 +96,10 @@ class WebServer:
     def addresses(self) -> list[str]:
         """``http://host:port`` for every bound socket, with the real port."""
         result = []
-        for sockname in self._runner.addresses:
-            host, port = sockname[0], sockname[1]
-            result.append(f"{self._scheme}://{format_address(host, port)}")
+        for listener in self._listeners:
+            for sock in listener.sockets:
+                host, port = sock.getsockname()[:2]
+                result.append(f"{self._scheme}://{format_address(host, port)}")
         return result
 
     @property
@@ -106,9 +112,8 @@ class WebServer:
         if self._closed:
             return
         self._closed = True
-        for site in list(self._runner.sites):
-            with contextlib.suppress(Exception):
-                await site.stop()
+        for listener in self._listeners:
+            listener.close()  # not wait_closed(): from 3.12 it waits for every connection
 
     async def drain(self, timeout: float) -> None:
         """Let in-flight requests finish (bounded), then close every connection."""
@@ -116,6 +121,7 @@ class WebServer:
         if self._drained:
             return
         self._drained = True
+        self.door.close_idle()
         try:
             await asyncio.wait_for(self._runner.cleanup(), timeout + 1.0)
         except TimeoutError:
@@ -125,7 +131,12 @@ class WebServer:
 async def start_web_server(
     service: FingerplatService, settings: WebConfig, *, metrics: Metrics
 ) -> WebServer:
-    """Build the app and bind every ``[web] listen`` address (port 0: a free port)."""
+    """Build the app and bind every ``[web] listen`` address (port 0: a free port).
+
+    Connections are accepted by the front door (front_door.py), which hands
+    whatever it does not answer itself to the runner's aiohttp server; the
+    runner has no sites of its own, only its request handling and shutdown.
+    """
     ssl_context = None
     if settings.tls_cert and settings.tls_key:
         ssl_context = make_ssl_context(settings.tls_cert, settings.tls_key)
@@ -138,25 +149,34 @@ async def start_web_server(
         tcp_keepalive=False,
     )
     await runner.setup()
+    aiohttp_server = runner.server
+    assert aiohttp_server is not None
+    door = FrontDoor(app, aiohttp_server, secure=ssl_context is not None,
+                     keepalive_timeout=HEADER_TIMEOUT, metrics=metrics, access_log=log)
+    loop = asyncio.get_running_loop()
+    listeners: list[asyncio.Server] = []
     try:
         for spec in settings.listen:
             host, port = spec.host_port
             sock = sockets.take(host, port)  # serve --workers: shared with SO_REUSEPORT
-            site: web.BaseSite = (
-                web.SockSite(runner, sock, ssl_context=ssl_context) if sock is not None
-                else web.TCPSite(runner, host, port, ssl_context=ssl_context)
-            )
             try:
-                await site.start()
+                if sock is not None:
+                    listener = await loop.create_server(door, sock=sock, ssl=ssl_context,
+                                                        backlog=BACKLOG)
+                else:
+                    listener = await loop.create_server(door, host, port, ssl=ssl_context,
+                                                        backlog=BACKLOG)
             except OSError as exc:
                 raise InvalidInput(
                     f"web: cannot listen on {format_address(host, port)}: {exc.strerror or exc}"
                 ) from None
+            listeners.append(listener)
     except BaseException:
+        for listener in listeners:
+            listener.close()
         await runner.cleanup()
         raise
-    server = WebServer(runner, "https" if ssl_context else "http", ssl_context)
-    server_impl = runner.server
-    if server_impl is not None:
-        metrics.connections.labels("web").set_function(lambda: len(server_impl.connections))
+    server = WebServer(runner, door, listeners, "https" if ssl_context else "http", ssl_context)
+    metrics.connections.labels("web").set_function(
+        lambda: len(aiohttp_server.connections) + len(door.connections))
     return server

@@ -1,0 +1,307 @@
+"""The web listener's front door: kept pages answered before aiohttp's request machinery.
+
+A user's page is kept as bytes (kept_pages.py), so answering it is a lookup
+and a write. Through aiohttp it also costs a request handler and a task for
+every connection and a request object, a response object and a middleware
+chain for every request: most of the CPU a kept page takes, and the reason a
+page with ``Connection: close`` cost more than twice a Twisted resource.
+
+So every web connection starts here, on a plain :class:`asyncio.Protocol`.
+For each chunk it receives, the front door answers by itself only when the
+chunk is exactly one whole request, parsed by aiohttp's own parser (the
+same llhttp parser aiohttp would use, with aiohttp's limits), that is a
+``GET`` or ``HEAD`` without a body or upgrade, for a Host header and path
+whose page the read cache holds under :func:`door_key`. Those entries are
+put there by the page handler itself, for pages it served, so the front
+door never routes, resolves a tenant or decides who may see what: it
+repeats an answer the application already gave, with the same headers, and
+the change events that drop the page drop the door's entry with it.
+
+Anything else (a cache miss, another route, a request split across
+packets, pipelining, a body, a parse error) hands the connection to
+aiohttp for good: its request handler takes over the transport and is fed
+the bytes just received, as if it had been there from the start. Clients
+that only ever ask for kept pages never meet aiohttp; all others see aiohttp
+exactly as before, one parse later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import time
+from datetime import UTC, datetime
+from http import HTTPStatus
+from typing import Any
+
+from aiohttp import web
+from aiohttp.http import SERVER_SOFTWARE, HttpProcessingError, HttpVersion
+from aiohttp.http_parser import EMPTY_PAYLOAD, HttpRequestParser
+from aiohttp.web_log import AccessLogger
+
+from fingerplat.adapters.web.kept_pages import KeptPage, door_key
+from fingerplat.adapters.web.keys import SERVICE
+from fingerplat.adapters.web.middleware import security_header_items
+from fingerplat.adapters.web.templating import TEMPLATE_GENERATION
+from fingerplat.metrics import Metrics
+
+# aiohttp's own request limits (RequestHandler's defaults), so the front door
+# never accepts a request that aiohttp would refuse.
+MAX_LINE_SIZE = 8190
+MAX_FIELD_SIZE = 8190
+MAX_HEADERS = 128
+READ_BUFSIZE = 2**16
+
+_END_OF_HEAD = b"\r\n\r\n"
+_ANSWERED_METHODS = frozenset({"GET", "HEAD"})
+
+
+class _HttpDate:
+    """The ``Date`` header value, formatted once per second."""
+
+    __slots__ = ("_second", "_value")
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._value = ""
+
+    def now(self) -> str:
+        second = int(time.time())
+        if second != self._second:
+            self._second = second
+            self._value = email.utils.formatdate(second, usegmt=True)
+        return self._value
+
+
+class _UnreadPayload:
+    """The flow control of a body the front door parses but never reads.
+
+    aiohttp's parser gives each body a stream that pauses and resumes its
+    protocol; the front door hands any request with a body to aiohttp
+    (raw bytes and all) and drops the stream, so there is nothing to pause.
+    """
+
+    _reading_paused = False
+    connected = True
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self, resume_parser: bool = True) -> None:
+        pass
+
+
+_UNREAD_PAYLOAD = _UnreadPayload()
+
+
+class FrontDoor:
+    """What every connection of one web listener shares: the protocol factory."""
+
+    def __init__(self, app: web.Application, aiohttp_server: web.Server, *, secure: bool,
+                 keepalive_timeout: float, metrics: Metrics, access_log: logging.Logger) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.timeout = keepalive_timeout
+        self.aiohttp_server = aiohttp_server
+        self.connections: set[DoorProtocol] = set()
+        self.answered = 0  # requests the front door answered itself
+        self.closing = False
+        self._service = app[SERVICE]
+        self._generation = app[TEMPLATE_GENERATION]
+        self._tally = metrics.tally("web")
+        self._access = AccessLogger(access_log)
+        self._date = _HttpDate()
+        fixed = [("Server", SERVER_SOFTWARE), *security_header_items(secure=secure)]
+        self._fixed_headers = "".join(f"{name}: {value}\r\n" for name, value in fixed)
+
+    def __call__(self) -> DoorProtocol:
+        return DoorProtocol(self)
+
+    def close_idle(self) -> None:
+        """Shutdown: stop answering, close every connection still at the front door.
+
+        Nothing is ever in flight here (an answer is written in the callback
+        that read its request), so closing loses no answer; the write buffer
+        is flushed before the socket closes.
+        """
+        self.closing = True
+        for protocol in list(self.connections):
+            protocol.close()
+
+    def page_for(self, host: str | None, path: str) -> KeptPage | None:
+        cache = self._service.read_cache
+        if cache is None:
+            return None
+        page = cache.get(door_key(self._generation.value, host, path))
+        return page if isinstance(page, KeptPage) else None
+
+    def answer(self, message: Any, page: KeptPage, started: float,
+               transport: asyncio.Transport) -> bytes:
+        """The whole HTTP answer, header for header what aiohttp writes for the page."""
+        body = page.body(datetime.now(UTC))
+        version: HttpVersion = message.version
+        lines = [
+            f"HTTP/{version.major}.{version.minor} {page.status} {HTTPStatus(page.status).phrase}"
+            "\r\nContent-Type: text/html; charset=utf-8"
+            f"\r\nContent-Length: {len(body)}\r\nDate: {self._date.now()}\r\n",
+            self._fixed_headers,
+        ]
+        if message.should_close:
+            if version == (1, 1):
+                lines.append("Connection: close\r\n")
+        elif version == (1, 0):
+            lines.append("Connection: keep-alive\r\n")
+        lines.append("\r\n")
+        head = "".join(lines).encode("latin-1")
+        answer = head if message.method == "HEAD" else head + body
+        self.answered += 1
+        self._tally.observe(time.perf_counter() - started)
+        if self._access.enabled:
+            # aiohttp's "%b" is every byte written, head included.
+            self._log_access(message, page.status, len(answer), time.perf_counter() - started,
+                             transport)
+        return answer
+
+    def _log_access(self, message: Any, status: int, body_length: int, elapsed: float,
+                    transport: asyncio.Transport) -> None:
+        """The same access line aiohttp writes, through aiohttp's own logger class."""
+        peer = transport.get_extra_info("peername")
+        remote = peer[0] if isinstance(peer, tuple) and peer else None
+        url = message.url
+        request = _AccessedRequest(remote, message.method, str(url.relative() if url.absolute else url),
+                                   message.version, message.headers)
+        self._access.log(request, _AccessedResponse(status, body_length), elapsed)  # type: ignore[arg-type]
+
+
+class _AccessedRequest:
+    """The few request fields aiohttp's ``AccessLogger`` reads."""
+
+    __slots__ = ("headers", "method", "path_qs", "remote", "version")
+
+    def __init__(self, remote: str | None, method: str, path_qs: str, version: HttpVersion,
+                 headers: Any) -> None:
+        self.remote = remote
+        self.method = method
+        self.path_qs = path_qs
+        self.version = version
+        self.headers = headers
+
+
+class _AccessedResponse:
+    __slots__ = ("body_length", "headers", "status")
+
+    def __init__(self, status: int, body_length: int) -> None:
+        self.status = status
+        self.body_length = body_length
+        self.headers: dict[str, str] = {}
+
+
+class DoorProtocol(asyncio.Protocol):
+    """One web connection while the front door answers it."""
+
+    __slots__ = ("_closes_after", "_deadline", "_door", "_parser", "_timer", "_transport")
+
+    def __init__(self, door: FrontDoor) -> None:
+        self._door = door
+        self._transport: asyncio.Transport | None = None
+        self._parser: Any = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._deadline = 0.0
+        self._closes_after = False
+
+    # -- asyncio callbacks -------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        door = self._door
+        self._transport = transport  # type: ignore[assignment]
+        door.connections.add(self)
+        self._parser = HttpRequestParser(
+            _UNREAD_PAYLOAD, door.loop, READ_BUFSIZE, max_line_size=MAX_LINE_SIZE,
+            max_field_size=MAX_FIELD_SIZE, max_headers=MAX_HEADERS,
+        )
+        # aiohttp's keep-alive timeout, from the start: a connection that
+        # never sends a whole request is closed after it, like any idle one.
+        self._deadline = door.loop.time() + door.timeout
+        self._timer = door.loop.call_at(self._deadline, self._idle)
+
+    def data_received(self, data: bytes) -> None:
+        transport = self._transport
+        if transport is None:
+            return
+        answer = self._answer(data, transport)
+        if answer is None:
+            self._hand_over(data, transport)
+            return
+        transport.write(answer)
+        if self._closes_after:
+            self.close()
+        else:
+            self._deadline = self._door.loop.time() + self._door.timeout
+
+    def eof_received(self) -> bool | None:
+        return None  # the client is done: close (after what is still buffered is sent)
+
+    def pause_writing(self) -> None:
+        # A client that asks without reading its answers is not read from
+        # until it has read them: the buffer holds at most one page more.
+        if self._transport is not None:
+            self._transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self._transport is not None:
+            self._transport.resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._forget()
+
+    # -- the front door's work ---------------------------------------------------------
+
+    def _answer(self, data: bytes, transport: asyncio.Transport) -> bytes | None:
+        """The answer to ``data`` when the front door can give it, else None."""
+        door = self._door
+        if not data.endswith(_END_OF_HEAD) or door.closing:
+            return None
+        started = time.perf_counter()
+        try:
+            messages, upgraded, _tail = self._parser.feed_data(data)
+        except HttpProcessingError:
+            return None  # aiohttp parses it again and answers 400 its own way
+        if len(messages) != 1 or upgraded:
+            return None
+        message, payload = messages[0]
+        if payload is not EMPTY_PAYLOAD or message.method not in _ANSWERED_METHODS:
+            return None
+        page = door.page_for(message.headers.get("Host"), message.url.raw_path)
+        if page is None:
+            return None
+        self._closes_after = message.should_close
+        return door.answer(message, page, started, transport)
+
+    def _hand_over(self, data: bytes, transport: asyncio.Transport) -> None:
+        """From now on aiohttp serves this connection, starting with ``data``."""
+        handler = self._door.aiohttp_server()
+        self._forget()
+        transport.set_protocol(handler)
+        handler.connection_made(transport)
+        handler.data_received(data)
+
+    def _idle(self) -> None:
+        now = self._door.loop.time()
+        if now < self._deadline and not self._door.closing:
+            self._timer = self._door.loop.call_at(self._deadline, self._idle)
+        else:
+            self.close()
+
+    def close(self) -> None:
+        transport = self._transport
+        self._forget()
+        if transport is not None:
+            transport.close()
+
+    def _forget(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._transport = None
+        self._parser = None
+        self._door.connections.discard(self)
