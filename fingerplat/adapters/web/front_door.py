@@ -167,9 +167,10 @@ class FrontDoor:
         """The same access line aiohttp writes, through aiohttp's own logger class."""
         peer = transport.get_extra_info("peername")
         remote = peer[0] if isinstance(peer, tuple) and peer else None
-        url = message.url
-        request = _AccessedRequest(remote, message.method, str(url.relative() if url.absolute else url),
-                                   message.version, message.headers)
+        url = message.url  # aiohttp logs the request's rel_url
+        path_qs = str(url.relative() if url.absolute else url)
+        request = _AccessedRequest(remote, message.method, path_qs, message.version,
+                                   message.headers)
         self._access.log(request, _AccessedResponse(status, body_length), elapsed)  # type: ignore[arg-type]
 
 

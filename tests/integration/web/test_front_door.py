@@ -323,3 +323,57 @@ async def test_the_door_answers_over_https(
         assert by_door.header("Strict-Transport-Security") == "max-age=31536000"
     finally:
         service.disable_read_cache()
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
+def test_the_door_and_its_handover_under_uvloop(
+    database_url: str, tmp_path: Path, tls: bool
+) -> None:
+    """`serve` runs on uvloop when installed: its transports change protocols their own way."""
+    import uvloop
+
+    from fingerplat.adapters.web.server import start_web_server
+    from fingerplat.config import WebConfig
+    from fingerplat.domain.model import Channel, Principal
+    from fingerplat.metrics import Metrics
+    from fingerplat.repository.engine import create_engine
+
+    settings: dict[str, object] = {"listen": ["127.0.0.1:0"]}
+    context = None
+    if tls:
+        ca = trustme.CA()
+        cert = ca.issue_cert("127.0.0.1")
+        cert.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
+        cert.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
+        settings |= {"tls_cert": str(tmp_path / "cert.pem"), "tls_key": str(tmp_path / "key.pem")}
+        context = ssl.create_default_context()
+        ca.configure_trust(context)
+
+    async def main() -> tuple[list[Answer], int]:
+        engine = create_engine(database_url)
+        service = FingerplatService(engine)
+        service.enable_read_cache()
+        operator = Context(Principal.operator("test"), Channel.CLI)
+        await service.add_user(operator, None, "alice")
+        await service.set_status(operator, None, "alice", "on uvloop")
+        server = await start_web_server(service, WebConfig.model_validate(settings),
+                                        metrics=Metrics())
+        request = b"GET /~alice HTTP/1.1\r\nHost: h\r\n\r\n"
+        try:
+            answers = [
+                (await ask(server.url, request, split=True, context=context))[0],
+                (await ask(server.url, request, context=context))[0],
+                (await ask(server.url, b"GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n",
+                           context=context))[0],
+            ]
+            return answers, server.door.answered
+        finally:
+            await server.drain(1)
+            service.disable_read_cache()
+            await engine.dispose()
+
+    (by_aiohttp, by_door, health), answered = uvloop.run(main())
+    assert answered == 1
+    assert b"on uvloop" in by_door.body
+    assert by_door.without_date() == by_aiohttp.without_date()
+    assert health.status_line == "HTTP/1.1 200 OK" and b'"database": "ok"' in health.body
