@@ -21,7 +21,8 @@ What it does, in one go (issue 6, the web target):
 4. Runs ``wrk -c 64`` pinned to CPU 1 against each server, with keep-alive
    and with ``Connection: close``, ``--repeat`` times interleaved; a Lua
    script asks for ``/~<user>`` of a random seeded user per request and
-   prints wrk's summary as JSON. Server CPU (utime+stime of the server from
+   prints wrk's summary as JSON. Server CPU (utime+stime of the server, and of
+   its workers with ``--workers``, from
    ``/proc/PID/stat``) is read before and after each run and divided by the
    completed requests.
 5. Prints one table: requests/s, p50, p99, errors (socket errors, timeouts
@@ -105,10 +106,22 @@ class Server:
 
 
 def cpu_seconds(pid: int) -> float:
-    """utime+stime of a process (all its threads) from /proc/PID/stat."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2:].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    """utime+stime of a process (all its threads) and its children (workers), from /proc."""
+    total = 0.0
+    pids = [pid]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            pids += [int(child) for child in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    for one in pids:
+        try:
+            stat = Path(f"/proc/{one}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return total
 
 
 def children_cpu() -> float:
@@ -255,6 +268,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="skip the extra row of Twisted serving the tutorial's tiny page "
                         "(not the same page: for scale only)")
     p.add_argument("--no-pin", action="store_true", help="do not use taskset")
+    p.add_argument("--workers", default="1",
+                   help="comma-separated `serve --workers` counts, e.g. 1,2 (more than one: "
+                        "not pinned; CPU counted over all of serve's processes)")
     p.add_argument("--json", metavar="FILE", help="also write every run as JSON here")
     return p.parse_args(argv)
 
@@ -290,12 +306,18 @@ def main(argv: list[str] | None = None) -> int:
                    "--host", "127.0.0.1", "--port", "0", "--users", str(args.users)]
         if args.access_log:
             twisted.append("--access-log")
-        servers = [
-            Server(f"fingerplat serve ({args.db})",
-                   [*pin, *cmd, "--database-url", url, "--config", str(config), "serve",
-                    "--finger", "", "--setter", "", "--web", "127.0.0.1:0"]),
-            Server("twisted FingerResource", twisted),
-        ]
+        servers = []
+        for workers in (int(w) for w in args.workers.split(",")):
+            # Several workers may use every core: only a single process is pinned.
+            serve = [*(pin if workers == 1 else []), *cmd, "--database-url", url,
+                     "--config", str(config), "serve",
+                     "--finger", "", "--setter", "", "--web", "127.0.0.1:0"]
+            if workers > 1:
+                serve += ["--workers", str(workers)]
+            servers.append(Server(
+                f"fingerplat serve ({args.db})" + (f" x{workers} workers" if workers > 1 else ""),
+                serve))
+        servers.append(Server("twisted FingerResource", twisted))
         if not args.no_tutorial_page:
             servers.append(Server("twisted, tutorial's tiny page",
                                   [*twisted, "--page", "tutorial"]))
