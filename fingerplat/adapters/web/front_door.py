@@ -10,8 +10,8 @@ So every web connection starts here, on a plain :class:`asyncio.Protocol`.
 For each chunk it receives, the front door answers by itself only when the
 chunk is exactly one whole request, parsed by aiohttp's own parser (the
 same llhttp parser aiohttp would use, with aiohttp's limits), that is a
-``GET`` or ``HEAD`` without a body or upgrade, for a Host header and path
-whose page the read cache holds under :func:`door_key`. Those entries are
+``GET`` or ``HEAD`` without a body, upgrade or ``Expect``, for a Host
+header and path whose page the read cache holds under :func:`door_key`. Those entries are
 put there by the page handler itself, for pages it served, so the front
 door never routes, resolves a tenant or decides who may see what: it
 repeats an answer the application already gave, with the same headers, and
@@ -270,8 +270,9 @@ class DoorProtocol(asyncio.Protocol):
         if len(messages) != 1 or upgraded:
             return None
         message, payload = messages[0]
-        if payload is not EMPTY_PAYLOAD or message.method not in _ANSWERED_METHODS:
-            return None
+        if (payload is not EMPTY_PAYLOAD or message.method not in _ANSWERED_METHODS
+                or message.upgrade or "Expect" in message.headers):
+            return None  # aiohttp answers "100 Continue" and upgrades its own way
         page = door.page_for(message.headers.get("Host"), message.url.raw_path)
         if page is None:
             return None

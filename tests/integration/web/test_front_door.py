@@ -208,6 +208,12 @@ async def test_what_the_door_does_not_answer_reaches_aiohttp(running: RunningWeb
     with_body, _ = await ask(running.url, b"GET /~alice HTTP/1.1\r\nHost: h\r\n"
                                           b"Content-Length: 2\r\n\r\nhi")
     assert with_body.status_line == "HTTP/1.1 200 OK"
+    reader, writer = await connect(running.url)
+    writer.write(b"GET /~alice HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\n\r\n")
+    assert await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10) == (
+        b"HTTP/1.1 100 Continue\r\n\r\n")
+    assert b"Kafka" in (await read_answer(reader)).body
+    writer.close()
     # Another spelling of the address is served, but never kept for the door.
     for _ in range(2):
         encoded, _ = await ask(running.url, b"GET /~%61lice HTTP/1.1\r\nHost: h\r\n\r\n")
