@@ -270,6 +270,12 @@ async def test_door_answers_are_counted_in_the_metrics(running: RunningWeb) -> N
     text = running.metrics.render().decode()
     assert 'fingerplat_requests_total{adapter="web"} 3.0' in text
     assert 'fingerplat_request_seconds_count{adapter="web"} 3.0' in text
+    # Connections waiting at the front door are open connections too.
+    reader, writer = await connect(running.url)
+    writer.write(b"GET /~alice HTTP/1.1\r\nHost: h\r\n\r\n")
+    await read_answer(reader)
+    assert 'fingerplat_open_connections{adapter="web"} 1.0' in running.metrics.render().decode()
+    writer.close()
 
 
 async def test_idle_connections_at_the_door_are_closed(
