@@ -11,11 +11,13 @@ answered.
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import logging
 import re
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -116,7 +118,9 @@ async def test_the_front_door_answers_a_kept_page_as_aiohttp_does(
     by_door, door_closed = await ask(running.url, request)
     assert door.answered == 1
     assert by_door.without_date() == by_aiohttp.without_date()
-    assert by_door.header("Date") is not None
+    door_date = email.utils.parsedate_to_datetime(by_door.header("Date") or "")
+    assert abs((door_date - datetime.now(UTC)).total_seconds()) < 5
+    assert (by_door.header("Date") or "").endswith(" GMT")
     assert (door_closed, aiohttp_closed) == (closes, closes)
 
 
