@@ -159,13 +159,10 @@ async def start_web_server(
         for spec in settings.listen:
             host, port = spec.host_port
             sock = sockets.take(host, port)  # serve --workers: shared with SO_REUSEPORT
+            where = {"sock": sock} if sock is not None else {"host": host, "port": port}
             try:
-                if sock is not None:
-                    listener = await loop.create_server(door, sock=sock, ssl=ssl_context,
-                                                        backlog=BACKLOG)
-                else:
-                    listener = await loop.create_server(door, host, port, ssl=ssl_context,
-                                                        backlog=BACKLOG)
+                listener = await loop.create_server(door, ssl=ssl_context, backlog=BACKLOG,
+                                                    **where)  # type: ignore[arg-type]
             except OSError as exc:
                 raise InvalidInput(
                     f"web: cannot listen on {format_address(host, port)}: {exc.strerror or exc}"
