@@ -46,6 +46,8 @@ from fingerplat.adapters.web.middleware import security_header_items
 from fingerplat.adapters.web.templating import TEMPLATE_GENERATION
 from fingerplat.metrics import Metrics
 
+log = logging.getLogger("fingerplat.web")
+
 # aiohttp's own request limits (RequestHandler's defaults), so the front door
 # never accepts a request that aiohttp would refuse.
 MAX_LINE_SIZE = 8190
@@ -162,6 +164,23 @@ class FrontDoor:
                              transport)
         return answer
 
+    def unreadable(self, error: Exception, transport: asyncio.BaseTransport) -> bytes:
+        """The 400 for a request that made the HTTP parsing itself fail, and a log line.
+
+        aiohttp answers malformed requests with a 400 of its own, but a few
+        request targets make the URL library under its parser raise an
+        ``IndexError`` instead of a parse error (yarl issue 1822: an
+        authority in brackets that ends in "@"). That escapes aiohttp's
+        ``data_received``: the event loop would log a traceback and drop the
+        connection without a word to the client.
+        """
+        log.info("web: cannot read a request from %s: %s: %s",
+                 transport.get_extra_info("peername"), type(error).__name__, error)
+        body = b"400 Bad Request: the request cannot be read\n"
+        return (f"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                f"Content-Length: {len(body)}\r\nDate: {self._date.now()}\r\n"
+                f"{self._fixed_headers}Connection: close\r\n\r\n").encode("latin-1") + body
+
     def _log_access(self, message: Any, status: int, body_length: int, elapsed: float,
                     transport: asyncio.Transport) -> None:
         """The same access line aiohttp writes, through aiohttp's own logger class."""
@@ -195,6 +214,49 @@ class _AccessedResponse:
         self.status = status
         self.body_length = body_length
         self.headers: dict[str, str] = {}
+
+
+class _Guarded(asyncio.Protocol):
+    """aiohttp's request handler for a handed-over connection, behind one guard.
+
+    Every callback goes straight to the handler; only an exception escaping
+    its ``data_received`` (never aiohttp's own parse errors, which it
+    answers itself) is turned into a 400 and a closed connection: see
+    :meth:`FrontDoor.unreadable`.
+    """
+
+    __slots__ = ("_door", "_handler", "_transport")
+
+    def __init__(self, door: FrontDoor, handler: asyncio.Protocol) -> None:
+        self._door = door
+        self._handler = handler
+        self._transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+        self._handler.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._handler.data_received(data)
+        except Exception as exc:  # a library bug must not reach the event loop
+            transport = self._transport
+            if transport is not None and not transport.is_closing():
+                transport.write(self._door.unreadable(exc, transport))
+                transport.close()
+
+    def eof_received(self) -> bool | None:
+        return self._handler.eof_received()
+
+    def pause_writing(self) -> None:
+        self._handler.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._handler.resume_writing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._transport = None
+        self._handler.connection_lost(exc)
 
 
 class DoorProtocol(asyncio.Protocol):
@@ -267,6 +329,9 @@ class DoorProtocol(asyncio.Protocol):
             messages, upgraded, _tail = self._parser.feed_data(data)
         except HttpProcessingError:
             return None  # aiohttp parses it again and answers 400 its own way
+        except Exception as exc:  # a bug below the parser: aiohttp would fail the same way
+            self._closes_after = True
+            return door.unreadable(exc, transport)
         if len(messages) != 1 or upgraded:
             return None
         message, payload = messages[0]
@@ -281,7 +346,7 @@ class DoorProtocol(asyncio.Protocol):
 
     def _hand_over(self, data: bytes, transport: asyncio.Transport) -> None:
         """From now on aiohttp serves this connection, starting with ``data``."""
-        handler = self._door.aiohttp_server()
+        handler = _Guarded(self._door, self._door.aiohttp_server())
         self._forget()
         transport.set_protocol(handler)
         handler.connection_made(transport)

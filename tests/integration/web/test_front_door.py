@@ -393,3 +393,32 @@ def test_the_door_and_its_handover_under_uvloop(
     assert b"on uvloop" in by_door.body
     assert by_door.without_date() == by_aiohttp.without_date()
     assert health.status_line == "HTTP/1.1 200 OK" and b'"database": "ok"' in health.body
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["at the door", "handed over"])
+async def test_a_target_that_breaks_the_url_parser_gets_a_400(
+    running: RunningWeb, caplog: pytest.LogCaptureFixture, split: bool
+) -> None:
+    """yarl fails with an IndexError on some targets (its issue 1822); never a traceback."""
+    await ask(running.url, b"GET /~alice HTTP/1.1\r\nHost: h\r\n\r\n")
+    bad = b"GET http://[::1]@/~alice HTTP/1.1\r\nHost: h\r\n\r\n"
+    with caplog.at_level(logging.INFO, logger="fingerplat.web"):
+        if split:  # aiohttp's connection already: a good request first, then the bad one
+            reader, writer = await connect(running.url)
+            writer.write(b"GET /~alice HTTP/1.1\r\n")
+            await asyncio.sleep(0.05)
+            writer.write(b"Host: h\r\n\r\n")
+            assert b"Kafka" in (await read_answer(reader)).body
+            writer.write(bad)
+            answer = await read_answer(reader)
+            closed = await asyncio.wait_for(reader.read(), 5) == b""
+            writer.close()
+        else:
+            answer, closed = await ask(running.url, bad)
+    assert answer.status_line == "HTTP/1.1 400 Bad Request" and closed
+    assert answer.body == b"400 Bad Request: the request cannot be read\n"
+    assert answer.header("X-Content-Type-Options") == "nosniff"
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any("cannot read a request" in r.getMessage() for r in caplog.records)
+    good, _ = await ask(running.url, b"GET /~alice HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert b"Kafka" in good.body
