@@ -246,15 +246,20 @@ def load(target: Target, args: argparse.Namespace, duration: float, warmup: floa
     return result
 
 
-def resident_mb(root: int) -> float | None:
-    """Resident memory of ``root`` and its children (workers), in MB, right after a run."""
-    total = 0
+def process_tree(root: int) -> list[int]:
+    """``root`` and its direct children (``serve --workers``), from /proc."""
     pids = [root]
     with contextlib.suppress(OSError):
         for task in Path(f"/proc/{root}/task").iterdir():
             children = (task / "children").read_text().split()
             pids += [int(pid) for pid in children]
-    for pid in pids:
+    return pids
+
+
+def resident_mb(root: int) -> float | None:
+    """Resident memory of ``root`` and its children (workers), in MB, right after a run."""
+    total = 0
+    for pid in process_tree(root):
         try:
             status = Path(f"/proc/{pid}/status").read_text()
         except OSError:

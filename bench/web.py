@@ -108,13 +108,7 @@ class Server:
 def cpu_seconds(pid: int) -> float:
     """utime+stime of a process (all its threads) and its children (workers), from /proc."""
     total = 0.0
-    pids = [pid]
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            pids += [int(child) for child in (task / "children").read_text().split()]
-        except OSError:
-            continue
-    for one in pids:
+    for one in run.process_tree(pid):
         try:
             stat = Path(f"/proc/{one}/stat").read_text()
         except OSError:
