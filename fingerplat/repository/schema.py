@@ -22,6 +22,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -72,6 +73,14 @@ tenants = Table(
     Column("forwarding", Boolean, nullable=False),
     Column("is_default", Boolean, nullable=False),
     Column("created_at", Timestamp, nullable=False),
+    # -- 0002, status expiry / public fields / networks (issue 15) --
+    Column("timezone", String(64), nullable=False, server_default="UTC"),
+    Column("public_fields", JSON, nullable=True),  # null: every field is public
+    Column("trusted_networks", JSON, nullable=True),  # null or []: none
+    Column("rejected_networks", JSON, nullable=True),
+    # -- 0002, finger log / self-service (issue 16) --
+    Column("finger_log", Boolean, nullable=False, server_default=false()),
+    Column("self_edit_fields", JSON, nullable=True),  # null: the default set
     sqlite_autoincrement=True,
 )
 
@@ -99,6 +108,11 @@ users = Table(
     Column("status", String(280), nullable=True),
     Column("status_set_at", Timestamp, nullable=True),
     Column("created_at", Timestamp, nullable=False),
+    # -- 0002, status expiry (issue 15) --
+    Column("status_expires_at", Timestamp, nullable=True),
+    # -- 0002, finger log / self-service (issue 16) --
+    Column("finger_log", Boolean, nullable=False, server_default=false()),
+    Column("password_hash", String(200), nullable=True),
     UniqueConstraint("tenant_id", "username", name="uq_users_tenant_id_username"),
     sqlite_autoincrement=True,
 )
@@ -120,6 +134,8 @@ status_history = Table(
     Column("set_at", Timestamp, nullable=False),
     Column("actor", String(200), nullable=False),
     Column("channel", String(16), nullable=False),
+    # -- 0002, status expiry (issue 15) --
+    Column("expires_at", Timestamp, nullable=True),
     Index("ix_status_history_user_id_id", "user_id", "id"),
 )
 
@@ -168,7 +184,78 @@ audit_events = Table(
     Column("after", JSON, nullable=True),
     Column("remote_addr", String(100), nullable=True),
     Column("detail", String(500), nullable=False),
+    # -- 0002, tenant identity and hash chain (issue 12) --
+    Column("tenant_id", Id, nullable=True),  # the tenant's immutable id; no FK (outlives it)
+    Column("prev_hash", String(64), nullable=True),
+    Column("hash", String(64), nullable=True),
     Index("ix_audit_events_tenant_id", "tenant", "id"),
     Index("ix_audit_events_tenant_username", "tenant", "username"),
     Index("ix_audit_events_action", "action"),
+)
+
+# -- 0002, tenant identity and hash chain (issue 12) ------------------------------
+# The newest event of each chain (one chain per tenant id, one for the platform):
+# the row lock serialises appends to a chain, and the head lets `audit verify`
+# notice a removed last event.
+audit_chain_heads = Table(
+    "audit_chain_heads",
+    metadata,
+    Column("chain", String(40), primary_key=True),
+    Column("last_id", Id, nullable=False),
+    Column("last_hash", String(64), nullable=False),
+)
+
+# -- 0002, sessions and throttles in the database (issue 13) -----------------------
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),  # SHA-256 of the cookie
+    Column("kind", String(16), nullable=False),  # "admin" or "user"
+    Column("admin_id", Id, ForeignKey("admins.id", ondelete="CASCADE"), nullable=True),
+    Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), nullable=True),
+    Column("csrf_secret", String(64), nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("last_seen_at", Timestamp, nullable=False),
+    Column("expires_at", Timestamp, nullable=False),
+    Index("ix_web_sessions_expires_at", "expires_at"),
+    sqlite_autoincrement=True,
+)
+
+auth_throttle = Table(
+    "auth_throttle",
+    metadata,
+    Column("key", String(200), primary_key=True),  # e.g. "addr:192.0.2.1", "acct:root|addr:..."
+    Column("window_start", Timestamp, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("failures", Integer, nullable=False),
+    Column("audited", Integer, nullable=False),  # failures already written one row each
+    Column("blocked_until", Timestamp, nullable=True),
+    Column("updated_at", Timestamp, nullable=False),
+)
+
+# -- 0002, pseudo-users and the finger log (issue 16) -----------------------------
+pseudo_users = Table(
+    "pseudo_users",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("tenant_id", Id, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(32), nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    UniqueConstraint("tenant_id", "name", name="uq_pseudo_users_tenant_id_name"),
+    sqlite_autoincrement=True,
+)
+
+finger_log = Table(
+    "finger_log",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("tenant_id", Id, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("at", Timestamp, nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("network", String(64), nullable=False),  # /24 or /48 only, never an address
+    Index("ix_finger_log_user_id_at", "user_id", "at"),
+    Index("ix_finger_log_at", "at"),
 )
