@@ -75,3 +75,18 @@ def test_bad_database_urls_and_config_files_are_one_line(bare_cli: Fingerplat, t
     bare_cli("--config", str(config), "--database-url", f"sqlite+aiosqlite:///{other}",
              "user", "add", "dave", ok=True)
     assert other.exists()  # ...and the option beats the file
+
+
+def test_a_role_that_does_not_exist_is_named_with_the_way_out(bare_cli: Fingerplat):
+    from sqlalchemy.engine import make_url
+
+    from tests.support.databases import postgres_server_url
+
+    server = make_url(postgres_server_url())
+    url = server.set(username="no_such_role_fp", password=None, database="fingerplat")
+    refused = bare_cli("user", "list", env={
+        "FINGERPLAT_DATABASE_URL": url.render_as_string(hide_password=False)})
+    line = one_error_line(refused)
+    assert refused.returncode == 6
+    assert 'role "no_such_role_fp" does not exist' in line
+    assert "create the role and the database first" in line

@@ -117,9 +117,11 @@ async def test_serve_start_errors_are_one_line(bare_cli: Fingerplat, tmp_path: P
         code, out, err = await run_serve_to_exit(
             bare_cli.env, "--finger", f"127.0.0.1:{port}", "--setter", "127.0.0.1:0",
             "--web", "127.0.0.1:0")
-    assert code != 0
+    assert code == 1  # not "invalid input": the command was right, the port is taken
     assert _one_line(err) == (
-        f"fingerplat: finger: cannot listen on 127.0.0.1:{port}: address already in use")
+        f"fingerplat: finger: cannot listen on 127.0.0.1:{port}: address already in use "
+        "(is another server running? choose another address with "
+        "`serve --finger HOST:PORT` or [finger] listen in the configuration file)")
     assert "listening" not in out
 
     config = tmp_path / "serve.toml"
