@@ -153,8 +153,11 @@ class AppState:
                 prepared = await prepare_sqlite(engine, self.database_url)
                 if prepared.state != "using":
                     click.echo(f"fingerplat: {prepared.line}", err=True)
+                else:
+                    self.say_which_database()
             else:
                 await service.check_schema()
+                self.say_which_database()
                 # Running nodes cache public reads: tell them what this command changes.
                 from fingerplat.service.event_bridge import send_to_nodes
 
@@ -162,6 +165,19 @@ class AppState:
             return await use(service)
 
         return await self.with_engine(_use)
+
+    def say_which_database(self) -> None:
+        """On a terminal, name the database a command used (one dim line on stderr).
+
+        A second terminal without FINGERPLAT_DATABASE_URL silently meant the
+        embedded SQLite file; this line makes that visible. Scripts and pipes
+        (stderr not a terminal) never see it.
+        """
+        if sys.stderr.isatty():
+            from fingerplat.repository.engine import describe_database
+
+            click.secho(f"fingerplat: database: {describe_database(self.database_url)}",
+                        err=True, dim=True)
 
     def safe_database_url(self) -> str | None:
         """The database URL with any password hidden, for error messages."""

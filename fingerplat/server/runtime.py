@@ -29,6 +29,7 @@ from fingerplat.repository.embedded import prepare_sqlite
 from fingerplat.repository.engine import (
     create_engine,
     create_read_engine,
+    describe_database,
     is_sqlite,
     sqlite_file,
 )
@@ -94,7 +95,7 @@ class Runtime:
             self.announce((await prepare_sqlite(self.engine, self.database_url)).line)
         else:
             await self.service.check_schema()
-            self.announce("database: PostgreSQL (schema current)")
+            self.announce(f"database: {describe_database(self.database_url)} (schema current)")
 
     async def start_change_events(self) -> None:
         """Share change events between nodes (PostgreSQL) and cache the public reads.

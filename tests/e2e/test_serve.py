@@ -9,6 +9,7 @@ import socket
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import make_url
 
 from fingerplat.repository.engine import default_sqlite_path
 from tests.e2e.conftest import (
@@ -56,9 +57,12 @@ async def test_serve_answers_finger_with_the_status_set_by_the_cli(
     # Read through a pipe while the server runs: the lines were flushed at once.
     assert set(server.addresses) == {"finger", "setter", "web"}
     assert all(port != 0 for addrs in server.addresses.values() for _, port in addrs)
-    expected_db = "database: PostgreSQL (schema current)" if backend == "postgresql" else (
-        "database: SQLite ")
-    assert server.lines[0].startswith(expected_db)
+    if backend == "postgresql":
+        url = make_url(cli.env["FINGERPLAT_DATABASE_URL"])
+        assert server.lines[0] == (f"database: PostgreSQL {url.username}@{url.host}:{url.port}/"
+                                   f"{url.database} (schema current)")
+    else:
+        assert server.lines[0].startswith("database: SQLite ")
 
     answer = await finger(*server.address("finger"), "alice")
     assert "alice" in answer and "Alice Liddell" in answer and "away" in answer
