@@ -103,9 +103,16 @@ class AppState:
         return Context(Principal.operator(_os_user()), Channel.CLI)
 
     def create_engine(self) -> AsyncEngine:
-        """An engine for one command, with the configured connect/command timeouts."""
+        """An engine for one command, with the configured connect/command timeouts.
+
+        Without a configuration file the engine's own defaults apply (the same
+        numbers as the [database] defaults, a unit test keeps them equal), so a
+        command does not load the configuration model just to read them.
+        """
         from fingerplat.repository.engine import create_engine
 
+        if self.config_path is None:
+            return create_engine(self.database_url)
         db = self.config.database
         return create_engine(
             self.database_url,

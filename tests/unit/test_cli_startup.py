@@ -64,3 +64,29 @@ def test_every_command_module_is_listed():
     modules = {p.stem for p in Path(package.__path__[0]).glob("*.py") if p.stem != "__init__"}
     assert modules == {module for module, _ in COMMANDS.values()}
     assert set(cli.list_commands(None)) == set(COMMANDS)  # type: ignore[arg-type]
+
+
+def test_engine_defaults_are_the_documented_database_defaults():
+    # The CLI without a configuration file uses the engine's defaults directly.
+    import inspect
+
+    from fingerplat.config import DatabaseConfig
+    from fingerplat.repository.engine import create_engine
+
+    defaults = DatabaseConfig()
+    for name, parameter in inspect.signature(create_engine).parameters.items():
+        if parameter.default is not inspect.Parameter.empty:
+            assert getattr(defaults, name) == parameter.default, name
+
+
+def test_a_command_without_a_config_file_does_not_load_the_configuration_model(tmp_path):
+    env_url = f"sqlite+aiosqlite:///{tmp_path / 'fp.db'}"
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FINGERPLAT_")}
+    env["FINGERPLAT_DATABASE_URL"] = env_url
+    done = subprocess.run([sys.executable, "-c", _PROBE, "user", "list"], capture_output=True,
+                          text=True, timeout=120, check=True, env=env)
+    modules = set(json.loads(done.stderr.strip().splitlines()[-1]))
+    assert "sqlalchemy" in modules  # it did reach the database
+    assert "pydantic" not in modules and "aiohttp" not in modules
