@@ -8,10 +8,24 @@ empty list, ``(empty)`` for an empty text, ``—`` for no value.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 MAX_VALUE = 80
+_ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?([+-]\d{2}:\d{2}|Z)?")
+
+
+def _time(text: str) -> str:
+    """An ISO time stored in before/after, as the rest of the UI writes times."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return text
+    if moment.tzinfo is None:
+        return moment.strftime("%Y-%m-%d %H:%M")
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def describe_value(value: Any) -> str:
@@ -23,8 +37,10 @@ def describe_value(value: Any) -> str:
         text = ", ".join(describe_value(item) for item in value) if value else "none"
     elif isinstance(value, Mapping):
         text = ", ".join(f"{k} {describe_value(v)}" for k, v in value.items()) or "none"
+    elif isinstance(value, datetime):
+        text = _time(value.isoformat())
     elif isinstance(value, str):
-        text = value if value.strip() else "(empty)"
+        text = _time(value) if _ISO_TIME.fullmatch(value) else value if value.strip() else "(empty)"
     else:
         text = str(value)
     return text if len(text) <= MAX_VALUE else text[: MAX_VALUE - 1] + "…"

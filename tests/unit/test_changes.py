@@ -31,3 +31,9 @@ def test_a_creation_leaves_out_empty_fields_and_a_removal_says_what_was_there():
 def test_long_values_are_cut_with_an_ellipsis():
     value = describe_value("x" * 300)
     assert len(value) == 80 and value.endswith("…")
+
+
+def test_stored_times_read_like_every_other_time():
+    assert describe_changes(None, {"expires_at": "2027-01-06T16:55:21.951817+00:00"}) == (
+        "expires_at: 2027-01-06 16:55 UTC")
+    assert describe_value("2026-12-07") == "2026-12-07"  # a date is left as it is
