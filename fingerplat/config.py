@@ -26,10 +26,9 @@ from pydantic import (
     model_validator,
 )
 
+from fingerplat import CONFIG_ENV as CONFIG_ENV  # re-exported: defined light for the CLI
+from fingerplat import DATABASE_URL_ENV as DATABASE_URL_ENV
 from fingerplat.domain.errors import InvalidInput
-
-CONFIG_ENV = "FINGERPLAT_CONFIG"
-DATABASE_URL_ENV = "FINGERPLAT_DATABASE_URL"
 
 Seconds = StrictInt | StrictFloat
 

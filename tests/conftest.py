@@ -11,9 +11,14 @@ import pytest
 from fingerplat.domain.model import Channel, Context, Principal
 from fingerplat.repository.engine import create_engine, create_read_engine
 from fingerplat.service import FingerplatService
-from tests.support.databases import DatabaseFactory
+from tests.support.databases import DatabaseFactory, postgres_description
 
 BACKENDS = ["sqlite", "postgresql"]
+
+
+def pytest_report_header() -> str:
+    """Say which PostgreSQL this run uses (found or started), before any test runs."""
+    return f"PostgreSQL for the tests: {postgres_description()}"
 
 
 @pytest.fixture(scope="session")

@@ -14,14 +14,11 @@ import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from functools import wraps
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from fingerplat import config as config_module
-from fingerplat.config import Config
+from fingerplat import DATABASE_URL_ENV
 from fingerplat.domain.errors import (
     AuthenticationFailed,
     Conflict,
@@ -35,14 +32,14 @@ from fingerplat.domain.errors import (
 )
 from fingerplat.domain.model import Channel, Context, Principal
 from fingerplat.domain.text import printable
-from fingerplat.repository.engine import (
-    check_url,
-    create_engine,
-    default_database_url,
-    is_sqlite,
-)
-from fingerplat.repository.uow import translate_db_error
-from fingerplat.service import FingerplatService
+
+# The database stack, the configuration model and the service are imported by the
+# functions that use them: `fingerplat --help` and `--version` must not pay for them.
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from fingerplat.config import Config
+    from fingerplat.service import FingerplatService
 
 T = TypeVar("T")
 
@@ -77,6 +74,8 @@ class AppState:
     @property
     def config(self) -> Config:
         if self._config is None:
+            from fingerplat import config as config_module
+
             self._config = config_module.load(self.config_path)
         return self._config
 
@@ -89,10 +88,12 @@ class AppState:
     def database_url(self) -> str:
         # A configuration file, when given, is always validated (an unknown key
         # is refused even if --database-url makes the file's URL irrelevant).
+        from fingerplat.repository.engine import check_url, default_database_url
+
         file_url = self.config.database_url if self.config_path else None
         url = (
             self.database_url_option
-            or os.environ.get(config_module.DATABASE_URL_ENV)
+            or os.environ.get(DATABASE_URL_ENV)
             or file_url
             or default_database_url()
         )
@@ -102,7 +103,16 @@ class AppState:
         return Context(Principal.operator(_os_user()), Channel.CLI)
 
     def create_engine(self) -> AsyncEngine:
-        """An engine for one command, with the configured connect/command timeouts."""
+        """An engine for one command, with the configured connect/command timeouts.
+
+        Without a configuration file the engine's own defaults apply (the same
+        numbers as the [database] defaults, a unit test keeps them equal), so a
+        command does not load the configuration model just to read them.
+        """
+        from fingerplat.repository.engine import create_engine
+
+        if self.config_path is None:
+            return create_engine(self.database_url)
         db = self.config.database
         return create_engine(
             self.database_url,
@@ -115,6 +125,8 @@ class AppState:
 
     async def with_engine(self, use: Callable[[AsyncEngine], Awaitable[T]]) -> T:
         """Run ``use`` with an engine on the configured database (no schema check)."""
+        from fingerplat.repository.uow import translate_db_error
+
         engine = self.create_engine()
         try:
             return await use(engine)
@@ -138,18 +150,21 @@ class AppState:
         naming ``fingerplat db upgrade``.
         """
 
+        from fingerplat.repository.embedded import prepare_sqlite
+        from fingerplat.repository.engine import is_sqlite
+        from fingerplat.service import FingerplatService
+
         async def _use(engine: AsyncEngine) -> T:
             service = FingerplatService(engine)
             if is_sqlite(self.database_url):
-                # Imported here: the runtime pulls in metrics and adapters' needs,
-                # which no other command should pay for at start-up.
-                from fingerplat.server.runtime import prepare_sqlite
-
                 prepared = await prepare_sqlite(engine, self.database_url)
                 if prepared.state != "using":
                     click.echo(f"fingerplat: {prepared.line}", err=True)
+                else:
+                    self.say_which_database()
             else:
                 await service.check_schema()
+                self.say_which_database()
                 # Running nodes cache public reads: tell them what this command changes.
                 from fingerplat.service.event_bridge import send_to_nodes
 
@@ -158,8 +173,23 @@ class AppState:
 
         return await self.with_engine(_use)
 
+    def say_which_database(self) -> None:
+        """On a terminal, name the database a command used (one dim line on stderr).
+
+        A second terminal without FINGERPLAT_DATABASE_URL silently meant the
+        embedded SQLite file; this line makes that visible. Scripts and pipes
+        (stderr not a terminal) never see it.
+        """
+        if sys.stderr.isatty():
+            from fingerplat.repository.engine import describe_database
+
+            click.secho(f"fingerplat: database: {describe_database(self.database_url)}",
+                        err=True, dim=True)
+
     def safe_database_url(self) -> str | None:
         """The database URL with any password hidden, for error messages."""
+        from sqlalchemy.engine import make_url
+
         try:
             return make_url(self.database_url).render_as_string(hide_password=True)
         except Exception:
@@ -196,10 +226,16 @@ def user_error_message(error: FingerplatError, state: AppState | None = None) ->
         tenant = "" if error.tenant_slug == "default" else f" --tenant {error.tenant_slug}"
         message += f" (add one with: fingerplat user add {error.username}{tenant})"
     elif (isinstance(error, Unavailable) and not isinstance(error, SchemaOutOfDate)
-          and message.startswith("database unreachable") and state is not None):
+          and message.startswith("database unreachable")
+          and state is not None):
         where = state.safe_database_url()
         if where:
             message += f" ({where})"
+        if error.detail:
+            message += f": {error.detail.splitlines()[0]}"
+        if "does not exist" in message:
+            message += ("; create the role and the database first "
+                        "(README: Pointing it at PostgreSQL)")
     return message
 
 

@@ -46,9 +46,31 @@ class PermissionDenied(FingerplatError):
 
 
 class Unavailable(FingerplatError):
-    """A dependency (the database) cannot be reached right now."""
+    """A dependency (the database) cannot be reached right now.
+
+    ``detail`` is what the database said (a role that does not exist): for the
+    operator's CLI and log only, never in an answer to a client.
+    """
 
     code = "unavailable"
+
+    def __init__(self, message: str = "", *, detail: str = "") -> None:
+        super().__init__(message)
+        self.detail = detail
+
+
+class CannotListen(FingerplatError):
+    """A listener could not take its address (in use by another server, not permitted)."""
+
+    code = "cannot_listen"
+
+    def __init__(self, adapter: str, address: str, reason: str, *, in_use: bool = False,
+                 hint: str = "") -> None:
+        super().__init__(f"{adapter}: cannot listen on {address}: {reason}{hint}")
+        self.adapter = adapter
+        self.address = address
+        self.reason = reason
+        self.in_use = in_use
 
 
 class SchemaOutOfDate(Unavailable):

@@ -42,6 +42,20 @@ def sqlite_file(url: str) -> Path | None:
     return Path(parsed.database)
 
 
+def describe_database(url: str) -> str:
+    """Which database a URL names, for people: ``SQLite PATH`` or
+    ``PostgreSQL user@host:port/database`` (never a password)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        path = sqlite_file(url)
+        return f"SQLite {path if path is not None else 'in memory'}"
+    hosts = parsed.query.get("host")  # several hosts (failover) come as ?host=...
+    where = parsed.host or (",".join(hosts) if isinstance(hosts, tuple) else hosts) or "localhost"
+    port = f":{parsed.port}" if parsed.port else ""
+    user = f"{parsed.username}@" if parsed.username else ""
+    return f"PostgreSQL {user}{where}{port}/{parsed.database or ''}"
+
+
 def check_url(url: str) -> str:
     """Refuse URLs for drivers fingerplat does not speak, naming the two that work."""
     try:

@@ -393,6 +393,20 @@ class Repository:
             for r in rows.mappings()
         ]
 
+    async def status_changes_per_day(self, tenant_id: int, since: datetime) -> dict[str, int]:
+        """``{"YYYY-MM-DD": count}`` of status changes (UTC days) of a tenant's users."""
+        if self.conn.dialect.name == "postgresql":
+            day = func.to_char(func.timezone("UTC", status_history.c.set_at), "YYYY-MM-DD")
+        else:  # SQLite keeps UTC times as ISO text: the day is its first ten characters
+            day = func.substr(status_history.c.set_at, 1, 10)
+        stmt = (
+            select(day.label("day"), func.count().label("changes"))
+            .select_from(status_history.join(users, users.c.id == status_history.c.user_id))
+            .where(users.c.tenant_id == tenant_id, status_history.c.set_at >= since)
+            .group_by(day)
+        )
+        return {row.day: int(row.changes) for row in await self.conn.execute(stmt)}
+
     # -- tokens ----------------------------------------------------------------
 
     def _token_select(self) -> Any:

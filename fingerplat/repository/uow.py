@@ -49,8 +49,13 @@ def translate_db_error(error: BaseException) -> FingerplatError | None:
             # Two transactions locked each other out; PostgreSQL aborted this one.
             return Unavailable("database busy: a concurrent change got in the way, try again")
         if any(marker in text for marker in _CONNECT_REFUSED_MARKERS):
-            log.warning("cannot connect to the database: %s", text)
-            return Unavailable("database unreachable")
+            # The server answered and said no (a role or database that does not
+            # exist, a password): the reason is for the operator (log, CLI), never
+            # for whoever is asking through an adapter.
+            said = str(error.orig if error.orig is not None else error).strip()
+            log.warning("cannot connect to the database: %s", said)
+            return Unavailable("database unreachable",
+                               detail=f"refused: {said.splitlines()[0] if said else 'no reason'}")
         if "unable to open database file" in text:
             return Unavailable("database unreachable: cannot open the SQLite database file")
         if "database is locked" in text:
@@ -96,7 +101,7 @@ class UnitOfWork:
                 # Refused at connect (unknown database or role, bad password): the
                 # details are for the operator's log, not for whoever is asking.
                 log.warning("cannot connect to the database: %s", error.orig or error)
-                mapped = Unavailable("database unreachable")
+                mapped = Unavailable("database unreachable", detail=str(error.orig or error))
             if mapped is not None:
                 raise mapped from error
             raise

@@ -22,17 +22,17 @@ from typing import Protocol
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from fingerplat.config import Config, format_address
-from fingerplat.domain.errors import FingerplatError, InvalidInput, NotFound, Unavailable
+from fingerplat.domain.errors import CannotListen, FingerplatError, InvalidInput, NotFound
 from fingerplat.metrics import Metrics
-from fingerplat.repository import migrations
 from fingerplat.repository.changes import sqlite_change_token
+from fingerplat.repository.embedded import prepare_sqlite
 from fingerplat.repository.engine import (
     create_engine,
     create_read_engine,
+    describe_database,
     is_sqlite,
     sqlite_file,
 )
-from fingerplat.repository.uow import translate_db_error
 from fingerplat.server import logs, privileges, systemd
 from fingerplat.server.leadership import LEADERSHIP_INTERVAL, BotLeadership
 from fingerplat.service import FingerplatService
@@ -95,7 +95,7 @@ class Runtime:
             self.announce((await prepare_sqlite(self.engine, self.database_url)).line)
         else:
             await self.service.check_schema()
-            self.announce("database: PostgreSQL (schema current)")
+            self.announce(f"database: {describe_database(self.database_url)} (schema current)")
 
     async def start_change_events(self) -> None:
         """Share change events between nodes (PostgreSQL) and cache the public reads.
@@ -168,9 +168,12 @@ class Runtime:
         if cfg.web.listen:
             from fingerplat.adapters.web.server import start_web_server
 
-            self.listeners.append(await start_web_server(
-                self.service, cfg.web, metrics=self.metrics,
-            ))
+            try:
+                self.listeners.append(await start_web_server(
+                    self.service, cfg.web, metrics=self.metrics,
+                ))
+            except CannotListen as error:
+                raise with_listen_hint(error) from None
         if cfg.irc:
             from fingerplat.adapters.irc import IrcTiming, start_irc_bots
 
@@ -313,41 +316,6 @@ def _changed_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
     return keys
 
 
-@dataclass(frozen=True)
-class PreparedSqlite:
-    """Where the SQLite file is and whether it was ``created``, ``upgraded`` or just ``using``."""
-
-    where: str
-    state: str
-
-    @property
-    def line(self) -> str:
-        return f"database: SQLite {self.where} ({self.state})"
-
-
-async def prepare_sqlite(engine: AsyncEngine, database_url: str) -> PreparedSqlite:
-    """Create and migrate an embedded SQLite database; say where it is and what was done.
-
-    The embedded default must work on a bare machine with no set-up step, so
-    ``serve`` and the CLI commands both call this instead of refusing an empty
-    or older SQLite file (PostgreSQL is never migrated implicitly).
-    """
-    path = sqlite_file(database_url)
-    existed = path is not None and path.exists()
-    try:
-        current = await migrations.current_revision(engine)
-        if current != migrations.head_revision():
-            await migrations.upgrade(engine)
-    except Exception as error:
-        mapped = translate_db_error(error)
-        raise (mapped or Unavailable(f"cannot open SQLite database: {error}")) from error
-    where = str(path) if path else "in memory"
-    state = "using" if existed and current else "created"
-    if existed and current and current != migrations.head_revision():
-        state = "upgraded"
-    return PreparedSqlite(where, state)
-
-
 async def check_database(config: Config, database_url: str) -> None:
     """What ``serve`` does to the database before listening, and nothing else.
 
@@ -361,13 +329,26 @@ async def check_database(config: Config, database_url: str) -> None:
         await runtime.stop()
 
 
-def listen_error(adapter: str, host: str, port: int, error: OSError) -> InvalidInput:
+def listen_error(adapter: str, host: str, port: int, error: OSError) -> CannotListen:
     """A bind failure as one line naming the address (``address already in use``)."""
     # os.strerror, not error.strerror: an adapter may already have re-worded the latter.
     reason = (os.strerror(error.errno) if error.errno else str(error)).lower()
     if error.errno == errno.EACCES and port < 1024:
         reason += " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
-    return InvalidInput(f"{adapter}: cannot listen on {format_address(host, port)}: {reason}")
+    return with_listen_hint(CannotListen(adapter, format_address(host, port), reason,
+                                         in_use=error.errno == errno.EADDRINUSE))
+
+
+def with_listen_hint(error: CannotListen) -> CannotListen:
+    """Name what moves the port when another server holds it (serve's option, the key)."""
+    if not error.in_use or error.adapter not in ("finger", "setter", "web"):
+        return error
+    return CannotListen(
+        error.adapter, error.address, error.reason.lower(), in_use=True,
+        hint=f" (is another server running? choose another address with "
+             f"`serve --{error.adapter} HOST:PORT` or [{error.adapter}] listen in the "
+             "configuration file)",
+    )
 
 
 def drop_privileges(user: str | None, group: str | None) -> None:

@@ -11,6 +11,7 @@ from sqlalchemy import text
 from fingerplat.domain.errors import SchemaOutOfDate, Unavailable
 from fingerplat.repository import migrations
 from fingerplat.repository.uow import translate_db_error
+from fingerplat.service.activity import ActivityUseCases
 from fingerplat.service.audit_log import AuditUseCases
 from fingerplat.service.cached_reads import CachedPublicReads
 from fingerplat.service.credentials import CredentialUseCases
@@ -21,7 +22,8 @@ from fingerplat.service.users import UserUseCases
 
 class FingerplatService(
     CachedPublicReads,  # first: its public reads wrap the use cases' (super())
-    TenantUseCases, UserUseCases, CredentialUseCases, AuditUseCases, ImportUseCases
+    TenantUseCases, UserUseCases, CredentialUseCases, AuditUseCases, ImportUseCases,
+    ActivityUseCases,
 ):
     async def check_health(self) -> None:
         """Raise :class:`Unavailable` unless the database answers a query."""

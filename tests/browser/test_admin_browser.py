@@ -164,3 +164,45 @@ async def test_tenant_admin_cannot_reach_another_tenant_by_url(
         await screenshot(page, "14-tenant-admin-tenants-phone", backend)
     finally:
         await context.close()
+
+
+async def test_audit_filters_sit_on_one_row_and_every_page_fits_a_phone(
+    browser: Browser, web: WebServer, backend: str, service: FingerplatService,
+    operator: Context,
+) -> None:
+    await service.create_tenant(operator, "acme", name="Acme Corporation")
+    await service.add_user(operator, "acme", "carol")
+    await service.set_status(operator, "acme", "carol", "at the anvil factory")
+
+    context, desk = await new_page(browser, width=1280)
+    try:
+        await login(desk, web.url, ROOT_NAME, ROOT_PASSWORD)
+        await desk.goto(web.url + "/admin/audit")
+        boxes = [await desk.locator(f".filters {what}").bounding_box()
+                 for what in ("select[name=tenant]", "input[name=user]", "input[name=action]",
+                              "input[name=since]", "input[name=until]",
+                              "button[type=submit]", "a.btn")]
+        assert all(box is not None for box in boxes)
+        tops = {round(box["y"]) for box in boxes if box}
+        bottoms = {round(box["y"] + box["height"]) for box in boxes if box}
+        assert len(tops) == 1 and len(bottoms) == 1, (tops, bottoms)  # one aligned row
+        assert await desk.locator("input[name=since]").get_attribute("placeholder") == (
+            "YYYY-MM-DD")
+        await screenshot(desk, "10-audit-filters", backend)
+    finally:
+        await context.close()
+
+    context, phone = await new_page(browser, width=390, height=844)
+    try:
+        await login(phone, web.url, ROOT_NAME, ROOT_PASSWORD)
+        for path in ("/admin/tenants", "/admin/tenants/acme", "/admin/tenants/acme/users",
+                     "/admin/tenants/acme/users/carol", "/admin/tenants/acme/tokens",
+                     "/admin/audit", "/admin/admins"):
+            await phone.goto(web.url + path)
+            width = await phone.evaluate("document.documentElement.scrollWidth")
+            assert width <= 390, f"{path} scrolls sideways on a phone ({width}px)"
+        await phone.goto(web.url + "/admin/tenants/acme")
+        await expect(phone.locator("svg.chart-svg")).to_be_visible()
+        await screenshot(phone, "11-tenant-phone", backend)
+    finally:
+        await context.close()

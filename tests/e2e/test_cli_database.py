@@ -75,3 +75,62 @@ def test_bad_database_urls_and_config_files_are_one_line(bare_cli: Fingerplat, t
     bare_cli("--config", str(config), "--database-url", f"sqlite+aiosqlite:///{other}",
              "user", "add", "dave", ok=True)
     assert other.exists()  # ...and the option beats the file
+
+
+def test_a_role_that_does_not_exist_is_named_with_the_way_out(bare_cli: Fingerplat):
+    from sqlalchemy.engine import make_url
+
+    from tests.support.databases import postgres_server_url
+
+    server = make_url(postgres_server_url())
+    url = server.set(username="no_such_role_fp", password=None, database="fingerplat")
+    refused = bare_cli("user", "list", env={
+        "FINGERPLAT_DATABASE_URL": url.render_as_string(hide_password=False)})
+    line = one_error_line(refused)
+    assert refused.returncode == 6
+    assert 'role "no_such_role_fp" does not exist' in line
+    assert "create the role and the database first" in line
+
+
+def _stderr_on_a_terminal(cli: Fingerplat, *args: str) -> str:
+    """Run a command whose stderr is a pseudo-terminal, as in an interactive shell."""
+    import os
+    import pty
+    import subprocess
+
+    from tests.e2e.conftest import fingerplat_executable
+
+    leader, follower = pty.openpty()
+    try:
+        done = subprocess.run([fingerplat_executable(), *args], env=cli.env, cwd=cli.cwd,
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=follower, timeout=60, check=True)
+        os.close(follower)
+        follower = -1
+        said = b""
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # EIO: the terminal's other side is closed and drained
+                break
+            if not chunk:
+                break
+            said += chunk
+        assert done.stdout
+        return said.decode()
+    finally:
+        os.close(leader)
+        if follower != -1:
+            os.close(follower)
+
+
+def test_a_command_on_a_terminal_names_its_database(cli: Fingerplat, backend: str):
+    from fingerplat.repository.engine import describe_database
+
+    cli("user", "add", "alice", ok=True)
+    said = _stderr_on_a_terminal(cli, "user", "list")
+    expected = describe_database(cli.env["FINGERPLAT_DATABASE_URL"])
+    assert f"fingerplat: database: {expected}" in said
+    assert expected.startswith("SQLite /" if backend == "sqlite" else "PostgreSQL postgres@")
+    # Through a pipe (scripts), nothing is added.
+    assert cli("user", "list", ok=True).stderr == ""

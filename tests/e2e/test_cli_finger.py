@@ -118,3 +118,26 @@ async def test_serve_forwards_to_an_allowlisted_remote(
 
         code, _, err = await server.stop()
     assert code == 0, err
+
+
+async def test_client_without_a_host_asks_the_local_server_it_is_configured_for(
+    cli: Fingerplat, tmp_path: Path, serve_factory, service: FingerplatService,  # type: ignore[no-untyped-def]
+    operator: Context,
+) -> None:
+    await service.add_user(operator, None, "carol", full_name="Carol C")
+    await service.set_status(operator, None, "carol", "right here")
+    port = free_port("127.0.0.1")
+    config = tmp_path / "fingerplat.toml"
+    config.write_text(f'[finger]\nlisten = ["127.0.0.1:{port}"]\n[setter]\nlisten = []\n'
+                      '[web]\nlisten = []\n')
+    env = {**cli.env, "FINGERPLAT_CONFIG": str(config)}
+    await serve_factory(env)
+
+    result = await run_cli(env, "finger", "carol")
+    assert result.returncode == 0, result
+    assert "Carol C" in result.stdout and "right here" in result.stdout
+
+    # A wildcard listen address is asked on loopback.
+    config.write_text(f'[finger]\nlisten = ["0.0.0.0:{port}"]\n')
+    wildcard = await run_cli(env, "finger", "carol")
+    assert wildcard.returncode == 0 and "right here" in wildcard.stdout, wildcard

@@ -62,11 +62,12 @@ def test_readme_flow_status_json_history_and_audit(cli: Fingerplat):
     assert all(e["actor"] == actor and e["channel"] == "cli" for e in events)
     assert events[1]["after"] == {"status": "away"}
     audit_lines = cli("audit", "--action", "status.set", ok=True).stdout.splitlines()
-    audit_names = ["TIME", "TENANT", "ACTOR", "CHANNEL", "ACTION", "TARGET", "OUTCOME"]
+    audit_names = ["TIME", "TENANT", "ACTOR", "CHANNEL", "ACTION", "TARGET", "OUTCOME", "DETAIL"]
     row = _columns(audit_lines[0], audit_lines[1], audit_names)
     assert row["ACTOR"] == actor and row["CHANNEL"] == "cli"
     assert row["ACTION"] == "status.set" and row["OUTCOME"] == "ok"
     assert row["TARGET"] == "alice@default"
+    assert row["DETAIL"] == "status: — → away"  # what changed, in words
     assert len(audit_lines) == 2
 
 

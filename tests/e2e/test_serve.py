@@ -9,6 +9,7 @@ import socket
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import make_url
 
 from fingerplat.repository.engine import default_sqlite_path
 from tests.e2e.conftest import (
@@ -56,9 +57,12 @@ async def test_serve_answers_finger_with_the_status_set_by_the_cli(
     # Read through a pipe while the server runs: the lines were flushed at once.
     assert set(server.addresses) == {"finger", "setter", "web"}
     assert all(port != 0 for addrs in server.addresses.values() for _, port in addrs)
-    expected_db = "database: PostgreSQL (schema current)" if backend == "postgresql" else (
-        "database: SQLite ")
-    assert server.lines[0].startswith(expected_db)
+    if backend == "postgresql":
+        url = make_url(cli.env["FINGERPLAT_DATABASE_URL"])
+        assert server.lines[0] == (f"database: PostgreSQL {url.username}@{url.host}:{url.port}/"
+                                   f"{url.database} (schema current)")
+    else:
+        assert server.lines[0].startswith("database: SQLite ")
 
     answer = await finger(*server.address("finger"), "alice")
     assert "alice" in answer and "Alice Liddell" in answer and "away" in answer
@@ -117,9 +121,11 @@ async def test_serve_start_errors_are_one_line(bare_cli: Fingerplat, tmp_path: P
         code, out, err = await run_serve_to_exit(
             bare_cli.env, "--finger", f"127.0.0.1:{port}", "--setter", "127.0.0.1:0",
             "--web", "127.0.0.1:0")
-    assert code != 0
+    assert code == 1  # not "invalid input": the command was right, the port is taken
     assert _one_line(err) == (
-        f"fingerplat: finger: cannot listen on 127.0.0.1:{port}: address already in use")
+        f"fingerplat: finger: cannot listen on 127.0.0.1:{port}: address already in use "
+        "(is another server running? choose another address with "
+        "`serve --finger HOST:PORT` or [finger] listen in the configuration file)")
     assert "listening" not in out
 
     config = tmp_path / "serve.toml"

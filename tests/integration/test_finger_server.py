@@ -448,4 +448,4 @@ async def test_access_log_names_client_and_query(
     await finger(await start(access_log=True), b"/W alice\x1b\r\n")
     await finger(await start(access_log=False), b"alice\r\n")
     records = [r.getMessage() for r in caplog.records if r.name == "fingerplat.finger.access"]
-    assert records == ["127.0.0.1 /W alice^[ -> 1 lines"]
+    assert records == ["127.0.0.1 /W alice^[ -> 1 line"]

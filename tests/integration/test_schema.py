@@ -63,3 +63,9 @@ async def test_audit_table_refuses_update_and_delete(service, operator, backend)
         with pytest.raises(DBAPIError, match="append-only"):
             async with service.engine.begin() as conn:
                 await conn.execute(text("TRUNCATE audit_events"))
+
+
+def test_schema_revision_constant_is_alembics_head():
+    # The CLI checks the schema without importing Alembic; a new migration file
+    # must move the constant, or every command would think the database current.
+    assert migrations.head_revision() == migrations.alembic_head_revision()

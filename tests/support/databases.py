@@ -85,20 +85,29 @@ def _start_throwaway_cluster() -> str:
 
 
 _server_url: str | None = None
+_server_origin = ""
 
 
 def postgres_server_url() -> str:
     """A URL for a database on the test server where we may create databases."""
-    global _server_url
+    global _server_url, _server_origin
     if _server_url is None:
         env = os.environ.get("FINGERPLAT_TEST_DATABASE_URL")
         if env:
-            _server_url = env
+            _server_url, _server_origin = env, "FINGERPLAT_TEST_DATABASE_URL"
         elif _port_answers("127.0.0.1", 5432):
             _server_url = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+            _server_origin = "the server answering on 127.0.0.1:5432"
         else:
             _server_url = _start_throwaway_cluster()
+            _server_origin = "a throwaway cluster started for this run"
     return _server_url
+
+
+def postgres_description() -> str:
+    """Which PostgreSQL the tests use and why, for the run's header."""
+    url = make_url(postgres_server_url()).render_as_string(hide_password=True)
+    return f"{url} ({_server_origin})"
 
 
 def _asyncpg_dsn(url: str, database: str | None = None) -> str:

@@ -72,7 +72,10 @@ def test_every_config_key_is_in_a_toml_example():
 
 def _commands(group: click.Group, prefix: str) -> list[tuple[str, click.Command]]:
     found = []
-    for name, command in group.commands.items():
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        assert command is not None, name
         path = f"{prefix} {name}"
         found.append((path, command))
         if isinstance(command, click.Group):

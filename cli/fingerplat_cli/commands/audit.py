@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from fingerplat.domain.changes import describe_changes
 from fingerplat.domain.errors import InvalidInput
 from fingerplat.domain.model import AuditEvent, AuditQuery
 from fingerplat_cli.app import AppState, handle_errors, pass_state, run
@@ -44,7 +45,13 @@ def command(state: AppState, tenant: str | None, all_tenants: bool, username: st
         return
     print_table(
         ["TIME", "TENANT", "ACTOR", "CHANNEL", "ACTION", "TARGET", "OUTCOME", "DETAIL"],
-        [[e.at, e.tenant, e.actor, e.channel, e.action, e.target, e.outcome,
-          e.detail or ""] for e in events],
+        [[e.at, e.tenant, e.actor, e.channel, e.action, e.target, e.outcome, _detail(e)]
+         for e in events],
         empty="no audit events match",
     )
+
+
+def _detail(event: AuditEvent) -> str:
+    """What changed in words (``status: away → giving a talk``), then any note."""
+    changes = describe_changes(event.before, event.after)
+    return "; ".join(part for part in (changes, event.detail) if part)

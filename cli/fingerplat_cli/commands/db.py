@@ -7,13 +7,16 @@ going through ``AppState.with_service``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
-from alembic.util.exc import CommandError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from fingerplat.domain.errors import InvalidInput
 from fingerplat.repository import migrations
 from fingerplat_cli.app import AppState, handle_errors, pass_state, run
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 
 @click.group("db")
@@ -65,6 +68,8 @@ def downgrade(state: AppState, rev: str) -> None:
     """Migrate the schema back to revision REV (`base` removes every table and its data)."""
 
     async def _downgrade(engine: AsyncEngine) -> str | None:
+        from alembic.util.exc import CommandError
+
         try:
             await migrations.downgrade(engine, rev)
         except CommandError as error:

@@ -16,6 +16,7 @@ import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -31,9 +32,11 @@ from fingerplat.domain.errors import FingerplatError, InvalidInput
 from fingerplat.domain.imports import ImportRecord, ImportReport
 from fingerplat.domain.model import Context
 from fingerplat.domain.text import printable
-from fingerplat.service import FingerplatService
 from fingerplat_cli.app import AppState, handle_errors, pass_state, run
 from fingerplat_cli.output import notice, print_json
+
+if TYPE_CHECKING:
+    from fingerplat.service import FingerplatService
 
 # Below this many records a progress bar would only flicker.
 PROGRESS_MIN_RECORDS = 2000

@@ -7,16 +7,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from fingerplat.domain.errors import InvalidInput
 from fingerplat.domain.model import Token, TokenScope
 from fingerplat.domain.text import printable
-from fingerplat.service import FingerplatService
 from fingerplat_cli.app import AppState, handle_errors, pass_state, run
 from fingerplat_cli.output import format_time, print_json, print_table
+
+if TYPE_CHECKING:
+    from fingerplat.service import FingerplatService
 
 
 def token_record(token: Token) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import click
 
@@ -17,9 +17,11 @@ from fingerplat.domain.errors import InvalidInput
 from fingerplat.domain.model import StatusChange, Tenant, User
 from fingerplat.domain.rules import PLAN_MAX_BYTES
 from fingerplat.domain.text import printable
-from fingerplat.service import FingerplatService
 from fingerplat_cli.app import AppState, handle_errors, pass_state, run
 from fingerplat_cli.output import print_block, print_fields, print_json, print_table
+
+if TYPE_CHECKING:
+    from fingerplat.service import FingerplatService
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 tenant_option = click.option("--tenant", "tenant", metavar="T",

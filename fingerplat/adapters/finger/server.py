@@ -335,7 +335,8 @@ def log_access(server: FingerServer, peer: str, line: bytes, count: int) -> None
         return
     query = printable(line.decode("utf-8", "replace"))[:120]
     # The extra fields become keys of a JSON log line (--log-format json).
-    access_log.info("%s %s -> %d lines", peer, query or '""', count,
+    access_log.info("%s %s -> %d %s", peer, query or '""', count,
+                    "line" if count == 1 else "lines",
                     extra={"client": peer, "query": query,
                            "lines": count, "tenant": server.tenant})
 

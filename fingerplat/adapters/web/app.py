@@ -22,6 +22,12 @@ from fingerplat.metrics import Metrics
 from fingerplat.service import FingerplatService
 
 
+async def _favicon(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC_DIR / "favicon.svg",
+                            headers={"Content-Type": "image/svg+xml",
+                                     "Cache-Control": "public, max-age=86400"})
+
+
 def build_app(
     service: FingerplatService, settings: WebConfig, *, metrics: Metrics
 ) -> web.Application:
@@ -42,6 +48,9 @@ def build_app(
     webfinger.add_routes(app.router)
     xmlrpc.add_routes(app.router)
     app.router.add_static("/static/", STATIC_DIR, name="static")
+    # Browsers ask for /favicon.ico on every site; answer with the SVG icon
+    # (the pages also name it with <link rel="icon">).
+    app.router.add_get("/favicon.ico", _favicon)
     app.add_subapp("/admin/", build_admin_app(service, secure=secure, metrics=metrics))
     pages.add_routes(app.router)
     return app

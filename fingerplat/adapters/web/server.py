@@ -8,6 +8,7 @@ other listener.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import ssl
 
@@ -17,7 +18,7 @@ from fingerplat.adapters.web.app import build_app
 from fingerplat.adapters.web.front_door import FrontDoor
 from fingerplat.adapters.web.templating import reload_templates
 from fingerplat.config import Config, WebConfig, format_address
-from fingerplat.domain.errors import InvalidInput
+from fingerplat.domain.errors import CannotListen, InvalidInput
 from fingerplat.metrics import Metrics
 from fingerplat.server import sockets
 from fingerplat.service import FingerplatService
@@ -164,9 +165,8 @@ async def start_web_server(
                 listener = await loop.create_server(door, ssl=ssl_context, backlog=BACKLOG,
                                                     **where)  # type: ignore[arg-type]
             except OSError as exc:
-                raise InvalidInput(
-                    f"web: cannot listen on {format_address(host, port)}: {exc.strerror or exc}"
-                ) from None
+                raise CannotListen("web", format_address(host, port), exc.strerror or str(exc),
+                                   in_use=exc.errno == errno.EADDRINUSE) from None
             listeners.append(listener)
     except BaseException:
         for listener in listeners:

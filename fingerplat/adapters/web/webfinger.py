@@ -45,7 +45,7 @@ async def find_tenant(request: web.Request, domain: str) -> tuple[Tenant, str]:
     """The tenant named by ``domain`` and the path prefix of its pages on this host."""
     service = request.config_dict[SERVICE]
     request_host = (request.host or "").lower()
-    if domain in (request_host, tenancy.host_name(request_host)):
+    if domain in (request_host, tenancy.host_name(request_host), _without_port(request_host)):
         tenant = await tenancy.resolve(request)
         return tenant, ""
     tenant = await service.tenant_for_host(domain)
@@ -53,6 +53,13 @@ async def find_tenant(request: web.Request, domain: str) -> tuple[Tenant, str]:
         raise NotFound(f"no tenant for domain {domain[:100]!r} here")
     routed = await tenancy.resolve(request)
     return tenant, "" if routed.id == tenant.id else f"/t/{tenant.slug}"
+
+
+def _without_port(host: str) -> str:
+    """``127.0.0.1:8000`` -> ``127.0.0.1``, ``[::1]:8000`` -> ``[::1]``: acct: has no port."""
+    if host.startswith("["):
+        return host.partition("]")[0] + "]"
+    return host.rpartition(":")[0] or host if host.count(":") == 1 else host
 
 
 def jrd(user: User, domain: str, profile: str, rels: list[str]) -> dict[str, Any]:

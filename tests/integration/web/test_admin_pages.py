@@ -344,3 +344,32 @@ async def test_oversized_form_is_refused_with_a_page(admin: AdminClient) -> None
     assert page.status == 413
     assert "Form too large" in page.text
     assert (await admin.get("/admin/tenants/default/users/big")).status == 404
+
+
+async def test_tenant_page_draws_its_status_changes_without_javascript(
+    admin: AdminClient, web_server: RunningWeb, operator: Context
+) -> None:
+    svc = web_server.service
+    await svc.add_user(operator, None, "alice")
+    await svc.set_status(operator, None, "alice", "one")
+    await svc.set_status(operator, None, "alice", "two")
+    page = await admin.get("/admin/tenants/default")
+    assert page.status == 200
+    chart = re.search(r'<svg [^>]*role="img" aria-label="([^"]*)"', page.text)
+    assert chart is not None, "no chart on the tenant page"
+    assert chart.group(1).startswith("2 status changes from ")
+    today = svc.clock().date().isoformat()
+    assert f"<title>{today}: 2 changes</title>" in page.text
+    assert page.text.count("<rect ") == 30
+    assert "<script" not in page.text
+    # The default tenant is named once, not three times ("Default", default, `default`).
+    head = page.text.split("<h1>", 1)[1].split('<nav class="tabs"', 1)[0]
+    assert text_of(head) == "Default default tenant"
+    assert "No domains yet" in page.text
+
+
+async def test_every_page_has_an_icon(web_server: RunningWeb, admin: AdminClient) -> None:
+    icon = await admin.get("/favicon.ico")
+    assert icon.status == 200 and icon.text.startswith("<svg")
+    page = await admin.get("/admin/tenants")
+    assert '<link rel="icon" href="/static/favicon.svg"' in page.text

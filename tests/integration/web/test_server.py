@@ -15,7 +15,7 @@ from fingerplat.adapters.web import payloads
 from fingerplat.adapters.web import server as server_module
 from fingerplat.adapters.web.server import start_web_server
 from fingerplat.config import Config, WebConfig
-from fingerplat.domain.errors import InvalidInput
+from fingerplat.domain.errors import CannotListen, InvalidInput
 from fingerplat.metrics import Metrics
 from fingerplat.repository.engine import create_engine
 from fingerplat.service import FingerplatService
@@ -80,7 +80,7 @@ async def test_port_in_use_is_a_clear_error(
     web_server: RunningWeb, web_server_factory: WebFactory
 ) -> None:
     port = web_server.url.rsplit(":", 1)[1]
-    with pytest.raises(InvalidInput, match=f"cannot listen on 127.0.0.1:{port}"):
+    with pytest.raises(CannotListen, match=f"cannot listen on 127.0.0.1:{port}"):
         await web_server_factory(listen=[f"127.0.0.1:{port}"])
 
 

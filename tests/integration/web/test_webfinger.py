@@ -46,6 +46,10 @@ async def test_host_of_the_request_names_its_tenant(
     assert status == 200 and jrd["aliases"] == ["http://acme.example/~carol"]
     status, jrd, _ = await finger(http, web_server.url, {"resource": "acct:alice@default"})
     assert status == 200  # a tenant slug works as the domain part too
+    # acct: URIs carry no port: the host the request was sent to, without its port.
+    bare = host.rpartition(":")[0]
+    status, jrd, _ = await finger(http, web_server.url, {"resource": f"acct:alice@{bare}"})
+    assert status == 200 and jrd["subject"] == f"acct:alice@{bare}"
 
 
 async def test_rel_filters_links(

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
 
 from aiohttp import web
 
 from fingerplat.adapters.web.admin import csv_export, forms, state
 from fingerplat.adapters.web.admin.state import tenant_url
+from fingerplat.domain.changes import describe_changes
 from fingerplat.domain.errors import InvalidInput
 from fingerplat.domain.model import AuditEvent, AuditQuery, Tenant
 
@@ -84,24 +84,7 @@ async def _page(request: web.Request, *, tenant: Tenant | None) -> web.Response:
 
 def _changes(event: AuditEvent) -> str:
     """``field: old → new`` for the table (the CSV has the full JSON)."""
-    before, after = event.before or {}, event.after or {}
-    parts = []
-    for key in sorted(set(before) | set(after)):
-        old, new = before.get(key), after.get(key)
-        if old == new:
-            continue
-        if key in before and key in after:
-            parts.append(f"{key}: {_short(old)} → {_short(new)}")
-        elif key in after:
-            parts.append(f"{key}: {_short(new)}")
-        else:
-            parts.append(f"{key} was {_short(old)}")
-    return "; ".join(parts)
-
-
-def _short(value: Any) -> str:
-    text = "—" if value is None else str(value)
-    return text if len(text) <= 80 else text[:77] + "…"
+    return describe_changes(event.before, event.after)
 
 
 async def _export(request: web.Request, *, tenant: Tenant | None) -> web.StreamResponse:

@@ -12,10 +12,13 @@ from typing import Any
 from aiohttp import web
 
 from fingerplat.adapters.web.admin import forms, state
+from fingerplat.adapters.web.admin.charts import daily_bars
 from fingerplat.adapters.web.admin.state import tenant_url
 from fingerplat.domain.errors import Conflict, InvalidInput
 
 routes = web.RouteTableDef()
+
+ACTIVITY_DAYS = 30  # the chart of status changes on each tenant's page
 
 
 async def _list_page(request: web.Request, *, status: int = 200, error: str = "",
@@ -49,11 +52,11 @@ async def create_tenant(request: web.Request) -> web.StreamResponse:
 
 async def _tenant_page(request: web.Request, *, status: int = 200, error: str = "",
                        values: dict[str, Any] | None = None) -> web.Response:
-    tenant = await state.service(request).get_tenant(
-        state.context(request), request.match_info["tenant"]
-    )
+    service, ctx = state.service(request), state.context(request)
+    tenant = await service.get_tenant(ctx, request.match_info["tenant"])
+    activity = await service.status_activity(ctx, tenant.slug, days=ACTIVITY_DAYS)
     return state.render(request, "tenant.html", status=status, tenant=tenant, error=error,
-                        values=values or {}, tab="settings")
+                        values=values or {}, tab="settings", chart=daily_bars(activity))
 
 
 @routes.get("/tenants/{tenant}")
