@@ -49,7 +49,7 @@ def parse_address(text: str, *, default_host: str = "127.0.0.1") -> tuple[str, i
         if not sep:
             raise InvalidInput(f"invalid listen address {text!r}: expected HOST:PORT")
     host = host or default_host
-    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+    if not (port_text.isascii() and port_text.isdigit()) or not 0 <= int(port_text) <= 65535:
         raise InvalidInput(f"invalid listen address {text!r}: port must be 0-65535")
     return host, int(port_text)
 

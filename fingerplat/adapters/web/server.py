@@ -15,6 +15,7 @@ from aiohttp import web
 
 from fingerplat.adapters.web.app import build_app
 from fingerplat.adapters.web.front_door import FrontDoor
+from fingerplat.adapters.web.request_log import RequestErrorLogger
 from fingerplat.adapters.web.templating import reload_templates
 from fingerplat.config import Config, WebConfig, format_address
 from fingerplat.domain.errors import InvalidInput
@@ -147,6 +148,7 @@ async def start_web_server(
         # No TCP keep-alive probes (two setsockopt calls per connection): an
         # idle connection is closed by keepalive_timeout long before a probe.
         tcp_keepalive=False,
+        logger=RequestErrorLogger(),  # a client's unreadable request: one WARNING line
     )
     await runner.setup()
     aiohttp_server = runner.server

@@ -1,0 +1,208 @@
+"""Attacks on the web listener through its input, over real sockets on both databases.
+
+Each test is one thing a hostile client tried (issue 12, SPEC section 11) and
+what it must get instead: a bounded answer, a 4xx with a clear error, never a
+500, a traceback or a link built from its own ``Host`` header.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import xmlrpc.client
+from typing import Any
+
+import aiohttp
+import pytest
+
+from fingerplat.adapters.web import xmlrpc as rpc
+from fingerplat.domain.model import Context
+from tests.integration.web.admin_client import ROOT_NAME, ROOT_PASSWORD, admin_client
+from tests.integration.web.conftest import RunningWeb, Seeded, bearer
+
+SUPERSCRIPT_TOKEN = "fp_²_abc"  # "²".isdigit() is true; int("²") is a ValueError
+
+
+def rpc_body(method: str, *params: Any) -> bytes:
+    return xmlrpc.client.dumps(params, method).encode()
+
+
+async def rpc_call(http: aiohttp.ClientSession, url: str, body: bytes,
+                   headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    async with http.post(f"{url}/RPC2", data=body,
+                         headers={"Content-Type": "text/xml", **(headers or {})}) as resp:
+        return resp.status, await resp.read()
+
+
+def rpc_fault(answer: bytes) -> xmlrpc.client.Fault:
+    with pytest.raises(xmlrpc.client.Fault) as info:
+        xmlrpc.client.loads(answer)
+    return info.value
+
+
+# -- item 10: token ids are ASCII digits ------------------------------------------
+
+
+async def test_superscript_token_id_is_a_401_not_a_500(
+    web_server: RunningWeb, seeded: Seeded, http: aiohttp.ClientSession
+) -> None:
+    url = f"{web_server.url}/api/v1/tenants/default/users/alice/status"
+    async with http.put(url, json={"status": "pwned"}, headers=bearer(SUPERSCRIPT_TOKEN)) as r:
+        assert r.status == 401
+        assert "invalid token" in (await r.json())["error"]
+    for token in ("fp_١٢_abc", "fp_１_abc", "fp_𝟙_abc"):  # other scripts' digits
+        async with http.put(url, json={"status": "pwned"}, headers=bearer(token)) as r:
+            assert r.status == 401, token
+    async with http.get(f"{web_server.url}/api/v1/tenants/default/audit",
+                        headers=bearer(SUPERSCRIPT_TOKEN)) as r:
+        assert r.status == 401
+    user = await web_server.service.public_user(
+        await web_server.service.resolve_tenant(None), "alice")
+    assert user is not None and user.status == "reading"
+
+
+async def test_superscript_token_on_xmlrpc_is_an_auth_fault(
+    web_server: RunningWeb, seeded: Seeded, http: aiohttp.ClientSession
+) -> None:
+    import base64
+
+    basic = base64.b64encode(f"script:{SUPERSCRIPT_TOKEN}".encode()).decode()
+    status, answer = await rpc_call(http, web_server.url, rpc_body("setUser", "alice", "pwned"),
+                                    {"Authorization": f"Basic {basic}"})
+    assert status == 200
+    fault = rpc_fault(answer)
+    assert fault.faultCode == rpc.FAULT_UNAUTHENTICATED and "invalid token" in fault.faultString
+
+
+@pytest.mark.parametrize("query", ["limit=²", "limit=٣", "limit=1" + "0" * 30, "cursor=²"])
+async def test_non_ascii_numbers_in_parameters_are_400(
+    web_server: RunningWeb, seeded: Seeded, http: aiohttp.ClientSession, query: str
+) -> None:
+    for path in ("users", "audit"):
+        async with http.get(f"{web_server.url}/api/v1/tenants/default/{path}?{query}",
+                            headers=bearer(seeded.default_admin_token)) as r:
+            # 422 like every other bad parameter value (docs/web.md, the OpenAPI document).
+            assert r.status == 422, (path, query)
+            assert "error" in await r.json()
+
+
+# -- item 13: bad input is a 4xx, never a 500 ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("since", "words"),
+    [
+        ("2026-01-01", "must include a time zone"),
+        ("2026-01-01T00:00:00", "must include a time zone"),
+        ("9999-12-31T23:59:59-14:00", "out of range"),
+        ("0001-01-01T00:00:00+14:00", "out of range"),
+    ],
+)
+async def test_naive_or_out_of_range_audit_times_are_4xx(
+    web_server: RunningWeb, seeded: Seeded, http: aiohttp.ClientSession, since: str,
+    words: str, caplog: pytest.LogCaptureFixture,
+) -> None:
+    for name in ("since", "until"):
+        async with http.get(f"{web_server.url}/api/v1/tenants/default/audit",
+                            params={name: since},
+                            headers=bearer(seeded.default_admin_token)) as r:
+            assert r.status == 422  # the API's status for a bad parameter value
+            error = (await r.json())["error"]
+            assert error.startswith(name) and words in error
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_aware_audit_times_still_filter(
+    web_server: RunningWeb, seeded: Seeded, http: aiohttp.ClientSession
+) -> None:
+    url = f"{web_server.url}/api/v1/tenants/default/audit"
+    async with http.get(url, params={"since": "2000-01-01T00:00:00+14:00", "action": "status.set"},
+                        headers=bearer(seeded.default_admin_token)) as r:
+        assert r.status == 200
+        assert sorted(e["target"] for e in (await r.json())["events"]) == [
+            "alice@default", "ghost@default"]
+    async with http.get(url, params={"since": "9999-12-31T23:59:59+14:00"},
+                        headers=bearer(seeded.default_admin_token)) as r:
+        assert r.status == 200 and (await r.json())["events"] == []
+
+
+@pytest.mark.parametrize(
+    ("query", "words"),
+    [
+        ("until=9999-12-31", "out of range"),
+        ("since=2026-13-01", "must be a date"),
+        ("before=²", "whole number"),
+        ("before=٣", "whole number"),
+    ],
+)
+async def test_admin_audit_filters_are_400(
+    web_server: RunningWeb, operator: Context, query: str, words: str
+) -> None:
+    async with admin_client(web_server, operator) as admin:
+        await admin.login(ROOT_NAME, ROOT_PASSWORD)
+        for path in ("/admin/tenants/default/audit", "/admin/audit"):
+            page = await admin.get(f"{path}?{query}")
+            assert page.status == 400, (path, query)
+            assert words in page.text
+
+
+async def test_huge_multipart_login_field_is_refused_with_a_4xx(
+    web_server: RunningWeb, operator: Context, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with admin_client(web_server, operator) as admin:
+        await admin.get("/admin/login")
+        form = aiohttp.FormData()
+        form.add_field("csrf_token", admin.csrf or "")
+        form.add_field("name", ROOT_NAME)
+        form.add_field("password", "x" * (600 * 1024))
+        async with admin.session.post(admin.base + "/admin/login", data=form()) as r:
+            assert r.status in (400, 413)
+            assert "Internal error" not in await r.text()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def multipart(*parts: bytes, boundary: str = "XyZ") -> tuple[bytes, dict[str, str]]:
+    body = b"".join(b"--" + boundary.encode() + b"\r\n" + p + b"\r\n" for p in parts)
+    return body + b"--" + boundary.encode() + b"--\r\n", {
+        "Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+
+@pytest.mark.parametrize(
+    "part",
+    [
+        b'Content-Disposition: form-data; name="name"\r\n'
+        b"Content-Type: text/plain; charset=no-such-charset\r\n\r\nroot",
+        b'Content-Disposition: form-data; name="name"\r\n\r\n\xff\xfe\xfa',
+        b"Content-Disposition: form-data\r\n\r\nno name",
+    ],
+    ids=["unknown-charset", "not-utf8", "no-name"],
+)
+async def test_malformed_multipart_login_is_a_400(
+    web_server: RunningWeb, operator: Context, caplog: pytest.LogCaptureFixture, part: bytes
+) -> None:
+    async with admin_client(web_server, operator) as admin:
+        await admin.get("/admin/login")
+        body, headers = multipart(part)
+        async with admin.session.post(admin.base + "/admin/login", data=body,
+                                      headers=headers) as r:
+            assert r.status == 400
+            assert "Form cannot be read" in await r.text()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_oversize_header_is_one_warning_not_a_traceback(
+    web_server: RunningWeb, caplog: pytest.LogCaptureFixture
+) -> None:
+    host, port = web_server.url.removeprefix("http://").rsplit(":", 1)
+    for path in ("/~alice", "/api/v1/tenants/default/users"):
+        caplog.clear()
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\nX-Big: {'a' * 20_000}\r\n\r\n".encode())
+        head = await asyncio.wait_for(reader.readline(), 10)
+        writer.close()
+        assert head.split()[1] in (b"400", b"431"), head
+        with caplog.at_level(logging.DEBUG):
+            errors = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+        assert not errors, [r.getMessage() for r in errors]
+        warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+        assert len(warnings) == 1 and "header" in warnings[0].getMessage().lower()
