@@ -40,6 +40,93 @@ def rpc_fault(answer: bytes) -> xmlrpc.client.Fault:
     return info.value
 
 
+# -- item 7: amplification is bounded ---------------------------------------------
+
+
+async def many_users(web_server: RunningWeb, operator: Context, count: int) -> None:
+    from fingerplat.domain.imports import ImportRecord
+
+    records = [ImportRecord(line=i + 1, username=f"u{i:05d}") for i in range(count)]
+    await web_server.service.import_records(operator, None, records)
+
+
+async def test_multicall_takes_at_most_50_calls(
+    web_server: RunningWeb, seeded: Seeded, http: aiohttp.ClientSession
+) -> None:
+    calls = [{"methodName": "getUser", "params": ["alice"]}] * 51
+    status, answer = await rpc_call(http, web_server.url, rpc_body("system.multicall", calls))
+    assert status == 200
+    fault = rpc_fault(answer)
+    assert fault.faultCode == rpc.FAULT_TOO_LARGE
+    assert "at most 50 calls, got 51" in fault.faultString
+    status, answer = await rpc_call(http, web_server.url, rpc_body("system.multicall", calls[:50]))
+    (results,), _ = xmlrpc.client.loads(answer)
+    assert results == [["reading"]] * 50
+
+
+async def test_many_get_users_cannot_amplify_an_answer(
+    web_server: RunningWeb, seeded: Seeded, operator: Context, http: aiohttp.ClientSession
+) -> None:
+    """Issue 12: 100 getUsers on a 10,000-user tenant made a 61 MB answer."""
+    await many_users(web_server, operator, 1500)
+    body = rpc_body("system.multicall", [{"methodName": "getUsers", "params": []}] * 50)
+    status, answer = await rpc_call(http, web_server.url, body)
+    assert status == 200
+    assert len(answer) < 200_000  # one page of names and 49 short faults
+    (results,), _ = xmlrpc.client.loads(answer)
+    first = results[0][0]
+    assert len(first) == rpc.MAX_LISTED_USERS and first[:2] == ["alice", "bob"]
+    assert all(r["faultCode"] == rpc.FAULT_TOO_LARGE for r in results[1:])
+    assert "at most 1000 usernames" in results[1]["faultString"]
+    # A plain getUsers() still answers at once, capped; getUsersPage pages through all.
+    (names,), _ = xmlrpc.client.loads((await rpc_call(http, web_server.url,
+                                                      rpc_body("getUsers")))[1])
+    assert len(names) == rpc.MAX_LISTED_USERS
+    seen: list[str] = []
+    cursor = ""
+    while True:
+        (page,), _ = xmlrpc.client.loads((await rpc_call(
+            http, web_server.url, rpc_body("getUsersPage", cursor, 600)))[1])
+        assert page["total"] == 1502
+        seen.extend(page["users"])
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert len(seen) == 1502 and seen == sorted(seen) and "ghost" not in seen
+
+
+async def test_get_users_page_refuses_bad_limits(
+    web_server: RunningWeb, seeded: Seeded, http: aiohttp.ClientSession
+) -> None:
+    for limit in (0, 1001, "10", True):
+        fault = rpc_fault((await rpc_call(http, web_server.url,
+                                          rpc_body("getUsersPage", "", limit)))[1])
+        assert fault.faultCode == rpc.FAULT_BAD_PARAMS, limit
+    fault = rpc_fault((await rpc_call(http, web_server.url,
+                                      rpc_body("getUsersPage", "!!", 10)))[1])
+    assert fault.faultCode == rpc.FAULT_INVALID and "invalid cursor" in fault.faultString
+
+
+async def test_xmlrpc_body_over_the_limit_is_refused_before_parsing(
+    web_server: RunningWeb, seeded: Seeded, http: aiohttp.ClientSession
+) -> None:
+    calls = [{"methodName": "getUser", "params": ["x" * 2000]}] * 40
+    body = rpc_body("system.multicall", calls)
+    assert len(body) > web_server.settings.max_body_bytes
+    status, answer = await rpc_call(http, web_server.url, body)
+    fault = rpc_fault(answer)
+    assert fault.faultCode == rpc.FAULT_BAD_REQUEST and "too large" in fault.faultString
+
+    async def chunked() -> Any:
+        for _ in range(100):
+            yield b"<!-- " + b"x" * 1000 + b" -->"
+
+    async with http.post(f"{web_server.url}/RPC2", data=chunked(),
+                         headers={"Content-Type": "text/xml"}) as resp:
+        fault = rpc_fault(await resp.read())
+    assert fault.faultCode == rpc.FAULT_BAD_REQUEST and "too large" in fault.faultString
+
+
 # -- item 10: token ids are ASCII digits ------------------------------------------
 
 
