@@ -17,6 +17,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     StrictBool,
     StrictFloat,
     StrictInt,
@@ -144,8 +145,57 @@ class IrcConfig(_Section):
     nick: StrictStr = "fingerbot"
     channels: list[StrictStr] = Field(default_factory=list)
     tenant: StrictStr = "default"
+    # The server password: in the file, or (better) from a file of its own or
+    # an environment variable, so the configuration need not hold a secret.
     password: StrictStr | None = None
+    password_file: StrictStr | None = None
+    password_env: StrictStr | None = None
     tls_verify: StrictBool = True
+    # The secret read from password_file or password_env, each time the
+    # configuration is loaded (at start and on SIGHUP); never dumped or shown.
+    _secret: str | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _read_password(self) -> IrcConfig:
+        given = [k for k in ("password", "password_file", "password_env")
+                 if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ValueError(f"give only one of password, password_file and password_env "
+                             f"(found {' and '.join(given)})")
+        if self.password_file is not None:
+            self._secret = _secret_from_file(self.password_file)
+        elif self.password_env is not None:
+            self._secret = _secret_from_env(self.password_env)
+        return self
+
+    @property
+    def server_password(self) -> str | None:
+        """The IRC server password, wherever it came from (None: no password)."""
+        return self._secret if self._secret is not None else self.password
+
+
+def _secret_from_file(path: str) -> str:
+    """The file's content without its final line end; a clear error naming the key."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ValueError(f"password_file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ValueError(f"password_file {path} cannot be read: {reason}") from None
+    secret = text.removesuffix("\n").removesuffix("\r")
+    if not secret:
+        raise ValueError(f"password_file {path} is empty")
+    return secret
+
+
+def _secret_from_env(name: str) -> str:
+    secret = os.environ.get(name)
+    if secret is None:
+        raise ValueError(f"password_env: the environment variable {name} is not set")
+    if not secret:
+        raise ValueError(f"password_env: the environment variable {name} is empty")
+    return secret
 
 
 class SourceConfig(_Section):

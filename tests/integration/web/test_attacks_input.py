@@ -113,7 +113,7 @@ async def test_xmlrpc_body_over_the_limit_is_refused_before_parsing(
     calls = [{"methodName": "getUser", "params": ["x" * 2000]}] * 40
     body = rpc_body("system.multicall", calls)
     assert len(body) > web_server.settings.max_body_bytes
-    status, answer = await rpc_call(http, web_server.url, body)
+    _status, answer = await rpc_call(http, web_server.url, body)
     fault = rpc_fault(answer)
     assert fault.faultCode == rpc.FAULT_BAD_REQUEST and "too large" in fault.faultString
 
