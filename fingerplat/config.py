@@ -10,8 +10,10 @@ from __future__ import annotations
 import ipaddress
 import os
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -53,6 +55,39 @@ def parse_address(text: str, *, default_host: str = "127.0.0.1") -> tuple[str, i
     if not (port_text.isascii() and port_text.isdigit()) or not 0 <= int(port_text) <= 65535:
         raise InvalidInput(f"invalid listen address {text!r}: port must be 0-65535")
     return host, int(port_text)
+
+
+@dataclass(frozen=True, slots=True)
+class PublicUrl:
+    """``scheme://authority/path``: where the platform is reached from outside."""
+
+    scheme: str
+    authority: str  # host[:port], lower-case
+    host: str  # the host name alone (no port, no brackets)
+    path: str = ""  # a prefix without the trailing slash (usually empty)
+
+    @property
+    def base(self) -> str:
+        return f"{self.scheme}://{self.authority}{self.path}"
+
+
+def parse_public_url(text: str) -> PublicUrl:
+    """An ``http(s)://host[:port][/path]`` URL, or ValueError saying what is wrong."""
+    parts = urlsplit(text.strip())
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"{text!r} is not an http:// or https:// URL")
+    if not parts.hostname or parts.username is not None or parts.password is not None:
+        raise ValueError(f"{text!r} needs a host name and no user name or password")
+    if parts.query or parts.fragment:
+        raise ValueError(f"{text!r} must not have a query or fragment")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"{text!r} has an invalid port") from None
+    host = parts.hostname.lower().rstrip(".")
+    shown = f"[{host}]" if ":" in host else host
+    authority = f"{shown}:{port}" if port is not None else shown
+    return PublicUrl(parts.scheme, authority, host, parts.path.rstrip("/"))
 
 
 def format_address(host: str, port: int) -> str:
@@ -110,8 +145,20 @@ class WebConfig(_Section):
     tls_key: StrictStr | None = None
     templates: StrictStr | None = None
     max_body_bytes: StrictInt = Field(64 * 1024, ge=1024)
+    # Where the platform is reached from outside ("https://finger.example.org"):
+    # absolute links (WebFinger) are built from it, never from the Host header.
+    # Default: the first web listen address.
+    public_url: StrictStr | None = None
 
     _listen = field_validator("listen", mode="before")(_listen_list)
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parse_public_url(value)  # ValueError names what is wrong
+        return value
 
     @model_validator(mode="after")
     def _tls_pair(self) -> WebConfig:

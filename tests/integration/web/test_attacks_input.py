@@ -293,3 +293,85 @@ async def test_oversize_header_is_one_warning_not_a_traceback(
         assert not errors, [r.getMessage() for r in errors]
         warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
         assert len(warnings) == 1 and "header" in warnings[0].getMessage().lower()
+
+
+# -- item 16: links come from configuration, never from the Host header -----------
+
+WF = "/.well-known/webfinger"
+
+
+async def webfinger(http: aiohttp.ClientSession, url: str, resource: str,
+                    host: str | None = None) -> tuple[int, str]:
+    headers = {"Host": host} if host else {}
+    async with http.get(url + WF, params={"resource": resource}, headers=headers) as resp:
+        return resp.status, await resp.text()
+
+
+async def test_webfinger_never_echoes_an_unknown_host(
+    web_server: RunningWeb, seeded: Seeded, http: aiohttp.ClientSession
+) -> None:
+    status, body = await webfinger(http, web_server.url, "acct:alice@evil.example",
+                                   host="evil.example")
+    assert status == 404 and "evil" not in body
+    status, body = await webfinger(http, web_server.url, "acct:carol@acme.example",
+                                   host="evil.example:666")
+    assert status == 200 and "evil" not in body
+    import json
+
+    jrd = json.loads(body)
+    assert jrd["aliases"] == [f"{web_server.url}/t/acme/~carol"]  # the listener, not the Host
+
+
+async def test_on_a_tenant_host_another_tenants_acct_is_404(
+    web_server: RunningWeb, seeded: Seeded, http: aiohttp.ClientSession
+) -> None:
+    authority = web_server.url.split("://", 1)[1]
+    for resource in ("acct:alice@default", f"acct:alice@{authority}",
+                     "acct:alice@127.0.0.1"):
+        status, _ = await webfinger(http, web_server.url, resource, host="acme.example")
+        assert status == 404, resource
+    status, body = await webfinger(http, web_server.url, "acct:carol@acme.example",
+                                   host="acme.example")
+    assert status == 200 and '"http://acme.example/~carol"' in body
+
+
+async def test_public_url_builds_every_link(
+    web_server_factory: Any, seeded: Seeded, http: aiohttp.ClientSession
+) -> None:
+    import json
+
+    running = await web_server_factory(public_url="https://Finger.Example.org/")
+    status, body = await webfinger(http, running.url, "acct:alice@finger.example.org",
+                                   host="evil.example")
+    assert status == 200
+    assert json.loads(body)["links"][0]["href"] == "https://finger.example.org/~alice"
+    status, body = await webfinger(http, running.url, "acct:carol@acme.example")
+    assert json.loads(body)["aliases"] == ["https://finger.example.org/t/acme/~carol"]
+    status, body = await webfinger(http, running.url, "acct:carol@acme.example",
+                                   host="acme.example:8443")
+    assert json.loads(body)["aliases"] == ["https://acme.example/~carol"]
+    # The listener's own address is no longer a name for the default tenant.
+    authority = running.url.split("://", 1)[1]
+    status, _ = await webfinger(http, running.url, f"acct:alice@{authority}", host=authority)
+    assert status == 404
+
+
+async def test_public_url_is_checked_at_start() -> None:
+    from fingerplat.config import from_mapping
+    from fingerplat.domain.errors import InvalidInput
+
+    for bad in ("finger.example.org", "ftp://x.example", "https://u:p@x.example",
+                "https://x.example/?q=1"):
+        with pytest.raises(InvalidInput, match=r"web\.public_url"):
+            from_mapping({"web": {"public_url": bad}})
+
+
+async def test_redirects_never_carry_the_host(
+    web_server: RunningWeb, seeded: Seeded, http: aiohttp.ClientSession
+) -> None:
+    for path in ("/alice", "/ALICE", "/~Alice", "/?user=alice", "/t/acme/carol"):
+        async with http.get(web_server.url + path, headers={"Host": "evil.example"},
+                            allow_redirects=False) as resp:
+            assert resp.status in (301, 302), path
+            location = resp.headers["Location"]
+            assert location.startswith("/") and "evil" not in location, location
