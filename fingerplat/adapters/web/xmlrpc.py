@@ -306,7 +306,8 @@ async def multicall(call: Call, calls: Any) -> list[Any]:
     if not isinstance(calls, list):
         raise RpcFault(FAULT_BAD_PARAMS, "system.multicall takes an array of calls")
     if len(calls) > MAX_MULTICALL:
-        raise RpcFault(FAULT_TOO_LARGE,
+        # -32602 as before (a stable code): too many calls is a bad parameter.
+        raise RpcFault(FAULT_BAD_PARAMS,
                        f"system.multicall takes at most {MAX_MULTICALL} calls, got "
                        f"{len(calls)}: split them into several requests")
     results: list[Any] = []

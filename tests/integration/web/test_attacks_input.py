@@ -57,7 +57,7 @@ async def test_multicall_takes_at_most_50_calls(
     status, answer = await rpc_call(http, web_server.url, rpc_body("system.multicall", calls))
     assert status == 200
     fault = rpc_fault(answer)
-    assert fault.faultCode == rpc.FAULT_TOO_LARGE
+    assert fault.faultCode == rpc.FAULT_BAD_PARAMS
     assert "at most 50 calls, got 51" in fault.faultString
     status, answer = await rpc_call(http, web_server.url, rpc_body("system.multicall", calls[:50]))
     (results,), _ = xmlrpc.client.loads(answer)
