@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import stat
@@ -168,20 +169,27 @@ def make_private(database: Path) -> None:
     try:
         if not directory.exists():
             directory.parent.mkdir(parents=True, exist_ok=True)
-            directory.mkdir(mode=PRIVATE_DIR_MODE)
-            os.chmod(directory, PRIVATE_DIR_MODE)  # whatever the umask took away or left
-        elif directory.resolve() == default_sqlite_path().parent.resolve():
+            with contextlib.suppress(FileExistsError):  # another process was first
+                directory.mkdir(mode=PRIVATE_DIR_MODE)
+                os.chmod(directory, PRIVATE_DIR_MODE)  # whatever the umask took away or left
+        elif _is_default_directory(directory):
             _tighten(directory, PRIVATE_DIR_MODE, "directory")
         if not database.exists():
-            fd = os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
-            os.close(fd)  # an empty file is an empty SQLite database
-    except FileExistsError:
-        pass  # another process created it first: tightened below like any other
+            with contextlib.suppress(FileExistsError):  # then tightened below like any other
+                fd = os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+                os.close(fd)  # an empty file is an empty SQLite database
     except OSError as error:
         log.warning("database: cannot create %s privately: %s", database, error)
         return
     for path in (database, *(Path(f"{database}{suffix}") for suffix in SQLITE_SIDECARS)):
         _tighten(path, PRIVATE_FILE_MODE, "file")
+
+
+def _is_default_directory(directory: Path) -> bool:
+    try:
+        return directory.resolve() == default_sqlite_path().parent.resolve()
+    except (OSError, RuntimeError):  # no home directory to compare with
+        return False
 
 
 def _tighten(path: Path, mode: int, what: str) -> None:
