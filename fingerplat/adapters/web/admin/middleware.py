@@ -24,6 +24,7 @@ from fingerplat.domain.errors import (
     PermissionDenied,
     Unavailable,
 )
+from fingerplat.domain.text import printable
 
 log = logging.getLogger("fingerplat.web.admin")
 
@@ -189,7 +190,7 @@ async def read_form(request: web.Request, handler: Handler) -> web.StreamRespons
             await request.post()
         except (ValueError, LookupError) as error:
             log.warning("refused %s %s from %s: unreadable form: %s", request.method,
-                        request.path, request.remote, str(error)[:160])
+                        printable(request.path)[:200], request.remote, printable(str(error))[:160])
             return error_page(request, 400, "Form cannot be read",
                               "The form could not be read (malformed or in an unknown "
                               "encoding), so nothing was changed.")
