@@ -10,13 +10,16 @@ from __future__ import annotations
 import ipaddress
 import os
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     StrictBool,
     StrictFloat,
     StrictInt,
@@ -48,9 +51,42 @@ def parse_address(text: str, *, default_host: str = "127.0.0.1") -> tuple[str, i
         if not sep:
             raise InvalidInput(f"invalid listen address {text!r}: expected HOST:PORT")
     host = host or default_host
-    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+    if not (port_text.isascii() and port_text.isdigit()) or not 0 <= int(port_text) <= 65535:
         raise InvalidInput(f"invalid listen address {text!r}: port must be 0-65535")
     return host, int(port_text)
+
+
+@dataclass(frozen=True, slots=True)
+class PublicUrl:
+    """``scheme://authority/path``: where the platform is reached from outside."""
+
+    scheme: str
+    authority: str  # host[:port], lower-case
+    host: str  # the host name alone (no port, no brackets)
+    path: str = ""  # a prefix without the trailing slash (usually empty)
+
+    @property
+    def base(self) -> str:
+        return f"{self.scheme}://{self.authority}{self.path}"
+
+
+def parse_public_url(text: str) -> PublicUrl:
+    """An ``http(s)://host[:port][/path]`` URL, or ValueError saying what is wrong."""
+    parts = urlsplit(text.strip())
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"{text!r} is not an http:// or https:// URL")
+    if not parts.hostname or parts.username is not None or parts.password is not None:
+        raise ValueError(f"{text!r} needs a host name and no user name or password")
+    if parts.query or parts.fragment:
+        raise ValueError(f"{text!r} must not have a query or fragment")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"{text!r} has an invalid port") from None
+    host = parts.hostname.lower().rstrip(".")
+    shown = f"[{host}]" if ":" in host else host
+    authority = f"{shown}:{port}" if port is not None else shown
+    return PublicUrl(parts.scheme, authority, host, parts.path.rstrip("/"))
 
 
 def format_address(host: str, port: int) -> str:
@@ -108,8 +144,20 @@ class WebConfig(_Section):
     tls_key: StrictStr | None = None
     templates: StrictStr | None = None
     max_body_bytes: StrictInt = Field(64 * 1024, ge=1024)
+    # Where the platform is reached from outside ("https://finger.example.org"):
+    # absolute links (WebFinger) are built from it, never from the Host header.
+    # Default: the first web listen address.
+    public_url: StrictStr | None = None
 
     _listen = field_validator("listen", mode="before")(_listen_list)
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parse_public_url(value)  # ValueError names what is wrong
+        return value
 
     @model_validator(mode="after")
     def _tls_pair(self) -> WebConfig:
@@ -143,8 +191,57 @@ class IrcConfig(_Section):
     nick: StrictStr = "fingerbot"
     channels: list[StrictStr] = Field(default_factory=list)
     tenant: StrictStr = "default"
+    # The server password: in the file, or (better) from a file of its own or
+    # an environment variable, so the configuration need not hold a secret.
     password: StrictStr | None = None
+    password_file: StrictStr | None = None
+    password_env: StrictStr | None = None
     tls_verify: StrictBool = True
+    # The secret read from password_file or password_env, each time the
+    # configuration is loaded (at start and on SIGHUP); never dumped or shown.
+    _secret: str | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _read_password(self) -> IrcConfig:
+        given = [k for k in ("password", "password_file", "password_env")
+                 if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ValueError(f"give only one of password, password_file and password_env "
+                             f"(found {' and '.join(given)})")
+        if self.password_file is not None:
+            self._secret = _secret_from_file(self.password_file)
+        elif self.password_env is not None:
+            self._secret = _secret_from_env(self.password_env)
+        return self
+
+    @property
+    def server_password(self) -> str | None:
+        """The IRC server password, wherever it came from (None: no password)."""
+        return self._secret if self._secret is not None else self.password
+
+
+def _secret_from_file(path: str) -> str:
+    """The file's content without its final line end; a clear error naming the key."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ValueError(f"password_file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ValueError(f"password_file {path} cannot be read: {reason}") from None
+    secret = text.removesuffix("\n").removesuffix("\r")
+    if not secret:
+        raise ValueError(f"password_file {path} is empty")
+    return secret
+
+
+def _secret_from_env(name: str) -> str:
+    secret = os.environ.get(name)
+    if secret is None:
+        raise ValueError(f"password_env: the environment variable {name} is not set")
+    if not secret:
+        raise ValueError(f"password_env: the environment variable {name} is empty")
+    return secret
 
 
 class SourceConfig(_Section):

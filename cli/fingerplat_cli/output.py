@@ -22,12 +22,14 @@ from typing import Any
 import click
 from rich.cells import cell_len
 
-from fingerplat.domain.text import printable
+from fingerplat.domain.text import BIDI_CONTROLS, printable
 
 # Characters json.dumps(ensure_ascii=False) leaves raw but a terminal may act
-# on: DEL, the C1 controls (0x9b is a one-byte CSI) and the Unicode line and
-# paragraph separators. Inside JSON strings they are re-escaped as \uXXXX.
-_JSON_UNSAFE_RE = re.compile("[\x7f-\x9f\u2028\u2029]")
+# on: DEL, the C1 controls (0x9b is a one-byte CSI), the Unicode line and
+# paragraph separators, and the bidi embedding/override/isolate controls
+# (which reorder how the rest of the line displays). Inside JSON strings they
+# are re-escaped as \uXXXX.
+_JSON_UNSAFE_RE = re.compile(f"[\x7f-\x9f\u2028\u2029{BIDI_CONTROLS}]")
 
 COLUMN_GAP = "  "
 

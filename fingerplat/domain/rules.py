@@ -8,8 +8,10 @@ reports the same sentence for the same mistake.
 from __future__ import annotations
 
 import re
+from datetime import UTC, date, datetime, timedelta
 
 from fingerplat.domain.errors import InvalidInput
+from fingerplat.domain.text import BIDI_CONTROLS
 
 TENANT_SLUG_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 USERNAME_RE = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")
@@ -24,6 +26,55 @@ ONE_LINE_FIELD_MAX_CHARS = 200
 TENANT_NAME_MAX_CHARS = 200
 ADMIN_NAME_RE = re.compile(r"[a-z_][a-z0-9_.@-]{0,63}")
 ADMIN_PASSWORD_MIN_CHARS = 8
+
+
+def ascii_digits(text: str) -> bool:
+    """True for a non-empty run of ASCII ``0``-``9``.
+
+    ``str.isdigit`` also accepts superscripts and other scripts' digits
+    (``"²".isdigit()`` is true) that ``int`` then refuses with a ValueError:
+    every number read from untrusted input is checked with this instead.
+    """
+    return text.isascii() and text.isdigit()
+
+
+def moment(value: str, field: str) -> datetime:
+    """An ISO 8601 time with its zone (``2026-01-31T12:00:00Z``), as UTC.
+
+    A time without a zone is refused rather than guessed (it would compare
+    as local time on one database and fail on the other), and so is one that
+    leaves the representable range once moved to UTC (``9999-12-31T23:59:59-14:00``).
+    """
+    text = (value or "").strip()
+    example = "like 2026-01-31T12:00:00Z"
+    if not text.isascii() or len(text) > 40:
+        raise InvalidInput(f"{field} must be an ISO 8601 time {example}")
+    try:
+        parsed = datetime.fromisoformat(text.replace("z", "Z").replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(f"{field} must be an ISO 8601 time {example}") from None
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        raise InvalidInput(f"{field} must include a time zone (Z or +01:00), {example}")
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInput(f"{field} is out of range: {text!r}") from None
+
+
+def day(value: str, field: str, *, next_day: bool = False) -> datetime:
+    """A ``YYYY-MM-DD`` date as midnight UTC (the following midnight with ``next_day``)."""
+    text = (value or "").strip()
+    try:
+        if not text.isascii():
+            raise ValueError(text)
+        parsed = date.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(f"{field} must be a date like 2026-11-21") from None
+    start = datetime(parsed.year, parsed.month, parsed.day, tzinfo=UTC)
+    try:
+        return start + timedelta(days=1) if next_day else start
+    except OverflowError:
+        raise InvalidInput(f"{field} is out of range: {text!r}") from None
 
 
 def _ascii_lower(value: str | None) -> str:
@@ -135,11 +186,12 @@ def _refuse_line_breaks(field: str, text: str) -> None:
 
 # Anything either check below could refuse; most text has none, so one regex
 # search replaces two Python loops (bulk imports check 100,000s of values).
-_SUSPECT_RE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_SUSPECT_RE = re.compile(f"[\x00-\x1f\x7f-\x9f{BIDI_CONTROLS}\ud800-\udfff]")
+_BIDI_RE = re.compile(f"[{BIDI_CONTROLS}]")
 
 
 def _refuse_control_chars(field: str, text: str, allowed: str = "\t") -> None:
-    """C0 (but ``allowed``), DEL and C1 controls, and lone surrogates, are refused."""
+    """C0 (but ``allowed``), DEL and C1 controls, bidi controls and lone surrogates are refused."""
     if _SUSPECT_RE.search(text) is None:
         return
     for ch in text:
@@ -147,6 +199,12 @@ def _refuse_control_chars(field: str, text: str, allowed: str = "\t") -> None:
             raise InvalidInput(
                 f"{field} must not contain control characters (found {ord(ch):#04x})"
             )
+    bidi = _BIDI_RE.search(text)
+    if bidi is not None:
+        raise InvalidInput(
+            f"{field} must not contain bidirectional control characters "
+            f"(found U+{ord(bidi.group()):04X}, which reorders how the text is displayed)"
+        )
     _refuse_surrogates(field, text)
 
 

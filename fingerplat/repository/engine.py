@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,14 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from fingerplat.domain.errors import InvalidInput
+
+log = logging.getLogger("fingerplat.database")
+
+# The SQLite file holds password and token hashes, hidden users and the audit:
+# nobody but the service's own user may read it (SPEC section 11).
+PRIVATE_FILE_MODE = 0o600
+PRIVATE_DIR_MODE = 0o700
+SQLITE_SIDECARS = ("-wal", "-shm", "-journal")
 
 
 def default_sqlite_path() -> Path:
@@ -90,10 +100,7 @@ def create_engine(
     if is_sqlite(url):
         path = sqlite_file(url)
         if path is not None:
-            # Best effort: when the folder cannot be made, connecting fails later
-            # and the unit of work reports the database as unavailable.
-            with contextlib.suppress(OSError):
-                path.parent.mkdir(parents=True, exist_ok=True)
+            make_private(path)
         kwargs["connect_args"] = {"timeout": 15}
     else:
         kwargs.update(
@@ -136,8 +143,10 @@ def create_read_engine(
     check_url(url)
     common: dict[str, Any] = {"isolation_level": "AUTOCOMMIT", "pool_reset_on_return": None}
     if is_sqlite(url):
-        if sqlite_file(url) is None:
+        path = sqlite_file(url)
+        if path is None:
             return None  # a second engine would open a second, empty database
+        make_private(path)
         engine = create_async_engine(url, connect_args={"timeout": 15}, **common)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
@@ -156,6 +165,66 @@ def create_read_engine(
 
 
 READ_APPLICATION_NAME = "fingerplat-read"
+
+
+def make_private(database: Path) -> None:
+    """Create the SQLite file mode 0600 in a 0700 directory; tighten one found looser.
+
+    A directory made here is 0700; so is the embedded default's own directory
+    (``~/.local/share/fingerplat``) when it is found looser. A directory the
+    operator chose and made is left as it is (it may be shared), but the
+    files in it are ours: the database and its ``-wal``/``-shm`` files are
+    tightened to 0600 with a WARNING naming each one. SQLite creates the
+    ``-wal`` and ``-shm`` files with the database file's mode, so a private
+    database keeps them private. Every step is best effort: when the folder
+    cannot be made, connecting fails later and says so.
+    """
+    directory = database.parent
+    try:
+        if not directory.exists():
+            directory.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(FileExistsError):  # another process was first
+                directory.mkdir(mode=PRIVATE_DIR_MODE)
+                os.chmod(directory, PRIVATE_DIR_MODE)  # whatever the umask took away or left
+        elif _is_default_directory(directory):
+            _tighten(directory, PRIVATE_DIR_MODE, "directory")
+        if not database.exists():
+            with contextlib.suppress(FileExistsError):  # then tightened below like any other
+                fd = os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+                os.close(fd)  # an empty file is an empty SQLite database
+    except OSError as error:
+        log.warning("database: cannot create %s privately: %s", database, error)
+        return
+    for path in (database, *(Path(f"{database}{suffix}") for suffix in SQLITE_SIDECARS)):
+        _tighten(path, PRIVATE_FILE_MODE, "file")
+
+
+def _is_default_directory(directory: Path) -> bool:
+    try:
+        return directory.resolve() == default_sqlite_path().parent.resolve()
+    except (OSError, RuntimeError):  # no home directory to compare with
+        return False
+
+
+def _tighten(path: Path, mode: int, what: str) -> None:
+    """Take group and other permissions away from ``path`` when it has any."""
+    try:
+        current = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        return
+    except OSError as error:
+        log.warning("database: cannot check the mode of %s: %s", path, error)
+        return
+    if not current & 0o077:
+        return
+    try:
+        os.chmod(path, current & mode)
+    except OSError as error:
+        log.warning("database: %s %s is mode %04o (readable by other users) and cannot be "
+                    "tightened: %s", what, path, current, error)
+        return
+    log.warning("database: %s %s was mode %04o (readable by other users); now %04o",
+                what, path, current, current & mode)
 
 # Execution option a unit of work sets to choose how a SQLite transaction starts.
 SQLITE_BEGIN_OPTION = "fingerplat_sqlite_begin"

@@ -10,6 +10,8 @@ import secrets
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from fingerplat.domain import rules
+
 TOKEN_PREFIX = "fp"
 TOKEN_SECRET_BYTES = 32  # 256 bits
 
@@ -37,7 +39,8 @@ def format_token(token_id: int, secret: str) -> str:
 
 def parse_token(token: str) -> tuple[int, str] | None:
     parts = token.strip().split("_", 2)
-    if len(parts) != 3 or parts[0] != TOKEN_PREFIX or not parts[1].isdigit():
+    # ASCII digits only: "²".isdigit() is true, and int("²") then raised (a 500).
+    if len(parts) != 3 or parts[0] != TOKEN_PREFIX or not rules.ascii_digits(parts[1]):
         return None
     if len(parts[1]) > 18 or not parts[2] or len(parts[2]) > 200:
         return None

@@ -136,3 +136,25 @@ async def test_plan_from_file_and_stdin(cli: Fingerplat, tmp_path, service: Fing
     too_big = cli("user", "plan", "alice", input="x" * (16 * 1024 + 1))
     assert "16 KiB" in one_error_line(too_big) and too_big.returncode == 2
     assert (await service.get_user(operator, None, "alice")).plan == "from stdin"
+
+
+async def test_bidi_controls_are_refused_and_never_reach_the_terminal(
+    cli: Fingerplat, database_url: str, service: FingerplatService, operator: Context
+):
+    """Issue 12 item 17: ``invoice\u202efdp.exe`` displays as ``invoiceexe.pdf``."""
+    await service.add_user(operator, None, "mallory")
+    line = one_error_line(cli("user", "set", "mallory", "invoice\u202efdp.exe"))
+    assert "bidirectional control" in line and "U+202E" in line
+    engine = create_engine(database_url)  # an older release's row
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(update(users_table).where(users_table.c.username == "mallory")
+                               .values(full_name="Mal \u202eyrol\u202c", status="x\u2066y"))
+    finally:
+        await engine.dispose()
+    for args in (("user", "list"), ("user", "show", "mallory"),
+                 ("user", "show", "mallory", "--json")):
+        out = cli(*args, ok=True).stdout
+        assert not any(ch in out for ch in "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068"
+                       "\u2069"), (args, out)
+        assert "\\u202e" in out or "\\u2066" in out, (args, out)

@@ -175,6 +175,18 @@ async def test_bad_tokens_are_refused_audited_and_limited(
     assert all(e.channel == "setter" and e.remote_addr == "127.0.0.1" for e in failures)
 
 
+@pytest.mark.parametrize("token", ["fp_²_abc", "fp_١٢_abc", "fp_𝟙_abc"])
+async def test_token_id_in_other_digits_is_an_err_not_a_dropped_connection(
+    start: StartFn, service: FingerplatService, operator: Context, people: None, token: str
+) -> None:
+    """Issue 12 item 10: "²".isdigit() is true, int("²") raised, the connection dropped."""
+    client = await Client.connect(await start())
+    assert await client.ask(f"AUTH {token}") == "-ERR invalid token"
+    assert (await client.ask("SET alice pwned")).startswith("-ERR not authenticated")
+    assert (await client.ask("QUIT")).startswith("+OK")
+    client.close()
+
+
 async def test_revoked_token_is_refused(
     start: StartFn, service: FingerplatService, operator: Context, people: None
 ) -> None:

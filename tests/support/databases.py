@@ -148,7 +148,7 @@ class DatabaseFactory:
             await self._migrate(f"sqlite+aiosqlite:///{template}")
             self._sqlite_template = template
         target = self.workdir / f"db-{uuid.uuid4().hex[:10]}.db"
-        shutil.copyfile(self._sqlite_template, target)
+        shutil.copy(self._sqlite_template, target)  # with its mode: 0600, as serve makes it
         return f"sqlite+aiosqlite:///{target}"
 
     async def postgresql(self, *, migrated: bool = True) -> str:

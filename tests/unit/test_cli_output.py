@@ -29,16 +29,20 @@ def test_columns_align_by_display_width():
     assert len(set(status_column)) == 1
 
 
-@given(st.lists(st.text(max_size=30), min_size=1, max_size=4))
+BIDI = "".join(chr(c) for c in [*range(0x202A, 0x202F), *range(0x2066, 0x206A)])
+WITH_BIDI = st.text(alphabet=st.one_of(st.characters(), st.sampled_from(BIDI)), max_size=30)
+
+
+@given(st.lists(WITH_BIDI, min_size=1, max_size=4))
 def test_no_control_character_reaches_a_table(values):
     for line in table_lines(["A"] * len(values), [values]):
         assert not any((ord(ch) < 0x20 and ch != "\t") or 0x7F <= ord(ch) <= 0x9F
-                       or ch in "\u2028\u2029" for ch in line)
+                       or ch in "\u2028\u2029" or ch in BIDI for ch in line)
 
 
-@given(st.text(max_size=50))
+@given(WITH_BIDI)
 def test_json_is_terminal_safe_and_lossless(value):
     text = to_json({"status": value})
     assert not any(0x7F <= ord(ch) <= 0x9F or ch in "\u2028\u2029" or ord(ch) < 0x0A
-                   for ch in text)
+                   or ch in BIDI for ch in text)
     assert json.loads(text) == {"status": value}

@@ -325,3 +325,44 @@ def test_haproxy_config_is_valid() -> None:
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Configuration file is valid" in result.stdout + result.stderr
+
+
+# -- configuration at rest (issue 12 item 15) ------------------------------------------
+
+INSTALL_RE = re.compile(r"^\s*#?\s*install\s+(?P<args>.*)$")
+
+
+def _installs(text: str) -> list[list[str]]:
+    """The argument lists of every ``install`` command line (commented ones too)."""
+    found = []
+    for line in text.splitlines():
+        match = INSTALL_RE.match(line)
+        if match:
+            found.append(shlex.split(match.group("args").split("#")[0]))
+    return found
+
+
+@pytest.mark.parametrize("name", ["README.md", "fingerplat.service"])
+def test_configuration_is_installed_not_world_readable(name: str) -> None:
+    """The TOML file may hold secrets ([[irc]] password): group-readable at most."""
+    installs = _installs((DEPLOY / name).read_text(encoding="utf-8"))
+    into_etc = [args for args in installs if any(a.startswith("/etc/fingerplat") for a in args)]
+    assert into_etc, name
+    for args in into_etc:
+        mode = args[args.index("-m") + 1]
+        assert int(mode, 8) & 0o007 == 0, (name, args)  # nothing for "other"
+        if int(mode, 8) & 0o040:  # group-readable: then the group is the service's
+            assert "-g" in args and args[args.index("-g") + 1] == "fingerplat", args
+
+
+def test_containerfile_makes_its_configuration_group_readable_only() -> None:
+    final = _containerfile_stages()[-1]
+    runs = " ".join(arg for word, arg in final if word == "RUN")
+    assert "chmod 0640 /etc/fingerplat/fingerplat.toml" in runs
+    assert "chown -R root:fingerplat /etc/fingerplat" in runs
+
+
+def test_example_config_shows_the_password_file() -> None:
+    text = (DEPLOY / "fingerplat.toml").read_text(encoding="utf-8")
+    assert 'password_file = "/etc/fingerplat/irc.pass"' in text
+    assert not re.search(r"^\s*password\s*=", text, re.MULTILINE)

@@ -216,7 +216,61 @@ def test_status_accepted_text_is_clean(text: str) -> None:
     assert clean == clean.strip()
     assert not any((ord(c) < 0x20 and c != "\t") or 0x7F <= ord(c) < 0xA0 for c in clean)
     assert "\u2028" not in clean and "\u2029" not in clean
+    assert not any(c in BIDI_CONTROL_CHARS for c in clean)
     clean.encode("utf-8")
+
+
+# -- bidirectional controls (SPEC section 11: text safety includes direction) --------
+
+BIDI_CONTROL_CHARS = [chr(c) for c in [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]]
+# The marks reorder nothing; right-to-left writers need them (README "Choices").
+BIDI_MARKS = ["\u200e", "\u200f", "\u061c"]
+
+
+@pytest.mark.parametrize("ch", BIDI_CONTROL_CHARS)
+@pytest.mark.parametrize(
+    "rule",
+    [rules.status, rules.plan, lambda v: rules.one_line("full name", v), rules.tenant_name],
+    ids=["status", "plan", "one_line", "tenant_name"],
+)
+def test_bidi_controls_are_refused_everywhere(ch: str, rule: object) -> None:
+    with pytest.raises(InvalidInput, match=f"bidirectional control characters.*U\\+{ord(ch):04X}"):
+        rule(f"invoice {ch}fdp.exe")  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("ch", BIDI_MARKS)
+def test_bidi_marks_are_allowed(ch: str) -> None:
+    assert rules.status(f"שלום {ch}(1)") == f"שלום {ch}(1)"
+
+
+@given(st.text(alphabet=st.sampled_from(["a", " ", "\t", "\n", *BIDI_CONTROL_CHARS,
+                                         *BIDI_MARKS, "\u05d0"]), max_size=60))
+def test_plan_accepted_text_has_no_bidi_control(text: str) -> None:
+    try:
+        clean = rules.plan(text)
+    except InvalidInput as error:
+        assert any(c in BIDI_CONTROL_CHARS for c in text), str(error)
+        return
+    assert not any(c in BIDI_CONTROL_CHARS for c in clean)
+
+
+# -- ASCII digits ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["0", "7", "0123456789", "9" * 30])
+def test_ascii_digits_accepts(text: str) -> None:
+    assert rules.ascii_digits(text)
+
+
+@pytest.mark.parametrize("text", ["", "²", "1²", "٣", "１", "-1", "+1", " 1", "1 ", "1_0", "𝟙"])
+def test_ascii_digits_refuses_what_int_would_misread(text: str) -> None:
+    assert not rules.ascii_digits(text)
+
+
+@given(st.text(max_size=12))
+def test_ascii_digits_means_int_parses(text: str) -> None:
+    if rules.ascii_digits(text):
+        assert int(text) >= 0 and str(int(text)).zfill(len(text)) == text
 
 
 # -- plan ------------------------------------------------------------------------
@@ -278,3 +332,50 @@ def test_tenant_name() -> None:
         rules.tenant_name("n" * 201)
     with pytest.raises(InvalidInput, match="single line"):
         rules.tenant_name("Acme\nCorp")
+
+
+# -- times in filters (SPEC section 11: bad input is a 4xx) ---------------------------
+
+
+def test_moment_is_utc() -> None:
+    from datetime import UTC, datetime
+
+    assert rules.moment("2026-01-31T12:00:00Z", "since") == datetime(2026, 1, 31, 12, tzinfo=UTC)
+    assert rules.moment("2026-01-31T13:00:00+01:00", "since") == datetime(
+        2026, 1, 31, 12, tzinfo=UTC)
+    assert rules.moment("9999-12-31T23:59:59+14:00", "since").year == 9999
+
+
+@pytest.mark.parametrize(
+    ("bad", "words"),
+    [
+        ("2026-01-01", "must include a time zone"),
+        ("2026-01-01T10:00:00", "must include a time zone"),
+        ("9999-12-31T23:59:59-14:00", "out of range"),
+        ("0001-01-01T00:00:00+14:00", "out of range"),
+        ("yesterday", "ISO 8601"),
+        ("２０２６-01-01T00:00:00Z", "ISO 8601"),
+        ("2026-01-01T00:00:00.000000" + "0" * 50 + "Z", "ISO 8601"),
+    ],
+)
+def test_moment_refuses(bad: str, words: str) -> None:
+    with pytest.raises(InvalidInput, match=f"since.*{words}"):
+        rules.moment(bad, "since")
+
+
+def test_day_bounds() -> None:
+    assert rules.day("2026-11-21", "from date").day == 21
+    assert rules.day("2026-11-21", "to date", next_day=True).day == 22
+    with pytest.raises(InvalidInput, match="to date is out of range"):
+        rules.day("9999-12-31", "to date", next_day=True)
+    with pytest.raises(InvalidInput, match="must be a date"):
+        rules.day("31/12/2026", "from date")
+
+
+@given(st.text(max_size=40))
+def test_moment_never_raises_anything_but_invalid_input(text: str) -> None:
+    try:
+        parsed = rules.moment(text, "since")
+    except InvalidInput:
+        return
+    assert parsed.utcoffset() is not None and parsed.utcoffset().total_seconds() == 0

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fingerplat.domain.text import printable, printable_lines
+from fingerplat.domain.text import printable, printable_lines, web_text
 
 ALL_CONTROLS = [chr(c) for c in [*range(0x00, 0x20), *range(0x7F, 0xA0)]]
 
@@ -18,7 +18,11 @@ def _is_control(ch: str) -> bool:
         or 0x7F <= code < 0xA0
         or ch in "\u2028\u2029"
         or 0xD800 <= code <= 0xDFFF
+        or ch in BIDI_CONTROLS
     )
+
+
+BIDI_CONTROLS = "".join(chr(c) for c in [*range(0x202A, 0x202F), *range(0x2066, 0x206A)])
 
 
 @pytest.mark.parametrize("ch", ALL_CONTROLS)
@@ -70,6 +74,30 @@ def test_lines_never_contain_line_breaks(text: str) -> None:
         assert not any(_is_control(c) for c in line)
 
 
-@given(st.text(alphabet=st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp"))))
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp"),
+                                      blacklist_characters=BIDI_CONTROLS)))
 def test_clean_text_passes_unchanged(text: str) -> None:
     assert printable(text) == text
+    assert web_text(text) == text
+
+
+@pytest.mark.parametrize("ch", BIDI_CONTROLS)
+def test_bidi_controls_are_shown_not_applied(ch: str) -> None:
+    assert printable(f"abc{ch}def") == f"abc\\u{ord(ch):04x}def"
+    assert web_text(f"abc{ch}def") == f"abc\\u{ord(ch):04x}def"
+
+
+def test_bidi_marks_pass() -> None:
+    assert printable("a\u200e\u200f\u061cb") == "a\u200e\u200f\u061cb"
+
+
+def test_web_text_keeps_line_ends_and_tabs_only() -> None:
+    assert web_text("plan\r\nline\ttwo\n") == "plan\r\nline\ttwo\n"
+    assert web_text("\x1b[2J\x00\x7f\x9b\u2066") == "^[[2J^@^?\\u009b\\u2066"
+
+
+@given(st.text())
+def test_web_text_leaves_no_control_but_line_ends(text: str) -> None:
+    shown = web_text(text)
+    assert not any(_is_control(c) and c not in "\r\n\u2028\u2029" for c in shown)
+    shown.encode("utf-8")

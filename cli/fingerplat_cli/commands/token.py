@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from fingerplat.domain import rules
 from fingerplat.domain.errors import InvalidInput
 from fingerplat.domain.model import Token, TokenScope
 from fingerplat.domain.text import printable
@@ -118,7 +119,7 @@ def list_(state: AppState, tenant: str | None, all_tenants: bool, as_json: bool)
 def revoke(state: AppState, token_id: str) -> None:
     """Revoke token ID (the number shown by `token create` and `token list`)."""
     text = token_id.strip().removeprefix("token:")
-    if not text.isdigit() or len(text) > 18:
+    if not rules.ascii_digits(text) or len(text) > 18:
         raise InvalidInput(f"invalid token id {token_id[:40]!r}: expected a number "
                            "from `fingerplat token list`")
     token = run(state.with_service(lambda s: s.revoke_token(state.operator(), int(text))))

@@ -194,7 +194,7 @@ class IrcBot:
         try:
             await asyncio.wait_for(
                 client.connect(cfg.server, cfg.port, tls=cfg.tls, tls_verify=cfg.tls_verify,
-                               password=cfg.password, channels=list(cfg.channels)),
+                               password=cfg.server_password, channels=list(cfg.channels)),
                 self.timing.connect_timeout,
             )
             await self._first(client.ready, client.gone,

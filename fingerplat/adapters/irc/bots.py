@@ -9,13 +9,16 @@ server that is down never delays or breaks ``fingerplat serve``.
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from fingerplat.adapters.irc.bot import IrcBot, IrcTiming, ShouldRun
 from fingerplat.adapters.irc.text import CHANNEL_RE, NICK_RE
-from fingerplat.config import IrcConfig
+from fingerplat.config import Config, IrcConfig
 from fingerplat.domain.errors import InvalidInput
 from fingerplat.metrics import Metrics
 from fingerplat.service import FingerplatService
+
+log = logging.getLogger("fingerplat.irc")
 
 
 class IrcBots:
@@ -29,6 +32,26 @@ class IrcBots:
     @property
     def addresses(self) -> list[str]:
         return [bot.address for bot in self.bots]
+
+    def reconfigure(self, config: Config) -> None:
+        """SIGHUP: take the freshly read password of bots whose settings are unchanged.
+
+        ``password_file`` and ``password_env`` are read again on every reload,
+        so a rotated secret is used from the bot's next connection on without
+        a restart. Any other change to a bot needs a restart (the runtime says
+        so); such a bot keeps what it has.
+        """
+        if len(config.irc) != len(self.bots):
+            return
+        for index, (bot, new) in enumerate(zip(self.bots, config.irc, strict=True)):
+            if new.model_dump() != bot.cfg.model_dump() or new == bot.cfg:
+                continue
+            try:
+                check_irc_config(new, index)
+            except InvalidInput as error:
+                log.warning("irc: reload: keeping the old password: %s", error)
+                continue
+            bot.cfg = new
 
     async def close(self) -> None:
         for bot in self.bots:
@@ -55,8 +78,11 @@ def check_irc_config(cfg: IrcConfig, index: int) -> None:
                 f"{where}.channels: {channel!r} is not an IRC channel (it starts with #, &, + "
                 "or ! and has no spaces, commas or control characters)"
             )
-    if cfg.password is not None and any(ch in cfg.password for ch in "\r\n\0"):
-        raise InvalidInput(f"{where}.password must not contain line breaks or NUL")
+    source = ("password_file" if cfg.password_file is not None
+              else "password_env" if cfg.password_env is not None else "password")
+    secret = cfg.server_password
+    if secret is not None and any(ch in secret for ch in "\r\n\0"):
+        raise InvalidInput(f"{where}.{source} must not contain line breaks or NUL")
 
 
 async def start_irc_bots(service: FingerplatService, bots: list[IrcConfig], *,

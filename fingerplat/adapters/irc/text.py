@@ -23,8 +23,9 @@ HOST_MAX_CHARS = 63
 ELLIPSIS = "…"
 
 # Whatever printable() leaves that still has no business on the wire: TAB
-# (becomes a space), and bidi embedding/override/isolate controls, which can
-# make a status visually swallow or reorder the text around it.
+# (becomes a space). Bidi embedding/override/isolate controls, which can make
+# a status visually swallow or reorder the text around it, are already shown
+# as ``\u202e`` by printable(); removed here too should printable() change.
 _LEFTOVER_RE = re.compile("[\t\u202a-\u202e\u2066-\u2069]")
 # Belt and braces: nothing below 0x20, no DEL, no C1, no line separators.
 _FORBIDDEN_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\x85]")

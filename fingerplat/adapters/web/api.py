@@ -86,7 +86,7 @@ def int_param(request: web.Request, name: str, default: int, low: int, high: int
     text = request.query.get(name)
     if text is None or text == "":
         return default
-    if not text.isdigit() or not low <= int(text) <= high:
+    if not rules.ascii_digits(text) or len(text) > 9 or not low <= int(text) <= high:
         raise InvalidInput(f"{name} must be an integer between {low} and {high}")
     return int(text)
 
@@ -95,10 +95,7 @@ def time_param(request: web.Request, name: str) -> datetime | None:
     text = request.query.get(name)
     if not text:
         return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidInput(f"{name} must be an ISO 8601 time like 2026-01-31T12:00:00Z") from None
+    return rules.moment(text, name)
 
 
 async def optional_context(request: web.Request) -> Context | None:
@@ -186,7 +183,7 @@ async def get_audit(request: web.Request) -> web.Response:
     ctx = await required_context(request)
     limit = int_param(request, "limit", DEFAULT_AUDIT_PAGE, 1, 1000)
     cursor = request.query.get("cursor") or None
-    if cursor is not None and not cursor.isdigit():
+    if cursor is not None and not (rules.ascii_digits(cursor) and len(cursor) <= 18):
         raise InvalidInput("invalid cursor: pass the next_cursor of a previous page")
     query = AuditQuery(
         tenant=slug,

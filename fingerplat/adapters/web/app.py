@@ -11,6 +11,7 @@ from aiohttp import web
 from fingerplat.adapters.web import api, ops, pages, webfinger, xmlrpc
 from fingerplat.adapters.web.admin import build_admin_app
 from fingerplat.adapters.web.keys import METRICS, SERVICE, SETTINGS
+from fingerplat.adapters.web.links import PUBLIC_SITE, PublicSite
 from fingerplat.adapters.web.middleware import (
     error_middleware,
     metrics_middleware,
@@ -40,6 +41,7 @@ def build_app(
     app[SERVICE] = service
     app[SETTINGS] = settings
     app[METRICS] = metrics
+    app[PUBLIC_SITE] = PublicSite(settings.public_url)
     setup_templates(app, settings.templates)
     app.on_response_prepare.append(security_headers(secure=secure))
 

@@ -30,6 +30,7 @@ from aiohttp import web
 from fingerplat.adapters.web.keys import BASE
 from fingerplat.adapters.web.templating import (
     PUBLIC_TEMPLATES,
+    KeptMark,
     epoch_micros,
     words_for_seconds,
 )
@@ -56,7 +57,7 @@ class PageClock:
     def mark(self, moment: datetime | None) -> str:
         """A placeholder for "how long ago ``moment`` was", filled per request."""
         self.moments.append(moment)
-        return f"\x00{_NONCE}:{len(self.moments) - 1}\x00"
+        return KeptMark(f"\x00{_NONCE}:{len(self.moments) - 1}\x00")
 
     def _read(self) -> datetime:
         self.read = True

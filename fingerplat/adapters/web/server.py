@@ -16,6 +16,8 @@ from aiohttp import web
 
 from fingerplat.adapters.web.app import build_app
 from fingerplat.adapters.web.front_door import FrontDoor
+from fingerplat.adapters.web.links import PUBLIC_SITE, default_public_url
+from fingerplat.adapters.web.request_log import RequestErrorLogger
 from fingerplat.adapters.web.templating import reload_templates
 from fingerplat.config import Config, WebConfig, format_address
 from fingerplat.domain.errors import CannotListen, InvalidInput
@@ -148,6 +150,7 @@ async def start_web_server(
         # No TCP keep-alive probes (two setsockopt calls per connection): an
         # idle connection is closed by keepalive_timeout long before a probe.
         tcp_keepalive=False,
+        logger=RequestErrorLogger(),  # a client's unreadable request: one WARNING line
     )
     await runner.setup()
     aiohttp_server = runner.server
@@ -174,6 +177,8 @@ async def start_web_server(
         await runner.cleanup()
         raise
     server = WebServer(runner, door, listeners, "https" if ssl_context else "http", ssl_context)
+    if listeners:
+        app[PUBLIC_SITE].fallback = default_public_url(server.url)  # no [web] public_url
     metrics.connections.labels("web").set_function(
         lambda: len(aiohttp_server.connections) + len(door.connections))
     return server

@@ -14,8 +14,10 @@ from pathlib import Path
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
+from markupsafe import Markup
 
 from fingerplat.domain.errors import InvalidInput
+from fingerplat.domain.text import web_text
 
 BUILTIN_TEMPLATES = Path(__file__).parent / "templates"
 STATIC_DIR = Path(__file__).parent / "static"
@@ -83,6 +85,29 @@ def iso_time(moment: datetime | None) -> str:
     return as_utc(moment).isoformat().replace("+00:00", "Z") if moment else ""
 
 
+class KeptMark(Markup):
+    """A kept page's placeholder for a relative time (kept_pages.py): left as it is."""
+
+    __slots__ = ()
+
+
+def neutralise(value: object) -> object:
+    """Jinja's ``finalize``: every value a template prints, before it is escaped.
+
+    Stored text may hold control or bidi characters from older releases;
+    they are shown (``^[``, ``\\u202e``) instead of reaching the browser, in
+    the built-in templates and in operators' overrides alike, whatever
+    filters a template applies (``|safe`` included: a control character is
+    never markup). Only the kept-page marks pass untouched.
+    """
+    if not isinstance(value, str) or isinstance(value, KeptMark):
+        return value
+    shown = web_text(value)
+    if shown is value:
+        return value
+    return Markup(shown) if isinstance(value, Markup) else shown  # noqa: S704 - was Markup; only controls changed
+
+
 def make_loader(override_dir: str | None) -> jinja2.BaseLoader:
     builtin = jinja2.FileSystemLoader(str(BUILTIN_TEMPLATES))
     if not override_dir:
@@ -102,6 +127,7 @@ def setup_templates(app: web.Application, override_dir: str | None) -> jinja2.En
         undefined=jinja2.ChainableUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=neutralise,
     )
     env.filters["ago"] = relative_time
     env.filters["abstime"] = absolute_time

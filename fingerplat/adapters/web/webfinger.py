@@ -1,10 +1,10 @@
 """WebFinger (RFC 7033): ``/.well-known/webfinger?resource=acct:user@domain``.
 
 The domain part names the tenant: one of its DNS domains, its slug, or the
-host name this request was sent to (which then means the tenant the request
-routes to, usually the default tenant). The answer is a JRD with the
-profile page as a link and the status as properties; hidden users do not
-exist here either.
+host of ``[web] public_url`` (which then means the tenant that address routes
+to, usually the default tenant). The answer is a JRD with the profile page as
+a link and the status as properties; hidden users do not exist here either.
+Links are built from configuration (links.py), never from the ``Host`` header.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from fingerplat.adapters.web import tenancy
+from fingerplat.adapters.web import links, tenancy
 from fingerplat.adapters.web.keys import SERVICE
 from fingerplat.adapters.web.payloads import MalformedRequest
 from fingerplat.adapters.web.templating import iso_time
@@ -42,24 +42,44 @@ def parse_acct(resource: str | None) -> tuple[str, str]:
 
 
 async def find_tenant(request: web.Request, domain: str) -> tuple[Tenant, str]:
-    """The tenant named by ``domain`` and the path prefix of its pages on this host."""
+    """The tenant ``domain`` names, and the base URL of its pages (from configuration).
+
+    ``domain`` may be one of a tenant's DNS domains, a tenant's slug, or the
+    host (``host`` or ``host:port``) of ``[web] public_url``, which means the
+    tenant that address routes to. The request's ``Host`` header is never
+    taken on trust: it only counts when it names a tenant's configured domain,
+    and then the request is for that tenant alone, so another tenant's
+    ``acct:`` is 404 there rather than a link that 404s on that host.
+    """
     service = request.config_dict[SERVICE]
-    request_host = (request.host or "").lower()
-    if domain in (request_host, tenancy.host_name(request_host), _without_port(request_host)):
-        tenant = await tenancy.resolve(request)
-        return tenant, ""
-    tenant = await service.tenant_for_host(domain)
-    if tenant is None:
-        raise NotFound(f"no tenant for domain {domain[:100]!r} here")
-    routed = await tenancy.resolve(request)
-    return tenant, "" if routed.id == tenant.id else f"/t/{tenant.slug}"
+    public = links.public_url(request)
+    host_tenant, host_domain = await _tenant_of_host(service, request.headers.get("Host"))
+    public_tenant, _ = await _tenant_of_host(service, public.host)
+    if domain in (public.authority, public.host):
+        tenant = public_tenant or await service.resolve_tenant(None)
+    else:
+        tenant = await service.tenant_for_host(domain)  # a domain or a slug
+    if tenant is None or (host_tenant is not None and host_tenant.id != tenant.id):
+        raise NotFound("no such account here: unknown domain")  # nothing echoed
+    if host_tenant is not None and host_domain is not None:
+        return tenant, links.domain_base(request, host_domain)
+    routes_here = (public_tenant.id if public_tenant is not None
+                   else (await service.resolve_tenant(None)).id)
+    prefix = "" if tenant.id == routes_here else f"/t/{tenant.slug}"
+    return tenant, f"{public.base}{prefix}"
 
 
-def _without_port(host: str) -> str:
-    """``127.0.0.1:8000`` -> ``127.0.0.1``, ``[::1]:8000`` -> ``[::1]``: acct: has no port."""
-    if host.startswith("["):
-        return host.partition("]")[0] + "]"
-    return host.rpartition(":")[0] or host if host.count(":") == 1 else host
+async def _tenant_of_host(
+    service: Any, host_header: str | None
+) -> tuple[Tenant | None, str | None]:
+    """The tenant whose configured domain the ``Host`` names, and that domain (else None)."""
+    name = tenancy.host_name(host_header)
+    if name is None:
+        return None, None
+    tenant = await service.tenant_for_host(name)
+    if tenant is None or name not in tenant.domains:
+        return None, None
+    return tenant, name
 
 
 def jrd(user: User, domain: str, profile: str, rels: list[str]) -> dict[str, Any]:
@@ -86,7 +106,7 @@ async def webfinger(request: web.Request) -> web.Response:
     user = await request.config_dict[SERVICE].public_user(tenant, name)
     if user is None:
         raise NotFound(f"no such user: {name!r}")
-    profile = f"{request.scheme}://{request.host}{base}/~{user.username}"
+    profile = f"{base}/~{user.username}"
     body = jrd(user, domain, profile, request.query.getall("rel", []))
     return web.Response(
         text=json.dumps(body), content_type=JRD,

@@ -45,8 +45,14 @@ from fingerplat.domain.model import Channel, Context, Tenant
 log = logging.getLogger("fingerplat.web.xmlrpc")
 
 NO_SUCH_USER = "No such user"
-MAX_MULTICALL = 100
-MAX_LISTED_USERS = 10_000
+# Amplification bounds (SPEC section 11): a request of at most max_body_bytes
+# runs at most MAX_MULTICALL calls, and all its answers together list at most
+# MAX_LISTED_USERS usernames, so no request makes the server build an answer
+# of unbounded size (a multicall of 100 getUsers on a 10,000-user tenant made
+# a 61 MB answer before these limits).
+MAX_MULTICALL = 50
+MAX_LISTED_USERS = 1000
+PAGE_DEFAULT = 100
 
 # Stable fault codes.
 FAULT_UNAUTHENTICATED = 401
@@ -54,6 +60,7 @@ FAULT_FORBIDDEN = 403
 FAULT_NOT_FOUND = 404
 FAULT_CONFLICT = 409
 FAULT_INVALID = 422
+FAULT_TOO_LARGE = 413
 FAULT_UNAVAILABLE = 503
 FAULT_PARSE = -32700
 FAULT_BAD_REQUEST = -32600
@@ -126,6 +133,17 @@ class Call:
     request: web.Request
     tenant: Tenant
     _ctx: Context | None = None
+    listed: int = 0  # usernames put in this request's answers so far
+
+    def may_list(self, count: int) -> None:
+        """Count ``count`` more usernames against the request's budget, or fault."""
+        if self.listed + count > MAX_LISTED_USERS:
+            raise RpcFault(
+                FAULT_TOO_LARGE,
+                f"answer too large: one request lists at most {MAX_LISTED_USERS} usernames "
+                "in all; ask for the rest in another request (getUsersPage)",
+            )
+        self.listed += count
 
     @property
     def service(self) -> Any:
@@ -163,16 +181,28 @@ async def get_user(call: Call, user: Any) -> str:
 
 
 async def get_users(call: Call) -> list[str]:
-    """getUsers(): the usernames of the tenant's visible users."""
-    names: list[str] = []
-    cursor = None
-    while len(names) < MAX_LISTED_USERS:
-        page = await call.service.directory(call.tenant, limit=1000, cursor=cursor)
-        names.extend(u.username for u in page.users)
-        cursor = page.next_cursor
-        if cursor is None:
-            break
-    return names[:MAX_LISTED_USERS]
+    """getUsers(): the usernames of the tenant's visible users, the first 1000 at most."""
+    room = MAX_LISTED_USERS - call.listed
+    if room <= 0:
+        call.may_list(1)  # a spent budget is a fault, never a silently empty list
+    page = await call.service.directory(call.tenant, limit=room)
+    call.may_list(len(page.users))
+    return [u.username for u in page.users]
+
+
+async def get_users_page(call: Call, cursor: Any, limit: Any) -> dict[str, Any]:
+    """getUsersPage(cursor, limit): one page of usernames and the cursor of the next."""
+    after = _string(cursor, "cursor")
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
+        raise RpcFault(FAULT_BAD_PARAMS, "limit must be an integer between 1 and 1000")
+    call.may_list(limit)
+    page = await call.service.directory(call.tenant, limit=limit, cursor=after or None)
+    call.listed -= limit - len(page.users)
+    return {
+        "users": [u.username for u in page.users],
+        "total": page.total,
+        "next_cursor": page.next_cursor or "",
+    }
 
 
 async def get_user_info(call: Call, user: Any) -> dict[str, str]:
@@ -205,7 +235,13 @@ Method = Callable[..., Awaitable[Any]]
 METHODS: dict[str, tuple[Method, str, list[str]]] = {
     "getUser": (get_user, "getUser(user) -> the status (string); 'No such user' when unknown.",
                 ["string", "string"]),
-    "getUsers": (get_users, "getUsers() -> array of visible usernames.", ["array"]),
+    "getUsers": (get_users, f"getUsers() -> array of visible usernames (the first "
+                 f"{MAX_LISTED_USERS}; getUsersPage pages through all).", ["array"]),
+    "getUsersPage": (get_users_page,
+                     "getUsersPage(cursor, limit) -> struct {users, total, next_cursor}: "
+                     "limit (1-1000) usernames after cursor ('' for the first page); "
+                     "next_cursor is '' on the last page.",
+                     ["struct", "string", "int"]),
     "getUserInfo": (get_user_info,
                     "getUserInfo(user) -> struct {username, full_name, status, status_set_at "
                     "(ISO 8601 UTC or ''), plan}; fault 404 when unknown.",
@@ -270,7 +306,10 @@ async def multicall(call: Call, calls: Any) -> list[Any]:
     if not isinstance(calls, list):
         raise RpcFault(FAULT_BAD_PARAMS, "system.multicall takes an array of calls")
     if len(calls) > MAX_MULTICALL:
-        raise RpcFault(FAULT_BAD_PARAMS, f"at most {MAX_MULTICALL} calls per multicall")
+        # -32602 as before (a stable code): too many calls is a bad parameter.
+        raise RpcFault(FAULT_BAD_PARAMS,
+                       f"system.multicall takes at most {MAX_MULTICALL} calls, got "
+                       f"{len(calls)}: split them into several requests")
     results: list[Any] = []
     for entry in calls:
         try:

@@ -20,11 +20,11 @@ from tests.integration.irc.ircd import IrcPeer, Ngircd, text_of
 from tests.integration.irc.test_bot import bot_config, is_privmsg, joined_peer, make_acme
 from tests.integration.irc.test_resilience import wait_until
 
-# The most hostile status the rules accept: a bidi override, a TAB, protocol
-# look-alikes, and far more UTF-8 bytes than one IRC line can carry.
-HOSTILE_BUT_VALID = "\u202eevil\t:x PRIVMSG #acme :pwned " + "\U0001f600" * 250
+# The most hostile status the rules accept: a TAB, protocol look-alikes, and
+# far more UTF-8 bytes than one IRC line can carry (bidi overrides are refused).
+HOSTILE_BUT_VALID = "evil\t:x PRIVMSG #acme :pwned " + "\U0001f600" * 250
 # What an older release or a raw import could have left in a row.
-LEGACY_ROW = "hi\r\nPRIVMSG #acme :pwned\r\nQUIT :bye\x01\x03\x1b[31m\u2028\x85end"
+LEGACY_ROW = "hi\r\nPRIVMSG #acme :pwned\r\nQUIT :bye\x01\x03\x1b[31m\u2028\x85\u202eend"
 
 
 async def sentinel(peer: IrcPeer, bot: str = "fingerbot") -> None:
@@ -56,14 +56,14 @@ async def test_stored_text_cannot_inject_commands(
         answers = peer.privmsgs_from("fingerbot", mark)
         assert len(answers) == 3
         first, second = answers[0], answers[1]
-        # Cut to fit one line of 512 bytes with CRLF; no bidi override, no TAB.
+        # Cut to fit one line of 512 bytes with CRLF; no TAB.
         assert len(first.encode()) + 2 <= 512
         assert text_of(first).startswith("alice: evil :x PRIVMSG #acme :pwned \U0001f600")
         assert text_of(first).endswith("…")
         assert alice.status == HOSTILE_BUT_VALID  # stored as given; only the output is cut
         # Line breaks and controls became visible text inside the one line.
         assert text_of(second) == (
-            "bob: hi^M^JPRIVMSG #acme :pwned^M^JQUIT :bye^A^C^[[31m\\u2028\\u0085end"
+            "bob: hi^M^JPRIVMSG #acme :pwned^M^JQUIT :bye^A^C^[[31m\\u2028\\u0085\\u202eend"
         )
         # The channel saw nothing, and the bot did not quit.
         assert not any(" PRIVMSG #acme " in line or " QUIT " in line

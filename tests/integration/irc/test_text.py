@@ -43,7 +43,8 @@ def test_no_control_character_survives() -> None:
 
 def test_tab_and_bidi_controls() -> None:
     assert irc_text("a\tb") == "a b"
-    assert irc_text("\u202eabc\u2066d\u2069") == "abcd"
+    # Shown, like every other output shows them, never applied.
+    assert irc_text("\u202eabc\u2066d\u2069") == "\\u202eabc\\u2066d\\u2069"
 
 
 @pytest.mark.parametrize("target", ["#acme", "someone", "#" + "c" * 49])

@@ -7,10 +7,11 @@ message in every adapter.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import datetime
 
 from multidict import MultiDictProxy
 
+from fingerplat.domain import rules
 from fingerplat.domain.errors import InvalidInput
 
 Form = MultiDictProxy[object]
@@ -40,7 +41,7 @@ def optional_int(value: str | None, what: str) -> int | None:
     value = (value or "").strip()
     if not value:
         return None
-    if not value.isdigit() or len(value) > 9:
+    if not rules.ascii_digits(value) or len(value) > 9:
         raise InvalidInput(f"{what} must be a whole number")
     return int(value)
 
@@ -50,12 +51,7 @@ def day_start(value: str | None, what: str, *, next_day: bool = False) -> dateti
     value = (value or "").strip()
     if not value:
         return None
-    try:
-        day = date.fromisoformat(value)
-    except ValueError:
-        raise InvalidInput(f"{what} must be a date like 2026-11-21") from None
-    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    return start + timedelta(days=1) if next_day else start
+    return rules.day(value, what, next_day=next_day)
 
 
 def words(value: str) -> list[str]:

@@ -24,6 +24,7 @@ from fingerplat.domain.errors import (
     PermissionDenied,
     Unavailable,
 )
+from fingerplat.domain.text import printable
 
 log = logging.getLogger("fingerplat.web.admin")
 
@@ -173,4 +174,28 @@ async def domain_errors(request: web.Request, handler: Handler) -> web.StreamRes
                           "Something went wrong on our side; the error was logged.")
 
 
-MIDDLEWARES = [headers_and_metrics, load_session, domain_errors, require_login, check_csrf]
+@web.middleware
+async def read_form(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Parse the form of an unsafe request once, here, so a malformed one is a 400.
+
+    aiohttp keeps the parsed form (``request.post()`` returns it again to
+    the CSRF check and the handler). Its multipart parser raises plain
+    ``ValueError`` (a part without a name, nested multipart, bytes that are
+    not the declared charset) and ``LookupError`` (a charset Python does not
+    know): a client's malformed form, answered 400 with one WARNING line, not
+    a 500 with a traceback. Size limits stay aiohttp's (413).
+    """
+    if request.method in UNSAFE_METHODS:
+        try:
+            await request.post()
+        except (ValueError, LookupError) as error:
+            log.warning("refused %s %s from %s: unreadable form: %s", request.method,
+                        printable(request.path)[:200], request.remote, printable(str(error))[:160])
+            return error_page(request, 400, "Form cannot be read",
+                              "The form could not be read (malformed or in an unknown "
+                              "encoding), so nothing was changed.")
+    return await handler(request)
+
+
+MIDDLEWARES = [headers_and_metrics, load_session, domain_errors, require_login, read_form,
+               check_csrf]

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from fingerplat.adapters.web.admin.sessions import Session, SessionStore
 from fingerplat.adapters.web.admin.throttle import LoginThrottle
+from fingerplat.adapters.web.templating import neutralise
 from fingerplat.domain.model import Channel, Context, Principal, Role, Token
 from fingerplat.metrics import Metrics
 from fingerplat.service.core import FingerplatService
@@ -132,6 +133,7 @@ def make_environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=neutralise,  # no control or bidi character reaches the browser
     )
     env.globals.update(url=url, seg=seg, tenant_url=tenant_url,
                        public_user_url=public_user_url)

@@ -76,7 +76,7 @@ async def create_token(request: web.Request) -> web.StreamResponse:
     _created(request, issued, tenant_url(tenant.slug, "/tokens"))
 
 
-@routes.post("/tenants/{tenant}/tokens/{token_id:\\d{1,9}}/revoke")
+@routes.post("/tenants/{tenant}/tokens/{token_id:[0-9]{1,9}}/revoke")
 async def revoke_tenant_token(request: web.Request) -> web.StreamResponse:
     tenant = await _tenant(request)
     token = await state.service(request).revoke_token(
@@ -116,7 +116,7 @@ async def create_platform_token(request: web.Request) -> web.StreamResponse:
     _created(request, issued, state.url("/tokens"))
 
 
-@routes.post("/tokens/{token_id:\\d{1,9}}/revoke")
+@routes.post("/tokens/{token_id:[0-9]{1,9}}/revoke")
 async def revoke_token(request: web.Request) -> web.StreamResponse:
     token = await state.service(request).revoke_token(
         state.context(request), int(request.match_info["token_id"])
