@@ -35,6 +35,7 @@ from fingerplat.repository.engine import (
 from fingerplat.repository.uow import translate_db_error
 from fingerplat.server import logs, privileges, systemd
 from fingerplat.server.leadership import LEADERSHIP_INTERVAL, BotLeadership
+from fingerplat.server.trusted_proxies import TrustedProxies
 from fingerplat.service import FingerplatService
 from fingerplat.service.event_bridge import EventBridge, start_event_bridge
 
@@ -155,6 +156,7 @@ class Runtime:
             try:
                 self.listeners.append(await start_setter_server(
                     self.service, host, port, settings=cfg.setter, metrics=self.metrics,
+                    trusted=TrustedProxies(cfg.network.trusted_proxies),
                 ))
             except OSError as error:
                 raise listen_error("setter", host, port, error) from None
@@ -296,8 +298,10 @@ class Runtime:
 # Configuration keys a running server applies on SIGHUP (README: "Reloading").
 LIVE_KEYS = (
     "finger.idle_timeout", "finger.max_connections", "finger.rate_limit",
-    "finger.max_listed_users", "finger.access_log", "setter.idle_timeout",
-    "setter.max_connections", "forwarding.", "log.",
+    "finger.max_listed_users", "finger.access_log", "finger.max_connections_per_address",
+    "setter.idle_timeout", "setter.auth_timeout", "setter.max_connections",
+    "setter.max_connections_per_address", "web.max_connections",
+    "web.max_connections_per_address", "network.", "forwarding.", "log.",
     "web.templates", "web.tls_cert", "web.tls_key",
 )
 
