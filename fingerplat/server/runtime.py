@@ -148,6 +148,7 @@ class Runtime:
                 self.listeners.append(await start_finger_server(
                     self.service, host, port, tenant=spec.tenant, settings=cfg.finger,
                     metrics=self.metrics, forward=self.forwarder(),
+                    trusted=TrustedProxies(cfg.network.trusted_proxies),
                 ))
             except OSError as error:
                 raise listen_error("finger", host, port, error) from None
