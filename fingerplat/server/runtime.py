@@ -173,6 +173,7 @@ class Runtime:
 
             self.listeners.append(await start_web_server(
                 self.service, cfg.web, metrics=self.metrics,
+                trusted=TrustedProxies(cfg.network.trusted_proxies),
             ))
         if cfg.irc:
             from fingerplat.adapters.irc import IrcTiming, start_irc_bots
@@ -302,7 +303,7 @@ LIVE_KEYS = (
     "finger.max_listed_users", "finger.access_log", "finger.max_connections_per_address",
     "setter.idle_timeout", "setter.auth_timeout", "setter.max_connections",
     "setter.max_connections_per_address", "web.max_connections",
-    "web.max_connections_per_address", "network.", "forwarding.", "log.",
+    "web.max_connections_per_address", "forwarding.", "log.",
     "web.templates", "web.tls_cert", "web.tls_key",
 )
 

@@ -140,7 +140,6 @@ class FingerServer:
     def reconfigure(self, config: Config) -> None:
         """SIGHUP: new limits apply to the next connection; open ones keep theirs."""
         self.apply(config.finger)
-        self.trusted = TrustedProxies(config.network.trusted_proxies)
 
     @property
     def addresses(self) -> list[str]:

@@ -161,7 +161,6 @@ class SetterListener:
     def reconfigure(self, config: Config) -> None:
         """SIGHUP: new limits and timeouts apply from the next line read."""
         self.apply(config.setter)
-        self.trusted = TrustedProxies(config.network.trusted_proxies)
 
     @property
     def addresses(self) -> list[str]:
