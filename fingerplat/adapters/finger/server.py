@@ -234,7 +234,7 @@ class FingerServer:
                 self._refuse_at_once(conn, peer, TOO_MANY_CONNECTIONS, "max_connections")
             elif self.proxy_protocol:
                 self._accept_proxied(conn, peer, loop.time() + self.idle_timeout)
-            elif self.held and self.over_share(peer):
+            elif self.held.get(peer, 0) >= self.max_per_address and peer not in self.trusted:
                 self._refuse_at_once(conn, peer, TOO_MANY_FROM_ADDRESS,
                                      "max_connections_per_address")
             elif not self.limiter.allow(peer):

@@ -138,6 +138,8 @@ class SetterListener:
         self.service = service
         self.metrics = metrics
         self.trusted = trusted if trusted is not None else TrustedProxies()
+        # Read at start only: turning PROXY headers on or off needs a restart.
+        self.proxy_protocol = self.proxy_capable and settings.proxy_protocol
         self.apply(settings)
         self.tracker = ConnectionTracker()
         self.open: dict[asyncio.StreamWriter, _Connection] = {}
@@ -155,8 +157,6 @@ class SetterListener:
         self.max_connections = settings.max_connections
         self.max_per_address = per_address_share(settings.max_connections,
                                                  settings.max_connections_per_address)
-        if not hasattr(self, "proxy_protocol"):  # a restart changes it, not SIGHUP
-            self.proxy_protocol = self.proxy_capable and settings.proxy_protocol
 
     def reconfigure(self, config: Config) -> None:
         """SIGHUP: new limits and timeouts apply from the next line read."""
