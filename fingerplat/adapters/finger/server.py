@@ -17,10 +17,17 @@ and follows the rules below exactly as if the protocol had read it itself:
 :class:`FingerAnswerer` and writes the CRLF answer through
 :func:`render.encode` before closing.
 
-Limits (SPEC section 2), each answered with one line and a close, never a
-hang: ``max_connections`` open connections, ``rate_limit`` queries per second
-per client address (burst twice that), 512-byte queries, ``idle_timeout``
-seconds to send the line.
+Limits (SPEC sections 2 and 11), each answered with one line and a close,
+never a hang: ``max_connections`` open connections, of which one client
+address may hold its share (``max_connections_per_address``, by default a
+quarter), ``rate_limit`` queries per second per client address (burst twice
+that), 512-byte queries, ``idle_timeout`` seconds to send the line.
+
+With ``proxy_protocol = true`` (SPEC section 12) only connections from
+``[network] trusted_proxies`` are taken, each handed to a protocol that reads
+the PROXY header first; the client it names is the peer for the limits and
+the access log. On SIGTERM, connections whose query has started are answered
+within the drain deadline; the others are closed at once.
 """
 
 from __future__ import annotations
