@@ -144,6 +144,11 @@ class WebConfig(_Section):
     def _tls_pair(self) -> WebConfig:
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("web.tls_cert and web.tls_key must be given together")
+        if self.proxy_protocol and self.tls_cert is not None:
+            # The PROXY header comes before the TLS handshake; the listener
+            # reads it above TLS, so the two cannot be combined here.
+            raise ValueError("web.proxy_protocol cannot be combined with web.tls_cert/tls_key: "
+                             "terminate TLS at the proxy (or use X-Forwarded-For)")
         return self
 
 

@@ -186,3 +186,26 @@ def test_forwarded_headers_never_raise(xff: str, forwarded: str) -> None:
     found = client_address("127.0.0.1", headers, TRUSTED)
     assert found is not None
     ipaddress.ip_address(found)
+
+
+# -- configuration --------------------------------------------------------------------
+
+
+def test_listener_keys_and_trusted_proxies_are_checked_at_start() -> None:
+    from fingerplat.config import from_mapping, per_address_share
+    from fingerplat.domain.errors import InvalidInput
+
+    config = from_mapping({"network": {"trusted_proxies": ["127.0.0.1/32", "::1"]},
+                           "finger": {"proxy_protocol": True},
+                           "setter": {"auth_timeout": 5, "max_connections_per_address": 3},
+                           "web": {"max_connections": 40}})
+    assert config.finger.proxy_protocol and config.setter.auth_timeout == 5
+    assert per_address_share(config.web.max_connections, None) == 16  # a quarter, at least 16
+    assert per_address_share(1000, None) == 250 and per_address_share(8, None) == 8
+    assert per_address_share(200, 3) == 3
+    with pytest.raises(InvalidInput, match=r"network\.trusted_proxies"):
+        from_mapping({"network": {"trusted_proxies": ["not-a-network"]}})
+    with pytest.raises(InvalidInput, match="proxy_protocol cannot be combined"):
+        from_mapping({"web": {"proxy_protocol": True, "tls_cert": "c.pem", "tls_key": "k.pem"}})
+    with pytest.raises(InvalidInput, match=r"web\.max_connections"):
+        from_mapping({"web": {"max_connections": 0}})
