@@ -120,6 +120,13 @@ class FrontDoor:
         self.closing = False
         # Every open web connection (at the front door or handed over to
         # aiohttp) and how many each client address holds (SPEC section 11).
+        # A connection is attributed to its address (a getpeername system
+        # call under uvloop) only once it could matter: while fewer than
+        # max_per_address connections are open no address can hold its
+        # share, so connections opened then are counted but not attributed;
+        # reaching max_per_address attributes every open one (each at most
+        # once), and from then on every new one at accept. Kept pages
+        # answered on short connections thus never pay for the lookup.
         self.open_count = 0
         self.held: dict[str | None, int] = {}
         self.lingering = 0  # refused connections being read away
@@ -147,18 +154,26 @@ class FrontDoor:
         self.trusted = trusted
 
     def hold(self, host: str | None) -> None:
-        self.open_count += 1
+        """Count one more connection of ``host`` (open_count is counted apart)."""
         held = self.held
         held[host] = held.get(host, 0) + 1
 
     def release(self, host: str | None) -> None:
-        self.open_count -= 1
         held = self.held
         left = held.get(host, 1) - 1
         if left > 0:
             held[host] = left
         else:
             held.pop(host, None)
+
+    def attribute_all(self) -> None:
+        """Every connection at the front door counted under its address (see __init__).
+
+        Handed-over connections are attributed at handover, so the front
+        door's own set holds every connection that may not be yet.
+        """
+        for protocol in list(self.connections):
+            protocol.attribute()
 
     def over_share(self, host: str | None) -> bool:
         """``host`` holds its share of max_connections (trusted proxies never do)."""
@@ -194,7 +209,7 @@ class FrontDoor:
         return page if isinstance(page, KeptPage) else None
 
     def answer(self, message: Any, page: KeptPage, started: float,
-               peer: str | None) -> bytes:
+               protocol: DoorProtocol) -> bytes:
         """The whole HTTP answer, header for header what aiohttp writes for the page."""
         body = page.body(datetime.now(UTC))
         version: HttpVersion = message.version
@@ -217,7 +232,7 @@ class FrontDoor:
         if self._access.enabled:
             # aiohttp's "%b" is every byte written, head included.
             self._log_access(message, page.status, len(answer), time.perf_counter() - started,
-                             peer)
+                             protocol.peer_host())
         return answer
 
     def unreadable(self, error: Exception, transport: asyncio.BaseTransport) -> bytes:
@@ -312,8 +327,15 @@ class _Guarded(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
-        self._door.release(self._host)
+        door = self._door
+        door.open_count -= 1
+        door.release(self._host)
         self._handler.connection_lost(exc)
+
+
+def _peer_host(transport: asyncio.BaseTransport) -> str | None:
+    peer = transport.get_extra_info("peername")
+    return str(peer[0]) if isinstance(peer, tuple) and peer else None
 
 
 class _ClientTransport:
@@ -339,8 +361,8 @@ class _ClientTransport:
 class DoorProtocol(asyncio.Protocol):
     """One web connection while the front door answers it."""
 
-    __slots__ = ("_client", "_closes_after", "_counted", "_deadline", "_door", "_header",
-                 "_host", "_lingering", "_parser", "_timer", "_transport")
+    __slots__ = ("_attributed", "_client", "_closes_after", "_counted", "_deadline", "_door",
+                 "_header", "_host", "_lingering", "_parser", "_timer", "_transport")
 
     def __init__(self, door: FrontDoor) -> None:
         self._door = door
@@ -349,8 +371,9 @@ class DoorProtocol(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._deadline = 0.0
         self._closes_after = False
-        self._host: str | None = None  # the client's address
-        self._counted = False  # counted in door.held under _host
+        self._host: str | None = None  # the client's address, once attributed
+        self._counted = False  # counted in door.open_count
+        self._attributed = False  # counted in door.held under _host
         self._lingering = False  # refused: reading away the client's input
         self._header: bytearray | None = None  # a PROXY header being read
         self._client: tuple[str, int] | None = None  # the client a PROXY header named
@@ -359,25 +382,32 @@ class DoorProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         door = self._door
-        peer = transport.get_extra_info("peername")
-        host = peer[0] if isinstance(peer, tuple) and peer else None
         if door.open_count >= door.max_connections:
             self._refuse(transport, TOO_MANY_CONNECTIONS, "max_connections")
             return
         if door.proxy_protocol:
+            host = _peer_host(transport)
             if host not in door.trusted:  # only a trusted proxy may send the header
                 door.refused("untrusted_proxy")
                 transport.close()
                 return
             self._header = bytearray()
-        elif door.held and door.over_share(host):
-            self._refuse(transport, TOO_MANY_FROM_ADDRESS, "max_connections_per_address")
-            return
-        self._host = host
-        door.hold(host)
+            self._attributed = True
+        elif door.open_count >= door.max_per_address:  # every open one is attributed
+            host = _peer_host(transport)
+            if door.over_share(host):
+                self._refuse(transport, TOO_MANY_FROM_ADDRESS, "max_connections_per_address")
+                return
+            self._attributed = True
+        if self._attributed:
+            self._host = host
+            door.hold(host)
         self._counted = True
+        door.open_count += 1
         self._transport = transport  # type: ignore[assignment]
         door.connections.add(self)
+        if door.open_count == door.max_per_address:
+            door.attribute_all()
         self._parser = HttpRequestParser(
             _UNREAD_PAYLOAD, door.loop, READ_BUFSIZE, max_line_size=MAX_LINE_SIZE,
             max_field_size=MAX_FIELD_SIZE, max_headers=MAX_HEADERS,
@@ -426,10 +456,30 @@ class DoorProtocol(asyncio.Protocol):
             self._door.lingering -= 1
 
     def _let_go(self) -> None:
-        """No longer count this connection against its address (once)."""
+        """No longer count this connection (once)."""
         if self._counted:
             self._counted = False
+            self._door.open_count -= 1
+        self._unattribute()
+
+    def _unattribute(self) -> None:
+        if self._attributed:
+            self._attributed = False
             self._door.release(self._host)
+
+    def attribute(self) -> None:
+        """Count this connection under its address, if it is not yet."""
+        transport = self._transport
+        if not self._attributed and transport is not None:
+            self._host = _peer_host(transport)
+            self._attributed = True
+            self._door.hold(self._host)
+
+    def peer_host(self) -> str | None:
+        """The client's address (looked up now if it was not needed before)."""
+        if self._attributed or self._transport is None:
+            return self._host
+        return _peer_host(self._transport)
 
     # -- limits and the client behind a proxy ------------------------------------
 
@@ -473,14 +523,15 @@ class DoorProtocol(asyncio.Protocol):
         self._header = None
         rest = bytes(header_bytes[header.consumed:])
         if header.source is not None and header.source != self._host:
-            self._let_go()
+            self._unattribute()
             if door.over_share(header.source):
+                self._let_go()
                 self._forget()
                 self._refuse(transport, TOO_MANY_FROM_ADDRESS, "max_connections_per_address")
                 return b""
             self._host = header.source
             door.hold(header.source)
-            self._counted = True
+            self._attributed = True
             self._client = (header.source, header.source_port or 0)
         return rest
 
@@ -509,11 +560,12 @@ class DoorProtocol(asyncio.Protocol):
         if page is None:
             return None
         self._closes_after = message.should_close
-        return door.answer(message, page, started, self._host)
+        return door.answer(message, page, started, self)
 
     def _hand_over(self, data: bytes, transport: asyncio.Transport) -> None:
         """From now on aiohttp serves this connection, starting with ``data``."""
-        self._counted = False  # counted by the handler from now on
+        self.attribute()  # the handler counts it from now on, under its address
+        self._counted = self._attributed = False
         handler = _Guarded(self._door, self._door.aiohttp_server(), self._host)
         client = self._client
         self._forget()

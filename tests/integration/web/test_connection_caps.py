@@ -130,3 +130,22 @@ async def test_a_trusted_proxy_is_not_held_to_a_share(start: StartFn) -> None:
     finally:
         for _, writer in held:
             writer.close()
+
+
+async def test_connections_opened_before_the_share_mattered_still_count(start: StartFn) -> None:
+    """Addresses are looked up only from max_per_address open connections on; none is lost."""
+    server = await start(max_connections=100, max_connections_per_address=3)
+    held = [await connect_from(server, "127.0.0.1") for _ in range(2)]
+    try:
+        await until(lambda: server.door.open_count == 2, "two open")
+        held.append(await connect_from(server, "127.0.0.2"))  # the third: every one attributed
+        await until(lambda: server.door.held == {"127.0.0.1": 2, "127.0.0.2": 1}, "attributed")
+        held.append(await connect_from(server, "127.0.0.1"))
+        await until(lambda: server.door.held.get("127.0.0.1") == 3, "the third from .1")
+        refused = await get_from(server, "127.0.0.1")
+        assert status(refused) == "HTTP/1.1 503 Service Unavailable"
+        assert status(await get_from(server, "127.0.0.2")) == "HTTP/1.1 200 OK"
+    finally:
+        for _, writer in held:
+            writer.close()
+    await until(lambda: server.door.open_count == 0 and server.door.held == {}, "all let go")
