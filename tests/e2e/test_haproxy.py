@@ -4,9 +4,10 @@ HAProxy sends a PROXY v2 header to the finger and setter nodes
 (``send-proxy-v2``, health checks included) and ``X-Forwarded-For`` to the
 web (``option forwardfor``), as deploy/haproxy.cfg does. The nodes trust
 the balancer only: audit rows and access logs name the real client (a
-127.0.0.x loopback address of the test's choosing), a client's own
-``X-Forwarded-For`` cannot choose it, and a connection that bypasses the
-balancer without a header is closed unanswered.
+127.0.0.x loopback address of the test's choosing), the rate limit slows
+down one client and not the others behind the same balancer, a client's
+own ``X-Forwarded-For`` cannot choose its address, and a connection that
+bypasses the balancer without a header is closed unanswered.
 """
 
 from __future__ import annotations
@@ -146,6 +147,7 @@ async def test_haproxy_in_front_of_two_nodes_shows_the_real_client(
 trusted_proxies = ["127.0.0.1/32"]
 [finger]
 proxy_protocol = true
+rate_limit = 2
 [setter]
 proxy_protocol = true
 """)
@@ -168,6 +170,14 @@ proxy_protocol = true
             assert b"via haproxy" in answer, answer
         for node in both:
             await node.wait_line(lambda line: "127.0.0.6 alice" in line)
+
+        # One abusive client is slowed down by the nodes' rate limit (2 queries
+        # a second, bursts of 4, on each node); another client is not.
+        answers = [await exchange(ports["finger"], b"alice\r\n", source="127.0.0.9")
+                   for _ in range(12)]
+        assert b"finger: too many queries from your address, please slow down\r\n" in answers
+        assert b"via haproxy" in await exchange(ports["finger"], b"alice\r\n",
+                                                source="127.0.0.10")
 
         # Web: X-Forwarded-For from the balancer names the client; the client's
         # own header (on the left of what HAProxy appends) cannot.
