@@ -54,7 +54,9 @@ def main() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, args.idle + 1000), hard))
     with tempfile.NamedTemporaryFile("w", suffix=".toml") as config:
         config.write("[finger]\nrate_limit = 100000000\naccess_log = false\n"
-                     f"max_connections = {args.idle + 1000}\nidle_timeout = 600\n")
+                     f"max_connections = {args.idle + 1000}\nidle_timeout = 600\n"
+                     # every client is 127.0.0.1: its share is all of them
+                     f"max_connections_per_address = {args.idle + 1000}\n")
         config.flush()
         serve = subprocess.Popen(
             [str(Path(sys.executable).parent / "fingerplat"), "--database-url",

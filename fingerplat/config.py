@@ -117,10 +117,30 @@ def _listen_list(value: Any) -> Any:
     return value
 
 
+#: The share of ``max_connections`` one client address may hold when
+#: ``max_connections_per_address`` is not set: a quarter, but at least this
+#: many (a small ``max_connections`` is not cut down to one per address).
+PER_ADDRESS_FLOOR = 16
+
+
+def per_address_share(max_connections: int, configured: int | None) -> int:
+    """Connections one client address may hold open at once (SPEC section 11).
+
+    ``configured`` (``max_connections_per_address``) wins; otherwise a quarter
+    of ``max_connections``, at least ``PER_ADDRESS_FLOOR``, never more than
+    ``max_connections``.
+    """
+    if configured is not None:
+        return min(configured, max_connections)
+    return min(max_connections, max(max_connections // 4, PER_ADDRESS_FLOOR))
+
+
 class FingerConfig(_Section):
     listen: list[ListenSpec] = Field(default_factory=lambda: [ListenSpec(address="127.0.0.1:1079")])
     idle_timeout: Seconds = 10
     max_connections: StrictInt = Field(1000, ge=1)
+    max_connections_per_address: StrictInt | None = Field(None, ge=1)
+    proxy_protocol: StrictBool = False
     rate_limit: Seconds = Field(20, gt=0)
     max_listed_users: StrictInt = Field(200, ge=1)
     access_log: StrictBool = True
@@ -133,7 +153,12 @@ class SetterConfig(_Section):
     unix_socket: StrictStr | None = None
     unix_tenant: StrictStr = "default"
     idle_timeout: Seconds = 300
+    # An anonymous session must AUTH within this many seconds (blank lines
+    # do not count as activity); then it is closed.
+    auth_timeout: Seconds = Field(30, gt=0)
     max_connections: StrictInt = Field(200, ge=1)
+    max_connections_per_address: StrictInt | None = Field(None, ge=1)
+    proxy_protocol: StrictBool = False
 
     _listen = field_validator("listen", mode="before")(_listen_list)
 
@@ -148,6 +173,9 @@ class WebConfig(_Section):
     # absolute links (WebFinger) are built from it, never from the Host header.
     # Default: the first web listen address.
     public_url: StrictStr | None = None
+    max_connections: StrictInt = Field(1000, ge=1)
+    max_connections_per_address: StrictInt | None = Field(None, ge=1)
+    proxy_protocol: StrictBool = False
 
     _listen = field_validator("listen", mode="before")(_listen_list)
 
@@ -163,6 +191,11 @@ class WebConfig(_Section):
     def _tls_pair(self) -> WebConfig:
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("web.tls_cert and web.tls_key must be given together")
+        if self.proxy_protocol and self.tls_cert is not None:
+            # The PROXY header comes before the TLS handshake; the listener
+            # reads it above TLS, so the two cannot be combined here.
+            raise ValueError("web.proxy_protocol cannot be combined with web.tls_cert/tls_key: "
+                             "terminate TLS at the proxy (or use X-Forwarded-For)")
         return self
 
 
@@ -182,6 +215,26 @@ class ForwardingConfig(_Section):
             except ValueError:
                 raise ValueError(f"{item!r} is not an IP network like 127.0.0.2/32") from None
         return value
+
+
+def _check_networks(value: list[str], example: str) -> list[str]:
+    for item in value:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ValueError(f"{item!r} is not an IP network like {example}") from None
+    return value
+
+
+class NetworkConfig(_Section):
+    """Who may speak for a client: PROXY protocol headers and X-Forwarded-For (SPEC 12)."""
+
+    trusted_proxies: list[StrictStr] = Field(default_factory=list)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        return _check_networks(value, "10.0.0.0/8")
 
 
 class IrcConfig(_Section):
@@ -285,6 +338,7 @@ class Config(_Section):
     setter: SetterConfig = Field(default_factory=SetterConfig)
     web: WebConfig = Field(default_factory=WebConfig)
     forwarding: ForwardingConfig = Field(default_factory=ForwardingConfig)
+    network: NetworkConfig = Field(default_factory=NetworkConfig)
     irc: list[IrcConfig] = Field(default_factory=list)
     source: list[SourceConfig] = Field(default_factory=list)
     log: LogConfig = Field(default_factory=LogConfig)
@@ -293,7 +347,7 @@ class Config(_Section):
 def _field_names() -> set[str]:
     names: set[str] = set()
     for model in (Config, DatabaseConfig, FingerConfig, SetterConfig, WebConfig,
-                  ForwardingConfig, IrcConfig, SourceConfig, LogConfig, ListenSpec):
+                  ForwardingConfig, NetworkConfig, IrcConfig, SourceConfig, LogConfig, ListenSpec):
         names.update(model.model_fields)
     return names
 

@@ -35,6 +35,7 @@ from fingerplat.repository.engine import (
 )
 from fingerplat.server import logs, privileges, systemd
 from fingerplat.server.leadership import LEADERSHIP_INTERVAL, BotLeadership
+from fingerplat.server.trusted_proxies import TrustedProxies
 from fingerplat.service import FingerplatService
 from fingerplat.service.event_bridge import EventBridge, start_event_bridge
 
@@ -147,6 +148,7 @@ class Runtime:
                 self.listeners.append(await start_finger_server(
                     self.service, host, port, tenant=spec.tenant, settings=cfg.finger,
                     metrics=self.metrics, forward=self.forwarder(),
+                    trusted=TrustedProxies(cfg.network.trusted_proxies),
                 ))
             except OSError as error:
                 raise listen_error("finger", host, port, error) from None
@@ -155,6 +157,7 @@ class Runtime:
             try:
                 self.listeners.append(await start_setter_server(
                     self.service, host, port, settings=cfg.setter, metrics=self.metrics,
+                    trusted=TrustedProxies(cfg.network.trusted_proxies),
                 ))
             except OSError as error:
                 raise listen_error("setter", host, port, error) from None
@@ -171,6 +174,7 @@ class Runtime:
             try:
                 self.listeners.append(await start_web_server(
                     self.service, cfg.web, metrics=self.metrics,
+                    trusted=TrustedProxies(cfg.network.trusted_proxies),
                 ))
             except CannotListen as error:
                 raise with_listen_hint(error) from None
@@ -299,8 +303,10 @@ class Runtime:
 # Configuration keys a running server applies on SIGHUP (README: "Reloading").
 LIVE_KEYS = (
     "finger.idle_timeout", "finger.max_connections", "finger.rate_limit",
-    "finger.max_listed_users", "finger.access_log", "setter.idle_timeout",
-    "setter.max_connections", "forwarding.", "log.",
+    "finger.max_listed_users", "finger.access_log", "finger.max_connections_per_address",
+    "setter.idle_timeout", "setter.auth_timeout", "setter.max_connections",
+    "setter.max_connections_per_address", "web.max_connections",
+    "web.max_connections_per_address", "forwarding.", "log.",
     "web.templates", "web.tls_cert", "web.tls_key",
 )
 

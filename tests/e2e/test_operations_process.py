@@ -89,7 +89,8 @@ allow = ["127.0.0.0/8"]
                                  *PORTS_ZERO)
         finger_address = node.address("finger")
         # Idle: a finger client that has not sent its query, a setter session
-        # with nothing to do, and one in the middle of a plan.
+        # with nothing to do; and one in the middle of a plan that never ends
+        # (a started command: cut at the drain deadline, unanswered).
         idle_reader, idle_writer = await asyncio.open_connection(*finger_address)
         idle_setter = await SetterClient.connect(node.address("setter"))
         assert (await idle_setter.ask(f"AUTH {token}")).startswith("+OK")

@@ -248,7 +248,7 @@ async def test_waiting_room_hands_back_ready_connections_and_closes_idle_ones(
     idle: list[float] = []
     room = WaitingRoom(loop, on_ready=lambda conn, peer, deadline: (
         ready.append((peer, deadline)), conn.close()),
-        on_idle=lambda: idle.append(loop.time()), use_epoll=use_epoll)
+        on_idle=lambda peer: idle.append(loop.time()), use_epoll=use_epoll)
     assert (room.epoll is not None) == use_epoll
     listener = sockets.listening_sockets("127.0.0.1", 0)[0]
     clients = [socket.create_connection(listener.getsockname()[:2]) for _ in range(3)]

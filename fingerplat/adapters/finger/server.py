@@ -17,10 +17,17 @@ and follows the rules below exactly as if the protocol had read it itself:
 :class:`FingerAnswerer` and writes the CRLF answer through
 :func:`render.encode` before closing.
 
-Limits (SPEC section 2), each answered with one line and a close, never a
-hang: ``max_connections`` open connections, ``rate_limit`` queries per second
-per client address (burst twice that), 512-byte queries, ``idle_timeout``
-seconds to send the line.
+Limits (SPEC sections 2 and 11), each answered with one line and a close,
+never a hang: ``max_connections`` open connections, of which one client
+address may hold its share (``max_connections_per_address``, by default a
+quarter), ``rate_limit`` queries per second per client address (burst twice
+that), 512-byte queries, ``idle_timeout`` seconds to send the line.
+
+With ``proxy_protocol = true`` (SPEC section 12) only connections from
+``[network] trusted_proxies`` are taken, each handed to a protocol that reads
+the PROXY header first; the client it names is the peer for the limits and
+the access log. On SIGTERM, connections whose query has started are answered
+within the drain deadline; the others are closed at once.
 """
 
 from __future__ import annotations
@@ -39,11 +46,12 @@ from fingerplat.adapters.finger.answer import FingerAnswerer, ForwardFn
 from fingerplat.adapters.finger.limits import RateLimiter
 from fingerplat.adapters.finger.query import MAX_QUERY_BYTES
 from fingerplat.adapters.finger.waiting import WaitingRoom
-from fingerplat.config import Config, FingerConfig, format_address
+from fingerplat.config import Config, FingerConfig, format_address, per_address_share
 from fingerplat.domain.text import printable
 from fingerplat.metrics import Metrics
-from fingerplat.server import sockets
+from fingerplat.server import proxy_header, sockets
 from fingerplat.server.connections import ConnectionTracker
+from fingerplat.server.trusted_proxies import TrustedProxies
 from fingerplat.service import FingerplatService
 
 log = logging.getLogger("fingerplat.finger")
@@ -68,6 +76,9 @@ _NO_WAIT = socket.MSG_DONTWAIT
 _LAST_WORDS = socket.MSG_DONTWAIT | getattr(socket, "MSG_MORE", 0)
 
 TOO_MANY_CONNECTIONS = "too many connections, please try again later"
+TOO_MANY_FROM_ADDRESS = "too many connections from your address, please try again later"
+#: How often drain looks whether the queries it waits for were answered.
+DRAIN_POLL_SECONDS = 0.02
 RATE_LIMITED = "too many queries from your address, please slow down"
 QUERY_TOO_LONG = f"query too long: at most {MAX_QUERY_BYTES} bytes"
 
@@ -84,11 +95,19 @@ class FingerServer:
         settings: FingerConfig,
         metrics: Metrics,
         tenant: str | None,
+        trusted: TrustedProxies | None = None,
     ) -> None:
         self.answerer = answerer
         self.metrics = metrics
         self.tenant = tenant
+        self.trusted = trusted if trusted is not None else TrustedProxies()
+        # Read at start only: turning PROXY headers on or off needs a restart.
+        self.proxy_protocol = settings.proxy_protocol
         self.limiter = RateLimiter(settings.rate_limit, 2 * settings.rate_limit)
+        # Connections held (waiting for their query, being handed over, open)
+        # per client address; answered-on-accept ones are never held.
+        self.held: dict[str, int] = {}
+        self.draining = False
         self.apply(settings)
         self.tracker = ConnectionTracker()
         self.open: set[FingerProtocol] = set()
@@ -118,6 +137,8 @@ class FingerServer:
         self.settings = settings
         self.idle_timeout = float(settings.idle_timeout)
         self.max_connections = settings.max_connections
+        self.max_per_address = per_address_share(settings.max_connections,
+                                                 settings.max_connections_per_address)
         self.access_log = settings.access_log
         self.limiter.rate = float(settings.rate_limit)
         self.limiter.burst = 2.0 * settings.rate_limit
@@ -155,14 +176,31 @@ class FingerServer:
     def refused(self, reason: str) -> None:
         self.metrics.refused.labels(ADAPTER, reason).inc()
 
+    def hold(self, peer: str) -> None:
+        """Count a connection kept open for ``peer`` (against its share)."""
+        held = self.held
+        held[peer] = held.get(peer, 0) + 1
+
+    def release(self, peer: str) -> None:
+        held = self.held
+        left = held.get(peer, 1) - 1
+        if left > 0:
+            held[peer] = left
+        else:
+            held.pop(peer, None)
+
+    def over_share(self, peer: str) -> bool:
+        """``peer`` holds its share of max_connections already (trusted proxies never do)."""
+        return self.held.get(peer, 0) >= self.max_per_address and peer not in self.trusted
+
     # -- accepting ---------------------------------------------------------------
 
     def listen(self, sock: socket.socket) -> None:
         """Accept on ``sock`` (listening, non-blocking) from this event loop."""
         if self.loop is None:
             self.loop = asyncio.get_running_loop()
-            self.waiting_room = WaitingRoom(self.loop, on_ready=self._read_query,
-                                            on_idle=lambda: self.refused("idle_timeout"))
+            self.waiting_room = WaitingRoom(self.loop, on_ready=self._woken,
+                                            on_idle=self._idle_in_waiting_room)
         sock.setblocking(False)
         self.listeners.append(sock)
         self._watch(sock)
@@ -201,6 +239,11 @@ class FingerServer:
             peer = str(address[0]) if isinstance(address, tuple) and address else "?"
             if self.open_connections() >= self.max_connections:
                 self._refuse_at_once(conn, peer, TOO_MANY_CONNECTIONS, "max_connections")
+            elif self.proxy_protocol:
+                self._accept_proxied(conn, peer, loop.time() + self.idle_timeout)
+            elif self.held.get(peer, 0) >= self.max_per_address and peer not in self.trusted:
+                self._refuse_at_once(conn, peer, TOO_MANY_FROM_ADDRESS,
+                                     "max_connections_per_address")
             elif not self.limiter.allow(peer):
                 self._refuse_at_once(conn, peer, RATE_LIMITED, "rate_limit")
             else:
@@ -223,12 +266,38 @@ class FingerServer:
         if listener in self.listeners and listener.fileno() >= 0:
             self._watch(listener)
 
+    def _accept_proxied(self, conn: _socket.socket, peer: str, deadline: float) -> None:
+        """``proxy_protocol = true``: only a trusted proxy, and its header first.
+
+        Anyone else is closed with no answer. The header (and the query
+        after it) is read by a :class:`FingerProtocol`, which then applies
+        the per-address share and the rate limit to the client it names.
+        """
+        if peer not in self.trusted:
+            self.refused("untrusted_proxy")
+            conn.close()
+            return
+        self._hand_over(conn, FingerProtocol(self, peer, deadline=deadline, proxied=True))
+
+    def _woken(self, conn: _socket.socket, peer: str, deadline: float) -> None:
+        """A connection from the waiting room has bytes to read."""
+        self.release(peer)
+        self._read_query(conn, peer, deadline)
+
+    def _idle_in_waiting_room(self, peer: str) -> None:
+        self.release(peer)
+        self.refused("idle_timeout")
+
     def _read_query(self, conn: _socket.socket, peer: str, deadline: float) -> None:
         """Read what the client sent so far: answer at once, wait for more, or hand over."""
         try:
             received = conn.recv(FIRST_READ_BYTES, _NO_WAIT)
         except (BlockingIOError, InterruptedError):
             assert self.waiting_room is not None
+            if self.draining:  # nothing started: nothing owed
+                conn.close()
+                return
+            self.hold(peer)
             self.waiting_room.add(conn, peer, deadline)
             return
         except OSError:  # reset before the first byte
@@ -278,6 +347,8 @@ class FingerServer:
         assert self.loop is not None
         # A socket.socket: the transport detaches it when it closes the descriptor.
         sock = socket.socket(conn.family, conn.type, conn.proto, conn.detach())
+        self.hold(protocol.peer)
+        protocol.held = True
         self.handing_over.add(protocol)
         task = self.loop.create_task(self._connect(sock, protocol))
         self.handover_tasks.add(task)
@@ -289,8 +360,10 @@ class FingerServer:
             await self.loop.connect_accepted_socket(lambda: protocol, sock)
         except OSError:
             sock.close()  # reset in the meantime: there is no one to answer
+            protocol.let_go()
         except BaseException:  # cancelled by drain; a no-op once a transport owns it
             sock.close()
+            protocol.let_go()
             raise
         finally:
             self.handing_over.discard(protocol)
@@ -304,9 +377,32 @@ class FingerServer:
                 self.loop.remove_reader(sock.fileno())
             sock.close()
 
+    def _answering(self) -> bool:
+        return bool(self.handing_over) or any(p.started for p in self.open)
+
     async def drain(self, timeout: float) -> None:
-        """Let in-flight answers finish (bounded), then drop whoever is left."""
-        await self.tracker.drain(timeout)
+        """Answer the queries that have started (bounded by ``timeout``), drop the rest.
+
+        A connection that has sent nothing is closed at once; one whose
+        query (or PROXY header) is partly received gets until the deadline to
+        send the rest and read its answer (SPEC section 11), as does a
+        query being answered.
+        """
+        assert self.loop is not None or not self.listeners
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        self.draining = True
+        if self.waiting_room is not None:
+            for conn, peer, entry_deadline in self.waiting_room.take_all():
+                self.release(peer)
+                # Bytes may have come since it was put there: then it has started.
+                self._read_query(conn, peer, min(entry_deadline, deadline))
+        for protocol in list(self.open):
+            if not protocol.started:
+                protocol.close()
+        while self._answering() and loop.time() < deadline:  # noqa: ASYNC110 (shutdown only)
+            await asyncio.sleep(DRAIN_POLL_SECONDS)
+        await self.tracker.drain(max(0.0, deadline - loop.time()))
         for task in list(self.handover_tasks):
             task.cancel()
         if self.waiting_room is not None:
@@ -349,12 +445,15 @@ class FingerProtocol(asyncio.Protocol):
     ``deadline`` is when the idle timeout that began at accept runs out.
     """
 
-    __slots__ = ("buffer", "deadline", "done", "lingering", "peer", "received", "server",
-                 "task", "timer", "transport", "unsent")
+    __slots__ = ("buffer", "deadline", "done", "held", "lingering", "peer", "proxied",
+                 "received", "server", "task", "timer", "transport", "unsent")
 
     def __init__(self, server: FingerServer, peer: str, *, received: bytes = b"",
-                 unsent: bytes = b"", deadline: float | None = None) -> None:
+                 unsent: bytes = b"", deadline: float | None = None,
+                 proxied: bool = False) -> None:
         self.server = server
+        self.held = False  # counted in server.held under ``peer``
+        self.proxied = proxied  # a PROXY header comes first (then peer becomes the client)
         self.deadline = deadline  # loop time by which the query must be in
         self.transport: asyncio.Transport | None = None
         self.buffer = b""
@@ -391,6 +490,8 @@ class FingerProtocol(asyncio.Protocol):
         if self.done:
             return
         self.buffer += data
+        if self.proxied and not self._read_proxy_header():
+            return
         end = self.buffer.find(b"\n")
         if end < 0:
             if len(self.buffer) > MAX_QUERY_BYTES + 1:  # + 1: room for the CR
@@ -432,6 +533,74 @@ class FingerProtocol(asyncio.Protocol):
             self.timer = None
         server = self.server
         server.open.discard(self)
+        self.let_go()
+
+    # -- the client behind a proxy -----------------------------------------------
+
+    def _read_proxy_header(self) -> bool:
+        """Take the PROXY header off the buffer; False while it is incomplete or refused.
+
+        A bad header closes the connection with no answer. Once the client
+        is known, its share of connections and its rate limit apply as on
+        a direct connection.
+        """
+        try:
+            header = proxy_header.parse(self.buffer)
+        except proxy_header.BadProxyHeader as error:
+            log.info("finger: no valid PROXY header from %s: %s", self.peer, error)
+            self.done = True
+            self.server.refused("bad_proxy_header")
+            self._close()
+            return False
+        if header is None:
+            return False
+        self.proxied = False
+        self.buffer = self.buffer[header.consumed:]
+        server = self.server
+        if header.source is not None and header.source != self.peer:
+            self.let_go()
+            self.peer = header.source
+            if server.over_share(self.peer):
+                self._refuse(TOO_MANY_FROM_ADDRESS, "max_connections_per_address")
+                return False
+            server.hold(self.peer)
+            self.held = True
+        if not server.limiter.allow(self.peer):
+            self._refuse(RATE_LIMITED, "rate_limit")
+            return False
+        return bool(self.buffer)
+
+    def _refuse(self, message: str, reason: str) -> None:
+        """A refusal line for the client behind the proxy, then read the rest away."""
+        self.server.refused(reason)
+        self.done = self.lingering = True
+        self.buffer = b""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        transport.write(render.encode(render.refusal(message)))
+        if transport.can_write_eof():
+            transport.write_eof()
+        if self.timer is not None:
+            self.timer.cancel()
+        self.timer = asyncio.get_running_loop().call_later(LINGER_SECONDS, self._close)
+
+    def let_go(self) -> None:
+        """No longer count this connection against its address's share."""
+        if self.held:
+            self.held = False
+            self.server.release(self.peer)
+
+    @property
+    def started(self) -> bool:
+        """Part of a query (or of its PROXY header) came, or its answer is being made."""
+        return not self.lingering and (bool(self.buffer) or (
+            self.done and self.task is not None and not self.task.done()))
+
+    def close(self) -> None:
+        """Close now (shutdown: nothing was asked)."""
+        self.done = True
+        self._close()
 
     # -- helpers -----------------------------------------------------------------
 
@@ -518,13 +687,15 @@ async def start_finger_server(
     settings: FingerConfig,
     metrics: Metrics,
     forward: ForwardFn | None = None,
+    trusted: TrustedProxies | None = None,
 ) -> FingerServer:
     """Bind a finger listener (for ``tenant``, or the default tenant when None)."""
     if tenant is not None:
         tenant = (await service.resolve_tenant(tenant)).slug  # an unknown tenant fails the start
     answerer = FingerAnswerer(service, tenant=tenant, max_listed_users=settings.max_listed_users,
                               forward=forward)
-    finger = FingerServer(answerer, settings=settings, metrics=metrics, tenant=tenant)
+    finger = FingerServer(answerer, settings=settings, metrics=metrics, tenant=tenant,
+                          trusted=trusted)
     # A bind failure propagates as OSError; the composition root words it for the user.
     shared = sockets.take(host, port)  # serve --workers: a socket shared with SO_REUSEPORT
     for sock in [shared] if shared is not None else sockets.listening_sockets(

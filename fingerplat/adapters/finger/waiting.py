@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import _socket
 import asyncio
+import contextlib
 import select
 from collections.abc import Callable
 
@@ -35,10 +36,10 @@ class WaitingRoom:
     """Holds connections until their first bytes arrive or their deadline passes."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, *, on_ready: ReadyFn,
-                 on_idle: Callable[[], None], use_epoll: bool = True) -> None:
+                 on_idle: Callable[[str], None], use_epoll: bool = True) -> None:
         self.loop = loop
         self.on_ready = on_ready
-        self.on_idle = on_idle  # told once per connection closed for idleness
+        self.on_idle = on_idle  # told (the peer) once per connection closed for idleness
         self.entries: dict[int, Entry] = {}
         self.sweep: asyncio.TimerHandle | None = None
         self.epoll: select.epoll | None = None
@@ -81,19 +82,30 @@ class WaitingRoom:
         now = self.loop.time()
         entries = self.entries
         while entries:
-            fd, (conn, _peer, deadline) = next(iter(entries.items()))
+            fd, (conn, peer, deadline) = next(iter(entries.items()))
             if deadline > now:
                 self.sweep = self.loop.call_at(deadline, self._sweep_idle)
                 return
             del entries[fd]
             self._forget(fd)
             conn.close()
-            self.on_idle()
+            self.on_idle(peer)
 
     def _forget(self, fd: int) -> None:
         if self.epoll is None:
             self.loop.remove_reader(fd)
         # In the epoll set, closing the connection removes it.
+
+    def take_all(self) -> list[Entry]:
+        """Every waiting connection, no longer watched (shutdown: the caller decides)."""
+        taken = list(self.entries.values())
+        for fd in list(self.entries):
+            self._forget(fd)
+            if self.epoll is not None:
+                with contextlib.suppress(OSError):
+                    self.epoll.unregister(fd)
+        self.entries.clear()
+        return taken
 
     def close(self) -> None:
         """Close every waiting connection and stop watching."""

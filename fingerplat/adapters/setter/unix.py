@@ -63,7 +63,8 @@ class UnixSetterServer(SetterListener):
     def addresses(self) -> list[str]:
         return [f"unix:{self.path}"]
 
-    async def session_for(self, writer: asyncio.StreamWriter) -> SetterSession:
+    async def session_for(self, writer: asyncio.StreamWriter,
+                          remote: str | None) -> SetterSession:
         sock = writer.get_extra_info("socket")
         pid, uid, _gid = peer_credentials(sock)
         remote = f"unix:pid={pid},uid={uid}"

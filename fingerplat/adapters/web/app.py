@@ -10,6 +10,7 @@ from aiohttp import web
 
 from fingerplat.adapters.web import api, ops, pages, webfinger, xmlrpc
 from fingerplat.adapters.web.admin import build_admin_app
+from fingerplat.adapters.web.client_address import client_address_middleware
 from fingerplat.adapters.web.keys import METRICS, SERVICE, SETTINGS
 from fingerplat.adapters.web.links import PUBLIC_SITE, PublicSite
 from fingerplat.adapters.web.middleware import (
@@ -20,6 +21,7 @@ from fingerplat.adapters.web.middleware import (
 from fingerplat.adapters.web.templating import STATIC_DIR, setup_templates
 from fingerplat.config import WebConfig
 from fingerplat.metrics import Metrics
+from fingerplat.server.trusted_proxies import TrustedProxies
 from fingerplat.service import FingerplatService
 
 
@@ -30,13 +32,21 @@ async def _favicon(request: web.Request) -> web.FileResponse:
 
 
 def build_app(
-    service: FingerplatService, settings: WebConfig, *, metrics: Metrics
+    service: FingerplatService, settings: WebConfig, *, metrics: Metrics,
+    trusted: TrustedProxies | None = None,
 ) -> web.Application:
-    """The whole web listener as one aiohttp application (tests may run it directly)."""
+    """The whole web listener as one aiohttp application (tests may run it directly).
+
+    With ``trusted`` proxies, the first middleware makes ``request.remote``
+    the client they forward for (client_address.py).
+    """
     secure = bool(settings.tls_cert and settings.tls_key)
+    middlewares = [metrics_middleware(metrics), error_middleware]
+    if trusted:
+        middlewares.insert(0, client_address_middleware(trusted))
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[metrics_middleware(metrics), error_middleware],
+        middlewares=middlewares,
     )
     app[SERVICE] = service
     app[SETTINGS] = settings

@@ -13,8 +13,10 @@ import logging
 import ssl
 
 from aiohttp import web
+from aiohttp.web_log import AccessLogger
 
 from fingerplat.adapters.web.app import build_app
+from fingerplat.adapters.web.client_address import access_logger_class
 from fingerplat.adapters.web.front_door import FrontDoor
 from fingerplat.adapters.web.links import PUBLIC_SITE, default_public_url
 from fingerplat.adapters.web.request_log import RequestErrorLogger
@@ -23,6 +25,7 @@ from fingerplat.config import Config, WebConfig, format_address
 from fingerplat.domain.errors import CannotListen, InvalidInput
 from fingerplat.metrics import Metrics
 from fingerplat.server import sockets
+from fingerplat.server.trusted_proxies import TrustedProxies
 from fingerplat.service import FingerplatService
 
 log = logging.getLogger("fingerplat.web")
@@ -88,6 +91,9 @@ class WebServer:
             reload_templates(self.app, settings.templates)
         except InvalidInput as exc:
             log.warning("web: keeping the old templates: %s", exc)
+        # Connection caps apply to the next connection (trusted proxies and
+        # proxy_protocol need a restart, as on every listener).
+        self.door.reconfigure(settings, self.door.trusted)
 
     @property
     def app(self) -> web.Application:
@@ -132,7 +138,8 @@ class WebServer:
 
 
 async def start_web_server(
-    service: FingerplatService, settings: WebConfig, *, metrics: Metrics
+    service: FingerplatService, settings: WebConfig, *, metrics: Metrics,
+    trusted: TrustedProxies | None = None,
 ) -> WebServer:
     """Build the app and bind every ``[web] listen`` address (port 0: a free port).
 
@@ -143,9 +150,12 @@ async def start_web_server(
     ssl_context = None
     if settings.tls_cert and settings.tls_key:
         ssl_context = make_ssl_context(settings.tls_cert, settings.tls_key)
-    app = build_app(service, settings, metrics=metrics)
+    trusted = trusted if trusted is not None else TrustedProxies()
+    app = build_app(service, settings, metrics=metrics, trusted=trusted)
+    logger_class = access_logger_class(trusted) if trusted else AccessLogger
     runner = web.AppRunner(
         app, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT, access_log=log,
+        access_log_class=logger_class,
         keepalive_timeout=HEADER_TIMEOUT,
         # No TCP keep-alive probes (two setsockopt calls per connection): an
         # idle connection is closed by keepalive_timeout long before a probe.
@@ -156,7 +166,8 @@ async def start_web_server(
     aiohttp_server = runner.server
     assert aiohttp_server is not None
     door = FrontDoor(app, aiohttp_server, secure=ssl_context is not None,
-                     keepalive_timeout=HEADER_TIMEOUT, metrics=metrics, access_log=log)
+                     keepalive_timeout=HEADER_TIMEOUT, metrics=metrics, access_log=log,
+                     settings=settings, trusted=trusted)
     loop = asyncio.get_running_loop()
     listeners: list[asyncio.Server] = []
     try:
@@ -179,6 +190,5 @@ async def start_web_server(
     server = WebServer(runner, door, listeners, "https" if ssl_context else "http", ssl_context)
     if listeners:
         app[PUBLIC_SITE].fallback = default_public_url(server.url)  # no [web] public_url
-    metrics.connections.labels("web").set_function(
-        lambda: len(aiohttp_server.connections) + len(door.connections))
+    metrics.connections.labels("web").set_function(lambda: door.open_count)
     return server
