@@ -1,0 +1,291 @@
+"""The authentication throttle and the flood-proof audit of failures (SPEC section 11).
+
+Every way in calls the same three steps, in :mod:`fingerplat.service.credentials`:
+
+1. :meth:`ThrottleUseCases._auth_gate` before the secret is checked: counts
+   the attempt against its (account, address) and address keys, or refuses it
+   unchecked (:class:`TooManyAttempts`) when a key is over its limit;
+2. :meth:`ThrottleUseCases._auth_failed` when the secret is wrong: counts the
+   failure, audits it (one row each for the first few of a window, then only
+   counted), holds the reply a little, refuses;
+3. :meth:`ThrottleUseCases._auth_passed` when it is right: gives the slot back.
+
+Anonymous refusals of every kind (a ``SET`` before ``AUTH``, an API write
+without a token) go through the same address counter instead of one audit
+row each (:meth:`ThrottleUseCases._record_refusal`). The counters live in the
+database (``auth_throttle``), so every worker and node shares them; the rules
+are in :mod:`fingerplat.domain.throttle`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import NoReturn
+
+from fingerplat.domain.errors import AuthenticationFailed, TooManyAttempts
+from fingerplat.domain.model import Channel, Context, Principal, Role
+from fingerplat.domain.throttle import (
+    ADDRESS_PREFIX,
+    Counter,
+    ThrottlePolicy,
+    account_key,
+    address_key,
+    count_failure,
+    restart_if_expired,
+    unreported,
+)
+from fingerplat.repository.sql import Repository
+from fingerplat.service.base import Refusal, ServiceBase
+
+log = logging.getLogger("fingerplat.service.throttle")
+
+SUMMARY_ACTION = "auth.failures"
+SWEEP_BATCH = 500
+
+
+@dataclass(frozen=True, slots=True)
+class AuthAttempt:
+    """One authentication attempt that the gate let through."""
+
+    ctx: Context  # anonymous, with the channel and the client address
+    account_key: str | None
+    address_key: str
+    counted: bool  # False: a token from a clean address, not counted until it fails
+    account_attempts: int = 0
+    address_attempts: int = 0
+
+    @property
+    def keys(self) -> list[str]:
+        return [k for k in (self.account_key, self.address_key) if k is not None]
+
+
+def _seconds(until: datetime, now: datetime) -> int:
+    return max(1, math.ceil((until - now).total_seconds()))
+
+
+def _wait_words(seconds: int) -> str:
+    if seconds < 120:
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+    return f"{math.ceil(seconds / 60)} minutes"
+
+
+class ThrottleUseCases(ServiceBase):
+    """The throttle's steps, shared by every credential check."""
+
+    # An instance attribute may replace it (tests, benchmarks); see docs/security.md.
+    throttle_policy: ThrottlePolicy = ThrottlePolicy()
+
+    # -- the three steps -------------------------------------------------------
+
+    async def _auth_gate(
+        self, ctx: Context, kind: str, account: str | None, *, action: str, target: str,
+        always: bool,
+    ) -> AuthAttempt:
+        """Count an attempt before its secret is checked, or refuse it unchecked.
+
+        ``always=False`` (tokens: 256 random bits, a cheap hash) lets a client
+        whose address has no failure in the window through without writing
+        anything, so scripts using a token in parallel are never serialised
+        here; once its address has failed, its tokens are counted like
+        passwords. Passwords (``always=True``) are always counted first, so
+        parallel guesses cannot all reach argon2 before the first failure.
+        """
+        policy = self.throttle_policy
+        addr = address_key(ctx.remote_addr)
+        acct = account_key(kind, account, ctx.remote_addr) if account else None
+        keys = [k for k in (acct, addr) if k is not None]
+        now = self.clock()
+        if not always:
+            async with self.uow(readonly=True) as repo:
+                seen = await repo.throttle.peek(keys)
+            if all(c.clean or policy.expired(c, now) for c in seen.values()):
+                return AuthAttempt(ctx, acct, addr, counted=False)
+        refused_for = 0
+        async with self.uow() as repo:
+            counters = await self._current(repo, keys, now)
+            over = [c for c in counters.values() if policy.over_limit(c)]
+            if over:
+                refused_for = max(_seconds(policy.window_end(c), now) for c in over)
+                failed, own_row = count_failure(counters[addr], now, ctx.channel.value, policy)
+                await repo.throttle.save(failed)
+                if own_row:
+                    await self._audit(repo, ctx, action, target[:300], tenant=None,
+                                      outcome="denied",
+                                      detail=f"too many failed attempts: refused unchecked "
+                                             f"for {refused_for} s")
+            else:
+                for counter in counters.values():
+                    counted = replace(counter, attempts=counter.attempts + 1, updated_at=now)
+                    if policy.over_limit(counted):
+                        counted = replace(counted, blocked_until=policy.window_end(counted))
+                    await repo.throttle.save(counted)
+                    counters[counter.key] = counted
+        if refused_for:
+            log.info("throttled %s on %s from %s for %d s", action, target, ctx.remote_addr,
+                     refused_for)
+            raise TooManyAttempts(
+                f"too many failed attempts from your address: try again in "
+                f"{_wait_words(refused_for)}", refused_for)
+        return AuthAttempt(ctx, acct, addr, counted=True,
+                           account_attempts=counters[acct].attempts if acct else 0,
+                           address_attempts=counters[addr].attempts)
+
+    async def _auth_failed(
+        self, attempt: AuthAttempt, action: str, target: str, *, tenant: str | None,
+        username: str | None = None, message: str,
+    ) -> NoReturn:
+        """Count and (within the audit's allowance) record a failure, slow down, refuse."""
+        policy = self.throttle_policy
+        ctx = attempt.ctx
+        now = self.clock()
+        own_row = False
+        async with self.uow() as repo:
+            before = await repo.throttle.lock(attempt.keys, now)
+            counters = await self._current(repo, attempt.keys, now, locked=before)
+            for key, counter in counters.items():
+                restarted = counter.window_start != before[key].window_start
+                if not attempt.counted or restarted:
+                    counter = replace(counter, attempts=counter.attempts + 1)
+                if key == attempt.address_key:
+                    counter, own_row = count_failure(counter, now, ctx.channel.value, policy)
+                else:
+                    counter = replace(counter, updated_at=now)
+                if policy.over_limit(counter):
+                    counter = replace(counter, blocked_until=policy.window_end(counter))
+                counters[key] = counter
+                await repo.throttle.save(counter)
+            if own_row:
+                await self._audit(repo, ctx, action, target[:300], tenant=tenant,
+                                  username=username, outcome="denied", detail=message)
+        log.info("denied %s on %s from %s: %s", action, target, ctx.remote_addr, message)
+        error = AuthenticationFailed(message)
+        blocked = [c for c in counters.values() if policy.over_limit(c)]
+        if blocked:
+            error.retry_after = max(_seconds(policy.window_end(c), now) for c in blocked)
+        pause = policy.delay(
+            counters[attempt.account_key].attempts if attempt.account_key else 0,
+            counters[attempt.address_key].attempts,
+        )
+        if pause > 0:
+            await asyncio.sleep(pause)
+        raise error
+
+    async def _auth_passed(self, repo: Repository, attempt: AuthAttempt) -> None:
+        """The secret was right: forget the account's failures, give the slot back."""
+        if not attempt.counted:
+            return
+        now = self.clock()
+        counters = await repo.throttle.lock(attempt.keys, now)
+        if attempt.account_key is not None:
+            await repo.throttle.drop([attempt.account_key])
+        addr = counters[attempt.address_key]
+        if addr.attempts > 0 and not self.throttle_policy.expired(addr, now):
+            await repo.throttle.save(replace(addr, attempts=addr.attempts - 1, updated_at=now))
+
+    # -- anonymous refusals ----------------------------------------------------
+
+    async def _record_refusal(self, refusal: Refusal) -> None:
+        """Refusals of anonymous clients count against their address, audited sparingly.
+
+        An anonymous client can repeat a refused request as fast as it likes
+        (200 ``SET`` lines without ``AUTH``); one audit row each would let it
+        flood the trail. The first few of a window get their row, the rest go
+        into the window's ``auth.failures`` summary row.
+        """
+        ctx = refusal.ctx
+        if ctx.principal.role is not Role.ANONYMOUS:
+            await super()._record_refusal(refusal)
+            return
+        policy = self.throttle_policy
+        addr = address_key(ctx.remote_addr)
+        now = self.clock()
+        async with self.uow() as repo:
+            counters = await self._current(repo, [addr], now)
+            counter, own_row = count_failure(counters[addr], now, ctx.channel.value, policy)
+            await repo.throttle.save(counter)
+            if own_row:
+                await self._audit(repo, ctx, refusal.action, refusal.target,
+                                  tenant=refusal.tenant, username=refusal.username,
+                                  outcome="denied", detail=refusal.message)
+        log.info("denied %s on %s for %s from %s: %s", refusal.action, refusal.target,
+                 ctx.principal.name, ctx.remote_addr, refusal.message)
+
+    async def deny_unauthenticated(
+        self, channel: Channel, remote_addr: str | None, action: str, target: str,
+        message: str,
+    ) -> NoReturn:
+        """Refuse a request that brought no usable credentials, and audit it (sparingly).
+
+        For adapters that find the credentials missing or unreadable before
+        the service sees them (an API write without ``Authorization``, a
+        non-Basic header on XML-RPC).
+        """
+        await self._deny(Context(Principal.anonymous(), channel, remote_addr), action,
+                         target[:300], tenant=None, message=message,
+                         error=AuthenticationFailed)
+
+    # -- windows and their summaries -------------------------------------------
+
+    async def _current(
+        self, repo: Repository, keys: list[str], now: datetime,
+        *, locked: dict[str, Counter] | None = None,
+    ) -> dict[str, Counter]:
+        """The keys' counters, locked, each in its current window.
+
+        An ended window of an address that still owes the audit its summary
+        gets the summary row first (in this transaction).
+        """
+        rows = locked if locked is not None else await repo.throttle.lock(keys, now)
+        current: dict[str, Counter] = {}
+        for key, counter in rows.items():
+            fresh = restart_if_expired(counter, now, self.throttle_policy)
+            if fresh is not counter:
+                await self._summarise(repo, counter, now)
+            current[key] = fresh
+        return current
+
+    async def _summarise(self, repo: Repository, counter: Counter, now: datetime) -> bool:
+        """Write the ``auth.failures`` row of an ended window, if it has unreported failures."""
+        count = unreported(counter)
+        if not counter.key.startswith(ADDRESS_PREFIX) or count == 0:
+            return False
+        label = counter.key.removeprefix(ADDRESS_PREFIX)
+        start = counter.window_start
+        end = min(now, self.throttle_policy.window_end(counter))
+        try:
+            channel = Channel(counter.last_channel or "")
+        except ValueError:
+            channel = Channel.WEB
+        window = {"window_start": start.isoformat(), "window_end": end.isoformat()}
+        await self._audit(
+            repo, Context(Principal.anonymous(), channel, label), SUMMARY_ACTION,
+            f"addr:{label}", tenant=None, outcome="denied",
+            before=window, after={"failures": count, "total": counter.failures, **window},
+            detail=f"{count} more failed or refused attempts from {label} between "
+                   f"{start:%Y-%m-%d %H:%M:%S} and {end:%H:%M:%S} UTC (counted, not "
+                   "written one by one)",
+        )
+        return True
+
+    async def flush_auth_failures(self) -> int:
+        """Summarise and forget every ended window; returns the summary rows written.
+
+        ``serve`` calls this every minute, so a flood's summary row appears
+        shortly after its window ends even if the client never comes back.
+        """
+        now = self.clock()
+        started_before = now - self.throttle_policy.window
+        written = 0
+        async with self.uow() as repo:
+            keys = await repo.throttle.ended(started_before, SWEEP_BATCH)
+            if keys:
+                rows = await repo.throttle.lock(keys, now)
+                ended = [c for c in rows.values() if self.throttle_policy.expired(c, now)]
+                for counter in ended:
+                    written += await self._summarise(repo, counter, now)
+                await repo.throttle.drop([c.key for c in ended])
+        return written
