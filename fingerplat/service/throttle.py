@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import NoReturn
 
-from fingerplat.domain.errors import AuthenticationFailed, TooManyAttempts
+from fingerplat.domain.errors import AuthenticationFailed, PermissionDenied, TooManyAttempts
 from fingerplat.domain.model import Channel, Context, Principal, Role
 from fingerplat.domain.throttle import (
     ADDRESS_PREFIX,
@@ -289,3 +289,13 @@ class ThrottleUseCases(ServiceBase):
                     written += await self._summarise(repo, counter, now)
                 await repo.throttle.drop([c.key for c in ended])
         return written
+
+    async def audit_refusal(self, ctx: Context, action: str, target: str, message: str) -> None:
+        """Record a refusal an adapter made on its own (a form without its CSRF token).
+
+        Anonymous ones go through the address counter like every anonymous
+        refusal, so a flood of them adds a few rows and one summary.
+        """
+        await self._record_refusal(Refusal(ctx, action, target[:300], tenant=None,
+                                           username=None, message=message,
+                                           error=PermissionDenied))
