@@ -22,6 +22,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import NoReturn
@@ -63,8 +65,14 @@ class AuthAttempt:
         return [k for k in (self.account_key, self.address_key) if k is not None]
 
 
-def _seconds(until: datetime, now: datetime) -> int:
-    return max(1, math.ceil((until - now).total_seconds()))
+def _seconds(until: datetime, now: datetime, policy: ThrottlePolicy) -> int:
+    """Whole seconds from ``now`` to ``until``, at least 1 and at most one window.
+
+    (Concurrent attempts read the clock before queueing on the row lock, so a
+    window may have been opened a moment "after" this attempt's ``now``.)
+    """
+    longest = math.ceil(policy.window.total_seconds())
+    return min(longest, max(1, math.ceil((until - now).total_seconds())))
 
 
 def _wait_words(seconds: int) -> str:
@@ -73,11 +81,55 @@ def _wait_words(seconds: int) -> str:
     return f"{math.ceil(seconds / 60)} minutes"
 
 
+class KeyLocks:
+    """In-process queues per throttle key, taken before the database's row locks.
+
+    Forty parallel attempts on one key would otherwise each hold a pooled
+    connection while waiting for the row lock, and a flood could empty the
+    pool for everybody. Queued here they wait without a connection; the row
+    lock still orders attempts of different processes and nodes. Keys are
+    taken in sorted order (as the rows are), and forgotten when unused.
+    """
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, keys: list[str]) -> AsyncIterator[None]:
+        ordered = sorted(set(keys))
+        for key in ordered:
+            lock, users = self._locks.get(key) or (asyncio.Lock(), 0)
+            self._locks[key] = (lock, users + 1)
+        taken: list[asyncio.Lock] = []
+        try:
+            for key in ordered:
+                lock = self._locks[key][0]
+                await lock.acquire()
+                taken.append(lock)
+            yield
+        finally:
+            for lock in reversed(taken):
+                lock.release()
+            for key in ordered:
+                lock, users = self._locks[key]
+                if users <= 1:
+                    del self._locks[key]
+                else:
+                    self._locks[key] = (lock, users - 1)
+
+
 class ThrottleUseCases(ServiceBase):
     """The throttle's steps, shared by every credential check."""
 
     # An instance attribute may replace it (tests, benchmarks); see docs/security.md.
     throttle_policy: ThrottlePolicy = ThrottlePolicy()
+    _throttle_locks: KeyLocks | None = None
+
+    @property
+    def _key_locks(self) -> KeyLocks:
+        if self._throttle_locks is None:
+            self._throttle_locks = KeyLocks()
+        return self._throttle_locks
 
     # -- the three steps -------------------------------------------------------
 
@@ -105,11 +157,12 @@ class ThrottleUseCases(ServiceBase):
             if all(c.clean or policy.expired(c, now) for c in seen.values()):
                 return AuthAttempt(ctx, acct, addr, counted=False)
         refused_for = 0
-        async with self.uow() as repo:
+        async with self._key_locks.hold(keys), self.uow() as repo:
+            now = self.clock()
             counters = await self._current(repo, keys, now)
             over = [c for c in counters.values() if policy.over_limit(c)]
             if over:
-                refused_for = max(_seconds(policy.window_end(c), now) for c in over)
+                refused_for = max(_seconds(policy.window_end(c), now, policy) for c in over)
                 failed, own_row = count_failure(counters[addr], now, ctx.channel.value, policy)
                 await repo.throttle.save(failed)
                 if own_row:
@@ -143,7 +196,8 @@ class ThrottleUseCases(ServiceBase):
         ctx = attempt.ctx
         now = self.clock()
         own_row = False
-        async with self.uow() as repo:
+        async with self._key_locks.hold(attempt.keys), self.uow() as repo:
+            now = self.clock()
             before = await repo.throttle.lock(attempt.keys, now)
             counters = await self._current(repo, attempt.keys, now, locked=before)
             for key, counter in counters.items():
@@ -165,7 +219,7 @@ class ThrottleUseCases(ServiceBase):
         error = AuthenticationFailed(message)
         blocked = [c for c in counters.values() if policy.over_limit(c)]
         if blocked:
-            error.retry_after = max(_seconds(policy.window_end(c), now) for c in blocked)
+            error.retry_after = max(_seconds(policy.window_end(c), now, policy) for c in blocked)
         pause = policy.delay(
             counters[attempt.account_key].attempts if attempt.account_key else 0,
             counters[attempt.address_key].attempts,
@@ -202,8 +256,8 @@ class ThrottleUseCases(ServiceBase):
             return
         policy = self.throttle_policy
         addr = address_key(ctx.remote_addr)
-        now = self.clock()
-        async with self.uow() as repo:
+        async with self._key_locks.hold([addr]), self.uow() as repo:
+            now = self.clock()
             counters = await self._current(repo, [addr], now)
             counter, own_row = count_failure(counters[addr], now, ctx.channel.value, policy)
             await repo.throttle.save(counter)
