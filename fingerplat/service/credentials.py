@@ -145,14 +145,17 @@ class CredentialUseCases(ThrottleUseCases):
         anonymous = Context(Principal.anonymous(), channel, remote_addr)
         parsed = secrets.parse_token(presented or "")
         target = f"token:{parsed[0]}" if parsed else "token"
-        attempt = await self._auth_gate(anonymous, "token", str(parsed[0]) if parsed else None,
-                                        action="auth.token", target=target, always=False)
+        account = str(parsed[0]) if parsed else None
+        async with self.uow(readonly=True) as repo:
+            clean = await self._throttle_clean(
+                repo, self._throttle_keys(anonymous, "token", account))
+            found = await repo.token(parsed[0]) if parsed else None
+        attempt = await self._auth_gate(anonymous, "token", account, action="auth.token",
+                                        target=target, clean=clean)
         if parsed is None:
             await self._auth_failed(attempt, "auth.token", target, tenant=None,
                                     message="invalid token")
-        token_id, secret = parsed
-        async with self.uow(readonly=True) as repo:
-            found = await repo.token(token_id)
+        _, secret = parsed
         # Hash and compare even when the id is unknown, so timing says nothing.
         stored_hash = found[1] if found else "0" * 64
         matches = secrets.token_secret_matches(secret, stored_hash) and found is not None
@@ -347,7 +350,7 @@ class CredentialUseCases(ThrottleUseCases):
         account = admin_name or (name or "").strip().lower()[:64] or "?"
         target = f"admin:{(admin_name or '?')[:64]}"
         attempt = await self._auth_gate(anonymous, "admin", account, action="auth.login",
-                                        target=target, always=True)
+                                        target=target)
         found = None
         if admin_name is not None and len(password or "") <= MAX_PASSWORD_CHARS:
             async with self.uow(readonly=True) as repo:

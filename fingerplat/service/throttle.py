@@ -133,29 +133,37 @@ class ThrottleUseCases(ServiceBase):
 
     # -- the three steps -------------------------------------------------------
 
+    def _throttle_keys(self, ctx: Context, kind: str, account: str | None) -> list[str]:
+        """The keys an attempt counts under: (account, address) when known, and address."""
+        acct = account_key(kind, account, ctx.remote_addr) if account else None
+        return [k for k in (acct, address_key(ctx.remote_addr)) if k is not None]
+
+    async def _throttle_clean(self, repo: Repository, keys: list[str]) -> bool:
+        """Whether none of the keys has an attempt in its current window (a plain read)."""
+        now = self.clock()
+        seen = await repo.throttle.peek(keys)
+        return all(c.clean or self.throttle_policy.expired(c, now) for c in seen.values())
+
     async def _auth_gate(
         self, ctx: Context, kind: str, account: str | None, *, action: str, target: str,
-        always: bool,
+        clean: bool = False,
     ) -> AuthAttempt:
         """Count an attempt before its secret is checked, or refuse it unchecked.
 
-        ``always=False`` (tokens: 256 random bits, a cheap hash) lets a client
-        whose address has no failure in the window through without writing
-        anything, so scripts using a token in parallel are never serialised
-        here; once its address has failed, its tokens are counted like
-        passwords. Passwords (``always=True``) are always counted first, so
-        parallel guesses cannot all reach argon2 before the first failure.
+        Passwords are always counted first, so parallel guesses cannot all
+        reach argon2 before the first failure is recorded. A token (256 random
+        bits, one SHA-256) is let through uncounted when the caller found its
+        keys ``clean`` (:meth:`_throttle_clean`, read in the same transaction
+        as the token), so scripts using a token in parallel are never
+        serialised here and pay no write; once its address has failed, its
+        tokens are counted like passwords.
         """
         policy = self.throttle_policy
-        addr = address_key(ctx.remote_addr)
-        acct = account_key(kind, account, ctx.remote_addr) if account else None
-        keys = [k for k in (acct, addr) if k is not None]
-        now = self.clock()
-        if not always:
-            async with self.uow(readonly=True) as repo:
-                seen = await repo.throttle.peek(keys)
-            if all(c.clean or policy.expired(c, now) for c in seen.values()):
-                return AuthAttempt(ctx, acct, addr, counted=False)
+        keys = self._throttle_keys(ctx, kind, account)
+        addr = keys[-1]
+        acct = keys[0] if len(keys) > 1 else None
+        if clean:
+            return AuthAttempt(ctx, acct, addr, counted=False)
         refused_for = 0
         async with self._key_locks.hold(keys), self.uow() as repo:
             now = self.clock()
