@@ -101,6 +101,7 @@ def upgrade() -> None:
         sa.Column("blocked_until", ts, nullable=True),
         sa.Column("updated_at", ts, nullable=False),
         sa.Column("last_channel", sa.String(16), nullable=True),
+        sa.Column("summarised_at", ts, nullable=True),
         sa.PrimaryKeyConstraint("key", name="pk_auth_throttle"),
     )
     op.create_index("ix_auth_throttle_window_start", "auth_throttle", ["window_start"])

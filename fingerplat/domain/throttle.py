@@ -20,7 +20,7 @@ every attempt is refused unchecked until the window ends.
 
 The same counters keep the audit small: the first ``audit_free`` failures of
 an address in a window are written one row each, later ones only counted and
-written as one ``auth.failures`` summary row when the window closes.
+written into ``auth.failures`` summary rows, at most one a minute per address.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ class Counter:
     blocked_until: datetime | None = None
     updated_at: datetime | None = None
     last_channel: str | None = None
+    summarised_at: datetime | None = None  # when the last auth.failures row was written
 
     @property
     def clean(self) -> bool:
@@ -64,6 +65,12 @@ class ThrottlePolicy:
     delay_free_address: int = 10
     delay_base: float = 0.25  # seconds; doubles with each further failure
     delay_max: float = 2.0
+    summary_every: timedelta = timedelta(minutes=1)  # at most one summary row this often
+
+    def summary_due(self, counter: Counter, now: datetime) -> bool:
+        """Whether the address has unreported failures and may get a summary row now."""
+        return unreported(counter) > 0 and (
+            counter.summarised_at is None or counter.summarised_at + self.summary_every <= now)
 
     def expired(self, counter: Counter, now: datetime) -> bool:
         return counter.window_start + self.window <= now

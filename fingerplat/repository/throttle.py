@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import RowMapping
@@ -36,6 +36,7 @@ def _counter(row: RowMapping) -> Counter:
         blocked_until=row["blocked_until"],
         updated_at=row["updated_at"],
         last_channel=row["last_channel"],
+        summarised_at=row["summarised_at"],
     )
 
 
@@ -57,7 +58,8 @@ class ThrottleRows:
         await self.conn.execute(
             insert(auth_throttle).on_conflict_do_nothing(index_elements=["key"]),
             [{"key": key, "window_start": now, "attempts": 0, "failures": 0, "audited": 0,
-              "blocked_until": None, "updated_at": now, "last_channel": None}
+              "blocked_until": None, "updated_at": now, "last_channel": None,
+              "summarised_at": None}
              for key in ordered],
         )
         result = await self.conn.execute(
@@ -75,16 +77,21 @@ class ThrottleRows:
                 blocked_until=counter.blocked_until,
                 updated_at=counter.updated_at or counter.window_start,
                 last_channel=counter.last_channel,
+                summarised_at=counter.summarised_at,
             )
         )
 
     async def drop(self, keys: Sequence[str]) -> None:
         await self.conn.execute(delete(auth_throttle).where(_t.key.in_(list(keys))))
 
-    async def ended(self, started_before: datetime, limit: int) -> list[str]:
-        """Keys whose window started before ``started_before`` (so it has ended)."""
+    async def due(self, started_before: datetime, summarised_before: datetime,
+                  limit: int) -> list[str]:
+        """Keys the sweep has work for: an ended window, or failures owed a summary row."""
         result = await self.conn.execute(
-            select(_t.key).where(_t.window_start < started_before)
-            .order_by(_t.window_start).limit(limit)
+            select(_t.key).where(or_(
+                _t.window_start < started_before,
+                and_(_t.failures > _t.audited,
+                     or_(_t.summarised_at.is_(None), _t.summarised_at <= summarised_before)),
+            )).order_by(_t.window_start).limit(limit)
         )
         return list(result.scalars())

@@ -1,10 +1,11 @@
-"""The background task that closes the authentication throttle's ended windows.
+"""The background task that writes the authentication throttle's summary rows.
 
-A client that failed many times and then went away would otherwise leave its
-count unreported until it came back: every ``SWEEP_INTERVAL`` seconds this
-writes the ``auth.failures`` summary rows of ended windows and forgets them
+Past the first few failures of a window, an address's failures are only
+counted; every ``SWEEP_INTERVAL`` seconds this writes the ``auth.failures``
+rows that are due (at most one a minute per address, the last one shortly
+after the client stops) and forgets ended windows
 (fingerplat/service/throttle.py). Every node may run it: the rows are locked
-while summarised, so no window is reported twice.
+while summarised, so no failure is reported twice.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from fingerplat.service import FingerplatService
 
 log = logging.getLogger("fingerplat.server")
 
-SWEEP_INTERVAL = 60.0
+SWEEP_INTERVAL = 10.0
 
 
 class AuthSweeper:

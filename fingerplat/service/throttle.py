@@ -310,13 +310,18 @@ class ThrottleUseCases(ServiceBase):
             current[key] = fresh
         return current
 
-    async def _summarise(self, repo: Repository, counter: Counter, now: datetime) -> bool:
-        """Write the ``auth.failures`` row of an ended window, if it has unreported failures."""
+    async def _summarise(self, repo: Repository, counter: Counter, now: datetime) -> Counter:
+        """Write an ``auth.failures`` row for the address's unreported failures, if any.
+
+        The row covers the time since the previous summary (or the window's
+        start) up to now, or to the window's end once it has ended; the
+        counter comes back with those failures marked reported.
+        """
         count = unreported(counter)
         if not counter.key.startswith(ADDRESS_PREFIX) or count == 0:
-            return False
+            return counter
         label = counter.key.removeprefix(ADDRESS_PREFIX)
-        start = counter.window_start
+        start = max(counter.window_start, counter.summarised_at or counter.window_start)
         end = min(now, self.throttle_policy.window_end(counter))
         try:
             channel = Channel(counter.last_channel or "")
@@ -331,25 +336,37 @@ class ThrottleUseCases(ServiceBase):
                    f"{start:%Y-%m-%d %H:%M:%S} and {end:%H:%M:%S} UTC (counted, not "
                    "written one by one)",
         )
-        return True
+        return replace(counter, audited=counter.failures, summarised_at=now)
 
     async def flush_auth_failures(self) -> int:
-        """Summarise and forget every ended window; returns the summary rows written.
+        """Write the summary rows that are due, forget ended windows; returns rows written.
 
-        ``serve`` calls this every minute, so a flood's summary row appears
-        shortly after its window ends even if the client never comes back.
+        ``serve`` calls this every few seconds (fingerplat/server/auth_sweeper.py):
+        an address that keeps failing gets one ``auth.failures`` row a minute
+        at most, and the last one shortly after it stops.
         """
+        policy = self.throttle_policy
         now = self.clock()
-        started_before = now - self.throttle_policy.window
         written = 0
         async with self.uow() as repo:
-            keys = await repo.throttle.ended(started_before, SWEEP_BATCH)
-            if keys:
-                rows = await repo.throttle.lock(keys, now)
-                ended = [c for c in rows.values() if self.throttle_policy.expired(c, now)]
-                for counter in ended:
-                    written += await self._summarise(repo, counter, now)
-                await repo.throttle.drop([c.key for c in ended])
+            keys = await repo.throttle.due(now - policy.window, now - policy.summary_every,
+                                           SWEEP_BATCH)
+            if not keys:
+                return 0
+            rows = await repo.throttle.lock(keys, now)
+            ended: list[str] = []
+            for counter in rows.values():
+                if policy.expired(counter, now):
+                    summarised = await self._summarise(repo, counter, now)
+                    ended.append(counter.key)
+                elif policy.summary_due(counter, now):
+                    summarised = await self._summarise(repo, counter, now)
+                    await repo.throttle.save(summarised)
+                else:
+                    continue
+                if summarised is not counter:
+                    written += 1
+            await repo.throttle.drop(ended)
         return written
 
     async def audit_refusal(self, ctx: Context, action: str, target: str, message: str) -> None:

@@ -70,3 +70,13 @@ def test_replies_are_slowed_down_then_capped() -> None:
     assert delays[2:5] == [0.25, 0.5, 1.0]
     assert max(delays) == POLICY.delay_max
     assert POLICY.delay(0, 10) == 0.0 and POLICY.delay(0, 11) == 0.25
+
+
+def test_a_summary_row_is_due_for_unreported_failures_at_most_once_a_minute() -> None:
+    counter = Counter(address_key("192.0.2.7"), T0, failures=3, audited=3)
+    assert not POLICY.summary_due(counter, T0)  # nothing unreported
+    counter = Counter(counter.key, T0, failures=10, audited=3)
+    assert POLICY.summary_due(counter, T0)
+    summarised = Counter(counter.key, T0, failures=12, audited=10, summarised_at=T0)
+    assert not POLICY.summary_due(summarised, T0 + timedelta(seconds=59))
+    assert POLICY.summary_due(summarised, T0 + timedelta(seconds=60))

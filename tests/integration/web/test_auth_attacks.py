@@ -62,13 +62,9 @@ async def denied_from(service: FingerplatService, operator: Context,
             if e.outcome == "denied" and e.remote_addr == address]
 
 
-async def summaries_after_the_window(service: FingerplatService,
-                                     operator: Context) -> list[AuditEvent]:
-    """What ``serve``'s sweeper writes once the windows have ended."""
-    service.clock = lambda: datetime.now(UTC) + service.throttle_policy.window + timedelta(
-        seconds=1)
+async def summaries(service: FingerplatService, operator: Context) -> list[AuditEvent]:
+    """The ``auth.failures`` rows once ``serve``'s sweeper has run (it runs every 10 s)."""
     await service.flush_auth_failures()
-    service.clock = lambda: datetime.now(UTC)
     return await audit(service, operator, action="auth.failures")
 
 
@@ -176,7 +172,7 @@ async def test_forty_parallel_wrong_passwords_reach_argon2_at_most_five_times(
         await elsewhere.close()
     # 41 refusals from one address: three rows of their own, the rest in one summary.
     assert len(await denied_from(web_server.service, operator, "127.0.0.1")) == 3
-    [summary] = await summaries_after_the_window(web_server.service, operator)
+    [summary] = await summaries(web_server.service, operator)
     assert (summary.remote_addr, summary.outcome, summary.channel) == \
         ("127.0.0.1", "denied", "web")
     assert summary.after["failures"] == 41 - 3
@@ -254,8 +250,14 @@ async def test_anonymous_set_lines_add_a_handful_of_audit_rows_not_one_each(
     assert len(replies) == 200 and all(r.startswith("-ERR not authenticated") for r in replies)
     assert await status_of(service, "alice") == "reading"
     assert len(await audit(service, operator)) - before == 3
-    [summary] = await summaries_after_the_window(service, operator)
+    [summary] = await summaries(service, operator)
     assert (summary.channel, summary.after["failures"]) == ("setter", 197)
+    # The flood goes on: counted, but summarised at most once a minute.
+    assert (await one_client())[0].startswith("-ERR not authenticated")
+    assert len(await summaries(service, operator)) == 1
+    service.clock = lambda: datetime.now(UTC) + timedelta(seconds=61)
+    [later, _] = await summaries(service, operator)  # newest first
+    assert later.after["failures"] == 10
 
 
 async def test_auth_guesses_on_the_setter_are_slowed_then_refused(
@@ -319,7 +321,7 @@ async def test_api_writes_without_credentials_are_audited_but_cannot_flood(
         async with http.delete(url) as r:
             assert r.status == 401
     assert len(await denied_from(web_server.service, operator, "127.0.0.1")) == 3
-    [summary] = await summaries_after_the_window(web_server.service, operator)
+    [summary] = await summaries(web_server.service, operator)
     assert (summary.channel, summary.after["failures"]) == ("api", 29)
 
 
