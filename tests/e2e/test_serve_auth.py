@@ -72,3 +72,33 @@ async def test_workers_share_one_login_throttle(cli: Fingerplat, serve_factory) 
     # Two processes, one counter: at most five guesses were checked, not ten.
     assert statuses.count(401) <= 5, statuses
     assert statuses.count(429) >= 30, statuses
+
+
+async def test_an_anonymous_flood_is_summarised_by_the_running_server(
+    cli: Fingerplat, serve_factory
+) -> None:
+    cli("user", "add", "victim", ok=True)
+    server = await serve_factory(cli.env, "--finger", "", "--web", "",
+                                 "--setter", "127.0.0.1:0")
+    host, port = server.address("setter")
+
+    async def one_client() -> None:
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            for n in range(10):
+                assert (await ask(reader, writer, f"SET victim owned {n}")).startswith(
+                    "-ERR not authenticated")
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(one_client() for _ in range(10)))
+    denied = cli("audit", "--all", "--action", "status.set", ok=True).stdout
+    assert denied.count("denied") == 3, denied
+    # serve's sweeper writes the count without anyone calling it (every 10 s).
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 40
+    while "auth.failures" not in (shown := cli("audit", "--all", "--action", "auth.failures",
+                                               ok=True).stdout):
+        assert loop.time() < deadline, shown
+        await asyncio.sleep(0.5)
+    assert "97 more failed or refused attempts from 127.0.0.1" in shown, shown
