@@ -99,9 +99,9 @@ def address_label(remote_addr: str | None) -> str:
     An IPv6 host usually owns a whole /64, so counting single addresses would
     give it 2**64 fresh starts.
     """
-    if not remote_addr:
+    text = (remote_addr or "").strip()
+    if not text:
         return "unknown"
-    text = remote_addr.strip()
     if text.startswith("unix:"):
         uid = next((p for p in text[5:].split(",") if p.startswith("uid=")), text[5:])
         return ("unix:" + uid)[:64]

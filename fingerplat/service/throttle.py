@@ -255,8 +255,8 @@ class ThrottleUseCases(ServiceBase):
 
         An anonymous client can repeat a refused request as fast as it likes
         (200 ``SET`` lines without ``AUTH``); one audit row each would let it
-        flood the trail. The first few of a window get their row, the rest go
-        into the window's ``auth.failures`` summary row.
+        flood the trail. The first few of a window get their row, the rest are
+        counted into ``auth.failures`` summary rows (at most one a minute).
         """
         ctx = refusal.ctx
         if ctx.principal.role is not Role.ANONYMOUS:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from fingerplat.domain.throttle import (
     Counter,
     ThrottlePolicy,
@@ -26,7 +29,7 @@ def test_clients_are_counted_by_address_ipv6_by_its_slash_64_and_local_peers_by_
     assert address_label("::ffff:192.0.2.7") == "192.0.2.7"
     assert address_label("unix:pid=42,uid=1000") == "unix:uid=1000"
     assert address_label("unix:pid=43,uid=1000") == "unix:uid=1000"
-    assert address_label(None) == "unknown"
+    assert address_label(None) == address_label("  ") == "unknown"
 
 
 def test_account_keys_pair_the_account_with_the_address_and_never_stand_alone() -> None:
@@ -80,3 +83,12 @@ def test_a_summary_row_is_due_for_unreported_failures_at_most_once_a_minute() ->
     summarised = Counter(counter.key, T0, failures=12, audited=10, summarised_at=T0)
     assert not POLICY.summary_due(summarised, T0 + timedelta(seconds=59))
     assert POLICY.summary_due(summarised, T0 + timedelta(seconds=60))
+
+
+@given(st.one_of(st.none(), st.text(max_size=300), st.ip_addresses().map(str)))
+def test_any_client_address_gives_a_bounded_key(remote: str | None) -> None:
+    """Whatever a listener hands over as the client address (fuzzed), keys stay bounded."""
+    label = address_label(remote)
+    assert 0 < len(label) <= 64
+    assert len(account_key("admin", "x" * 300, remote)) <= 200
+    assert address_key(remote) == "addr:" + label
