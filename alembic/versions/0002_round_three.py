@@ -100,8 +100,11 @@ def upgrade() -> None:
         sa.Column("audited", sa.Integer, nullable=False),
         sa.Column("blocked_until", ts, nullable=True),
         sa.Column("updated_at", ts, nullable=False),
+        sa.Column("last_channel", sa.String(16), nullable=True),
+        sa.Column("summarised_at", ts, nullable=True),
         sa.PrimaryKeyConstraint("key", name="pk_auth_throttle"),
     )
+    op.create_index("ix_auth_throttle_window_start", "auth_throttle", ["window_start"])
 
     # -- tenant identity and hash chain of the audit trail (issue 12) ----------------
     # New columns only here; backfilling existing rows (tenant_id, the chain) and
@@ -132,6 +135,7 @@ def downgrade() -> None:
     _drop_column("audit_events", "tenant_id")
 
     # -- sessions and throttles in the database (issue 13) ---------------------------
+    op.drop_index("ix_auth_throttle_window_start", table_name="auth_throttle")
     op.drop_table("auth_throttle")
     op.drop_index("ix_web_sessions_expires_at", table_name="web_sessions")
     op.drop_table("web_sessions")

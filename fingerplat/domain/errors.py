@@ -37,6 +37,9 @@ class AuthenticationFailed(FingerplatError):
     """Credentials are missing, wrong, expired or revoked."""
 
     code = "unauthenticated"
+    # Seconds until this client may try again (0: at once); set when this
+    # failure put it over a throttle limit (fingerplat/service/throttle.py).
+    retry_after: int = 0
 
 
 class PermissionDenied(FingerplatError):
@@ -86,3 +89,18 @@ class UserNotFound(NotFound):
         super().__init__(f"no such user {username!r} in tenant {tenant_slug!r}")
         self.username = username
         self.tenant_slug = tenant_slug
+
+
+class TooManyAttempts(AuthenticationFailed):
+    """Too many failed authentications from this address (or for this account from it).
+
+    A kind of :class:`AuthenticationFailed`, so every adapter refuses it at
+    least as firmly; those that can say "come back later" (HTTP 429 with
+    ``Retry-After``) use ``retry_after``, in whole seconds.
+    """
+
+    code = "throttled"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, int(retry_after))

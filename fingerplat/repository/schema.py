@@ -232,6 +232,9 @@ auth_throttle = Table(
     Column("audited", Integer, nullable=False),  # failures already written one row each
     Column("blocked_until", Timestamp, nullable=True),
     Column("updated_at", Timestamp, nullable=False),
+    Column("last_channel", String(16), nullable=True),  # for the auth.failures summary row
+    Column("summarised_at", Timestamp, nullable=True),  # the last auth.failures row's time
+    Index("ix_auth_throttle_window_start", "window_start"),  # the sweep of ended windows
 )
 
 # -- 0002, pseudo-users and the finger log (issue 16) -----------------------------

@@ -42,6 +42,7 @@ from fingerplat.repository.schema import (
     tenants,
     users,
 )
+from fingerplat.repository.throttle import ThrottleRows
 
 _USER_COLUMNS = (
     users.c.id,
@@ -178,6 +179,11 @@ class Repository:
 
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
+
+    @property
+    def throttle(self) -> ThrottleRows:
+        """The authentication throttle's counters (repository/throttle.py)."""
+        return ThrottleRows(self.conn)
 
     async def _insert(self, stmt: Any) -> int:
         try:

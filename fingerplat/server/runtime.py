@@ -201,6 +201,9 @@ class Runtime:
             # Background tasks: a failing source is logged and retried, never fatal.
             self.listeners.append(await start_sources(self.service, cfg.source,
                                                       metrics=self.metrics))
+        from fingerplat.server.auth_sweeper import start_auth_sweeper
+
+        self.listeners.append(start_auth_sweeper(self.service))
         for listener in self.listeners:
             for address in listener.addresses:
                 self.announce(f"{listener.name} listening on {address}")

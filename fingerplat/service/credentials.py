@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from fingerplat.domain import rules
-from fingerplat.domain.errors import AuthenticationFailed, InvalidInput, NotFound, PermissionDenied
+from fingerplat.domain.errors import AuthenticationFailed, InvalidInput, NotFound
 from fingerplat.domain.model import (
     Admin,
     ChangeEvent,
@@ -18,8 +18,9 @@ from fingerplat.domain.model import (
     Token,
     TokenScope,
 )
+from fingerplat.repository.sql import Repository
 from fingerplat.service import permissions, secrets
-from fingerplat.service.base import ServiceBase
+from fingerplat.service.throttle import ThrottleUseCases
 
 MAX_TOKEN_DAYS = 3650
 # Longer passwords are refused without hashing them (admin_password allows 1024).
@@ -37,7 +38,7 @@ def token_label(token: Token) -> str:
     return f"token:{token.id}(platform)"
 
 
-class CredentialUseCases(ServiceBase):
+class CredentialUseCases(ThrottleUseCases):
     # -- tokens ----------------------------------------------------------------
 
     async def create_token(
@@ -98,13 +99,15 @@ class CredentialUseCases(ServiceBase):
                           *, all_tenants: bool = False) -> list[Token]:
         if all_tenants:
             if not permissions.is_platform_admin(ctx.principal):
-                raise PermissionDenied("only platform admins may list every token")
+                await self._deny(ctx, "token.list", "tokens:all", tenant=None,
+                                 message="only platform admins may list every token")
             async with self.uow(readonly=True) as repo:
                 return await repo.list_tokens(None)
         async with self.uow(readonly=True) as repo:
             tenant = await self._tenant(repo, tenant_name)
             if not permissions.can_manage_tokens(ctx.principal, tenant.id):
-                raise PermissionDenied(f"not an admin of tenant {tenant.slug!r}")
+                await self._deny(ctx, "token.list", f"tenant:{tenant.slug}", tenant=tenant.slug,
+                                 message=f"not an admin of tenant {tenant.slug!r}")
             return await repo.list_tokens(tenant.id)
 
     async def revoke_token(self, ctx: Context, token_id: int) -> Token:
@@ -133,34 +136,57 @@ class CredentialUseCases(ServiceBase):
     async def authenticate_token(
         self, presented: str, channel: Channel, remote_addr: str | None = None
     ) -> Principal:
-        """Turn a presented token into a principal, or audit the failure and refuse."""
+        """Turn a presented token into a principal, or audit the failure and refuse.
+
+        The throttle (service/throttle.py) sees the attempt first: an address
+        or a (token, address) pair over its limit is refused unchecked with
+        :class:`TooManyAttempts`, and failures are audited sparingly.
+        """
         anonymous = Context(Principal.anonymous(), channel, remote_addr)
         parsed = secrets.parse_token(presented or "")
-        if parsed is None:
-            await self._deny(anonymous, "auth.token", "token", tenant=None,
-                             message="invalid token", error=AuthenticationFailed)
-        token_id, secret = parsed
+        target = f"token:{parsed[0]}" if parsed else "token"
+        account = str(parsed[0]) if parsed else None
         async with self.uow(readonly=True) as repo:
-            found = await repo.token(token_id)
+            clean = await self._throttle_clean(
+                repo, self._throttle_keys(anonymous, "token", account))
+            found = await repo.token(parsed[0]) if parsed else None
+        attempt = await self._auth_gate(anonymous, "token", account, action="auth.token",
+                                        target=target, clean=clean)
+        if parsed is None:
+            await self._auth_failed(attempt, "auth.token", target, tenant=None,
+                                    message="invalid token")
+        _, secret = parsed
         # Hash and compare even when the id is unknown, so timing says nothing.
         stored_hash = found[1] if found else "0" * 64
         matches = secrets.token_secret_matches(secret, stored_hash) and found is not None
         if not matches or found is None:
-            await self._deny(anonymous, "auth.token", f"token:{token_id}", tenant=None,
-                             message="invalid token", error=AuthenticationFailed)
+            await self._auth_failed(attempt, "auth.token", target, tenant=None,
+                                    message="invalid token")
         token = found[0]
         now = self.clock()
-        if token.revoked_at is not None:
-            await self._deny(anonymous, "auth.token", f"token:{token_id}",
-                             tenant=token.tenant_slug, message="token revoked",
-                             error=AuthenticationFailed)
-        if token.expires_at is not None and token.expires_at <= now:
-            await self._deny(anonymous, "auth.token", f"token:{token_id}",
-                             tenant=token.tenant_slug, message="token expired",
-                             error=AuthenticationFailed)
-        if token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION:
+        problem = self._token_problem(token, now)
+        if problem is not None:
+            await self._auth_failed(attempt, "auth.token", target, tenant=token.tenant_slug,
+                                    message=problem)
+        refresh = token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION
+        if refresh or attempt.counted:
             async with self.uow() as repo:
-                await repo.update_token(token.id, last_used_at=now)
+                await self._auth_passed(repo, attempt)
+                if refresh:
+                    await repo.update_token(token.id, last_used_at=now)
+        return self._token_principal(token)
+
+    @staticmethod
+    def _token_problem(token: Token, now: datetime) -> str | None:
+        """Why a token whose secret matched may still not be used (None: it may)."""
+        if token.revoked_at is not None:
+            return "token revoked"
+        if token.expires_at is not None and token.expires_at <= now:
+            return "token expired"
+        return None
+
+    @staticmethod
+    def _token_principal(token: Token) -> Principal:
         role = {
             TokenScope.USER: Role.USER,
             TokenScope.TENANT: Role.TENANT_ADMIN,
@@ -168,6 +194,31 @@ class CredentialUseCases(ServiceBase):
         }[token.scope]
         return Principal(role, token_label(token), tenant_id=token.tenant_id,
                          user_id=token.user_id, token_id=token.id)
+
+    async def check_principal(self, ctx: Context) -> None:
+        """Refuse (and audit) a principal whose credentials no longer hold.
+
+        A long-lived session (the setter) authenticates once and then acts for
+        hours; it asks here before every command, so a token revoked or
+        expired since, an admin account, user or tenant removed since (or
+        removed and added again under the same name: ids are compared, not
+        names) stops it at its next command.
+        """
+        principal = ctx.principal
+        if principal.role is Role.ANONYMOUS or principal.name.startswith("cli:"):
+            return
+        problem: str | None = None
+        now = self.clock()
+        if principal.admin_id is not None:
+            if not await self.admin_session_valid(principal):
+                problem = "admin account removed"
+        else:
+            async with self.uow(readonly=True) as repo:
+                problem = await self._principal_problem(repo, principal, now)
+        if problem is not None:
+            await self._deny(ctx, "auth.session", principal.name, tenant=None,
+                             message=f"{problem} since this session authenticated",
+                             error=AuthenticationFailed)
 
     async def local_principal(
         self, tenant_name: str | None, os_user: str, uid: int, remote_addr: str | None = None
@@ -228,7 +279,8 @@ class CredentialUseCases(ServiceBase):
 
     async def list_admins(self, ctx: Context) -> list[Admin]:
         if not permissions.can_manage_admins(ctx.principal):
-            raise PermissionDenied("only platform admins may list admin accounts")
+            await self._deny(ctx, "admin.list", "admins", tenant=None,
+                             message="only platform admins may list admin accounts")
         async with self.uow(readonly=True) as repo:
             return await repo.list_admins()
 
@@ -258,15 +310,47 @@ class CredentialUseCases(ServiceBase):
         return (found is not None and found[0].id == principal.admin_id
                 and found[0].tenant_id == principal.tenant_id)
 
+    async def _principal_problem(
+        self, repo: Repository, principal: Principal, now: datetime
+    ) -> str | None:
+        if principal.token_id is not None:
+            found = await repo.token(principal.token_id)
+            if found is None:
+                return "token no longer exists"
+            token = found[0]
+            problem = self._token_problem(token, now)
+            if problem is None and (token.user_id != principal.user_id
+                                    or token.tenant_id != principal.tenant_id):
+                problem = "token no longer names the same user"
+            return problem
+        if principal.user_id is not None:
+            user = await repo.user_by_id(principal.user_id)
+            if user is None or user.tenant_id != principal.tenant_id:
+                return "user removed"
+            return None
+        if principal.tenant_id is not None and await repo.tenant_by_id(
+                principal.tenant_id) is None:
+            return "tenant removed"
+        return None
+
     async def authenticate_admin(
         self, name: str, password: str, channel: Channel, remote_addr: str | None = None
     ) -> Principal:
-        """Check an admin's password (argon2id); failures are audited and look alike."""
+        """Check an admin's password (argon2id); failures are audited and look alike.
+
+        The throttle counts the attempt before argon2 runs, keyed on (name,
+        address) and on the address: twenty parallel guesses get about five
+        checks, and nobody elsewhere is locked out by them.
+        """
         anonymous = Context(Principal.anonymous(), channel, remote_addr)
         try:
             admin_name = rules.admin_name(name)
         except InvalidInput:
             admin_name = None
+        account = admin_name or (name or "").strip().lower()[:64] or "?"
+        target = f"admin:{(admin_name or '?')[:64]}"
+        attempt = await self._auth_gate(anonymous, "admin", account, action="auth.login",
+                                        target=target)
         found = None
         if admin_name is not None and len(password or "") <= MAX_PASSWORD_CHARS:
             async with self.uow(readonly=True) as repo:
@@ -276,9 +360,9 @@ class CredentialUseCases(ServiceBase):
         # a login (or a flood of them) does not stall every listener's event loop.
         matches = await asyncio.to_thread(secrets.password_matches, password or "", stored)
         if found is None or not matches:
-            await self._deny(anonymous, "auth.login", f"admin:{(admin_name or '?')[:64]}",
-                             tenant=found[0].tenant_slug if found else None,
-                             message="wrong admin name or password", error=AuthenticationFailed)
+            await self._auth_failed(attempt, "auth.login", target,
+                                    tenant=found[0].tenant_slug if found else None,
+                                    message="wrong admin name or password")
         admin, password_hash = found
         new_hash = (
             await asyncio.to_thread(secrets.hash_password, password)
@@ -288,6 +372,7 @@ class CredentialUseCases(ServiceBase):
         principal = Principal(role, f"admin:{admin.name}", tenant_id=admin.tenant_id,
                               admin_id=admin.id)
         async with self.uow() as repo:
+            await self._auth_passed(repo, attempt)
             if new_hash is not None:  # stronger parameters since the hash was made
                 await repo.update_admin_password(admin.id, new_hash)
             await self._audit(repo, Context(principal, channel, remote_addr), "auth.login",

@@ -217,3 +217,32 @@ async def test_stale_socket_is_replaced_but_live_or_foreign_files_are_not(
     with pytest.raises(NotFound, match="no such tenant"):
         await start_unix_setter(service, str(socket_dir / "t.sock"), tenant="nope",
                                 settings=SetterConfig(), metrics=Metrics())
+
+
+async def test_an_open_local_session_ends_when_its_tenant_goes(
+    service: FingerplatService, operator: Context, socket_dir: Path
+) -> None:
+    """Credentials are checked on every command: unix:root is an admin of a tenant *id*."""
+    await service.create_tenant(operator, "acme", name="Acme")
+    await service.add_user(operator, "acme", "wile")
+    server = await start_unix_setter(service, str(socket_dir / "acme.sock"), tenant="acme",
+                                     settings=SetterConfig(), metrics=Metrics())
+    reader, writer = await asyncio.open_unix_connection(server.path)
+
+    async def ask(line: str) -> str:
+        writer.write(line.encode() + b"\r\n")
+        return (await asyncio.wait_for(reader.readline(), TIMEOUT)).decode().rstrip("\r\n")
+
+    try:
+        assert await ask("SET wile before") == "+OK status of wile set"
+        # The tenant is removed and a new one made under the same slug.
+        await service.remove_tenant(operator, "acme")
+        await service.create_tenant(operator, "acme", name="Other Acme")
+        await service.add_user(operator, "acme", "wile")
+        reply = await ask("SET wile after")
+        assert reply.startswith("-ERR tenant removed since this session authenticated"), reply
+    finally:
+        writer.close()
+        await server.close()
+    user = await service.public_user(await service.resolve_tenant("acme"), "wile")
+    assert user is not None and user.status is None

@@ -1,4 +1,4 @@
-"""The admin UI's pure parts: login throttle, session store, CSV cells (no I/O)."""
+"""The admin UI's pure parts: session store, CSV cells (no I/O)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 
 from fingerplat.adapters.web.admin import csv_export
 from fingerplat.adapters.web.admin.sessions import SessionStore
-from fingerplat.adapters.web.admin.throttle import LoginThrottle
 from fingerplat.domain.model import AuditEvent, Principal, Role
 
 
@@ -18,38 +17,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-def test_throttle_waits_longer_after_each_failure_past_five() -> None:
-    clock = Clock()
-    throttle = LoginThrottle(clock=clock)
-    keys = throttle.keys("10.0.0.1", "root")
-    waits = [throttle.failed(keys) for _ in range(7)]
-    assert waits == [0, 0, 0, 0, 2.0, 4.0, 8.0]
-    assert throttle.wait_seconds(keys) == 8.0
-    clock.now += 8.5
-    assert throttle.wait_seconds(keys) == 0
-    throttle.succeeded(keys)
-    assert throttle.failed(keys) == 0  # a success starts the count again
-
-
-def test_throttle_counts_per_address_and_per_name() -> None:
-    throttle = LoginThrottle(clock=Clock())
-    for i in range(5):  # one address trying five names
-        throttle.failed(throttle.keys("10.0.0.1", f"name{i}"))
-    assert throttle.wait_seconds(throttle.keys("10.0.0.1", "someone-else")) > 0
-    assert throttle.wait_seconds(throttle.keys("10.0.0.2", "someone-else")) == 0
-    for i in range(5):  # five addresses trying one name
-        throttle.failed(throttle.keys(f"10.1.0.{i}", "root"))
-    assert throttle.wait_seconds(throttle.keys("10.9.9.9", "ROOT")) > 0
-
-
-def test_throttle_delay_is_capped() -> None:
-    throttle = LoginThrottle(clock=Clock())
-    keys = throttle.keys("10.0.0.1", "root")
-    for _ in range(60):
-        wait = throttle.failed(keys)
-    assert wait == 15 * 60
 
 
 def test_sessions_expire_and_login_rotates_the_id() -> None:

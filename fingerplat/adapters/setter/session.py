@@ -242,6 +242,17 @@ class SetterSession:
                       argument: str | None) -> str:
         """Run one change through the service and map the outcome to a reply."""
         try:
+            if self.principal.role is not Role.ANONYMOUS:
+                # Credentials are checked on every use, not once: a token revoked
+                # (or a user removed) since AUTH stops this session here.
+                await self.service.check_principal(self.context())
+        except AuthenticationFailed as error:
+            self.principal = Principal.anonymous()
+            return err(f"{error}: not authenticated any more, nothing changed; "
+                       "send AUTH <token> again")
+        except Unavailable:
+            return err("service temporarily unavailable, nothing changed")
+        try:
             return ok(await action(user, tenant, argument))
         except PermissionDenied as error:
             if self.principal.role is Role.ANONYMOUS:

@@ -16,10 +16,15 @@ from aiohttp import web
 
 from fingerplat.adapters.web.keys import SERVICE
 from fingerplat.adapters.web.payloads import read_json_object, string_field
-from fingerplat.adapters.web.principals import anonymous, bearer_token, token_context
+from fingerplat.adapters.web.principals import (
+    anonymous,
+    audited_bearer_token,
+    refuse,
+    token_context,
+)
 from fingerplat.adapters.web.templating import iso_time
 from fingerplat.domain import rules
-from fingerplat.domain.errors import AuthenticationFailed, InvalidInput, NotFound
+from fingerplat.domain.errors import InvalidInput, NotFound
 from fingerplat.domain.model import (
     AuditEvent,
     AuditQuery,
@@ -99,14 +104,15 @@ def time_param(request: web.Request, name: str) -> datetime | None:
 
 
 async def optional_context(request: web.Request) -> Context | None:
-    token = bearer_token(request)
+    token = await audited_bearer_token(request, Channel.API)
     return None if token is None else await token_context(request, token, Channel.API)
 
 
 async def required_context(request: web.Request) -> Context:
-    token = bearer_token(request)
+    """The caller's token context; a request without one is refused and audited."""
+    token = await audited_bearer_token(request, Channel.API)
     if token is None:
-        raise AuthenticationFailed("this route needs 'Authorization: Bearer <token>'")
+        await refuse(request, Channel.API, "this route needs 'Authorization: Bearer <token>'")
     return await token_context(request, token, Channel.API)
 
 

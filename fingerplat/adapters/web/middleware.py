@@ -25,6 +25,7 @@ from fingerplat.domain.errors import (
     InvalidInput,
     NotFound,
     PermissionDenied,
+    TooManyAttempts,
     Unavailable,
 )
 from fingerplat.metrics import Metrics
@@ -42,6 +43,7 @@ STATUS_FOR_ERROR: tuple[tuple[type[FingerplatError], int], ...] = (
     (InvalidInput, 422),
     (NotFound, 404),
     (Conflict, 409),
+    (TooManyAttempts, 429),
     (AuthenticationFailed, 401),
     (PermissionDenied, 403),
     (Unavailable, 503),
@@ -57,6 +59,7 @@ TITLES = {
     409: "Conflict",
     413: "Request too large",
     422: "Invalid input",
+    429: "Too many attempts",
     500: "Something went wrong",
     503: "Temporarily unavailable",
 }
@@ -169,7 +172,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         status = status_for(exc)
         if status == 503:
             log.warning("web: %s %s: %s", request.method, request.path, exc)
-        return error_response(request, status, str(exc))
+        response = error_response(request, status, str(exc))
+        if isinstance(exc, AuthenticationFailed) and exc.retry_after:
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     except Exception:
         log.exception("web: unexpected error on %s %s", request.method, request.path)
         return error_response(request, 500, "internal error: the problem has been logged")

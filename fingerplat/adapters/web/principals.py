@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from typing import NoReturn
 
 from aiohttp import web
 
@@ -68,3 +69,33 @@ async def token_context(
         token, channel, remote_addr(request)
     )
     return Context(principal, channel, remote_addr(request))
+
+
+async def refuse(request: web.Request, channel: Channel, message: str) -> NoReturn:
+    """401 for a request without usable credentials, audited by the service.
+
+    The service counts such refusals per client address and writes only the
+    first few of a window one row each (SPEC section 11), so this is safe to
+    call for every anonymous request an attacker sends.
+    """
+    await request.config_dict[SERVICE].deny_unauthenticated(
+        channel, remote_addr(request), "auth.token", f"{request.method} {request.path}"[:300],
+        message,
+    )
+    raise AssertionError("deny_unauthenticated returned")  # pragma: no cover
+
+
+async def audited_bearer_token(request: web.Request, channel: Channel) -> str | None:
+    """:func:`bearer_token`, with an unreadable header refused and audited."""
+    try:
+        return bearer_token(request)
+    except AuthenticationFailed as error:
+        await refuse(request, channel, str(error))
+
+
+async def audited_basic_password(request: web.Request, channel: Channel) -> str | None:
+    """:func:`basic_password`, with unreadable credentials refused and audited."""
+    try:
+        return basic_password(request)
+    except AuthenticationFailed as error:
+        await refuse(request, channel, str(error))

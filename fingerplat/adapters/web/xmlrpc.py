@@ -28,7 +28,7 @@ from defusedxml.xmlrpc import DefusedExpatParser
 from fingerplat.adapters.web import tenancy
 from fingerplat.adapters.web.keys import ERROR_KIND, SERVICE
 from fingerplat.adapters.web.payloads import BodyTimeout, PayloadTooLarge, read_body
-from fingerplat.adapters.web.principals import basic_password, remote_addr
+from fingerplat.adapters.web.principals import audited_basic_password, refuse, remote_addr
 from fingerplat.adapters.web.templating import iso_time
 from fingerplat.domain import rules
 from fingerplat.domain.errors import (
@@ -38,6 +38,7 @@ from fingerplat.domain.errors import (
     InvalidInput,
     NotFound,
     PermissionDenied,
+    TooManyAttempts,
     Unavailable,
 )
 from fingerplat.domain.model import Channel, Context, Tenant
@@ -59,6 +60,7 @@ FAULT_UNAUTHENTICATED = 401
 FAULT_FORBIDDEN = 403
 FAULT_NOT_FOUND = 404
 FAULT_CONFLICT = 409
+FAULT_TOO_MANY = 429
 FAULT_INVALID = 422
 FAULT_TOO_LARGE = 413
 FAULT_UNAVAILABLE = 503
@@ -69,6 +71,7 @@ FAULT_BAD_PARAMS = -32602
 FAULT_INTERNAL = -32603
 
 _FAULT_FOR_ERROR: tuple[tuple[type[FingerplatError], int], ...] = (
+    (TooManyAttempts, FAULT_TOO_MANY),
     (AuthenticationFailed, FAULT_UNAUTHENTICATED),
     (PermissionDenied, FAULT_FORBIDDEN),
     (NotFound, FAULT_NOT_FOUND),
@@ -133,6 +136,7 @@ class Call:
     request: web.Request
     tenant: Tenant
     _ctx: Context | None = None
+    _refused: AuthenticationFailed | None = None
     listed: int = 0  # usernames put in this request's answers so far
 
     def may_list(self, count: int) -> None:
@@ -150,15 +154,27 @@ class Call:
         return self.request.config_dict[SERVICE]
 
     async def authenticated(self) -> Context:
+        """The request's token context, checked once per request.
+
+        A request carries one ``Authorization`` header: when it fails, every
+        ``setUser`` of a ``system.multicall`` gets the same fault without
+        checking (and counting, and auditing) the same credentials again.
+        """
+        if self._refused is not None:
+            raise self._refused
         if self._ctx is None:
-            token = basic_password(self.request)
-            if token is None:
-                raise AuthenticationFailed(
-                    "setUser needs HTTP Basic authentication with an API token as the password"
+            try:
+                token = await audited_basic_password(self.request, Channel.XMLRPC)
+                if token is None:
+                    await refuse(self.request, Channel.XMLRPC,
+                                 "setUser needs HTTP Basic authentication with an API token "
+                                 "as the password")
+                principal = await self.service.authenticate_token(
+                    token, Channel.XMLRPC, remote_addr(self.request)
                 )
-            principal = await self.service.authenticate_token(
-                token, Channel.XMLRPC, remote_addr(self.request)
-            )
+            except AuthenticationFailed as error:
+                self._refused = error
+                raise
             self._ctx = Context(principal, Channel.XMLRPC, remote_addr(self.request))
         return self._ctx
 

@@ -8,7 +8,6 @@ from fingerplat.adapters.web.admin import state
 from fingerplat.adapters.web.admin.handlers import ROUTE_TABLES
 from fingerplat.adapters.web.admin.middleware import MIDDLEWARES
 from fingerplat.adapters.web.admin.sessions import SessionStore
-from fingerplat.adapters.web.admin.throttle import LoginThrottle
 from fingerplat.metrics import Metrics
 from fingerplat.service.core import FingerplatService
 
@@ -22,20 +21,19 @@ def build_admin_app(
     secure: bool,
     metrics: Metrics,
     sessions: SessionStore | None = None,
-    throttle: LoginThrottle | None = None,
 ) -> web.Application:
     """The admin UI as an aiohttp application, to be mounted at ``/admin/``.
 
     ``secure`` marks the session cookie ``Secure`` (set it when the listener
-    serves HTTPS). ``sessions`` and ``throttle`` can be passed in to share
-    them between listeners or to control their clocks in tests.
+    serves HTTPS). ``sessions`` can be passed in to share them between
+    listeners or to control their clocks in tests. Login throttling is the
+    service's (shared by every worker and node, fingerplat/service/throttle.py).
     """
     app = web.Application(middlewares=MIDDLEWARES, client_max_size=MAX_FORM_BYTES)
     app[state.SERVICE] = service
     app[state.METRICS] = metrics
     app[state.SECURE] = secure
     app[state.SESSIONS] = sessions if sessions is not None else SessionStore()
-    app[state.THROTTLE] = throttle if throttle is not None else LoginThrottle()
     app[state.JINJA] = state.make_environment()
     for table in ROUTE_TABLES:
         app.router.add_routes(table)

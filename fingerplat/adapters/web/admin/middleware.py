@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from fingerplat.adapters.web.admin import state
+from fingerplat.adapters.web.admin.refusals import audit_refusal
 from fingerplat.domain.errors import (
     AuthenticationFailed,
     Conflict,
@@ -126,6 +127,7 @@ async def require_login(request: web.Request, handler: Handler) -> web.StreamRes
         request[state.SESSION_KEY] = s = None
     if s is None or not s.authenticated:
         if request.method in UNSAFE_METHODS:
+            await audit_refusal(request, "web.form", "form sent without a live session")
             return error_page(request, 403, "Session expired",
                               "Your session has ended. Log in again and repeat the change.")
         target = request.path_qs if request.method == "GET" else state.PREFIX + "/"
@@ -142,6 +144,7 @@ async def check_csrf(request: web.Request, handler: Handler) -> web.StreamRespon
         token = form.get("csrf_token")
         if s is None or not isinstance(token, str) or not s.csrf_matches(token):
             log.info("refused %s %s: missing or wrong CSRF token", request.method, request.path)
+            await audit_refusal(request, "web.csrf", "missing or wrong CSRF token")
             return error_page(
                 request, 403, "Form refused",
                 "This form was not sent by this admin page (missing or wrong security "

@@ -15,7 +15,6 @@ import jinja2
 from aiohttp import web
 
 from fingerplat.adapters.web.admin.sessions import Session, SessionStore
-from fingerplat.adapters.web.admin.throttle import LoginThrottle
 from fingerplat.adapters.web.templating import neutralise
 from fingerplat.domain.model import Channel, Context, Principal, Role, Token
 from fingerplat.metrics import Metrics
@@ -29,7 +28,6 @@ STATIC_DIR = Path(__file__).parent / "static"
 
 SERVICE = web.AppKey("admin_service", FingerplatService)
 SESSIONS = web.AppKey("admin_sessions", SessionStore)
-THROTTLE = web.AppKey("admin_throttle", LoginThrottle)
 METRICS = web.AppKey("admin_metrics", Metrics)
 SECURE = web.AppKey("admin_secure", bool)
 JINJA = web.AppKey("admin_jinja", jinja2.Environment)

@@ -7,7 +7,7 @@ import math
 from aiohttp import web
 
 from fingerplat.adapters.web.admin import state
-from fingerplat.domain.errors import AuthenticationFailed
+from fingerplat.domain.errors import AuthenticationFailed, TooManyAttempts
 from fingerplat.domain.model import Channel, Context, Role
 
 routes = web.RouteTableDef()
@@ -51,25 +51,26 @@ async def login(request: web.Request) -> web.StreamResponse:
     name = str(form.get("name", ""))[:200]
     password = str(form.get("password", ""))[:1024]
     next_path = str(form.get("next", ""))
-    throttle = request.app[state.THROTTLE]
-    keys = throttle.keys(request.remote, name)
-    wait = throttle.wait_seconds(keys)
-    if wait > 0:
-        return _login_page(
-            request, status=429, name=name, next_path=next_path,
-            error=f"Too many failed logins. Wait {_wait_text(wait)} before trying again.",
-        )
+    # The service throttles (shared by every worker and node, counted before
+    # the password is checked) and audits; here its answers become pages.
     try:
         principal = await state.service(request).authenticate_admin(
             name, password, Channel.WEB, request.remote
         )
-    except AuthenticationFailed:
-        wait = throttle.failed(keys)
+    except TooManyAttempts as error:
+        page = _login_page(
+            request, status=429, name=name, next_path=next_path,
+            error=f"Too many failed logins. Wait {_wait_text(error.retry_after)} before "
+                  "trying again.",
+        )
+        page.headers["Retry-After"] = str(error.retry_after)
+        return page
+    except AuthenticationFailed as error:
         message = "Wrong admin name or password."
-        if wait > 0:
-            message += f" Too many failed logins: wait {_wait_text(wait)} before trying again."
+        if error.retry_after > 0:
+            message += (f" Too many failed logins: wait {_wait_text(error.retry_after)} "
+                        "before trying again.")
         return _login_page(request, status=401, error=message, name=name, next_path=next_path)
-    throttle.succeeded(keys)
     new = request.app[state.SESSIONS].login(state.session(request), principal)
     if principal.role is Role.TENANT_ADMIN:
         ctx = Context(principal, Channel.WEB, request.remote)
