@@ -85,6 +85,10 @@ class ReadCache:
         # A user's keys: a list, not a set (a user has a handful of entries, and
         # an empty set alone is 216 bytes: a sixth of a cached user's memory).
         self._by_user: dict[UserTag, list[Hashable]] = {}
+        # What the cache held when following changes stopped (LISTEN lost): never
+        # answered from while the database answers, only instead of an error
+        # while it does not (a failover), see held().
+        self._held: OrderedDict[Hashable, tuple[Any, UserTag | None]] = OrderedDict()
         self._guard = guard
         self._token: Hashable | None = guard() if guard is not None else None
         self._usable = self._token is not None or guard is None
@@ -134,9 +138,32 @@ class ReadCache:
 
     # -- invalidation --------------------------------------------------------------
 
+    def held(self, key: Hashable) -> Any:
+        """What was kept under ``key`` when following changes stopped, or :data:`MISS`.
+
+        For a read whose database is unreachable (a primary failing over): the
+        answer as of the moment this node lost track of changes is better than
+        an error, and nobody can change it meanwhile without a primary. It is
+        never used while the database answers, and is dropped once changes
+        are followed again (``resync``) or this node changes anything.
+        """
+        entry = self._held.get(key)
+        return MISS if entry is None else entry[0]
+
+    def hold(self) -> None:
+        """Stop answering from the entries (they may go stale) but keep them for held()."""
+        self.epoch += 1
+        if self._data:
+            self._held = self._data
+            self._data = OrderedDict()
+        self._by_user.clear()
+
     def on_event(self, event: ChangeEvent) -> None:
         """EventBus subscriber (synchronous: invalidation never waits on anything)."""
         if event.kind == "token":
+            return
+        if event.kind == "resync" and event.data.get("reason") == "lost":
+            self.hold()  # the LISTEN connection is gone: see held()
             return
         if event.kind in _USER_KINDS and event.tenant_id is not None and event.username:
             self.invalidate_user(event.tenant_id, event.username)
@@ -145,6 +172,7 @@ class ReadCache:
 
     def invalidate_user(self, tenant_id: int, username: str) -> None:
         self.epoch += 1
+        self._held.clear()  # a change got through: the database is back
         for key in self._by_user.pop((tenant_id, username.lower()), ()):
             self._data.pop(key, None)
 
@@ -152,6 +180,7 @@ class ReadCache:
         self.epoch += 1
         self._data.clear()
         self._by_user.clear()
+        self._held.clear()
 
     def _untag(self, key: Hashable, user: UserTag | None) -> None:
         if user is None:
@@ -177,7 +206,7 @@ class ReadCache:
             if self._usable:
                 log.info("read cache off until changes can be followed again")
                 self._usable = False
-                self.clear()
+                self.hold()
             return False
         if token != self._token or not self._usable:
             self._token = token
