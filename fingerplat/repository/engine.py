@@ -158,7 +158,7 @@ def describe_database(url: str) -> str:
 def safe_url(url: str) -> str:
     """The URL for messages and logs: the password replaced by ``***``."""
     try:
-        return _parse(url).render_as_string(hide_password=True)
+        return _render_host_list(_parse(url), hide_password=True)
     except Exception:  # unparseable: show nothing of it rather than a password
         return "(unparseable database URL)"
 
@@ -205,11 +205,16 @@ def asyncpg_dsn(url: URL) -> str:
     host list goes back before the database name (``h1:p1,h2:p2``), where
     asyncpg tries each in turn with ``target_session_attrs``.
     """
-    plain = url.set(drivername="postgresql")
-    listed = plain.query.get("host")
+    return _render_host_list(url.set(drivername="postgresql"), hide_password=False)
+
+
+def _render_host_list(url: URL, *, hide_password: bool) -> str:
+    """The URL as text with a ``?host=h1:p1&host=h2:p2`` list written ``h1:p1,h2:p2``."""
+    listed = url.query.get("host")
     if not isinstance(listed, tuple):
-        return plain.render_as_string(hide_password=False)
-    rendered = plain.difference_update_query(["host"]).render_as_string(hide_password=False)
+        return url.render_as_string(hide_password=hide_password)
+    rendered = url.difference_update_query(["host"]).render_as_string(
+        hide_password=hide_password)
     scheme, _, rest = rendered.partition("://")
     auth, _hosts, tail = _split_authority(rest)
     return f"{scheme}://{auth}{','.join(listed)}{tail}"
