@@ -24,6 +24,7 @@ import contextlib
 import time
 from pathlib import Path
 
+import aiohttp
 import asyncpg
 
 from fingerplat.domain.model import Context, TokenScope
@@ -67,23 +68,39 @@ class Load:
         self.setter = setter
         self.finger_ok = 0
         self.finger_failed: list[str] = []
+        self.web_ok = 0
+        self.web_failed: list[str] = []
         self.acknowledged: list[str] = []
         self.refused: list[tuple[float, str]] = []
         self.accepted_at: list[float] = []
         self.running = True
 
     async def read(self) -> None:
-        while self.running:
-            for name, shown in READERS.items():
-                try:
-                    answer = await finger(*self.node.address("finger"), name, timeout=10)
-                except (OSError, TimeoutError) as error:
-                    answer = f"no answer: {error!r}"
-                if shown in answer:
-                    self.finger_ok += 1
-                else:
-                    self.finger_failed.append(answer)
-            await asyncio.sleep(0.02)
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+            while self.running:
+                await self._read_once(http)
+
+    async def _read_once(self, http: aiohttp.ClientSession) -> None:
+        web = "http://{}:{}".format(*self.node.address("web"))
+        try:
+            async with http.get(f"{web}/~alice") as response:
+                page = f"{response.status} {await response.text()}"
+        except (OSError, TimeoutError, aiohttp.ClientError) as error:
+            page = f"no answer: {error!r}"
+        if page.startswith("200 ") and "reading along" in page:
+            self.web_ok += 1
+        else:
+            self.web_failed.append(page[:200])
+        for name, shown in READERS.items():
+            try:
+                answer = await finger(*self.node.address("finger"), name, timeout=10)
+            except (OSError, TimeoutError) as error:
+                answer = f"no answer: {error!r}"
+            if shown in answer:
+                self.finger_ok += 1
+            else:
+                self.finger_failed.append(answer)
+        await asyncio.sleep(0.02)
 
     async def write(self) -> None:
         number = 0
@@ -165,9 +182,11 @@ command_timeout = 2
         window = max(at for at, _reply in load.refused) - min(at for at, _ in load.refused)
         print(f"writes refused for {window:.2f} s ({len(load.refused)} refusals; stop "
               f"took {promoted - stopped:.2f} s until promoted), "
-              f"{load.finger_ok} finger answers, {len(load.finger_failed)} failed")
+              f"{load.finger_ok} finger answers, {len(load.finger_failed)} failed, "
+              f"{load.web_ok} web pages, {len(load.web_failed)} failed")
         assert load.finger_failed == [], load.finger_failed[:5]
-        assert load.finger_ok > 0
+        assert load.web_failed == [], load.web_failed[:5]
+        assert load.finger_ok > 0 and load.web_ok > 0
 
         # -- LISTEN is back on the new primary: another client's change reaches the cache
         answer = await finger(*node.address("finger"), "alice")
