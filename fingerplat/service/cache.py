@@ -89,6 +89,7 @@ class ReadCache:
         # answered from while the database answers, only instead of an error
         # while it does not (a failover), see held().
         self._held: OrderedDict[Hashable, tuple[Any, UserTag | None]] = OrderedDict()
+        self._held_used = False  # said so in the log since the last hold()
         self._guard = guard
         self._token: Hashable | None = guard() if guard is not None else None
         self._usable = self._token is not None or guard is None
@@ -148,7 +149,13 @@ class ReadCache:
         are followed again (``resync``) or this node changes anything.
         """
         entry = self._held.get(key)
-        return MISS if entry is None else entry[0]
+        if entry is None:
+            return MISS
+        if not self._held_used:
+            self._held_used = True
+            log.warning("database unreachable: answering from what the read cache held "
+                        "(%d entries) until it is back", len(self._held))
+        return entry[0]
 
     def hold(self) -> None:
         """Stop answering from the entries (they may go stale) but keep them for held()."""
@@ -156,6 +163,7 @@ class ReadCache:
         if self._data:
             self._held = self._data
             self._data = OrderedDict()
+            self._held_used = False
         self._by_user.clear()
 
     def on_event(self, event: ChangeEvent) -> None:

@@ -188,6 +188,13 @@ command_timeout = 2
         assert load.web_failed == [], load.web_failed[:5]
         assert load.finger_ok > 0 and load.web_ok > 0
 
+        # -- what an operator watches: the log says so, the metric is back to 1 -----------
+        await node.wait_line(lambda line: "answering from what the read cache held" in line,
+                             start=log_mark)
+        async with (aiohttp.ClientSession() as http,
+                    http.get("http://{}:{}/metrics".format(*node.address("web"))) as resp):
+            assert "fingerplat_change_events_listening 1.0" in await resp.text()
+
         # -- LISTEN is back on the new primary: another client's change reaches the cache
         answer = await finger(*node.address("finger"), "alice")
         assert READERS["alice"] in answer  # asked again: kept in the cache
