@@ -73,3 +73,23 @@ def test_bad_host_lists_are_refused_naming_the_problem_without_the_password(
         check_url(url)
     assert says in str(caught.value)
     assert "s3cret" not in str(caught.value)
+
+
+def test_a_failover_under_way_reads_as_database_unreachable() -> None:
+    """What asyncpg raises while no listed host is a primary, or the one tried is
+    stopping, becomes the adapters' "temporarily unavailable", never a traceback."""
+    import asyncpg
+
+    from fingerplat.domain.errors import Unavailable
+    from fingerplat.repository.uow import translate_db_error
+
+    for error in (
+        asyncpg.exceptions.TargetServerAttributeNotMatched(
+            "None of the hosts match the target attribute requirement"),
+        asyncpg.exceptions.CannotConnectNowError("the database system is shutting down"),
+        asyncpg.exceptions.CannotConnectNowError("the database system is starting up"),
+        ConnectionRefusedError(111, "Connect call failed"),
+    ):
+        mapped = translate_db_error(error)
+        assert isinstance(mapped, Unavailable) and str(mapped) == "database unreachable"
+    assert translate_db_error(asyncpg.exceptions.DivisionByZeroError("division by zero")) is None
