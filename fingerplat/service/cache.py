@@ -26,7 +26,9 @@ composition root passes a ``guard``: a cheap function returning a token that
 changes whenever the database may have changed behind our back (SQLite: the
 file's size and time), or None while the cache must not be used at all
 (PostgreSQL: while the LISTEN connection is down). A new token drops
-everything; None drops everything and bypasses the cache until it is back.
+everything; None bypasses the cache until it is back, keeping what it held
+aside for :meth:`ReadCache.held` (answers while the database itself cannot be
+reached, e.g. during a failover), and the token's return drops everything.
 The guard is asked once per event-loop iteration, not once per read: every
 read in one iteration then sees the database as of that iteration's start,
 as if they had all happened at that instant (on SQLite each check is two
