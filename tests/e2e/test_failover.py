@@ -169,6 +169,9 @@ command_timeout = 2
         while not load.refused:
             assert time.monotonic() < deadline, "a write was accepted with no primary"
             await asyncio.sleep(0.05)
+        # ...and reads are answered from what the node held (it says so once).
+        await node.wait_line(lambda line: "answering from what the read cache held" in line,
+                             start=log_mark, timeout=20)
         await asyncio.to_thread(pg.promote_standby)
         promoted = time.monotonic()
         await load.accepted_after(promoted, 3, timeout=30)
@@ -188,9 +191,7 @@ command_timeout = 2
         assert load.web_failed == [], load.web_failed[:5]
         assert load.finger_ok > 0 and load.web_ok > 0
 
-        # -- what an operator watches: the log says so, the metric is back to 1 -----------
-        await node.wait_line(lambda line: "answering from what the read cache held" in line,
-                             start=log_mark)
+        # -- what an operator watches: the metric is back to 1 ----------------------------
         async with (aiohttp.ClientSession() as http,
                     http.get("http://{}:{}/metrics".format(*node.address("web"))) as resp):
             assert "fingerplat_change_events_listening 1.0" in await resp.text()
