@@ -172,6 +172,9 @@ command_timeout = 2
         # ...and reads are answered from what the node held (it says so once).
         await node.wait_line(lambda line: "answering from what the read cache held" in line,
                              start=log_mark, timeout=20)
+        health = "http://{}:{}/healthz".format(*node.address("web"))
+        async with aiohttp.ClientSession() as http, http.get(health) as resp:
+            assert resp.status == 503  # a load balancer sees the node cannot write
         await asyncio.to_thread(pg.promote_standby)
         promoted = time.monotonic()
         await load.accepted_after(promoted, 3, timeout=30)
@@ -195,6 +198,8 @@ command_timeout = 2
         async with (aiohttp.ClientSession() as http,
                     http.get("http://{}:{}/metrics".format(*node.address("web"))) as resp):
             assert "fingerplat_change_events_listening 1.0" in await resp.text()
+        async with aiohttp.ClientSession() as http, http.get(health) as resp:
+            assert resp.status == 200
 
         # -- LISTEN is back on the new primary: another client's change reaches the cache
         answer = await finger(*node.address("finger"), "alice")
