@@ -188,10 +188,10 @@ class AppState:
 
     def safe_database_url(self) -> str | None:
         """The database URL with any password hidden, for error messages."""
-        from sqlalchemy.engine import make_url
+        from fingerplat.repository.engine import safe_url
 
         try:
-            return make_url(self.database_url).render_as_string(hide_password=True)
+            return safe_url(self.database_url)
         except Exception:
             return None
 

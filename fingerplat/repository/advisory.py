@@ -22,13 +22,15 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from fingerplat.repository.engine import normalize_url
+
 log = logging.getLogger("fingerplat.repository.advisory")
 
 
 def create_lock_engine(url: str, *, connect_timeout: float, command_timeout: float) -> AsyncEngine:
     """An engine without a pool: every lock gets (and keeps) its own connection."""
     return create_async_engine(
-        url,
+        normalize_url(url),  # a failover host list (h1,h2) in the form asyncpg gets
         poolclass=NullPool,
         connect_args={"timeout": connect_timeout, "command_timeout": command_timeout},
     )

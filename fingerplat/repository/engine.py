@@ -5,12 +5,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import stat
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from fingerplat.domain.errors import InvalidInput
@@ -38,13 +39,99 @@ def default_database_url() -> str:
     return f"sqlite+aiosqlite:///{default_sqlite_path()}"
 
 
+# PostgreSQL's default port: a host listed without one in a multi-host URL gets it.
+DEFAULT_POSTGRES_PORT = 5432
+_SCHEME = re.compile(r"^(?P<scheme>[A-Za-z][\w+.-]*)://(?P<rest>.*)$", re.DOTALL)
+
+
+def _split_authority(rest: str) -> tuple[str, str, str]:
+    """``user:pw@hosts/db?query`` -> (``user:pw@``, ``hosts``, ``/db?query``).
+
+    The user information ends at the first ``@`` as in SQLAlchemy's own
+    parser (a user name holds no ``/`` or ``:``, a password no ``@``).
+    """
+    auth = ""
+    at = rest.find("@")
+    if at >= 0 and not re.search(r"[/?]", rest[:at].partition(":")[0]):
+        auth, rest = rest[: at + 1], rest[at + 1:]
+    end = len(rest)
+    for stop in ("/", "?"):
+        index = rest.find(stop)
+        if index >= 0:
+            end = min(end, index)
+    return auth, rest[:end], rest[end:]
+
+
+def _host_port(spec: str) -> tuple[str, int]:
+    """One entry of a host list: ``host`` or ``host:port`` (the port defaulting to 5432)."""
+    host, _, port = spec.strip().partition(":")
+    if not host or spec.startswith("[") or ":" in port:
+        raise InvalidInput(
+            f"invalid host {spec.strip()!r} in the database URL's host list: write "
+            "HOST or HOST:PORT (IPv6 addresses cannot be listed: give them a host name)"
+        )
+    if not port:
+        return host, DEFAULT_POSTGRES_PORT
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise InvalidInput(f"invalid port {port!r} for host {host!r} in the database URL")
+    return host, int(port)
+
+
+def normalize_url(url: str) -> str:
+    """The SPEC's multi-host form rewritten into the one SQLAlchemy hands to asyncpg.
+
+    ``postgresql+asyncpg://u@h1,h2:5433/db?target_session_attrs=read-write``
+    (libpq's form) is not understood by SQLAlchemy: it reads ``h1,h2`` as one
+    host name, and a port in the list breaks its port parser. Its own form is
+    ``?host=h1:5432&host=h2:5433`` with every port given, and that is what
+    this returns (a host without a port gets 5432). Every other URL,
+    including SQLAlchemy's own multi-host forms, comes back unchanged; the
+    other query parameters (``target_session_attrs``) are kept as written
+    and reach asyncpg.connect.
+    """
+    match = _SCHEME.match(url)
+    if match is None:
+        return url
+    auth, hosts, tail = _split_authority(match["rest"])
+    if "," not in hosts:
+        return url
+    pairs = [_host_port(spec) for spec in hosts.split(",")]
+    path, question, query = tail.partition("?")
+    if re.search(r"(^|&)(host|port)=", query):
+        raise InvalidInput("the database URL lists hosts twice: before the database name "
+                           "and as ?host= or ?port=; use one form")
+    listed = "&".join(f"host={host}:{port}" for host, port in pairs)
+    query = f"{listed}&{query}" if question and query else listed
+    return f"{match['scheme']}://{auth}{path or '/'}?{query}"
+
+
+def _parse(url: str) -> URL:
+    return make_url(normalize_url(url))
+
+
+def database_hosts(url: str) -> list[str]:
+    """Every ``host:port`` a PostgreSQL URL names, in the order they are tried."""
+    parsed = _parse(url)
+    listed = parsed.query.get("host")
+    if isinstance(listed, tuple):
+        return list(listed)
+    if isinstance(listed, str) and listed:
+        ports = str(parsed.query.get("port") or "").split(",")
+        hosts = listed.split(",")
+        if len(ports) == len(hosts):
+            return [f"{host}:{port}" for host, port in zip(hosts, ports, strict=True)]
+        return hosts
+    host = parsed.host or "localhost"
+    return [f"{host}:{parsed.port}" if parsed.port else host]
+
+
 def is_sqlite(url: str) -> bool:
-    return make_url(url).get_backend_name() == "sqlite"
+    return _parse(url).get_backend_name() == "sqlite"
 
 
 def sqlite_file(url: str) -> Path | None:
     """The file behind a SQLite URL, or None for an in-memory database."""
-    parsed = make_url(url)
+    parsed = _parse(url)
     if parsed.get_backend_name() != "sqlite" or not parsed.database:
         return None
     if parsed.database == ":memory:":
@@ -54,30 +141,83 @@ def sqlite_file(url: str) -> Path | None:
 
 def describe_database(url: str) -> str:
     """Which database a URL names, for people: ``SQLite PATH`` or
-    ``PostgreSQL user@host:port/database`` (never a password)."""
-    parsed = make_url(url)
+    ``PostgreSQL user@host:port/database`` (never a password); several hosts
+    (failover) are listed ``h1:p1,h2:p2``, followed by the target when one
+    is set (``target_session_attrs=read-write``)."""
+    parsed = _parse(url)
     if parsed.get_backend_name() == "sqlite":
         path = sqlite_file(url)
         return f"SQLite {path if path is not None else 'in memory'}"
-    hosts = parsed.query.get("host")  # several hosts (failover) come as ?host=...
-    where = parsed.host or (",".join(hosts) if isinstance(hosts, tuple) else hosts) or "localhost"
-    port = f":{parsed.port}" if parsed.port else ""
+    where = ",".join(database_hosts(url))
     user = f"{parsed.username}@" if parsed.username else ""
-    return f"PostgreSQL {user}{where}{port}/{parsed.database or ''}"
+    target = parsed.query.get("target_session_attrs")
+    suffix = f" (target_session_attrs={target})" if isinstance(target, str) else ""
+    return f"PostgreSQL {user}{where}/{parsed.database or ''}{suffix}"
+
+
+def safe_url(url: str) -> str:
+    """The URL for messages and logs: the password replaced by ``***``."""
+    try:
+        return _render_host_list(_parse(url), hide_password=True)
+    except Exception:  # unparseable: show nothing of it rather than a password
+        return "(unparseable database URL)"
+
+
+# asyncpg.connect's own values (libpq has the same names).
+TARGET_SESSION_ATTRS = ("any", "primary", "standby", "prefer-standby", "read-write",
+                        "read-only")
 
 
 def check_url(url: str) -> str:
-    """Refuse URLs for drivers fingerplat does not speak, naming the two that work."""
+    """Refuse URLs for drivers fingerplat does not speak, naming the two that work.
+
+    Returns the URL to use: a libpq-style host list is rewritten into
+    SQLAlchemy's form (:func:`normalize_url`). Errors never show a password.
+    """
     try:
-        parsed = make_url(url)
+        parsed = _parse(url)
+    except InvalidInput:
+        raise
     except Exception as exc:  # sqlalchemy raises ArgumentError with a terse text
-        raise InvalidInput(f"invalid database URL {url!r}: {exc}") from None
+        shown = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+        raise InvalidInput(f"invalid database URL {shown!r}: {exc}") from None
     if parsed.drivername not in ("sqlite+aiosqlite", "postgresql+asyncpg"):
         raise InvalidInput(
             f"unsupported database URL scheme {parsed.drivername!r}: use "
             "sqlite+aiosqlite:///PATH or postgresql+asyncpg://USER@HOST/DB"
         )
-    return url
+    if parsed.drivername == "postgresql+asyncpg":
+        target = parsed.query.get("target_session_attrs")
+        if target is not None and target not in TARGET_SESSION_ATTRS:
+            raise InvalidInput(f"invalid target_session_attrs {target!r} in the database "
+                               f"URL: use one of {', '.join(TARGET_SESSION_ATTRS)}")
+        try:  # what SQLAlchemy will hand asyncpg: refuses a host list missing a port
+            parsed.get_dialect()().create_connect_args(parsed)
+        except Exception as exc:
+            raise InvalidInput(f"invalid database URL {safe_url(url)!r}: {exc}") from None
+    return normalize_url(url)
+
+
+def asyncpg_dsn(url: URL) -> str:
+    """A SQLAlchemy URL as a DSN that asyncpg.connect understands, every host included.
+
+    asyncpg keeps only the last of repeated ``?host=`` parameters, so the
+    host list goes back before the database name (``h1:p1,h2:p2``), where
+    asyncpg tries each in turn with ``target_session_attrs``.
+    """
+    return _render_host_list(url.set(drivername="postgresql"), hide_password=False)
+
+
+def _render_host_list(url: URL, *, hide_password: bool) -> str:
+    """The URL as text with a ``?host=h1:p1&host=h2:p2`` list written ``h1:p1,h2:p2``."""
+    listed = url.query.get("host")
+    if not isinstance(listed, tuple):
+        return url.render_as_string(hide_password=hide_password)
+    rendered = url.difference_update_query(["host"]).render_as_string(
+        hide_password=hide_password)
+    scheme, _, rest = rendered.partition("://")
+    auth, _hosts, tail = _split_authority(rest)
+    return f"{scheme}://{auth}{','.join(listed)}{tail}"
 
 
 def create_engine(
@@ -95,7 +235,7 @@ def create_engine(
     server produces an error quickly instead of a hang; ``pool_pre_ping``
     replaces connections that died while the database was away.
     """
-    check_url(url)
+    url = check_url(url)
     kwargs: dict[str, Any] = {}
     if is_sqlite(url):
         path = sqlite_file(url)
@@ -140,7 +280,7 @@ def create_read_engine(
     ``fingerplat-read`` tells these connections apart in ``pg_stat_activity``.
     On SQLite each saved step is a hop to aiosqlite's thread.
     """
-    check_url(url)
+    url = check_url(url)
     common: dict[str, Any] = {"isolation_level": "AUTOCOMMIT", "pool_reset_on_return": None}
     if is_sqlite(url):
         path = sqlite_file(url)

@@ -20,6 +20,8 @@ import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from fingerplat.repository.engine import asyncpg_dsn as engine_asyncpg_dsn
+
 log = logging.getLogger(__name__)
 
 # PostgreSQL refuses NOTIFY payloads of 8000 bytes or more.
@@ -28,8 +30,9 @@ LISTENER_APPLICATION_NAME = "fingerplat-listener"
 
 
 def asyncpg_dsn(engine: AsyncEngine) -> str:
-    """The engine's URL as a plain libpq DSN that asyncpg.connect understands."""
-    return engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    """The engine's URL as a plain libpq DSN that asyncpg.connect understands
+    (every listed host, so a reconnection finds the new primary after a failover)."""
+    return engine_asyncpg_dsn(engine.url)
 
 
 async def notify(engine: AsyncEngine, channel: str, payload: str) -> None:
@@ -100,7 +103,9 @@ class Listener:
                     self._dsn, timeout=self._connect_timeout,
                     server_settings={"application_name": LISTENER_APPLICATION_NAME},
                 )
-            except (OSError, TimeoutError, asyncpg.PostgresError) as error:
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError,
+                    asyncpg.exceptions.InternalClientError) as error:
+                # InternalClientError: no listed host is a primary (mid-failover).
                 log.warning("LISTEN %s: cannot connect (%s); retrying in %.1fs",
                             self._channel, error, backoff)
                 await asyncio.sleep(backoff)

@@ -31,6 +31,11 @@ _CONNECT_REFUSED_MARKERS = (
     "database \"", "role \"", "password authentication failed", "no pg_hba.conf entry",
 )
 _MISSING_TABLE_MARKERS = ("no such table", "undefinedtable", "does not exist")
+# A server going away or coming up (a failover): say "unreachable", like a refused socket.
+_GOING_AWAY_MARKERS = (
+    "shutting down", "starting up", "not yet accepting connections", "in recovery",
+    "read-only transaction", "target attribute", "terminating connection",
+)
 
 
 def translate_db_error(error: BaseException) -> FingerplatError | None:
@@ -38,6 +43,12 @@ def translate_db_error(error: BaseException) -> FingerplatError | None:
     if isinstance(error, FingerplatError):
         return error
     if isinstance(error, OSError | TimeoutError | ConnectionError | sa_exc.TimeoutError):
+        return Unavailable("database unreachable")
+    if type(error).__name__ == "TargetServerAttributeNotMatched" or (
+        type(error).__module__.startswith("asyncpg")
+        and any(marker in str(error).lower() for marker in _GOING_AWAY_MARKERS)
+    ):
+        # No listed host is a primary yet, or the one tried is stopping (a failover).
         return Unavailable("database unreachable")
     if isinstance(error, sa_exc.DBAPIError):
         text = str(error.orig if error.orig is not None else error).lower()
@@ -56,6 +67,8 @@ def translate_db_error(error: BaseException) -> FingerplatError | None:
             log.warning("cannot connect to the database: %s", said)
             return Unavailable("database unreachable",
                                detail=f"refused: {said.splitlines()[0] if said else 'no reason'}")
+        if any(marker in text for marker in _GOING_AWAY_MARKERS):
+            return Unavailable("database unreachable")  # a failover under way
         if "unable to open database file" in text:
             return Unavailable("database unreachable: cannot open the SQLite database file")
         if "database is locked" in text:

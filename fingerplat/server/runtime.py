@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from prometheus_client import Gauge
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from fingerplat.config import Config, format_address
@@ -117,6 +118,14 @@ class Runtime:
             if bridge is not None:
                 listener = bridge.listener
                 guard = lambda: 0 if listener.subscribed else None  # noqa: E731
+                # What to watch during a failover (docs/operations.md): 0 while
+                # this node cannot follow other nodes' changes.
+                following = Gauge(
+                    "fingerplat_change_events_listening",
+                    "1 while the LISTEN connection follows other nodes' changes, else 0",
+                    registry=self.metrics.registry)
+                self.metrics.add_flusher(
+                    lambda: following.set(1 if listener.subscribed else 0))
         if self.config.database.read_cache > 0:
             self.service.enable_read_cache(max_entries=self.config.database.read_cache,
                                            guard=guard)

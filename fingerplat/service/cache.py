@@ -26,7 +26,9 @@ composition root passes a ``guard``: a cheap function returning a token that
 changes whenever the database may have changed behind our back (SQLite: the
 file's size and time), or None while the cache must not be used at all
 (PostgreSQL: while the LISTEN connection is down). A new token drops
-everything; None drops everything and bypasses the cache until it is back.
+everything; None bypasses the cache until it is back, keeping what it held
+aside for :meth:`ReadCache.held` (answers while the database itself cannot be
+reached, e.g. during a failover), and the token's return drops everything.
 The guard is asked once per event-loop iteration, not once per read: every
 read in one iteration then sees the database as of that iteration's start,
 as if they had all happened at that instant (on SQLite each check is two
@@ -85,6 +87,11 @@ class ReadCache:
         # A user's keys: a list, not a set (a user has a handful of entries, and
         # an empty set alone is 216 bytes: a sixth of a cached user's memory).
         self._by_user: dict[UserTag, list[Hashable]] = {}
+        # What the cache held when following changes stopped (LISTEN lost): never
+        # answered from while the database answers, only instead of an error
+        # while it does not (a failover), see held().
+        self._held: OrderedDict[Hashable, tuple[Any, UserTag | None]] = OrderedDict()
+        self._held_used = False  # said so in the log since the last hold()
         self._guard = guard
         self._token: Hashable | None = guard() if guard is not None else None
         self._usable = self._token is not None or guard is None
@@ -134,9 +141,39 @@ class ReadCache:
 
     # -- invalidation --------------------------------------------------------------
 
+    def held(self, key: Hashable) -> Any:
+        """What was kept under ``key`` when following changes stopped, or :data:`MISS`.
+
+        For a read whose database is unreachable (a primary failing over): the
+        answer as of the moment this node lost track of changes is better than
+        an error, and nobody can change it meanwhile without a primary. It is
+        never used while the database answers, and is dropped once changes
+        are followed again (``resync``) or this node changes anything.
+        """
+        entry = self._held.get(key)
+        if entry is None:
+            return MISS
+        if not self._held_used:
+            self._held_used = True
+            log.warning("database unreachable: answering from what the read cache held "
+                        "(%d entries) until it is back", len(self._held))
+        return entry[0]
+
+    def hold(self) -> None:
+        """Stop answering from the entries (they may go stale) but keep them for held()."""
+        self.epoch += 1
+        if self._data:
+            self._held = self._data
+            self._data = OrderedDict()
+            self._held_used = False
+        self._by_user.clear()
+
     def on_event(self, event: ChangeEvent) -> None:
         """EventBus subscriber (synchronous: invalidation never waits on anything)."""
         if event.kind == "token":
+            return
+        if event.kind == "resync" and event.data.get("reason") == "lost":
+            self.hold()  # the LISTEN connection is gone: see held()
             return
         if event.kind in _USER_KINDS and event.tenant_id is not None and event.username:
             self.invalidate_user(event.tenant_id, event.username)
@@ -145,6 +182,7 @@ class ReadCache:
 
     def invalidate_user(self, tenant_id: int, username: str) -> None:
         self.epoch += 1
+        self._held.clear()  # a change got through: the database is back
         for key in self._by_user.pop((tenant_id, username.lower()), ()):
             self._data.pop(key, None)
 
@@ -152,6 +190,7 @@ class ReadCache:
         self.epoch += 1
         self._data.clear()
         self._by_user.clear()
+        self._held.clear()
 
     def _untag(self, key: Hashable, user: UserTag | None) -> None:
         if user is None:
@@ -177,7 +216,7 @@ class ReadCache:
             if self._usable:
                 log.info("read cache off until changes can be followed again")
                 self._usable = False
-                self.clear()
+                self.hold()
             return False
         if token != self._token or not self._usable:
             self._token = token

@@ -7,6 +7,11 @@ included. Without a cache (the default: the CLI, most tests) every call goes
 straight to the database, so the cache is purely the composition root's
 choice (``enable_read_cache``), see fingerplat/service/cache.py for why it
 is exact.
+
+When the database cannot be reached (a primary failing over to its standby)
+each read answers what the cache held when it lost track of changes
+(:meth:`ReadCache.held`) rather than an error: finger and the web keep
+answering for the users they had been asked about.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Hashable
 
 from fingerplat.domain import rules
-from fingerplat.domain.errors import NotFound, UserNotFound
+from fingerplat.domain.errors import NotFound, Unavailable, UserNotFound
 from fingerplat.domain.model import StatusChange, Tenant, User
 from fingerplat.service.cache import DEFAULT_MAX_ENTRIES, MISS, Guard, ReadCache
 from fingerplat.service.tenants import TenantUseCases
@@ -28,6 +33,14 @@ class _Absent:
 
     def __init__(self, message: str) -> None:
         self.message = message
+
+
+def _held_or_raise(cache: ReadCache, key: Hashable, error: Unavailable) -> object:
+    """The held answer for ``key`` while the database is unreachable, else ``error``."""
+    kept = cache.held(key)
+    if kept is MISS:
+        raise error
+    return kept
 
 
 class CachedPublicReads(TenantUseCases, UserUseCases):
@@ -62,6 +75,11 @@ class CachedPublicReads(TenantUseCases, UserUseCases):
         except NotFound as error:
             cache.put(key, _Absent(str(error)), epoch=epoch)
             raise
+        except Unavailable as error:
+            kept = _held_or_raise(cache, key, error)
+            if isinstance(kept, _Absent):
+                raise NotFound(kept.message) from None
+            return kept  # type: ignore[return-value]
         cache.put(key, tenant, epoch=epoch)
         return tenant
 
@@ -74,7 +92,10 @@ class CachedPublicReads(TenantUseCases, UserUseCases):
         if hit is not MISS:
             return hit  # type: ignore[no-any-return]
         epoch = cache.epoch
-        tenant = await super().tenant_for_host(host)
+        try:
+            tenant = await super().tenant_for_host(host)
+        except Unavailable as error:
+            return _held_or_raise(cache, key, error)  # type: ignore[return-value]
         cache.put(key, tenant, epoch=epoch)
         return tenant
 
@@ -88,7 +109,10 @@ class CachedPublicReads(TenantUseCases, UserUseCases):
         if hit is not MISS:
             return hit  # type: ignore[no-any-return]
         epoch = cache.epoch
-        user = await super().public_user(tenant, username)
+        try:
+            user = await super().public_user(tenant, username)
+        except Unavailable as error:
+            return _held_or_raise(cache, key, error)  # type: ignore[return-value]
         cache.put(key, user, epoch=epoch, user=(tenant.id, username))
         return user
 
@@ -111,5 +135,10 @@ class CachedPublicReads(TenantUseCases, UserUseCases):
         except UserNotFound as error:
             cache.put(key, _Absent(str(error)), epoch=epoch, user=tag)
             raise
+        except Unavailable as error:
+            kept = _held_or_raise(cache, key, error)
+            if isinstance(kept, _Absent):
+                raise UserNotFound(username, tenant.slug) from None
+            return list(kept)  # type: ignore[call-overload]
         cache.put(key, tuple(history), epoch=epoch, user=tag)
         return history

@@ -105,7 +105,11 @@ command_timeout = 2
 
     # -- PostgreSQL stops: every session it had is cut ----------------------------
     cluster.stop("fast")
+    # A user the node was asked about is answered from what it held (SPEC 12:
+    # nodes keep answering from what they hold); anyone else is unavailable.
     answer, took = await _timed_finger(node, "alice")
+    assert "Status: before the outage" in answer
+    answer, took = await _timed_finger(node, "nobody")
     assert answer == UNAVAILABLE
     print(f"finger answered unavailable {took:.2f} s into the outage")
     assert took < 5, f"the unavailable answer took {took:.1f} s"

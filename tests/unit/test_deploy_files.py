@@ -25,6 +25,7 @@ import pytest
 import yaml
 
 from fingerplat import config as config_module
+from fingerplat.repository.engine import database_hosts, describe_database
 from fingerplat.server import systemd
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -211,7 +212,7 @@ def _compose() -> dict[str, Any]:
 
 def test_compose_has_postgres_migrate_and_server() -> None:
     services = _compose()["services"]
-    assert set(services) == {"postgres", "migrate", "fingerplat"}
+    assert set(services) == {"postgres", "postgres-standby", "migrate", "fingerplat"}
     pg = services["postgres"]
     assert pg["image"].rsplit("/", 1)[-1].startswith("postgres:")
     assert "pg_isready" in " ".join(pg["healthcheck"]["test"])
@@ -242,13 +243,45 @@ def test_compose_wires_the_database_url_to_the_postgres_service() -> None:
         url = services[name]["environment"]["FINGERPLAT_DATABASE_URL"]
         match = re.fullmatch(
             r"postgresql\+asyncpg://(?P<user>[^:]+):(?P<pw>\$\{POSTGRES_PASSWORD[^}]*\})"
-            r"@postgres:5432/(?P<db>\w+)",
+            r"@postgres:5432,postgres-standby:5432/(?P<db>\w+)"
+            r"\?target_session_attrs=read-write",
             url,
         )
         assert match, url
         assert match["user"] == pg_env["POSTGRES_USER"]
         assert match["db"] == pg_env["POSTGRES_DB"]
         assert pg_env["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD")
+        # fingerplat reads it: both hosts, the read-write target (SPEC 12)
+        resolved = url.replace("${POSTGRES_PASSWORD:?set POSTGRES_PASSWORD in deploy/.env}",
+                               "pw")
+        assert database_hosts(resolved) == ["postgres:5432", "postgres-standby:5432"]
+        assert "target_session_attrs=read-write" in describe_database(resolved)
+
+
+def test_compose_standby_streams_from_the_primary_and_is_waited_for() -> None:
+    """A standby made with pg_basebackup -R; nothing writes before it is there
+    (replication is synchronous: a write waits for the standby)."""
+    services = _compose()["services"]
+    primary, standby = services["postgres"], services["postgres-standby"]
+    assert standby["image"] == primary["image"]
+    assert "ports" not in standby
+    script = " ".join(standby["command"])
+    assert "pg_basebackup -h postgres" in script and " -R " in script
+    # the promoted standby must not wait for a standby of its own
+    assert "synchronous_standby_names=" in script.split("exec postgres", 1)[1]
+    assert standby["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert "wal_level=replica" in primary["command"]
+    init = [v for v in primary["volumes"] if "docker-entrypoint-initdb.d" in v]
+    assert init, primary["volumes"]
+    script_path = DEPLOY / init[0].split(":", 1)[0]
+    text = script_path.read_text(encoding="utf-8")
+    assert "host replication" in text and "synchronous_standby_names = '*'" in text
+    for name in ("migrate", "fingerplat"):
+        needs = services[name]["depends_on"]
+        assert needs["postgres-standby"]["condition"] == "service_healthy"
+    data_volumes = {v.split(":", 1)[0] for s in (primary, standby) for v in s["volumes"]
+                    if v.endswith(":/var/lib/postgresql/data")}
+    assert len(data_volumes) == 2  # one data directory each
 
 
 def test_compose_publishes_finger_and_keeps_setter_and_web_on_loopback() -> None:

@@ -88,3 +88,34 @@ async def test_guard_is_asked_once_per_event_loop_iteration() -> None:
     assert cache.get("k") is MISS
     assert cache.get("k") is MISS
     assert len(asked) == 3
+
+
+def test_entries_held_when_changes_are_lost_serve_only_as_a_fallback() -> None:
+    """LISTEN lost (a failover): the entries stop answering but stay held for held()."""
+    bus = EventBus()
+    cache = ReadCache(bus)
+    cache.put("a", "alice's answer", epoch=cache.epoch, user=(1, "alice"))
+    asyncio.run(bus.publish(ChangeEvent("resync", None, data={"reason": "lost"}, remote=True)))
+    assert cache.get("a") is MISS  # never answered from while the database answers
+    assert cache.held("a") == "alice's answer"
+    assert cache.held("never asked") is MISS
+    cache.put("b", "filled meanwhile", epoch=cache.epoch)
+    asyncio.run(bus.publish(ChangeEvent("resync", None, data={"reason": "resubscribed"},
+                                        remote=True)))
+    assert cache.held("a") is MISS  # following changes again: nothing held any more
+    cache.put("a", "fresh", epoch=cache.epoch)
+    asyncio.run(bus.publish(ChangeEvent("resync", None, data={"reason": "lost"}, remote=True)))
+    asyncio.run(bus.publish(ChangeEvent("status", 1, "default", "bob")))
+    assert cache.held("a") is MISS  # a change got through: the database is back
+
+
+def test_a_guard_turning_off_holds_the_entries_and_turning_on_drops_them() -> None:
+    token: list[object] = [1]
+    cache = ReadCache(EventBus(), guard=lambda: token[0])
+    cache.put("k", "v", epoch=cache.epoch)
+    token[0] = None
+    assert cache.get("k") is MISS
+    assert cache.held("k") == "v"
+    token[0] = 1
+    assert cache.get("k") is MISS
+    assert cache.held("k") is MISS
