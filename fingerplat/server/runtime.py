@@ -24,7 +24,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from fingerplat.config import Config, format_address
 from fingerplat.domain.errors import CannotListen, FingerplatError, InvalidInput, NotFound
 from fingerplat.metrics import Metrics
-from fingerplat.repository.changes import sqlite_change_token
 from fingerplat.repository.embedded import prepare_sqlite
 from fingerplat.repository.engine import (
     create_engine,
@@ -33,6 +32,7 @@ from fingerplat.repository.engine import (
     is_sqlite,
     sqlite_file,
 )
+from fingerplat.repository.sqlite_watch import sqlite_change_token
 from fingerplat.server import logs, privileges, systemd
 from fingerplat.server.leadership import LEADERSHIP_INTERVAL, BotLeadership
 from fingerplat.server.trusted_proxies import TrustedProxies

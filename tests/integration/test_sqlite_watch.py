@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from fingerplat.repository.changes import _ShmWatch, sqlite_change_token
+from fingerplat.repository.sqlite_watch import _ShmWatch, sqlite_change_token
 
 
 def make_wal_database(path: Path) -> None:
