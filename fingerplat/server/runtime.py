@@ -124,10 +124,8 @@ class Runtime:
     def forwarder(self) -> ForwardFn | None:
         """The finger proxy, handed to the finger adapter as a plain callable."""
         if self._forwarder is None:  # one proxy (one concurrency limit) for every listener
-            try:
-                from fingerplat.adapters.proxy.forwarder import Forwarder
-            except ModuleNotFoundError:
-                return None
+            from fingerplat.adapters.proxy.forwarder import Forwarder
+
             self._forwarder = Forwarder(self.config.forwarding, metrics=self.metrics)
         return self._forwarder
 
@@ -358,13 +356,6 @@ def with_listen_hint(error: CannotListen) -> CannotListen:
              f"`serve --{error.adapter} HOST:PORT` or [{error.adapter}] listen in the "
              "configuration file)",
     )
-
-
-def drop_privileges(user: str | None, group: str | None) -> None:
-    """After binding, become ``user``/``group`` (only meaningful when started as root)."""
-    run_as = privileges.resolve(user, group)
-    if run_as is not None:
-        privileges.become(run_as)
 
 
 async def serve(config: Config, database_url: str, *, user: str | None = None,
