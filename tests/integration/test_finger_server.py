@@ -377,9 +377,10 @@ async def test_drain_answers_in_flight_and_drops_idle(
     start: StartFn, service: FingerplatService, operator: Context
 ) -> None:
     await service.update_tenant(operator, None, forwarding=True)
-    release = asyncio.Event()
+    asked, release = asyncio.Event(), asyncio.Event()
 
     async def slow_remote(user: str, hosts: list[str], verbose: bool) -> list[str]:
+        asked.set()
         await release.wait()  # a remote finger server taking its time
         return ["late but complete"]
 
@@ -387,13 +388,14 @@ async def test_drain_answers_in_flight_and_drops_idle(
     host, port = split(server.addresses[0])
     idle_reader, idle_writer = await asyncio.open_connection(host, port)  # no query
     in_flight = asyncio.create_task(finger(server, b"bob@remote.example\r\n"))
-    await asyncio.sleep(0.1)
+    await asyncio.wait_for(asked.wait(), TIMEOUT)  # the query is in flight
     await server.close()
     with pytest.raises(OSError):
         await asyncio.open_connection(host, port)
     drain = asyncio.create_task(server.drain(TIMEOUT))
-    await asyncio.sleep(0.1)
-    assert not drain.done()  # waits for the answer in flight
+    # A drain that did not wait would be done at once; this returns as soon as it is.
+    done, _ = await asyncio.wait({drain}, timeout=0.1)
+    assert not done, "drain returned with an answer still in flight"
     release.set()
     assert await in_flight == b"late but complete\r\n"
     await asyncio.wait_for(drain, TIMEOUT)
