@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import time
 from bisect import bisect_left
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.core import HistogramMetricFamily, Metric
+from prometheus_client.utils import floatToGoString
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 
@@ -27,10 +29,10 @@ class Metrics:
             "fingerplat_errors", "Requests that ended in an error, per adapter and kind",
             ["adapter", "kind"], registry=self.registry,
         )
-        self.latency = Histogram(
-            "fingerplat_request_seconds", "Time to answer a request, per adapter", ["adapter"],
-            buckets=LATENCY_BUCKETS, registry=self.registry,
+        self.latency = LatencyHistogram(
+            "fingerplat_request_seconds", "Time to answer a request, per adapter",
         )
+        self.registry.register(self.latency)
         self.connections = Gauge(
             "fingerplat_open_connections", "Open connections, per adapter", ["adapter"],
             registry=self.registry,
@@ -58,7 +60,7 @@ class Metrics:
         plus the request counter, in one step: a zero lands in the first bucket.
         """
         self.requests.labels(adapter).inc(count)
-        self.latency.labels(adapter)._buckets[0].inc(count)  # type: ignore[attr-defined]
+        self.latency.labels(adapter).observe_many(count, 0.0)
 
     @contextmanager
     def observe(self, adapter: str) -> Iterator[None]:
@@ -83,10 +85,7 @@ class Metrics:
             count, seconds, buckets = tally.take()
             if count:
                 requests.inc(count)
-                latency._sum.inc(seconds)  # type: ignore[attr-defined]
-                for bucket, n in zip(latency._buckets, buckets, strict=True):  # type: ignore[attr-defined]
-                    if n:
-                        bucket.inc(n)
+                latency.add(seconds, buckets)
 
         self.add_flusher(flush)
         return tally
@@ -95,6 +94,70 @@ class Metrics:
         for flush in list(self._flushers):
             flush()
         return generate_latest(self.registry)
+
+
+class LatencyChild:
+    """One adapter's latency histogram: plain counts per bucket and a sum.
+
+    Updated only from the event loop's thread, so no lock (prometheus_client's
+    ``Histogram`` takes one per observation, which shows on the finger hot path).
+    """
+
+    __slots__ = ("buckets", "seconds")
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.buckets = [0] * (len(LATENCY_BUCKETS) + 1)  # the last one is +Inf
+
+    def observe(self, seconds: float) -> None:
+        self.seconds += seconds
+        self.buckets[bisect_left(LATENCY_BUCKETS, seconds)] += 1
+
+    def observe_many(self, count: int, seconds: float) -> None:
+        """``count`` observations of ``seconds`` each, in one step."""
+        self.seconds += count * seconds
+        self.buckets[bisect_left(LATENCY_BUCKETS, seconds)] += count
+
+    def add(self, seconds: float, buckets: list[int]) -> None:
+        """Take over counts made elsewhere (a :class:`RequestTally`), bucket by bucket."""
+        self.seconds += seconds
+        self.buckets = [mine + theirs for mine, theirs in zip(self.buckets, buckets, strict=True)]
+
+
+class LatencyHistogram:
+    """A Prometheus histogram labelled by adapter, as a custom collector.
+
+    It exposes exactly what ``Histogram(name, doc, ["adapter"],
+    buckets=LATENCY_BUCKETS)`` would (``_bucket``, ``_count``, ``_sum``; no
+    ``_created``) through prometheus_client's public collector interface, so
+    counts made in plain integers elsewhere can be added without touching the
+    library's private fields.
+    """
+
+    def __init__(self, name: str, documentation: str) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.children: dict[str, LatencyChild] = {}
+        self.bounds = [floatToGoString(bound) for bound in (*LATENCY_BUCKETS, float("inf"))]
+
+    def labels(self, adapter: str) -> LatencyChild:
+        child = self.children.get(adapter)
+        if child is None:
+            child = self.children[adapter] = LatencyChild()
+        return child
+
+    def describe(self) -> Iterable[Metric]:
+        return [HistogramMetricFamily(self.name, self.documentation, labels=["adapter"])]
+
+    def collect(self) -> Iterable[Metric]:
+        family = HistogramMetricFamily(self.name, self.documentation, labels=["adapter"])
+        for adapter, child in self.children.items():
+            cumulative, total = [], 0
+            for bound, count in zip(self.bounds, child.buckets, strict=True):
+                total += count
+                cumulative.append((bound, float(total)))
+            family.add_metric([adapter], cumulative, child.seconds)
+        return [family]
 
 
 class RequestTally:

@@ -15,10 +15,6 @@ class ConnectionTracker:
         self._idle = asyncio.Event()
         self._idle.set()
 
-    @property
-    def active(self) -> int:
-        return self._active
-
     @contextlib.contextmanager
     def track(self) -> Iterator[None]:
         self._active += 1

@@ -60,6 +60,7 @@ class BotLeadership:
                                          command_timeout=command_timeout)
         self.timeout = float(connect_timeout)
         self.locks: dict[int, AdvisoryLock] = {}
+        self.standing_by: set[int] = set()  # said "another node runs it" (once per wait)
 
     async def __call__(self, cfg: IrcConfig) -> bool:
         key = bot_lock_key(cfg)
@@ -75,6 +76,12 @@ class BotLeadership:
         elif had and not held:
             log.warning("irc %s: lost the bot's lock (database connection gone); leaving IRC",
                         label, extra={"bot": label, "lock_key": key})
+        if held:
+            self.standing_by.discard(key)
+        elif not had and key not in self.standing_by:
+            self.standing_by.add(key)
+            log.info("irc %s: another node runs the bot; this node stands by (advisory lock %d)",
+                     label, key, extra={"bot": label, "lock_key": key})
         return held
 
     async def close(self) -> None:

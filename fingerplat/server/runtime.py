@@ -25,7 +25,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from fingerplat.config import Config, format_address
 from fingerplat.domain.errors import CannotListen, FingerplatError, InvalidInput, NotFound
 from fingerplat.metrics import Metrics
-from fingerplat.repository.changes import sqlite_change_token
 from fingerplat.repository.embedded import prepare_sqlite
 from fingerplat.repository.engine import (
     create_engine,
@@ -34,6 +33,7 @@ from fingerplat.repository.engine import (
     is_sqlite,
     sqlite_file,
 )
+from fingerplat.repository.sqlite_watch import sqlite_change_token
 from fingerplat.server import logs, privileges, systemd
 from fingerplat.server.leadership import LEADERSHIP_INTERVAL, BotLeadership
 from fingerplat.server.trusted_proxies import TrustedProxies
@@ -133,10 +133,8 @@ class Runtime:
     def forwarder(self) -> ForwardFn | None:
         """The finger proxy, handed to the finger adapter as a plain callable."""
         if self._forwarder is None:  # one proxy (one concurrency limit) for every listener
-            try:
-                from fingerplat.adapters.proxy.forwarder import Forwarder
-            except ModuleNotFoundError:
-                return None
+            from fingerplat.adapters.proxy.forwarder import Forwarder
+
             self._forwarder = Forwarder(self.config.forwarding, metrics=self.metrics)
         return self._forwarder
 
@@ -367,13 +365,6 @@ def with_listen_hint(error: CannotListen) -> CannotListen:
              f"`serve --{error.adapter} HOST:PORT` or [{error.adapter}] listen in the "
              "configuration file)",
     )
-
-
-def drop_privileges(user: str | None, group: str | None) -> None:
-    """After binding, become ``user``/``group`` (only meaningful when started as root)."""
-    run_as = privileges.resolve(user, group)
-    if run_as is not None:
-        privileges.become(run_as)
 
 
 async def serve(config: Config, database_url: str, *, user: str | None = None,

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from fingerplat.domain import rules
@@ -117,6 +118,156 @@ class _BatchResult:
     unchanged: int = 0
     rejected: list[Rejection] | None = None
     events: list[ChangeEvent] | None = None
+
+
+class _BatchWrites:
+    """Everything one import batch writes, gathered record by record.
+
+    Each kind of change is collected into its own list so that
+    :meth:`write` sends one multi-row statement per kind; every changed user
+    gets its audit row and change events here, in record order.
+    """
+
+    def __init__(self, ctx: Context, tenant: Tenant, now: datetime) -> None:
+        self.tenant = tenant
+        self.now = now
+        self.actor = ctx.principal.name[:200]
+        self.channel = ctx.channel.value
+        self.remote_addr = ctx.remote_addr[:100] if ctx.remote_addr else None
+        self.result = _BatchResult(rejected=[], events=[])
+        self.new_rows: list[dict[str, Any]] = []
+        self.new_items: list[_Valid] = []
+        self.profile_rows: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        self.statuses: list[tuple[int, str | None, str | None]] = []
+        self.history: list[tuple[int, str | None]] = []
+        self.plan_updates: list[tuple[int, str, str]] = []
+        self.plan_inserts: list[tuple[int, str]] = []
+        self.audits: list[dict[str, Any]] = []
+        self.events: list[ChangeEvent] = []
+
+    def event(self, *args: Any, **kwargs: Any) -> None:
+        # Past the per-user limit only the count matters (one tenant-wide event).
+        if len(self.events) <= PER_USER_EVENTS_MAX:
+            self.events.append(ChangeEvent(*args, **kwargs))
+
+    def audit(self, action: str, username: str, before: dict[str, Any] | None,
+              after: dict[str, Any]) -> None:
+        self.audits.append({
+            "at": self.now, "tenant": self.tenant.slug, "actor": self.actor,
+            "channel": self.channel, "action": action,
+            "target": user_target(username, self.tenant)[:300], "username": username,
+            "outcome": "ok", "before": before, "after": after,
+            "remote_addr": self.remote_addr, "detail": "",
+        })
+
+    def add_new(self, item: _Valid, create_missing: bool) -> None:
+        """A record for a user the tenant does not have yet: a row to insert, if allowed."""
+        assert self.result.rejected is not None
+        if not item.create:  # an update-only record: nothing to update
+            self.result.unchanged += 1
+            return
+        if not create_missing:
+            self.result.rejected.append(Rejection(
+                item.line, f"no such user {item.username!r} in tenant {self.tenant.slug!r} "
+                           "(this source does not create users)", item.username))
+            return
+        row = {"username": item.username, "full_name": "", "office": "", "phone": "",
+               "project": "", "hidden": False, "status": item.status or None,
+               "status_set_at": self.now if item.status else None}
+        if item.profile:
+            row.update(item.profile)
+        self.new_rows.append(row)
+        self.new_items.append(item)
+
+    def compare(self, item: _Valid, user: User) -> None:
+        """A record for an existing user: collect what differs (nothing: unchanged)."""
+        before: dict[str, Any] = {}
+        after: dict[str, Any] = {}
+        hidden = self._profile(item, user, before, after)
+        self._status(item, user, hidden, before, after)
+        self._plan(item, user, before, after)
+        if after:
+            self.result.updated += 1
+            self.audit("import.update", user.username, before, after)
+        else:
+            self.result.unchanged += 1
+
+    def _profile(self, item: _Valid, user: User, before: dict[str, Any],
+                 after: dict[str, Any]) -> bool:
+        """Profile fields that differ; returns whether the user is hidden afterwards."""
+        if not item.profile:  # most sources (a users file) only carry statuses
+            return user.hidden
+        old = {name: getattr(user, name) for name in _PROFILE}
+        profile = dict(old)
+        for name, value in item.profile.items():
+            if profile[name] != value:
+                before[name], after[name] = profile[name], value
+                profile[name] = value
+        if before:
+            self.profile_rows.append(({"id": user.id, **profile}, old))
+            self.event("user", self.tenant.id, self.tenant.slug, user.username)
+        return bool(profile["hidden"])
+
+    def _status(self, item: _Valid, user: User, hidden: bool, before: dict[str, Any],
+                after: dict[str, Any]) -> None:
+        if item.status is None or (item.status or None) == user.status:
+            return
+        text = item.status or None
+        self.statuses.append((user.id, text, user.status))
+        self.history.append((user.id, text))
+        before["status"], after["status"] = user.status, text
+        self.event("status", self.tenant.id, self.tenant.slug, user.username,
+                   status=text, data={"hidden": hidden})
+
+    def _plan(self, item: _Valid, user: User, before: dict[str, Any],
+              after: dict[str, Any]) -> None:
+        if item.plan is None or item.plan == (user.plan or ""):
+            return
+        if user.plan is not None:
+            self.plan_updates.append((user.id, item.plan, user.plan))
+        else:
+            self.plan_inserts.append((user.id, item.plan))
+        before["plan_bytes"] = len((user.plan or "").encode())
+        after["plan_bytes"] = len(item.plan.encode())
+        self.event("plan", self.tenant.id, self.tenant.slug, user.username)
+
+    def created(self, ids: dict[str, int]) -> None:
+        """The new users were inserted (``ids`` by username): their history, plans, audits."""
+        tenant = self.tenant
+        for row, item in zip(self.new_rows, self.new_items, strict=True):
+            user_id = ids[row["username"]]
+            created: dict[str, Any] = {k: row[k] for k in _PROFILE}
+            if item.status:
+                self.history.append((user_id, item.status))  # already set by the insert
+                created["status"] = item.status
+            if item.plan:
+                self.plan_inserts.append((user_id, item.plan))
+                created["plan_bytes"] = len(item.plan.encode())
+            self.audit("import.create", item.username, None, created)
+            self.event("user", tenant.id, tenant.slug, item.username)
+            if item.status:
+                self.event("status", tenant.id, tenant.slug, item.username,
+                           status=item.status, data={"hidden": row["hidden"]})
+        self.result.created = len(self.new_rows)
+
+    async def write(self, repo: Repository) -> None:
+        """One multi-row statement per kind of change (the users are already inserted)."""
+        await repo.update_user_profiles(self.profile_rows)
+        await repo.update_statuses(self.statuses, self.now)
+        await repo.add_status_history(self.history, self.now, self.actor, self.channel)
+        await repo.set_plans(self.plan_updates, self.plan_inserts, self.now)
+        await repo.add_audits(self.audits)
+
+    def finish(self) -> _BatchResult:
+        """The batch's counts, and its events: one per change, or one tenant-wide event."""
+        result = self.result
+        changed = result.created + result.updated
+        if len(self.events) <= PER_USER_EVENTS_MAX:
+            result.events = self.events
+        elif changed:
+            result.events = [ChangeEvent("tenant", self.tenant.id, self.tenant.slug,
+                                         data={"import": changed})]
+        return result
 
 
 class ImportUseCases(ServiceBase):
@@ -279,122 +430,18 @@ class ImportUseCases(ServiceBase):
         so the batch is rolled back and retried with ``lock=True`` (rows read
         ``FOR UPDATE``). Audit "before" values are thus always what was replaced.
         """
-        now = self.clock()
-        actor = ctx.principal.name[:200]
-        channel = ctx.channel.value
+        batch = _BatchWrites(ctx, tenant, self.clock())
         existing = await repo.users_in_range(tenant.id, chunk[0].username, chunk[-1].username,
                                              for_update=lock)
-        result = _BatchResult(rejected=[], events=[])
-        assert result.rejected is not None and result.events is not None
-        new_rows: list[dict[str, Any]] = []
-        new_items: list[_Valid] = []
-        profile_rows: list[tuple[dict[str, Any], dict[str, Any]]] = []
-        statuses: list[tuple[int, str | None, str | None]] = []
-        history: list[tuple[int, str | None]] = []
-        plan_updates: list[tuple[int, str, str]] = []
-        plan_inserts: list[tuple[int, str]] = []
-        audits: list[dict[str, Any]] = []
-        events: list[ChangeEvent] = []
-        remote_addr = ctx.remote_addr[:100] if ctx.remote_addr else None
-
-        def event(*args: Any, **kwargs: Any) -> None:
-            # Past the per-user limit only the count matters (one tenant-wide event).
-            if len(events) <= PER_USER_EVENTS_MAX:
-                events.append(ChangeEvent(*args, **kwargs))
-
-        def audit(action: str, username: str, before: dict[str, Any] | None,
-                  after: dict[str, Any]) -> None:
-            audits.append({
-                "at": now, "tenant": tenant.slug, "actor": actor, "channel": channel,
-                "action": action, "target": user_target(username, tenant)[:300],
-                "username": username, "outcome": "ok", "before": before, "after": after,
-                "remote_addr": remote_addr, "detail": "",
-            })
-
         for item in chunk:
             found = existing.get(item.username)
             if found is None:
-                if not item.create:  # an update-only record: nothing to update
-                    result.unchanged += 1
-                    continue
-                if not create_missing:
-                    result.rejected.append(Rejection(
-                        item.line, f"no such user {item.username!r} in tenant {tenant.slug!r} "
-                                   "(this source does not create users)", item.username))
-                    continue
-                row = {"username": item.username, "full_name": "", "office": "", "phone": "",
-                       "project": "", "hidden": False, "status": item.status or None,
-                       "status_set_at": now if item.status else None}
-                if item.profile:
-                    row.update(item.profile)
-                new_rows.append(row)
-                new_items.append(item)
-                continue
-            user = found
-            before: dict[str, Any] = {}
-            after: dict[str, Any] = {}
-            hidden = user.hidden
-            if item.profile:  # most sources (a users file) only carry statuses
-                old = {name: getattr(user, name) for name in _PROFILE}
-                profile = dict(old)
-                for name, value in item.profile.items():
-                    if profile[name] != value:
-                        before[name], after[name] = profile[name], value
-                        profile[name] = value
-                hidden = profile["hidden"]
-                if before:
-                    profile_rows.append(({"id": user.id, **profile}, old))
-                    event("user", tenant.id, tenant.slug, user.username)
-            if item.status is not None and (item.status or None) != user.status:
-                text = item.status or None
-                statuses.append((user.id, text, user.status))
-                history.append((user.id, text))
-                before["status"], after["status"] = user.status, text
-                event("status", tenant.id, tenant.slug, user.username,
-                      status=text, data={"hidden": hidden})
-            if item.plan is not None and item.plan != (user.plan or ""):
-                if user.plan is not None:
-                    plan_updates.append((user.id, item.plan, user.plan))
-                else:
-                    plan_inserts.append((user.id, item.plan))
-                before["plan_bytes"] = len((user.plan or "").encode())
-                after["plan_bytes"] = len(item.plan.encode())
-                event("plan", tenant.id, tenant.slug, user.username)
-            if after:
-                result.updated += 1
-                audit("import.update", user.username, before, after)
+                batch.add_new(item, create_missing)
             else:
-                result.unchanged += 1
-
-        ids = await repo.insert_users(tenant.id, now, new_rows)
-        for row, item in zip(new_rows, new_items, strict=True):
-            user_id = ids[row["username"]]
-            created: dict[str, Any] = {k: row[k] for k in _PROFILE}
-            if item.status:
-                history.append((user_id, item.status))  # already set by the insert
-                created["status"] = item.status
-            if item.plan:
-                plan_inserts.append((user_id, item.plan))
-                created["plan_bytes"] = len(item.plan.encode())
-            audit("import.create", item.username, None, created)
-            event("user", tenant.id, tenant.slug, item.username)
-            if item.status:
-                event("status", tenant.id, tenant.slug, item.username,
-                      status=item.status, data={"hidden": row["hidden"]})
-        result.created = len(new_rows)
-
-        await repo.update_user_profiles(profile_rows)
-        await repo.update_statuses(statuses, now)
-        await repo.add_status_history(history, now, actor, channel)
-        await repo.set_plans(plan_updates, plan_inserts, now)
-        await repo.add_audits(audits)
-        changed = result.created + result.updated
-        if len(events) <= PER_USER_EVENTS_MAX:
-            result.events = events
-        elif changed:
-            result.events = [ChangeEvent("tenant", tenant.id, tenant.slug,
-                                         data={"import": changed})]
-        return result
+                batch.compare(item, found)
+        batch.created(await repo.insert_users(tenant.id, batch.now, batch.new_rows))
+        await batch.write(repo)
+        return batch.finish()
 
     async def export_users(
         self, ctx: Context, tenant_name: str | None

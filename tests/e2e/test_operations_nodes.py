@@ -71,6 +71,7 @@ channels = ["#ops"]
 
 
 RUNS = "this node runs the bot"
+STANDS_BY = "this node stands by"
 
 
 async def test_irc_bot_runs_on_one_node_and_fails_over_when_it_is_killed(
@@ -104,8 +105,9 @@ async def test_irc_bot_runs_on_one_node_and_fails_over_when_it_is_killed(
 
         await peer.wait_for(lambda line: line.startswith(":fpbot!") and "JOIN" in line,
                             timeout=15)
-        # Exactly one of the two runs the bot; the other waits for the lock.
-        await asyncio.sleep(3)  # more than one leadership interval
+        # Exactly one of the two runs the bot; the other says it waits for the lock.
+        for node in (first, second):
+            await node.wait_line(lambda line: RUNS in line or STANDS_BY in line, timeout=15)
         runners = [n for n in (first, second) if any(RUNS in line for line in n.err)]
         assert len(runners) == 1, (first.err, second.err)
         running = runners[0]

@@ -1,4 +1,8 @@
-"""``fingerplat serve`` out of file descriptors: it says so once, does not spin, recovers."""
+"""``fingerplat serve`` out of file descriptors: it says so once, loses no client, recovers.
+
+That it does not spin on ``accept`` while paused is a CPU figure, measured by
+``bench/fd_exhaustion.py`` (numbers in bench/README.md), not asserted here.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +10,33 @@ import asyncio
 import os
 import resource
 import socket
-from pathlib import Path
 
-from tests.e2e.conftest import Fingerplat, finger
+from tests.e2e.conftest import Fingerplat, Server, finger
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+async def stderr_until(server: Server, text: str, seen: list[str], timeout: float = 15) -> None:
+    """Read the running server's stderr into ``seen`` until a line holds ``text``."""
+    assert server.process.stderr is not None
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not any(text in line for line in seen):
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            raise AssertionError(f"serve never said {text!r}; stderr so far {seen}")
+        raw = await asyncio.wait_for(server.process.stderr.readline(), remaining)
+        if not raw:
+            raise AssertionError(f"serve exited before saying {text!r}; stderr {seen}")
+        seen.append(raw.decode().rstrip("\n"))
+
+
+async def answer_on(client: socket.socket, query: bytes, timeout: float = 15) -> bytes:
+    """Send ``query`` on a connection opened earlier and read the answer to EOF."""
+    reader, writer = await asyncio.open_connection(sock=client)
+    try:
+        writer.write(query)
+        return await asyncio.wait_for(reader.read(), timeout)
+    finally:
+        writer.close()
 
 
 async def test_finger_listener_out_of_descriptors_pauses_and_recovers(
@@ -30,24 +53,22 @@ async def test_finger_listener_out_of_descriptors_pauses_and_recovers(
     in_use = len(os.listdir(f"/proc/{pid}/fd"))
     soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
     resource.prlimit(pid, resource.RLIMIT_NOFILE, (in_use + 4, hard))
-    held = []
-    for _ in range(12):
-        client = socket.create_connection((host, port))
-        held.append(client)
+    held = [socket.create_connection((host, port)) for _ in range(12)]
+    stderr: list[str] = []
     try:
-        await asyncio.sleep(0.5)
-        before = cpu_seconds(pid)
-        await asyncio.sleep(2.5)
-        # Paused, retrying once a second: not spinning on accept.
-        assert cpu_seconds(pid) - before < 0.5
+        await stderr_until(server, "cannot accept connections", stderr)
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (soft, hard))
+        # Every client, accepted before the shortage or queued through it, is answered.
+        answers = await asyncio.gather(*(answer_on(c, b"alice\r\n") for c in held))
+        assert all(b"Login: alice" in answer for answer in answers), answers
     finally:
         for client in held:
             client.close()
-    resource.prlimit(pid, resource.RLIMIT_NOFILE, (soft, hard))
     assert "Login: alice" in await finger(host, port, "alice")
 
-    code, _out, err = await server.stop()
-    assert code == 0, err
+    code, _out, rest = await server.stop()
+    assert code == 0, rest
+    err = "\n".join(stderr) + "\n" + rest
     paused = [line for line in err.splitlines() if "cannot accept connections" in line]
     assert len(paused) == 1, err
     assert "too many open files" in paused[0]

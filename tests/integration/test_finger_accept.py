@@ -27,6 +27,8 @@ from fingerplat.domain.rules import PLAN_MAX_BYTES
 from fingerplat.metrics import Metrics
 from fingerplat.server import sockets
 from fingerplat.service import FingerplatService
+from tests.support.polling import until
+from tests.support.scrape import sample
 
 TIMEOUT = 5.0
 FAST: dict[str, object] = {"rate_limit": 100_000, "max_connections": 1000, "idle_timeout": 5}
@@ -69,14 +71,6 @@ async def ask(server: FingerServer, query: bytes) -> bytes:
         return await read_all(reader)
     finally:
         writer.close()
-
-
-async def until(condition, what: str) -> None:  # type: ignore[no-untyped-def]
-    for _ in range(250):
-        if condition():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"timed out waiting until {what}")
 
 
 Client = tuple[asyncio.StreamReader, asyncio.StreamWriter]
@@ -128,8 +122,7 @@ async def test_query_waiting_at_accept_is_answered_from_the_cache(
         # Two were answered on accept; the other line was not cached yet.
         assert server.instant_answers == 2
         assert server.open_connections() == 0
-        metrics.render()
-        assert metrics.requests.labels("finger")._value.get() == 4
+        assert sample(metrics, "fingerplat_requests_total", adapter="finger") == 4
     finally:
         close_all(clients)
         await stop(server)
@@ -146,8 +139,7 @@ async def test_a_client_that_is_slow_to_ask_waits_then_gets_its_answer(
         room = server.waiting_room
         assert room is not None
         await until(lambda: len(room) == 1, "the listener holds the silent connection")
-        metrics.render()
-        assert metrics.connections.labels("finger")._value.get() == 1
+        assert sample(metrics, "fingerplat_open_connections", adapter="finger") == 1
         writer.write(b"alice\r\n")
         assert await read_all(reader) == expected
         writer.close()
@@ -179,7 +171,8 @@ async def test_silent_connections_are_closed_at_the_idle_timeout(
             assert await read_all(reader) == b""
             writer.close()
         assert 0.25 < time.monotonic() - began < 3
-        assert metrics.refused.labels("finger", "idle_timeout")._value.get() == 3
+        assert sample(metrics, "fingerplat_refused_connections_total", adapter="finger",
+                      reason="idle_timeout") == 3
         assert server.open_connections() == 0
         assert (await ask(server, b"alice\r\n")).startswith(b"Login: alice")
     finally:
@@ -233,7 +226,8 @@ async def test_refusals_on_accept_are_read_whole(
         assert [a.startswith(b"Login: alice") for a in answers] == [True, True, False, False]
         assert answers[2] == answers[3] == (
             b"finger: too many queries from your address, please slow down\r\n")
-        assert metrics.refused.labels("finger", "rate_limit")._value.get() == 2
+        assert sample(metrics, "fingerplat_refused_connections_total", adapter="finger",
+                      reason="rate_limit") == 2
     finally:
         close_all(clients)
         await stop(server)

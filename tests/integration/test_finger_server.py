@@ -20,12 +20,24 @@ from fingerplat.repository import schema
 from fingerplat.repository.engine import create_engine
 from fingerplat.service import FingerplatService
 from tests.support.engines import dispose
+from tests.support.polling import until
+from tests.support.scrape import sample
 
 TIMEOUT = 5.0
 # Generous limits so that only the tests about limits ever meet one.
 FAST = {"rate_limit": 100_000, "max_connections": 1000, "idle_timeout": 5}
 
 StartFn = Callable[..., Awaitable[FingerServer]]
+
+
+def open_finger(metrics: Metrics) -> float:
+    """Open finger connections as a scrape of /metrics shows them."""
+    return sample(metrics, "fingerplat_open_connections", adapter="finger")
+
+
+def refused_finger(metrics: Metrics, reason: str) -> float:
+    return sample(metrics, "fingerplat_refused_connections_total", adapter="finger",
+                  reason=reason)
 
 
 def split(address: str) -> tuple[str, int]:
@@ -255,7 +267,7 @@ async def test_idle_client_is_dropped(start: StartFn) -> None:
     writer.write(b"ali")  # never completes the line
     assert await asyncio.wait_for(reader.read(), TIMEOUT) == b""
     writer.close()
-    assert metrics.refused.labels("finger", "idle_timeout")._value.get() == 1
+    assert refused_finger(metrics, "idle_timeout") == 1
 
 
 async def test_half_closed_client_gets_its_answer(start: StartFn, alice: None) -> None:
@@ -269,20 +281,14 @@ async def test_max_connections_refuses_with_one_line(start: StartFn, alice: None
     server = await start(max_connections=2, metrics=metrics)
     host, port = split(server.addresses[0])
     held = [await asyncio.open_connection(host, port) for _ in range(2)]
-    await asyncio.sleep(0.05)
-    metrics.render()  # open connections are handed to the gauge at each scrape
-    assert metrics.connections.labels("finger")._value.get() == 2
+    await until(lambda: open_finger(metrics) == 2, "both held connections are counted open")
     refused = await finger(server, b"alice\r\n")
     assert refused == b"finger: too many connections, please try again later\r\n"
     for _, writer in held:
         writer.close()
-    for _ in range(100):
-        metrics.render()
-        if metrics.connections.labels("finger")._value.get() == 0:
-            break
-        await asyncio.sleep(0.02)
+    await until(lambda: open_finger(metrics) == 0, "the held connections are counted closed")
     assert b"Login: alice" in await finger(server, b"alice\r\n")
-    assert metrics.refused.labels("finger", "max_connections")._value.get() == 1
+    assert refused_finger(metrics, "max_connections") == 1
 
 
 async def test_rate_limit_per_address(start: StartFn, alice: None) -> None:
@@ -371,9 +377,10 @@ async def test_drain_answers_in_flight_and_drops_idle(
     start: StartFn, service: FingerplatService, operator: Context
 ) -> None:
     await service.update_tenant(operator, None, forwarding=True)
-    release = asyncio.Event()
+    asked, release = asyncio.Event(), asyncio.Event()
 
     async def slow_remote(user: str, hosts: list[str], verbose: bool) -> list[str]:
+        asked.set()
         await release.wait()  # a remote finger server taking its time
         return ["late but complete"]
 
@@ -381,13 +388,14 @@ async def test_drain_answers_in_flight_and_drops_idle(
     host, port = split(server.addresses[0])
     idle_reader, idle_writer = await asyncio.open_connection(host, port)  # no query
     in_flight = asyncio.create_task(finger(server, b"bob@remote.example\r\n"))
-    await asyncio.sleep(0.1)
+    await asyncio.wait_for(asked.wait(), TIMEOUT)  # the query is in flight
     await server.close()
     with pytest.raises(OSError):
         await asyncio.open_connection(host, port)
     drain = asyncio.create_task(server.drain(TIMEOUT))
-    await asyncio.sleep(0.1)
-    assert not drain.done()  # waits for the answer in flight
+    # A drain that did not wait would be done at once; this returns as soon as it is.
+    done, _ = await asyncio.wait({drain}, timeout=0.1)
+    assert not done, "drain returned with an answer still in flight"
     release.set()
     assert await in_flight == b"late but complete\r\n"
     await asyncio.wait_for(drain, TIMEOUT)
@@ -400,7 +408,7 @@ async def test_metrics_count_queries(start: StartFn, alice: None) -> None:
     server = await start(metrics=metrics)
     await finger(server, b"alice\r\n")
     await finger(server, b"nobody\r\n")
-    assert metrics.requests.labels("finger")._value.get() == 2
+    assert sample(metrics, "fingerplat_requests_total", adapter="finger") == 2
 
 
 def test_serves_under_uvloop(database_url: str) -> None:

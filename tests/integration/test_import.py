@@ -7,13 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from fingerplat.adapters.sources.users_file import (
-    parse_json_export,
-    parse_users_file,
-    read_users_file,
-    render_json,
-    render_users_file,
-)
+from fingerplat.adapters.sources.export import parse_json_export, render_json, render_users_file
+from fingerplat.adapters.sources.users_file import parse_users_file, read_users_file
 from fingerplat.domain.errors import InvalidInput, PermissionDenied
 from fingerplat.domain.imports import ImportRecord
 from fingerplat.domain.model import AuditQuery, Channel, Context, Principal, Role

@@ -14,6 +14,8 @@ from fingerplat.metrics import Metrics
 from fingerplat.repository.engine import create_engine
 from fingerplat.service import FingerplatService
 from tests.support.engines import dispose
+from tests.support.polling import until
+from tests.support.scrape import sample
 
 TIMEOUT = 5.0
 
@@ -287,15 +289,17 @@ async def test_idle_timeout_and_max_connections(start: StartFn, people: None) ->
     metrics = Metrics()
     server = await start(idle_timeout=0.3, max_connections=1, metrics=metrics)
     first = await Client.connect(server)
-    await asyncio.sleep(0.05)
+    await until(lambda: sample(metrics, "fingerplat_open_connections", adapter="setter") == 1,
+                "the first connection is accepted")
     second = await Client.connect(server)
     assert await second.reply() == "-ERR too many connections, please try again later"
     assert await second.at_eof()
     first.send(b"SET ali", end=b"")  # never finished
     assert await first.reply() == "-ERR idle timeout, closing"
     assert await first.at_eof()
-    assert metrics.refused.labels("setter", "max_connections")._value.get() == 1
-    assert metrics.refused.labels("setter", "idle_timeout")._value.get() == 1
+    refused = "fingerplat_refused_connections_total"
+    assert sample(metrics, refused, adapter="setter", reason="max_connections") == 1
+    assert sample(metrics, refused, adapter="setter", reason="idle_timeout") == 1
     first.close()
     second.close()
     # Limits can change on SIGHUP.

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import click
 
-from fingerplat.adapters.sources.users_file import render_json, render_users_file
+from fingerplat.adapters.sources.export import render_json, render_users_file
 from fingerplat_cli.app import AppState, handle_errors, pass_state, run
 
 

@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING
 
 import click
 
+from fingerplat.adapters.sources.export import parse_json_export
 from fingerplat.adapters.sources.passwd import read_passwd
 from fingerplat.adapters.sources.users_file import (
     MAX_FILE_BYTES,
     file_signature,
-    parse_json_export,
     parse_users_file,
     read_users_file,
 )

@@ -1,8 +1,12 @@
-"""Reconnect delays: exponential back-off with full jitter.
+"""Reconnect delays: exponential back-off with equal jitter.
 
 Without jitter, every bot of every node that lost the same IRC server would
 come back in lock-step and hit it at the same instant. "Equal jitter" waits
-half the exponential ceiling plus a uniformly random part of the other half.
+half the exponential ceiling plus a uniformly random part of the other half,
+so each delay lies in [ceiling / 2, ceiling]. Not "full jitter" (anywhere in
+[0, ceiling]): that could draw a delay near zero after a failure and
+reconnect at once, which an IRC server counts against the host; equal jitter
+keeps a floor that grows with every failed attempt.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from dataclasses import dataclass, field
 
 @dataclass
 class Backoff:
+    """Exponential back-off with equal jitter: the n-th delay lies in [c / 2, c], c = ceiling."""
+
     initial: float = 1.0
     maximum: float = 300.0
     factor: float = 2.0

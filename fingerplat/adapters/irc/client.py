@@ -1,21 +1,22 @@
 """The pydle client one bot drives: protocol, PING, TLS and nick fallback come from pydle.
 
-This class only turns pydle's callbacks into calls on its owner
-(:class:`~fingerplat.adapters.irc.bot.IrcBot`) and disables pydle's own
-reconnect logic, because the bot's supervisor reconnects with jittered
-back-off and a fresh client each time.
+This class only turns pydle's callbacks into calls on its owner (a
+:class:`BotOwner`: in practice :class:`~fingerplat.adapters.irc.bot.IrcBot`,
+which imports this module, so this module names only the protocol and the two
+do not import each other) and disables pydle's own reconnect logic, because
+the bot's supervisor reconnects with jittered back-off and a fresh client
+each time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import pydle
 
-if TYPE_CHECKING:
-    from fingerplat.adapters.irc.bot import IrcBot
+from fingerplat.config import IrcConfig
 
 log = logging.getLogger("fingerplat.irc")
 
@@ -24,6 +25,22 @@ log = logging.getLogger("fingerplat.irc")
 _Base: Any = pydle.featurize(
     pydle.features.TLSSupport, pydle.features.ISUPPORTSupport, pydle.features.RFC1459Support
 )
+
+
+class BotOwner(Protocol):
+    """What the client calls back on: the bot that made it."""
+
+    cfg: IrcConfig
+    label: str  # for log lines
+
+    def on_registered(self, client: FingerBotClient) -> None: ...
+
+    def schedule_rejoin(self, client: FingerBotClient, channel: str) -> None: ...
+
+    async def on_private(self, client: FingerBotClient, by: str, message: str) -> None: ...
+
+    async def on_channel(self, client: FingerBotClient, channel: str, by: str,
+                         message: str) -> None: ...
 
 
 class _Done:
@@ -39,7 +56,7 @@ class FingerBotClient(_Base):  # type: ignore[misc]
     RECONNECT_ON_ERROR = False  # the supervisor in IrcBot reconnects
     READ_TIMEOUT = 180  # then pydle pings the server, and gives up if nothing comes back
 
-    def __init__(self, owner: IrcBot, nickname: str, fallback_nicknames: list[str]) -> None:
+    def __init__(self, owner: BotOwner, nickname: str, fallback_nicknames: list[str]) -> None:
         super().__init__(nickname, fallback_nicknames=fallback_nicknames,
                          username="fingerbot", realname="fingerplat finger bot")
         self._owner = owner

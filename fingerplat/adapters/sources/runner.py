@@ -13,7 +13,7 @@ the status history like every other change.
 * ``passwd``: the local accounts (see ``passwd.py`` for the rule), every
   interval; unchanged accounts write nothing;
 * ``web``: a status for every existing user of the tenant from the URL
-  template (see ``web.py``); it never creates users.
+  template (see ``web_source.py``); it never creates users.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 from fingerplat.adapters.sources.passwd import read_passwd
 from fingerplat.adapters.sources.users_file import file_signature, read_users_file
-from fingerplat.adapters.sources.web import WebStatusFetcher
+from fingerplat.adapters.sources.web_source import WebStatusFetcher
 from fingerplat.config import SourceConfig
 from fingerplat.domain.errors import FingerplatError
 from fingerplat.domain.imports import ImportRecord, ImportReport

@@ -9,16 +9,12 @@ colon means "no status" (it clears one). CRLF and LF line ends both work.
 
 from __future__ import annotations
 
-import json
 import os
 import stat
-from collections.abc import Iterable
-from datetime import UTC, datetime
 from pathlib import Path
 
 from fingerplat.domain.errors import InvalidInput
 from fingerplat.domain.imports import ImportRecord
-from fingerplat.domain.model import User
 
 # A users file is a list of one-line statuses; anything this big is a mistake.
 MAX_FILE_BYTES = 256 * 1024 * 1024
@@ -79,73 +75,3 @@ def file_signature(path: str | os.PathLike[str]) -> tuple[int, int, int] | None:
     except OSError:
         return None
     return (st.st_ino, st.st_size, st.st_mtime_ns)
-
-
-def render_users_file(users: Iterable[User], *, tenant: str) -> str:
-    """The users-file form of an export: reads back with :func:`parse_users_file`.
-
-    Only usernames and statuses survive this format; use ``--format json`` for
-    everything. Users without a status are written as ``user:``.
-    """
-    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    lines = [f"# fingerplat users file: tenant {tenant}, exported {stamp}"]
-    lines.extend(f"{u.username}: {u.status}" if u.status else f"{u.username}:" for u in users)
-    return "\n".join(lines) + "\n"
-
-
-def render_json(users: Iterable[User], *, tenant: str) -> str:
-    """Everything about every user, for backups and for moving a tenant."""
-    def iso(value: datetime | None) -> str | None:
-        return value.isoformat() if value else None
-
-    document = {
-        "tenant": tenant,
-        "exported_at": datetime.now(UTC).isoformat(),
-        "users": [
-            {
-                "username": u.username, "full_name": u.full_name, "office": u.office,
-                "phone": u.phone, "project": u.project, "hidden": u.hidden,
-                "status": u.status, "status_set_at": iso(u.status_set_at), "plan": u.plan,
-                "created_at": iso(u.created_at),
-            }
-            for u in users
-        ],
-    }
-    return json.dumps(document, ensure_ascii=False, indent=2) + "\n"
-
-
-def parse_json_export(data: bytes) -> list[ImportRecord]:
-    """Records from a ``--format json`` export; ``line`` is the user's position (from 1)."""
-    try:
-        document = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidInput(f"not a fingerplat JSON export: {exc}") from None
-    users = document.get("users") if isinstance(document, dict) else None
-    if not isinstance(users, list):
-        raise InvalidInput("not a fingerplat JSON export: no \"users\" list")
-    records: list[ImportRecord] = []
-    for number, entry in enumerate(users, start=1):
-        if not isinstance(entry, dict) or not isinstance(entry.get("username"), str):
-            records.append(ImportRecord(number, "", error="entry has no username"))
-            continue
-        fields: dict[str, object] = {}
-        for key in ("full_name", "office", "phone", "project", "plan"):
-            value = entry.get(key)
-            if value is not None and not isinstance(value, str):
-                fields = {"error": f"{key} must be a string"}
-                break
-            fields[key] = value
-        hidden = entry.get("hidden")
-        status = entry.get("status")
-        if "error" not in fields and hidden is not None and not isinstance(hidden, bool):
-            fields = {"error": "hidden must be true or false"}
-        if "error" not in fields and status is not None and not isinstance(status, str):
-            fields = {"error": "status must be a string or null"}
-        if "error" in fields:
-            records.append(ImportRecord(number, entry["username"], error=str(fields["error"])))
-            continue
-        records.append(ImportRecord(
-            number, entry["username"], status=status or "",
-            hidden=hidden, **fields,  # type: ignore[arg-type]
-        ))
-    return records

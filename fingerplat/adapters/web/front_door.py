@@ -37,7 +37,7 @@ from typing import Any, cast
 
 from aiohttp import web
 from aiohttp.http import SERVER_SOFTWARE, HttpProcessingError, HttpVersion
-from aiohttp.http_parser import EMPTY_PAYLOAD, HttpRequestParser
+from aiohttp.http_parser import EMPTY_PAYLOAD, HttpRequestParser  # private: pinned, tested
 from aiohttp.web_log import AccessLogger
 
 from fingerplat.adapters.web.client_address import client_address

@@ -36,6 +36,12 @@ async def wait_until(condition, timeout: float = 20.0, what: str = "condition") 
         raise AssertionError(f"{what} not reached within {timeout} s") from None
 
 
+def failed_connections(caplog: pytest.LogCaptureFixture) -> int:
+    """Connection attempts the bots logged as failed so far."""
+    return sum(1 for r in caplog.records
+               if r.name == "fingerplat.irc" and "connection failed" in r.getMessage())
+
+
 async def test_nick_collision_uses_a_fallback_and_wins_the_nick_back(
     service: FingerplatService, operator: Context, ngircd: Ngircd, peers: list[IrcPeer]
 ) -> None:
@@ -68,8 +74,10 @@ async def test_nick_collision_uses_a_fallback_and_wins_the_nick_back(
 
 
 async def test_bot_comes_back_after_the_server_restarts(
-    service: FingerplatService, operator: Context, ngircd: Ngircd, peers: list[IrcPeer]
+    service: FingerplatService, operator: Context, ngircd: Ngircd, peers: list[IrcPeer],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level("WARNING", logger="fingerplat.irc")
     await make_acme(service, operator)
     peer = await joined_peer(peers, ngircd)
     metrics = Metrics()
@@ -86,7 +94,9 @@ async def test_bot_comes_back_after_the_server_restarts(
         await wait_until(lambda: metrics.registry.get_sample_value(
             "fingerplat_open_connections", {"adapter": "irc"}) == 0, what="gauge at 0")
         # Down for a while: several attempts fail (connection refused) and back off.
-        await asyncio.sleep(1.0)
+        failed = failed_connections(caplog)
+        await wait_until(lambda: failed_connections(caplog) >= failed + 2,
+                         what="two reconnection attempts refused")
         ngircd.start()
 
         await wait_until(lambda: bots.bots[0].connected, timeout=15, what="bot reconnected")
@@ -127,8 +137,10 @@ def tls_ngircd(tmp_path: Path) -> tuple[Ngircd, trustme.CA]:
 
 async def test_tls_with_verification(
     service: FingerplatService, operator: Context, tls_ngircd: tuple[Ngircd, trustme.CA],
-    peers: list[IrcPeer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    peers: list[IrcPeer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level("WARNING", logger="fingerplat.irc")
     server, ca = tls_ngircd
     await make_acme(service, operator)
     client_ctx = ssl.create_default_context()
@@ -142,7 +154,8 @@ async def test_tls_with_verification(
     # Not trusted yet: verification refuses the certificate, the bot never gets in.
     untrusted = await start_irc_bots(service, [config], metrics=Metrics(), timing=FAST)
     try:
-        await asyncio.sleep(1.0)
+        await wait_until(lambda: any("CERTIFICATE_VERIFY_FAILED" in r.getMessage()
+                                     for r in caplog.records), what="the certificate refused")
         assert not untrusted.bots[0].connected
         assert not any(line.startswith(":fingerbot!") for line in peer.lines)
     finally:

@@ -21,6 +21,8 @@ from fingerplat.repository.engine import create_engine
 from fingerplat.service import FingerplatService
 from tests.integration.web.conftest import RunningWeb, Seeded, WebFactory
 from tests.support.engines import dispose
+from tests.support.polling import until
+from tests.support.scrape import sample
 
 
 async def test_healthz_answers_ok(web_server: RunningWeb, http: aiohttp.ClientSession) -> None:
@@ -160,7 +162,10 @@ async def test_drain_lets_an_in_flight_request_finish(
             return resp.status, await resp.json()
 
     request = asyncio.create_task(put())
-    await asyncio.sleep(0.3)  # the request is now in flight, waiting for its body
+    # Accepted, and handed from the front door to aiohttp, which waits for the body.
+    await until(lambda: not running.server.door.connections and sample(
+        running.metrics, "fingerplat_open_connections", adapter="web") == 1,
+        "the request is in flight, waiting for its body")
     await running.server.close()
     drained = asyncio.create_task(running.server.drain(5))
     release.set()

@@ -28,11 +28,6 @@ def text(form: Form, name: str, default: str = "") -> str:
     return value
 
 
-def optional_text(form: Form, name: str) -> str | None:
-    """``None`` when the field was not in the form at all (so: leave unchanged)."""
-    return text(form, name) if name in form else None
-
-
 def checkbox(form: Form, name: str) -> bool:
     return name in form and form.get(name) not in ("", "0", "off", "false")
 
