@@ -367,6 +367,18 @@ def with_listen_hint(error: CannotListen) -> CannotListen:
     )
 
 
+def log_event_loop() -> None:
+    """Say which event loop runs: uvloop is a dependency wherever it installs
+    (the CLI's ``run`` picks it when importable), and the standard loop costs
+    1.4-2.2 times the CPU per cached query (bench/README.md)."""
+    loop = type(asyncio.get_running_loop())
+    if loop.__module__.startswith("uvloop"):
+        log.info("event loop: uvloop")
+    else:
+        log.warning("event loop: the standard asyncio loop (%s.%s; uvloop not installed), "
+                    "slower per query", loop.__module__, loop.__qualname__)
+
+
 async def serve(config: Config, database_url: str, *, user: str | None = None,
                 group: str | None = None, announce: Callable[[str], None] = print,
                 reload: Callable[[], Config] | None = None) -> None:
@@ -377,6 +389,7 @@ async def serve(config: Config, database_url: str, *, user: str | None = None,
     are checked before binding and taken on after it (docs/operations.md).
     """
     logs.configure(config.log.level, config.log.format)
+    log_event_loop()
     run_as = privileges.resolve(user, group)
     runtime = Runtime(config, database_url, announce=announce)
     await runtime.start()
