@@ -128,7 +128,7 @@ class Runtime:
                     lambda: following.set(1 if listener.subscribed else 0))
         if self.config.database.read_cache > 0:
             self.service.enable_read_cache(max_entries=self.config.database.read_cache,
-                                           guard=guard)
+                                           guard=guard, membership=True)
 
     def forwarder(self) -> ForwardFn | None:
         """The finger proxy, handed to the finger adapter as a plain callable."""
@@ -244,6 +244,8 @@ class Runtime:
                 await self.event_bridge.stop()
             self.event_bridge = None
         if self.service is not None:
+            with contextlib.suppress(Exception):
+                await self.service.stop_read_cache()
             self.service.disable_read_cache()
         if self.read_engine is not None:
             await self.read_engine.dispose()

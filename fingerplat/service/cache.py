@@ -50,6 +50,7 @@ from typing import Any, Final
 
 from fingerplat.domain.model import ChangeEvent
 from fingerplat.service.events import EventBus
+from fingerplat.service.membership import Membership
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,9 @@ class ReadCache:
         self._usable = self._token is not None or guard is None
         self._guard_checked = False  # already asked in this event-loop iteration
         self._unsubscribe = events.subscribe(self.on_event)
+        #: Which names exist (fingerplat/service/membership.py), driven by the
+        #: same events and guard as the entries; None: not kept.
+        self.membership: Membership | None = None
 
     def __len__(self) -> int:
         return len(self._data)
@@ -109,6 +113,21 @@ class ReadCache:
         """Stop listening to change events (the cache is then no longer used)."""
         self._unsubscribe()
         self.clear()
+        if self.membership is not None:
+            self.membership.close()
+
+    def absent(self, tenant_id: int, username: str) -> bool:
+        """True only when the name surely is no visible user: missing or hidden alike.
+
+        ``username`` must be normalised (rules.username). False whenever the
+        cache is off or the membership is not sure: the caller then reads.
+        """
+        membership = self.membership
+        if membership is None:
+            return False
+        if self._guard is not None and not self._check_guard():
+            return False
+        return membership.absent(tenant_id, username)
 
     # -- reads and fills ---------------------------------------------------------
 
@@ -172,13 +191,23 @@ class ReadCache:
         """EventBus subscriber (synchronous: invalidation never waits on anything)."""
         if event.kind == "token":
             return
+        membership = self.membership
         if event.kind == "resync" and event.data.get("reason") == "lost":
             self.hold()  # the LISTEN connection is gone: see held()
+            if membership is not None:
+                membership.reset()
             return
         if event.kind in _USER_KINDS and event.tenant_id is not None and event.username:
             self.invalidate_user(event.tenant_id, event.username)
-        else:
-            self.clear()
+            if membership is not None:
+                membership.touch(event.tenant_id, event.username)
+            return
+        self.clear()
+        if membership is not None:
+            if event.kind == "tenant" and event.tenant_id is not None:
+                membership.touch_tenant(event.tenant_id)
+            else:
+                membership.reset()
 
     def invalidate_user(self, tenant_id: int, username: str) -> None:
         self.epoch += 1
@@ -217,11 +246,15 @@ class ReadCache:
                 log.info("read cache off until changes can be followed again")
                 self._usable = False
                 self.hold()
+                if self.membership is not None:
+                    self.membership.reset()
             return False
         if token != self._token or not self._usable:
             self._token = token
             self._usable = True
             self.clear()
+            if self.membership is not None:
+                self.membership.reset()
         return True
 
     def _guard_expired(self) -> None:

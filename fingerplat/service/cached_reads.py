@@ -16,12 +16,14 @@ answering for the users they had been asked about.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Hashable
 
 from fingerplat.domain import rules
 from fingerplat.domain.errors import NotFound, Unavailable, UserNotFound
 from fingerplat.domain.model import StatusChange, Tenant, User
 from fingerplat.service.cache import DEFAULT_MAX_ENTRIES, MISS, Guard, ReadCache
+from fingerplat.service.membership import Membership
 from fingerplat.service.tenants import TenantUseCases
 from fingerplat.service.users import UserUseCases
 
@@ -47,12 +49,31 @@ class CachedPublicReads(TenantUseCases, UserUseCases):
     read_cache: ReadCache | None = None
 
     def enable_read_cache(self, *, max_entries: int = DEFAULT_MAX_ENTRIES,
-                          guard: Guard | None = None) -> ReadCache:
-        """Start caching the public reads (invalidated by :attr:`events`)."""
+                          guard: Guard | None = None, membership: bool = False) -> ReadCache:
+        """Start caching the public reads (invalidated by :attr:`events`).
+
+        With ``membership`` (``serve`` asks for it; it needs a running event
+        loop, which loads it in the background) names that do not exist are
+        answered without a read (fingerplat/service/membership.py); stop it
+        with :meth:`stop_read_cache` before the engines are disposed.
+        """
         if self.read_cache is not None:
             self.read_cache.close()
-        self.read_cache = ReadCache(self.events, max_entries=max_entries, guard=guard)
-        return self.read_cache
+        cache = self.read_cache = ReadCache(self.events, max_entries=max_entries, guard=guard)
+        if membership:
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                return cache
+            cache.membership = Membership(self.read)
+            cache.membership.start()
+        return cache
+
+    async def stop_read_cache(self) -> None:
+        """Stop the membership's background loads (awaited), then the cache."""
+        if self.read_cache is not None and self.read_cache.membership is not None:
+            await self.read_cache.membership.aclose()
+        self.disable_read_cache()
 
     def disable_read_cache(self) -> None:
         if self.read_cache is not None:
@@ -104,6 +125,8 @@ class CachedPublicReads(TenantUseCases, UserUseCases):
         if cache is None:
             return await super().public_user(tenant, name)
         username = rules.username(name)
+        if cache.absent(tenant.id, username):
+            return None  # missing or hidden: the same answer, the same path
         key: Hashable = ("user", tenant.id, username)
         hit = cache.get(key)
         if hit is not MISS:
@@ -122,6 +145,8 @@ class CachedPublicReads(TenantUseCases, UserUseCases):
         if cache is None:
             return await super().public_history(tenant, name, limit)
         username = rules.username(name)
+        if cache.absent(tenant.id, username):
+            raise UserNotFound(username, tenant.slug)
         key: Hashable = ("history", tenant.id, username, limit)
         hit = cache.get(key)
         if isinstance(hit, _Absent):

@@ -37,7 +37,7 @@ from fingerplat.domain.errors import (
 from fingerplat.domain.model import Tenant
 from fingerplat.domain.text import printable
 from fingerplat.service import FingerplatService
-from fingerplat.service.cache import MISS, UserTag
+from fingerplat.service.cache import MISS, ReadCache, UserTag
 
 log = logging.getLogger("fingerplat.finger")
 
@@ -74,7 +74,34 @@ class FingerAnswerer:
         if cache is None:
             return None
         hit = cache.get(("finger", self.tenant, raw))
-        return None if hit is MISS else hit  # type: ignore[no-any-return]
+        if hit is not MISS:
+            return hit  # type: ignore[no-any-return]
+        if cache.membership is None:
+            return None
+        return self._absent(cache, raw)
+
+    def _absent(self, cache: ReadCache, raw: bytes) -> bytes | None:
+        """"No such user" for a name the membership knows is missing or hidden.
+
+        Answered here, on accept, from what is already in memory (the tenant
+        and any ``@host`` resolved before), and not kept: a flood of random
+        names must not push real users out of the cache. None whenever
+        anything is not certain; the ordinary path then answers.
+        """
+        try:
+            query = parse_query(raw)
+        except FingerplatError:
+            return None
+        if query.is_list:
+            return None
+        tenant = cache.get(("tenant", self.tenant))
+        hosts = query.hosts
+        while hosts:
+            tenant = cache.get(("host", hosts[-1]))
+            hosts = hosts[:-1]
+        if not isinstance(tenant, Tenant) or not cache.absent(tenant.id, query.user):
+            return None
+        return render.encode(render.no_such_user(query.user))
 
     async def answer_bytes(self, raw: bytes) -> tuple[bytes, int]:
         """The wire bytes and line count for one raw query line; never raises."""
@@ -111,6 +138,9 @@ class FingerAnswerer:
             tenant, query = local, query.without_last_host()
         if query.is_list:
             return await self._list(tenant), None
+        cache = self.service.read_cache
+        if cache is not None and cache.absent(tenant.id, query.user):
+            return render.no_such_user(query.user), None  # not kept: see _absent
         return await self._user(tenant, query), (tenant.id, query.user)
 
     async def _forward(self, tenant: Tenant, query: FingerQuery) -> list[str]:
