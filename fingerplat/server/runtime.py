@@ -126,8 +126,10 @@ class Runtime:
                     registry=self.metrics.registry)
                 self.metrics.add_flusher(
                     lambda: following.set(1 if listener.subscribed else 0))
-        if self.config.database.read_cache > 0:
-            self.service.enable_read_cache(max_entries=self.config.database.read_cache,
+        limits = self.config.database.read_cache_limits()
+        if limits is not None:
+            max_bytes, max_entries = limits
+            self.service.enable_read_cache(max_bytes=max_bytes, max_entries=max_entries,
                                            guard=guard, membership=True)
 
     def forwarder(self) -> ForwardFn | None:

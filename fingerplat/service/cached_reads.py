@@ -22,7 +22,7 @@ from collections.abc import Hashable
 from fingerplat.domain import rules
 from fingerplat.domain.errors import NotFound, Unavailable, UserNotFound
 from fingerplat.domain.model import StatusChange, Tenant, User
-from fingerplat.service.cache import DEFAULT_MAX_ENTRIES, MISS, Guard, ReadCache
+from fingerplat.service.cache import MISS, Guard, ReadCache
 from fingerplat.service.membership import Membership
 from fingerplat.service.tenants import TenantUseCases
 from fingerplat.service.users import UserUseCases
@@ -48,8 +48,9 @@ def _held_or_raise(cache: ReadCache, key: Hashable, error: Unavailable) -> objec
 class CachedPublicReads(TenantUseCases, UserUseCases):
     read_cache: ReadCache | None = None
 
-    def enable_read_cache(self, *, max_entries: int = DEFAULT_MAX_ENTRIES,
-                          guard: Guard | None = None, membership: bool = False) -> ReadCache:
+    def enable_read_cache(self, *, max_bytes: int | None = None,
+                          max_entries: int | None = None, guard: Guard | None = None,
+                          membership: bool = False) -> ReadCache:
         """Start caching the public reads (invalidated by :attr:`events`).
 
         With ``membership`` (``serve`` asks for it; it needs a running event
@@ -59,7 +60,8 @@ class CachedPublicReads(TenantUseCases, UserUseCases):
         """
         if self.read_cache is not None:
             self.read_cache.close()
-        cache = self.read_cache = ReadCache(self.events, max_entries=max_entries, guard=guard)
+        cache = self.read_cache = ReadCache(self.events, max_bytes=max_bytes,
+                                               max_entries=max_entries, guard=guard)
         if membership:
             try:
                 asyncio.get_running_loop()
