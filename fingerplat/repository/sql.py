@@ -70,6 +70,14 @@ _USER_WITH_PLAN_BY_NAME = (
     .select_from(users.outerjoin(plans, plans.c.user_id == users.c.id))
     .where(users.c.tenant_id == bindparam("tenant_id"), users.c.username == bindparam("username"))
 )
+_USER_WITH_PLAN_BY_NAME_PAGE = (
+    select(*_USER_COLUMNS, plans.c.text.label("plan"))
+    .select_from(users.outerjoin(plans, plans.c.user_id == users.c.id))
+    .where(users.c.tenant_id == bindparam("tenant_id"), users.c.hidden.is_(False),
+           users.c.username > bindparam("after"))
+    .order_by(users.c.username)
+    .limit(bindparam("limit"))
+)
 _USER_STATEMENTS = {  # (with_plan, for_update) -> statement
     (True, False): _USER_WITH_PLAN_BY_NAME,
     (False, False): _USER_BY_NAME,
@@ -337,6 +345,14 @@ class Repository:
                 | and_(users.c.tenant_id == after[0], users.c.username > after[1]))
         stmt = stmt.order_by(users.c.tenant_id, users.c.username).limit(limit)
         return [(int(t), str(u), bool(h)) for t, u, h in await self.conn.execute(stmt)]
+
+    async def visible_users_page(self, tenant_id: int, after: str | None,
+                                 limit: int) -> list[User]:
+        """Visible users with their plans, by name, after ``after`` (warming the read cache)."""
+        stmt = _USER_WITH_PLAN_BY_NAME_PAGE
+        params = {"tenant_id": tenant_id, "after": after or "", "limit": limit}
+        rows = (await self.conn.execute(stmt, params)).mappings().all()
+        return [_user(row, row["plan"] or "") for row in rows]
 
     async def usernames_in(self, tenant_id: int, names: Sequence[str]) -> dict[str, bool]:
         """Which of ``names`` exist in the tenant: username -> hidden."""

@@ -76,6 +76,7 @@ class Runtime:
     leadership: BotLeadership | None = None
     event_bridge: EventBridge | None = None
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    _warming: asyncio.Task[None] | None = None
     _forwarder: ForwardFn | None = None
 
     async def prepare_database(self) -> None:
@@ -222,11 +223,35 @@ class Runtime:
             await self.prepare_database()
             await self.start_change_events()
             await self.start_listeners()
+            self.start_warming()
         except BaseException:
             await self.stop()
             raise
 
+    def start_warming(self) -> None:
+        """Fill the read cache in the background, so a fresh server answers from memory."""
+        if self.service is None or self.service.read_cache is None:
+            return
+        service = self.service
+
+        async def warm() -> None:
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            try:
+                count = await service.warm_read_cache()
+            except FingerplatError as error:
+                log.debug("read cache not warmed: %s", error)
+                return
+            log.debug("read cache warmed: %d answers in %.1fs", count, loop.time() - started)
+
+        self._warming = asyncio.get_running_loop().create_task(warm())
+
     async def stop(self) -> None:
+        if self._warming is not None:
+            self._warming.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._warming
+            self._warming = None
         for listener in self.listeners:
             with contextlib.suppress(Exception):
                 await listener.close()
@@ -377,7 +402,7 @@ def log_event_loop() -> None:
     1.4-2.2 times the CPU per cached query (bench/README.md)."""
     loop = type(asyncio.get_running_loop())
     if loop.__module__.startswith("uvloop"):
-        log.info("event loop: uvloop")
+        log.debug("event loop: uvloop")
     else:
         log.warning("event loop: the standard asyncio loop (%s.%s; uvloop not installed), "
                     "slower per query", loop.__module__, loop.__qualname__)

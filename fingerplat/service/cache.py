@@ -48,7 +48,7 @@ import os
 import sys
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from fingerplat.domain.model import ChangeEvent
 from fingerplat.service.events import EventBus
@@ -105,6 +105,19 @@ def estimate_size(key: Hashable, value: Any) -> int:
 _USER_KINDS: Final = frozenset({"status", "plan", "user"})
 
 
+class Warmer(Protocol):
+    """An adapter's rendering of a user's answer, to keep before anyone asks.
+
+    The finger adapter registers one per listener (``cache.warmers``); the
+    service's :meth:`warm_read_cache` reads the tenant's visible users in
+    batches and keeps what each warmer renders, until the budget is full.
+    """
+
+    tenant: str | None
+
+    def warm_entry(self, tenant: Any, user: Any) -> tuple[Hashable, bytes]: ...
+
+
 class _Miss:
     __slots__ = ()
 
@@ -147,6 +160,7 @@ class ReadCache:
         #: Which names exist (fingerplat/service/membership.py), driven by the
         #: same events and guard as the entries; None: not kept.
         self.membership: Membership | None = None
+        self.warmers: list[Warmer] = []
 
     def __len__(self) -> int:
         return len(self._data)

@@ -190,7 +190,8 @@ class Membership:
                 # The database is away: names stay uncertain (the ordinary path
                 # answers, and fails as it would have). Try again, backing off.
                 failures += 1
-                log.warning("user name membership not loaded (%s); retrying", error)
+                (log.warning if failures == 5 else log.debug)(
+                    "user name membership not loaded (%s); retrying", error)
                 await asyncio.sleep(min(30.0, 0.5 * 2 ** min(failures, 6)))
                 self._wake.set()
 

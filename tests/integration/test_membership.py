@@ -42,8 +42,6 @@ class CountingNode(Node):
             return await original(fetch)
 
         self.service.read = read  # type: ignore[method-assign]
-        # The membership loads through the service's read as it was wired.
-        assert self.membership is not None
 
     @property
     def membership(self) -> Membership | None:
@@ -268,3 +266,85 @@ async def test_loads_in_pages(database_url: str, operator: Context,
         assert (await node.reads_for("p07")) == (NO_SUCH.format("p07"), 0)
     finally:
         await runtime.stop()
+
+
+# -- warm start ------------------------------------------------------------------------
+
+
+async def _seeded(database_url: str, operator: Context, count: int) -> None:
+    engine = create_engine(database_url)
+    try:
+        other = FingerplatService(engine)
+        for i in range(count):
+            await other.add_user(operator, None, f"w{i:02d}", full_name=f"Warm {i}")
+            await other.set_status(operator, None, f"w{i:02d}", f"status {i}")
+        await other.set_plan(operator, None, "w03", "a plan\nof two lines")
+        await other.edit_user(operator, None, "w05", hidden=True)
+    finally:
+        await engine.dispose()
+
+
+async def test_a_fresh_server_answers_existing_names_from_memory(
+        database_url: str, operator: Context) -> None:
+    """Warmed at start: the first query for a user takes no read, and reads as a filled one."""
+    await _seeded(database_url, operator, 12)
+    cold = Node(await start_node(database_url, read_cache=0))
+    runtime = await start_node(database_url)
+    try:
+        node = CountingNode(runtime)
+        assert runtime._warming is not None
+        await runtime._warming
+        await node.finger("warm-up")  # the tenant
+        for name in ("w00", "w03", "w11"):
+            answer, reads = await node.reads_for(name)
+            assert reads == 0, name
+            assert answer == await cold.finger(name)
+        assert "a plan" in await node.finger("w03")
+        assert (await node.reads_for("w05")) == (NO_SUCH.format("w05"), 0)  # hidden: not warmed
+        # Warmed entries follow changes like filled ones.
+        await node.service.set_status(operator, None, "w00", "changed")
+        assert "changed" in await node.finger("w00")
+        await node.service.edit_user(operator, None, "w11", hidden=True)
+        assert await node.finger("w11") == NO_SUCH.format("w11")
+    finally:
+        await runtime.stop()
+        await cold.runtime.stop()
+
+
+async def test_warming_stops_at_the_budget(database_url: str, operator: Context) -> None:
+    """Warming fills what fits and never evicts; the rest is read on demand."""
+    await _seeded(database_url, operator, 12)
+    runtime = await start_node(database_url, read_cache="3KB")
+    try:
+        node = CountingNode(runtime)
+        assert runtime._warming is not None
+        await runtime._warming
+        cache = node.service.read_cache
+        assert cache is not None
+        assert 0 < cache.bytes <= 3 * 1024
+        for i in range(12):
+            if i != 5:
+                assert f"Name: Warm {i}" in await node.finger(f"w{i:02d}")
+        assert cache.bytes <= 3 * 1024
+    finally:
+        await runtime.stop()
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+async def test_warmed_answers_follow_another_nodes_changes(database_url: str,
+                                                           operator: Context) -> None:
+    await _seeded(database_url, operator, 6)
+    a = CountingNode(await start_node(database_url))
+    b = CountingNode(await start_node(database_url))
+    try:
+        assert b.runtime._warming is not None
+        await b.runtime._warming
+        await b.finger("warm-up")
+        assert (await b.reads_for("w01"))[1] == 0
+        await a.service.set_status(operator, None, "w01", "moved on")
+        assert "moved on" in await eventually(b, "w01", "moved on")
+        await a.service.remove_user(operator, None, "w02")
+        assert await eventually(b, "w02", "No such") == NO_SUCH.format("w02")
+    finally:
+        await a.runtime.stop()
+        await b.runtime.stop()

@@ -38,7 +38,7 @@ def test_commands_and_serve_run_on_uvloop(caplog: pytest.LogCaptureFixture) -> N
         log_event_loop()
         return type(asyncio.get_running_loop()).__module__
 
-    with caplog.at_level(logging.INFO, logger="fingerplat.server"):
+    with caplog.at_level(logging.DEBUG, logger="fingerplat.server"):
         assert run(loop_module()).startswith("uvloop")
     assert "event loop: uvloop" in caplog.text
 
@@ -47,6 +47,6 @@ def test_the_standard_loop_is_named_on_the_log(caplog: pytest.LogCaptureFixture)
     async def main() -> None:
         log_event_loop()
 
-    with caplog.at_level(logging.INFO, logger="fingerplat.server"):
+    with caplog.at_level(logging.DEBUG, logger="fingerplat.server"):
         asyncio.run(main())
     assert "standard asyncio loop" in caplog.text

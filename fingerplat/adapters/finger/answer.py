@@ -24,7 +24,7 @@ never kept.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 
 from fingerplat.adapters.finger import render
 from fingerplat.adapters.finger.query import FingerQuery, parse_query
@@ -34,7 +34,7 @@ from fingerplat.domain.errors import (
     PermissionDenied,
     Unavailable,
 )
-from fingerplat.domain.model import Tenant
+from fingerplat.domain.model import Tenant, User
 from fingerplat.domain.text import printable
 from fingerplat.service import FingerplatService
 from fingerplat.service.cache import MISS, ReadCache, UserTag
@@ -63,6 +63,17 @@ class FingerAnswerer:
         self.tenant = tenant
         self.max_listed_users = max_listed_users
         self.forward = forward
+        if service.read_cache is not None:
+            service.read_cache.warmers.append(self)  # serve warms the cache with our answers
+
+    def warm_entry(self, tenant: Tenant, user: User) -> tuple[Hashable, bytes]:
+        """The key and bytes of the short answer about ``user`` asked by name on this listener.
+
+        The same bytes as :meth:`answer_bytes` makes for the query line
+        ``user.username``, so a warmed entry is indistinguishable from a filled one.
+        """
+        data = render.encode(render.user_entry(user, verbose=False, history=[]))
+        return ("finger", self.tenant, user.username.encode()), data
 
     def cached(self, raw: bytes) -> bytes | None:
         """The wire bytes of a kept answer to exactly this query line, or None.
@@ -158,14 +169,15 @@ class FingerAnswerer:
         return render.user_list(page.users, page.total)
 
     async def _user(self, tenant: Tenant, query: FingerQuery) -> list[str]:
-        user = await self.service.public_user(tenant, query.user)
+        # The rendered answer is kept (answer_bytes), not the objects behind it.
+        user = await self.service.public_user(tenant, query.user, keep=False)
         if user is None:
             return render.no_such_user(query.user)
         history = []
         if query.verbose:
             try:
                 history = await self.service.public_history(tenant, user.username,
-                                                            limit=HISTORY_LINES)
+                                                            limit=HISTORY_LINES, keep=False)
             except NotFound:  # hidden or removed between the two reads
                 return render.no_such_user(query.user)
         return render.user_entry(user, verbose=query.verbose, history=history)
