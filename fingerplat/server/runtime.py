@@ -43,6 +43,8 @@ from fingerplat.service.event_bridge import EventBridge, start_event_bridge
 log = logging.getLogger("fingerplat.server")
 
 DRAIN_TIMEOUT = 10.0
+#: At most this long before listening is spent filling the read cache (warm_up).
+WARM_UP_SECONDS = 5.0
 
 # (user, remote host chain, verbose) -> answer lines, already neutralised.
 ForwardFn = Callable[[str, list[str], bool], Awaitable[list[str]]]
@@ -222,11 +224,44 @@ class Runtime:
         try:
             await self.prepare_database()
             await self.start_change_events()
+            await self.warm_up(WARM_UP_SECONDS)
             await self.start_listeners()
-            self.start_warming()
         except BaseException:
             await self.stop()
             raise
+
+    async def warm_up(self, seconds: float) -> None:
+        """Fill the read cache before listening, for at most ``seconds``; the rest follows.
+
+        A freshly started server would otherwise pay a database read for the
+        first query of every user, and a flood of queries at start would
+        compete with the warming for the CPU. So, like a server that loads
+        its users before it listens, the membership of names and every
+        visible user's finger answer are loaded first, bounded in time (a
+        directory too large for that goes on warming in the background
+        while the listeners answer).
+        """
+        if self.service is None or self.service.read_cache is None:
+            return
+        from fingerplat.adapters.finger.answer import FingerAnswerer
+
+        cache = self.service.read_cache
+        for spec in self.config.finger.listen:  # the answers each finger listener will look up
+            FingerAnswerer(self.service, tenant=spec.tenant,
+                           max_listed_users=self.config.finger.max_listed_users)
+        self.start_warming()
+        waits: list[asyncio.Future[object]] = []
+        if self._warming is not None:
+            waits.append(asyncio.ensure_future(asyncio.shield(self._warming)))
+        if cache.membership is not None:
+            waits.append(asyncio.ensure_future(cache.membership.settled(seconds)))
+        if waits:
+            _done, pending = await asyncio.wait(waits, timeout=seconds)
+            for future in pending:
+                future.cancel()
+            for future in waits:
+                if future.done() and not future.cancelled():
+                    future.exception()  # retrieved: a failure is logged by its owner
 
     def start_warming(self) -> None:
         """Fill the read cache in the background, so a fresh server answers from memory."""

@@ -122,7 +122,7 @@ class CachedPublicReads(TenantUseCases, UserUseCases):
         cache.put(key, tenant, epoch=epoch)
         return tenant
 
-    async def warm_read_cache(self, *, batch: int = 1000) -> int:
+    async def warm_read_cache(self, *, batch: int = 2000) -> int:
         """Fill the cache with every warmer's answers for visible users; returns how many.
 
         Run in the background at start (``serve``): a freshly started server

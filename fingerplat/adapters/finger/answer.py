@@ -63,8 +63,9 @@ class FingerAnswerer:
         self.tenant = tenant
         self.max_listed_users = max_listed_users
         self.forward = forward
-        if service.read_cache is not None:
-            service.read_cache.warmers.append(self)  # serve warms the cache with our answers
+        cache = service.read_cache
+        if cache is not None and all(w.tenant != tenant for w in cache.warmers):
+            cache.warmers.append(self)  # serve warms the cache with our answers (one per tenant)
 
     def warm_entry(self, tenant: Tenant, user: User) -> tuple[Hashable, bytes]:
         """The key and bytes of the short answer about ``user`` asked by name on this listener.
