@@ -33,6 +33,7 @@ from fingerplat.repository.engine import (
     is_sqlite,
     sqlite_file,
 )
+from fingerplat.repository.hot_reads import PgHotReads
 from fingerplat.repository.sqlite_watch import sqlite_change_token
 from fingerplat.server import logs, privileges, systemd
 from fingerplat.server.leadership import LEADERSHIP_INTERVAL, BotLeadership
@@ -77,6 +78,7 @@ class Runtime:
     listeners: list[RunningListener] = field(default_factory=list)
     leadership: BotLeadership | None = None
     event_bridge: EventBridge | None = None
+    hot_reads: PgHotReads | None = None
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _warming: asyncio.Task[None] | None = None
     _forwarder: ForwardFn | None = None
@@ -96,6 +98,12 @@ class Runtime:
         # COMMIT, on PostgreSQL no pre-ping), see create_read_engine.
         self.read_engine = create_read_engine(self.database_url, **pool)
         self.service = FingerplatService(self.engine, read_engine=self.read_engine)
+        if not is_sqlite(self.database_url):
+            # A cache miss's user read on an asyncpg prepared statement.
+            self.hot_reads = PgHotReads(self.database_url, max_size=db.pool_size,
+                                        connect_timeout=db.connect_timeout,
+                                        command_timeout=db.command_timeout)
+            self.service.hot_reads = self.hot_reads
         if is_sqlite(self.database_url):
             self.announce((await prepare_sqlite(self.engine, self.database_url)).line)
         else:
@@ -309,6 +317,10 @@ class Runtime:
             with contextlib.suppress(Exception):
                 await self.service.stop_read_cache()
             self.service.disable_read_cache()
+        if self.hot_reads is not None:
+            with contextlib.suppress(Exception):
+                await self.hot_reads.close()
+            self.hot_reads = None
         if self.read_engine is not None:
             await self.read_engine.dispose()
             self.read_engine = None

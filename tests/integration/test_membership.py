@@ -42,6 +42,15 @@ class CountingNode(Node):
             return await original(fetch)
 
         self.service.read = read  # type: ignore[method-assign]
+        hot = self.service.hot_reads  # PostgreSQL: a miss's user read takes this path
+        if hot is not None:
+            hot_user = hot.user
+
+            async def user(tenant_id: int, username: str) -> Any:
+                self.reads += 1
+                return await hot_user(tenant_id, username)
+
+            hot.user = user  # type: ignore[method-assign]
 
     @property
     def membership(self) -> Membership | None:
