@@ -44,8 +44,11 @@ from fingerplat.service.event_bridge import EventBridge, start_event_bridge
 log = logging.getLogger("fingerplat.server")
 
 DRAIN_TIMEOUT = 10.0
-#: At most this long before listening is spent filling the read cache (warm_up).
-WARM_UP_SECONDS = 5.0
+#: At most this long before listening is spent filling the read cache
+#: (warm_up). The warming itself stops at the cache's budget (about 260,000
+#: users' answers for the default 128 MiB, some 6 s of CPU), so this only
+#: bounds a database that answers slowly.
+WARM_UP_SECONDS = 60.0
 
 # (user, remote host chain, verbose) -> answer lines, already neutralised.
 ForwardFn = Callable[[str, list[str], bool], Awaitable[list[str]]]
