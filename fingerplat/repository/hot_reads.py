@@ -41,8 +41,12 @@ def _compiled() -> tuple[str, tuple[str, ...]]:
 
 
 _SQL, _ORDER = _compiled()
+# A connection the server closed under us (a restart, pg_terminate_backend)
+# fails its statement in one of these ways; asyncpg reports the termination
+# notice arriving mid-statement as an InternalClientError.
 _RETRY_ON = (asyncpg.ConnectionDoesNotExistError, asyncpg.InterfaceError,
-             asyncpg.CannotConnectNowError)
+             asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError,
+             asyncpg.exceptions.InternalClientError)
 
 
 class PgHotReads:
@@ -87,6 +91,8 @@ class PgHotReads:
                 if attempt == 2:
                     raise Unavailable("database unreachable") from error
                 log.info("read connection lost (%s); reading again on a fresh one", error)
+                if self._pool is not None:
+                    await self._pool.expire_connections()  # the others died with it
             except (OSError, TimeoutError, asyncpg.PostgresConnectionError) as error:
                 raise Unavailable("database unreachable") from error
             except asyncpg.UndefinedTableError as error:
