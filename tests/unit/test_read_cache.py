@@ -183,3 +183,26 @@ def test_read_cache_default_and_bad_values() -> None:
     for bad in ("lots", "64 parsecs", -1, "-5MB"):
         with pytest.raises(ValueError, match=r"read_cache|size"):
             DatabaseConfig.model_validate({"read_cache": bad})
+
+
+def test_a_held_finger_answer_is_the_fallback_when_the_database_is_away() -> None:
+    """Finger keeps answer bytes, not users: during a failover its held bytes answer."""
+    from fingerplat.adapters.finger.answer import FingerAnswerer
+    from fingerplat.domain.errors import Unavailable
+
+    class Away:
+        read_cache: ReadCache
+
+        async def resolve_tenant(self, name: object) -> object:
+            raise Unavailable("database unreachable")
+
+    bus = EventBus()
+    service = Away()
+    service.read_cache = ReadCache(bus)
+    cache = service.read_cache
+    answerer = FingerAnswerer(service, tenant=None, max_listed_users=10)  # type: ignore[arg-type]
+    cache.put(("finger", None, b"alice"), b"Login: alice\r\n", epoch=cache.epoch, user=(1, "alice"))
+    asyncio.run(bus.publish(ChangeEvent("resync", None, data={"reason": "lost"}, remote=True)))
+    assert asyncio.run(answerer.answer_bytes(b"alice")) == (b"Login: alice\r\n", 1)
+    data, _count = asyncio.run(answerer.answer_bytes(b"bob"))
+    assert b"unavailable" in data.lower()

@@ -120,6 +120,12 @@ class FingerAnswerer:
         cache = self.service.read_cache
         epoch = cache.epoch if cache is not None else 0
         lines, user = await self._answer_tagged(raw)
+        if cache is not None and lines == [render.UNAVAILABLE]:
+            # The database is unreachable (a failover): the answer kept when
+            # this node lost track of changes beats an error (ReadCache.held).
+            held = cache.held(("finger", self.tenant, raw))
+            if held is not MISS:
+                return held, held.count(b"\r\n")
         data = render.encode(lines)
         if cache is not None and user is not None:
             cache.put(("finger", self.tenant, raw), data, epoch=epoch, user=user)
