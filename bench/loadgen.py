@@ -266,7 +266,8 @@ def _worker_entry(plan: WorkerPlan, conn: mp.connection.Connection) -> None:
 
 
 def build_queries(users: int, pattern: str, missing: float, verbose: bool,
-                  count: int, seed: int, fixed: str | None) -> list[tuple[bytes, bool]]:
+                  count: int, seed: int, fixed: str | None,
+                  missing_span: int = 0) -> list[tuple[bytes, bool]]:
     """A pre-drawn list of queries, so the hot loop does no random draws or formatting."""
     if fixed is not None:
         return [((fixed + "\r\n").encode(), True)]
@@ -275,7 +276,7 @@ def build_queries(users: int, pattern: str, missing: float, verbose: bool,
     out: list[tuple[bytes, bool]] = []
     for _ in range(count):
         if users <= 0 or rng.random() < missing:
-            name = pattern.format(users + rng.randrange(max(users, 1000)))
+            name = pattern.format(users + rng.randrange(missing_span or max(users, 1000)))
             exists = False
         else:
             name = pattern.format(rng.randrange(users))
@@ -354,7 +355,8 @@ def run_c(args: argparse.Namespace, binary: Path) -> dict[str, object]:
 
     samples: dict[str, Sample] = {}
     report: dict[str, object] = {}
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) as proc:
+    env = {**os.environ, "FINGER_LOAD_MISSING_SPAN": str(args.missing_span)}
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env) as proc:
         assert proc.stdout is not None
         for line in proc.stdout:
             word = line.strip()
@@ -407,7 +409,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     if binary is not None:
         return run_c(args, binary)
     queries = build_queries(args.users, args.pattern, args.missing, args.verbose,
-                            args.mix_size, args.seed, args.query)
+                            args.mix_size, args.seed, args.query, args.missing_span)
     if not args.no_probe:
         _wait_for_port(args.host, args.port, 10)
     processes = max(1, args.processes)
@@ -555,6 +557,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="user-name pattern, str.format with the index")
     p.add_argument("--missing", type=float, default=0.10,
                    help="fraction of queries for users that do not exist")
+    p.add_argument("--missing-span", type=int, default=0,
+                   help="missing names are drawn from this many (default: max(users, 1000)); "
+                        "with --missing 1 and a large --mix-size, a flood of distinct names")
     p.add_argument("--verbose", action="store_true", help="send /W queries")
     p.add_argument("--query", default=None,
                    help="send this fixed query instead of the user mix")

@@ -229,7 +229,8 @@ def load(target: Target, args: argparse.Namespace, duration: float, warmup: floa
         "--port", str(target.port), "--duration", str(duration), "--warmup", str(warmup),
         "--concurrency", str(args.concurrency), "--processes", str(args.loadgen_processes),
         "--users", str(max(target.users, 1)), "--pattern", pattern,
-        "--missing", str(args.missing), "--server-pid", str(target.proc.pid), "--json",
+        "--missing", str(args.missing), "--missing-span", str(args.missing_span),
+        "--server-pid", str(target.proc.pid), "--json",
         "--no-probe", "--engine", args.engine,
         "--mix-size", str(args.mix_size or max(20_000, 2 * target.users)),
     ]
@@ -361,6 +362,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--prime", type=float, default=30.0,
                    help="seconds of unmeasured load on each fingerplat server before the "
                         "runs: fills its read cache with the query mix")
+    p.add_argument("--fresh", action="store_true",
+                   help="restart every server before each run, no priming (a freshly started "
+                        "server, as after a deploy; combine with --warmup 0)")
+    p.add_argument("--missing-span", type=int, default=0,
+                   help="missing names are drawn from this many (default: users); with "
+                        "--missing 1 and --mix-size 200000, a flood of distinct unknown names")
+    p.add_argument("--baseline", action="append", default=[], metavar="LABEL=FINGERPLAT",
+                   help="also run this fingerplat executable (e.g. an older checkout's "
+                        "venv/bin/fingerplat) on the same databases, as 'fingerplat LABEL'")
     p.add_argument("--no-fingerplat", action="store_true", help="measure the peers only")
     p.add_argument("--no-web", action="store_true", help="start serve with no web listener")
     p.add_argument("--access-log", action="store_true",
@@ -434,6 +444,13 @@ def build_targets(args: argparse.Namespace, workdir: Path,
                             "--pattern", args.pattern], check=True, timeout=900)
             print(f"  seeded {users:,} users on {db} in {time.monotonic() - began:.1f}s",
                   file=sys.stderr)
+            for spec in args.baseline:
+                label, _, executable = spec.rpartition("=")
+                serve = [*server_pin, executable, "--database-url", url, "--config",
+                         str(config), "serve", "--finger", "127.0.0.1:0", "--setter",
+                         "127.0.0.1:0", "--web", "" if args.no_web else "127.0.0.1:0"]
+                targets.append(Target(f"fingerplat {label or 'baseline'}", users, db, serve,
+                                      check=True, database_url=url, prime=args.prime))
             for workers in (int(w) for w in _csv(args.workers)):
                 # Several workers may use every core: pinning them all to CPU 0
                 # would measure nothing. They share CPU 0 and 1 with the client.
@@ -520,12 +537,18 @@ def main(argv: list[str] | None = None) -> int:
                   f"(pid {t.proc.pid if t.proc else '?'})", file=sys.stderr)
         live = [t for t in targets if not t.failure]
         # Fill every pool once, so the database backends exist to be measured.
-        for t in live:
+        for t in live if not args.fresh else []:
             load(t, args, t.prime, 0.2, args.pattern)
             if t.db == "postgresql" and t.database_url:
                 t.db_pids = asyncio.run(_pg_backends(args.pg, t.database_url.rsplit("/", 1)[1]))
         for rep in range(args.repeat):
             for t in live:
+                if args.fresh:  # a freshly started server for every run
+                    stop(t)
+                    start(t, workdir)
+                    if t.failure:
+                        print(f"  {t.label}: {t.failure}", file=sys.stderr)
+                        continue
                 try:
                     result = load(t, args, args.duration, args.warmup, args.pattern)
                 except (RuntimeError, subprocess.TimeoutExpired) as exc:
@@ -553,7 +576,10 @@ def main(argv: list[str] | None = None) -> int:
     mix = (f"{args.mix_size:,}" if args.mix_size else "2 x users (at least 20,000)")
     print(f"{args.concurrency} connections, one query per connection, "
           f"{args.duration:g}s x {args.repeat} per server (medians), "
-          f"{int(args.missing * 100)}% missing users, each query picked at random from {mix} "
+          f"{int(args.missing * 100)}% missing users"
+          f"{f' (from {args.missing_span:,} names)' if args.missing_span else ''}, "
+          f"{'each server freshly started for each run, no priming, ' if args.fresh else ''}"
+          f"each query picked at random from {mix} "
           f"pre-drawn ones; server on CPU 0, load generator on "
           f"CPU 1{' (unpinned)' if args.no_pin or not shutil.which('taskset') else ''}; "
           f"total {time.monotonic() - began:.0f}s")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
+import sys
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +36,22 @@ from fingerplat import DATABASE_URL_ENV as DATABASE_URL_ENV
 from fingerplat.domain.errors import InvalidInput
 
 Seconds = StrictInt | StrictFloat
+
+_SIZE_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?\s*", re.I)
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10,
+               "m": 1 << 20, "mb": 1 << 20, "mib": 1 << 20,
+               "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30}
+
+
+def parse_size(text: str) -> int:
+    """Bytes from ``"64MB"``, ``"1.5 GiB"``, ``"512k"`` (binary multiples); "auto" is 0."""
+    if text.strip().lower() == "auto":
+        return 0
+    match = _SIZE_RE.fullmatch(text)
+    if match is None:
+        raise ValueError(f"invalid size {text!r}: a number with a unit such as "
+                         '"64MB" or "1GiB", or "auto"')
+    return int(float(match.group(1)) * _SIZE_UNITS[(match.group(2) or "").lower()])
 
 
 class _Section(BaseModel):
@@ -321,9 +339,32 @@ class DatabaseConfig(_Section):
     pool_timeout: Seconds = Field(5, gt=0)
     connect_timeout: Seconds = Field(5, gt=0)
     command_timeout: Seconds = Field(10, gt=0)
-    # Entries of the public read cache of `serve` (0: off); exact through
-    # change events, see docs/performance.md.
-    read_cache: StrictInt = Field(100_000, ge=0)
+    # The public read cache of `serve`, exact through change events
+    # (docs/performance.md): a size in bytes with a unit ("64MB", "1GiB"),
+    # "auto" (the default: 1/32 of the machine's memory, 16-128 MiB), or, as
+    # before this was in bytes, a bare number of entries; 0: off.
+    read_cache: StrictInt | StrictStr = "auto"
+
+    @field_validator("read_cache")
+    @classmethod
+    def _read_cache(cls, value: int | str) -> int | str:
+        if isinstance(value, int):
+            if value < 0:
+                raise ValueError("read_cache must be 0 (off), a number of entries, "
+                                 'a size such as "64MB", or "auto"')
+            return value
+        parse_size(value)
+        return value.strip()
+
+    def read_cache_limits(self) -> tuple[int | None, int | None] | None:
+        """(max bytes, max entries) for the read cache; None: off; None inside: default/none."""
+        value = self.read_cache
+        if isinstance(value, int):
+            return None if value == 0 else (sys.maxsize, value)
+        if value.lower() == "auto":
+            return (None, None)
+        size = parse_size(value)
+        return None if size == 0 else (size, None)
 
 
 class LogConfig(_Section):

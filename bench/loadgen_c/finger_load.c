@@ -226,7 +226,10 @@ int main(int argc, char **argv) {
         if (fixed) {
             snprintf(name, sizeof name, "%s", fixed);
         } else if (users <= 0 || (double)(rnd() % 1000000) / 1e6 < missing) {
-            long span = users > 1000 ? users : 1000;
+            /* FINGER_LOAD_MISSING_SPAN: how many different missing names (a flood) */
+            const char *span_env = getenv("FINGER_LOAD_MISSING_SPAN");
+            long span = span_env && atol(span_env) > 0 ? atol(span_env)
+                        : (users > 1000 ? users : 1000);
             snprintf(name, sizeof name, pattern, (int)(users + (long)(rnd() % (uint64_t)span)));
             exists = 0;
         } else {

@@ -49,6 +49,8 @@ def printable(text: str) -> str:
     inside a single-line field becomes ``^M``/``^J`` and cannot start a new
     protocol line.
     """
+    if text.isascii() and text.isprintable():  # the common case: nothing to replace
+        return text
     return _CONTROL_RE.sub(_caret, text)
 
 

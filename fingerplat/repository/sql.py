@@ -70,6 +70,14 @@ _USER_WITH_PLAN_BY_NAME = (
     .select_from(users.outerjoin(plans, plans.c.user_id == users.c.id))
     .where(users.c.tenant_id == bindparam("tenant_id"), users.c.username == bindparam("username"))
 )
+_USER_WITH_PLAN_BY_NAME_PAGE = (
+    select(*_USER_COLUMNS, plans.c.text.label("plan"))
+    .select_from(users.outerjoin(plans, plans.c.user_id == users.c.id))
+    .where(users.c.tenant_id == bindparam("tenant_id"), users.c.hidden.is_(False),
+           users.c.username > bindparam("after"))
+    .order_by(users.c.username)
+    .limit(bindparam("limit"))
+)
 _USER_STATEMENTS = {  # (with_plan, for_update) -> statement
     (True, False): _USER_WITH_PLAN_BY_NAME,
     (False, False): _USER_BY_NAME,
@@ -314,6 +322,43 @@ class Repository:
         if row is None:
             return None
         return _user(row, (row.get("plan") or "") if with_plan else "")
+
+    # -- membership (fingerplat/service/membership.py) -----------------------------
+
+    async def tenant_ids(self) -> list[int]:
+        return [int(r[0]) for r in await self.conn.execute(select(tenants.c.id))]
+
+    async def usernames_page(
+        self, after: tuple[int, str] | None, limit: int, *, tenant_id: int | None = None
+    ) -> list[tuple[int, str, bool]]:
+        """(tenant id, username, hidden) of every user, in (tenant, name) order, from ``after``.
+
+        Keyset pages over the unique (tenant_id, username) index, so a load of
+        a million names is many short statements, not one long one.
+        """
+        stmt = select(users.c.tenant_id, users.c.username, users.c.hidden)
+        if tenant_id is not None:
+            stmt = stmt.where(users.c.tenant_id == tenant_id)
+        if after is not None:
+            stmt = stmt.where(
+                (users.c.tenant_id > after[0])
+                | and_(users.c.tenant_id == after[0], users.c.username > after[1]))
+        stmt = stmt.order_by(users.c.tenant_id, users.c.username).limit(limit)
+        return [(int(t), str(u), bool(h)) for t, u, h in await self.conn.execute(stmt)]
+
+    async def visible_users_page(self, tenant_id: int, after: str | None,
+                                 limit: int) -> list[User]:
+        """Visible users with their plans, by name, after ``after`` (warming the read cache)."""
+        stmt = _USER_WITH_PLAN_BY_NAME_PAGE
+        params = {"tenant_id": tenant_id, "after": after or "", "limit": limit}
+        rows = (await self.conn.execute(stmt, params)).mappings().all()
+        return [_user(row, row["plan"] or "") for row in rows]
+
+    async def usernames_in(self, tenant_id: int, names: Sequence[str]) -> dict[str, bool]:
+        """Which of ``names`` exist in the tenant: username -> hidden."""
+        stmt = select(users.c.username, users.c.hidden).where(
+            users.c.tenant_id == tenant_id, users.c.username.in_(list(names)))
+        return {str(u): bool(h) for u, h in await self.conn.execute(stmt)}
 
     async def user_by_id(self, user_id: int) -> User | None:
         row = (

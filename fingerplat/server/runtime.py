@@ -33,6 +33,7 @@ from fingerplat.repository.engine import (
     is_sqlite,
     sqlite_file,
 )
+from fingerplat.repository.hot_reads import PgHotReads
 from fingerplat.repository.sqlite_watch import sqlite_change_token
 from fingerplat.server import logs, privileges, systemd
 from fingerplat.server.leadership import LEADERSHIP_INTERVAL, BotLeadership
@@ -43,6 +44,11 @@ from fingerplat.service.event_bridge import EventBridge, start_event_bridge
 log = logging.getLogger("fingerplat.server")
 
 DRAIN_TIMEOUT = 10.0
+#: At most this long before listening is spent filling the read cache
+#: (warm_up). The warming itself stops at the cache's budget (about 260,000
+#: users' answers for the default 128 MiB, some 6 s of CPU), so this only
+#: bounds a database that answers slowly.
+WARM_UP_SECONDS = 60.0
 
 # (user, remote host chain, verbose) -> answer lines, already neutralised.
 ForwardFn = Callable[[str, list[str], bool], Awaitable[list[str]]]
@@ -75,7 +81,9 @@ class Runtime:
     listeners: list[RunningListener] = field(default_factory=list)
     leadership: BotLeadership | None = None
     event_bridge: EventBridge | None = None
+    hot_reads: PgHotReads | None = None
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    _warming: asyncio.Task[None] | None = None
     _forwarder: ForwardFn | None = None
 
     async def prepare_database(self) -> None:
@@ -93,6 +101,12 @@ class Runtime:
         # COMMIT, on PostgreSQL no pre-ping), see create_read_engine.
         self.read_engine = create_read_engine(self.database_url, **pool)
         self.service = FingerplatService(self.engine, read_engine=self.read_engine)
+        if not is_sqlite(self.database_url):
+            # A cache miss's user read on an asyncpg prepared statement.
+            self.hot_reads = PgHotReads(self.database_url, max_size=db.pool_size,
+                                        connect_timeout=db.connect_timeout,
+                                        command_timeout=db.command_timeout)
+            self.service.hot_reads = self.hot_reads
         if is_sqlite(self.database_url):
             self.announce((await prepare_sqlite(self.engine, self.database_url)).line)
         else:
@@ -126,9 +140,11 @@ class Runtime:
                     registry=self.metrics.registry)
                 self.metrics.add_flusher(
                     lambda: following.set(1 if listener.subscribed else 0))
-        if self.config.database.read_cache > 0:
-            self.service.enable_read_cache(max_entries=self.config.database.read_cache,
-                                           guard=guard)
+        limits = self.config.database.read_cache_limits()
+        if limits is not None:
+            max_bytes, max_entries = limits
+            self.service.enable_read_cache(max_bytes=max_bytes, max_entries=max_entries,
+                                           guard=guard, membership=True)
 
     def forwarder(self) -> ForwardFn | None:
         """The finger proxy, handed to the finger adapter as a plain callable."""
@@ -219,12 +235,69 @@ class Runtime:
         try:
             await self.prepare_database()
             await self.start_change_events()
+            await self.warm_up(WARM_UP_SECONDS)
             await self.start_listeners()
         except BaseException:
             await self.stop()
             raise
 
+    async def warm_up(self, seconds: float) -> None:
+        """Fill the read cache before listening, for at most ``seconds``; the rest follows.
+
+        A freshly started server would otherwise pay a database read for the
+        first query of every user, and a flood of queries at start would
+        compete with the warming for the CPU. So, like a server that loads
+        its users before it listens, the membership of names and every
+        visible user's finger answer are loaded first, bounded in time (a
+        directory too large for that goes on warming in the background
+        while the listeners answer).
+        """
+        if self.service is None or self.service.read_cache is None:
+            return
+        from fingerplat.adapters.finger.answer import FingerAnswerer
+
+        cache = self.service.read_cache
+        for spec in self.config.finger.listen:  # the answers each finger listener will look up
+            FingerAnswerer(self.service, tenant=spec.tenant,
+                           max_listed_users=self.config.finger.max_listed_users)
+        self.start_warming()
+        waits: list[asyncio.Future[object]] = []
+        if self._warming is not None:
+            waits.append(asyncio.ensure_future(asyncio.shield(self._warming)))
+        if cache.membership is not None:
+            waits.append(asyncio.ensure_future(cache.membership.settled(seconds)))
+        if waits:
+            _done, pending = await asyncio.wait(waits, timeout=seconds)
+            for future in pending:
+                future.cancel()
+            for future in waits:
+                if future.done() and not future.cancelled():
+                    future.exception()  # retrieved: a failure is logged by its owner
+
+    def start_warming(self) -> None:
+        """Fill the read cache in the background, so a fresh server answers from memory."""
+        if self.service is None or self.service.read_cache is None:
+            return
+        service = self.service
+
+        async def warm() -> None:
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            try:
+                count = await service.warm_read_cache()
+            except FingerplatError as error:
+                log.debug("read cache not warmed: %s", error)
+                return
+            log.debug("read cache warmed: %d answers in %.1fs", count, loop.time() - started)
+
+        self._warming = asyncio.get_running_loop().create_task(warm())
+
     async def stop(self) -> None:
+        if self._warming is not None:
+            self._warming.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._warming
+            self._warming = None
         for listener in self.listeners:
             with contextlib.suppress(Exception):
                 await listener.close()
@@ -244,7 +317,13 @@ class Runtime:
                 await self.event_bridge.stop()
             self.event_bridge = None
         if self.service is not None:
+            with contextlib.suppress(Exception):
+                await self.service.stop_read_cache()
             self.service.disable_read_cache()
+        if self.hot_reads is not None:
+            with contextlib.suppress(Exception):
+                await self.hot_reads.close()
+            self.hot_reads = None
         if self.read_engine is not None:
             await self.read_engine.dispose()
             self.read_engine = None
@@ -367,6 +446,18 @@ def with_listen_hint(error: CannotListen) -> CannotListen:
     )
 
 
+def log_event_loop() -> None:
+    """Say which event loop runs: uvloop is a dependency wherever it installs
+    (the CLI's ``run`` picks it when importable), and the standard loop costs
+    1.4-2.2 times the CPU per cached query (bench/README.md)."""
+    loop = type(asyncio.get_running_loop())
+    if loop.__module__.startswith("uvloop"):
+        log.debug("event loop: uvloop")
+    else:
+        log.warning("event loop: the standard asyncio loop (%s.%s; uvloop not installed), "
+                    "slower per query", loop.__module__, loop.__qualname__)
+
+
 async def serve(config: Config, database_url: str, *, user: str | None = None,
                 group: str | None = None, announce: Callable[[str], None] = print,
                 reload: Callable[[], Config] | None = None) -> None:
@@ -377,6 +468,7 @@ async def serve(config: Config, database_url: str, *, user: str | None = None,
     are checked before binding and taken on after it (docs/operations.md).
     """
     logs.configure(config.log.level, config.log.format)
+    log_event_loop()
     run_as = privileges.resolve(user, group)
     runtime = Runtime(config, database_url, announce=announce)
     await runtime.start()

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -59,6 +59,10 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class HotReads(Protocol):
+    async def user(self, tenant_id: int, username: str) -> User | None: ...
+
+
 class ServiceBase:
     def __init__(
         self,
@@ -70,6 +74,9 @@ class ServiceBase:
     ) -> None:
         self.engine = engine
         self.read_engine = read_engine
+        #: The user read of a cache miss on a driver-level prepared statement
+        #: (fingerplat/repository/hot_reads.py), when the composition root gives one.
+        self.hot_reads: HotReads | None = None
         self.events = events or EventBus()
         self.clock = clock
 

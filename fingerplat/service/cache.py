@@ -44,12 +44,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import sys
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from fingerplat.domain.model import ChangeEvent
 from fingerplat.service.events import EventBus
+from fingerplat.service.membership import Membership
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +60,63 @@ log = logging.getLogger(__name__)
 UserTag = tuple[int, str]
 Guard = Callable[[], Hashable | None]
 
-DEFAULT_MAX_ENTRIES = 100_000
+#: The byte budget when the configuration does not give one: 1/32 of the
+#: machine's memory, at least 16 MiB and at most 128 MiB (default_max_bytes).
+MIN_DEFAULT_BYTES = 16 << 20
+MAX_DEFAULT_BYTES = 128 << 20
+
+#: What an entry costs beyond its value: the ordered dict's node, the key
+#: tuple and its strings, the (value, tag, size) tuple, the user's tag list
+#: and its slot (tracemalloc on the bench data: a finger answer of 140
+#: bytes costs 506 bytes in all).
+ENTRY_OVERHEAD = 320
+
+
+def default_max_bytes() -> int:
+    """The default budget, from the machine's memory (fixed 64 MiB when unknown)."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 64 << 20
+    return max(MIN_DEFAULT_BYTES, min(MAX_DEFAULT_BYTES, total // 32))
+
+
+def estimate_size(key: Hashable, value: Any) -> int:
+    """About what keeping ``value`` under ``key`` costs, in bytes.
+
+    An estimate by type, cheap enough for every fill: rendered bytes count
+    as their length; objects as measured with tracemalloc on typical data.
+    """
+    size = ENTRY_OVERHEAD
+    if isinstance(key, tuple):
+        for part in key:
+            if isinstance(part, bytes | str):
+                size += len(part)
+    if isinstance(value, bytes):
+        return size + len(value) + 33
+    pieces = getattr(value, "pieces", None)  # a kept web page
+    if isinstance(pieces, tuple):
+        return size + sum(len(p) for p in pieces) + 64 * len(pieces) + 200
+    if isinstance(value, tuple):  # a history: StatusChange objects
+        return size + 56 + 400 * len(value)
+    if value is None:
+        return size
+    return size + 700  # a User, a Tenant, a cached "not found"
 
 _USER_KINDS: Final = frozenset({"status", "plan", "user"})
+
+
+class Warmer(Protocol):
+    """An adapter's rendering of a user's answer, to keep before anyone asks.
+
+    The finger adapter registers one per listener (``cache.warmers``); the
+    service's :meth:`warm_read_cache` reads the tenant's visible users in
+    batches and keeps what each warmer renders, until the budget is full.
+    """
+
+    tenant: str | None
+
+    def warm_entry(self, tenant: Any, user: Any) -> tuple[Hashable, bytes]: ...
 
 
 class _Miss:
@@ -75,15 +132,19 @@ MISS: Final = _Miss()
 class ReadCache:
     """A bounded LRU map whose entries change events invalidate."""
 
-    def __init__(self, events: EventBus, *, max_entries: int = DEFAULT_MAX_ENTRIES,
-                 guard: Guard | None = None) -> None:
-        if max_entries < 1:
-            raise ValueError("max_entries must be at least 1")
-        self.max_entries = max_entries
+    def __init__(self, events: EventBus, *, max_bytes: int | None = None,
+                 max_entries: int | None = None, guard: Guard | None = None) -> None:
+        if max_bytes is None:
+            max_bytes = default_max_bytes()
+        if max_bytes < 1 or (max_entries is not None and max_entries < 1):
+            raise ValueError("max_bytes and max_entries must be at least 1")
+        self.max_bytes = max_bytes
+        self.max_entries = max_entries if max_entries is not None else sys.maxsize
+        self.bytes = 0  # estimated bytes of what is kept (estimate_size)
         self.epoch = 0
         self.hits = 0
         self.misses = 0
-        self._data: OrderedDict[Hashable, tuple[Any, UserTag | None]] = OrderedDict()
+        self._data: OrderedDict[Hashable, tuple[Any, UserTag | None, int]] = OrderedDict()
         # A user's keys: a list, not a set (a user has a handful of entries, and
         # an empty set alone is 216 bytes: a sixth of a cached user's memory).
         self._by_user: dict[UserTag, list[Hashable]] = {}
@@ -97,6 +158,10 @@ class ReadCache:
         self._usable = self._token is not None or guard is None
         self._guard_checked = False  # already asked in this event-loop iteration
         self._unsubscribe = events.subscribe(self.on_event)
+        #: Which names exist (fingerplat/service/membership.py), driven by the
+        #: same events and guard as the entries; None: not kept.
+        self.membership: Membership | None = None
+        self.warmers: list[Warmer] = []
 
     def __len__(self) -> int:
         return len(self._data)
@@ -109,6 +174,21 @@ class ReadCache:
         """Stop listening to change events (the cache is then no longer used)."""
         self._unsubscribe()
         self.clear()
+        if self.membership is not None:
+            self.membership.close()
+
+    def absent(self, tenant_id: int, username: str) -> bool:
+        """True only when the name surely is no visible user: missing or hidden alike.
+
+        ``username`` must be normalised (rules.username). False whenever the
+        cache is off or the membership is not sure: the caller then reads.
+        """
+        membership = self.membership
+        if membership is None:
+            return False
+        if self._guard is not None and not self._check_guard():
+            return False
+        return membership.absent(tenant_id, username)
 
     # -- reads and fills ---------------------------------------------------------
 
@@ -124,20 +204,35 @@ class ReadCache:
         self.hits += 1
         return entry[0]
 
-    def put(self, key: Hashable, value: Any, *, epoch: int, user: UserTag | None = None) -> None:
-        """Keep ``value`` unless anything was invalidated since ``epoch`` was read."""
+    def put(self, key: Hashable, value: Any, *, epoch: int, user: UserTag | None = None,
+            size: int | None = None) -> None:
+        """Keep ``value`` unless anything was invalidated since ``epoch`` was read.
+
+        The least recently used entries go until the estimated bytes
+        (``size``, else :func:`estimate_size`) fit ``max_bytes``.
+        """
         if epoch != self.epoch or not self._usable:
             return
+        if size is None:
+            size = estimate_size(key, value)
         data = self._data
-        if key in data:
-            self._untag(key, data[key][1])
-        data[key] = (value, user)
+        old = data.get(key)
+        if old is not None:
+            self._untag(key, old[1])
+            self.bytes -= old[2]
+        data[key] = (value, user, size)
+        self.bytes += size
         data.move_to_end(key)
         if user is not None:
             self._by_user.setdefault(user, []).append(key)  # untagged above if it was there
-        while len(data) > self.max_entries:
-            old_key, (_value, old_user) = data.popitem(last=False)
+        while (self.bytes > self.max_bytes or len(data) > self.max_entries) and len(data) > 1:
+            old_key, (_value, old_user, old_size) = data.popitem(last=False)
+            self.bytes -= old_size
             self._untag(old_key, old_user)
+
+    def room(self, size: int) -> bool:
+        """Whether ``size`` more bytes fit without evicting anything (warming stops there)."""
+        return self.bytes + size <= self.max_bytes and len(self._data) < self.max_entries
 
     # -- invalidation --------------------------------------------------------------
 
@@ -167,30 +262,44 @@ class ReadCache:
             self._data = OrderedDict()
             self._held_used = False
         self._by_user.clear()
+        self.bytes = 0
 
     def on_event(self, event: ChangeEvent) -> None:
         """EventBus subscriber (synchronous: invalidation never waits on anything)."""
         if event.kind == "token":
             return
+        membership = self.membership
         if event.kind == "resync" and event.data.get("reason") == "lost":
             self.hold()  # the LISTEN connection is gone: see held()
+            if membership is not None:
+                membership.reset()
             return
         if event.kind in _USER_KINDS and event.tenant_id is not None and event.username:
             self.invalidate_user(event.tenant_id, event.username)
-        else:
-            self.clear()
+            if membership is not None:
+                membership.touch(event.tenant_id, event.username)
+            return
+        self.clear()
+        if membership is not None:
+            if event.kind == "tenant" and event.tenant_id is not None:
+                membership.touch_tenant(event.tenant_id)
+            else:
+                membership.reset()
 
     def invalidate_user(self, tenant_id: int, username: str) -> None:
         self.epoch += 1
         self._held.clear()  # a change got through: the database is back
         for key in self._by_user.pop((tenant_id, username.lower()), ()):
-            self._data.pop(key, None)
+            entry = self._data.pop(key, None)
+            if entry is not None:
+                self.bytes -= entry[2]
 
     def clear(self) -> None:
         self.epoch += 1
         self._data.clear()
         self._by_user.clear()
         self._held.clear()
+        self.bytes = 0
 
     def _untag(self, key: Hashable, user: UserTag | None) -> None:
         if user is None:
@@ -217,11 +326,15 @@ class ReadCache:
                 log.info("read cache off until changes can be followed again")
                 self._usable = False
                 self.hold()
+                if self.membership is not None:
+                    self.membership.reset()
             return False
         if token != self._token or not self._usable:
             self._token = token
             self._usable = True
             self.clear()
+            if self.membership is not None:
+                self.membership.reset()
         return True
 
     def _guard_expired(self) -> None:

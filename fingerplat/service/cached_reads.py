@@ -16,12 +16,14 @@ answering for the users they had been asked about.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Hashable
 
 from fingerplat.domain import rules
 from fingerplat.domain.errors import NotFound, Unavailable, UserNotFound
 from fingerplat.domain.model import StatusChange, Tenant, User
-from fingerplat.service.cache import DEFAULT_MAX_ENTRIES, MISS, Guard, ReadCache
+from fingerplat.service.cache import MISS, Guard, ReadCache, estimate_size
+from fingerplat.service.membership import Membership
 from fingerplat.service.tenants import TenantUseCases
 from fingerplat.service.users import UserUseCases
 
@@ -46,13 +48,34 @@ def _held_or_raise(cache: ReadCache, key: Hashable, error: Unavailable) -> objec
 class CachedPublicReads(TenantUseCases, UserUseCases):
     read_cache: ReadCache | None = None
 
-    def enable_read_cache(self, *, max_entries: int = DEFAULT_MAX_ENTRIES,
-                          guard: Guard | None = None) -> ReadCache:
-        """Start caching the public reads (invalidated by :attr:`events`)."""
+    def enable_read_cache(self, *, max_bytes: int | None = None,
+                          max_entries: int | None = None, guard: Guard | None = None,
+                          membership: bool = False) -> ReadCache:
+        """Start caching the public reads (invalidated by :attr:`events`).
+
+        With ``membership`` (``serve`` asks for it; it needs a running event
+        loop, which loads it in the background) names that do not exist are
+        answered without a read (fingerplat/service/membership.py); stop it
+        with :meth:`stop_read_cache` before the engines are disposed.
+        """
         if self.read_cache is not None:
             self.read_cache.close()
-        self.read_cache = ReadCache(self.events, max_entries=max_entries, guard=guard)
-        return self.read_cache
+        cache = self.read_cache = ReadCache(self.events, max_bytes=max_bytes,
+                                               max_entries=max_entries, guard=guard)
+        if membership:
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                return cache
+            cache.membership = Membership(self.read)
+            cache.membership.start()
+        return cache
+
+    async def stop_read_cache(self) -> None:
+        """Stop the membership's background loads (awaited), then the cache."""
+        if self.read_cache is not None and self.read_cache.membership is not None:
+            await self.read_cache.membership.aclose()
+        self.disable_read_cache()
 
     def disable_read_cache(self) -> None:
         if self.read_cache is not None:
@@ -99,11 +122,53 @@ class CachedPublicReads(TenantUseCases, UserUseCases):
         cache.put(key, tenant, epoch=epoch)
         return tenant
 
-    async def public_user(self, tenant: Tenant, name: str) -> User | None:
+    async def warm_read_cache(self, *, batch: int = 2000) -> int:
+        """Fill the cache with every warmer's answers for visible users; returns how many.
+
+        Run in the background at start (``serve``): a freshly started server
+        then answers existing names from memory instead of a read each. Stops
+        when the next entry would evict another (warming never pushes out
+        what was asked for). A batch whose read raced a change is read again,
+        so nothing kept is older than the change events say.
+        """
+        cache = self.read_cache
+        warmed = 0
+        if cache is None:
+            return 0
+        for warmer in list(cache.warmers):
+            tenant = await self.resolve_tenant(warmer.tenant)
+            after: str | None = None
+            while True:
+                for _attempt in range(3):
+                    epoch = cache.epoch
+                    users: list[User] = await self.read(
+                        lambda repo, after=after, tid=tenant.id: repo.visible_users_page(
+                            tid, after, batch))
+                    if epoch == cache.epoch:
+                        break
+                for user in users:
+                    key, data = warmer.warm_entry(tenant, user)
+                    size = estimate_size(key, data)
+                    if not cache.room(size):
+                        return warmed
+                    if key not in cache:
+                        cache.put(key, data, epoch=epoch, user=(tenant.id, user.username),
+                                  size=size)
+                        warmed += 1
+                if len(users) < batch:
+                    break
+                after = users[-1].username
+                await asyncio.sleep(0)  # let queries in between batches
+        return warmed
+
+    async def public_user(self, tenant: Tenant, name: str, *, keep: bool = True) -> User | None:
+        """``keep=False``: use a kept user but keep none (the caller keeps its rendering)."""
         cache = self.read_cache
         if cache is None:
             return await super().public_user(tenant, name)
         username = rules.username(name)
+        if cache.absent(tenant.id, username):
+            return None  # missing or hidden: the same answer, the same path
         key: Hashable = ("user", tenant.id, username)
         hit = cache.get(key)
         if hit is not MISS:
@@ -113,15 +178,18 @@ class CachedPublicReads(TenantUseCases, UserUseCases):
             user = await super().public_user(tenant, username)
         except Unavailable as error:
             return _held_or_raise(cache, key, error)  # type: ignore[return-value]
-        cache.put(key, user, epoch=epoch, user=(tenant.id, username))
+        if keep:
+            cache.put(key, user, epoch=epoch, user=(tenant.id, username))
         return user
 
-    async def public_history(self, tenant: Tenant, name: str,
-                             limit: int = 10) -> list[StatusChange]:
+    async def public_history(self, tenant: Tenant, name: str, limit: int = 10, *,
+                             keep: bool = True) -> list[StatusChange]:
         cache = self.read_cache
         if cache is None:
             return await super().public_history(tenant, name, limit)
         username = rules.username(name)
+        if cache.absent(tenant.id, username):
+            raise UserNotFound(username, tenant.slug)
         key: Hashable = ("history", tenant.id, username, limit)
         hit = cache.get(key)
         if isinstance(hit, _Absent):
@@ -140,5 +208,6 @@ class CachedPublicReads(TenantUseCases, UserUseCases):
             if isinstance(kept, _Absent):
                 raise UserNotFound(username, tenant.slug) from None
             return list(kept)  # type: ignore[call-overload]
-        cache.put(key, tuple(history), epoch=epoch, user=tag)
+        if keep:
+            cache.put(key, tuple(history), epoch=epoch, user=tag)
         return history

@@ -54,7 +54,10 @@ class UserUseCases(ServiceBase):
     async def public_user(self, tenant: Tenant, name: str) -> User | None:
         """A visible user with plan, or None. Hidden users look exactly like unknown ones."""
         username = rules.username(name)
-        user = await self.read(lambda repo: repo.user(tenant.id, username))
+        if self.hot_reads is not None:
+            user = await self.hot_reads.user(tenant.id, username)
+        else:
+            user = await self.read(lambda repo: repo.user(tenant.id, username))
         if user is None or user.hidden:
             return None
         return user

@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 
+import pytest
+
+from fingerplat.config import DatabaseConfig
 from fingerplat.domain.model import ChangeEvent
-from fingerplat.service.cache import MISS, ReadCache
+from fingerplat.service.cache import (
+    MAX_DEFAULT_BYTES,
+    MIN_DEFAULT_BYTES,
+    MISS,
+    ReadCache,
+    default_max_bytes,
+)
 from fingerplat.service.events import EventBus
 
 
@@ -119,3 +129,80 @@ def test_a_guard_turning_off_holds_the_entries_and_turning_on_drops_them() -> No
     token[0] = 1
     assert cache.get("k") is MISS
     assert cache.held("k") is MISS
+
+
+def test_the_cache_is_sized_in_bytes_and_evicts_by_size() -> None:
+    """Large answers push out more entries than small ones; the byte count stays honest."""
+    cache = ReadCache(EventBus(), max_bytes=10_000)
+    for i in range(20):
+        cache.put(("finger", None, b"u%d" % i), b"x" * 300, epoch=cache.epoch, user=(1, f"u{i}"))
+    assert cache.bytes <= 10_000
+    small = len(cache)
+    assert 5 < small < 20
+    assert cache.get(("finger", None, b"u19")) == b"x" * 300  # the newest stayed
+    assert cache.get(("finger", None, b"u0")) is MISS  # the oldest went
+    cache.put("big", b"y" * 6_000, epoch=cache.epoch, user=(1, "big"))
+    assert cache.bytes <= 10_000 and len(cache) < small  # one large entry took many places
+    assert cache.get("big") == b"y" * 6_000
+    cache.invalidate_user(1, "big")
+    assert cache.get("big") is MISS
+    assert cache.bytes == sum(entry[2] for entry in cache._data.values())
+    cache.clear()
+    assert cache.bytes == 0 and len(cache) == 0
+
+
+def test_room_says_when_warming_would_evict() -> None:
+    cache = ReadCache(EventBus(), max_bytes=2_000)
+    assert cache.room(1_000)
+    cache.put("a", b"x" * 1_000, epoch=cache.epoch)
+    assert not cache.room(1_000)
+
+
+def test_the_default_budget_follows_the_machine() -> None:
+    budget = default_max_bytes()
+    assert MIN_DEFAULT_BYTES <= budget <= MAX_DEFAULT_BYTES
+    assert ReadCache(EventBus()).max_bytes == budget
+
+
+@pytest.mark.parametrize(("value", "limits"), [
+    ("auto", (None, None)),
+    ("64MB", (64 << 20, None)),
+    ("1.5 GiB", (int(1.5 * (1 << 30)), None)),
+    ("512k", (512 << 10, None)),
+    (400_000, (sys.maxsize, 400_000)),  # the old unit: a number of entries, as before
+    (0, None),
+    ("0MB", None),
+])
+def test_read_cache_setting(value: object, limits: object) -> None:
+    config = DatabaseConfig.model_validate({"read_cache": value})
+    assert config.read_cache_limits() == limits
+
+
+def test_read_cache_default_and_bad_values() -> None:
+    assert DatabaseConfig().read_cache_limits() == (None, None)
+    for bad in ("lots", "64 parsecs", -1, "-5MB"):
+        with pytest.raises(ValueError, match=r"read_cache|size"):
+            DatabaseConfig.model_validate({"read_cache": bad})
+
+
+def test_a_held_finger_answer_is_the_fallback_when_the_database_is_away() -> None:
+    """Finger keeps answer bytes, not users: during a failover its held bytes answer."""
+    from fingerplat.adapters.finger.answer import FingerAnswerer
+    from fingerplat.domain.errors import Unavailable
+
+    class Away:
+        read_cache: ReadCache
+
+        async def resolve_tenant(self, name: object) -> object:
+            raise Unavailable("database unreachable")
+
+    bus = EventBus()
+    service = Away()
+    service.read_cache = ReadCache(bus)
+    cache = service.read_cache
+    answerer = FingerAnswerer(service, tenant=None, max_listed_users=10)  # type: ignore[arg-type]
+    cache.put(("finger", None, b"alice"), b"Login: alice\r\n", epoch=cache.epoch, user=(1, "alice"))
+    asyncio.run(bus.publish(ChangeEvent("resync", None, data={"reason": "lost"}, remote=True)))
+    assert asyncio.run(answerer.answer_bytes(b"alice")) == (b"Login: alice\r\n", 1)
+    data, _count = asyncio.run(answerer.answer_bytes(b"bob"))
+    assert b"unavailable" in data.lower()

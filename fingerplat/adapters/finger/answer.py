@@ -24,7 +24,7 @@ never kept.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 
 from fingerplat.adapters.finger import render
 from fingerplat.adapters.finger.query import FingerQuery, parse_query
@@ -34,10 +34,10 @@ from fingerplat.domain.errors import (
     PermissionDenied,
     Unavailable,
 )
-from fingerplat.domain.model import Tenant
+from fingerplat.domain.model import Tenant, User
 from fingerplat.domain.text import printable
 from fingerplat.service import FingerplatService
-from fingerplat.service.cache import MISS, UserTag
+from fingerplat.service.cache import MISS, ReadCache, UserTag
 
 log = logging.getLogger("fingerplat.finger")
 
@@ -63,6 +63,18 @@ class FingerAnswerer:
         self.tenant = tenant
         self.max_listed_users = max_listed_users
         self.forward = forward
+        cache = service.read_cache
+        if cache is not None and all(w.tenant != tenant for w in cache.warmers):
+            cache.warmers.append(self)  # serve warms the cache with our answers (one per tenant)
+
+    def warm_entry(self, tenant: Tenant, user: User) -> tuple[Hashable, bytes]:
+        """The key and bytes of the short answer about ``user`` asked by name on this listener.
+
+        The same bytes as :meth:`answer_bytes` makes for the query line
+        ``user.username``, so a warmed entry is indistinguishable from a filled one.
+        """
+        data = render.encode(render.user_entry(user, verbose=False, history=[]))
+        return ("finger", self.tenant, user.username.encode()), data
 
     def cached(self, raw: bytes) -> bytes | None:
         """The wire bytes of a kept answer to exactly this query line, or None.
@@ -74,13 +86,46 @@ class FingerAnswerer:
         if cache is None:
             return None
         hit = cache.get(("finger", self.tenant, raw))
-        return None if hit is MISS else hit  # type: ignore[no-any-return]
+        if hit is not MISS:
+            return hit  # type: ignore[no-any-return]
+        if cache.membership is None:
+            return None
+        return self._absent(cache, raw)
+
+    def _absent(self, cache: ReadCache, raw: bytes) -> bytes | None:
+        """"No such user" for a name the membership knows is missing or hidden.
+
+        Answered here, on accept, from what is already in memory (the tenant
+        and any ``@host`` resolved before), and not kept: a flood of random
+        names must not push real users out of the cache. None whenever
+        anything is not certain; the ordinary path then answers.
+        """
+        try:
+            query = parse_query(raw)
+        except FingerplatError:
+            return None
+        if query.is_list:
+            return None
+        tenant = cache.get(("tenant", self.tenant))
+        hosts = query.hosts
+        while hosts:
+            tenant = cache.get(("host", hosts[-1]))
+            hosts = hosts[:-1]
+        if not isinstance(tenant, Tenant) or not cache.absent(tenant.id, query.user):
+            return None
+        return render.encode(render.no_such_user(query.user))
 
     async def answer_bytes(self, raw: bytes) -> tuple[bytes, int]:
         """The wire bytes and line count for one raw query line; never raises."""
         cache = self.service.read_cache
         epoch = cache.epoch if cache is not None else 0
         lines, user = await self._answer_tagged(raw)
+        if cache is not None and lines == [render.UNAVAILABLE]:
+            # The database is unreachable (a failover): the answer kept when
+            # this node lost track of changes beats an error (ReadCache.held).
+            held = cache.held(("finger", self.tenant, raw))
+            if held is not MISS:
+                return held, held.count(b"\r\n")
         data = render.encode(lines)
         if cache is not None and user is not None:
             cache.put(("finger", self.tenant, raw), data, epoch=epoch, user=user)
@@ -111,6 +156,9 @@ class FingerAnswerer:
             tenant, query = local, query.without_last_host()
         if query.is_list:
             return await self._list(tenant), None
+        cache = self.service.read_cache
+        if cache is not None and cache.absent(tenant.id, query.user):
+            return render.no_such_user(query.user), None  # not kept: see _absent
         return await self._user(tenant, query), (tenant.id, query.user)
 
     async def _forward(self, tenant: Tenant, query: FingerQuery) -> list[str]:
@@ -128,14 +176,15 @@ class FingerAnswerer:
         return render.user_list(page.users, page.total)
 
     async def _user(self, tenant: Tenant, query: FingerQuery) -> list[str]:
-        user = await self.service.public_user(tenant, query.user)
+        # The rendered answer is kept (answer_bytes), not the objects behind it.
+        user = await self.service.public_user(tenant, query.user, keep=False)
         if user is None:
             return render.no_such_user(query.user)
         history = []
         if query.verbose:
             try:
                 history = await self.service.public_history(tenant, user.username,
-                                                            limit=HISTORY_LINES)
+                                                            limit=HISTORY_LINES, keep=False)
             except NotFound:  # hidden or removed between the two reads
                 return render.no_such_user(query.user)
         return render.user_entry(user, verbose=query.verbose, history=history)
