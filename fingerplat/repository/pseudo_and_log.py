@@ -83,20 +83,21 @@ class PseudoUserAndFingerLogQueries:
 
     # -- finger log --------------------------------------------------------------
 
-    async def add_finger_log(self, rows: Sequence[dict[str, Any]]) -> None:
+    async def add_finger_log(self, rows: Sequence[dict[str, Any]]) -> int:
         """Many lookups at once: dicts of tenant_id, user_id, at, channel, network.
 
         Rows of users removed since the lookup are left out (their foreign key
-        would refuse the whole batch).
+        would refuse the whole batch). Returns how many rows were written.
         """
         if not rows:
-            return
+            return 0
         ids = sorted({row["user_id"] for row in rows})
         existing = set((await self.conn.execute(
             select(users.c.id).where(users.c.id.in_(ids)))).scalars())
         kept = [row for row in rows if row["user_id"] in existing]
         if kept:
             await self.conn.execute(insert(finger_log), kept)
+        return len(kept)
 
     async def finger_log(self, user_id: int, *, since: datetime,
                          limit: int) -> list[FingerLogEntry]:

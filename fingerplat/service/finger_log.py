@@ -39,6 +39,7 @@ from typing import Any
 from fingerplat.domain import rules
 from fingerplat.domain.errors import InvalidInput, UserNotFound
 from fingerplat.domain.model import Context, FingerLogEntry, Tenant, User
+from fingerplat.repository.own_commits import OwnCommits
 from fingerplat.service import permissions
 from fingerplat.service.base import ServiceBase, user_target
 
@@ -140,6 +141,7 @@ class FingerLogRecorder:
 class FingerLogUseCases(ServiceBase):
     finger_log_recorder: FingerLogRecorder | None = None
     finger_log_days: int = DEFAULT_DAYS
+    own_commits: OwnCommits | None = None
 
     def note_lookup(self, tenant: Tenant, user: User, channel: str,
                     remote: str | None) -> None:
@@ -156,8 +158,23 @@ class FingerLogUseCases(ServiceBase):
         return self.finger_log_recorder
 
     async def write_finger_log(self, rows: list[dict[str, Any]]) -> None:
-        async with self.uow() as repo:
-            await repo.add_finger_log(rows)
+        """One batch in one transaction, announced to the SQLite cache guard as ours
+        (fingerplat/repository/own_commits.py): it changes no public read."""
+        own = self.own_commits
+        announced = False
+        try:
+            async with self.uow() as repo:
+                if await repo.add_finger_log(rows) and own is not None:
+                    own.expect()
+                    announced = True
+        except BaseException:
+            if announced:
+                assert own is not None
+                own.settle(False)
+            raise
+        if announced:
+            assert own is not None
+            own.settle(True)
 
     async def finger_log_writer(self) -> None:
         """The background task writing the recorder's queue; flushes once more on cancel."""

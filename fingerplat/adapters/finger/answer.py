@@ -19,6 +19,16 @@ keyed by the raw query line and tagged with the user they show, so the change
 events that invalidate the user's data drop the rendered answer at the same
 moment (fingerplat/service/cache.py). Lists, forwarded answers and errors are
 never kept.
+
+Pseudo-users (``finger help``) are asked before users: the service answers
+them (time-limited, cached where their kind allows); their lines go through
+the same encoder as every answer and are not kept here (a ``recent`` answer
+depends on every user of the tenant, not on one tag).
+
+The finger log ("who fingered me"): the answer of a user who opted in (with
+their tenant) is kept as a :class:`LoggedAnswer`, so a cache hit knows to
+record the lookup without asking anything; the flags are part of what a
+change event invalidates, so the decision is never stale.
 """
 
 from __future__ import annotations
@@ -34,7 +44,7 @@ from fingerplat.domain.errors import (
     PermissionDenied,
     Unavailable,
 )
-from fingerplat.domain.model import Tenant
+from fingerplat.domain.model import Tenant, User
 from fingerplat.domain.text import printable
 from fingerplat.service import FingerplatService
 from fingerplat.service.cache import MISS, UserTag
@@ -45,6 +55,21 @@ log = logging.getLogger("fingerplat.finger")
 ForwardFn = Callable[[str, list[str], bool], Awaitable[list[str]]]
 
 HISTORY_LINES = 5
+CHANNEL = "finger"
+
+# Lines; the user they show when they may be kept; the (tenant, user) to log.
+Answer = tuple[list[str], UserTag | None, tuple[Tenant, User] | None]
+
+
+class LoggedAnswer:
+    """Kept answer bytes of a user whose lookups are recorded (the finger log)."""
+
+    __slots__ = ("data", "tenant_id", "user_id")
+
+    def __init__(self, data: bytes, tenant_id: int, user_id: int) -> None:
+        self.data = data
+        self.tenant_id = tenant_id
+        self.user_id = user_id
 FORWARDING_DENIED = "forwarding denied: this server does not forward finger queries"
 
 
@@ -64,54 +89,74 @@ class FingerAnswerer:
         self.max_listed_users = max_listed_users
         self.forward = forward
 
-    def cached(self, raw: bytes) -> bytes | None:
+    def cached(self, raw: bytes, peer: str | None = None) -> bytes | None:
         """The wire bytes of a kept answer to exactly this query line, or None.
 
         Synchronous on purpose: a hit is answered from ``data_received``
-        without a task or any await.
+        without a task or any await. ``peer`` (the client's address) is only
+        used for the finger log of a user who opted in.
         """
         cache = self.service.read_cache
         if cache is None:
             return None
         hit = cache.get(("finger", self.tenant, raw))
-        return None if hit is MISS else hit  # type: ignore[no-any-return]
+        if hit is MISS:
+            return None
+        if type(hit) is LoggedAnswer:
+            recorder = self.service.finger_log_recorder
+            if recorder is not None:
+                recorder.record(hit.tenant_id, hit.user_id, CHANNEL, peer)
+            return hit.data
+        return hit  # type: ignore[no-any-return]
 
-    async def answer_bytes(self, raw: bytes) -> tuple[bytes, int]:
+    async def answer_bytes(self, raw: bytes, peer: str | None = None) -> tuple[bytes, int]:
         """The wire bytes and line count for one raw query line; never raises."""
         cache = self.service.read_cache
         epoch = cache.epoch if cache is not None else 0
-        lines, user = await self._answer_tagged(raw)
+        lines, user, logged = await self._answer_tagged(raw)
         data = render.encode(lines)
+        if logged is not None:
+            self.service.note_lookup(logged[0], logged[1], CHANNEL, peer)
         if cache is not None and user is not None:
-            cache.put(("finger", self.tenant, raw), data, epoch=epoch, user=user)
+            kept: bytes | LoggedAnswer = data
+            if logged is not None:
+                kept = LoggedAnswer(data, logged[0].id, logged[1].id)
+            cache.put(("finger", self.tenant, raw), kept, epoch=epoch, user=user)
         return data, len(lines)
 
     async def answer(self, raw: bytes) -> list[str]:
         """Answer lines for one raw query line; never raises (except cancellation)."""
         return (await self._answer_tagged(raw))[0]
 
-    async def _answer_tagged(self, raw: bytes) -> tuple[list[str], UserTag | None]:
-        """Lines, and the user they show when the answer may be kept (else None)."""
+    async def _answer_tagged(self, raw: bytes) -> Answer:
+        """Lines, the user they show when the answer may be kept (else None), and the
+        (tenant, user) whose lookup the finger log records (else None)."""
         try:
             return await self._answer(parse_query(raw))
         except Unavailable:
-            return [render.UNAVAILABLE], None
+            return [render.UNAVAILABLE], None, None
         except FingerplatError as error:
-            return render.refusal(str(error)), None
+            return render.refusal(str(error)), None, None
         except Exception:
             log.exception("finger query %r failed", raw[:100])
-            return [render.INTERNAL_ERROR], None
+            return [render.INTERNAL_ERROR], None, None
 
-    async def _answer(self, query: FingerQuery) -> tuple[list[str], UserTag | None]:
+    async def _answer(self, query: FingerQuery) -> Answer:
         tenant = await self.service.resolve_tenant(self.tenant)
         while query.hosts:
             local = await self.service.tenant_for_host(query.hosts[-1])
             if local is None:
-                return await self._forward(tenant, query), None
+                return await self._forward(tenant, query), None, None
             tenant, query = local, query.without_last_host()
         if query.is_list:
-            return await self._list(tenant), None
-        return await self._user(tenant, query), (tenant.id, query.user)
+            return await self._list(tenant), None, None
+        pseudo = await self.service.pseudo_answer(tenant, query.user, verbose=query.verbose)
+        if pseudo is not None:  # never kept here: the service keeps what its kind allows
+            return pseudo, None, None
+        lines, user = await self._user(tenant, query)
+        logged = (tenant, user) if user is not None and user.finger_log and tenant.finger_log \
+            else None
+        return lines, (tenant.id, query.user), logged
 
     async def _forward(self, tenant: Tenant, query: FingerQuery) -> list[str]:
         if not tenant.forwarding or self.forward is None:
@@ -127,15 +172,16 @@ class FingerAnswerer:
                                   "finger a user by name instead")
         return render.user_list(page.users, page.total)
 
-    async def _user(self, tenant: Tenant, query: FingerQuery) -> list[str]:
+    async def _user(self, tenant: Tenant, query: FingerQuery) -> tuple[list[str], User | None]:
+        """The entry's lines, and the user shown (None for "No such user")."""
         user = await self.service.public_user(tenant, query.user)
         if user is None:
-            return render.no_such_user(query.user)
+            return render.no_such_user(query.user), None
         history = []
         if query.verbose:
             try:
                 history = await self.service.public_history(tenant, user.username,
                                                             limit=HISTORY_LINES)
             except NotFound:  # hidden or removed between the two reads
-                return render.no_such_user(query.user)
-        return render.user_entry(user, verbose=query.verbose, history=history)
+                return render.no_such_user(query.user), None
+        return render.user_entry(user, verbose=query.verbose, history=history), user
