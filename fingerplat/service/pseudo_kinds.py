@@ -42,6 +42,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fingerplat.domain.model import RecentStatus
+from fingerplat.domain.text import printable
 
 log = logging.getLogger("fingerplat.pseudo")
 
@@ -226,7 +227,7 @@ def _lines(result: Any) -> list[str]:
         raise TypeError("a pseudo-user answer must be text or lines of text")
     if len(lines) > MAX_LINES:
         lines = [*lines[:MAX_LINES], "(answer cut)"]
-    return [line[:MAX_LINE_CHARS] for line in lines]
+    return [printable(line[:MAX_LINE_CHARS]) for line in lines]
 
 
 async def run(kind: Kind, query: PseudoQuery, *, timeout: float = ANSWER_TIMEOUT) -> list[str]:
