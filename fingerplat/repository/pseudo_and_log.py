@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, delete, func, insert, select, text
+from sqlalchemy import Table, and_, delete, func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -24,6 +24,9 @@ from fingerplat.repository.schema import finger_log, pseudo_users, status_histor
 PURGE_LOCK_KEY = 0x46504C50_75726765  # "FPLPurge"
 
 
+FINGER_LOG_COLUMNS = ("tenant_id", "user_id", "at", "channel", "network")
+
+
 def _pseudo(row: Any) -> PseudoUser:
     return PseudoUser(id=row.id, tenant_id=row.tenant_id, name=row.name, kind=row.kind,
                       created_at=row.created_at)
@@ -31,6 +34,10 @@ def _pseudo(row: Any) -> PseudoUser:
 
 class PseudoUserAndFingerLogQueries:
     conn: AsyncConnection
+
+    if TYPE_CHECKING:  # provided by Repository
+        async def _bulk_insert(self, table: Table, names: Sequence[str],
+                               rows: Sequence[tuple[Any, ...]]) -> None: ...
 
     # -- pseudo-users ------------------------------------------------------------
 
@@ -83,20 +90,22 @@ class PseudoUserAndFingerLogQueries:
 
     # -- finger log --------------------------------------------------------------
 
-    async def add_finger_log(self, rows: Sequence[dict[str, Any]]) -> int:
-        """Many lookups at once: dicts of tenant_id, user_id, at, channel, network.
+    async def add_finger_log(self, rows: Sequence[tuple[int, int, datetime, str, str]]) -> int:
+        """Many lookups at once: ``(tenant_id, user_id, at, channel, network)`` tuples.
 
         Rows of users removed since the lookup are left out (their foreign key
-        would refuse the whole batch). Returns how many rows were written.
+        would refuse the whole batch). One COPY (PostgreSQL) or executemany
+        (SQLite) through the repository's bulk insert: this runs every second
+        on a busy server. Returns how many rows were written.
         """
         if not rows:
             return 0
-        ids = sorted({row["user_id"] for row in rows})
+        ids = sorted({row[1] for row in rows})
         existing = set((await self.conn.execute(
             select(users.c.id).where(users.c.id.in_(ids)))).scalars())
-        kept = [row for row in rows if row["user_id"] in existing]
+        kept = rows if len(existing) == len(ids) else [r for r in rows if r[1] in existing]
         if kept:
-            await self.conn.execute(insert(finger_log), kept)
+            await self._bulk_insert(finger_log, FINGER_LOG_COLUMNS, kept)
         return len(kept)
 
     async def finger_log(self, user_id: int, *, since: datetime,

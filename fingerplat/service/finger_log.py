@@ -34,7 +34,6 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from fingerplat.domain import rules
 from fingerplat.domain.errors import InvalidInput, UserNotFound
@@ -53,7 +52,8 @@ DEFAULT_DAYS = 7
 READ_LIMIT_MAX = 1000
 UNKNOWN_NETWORK = "unknown"
 
-Write = Callable[[list[dict[str, Any]]], Awaitable[None]]
+Row = tuple[int, int, datetime, str, str]  # tenant_id, user_id, at, channel, network
+Write = Callable[[list[Row]], Awaitable[None]]
 
 
 @functools.lru_cache(maxsize=4096)
@@ -98,23 +98,27 @@ class FingerLogRecorder:
         if len(queue) >= self.batch and self._wake is not None:
             self._wake.set()
 
-    def take(self) -> list[dict[str, Any]]:
-        """Everything queued so far as rows (networks computed here, off the hot path)."""
+    def take(self, limit: int | None = None) -> list[Row]:
+        """Up to ``limit`` queued lookups as rows (networks computed here, off the hot path)."""
         queue = self.queue
+        popleft = queue.popleft
+        stamp = datetime.fromtimestamp
+        count = len(queue) if limit is None else min(limit, len(queue))
         rows = []
-        for _ in range(len(queue)):
-            tenant_id, user_id, channel, remote, at = queue.popleft()
-            rows.append({"tenant_id": tenant_id, "user_id": user_id,
-                         "at": datetime.fromtimestamp(at, UTC), "channel": channel,
-                         "network": network_of(remote)})
+        for _ in range(count):
+            tenant_id, user_id, channel, remote, at = popleft()
+            rows.append((tenant_id, user_id, stamp(at, UTC), channel, network_of(remote)))
         return rows
 
     async def flush(self, write: Write) -> int:
-        rows = self.take()
-        if rows:
+        """Write everything queued, a batch (at most ``batch`` rows) per transaction."""
+        done = 0
+        while self.queue:
+            rows = self.take(self.batch)
             await write(rows)
             self.written += len(rows)
-        return len(rows)
+            done += len(rows)
+        return done
 
     async def run(self, write: Write) -> None:
         """Flush every ``interval`` seconds, or as soon as a batch is full; until cancelled.
@@ -157,7 +161,7 @@ class FingerLogUseCases(ServiceBase):
         self.finger_log_recorder = recorder or FingerLogRecorder()
         return self.finger_log_recorder
 
-    async def write_finger_log(self, rows: list[dict[str, Any]]) -> None:
+    async def write_finger_log(self, rows: list[Row]) -> None:
         """One batch in one transaction, announced to the SQLite cache guard as ours
         (fingerplat/repository/own_commits.py): it changes no public read."""
         own = self.own_commits

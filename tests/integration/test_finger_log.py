@@ -163,8 +163,8 @@ async def test_old_entries_are_hidden_and_purged(svc: FingerplatService,
     alice = await svc.add_user(operator, None, "alice")
     tenant = await svc.resolve_tenant(None)
     now = datetime.now(UTC)
-    rows = [{"tenant_id": tenant.id, "user_id": alice.id, "at": now - timedelta(days=age),
-             "channel": "finger", "network": "192.0.2.0/24"} for age in (0, 6, 8, 30)]
+    rows = [(tenant.id, alice.id, now - timedelta(days=age), "finger", "192.0.2.0/24")
+            for age in (0, 6, 8, 30)]
     await svc.write_finger_log(rows)
     assert len(await svc.fingered(operator, None, "alice")) == 2  # past 7 days: not shown
     assert await svc.purge_finger_log() == 2
@@ -244,8 +244,7 @@ async def test_removed_users_entries_go_with_them(svc: FingerplatService,
                                                   operator: Context) -> None:
     alice = await svc.add_user(operator, None, "alice")
     tenant = await svc.resolve_tenant(None)
-    row = {"tenant_id": tenant.id, "user_id": alice.id, "at": datetime.now(UTC),
-           "channel": "web", "network": "2001:db8::/48"}
+    row = (tenant.id, alice.id, datetime.now(UTC), "web", "2001:db8::/48")
     await svc.write_finger_log([row])
     await svc.remove_user(operator, None, "alice")
     assert await all_rows(svc) == []
