@@ -14,13 +14,15 @@ with :meth:`expect`. That is exact because of two facts of SQLite's WAL:
 * a writer holds the database's write lock from its first write until its
   commit, so the first commit after a header read taken while we hold the
   lock is ours;
-* every commit increments the header's change counter (``iChange``) by one.
+* every commit increments the header's change counter (``iChange``) by one;
+  a commit that starts the WAL over (after a checkpoint) first writes a
+  header with new salts and the counter unchanged, then the commit's.
 
 So :meth:`expect` (called inside our transaction, after its first write)
-notes the header; a later header equal to it except for ``iChange`` + 1 is
-our commit and nothing else. Anything else (another commit first, a torn
-read, the ``-wal`` fallback whose token has no counter) moves the token as
-before: never a stale read, at worst a dropped cache.
+notes the counter; until a header shows it plus one (our commit), headers
+with the counter unchanged are our restart. Anything else (another commit
+first, a torn read, the ``-wal`` fallback whose token has no counter) moves
+the token as before: never a stale read, at worst a dropped cache.
 """
 
 from __future__ import annotations
@@ -55,15 +57,21 @@ class OwnCommits:
         if raw is None:
             return None
         if raw != self._last:
-            if self._expected is not None and isinstance(raw, bytes) \
-                    and _ichange(raw) == self._expected:
+            counter = _ichange(raw) if isinstance(raw, bytes) else None
+            expected = self._expected
+            if expected is not None and counter in ((expected - 1) & 0xFFFFFFFF, expected):
+                # Ours: our commit (the counter moved by one), or the WAL restart
+                # our commit begins with (the counter not yet moved). While we
+                # hold the write lock nobody else can change the header.
                 self.ignored += 1
+                if counter == expected:
+                    self._expected = None
             else:
                 self.generation += 1
-            self._expected = None
+                if counter is not None:  # past our commit (or never ours): stop expecting
+                    self._expected = None
             self._last = raw
         return self.generation
-
     def expect(self) -> None:
         """Announce one commit of ours; call inside the transaction, after its first write."""
         self()  # take in whatever happened before (other writers' commits move the token)
