@@ -45,7 +45,7 @@ from fingerplat.service.base import ServiceBase, user_target
 log = logging.getLogger("fingerplat.finger_log")
 
 MAX_QUEUE = 100_000
-BATCH = 1000
+BATCH = 5000
 FLUSH_INTERVAL = 1.0
 PURGE_INTERVAL = 3600.0
 DEFAULT_DAYS = 7
