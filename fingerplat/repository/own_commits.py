@@ -20,9 +20,11 @@ with :meth:`expect`. That is exact because of two facts of SQLite's WAL:
 
 So :meth:`expect` (called inside our transaction, after its first write)
 notes the counter; until a header shows it plus one (our commit), headers
-with the counter unchanged are our restart. Anything else (another commit
-first, a torn read, the ``-wal`` fallback whose token has no counter) moves
-the token as before: never a stale read, at worst a dropped cache.
+with the counter unchanged are our restart. A header read while a commit
+writes it (its two copies differ) is "not changed yet": that commit has not
+finished. Anything else (another commit first, the ``-wal`` fallback whose
+token has no counter) moves the token as before: never a stale read, at
+worst a dropped cache.
 """
 
 from __future__ import annotations
@@ -58,6 +60,11 @@ class OwnCommits:
             return None
         if raw != self._last:
             counter = _ichange(raw) if isinstance(raw, bytes) else None
+            if counter is None and isinstance(raw, bytes) and len(raw) >= 60:
+                # A header caught while a commit writes it (the two copies differ):
+                # that commit has not finished, so nothing changed yet for anyone.
+                # Answer as before and look again next time.
+                return self.generation
             expected = self._expected
             if expected is not None and counter in ((expected - 1) & 0xFFFFFFFF, expected):
                 # Ours: our commit (the counter moved by one), or the WAL restart
@@ -68,8 +75,7 @@ class OwnCommits:
                     self._expected = None
             else:
                 self.generation += 1
-                if counter is not None:  # past our commit (or never ours): stop expecting
-                    self._expected = None
+                self._expected = None  # past our commit (or never ours): stop expecting
             self._last = raw
         return self.generation
     def expect(self) -> None:

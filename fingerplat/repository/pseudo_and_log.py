@@ -90,23 +90,22 @@ class PseudoUserAndFingerLogQueries:
 
     # -- finger log --------------------------------------------------------------
 
-    async def add_finger_log(self, rows: Sequence[tuple[int, int, datetime, str, str]]) -> int:
+    async def existing_user_ids(self, ids: Sequence[int]) -> set[int]:
+        """Which of these user ids still exist (finger log rows of removed users are dropped)."""
+        if not ids:
+            return set()
+        return set((await self.conn.execute(
+            select(users.c.id).where(users.c.id.in_(sorted(set(ids)))))).scalars())
+
+    async def add_finger_log(self, rows: Sequence[tuple[int, int, datetime, str, str]]) -> None:
         """Many lookups at once: ``(tenant_id, user_id, at, channel, network)`` tuples.
 
-        Rows of users removed since the lookup are left out (their foreign key
-        would refuse the whole batch). One COPY (PostgreSQL) or executemany
-        (SQLite) through the repository's bulk insert: this runs every second
-        on a busy server. Returns how many rows were written.
+        One COPY (PostgreSQL) or executemany (SQLite) through the repository's
+        bulk insert: this runs every second on a busy server. Every user must
+        exist (see :meth:`existing_user_ids`), or the foreign key refuses the batch.
         """
-        if not rows:
-            return 0
-        ids = sorted({row[1] for row in rows})
-        existing = set((await self.conn.execute(
-            select(users.c.id).where(users.c.id.in_(ids)))).scalars())
-        kept = rows if len(existing) == len(ids) else [r for r in rows if r[1] in existing]
-        if kept:
-            await self._bulk_insert(finger_log, FINGER_LOG_COLUMNS, kept)
-        return len(kept)
+        if rows:
+            await self._bulk_insert(finger_log, FINGER_LOG_COLUMNS, rows)
 
     async def finger_log(self, user_id: int, *, since: datetime,
                          limit: int) -> list[FingerLogEntry]:

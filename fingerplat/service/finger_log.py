@@ -168,9 +168,18 @@ class FingerLogUseCases(ServiceBase):
         announced = False
         try:
             async with self.uow() as repo:
-                if await repo.add_finger_log(rows) and own is not None:
+                ids = {row[1] for row in rows}
+                existing = await repo.existing_user_ids(list(ids))
+                if len(existing) != len(ids):  # removed since: their rows go too
+                    rows = [row for row in rows if row[1] in existing]
+                if not rows:
+                    return
+                if own is not None:
+                    # After a first statement (so this unit holds SQLite's write
+                    # lock) and before the first write (which may start the WAL over).
                     own.expect()
                     announced = True
+                await repo.add_finger_log(rows)
         except BaseException:
             if announced:
                 assert own is not None

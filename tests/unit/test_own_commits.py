@@ -58,11 +58,14 @@ def test_anything_else_moves_the_token():
 
     moved = guard()
     guard.expect()
-    fake.value = header(8, 1, torn=True)  # a torn read: counted as a change, still expecting
-    assert guard() != moved
-    moved = guard()
+    fake.value = header(8, 1, torn=True)  # caught mid-write: not finished, nothing yet
+    assert guard() == moved
     fake.value = header(9, 1)
-    assert guard() == moved  # our commit itself is still recognised
+    assert guard() == moved  # our commit itself is recognised
+    fake.value = header(9, 2, torn=True)  # someone else's commit, mid-write: not yet...
+    assert guard() == moved
+    fake.value = header(10, 2)  # ...and once written, a change
+    assert guard() != moved
 
     moved = guard()
     guard.expect()
