@@ -240,11 +240,21 @@ class Runtime:
                                                  name="finger-log-purger"))
 
     async def stop_issue16(self) -> None:
-        """Cancel the background tasks (the writer flushes what it holds first)."""
+        """Stop the background tasks: the finger log writer writes what it holds first
+        (bounded by the drain timeout), the purger is cancelled."""
         tasks, self._background = self._background, []
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        recorder = self.service.finger_log_recorder if self.service is not None else None
+        if recorder is not None:
+            recorder.stop()
+        if tasks:
+            writer, *others = tasks
+            for task in others:
+                task.cancel()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(writer), DRAIN_TIMEOUT)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def start(self) -> None:
         try:

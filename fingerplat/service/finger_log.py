@@ -87,6 +87,13 @@ class FingerLogRecorder:
         self.dropped = 0
         self.written = 0
         self._wake: asyncio.Event | None = None
+        self._stopping = False
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to write what it holds and return (a clean shutdown)."""
+        self._stopping = True
+        if self._wake is not None:
+            self._wake.set()
 
     def record(self, tenant_id: int, user_id: int, channel: str, remote: str | None) -> None:
         """Note one lookup; O(1), no await, no I/O."""
@@ -128,7 +135,7 @@ class FingerLogRecorder:
         """
         self._wake = asyncio.Event()
         try:
-            while True:
+            while not self._stopping:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.interval)
                 self._wake.clear()

@@ -152,6 +152,8 @@ async def test_the_background_writer_flushes_by_itself(svc: FingerplatService,
             assert asyncio.get_running_loop().time() < deadline, "never written"
             await asyncio.sleep(0.05)
         await finger(servers[0], "alice")
+        svc.finger_log_recorder.stop()  # a clean shutdown: what it holds is written
+        await asyncio.wait_for(writer, TIMEOUT)
     finally:
         writer.cancel()
         await asyncio.gather(writer, return_exceptions=True)
