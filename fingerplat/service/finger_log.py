@@ -36,7 +36,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from fingerplat.domain import rules
-from fingerplat.domain.errors import InvalidInput, UserNotFound
+from fingerplat.domain.errors import Conflict, InvalidInput, UserNotFound
 from fingerplat.domain.model import Context, FingerLogEntry, Tenant, User
 from fingerplat.repository.own_commits import OwnCommits
 from fingerplat.service import permissions
@@ -106,15 +106,24 @@ class FingerLogRecorder:
             self._wake.set()
 
     def take(self, limit: int | None = None) -> list[Row]:
-        """Up to ``limit`` queued lookups as rows (networks computed here, off the hot path)."""
+        """Up to ``limit`` queued lookups as rows (networks computed here, off the hot path).
+
+        Times are kept to the second: as precise as anyone reading "who
+        fingered me" needs, and a batch then holds one or two distinct times,
+        converted for the database once each instead of once a row.
+        """
         queue = self.queue
         popleft = queue.popleft
-        stamp = datetime.fromtimestamp
+        stamps: dict[int, datetime] = {}
         count = len(queue) if limit is None else min(limit, len(queue))
         rows = []
         for _ in range(count):
             tenant_id, user_id, channel, remote, at = popleft()
-            rows.append((tenant_id, user_id, stamp(at, UTC), channel, network_of(remote)))
+            second = int(at)
+            moment = stamps.get(second)
+            if moment is None:
+                moment = stamps[second] = datetime.fromtimestamp(second, UTC)
+            rows.append((tenant_id, user_id, moment, channel, network_of(remote)))
         return rows
 
     async def flush(self, write: Write) -> int:
@@ -169,21 +178,28 @@ class FingerLogUseCases(ServiceBase):
         return self.finger_log_recorder
 
     async def write_finger_log(self, rows: list[Row]) -> None:
-        """One batch in one transaction, announced to the SQLite cache guard as ours
+        """One batch in one statement; a batch naming a user removed since the lookup
+        (the foreign key refuses it) is written again without that user's rows."""
+        try:
+            await self._write_finger_log(rows, check=False)
+        except Conflict:
+            await self._write_finger_log(rows, check=True)
+
+    async def _write_finger_log(self, rows: list[Row], *, check: bool) -> None:
+        """One transaction, announced to the SQLite cache guard as ours
         (fingerplat/repository/own_commits.py): it changes no public read."""
         own = self.own_commits
         announced = False
         try:
             async with self.uow() as repo:
-                ids = {row[1] for row in rows}
-                existing = await repo.existing_user_ids(list(ids))
-                if len(existing) != len(ids):  # removed since: their rows go too
+                if check:
+                    existing = await repo.existing_user_ids([row[1] for row in rows])
                     rows = [row for row in rows if row[1] in existing]
-                if not rows:
-                    return
+                    if not rows:
+                        return
                 if own is not None:
-                    # After a first statement (so this unit holds SQLite's write
-                    # lock) and before the first write (which may start the WAL over).
+                    # The unit holds SQLite's write lock from its BEGIN IMMEDIATE;
+                    # announce before the first write (which may start the WAL over).
                     own.expect()
                     announced = True
                 await repo.add_finger_log(rows)
