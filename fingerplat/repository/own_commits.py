@@ -1,6 +1,6 @@
 """Telling our own background commits apart from other writers' (SQLite read cache guard).
 
-On SQLite the read cache is guarded by the WAL-index header (changes.py):
+On SQLite the read cache is guarded by the WAL-index header (sqlite_watch.py):
 any commit by anyone drops the whole cache, since we cannot tell what it
 changed. That is right for other processes, but the finger log ("who
 fingered me") writes a batch every second from this very process, and those

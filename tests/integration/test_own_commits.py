@@ -10,9 +10,9 @@ import sqlite3
 from datetime import UTC, datetime
 
 from fingerplat.domain.model import Context
-from fingerplat.repository.changes import sqlite_change_token
 from fingerplat.repository.engine import sqlite_file
 from fingerplat.repository.own_commits import OwnCommits
+from fingerplat.repository.sqlite_watch import sqlite_change_token
 from fingerplat.service import FingerplatService
 
 
