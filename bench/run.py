@@ -139,12 +139,13 @@ async def _pg_backends(base: str, dbname: str) -> list[int]:
     return [int(r["pid"]) for r in rows]
 
 
-def create_database(kind: str, users: int, workdir: Path, pg: str) -> tuple[str, str | None]:
+def create_database(kind: str, users: int, workdir: Path, pg: str,
+                    suffix: str = "") -> tuple[str, str | None]:
     """A fresh database; returns (SQLAlchemy URL, PostgreSQL database name or None)."""
     if kind == "sqlite":
-        path = workdir / f"bench-{users}.db"
+        path = workdir / f"bench-{users}{suffix}.db"
         return f"sqlite+aiosqlite:///{path}", None
-    name = f"fingerplat_bench_{os.getpid()}_{users}"
+    name = f"fingerplat_bench_{os.getpid()}_{users}{suffix}"
     try:
         asyncio.run(_pg_admin(pg, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         asyncio.run(_pg_admin(pg, f'CREATE DATABASE "{name}"'))
@@ -326,6 +327,28 @@ def table(targets: list[Target], reference: Target | None) -> str:
     return "\n".join(lines)
 
 
+def finger_log_ratios(targets: list[Target]) -> list[str]:
+    """With ``--finger-log both``: each server with the log against its twin without, same run."""
+    lines = []
+    for t in targets:
+        if not t.name.endswith(" +finger log") or not t.runs:
+            continue
+        plain = next((p for p in targets if p.name == t.name.removesuffix(" +finger log")
+                      and p.users == t.users and p.db == t.db and p.runs), None)
+        if plain is None:
+            continue
+        qps, base_qps = median(t.runs, "qps"), median(plain.runs, "qps")
+        cpu, base_cpu = (median(t.runs, "server_cpu_us_per_query"),
+                         median(plain.runs, "server_cpu_us_per_query"))
+        lines.append(
+            f"finger log on, {t.users:,} users, {t.db}: q/s {_fmt(qps, ',.0f')} vs "
+            f"{_fmt(base_qps, ',.0f')} without = "
+            f"{_fmt(qps / base_qps if qps and base_qps else None, '.3f')}; CPU µs/q "
+            f"{_fmt(cpu, '.1f')} vs {_fmt(base_cpu, '.1f')} = "
+            f"{_fmt(cpu / base_cpu if cpu and base_cpu else None, '.3f')}")
+    return lines
+
+
 # -- main --------------------------------------------------------------------------
 
 
@@ -373,6 +396,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "venv/bin/fingerplat) on the same databases, as 'fingerplat LABEL'")
     p.add_argument("--no-fingerplat", action="store_true", help="measure the peers only")
     p.add_argument("--no-web", action="store_true", help="start serve with no web listener")
+    p.add_argument("--finger-log", choices=("off", "on", "both"), default="off",
+                   help="who fingered me (issue 16): 'on' opts every tenant and user in; "
+                        "'both' runs each fingerplat server twice, on twin databases, without "
+                        "and with it, and prints the ratio of the same run")
     p.add_argument("--access-log", action="store_true",
                    help="keep fingerplat's per-query access log on (off by default)")
     p.add_argument("--config-extra", action="append", default=[], metavar="TOML",
@@ -428,43 +455,49 @@ def build_targets(args: argparse.Namespace, workdir: Path,
         access_log="true" if args.access_log else "false",
         access_log_word="on" if args.access_log else "off")
         + "".join("\n" + extra.replace("\\n", "\n") + "\n" for extra in args.config_extra))
-    for users in (int(u) for u in _csv(args.users)):
-        for db in _csv(args.db):
-            if db not in ("sqlite", "postgresql"):
-                raise SystemExit(f"run: unknown database kind {db!r}")
-            url, pg_name = create_database(db, users, workdir, args.pg)
-            if pg_name:
-                created.append(pg_name)
-            step = subprocess.run([*cmd, "--database-url", url, "db", "upgrade"],
-                                  capture_output=True, text=True, check=False, timeout=300)
-            if step.returncode != 0:
-                raise SystemExit(f"run: db upgrade failed on {db}: {step.stderr.strip()}")
-            began = time.monotonic()
-            subprocess.run([sys.executable, str(HERE / "seed.py"), url, "--users", str(users),
-                            "--pattern", args.pattern], check=True, timeout=900)
-            print(f"  seeded {users:,} users on {db} in {time.monotonic() - began:.1f}s",
-                  file=sys.stderr)
-            for spec in args.baseline:
-                label, _, executable = spec.rpartition("=")
-                serve = [*server_pin, executable, "--database-url", url, "--config",
-                         str(config), "serve", "--finger", "127.0.0.1:0", "--setter",
-                         "127.0.0.1:0", "--web", "" if args.no_web else "127.0.0.1:0"]
-                targets.append(Target(f"fingerplat {label or 'baseline'}", users, db, serve,
-                                      check=True, database_url=url, prime=args.prime))
-            for workers in (int(w) for w in _csv(args.workers)):
-                # Several workers may use every core: pinning them all to CPU 0
-                # would measure nothing. They share CPU 0 and 1 with the client.
-                pin = server_pin if workers == 1 else []
-                serve = [*pin, *cmd, "--database-url", url, "--config", str(config),
-                         "serve", "--finger", "127.0.0.1:0", "--setter", "127.0.0.1:0"]
-                # --web '' turns the listener off (the default would be port 8000).
-                serve += ["--web", "" if args.no_web else "127.0.0.1:0"]
-                if workers > 1:
-                    serve += ["--workers", str(workers)]
-                serve += args.serve_arg
-                name = "fingerplat serve" + (f" x{workers} workers" if workers > 1 else "")
-                targets.append(Target(name, users, db, serve, check=True, database_url=url,
-                                      prime=args.prime))
+    logs = {"off": [False], "on": [True], "both": [False, True]}[args.finger_log]
+    for users, db, finger_log in ((int(u), d, f) for u in _csv(args.users)
+                                  for d in _csv(args.db) for f in logs):
+        # One database per (users, db, finger log): a log writer must not disturb
+        # the plain server's read cache (on SQLite, another process's commit).
+        if db not in ("sqlite", "postgresql"):
+            raise SystemExit(f"run: unknown database kind {db!r}")
+        url, pg_name = create_database(db, users, workdir, args.pg,
+                                       "_log" if finger_log else "")
+        if pg_name:
+            created.append(pg_name)
+        step = subprocess.run([*cmd, "--database-url", url, "db", "upgrade"],
+                              capture_output=True, text=True, check=False, timeout=300)
+        if step.returncode != 0:
+            raise SystemExit(f"run: db upgrade failed on {db}: {step.stderr.strip()}")
+        began = time.monotonic()
+        subprocess.run([sys.executable, str(HERE / "seed.py"), url, "--users", str(users),
+                        "--pattern", args.pattern,
+                        *(["--finger-log"] if finger_log else [])], check=True, timeout=900)
+        print(f"  seeded {users:,} users on {db}{' (finger log on)' if finger_log else ''} "
+              f"in {time.monotonic() - began:.1f}s", file=sys.stderr)
+        for spec in args.baseline:
+            label, _, executable = spec.rpartition("=")
+            serve = [*server_pin, executable, "--database-url", url, "--config",
+                     str(config), "serve", "--finger", "127.0.0.1:0", "--setter",
+                     "127.0.0.1:0", "--web", "" if args.no_web else "127.0.0.1:0"]
+            targets.append(Target(f"fingerplat {label or 'baseline'}", users, db, serve,
+                                  check=True, database_url=url, prime=args.prime))
+        for workers in (int(w) for w in _csv(args.workers)):
+            # Several workers may use every core: pinning them all to CPU 0
+            # would measure nothing. They share CPU 0 and 1 with the client.
+            pin = server_pin if workers == 1 else []
+            serve = [*pin, *cmd, "--database-url", url, "--config", str(config),
+                     "serve", "--finger", "127.0.0.1:0", "--setter", "127.0.0.1:0"]
+            # --web '' turns the listener off (the default would be port 8000).
+            serve += ["--web", "" if args.no_web else "127.0.0.1:0"]
+            if workers > 1:
+                serve += ["--workers", str(workers)]
+            serve += args.serve_arg
+            name = "fingerplat serve" + (f" x{workers} workers" if workers > 1 else "")
+            name += " +finger log" if finger_log else ""
+            targets.append(Target(name, users, db, serve, check=True, database_url=url,
+                                  prime=args.prime))
     return targets, notes
 
 
@@ -584,6 +617,8 @@ def main(argv: list[str] | None = None) -> int:
           f"CPU 1{' (unpinned)' if args.no_pin or not shutil.which('taskset') else ''}; "
           f"total {time.monotonic() - began:.0f}s")
     print(table(targets, reference))
+    for line in finger_log_ratios(targets):
+        print(line)
     for t in targets:
         if t.failure:
             print(f"failed: {t.label}: {t.failure}")

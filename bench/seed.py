@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import func, insert, literal, select, text  # noqa: E402
+from sqlalchemy import func, insert, literal, select, text, update  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncEngine  # noqa: E402
 
 from fingerplat.domain.model import Channel, Context, Principal  # noqa: E402
@@ -130,8 +130,15 @@ async def count_users(engine: AsyncEngine) -> int:
         return int((await conn.execute(select(func.count()).select_from(users))).scalar_one())
 
 
+async def enable_finger_log(engine: AsyncEngine) -> None:
+    """Opt every tenant and every user in to "who fingered me" (issue 16's bench)."""
+    async with engine.begin() as conn:
+        await conn.execute(update(tenants).values(finger_log=True))
+        await conn.execute(update(users).values(finger_log=True))
+
+
 async def seed(url: str, n: int, *, pattern: str = "bench{:06d}", tenant: str | None = None,
-               method: str = "bulk") -> float:
+               method: str = "bulk", finger_log: bool = False) -> float:
     """Seed and return the seconds it took."""
     # A bulk statement over a million rows runs for more than the default 10 s.
     engine = create_engine(url, pool_size=2, max_overflow=0, command_timeout=3600)
@@ -141,6 +148,8 @@ async def seed(url: str, n: int, *, pattern: str = "bench{:06d}", tenant: str | 
             await seed_bulk(engine, n, pattern, tenant)
         else:
             await seed_service(engine, n, pattern, tenant)
+        if finger_log:
+            await enable_finger_log(engine)
         return time.monotonic() - began
     finally:
         await engine.dispose()
@@ -153,11 +162,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pattern", default="bench{:06d}", help="user name pattern (str.format)")
     p.add_argument("--tenant", default=None, help="tenant slug (default: the default tenant)")
     p.add_argument("--method", choices=("bulk", "service"), default="bulk")
+    p.add_argument("--finger-log", action="store_true",
+                   help="opt every tenant and user in to the finger log (who fingered me)")
     args = p.parse_args(argv)
     if "{" not in args.pattern:
         raise SystemExit("seed: --pattern needs a {} placeholder for the index")
     took = asyncio.run(seed(args.database_url, args.users, pattern=args.pattern,
-                            tenant=args.tenant, method=args.method))
+                            tenant=args.tenant, method=args.method,
+                            finger_log=args.finger_log))
     print(f"seeded {args.users} users ({args.method}) in {took:.1f}s", file=sys.stderr)
     return 0
 

@@ -372,6 +372,12 @@ class LogConfig(_Section):
     format: Literal["text", "json"] = "text"
 
 
+class PrivacyConfig(_Section):
+    """``[privacy]`` (issue 16): how long the opt-in finger log keeps a lookup."""
+
+    finger_log_days: StrictInt = Field(7, ge=1, le=3650)
+
+
 class Config(_Section):
     database_url: StrictStr | None = None
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
@@ -383,12 +389,14 @@ class Config(_Section):
     irc: list[IrcConfig] = Field(default_factory=list)
     source: list[SourceConfig] = Field(default_factory=list)
     log: LogConfig = Field(default_factory=LogConfig)
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
 
 
 def _field_names() -> set[str]:
     names: set[str] = set()
     for model in (Config, DatabaseConfig, FingerConfig, SetterConfig, WebConfig,
-                  ForwardingConfig, NetworkConfig, IrcConfig, SourceConfig, LogConfig, ListenSpec):
+                  ForwardingConfig, NetworkConfig, IrcConfig, SourceConfig, LogConfig, ListenSpec,
+                  PrivacyConfig):
         names.update(model.model_fields)
     return names
 

@@ -25,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "db": ("db", "Create, inspect and migrate the database schema."),
     "tenant": ("tenant", "Add, list, show, change and remove tenants."),
     "user": ("user", "Add, change, inspect and remove users; set statuses and plans."),
+    "pseudo": ("pseudo", "Add, list and remove pseudo-users (finger help, recent, time, "
+                         "installed kinds)."),
     "token": ("token", "Create, list and revoke tokens for the setter, the JSON API and XML-RPC."),
     "admin": ("admin", "Add, list and remove admin accounts for the web admin UI."),
     "audit": ("audit", "Show audit events, newest first: time, tenant, actor, channel, action, "

@@ -77,6 +77,8 @@ class Tenant:
     is_default: bool
     domains: tuple[str, ...] = ()
     created_at: datetime | None = None
+    # -- issue 16: who fingered me (the tenant's opt-in; the user's is on User) --
+    finger_log: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +95,8 @@ class User:
     status_set_at: datetime | None = None
     plan: str = ""
     created_at: datetime | None = None
+    # -- issue 16: who fingered me (the user's opt-in; the tenant's is on Tenant) --
+    finger_log: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,3 +194,36 @@ class ChangeEvent:
     status: str | None = None
     data: dict = field(default_factory=dict)
     remote: bool = False
+
+
+# -- issue 16: pseudo-users and the finger log ------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PseudoUser:
+    """A name answered by built-in or installed code (a kind), never listed as a user."""
+
+    id: int
+    tenant_id: int
+    name: str
+    kind: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class FingerLogEntry:
+    """One recorded lookup of a user: when, through what, from which network (never an address)."""
+
+    at: datetime
+    channel: str
+    network: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecentStatus:
+    """A visible user whose status changed lately (the ``recent`` pseudo-user's rows)."""
+
+    username: str
+    full_name: str
+    status: str | None
+    changed_at: datetime

@@ -32,6 +32,7 @@ from fingerplat.domain.model import (
     TokenScope,
     User,
 )
+from fingerplat.repository.pseudo_and_log import PseudoUserAndFingerLogQueries
 from fingerplat.repository.schema import (
     admins,
     api_tokens,
@@ -56,6 +57,7 @@ _USER_COLUMNS = (
     users.c.status,
     users.c.status_set_at,
     users.c.created_at,
+    users.c.finger_log,  # issue 16
 )
 
 # The public hot-path reads, built once. Building a select() on every call
@@ -106,6 +108,7 @@ def _user(row: RowMapping, plan: str = "") -> User:
         status_set_at=row["status_set_at"],
         plan=plan,
         created_at=row["created_at"],
+        finger_log=row["finger_log"],
     )
 
 
@@ -182,7 +185,7 @@ def _processed(values: Sequence[Any], proc: Any) -> list[Any]:
     return out
 
 
-class Repository:
+class Repository(PseudoUserAndFingerLogQueries):
     """All SQL of fingerplat, bound to one connection (one transaction)."""
 
     def __init__(self, conn: AsyncConnection) -> None:
@@ -217,6 +220,7 @@ class Repository:
             is_default=row["is_default"],
             domains=tuple(domains.scalars()),
             created_at=row["created_at"],
+            finger_log=row["finger_log"],
         )
 
     async def tenant_by_slug(self, slug: str) -> Tenant | None:

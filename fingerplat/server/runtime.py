@@ -34,12 +34,14 @@ from fingerplat.repository.engine import (
     sqlite_file,
 )
 from fingerplat.repository.hot_reads import PgHotReads
+from fingerplat.repository.own_commits import OwnCommits
 from fingerplat.repository.sqlite_watch import sqlite_change_token
 from fingerplat.server import logs, privileges, systemd
 from fingerplat.server.leadership import LEADERSHIP_INTERVAL, BotLeadership
 from fingerplat.server.trusted_proxies import TrustedProxies
 from fingerplat.service import FingerplatService
 from fingerplat.service.event_bridge import EventBridge, start_event_bridge
+from fingerplat.service.pseudo_kinds import Places
 
 log = logging.getLogger("fingerplat.server")
 
@@ -85,6 +87,7 @@ class Runtime:
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _warming: asyncio.Task[None] | None = None
     _forwarder: ForwardFn | None = None
+    _background: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def prepare_database(self) -> None:
         """SQLite: create and migrate on first start. PostgreSQL: refuse an old schema."""
@@ -126,6 +129,8 @@ class Runtime:
         if is_sqlite(self.database_url):
             path = sqlite_file(self.database_url)
             guard = sqlite_change_token(path) if path is not None else None
+            if guard is not None:  # issue 16: our finger log commits keep the cache
+                guard = self.service.own_commits = OwnCommits(guard)
         else:
             bridge = self.event_bridge = await start_event_bridge(self.engine,
                                                                   self.service.events)
@@ -231,12 +236,49 @@ class Runtime:
             for address in listener.addresses:
                 self.announce(f"{listener.name} listening on {address}")
 
+    def start_issue16(self) -> None:
+        """Pseudo-users' ``help`` places, and the finger log's writer and purger tasks."""
+        assert self.service is not None
+        finger, web = [], []
+        for listener in self.listeners:
+            if listener.name == "finger":
+                finger.extend(a.split(" ", 1)[0] for a in listener.addresses)
+            elif listener.name == "web":
+                web.extend(listener.addresses)
+        public_url = getattr(self.config.web, "public_url", None)
+        self.service.pseudo_places = Places(finger=tuple(finger),
+                                            web=(public_url,) if public_url else tuple(web))
+        self.service.start_finger_log(days=self.config.privacy.finger_log_days)
+        loop = asyncio.get_running_loop()
+        self._background.append(loop.create_task(self.service.finger_log_writer(),
+                                                 name="finger-log-writer"))
+        self._background.append(loop.create_task(self.service.finger_log_purger(),
+                                                 name="finger-log-purger"))
+
+    async def stop_issue16(self) -> None:
+        """Stop the background tasks: the finger log writer writes what it holds first
+        (bounded by the drain timeout), the purger is cancelled."""
+        tasks, self._background = self._background, []
+        recorder = self.service.finger_log_recorder if self.service is not None else None
+        if recorder is not None:
+            recorder.stop()
+        if tasks:
+            writer, *others = tasks
+            for task in others:
+                task.cancel()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(writer), DRAIN_TIMEOUT)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
     async def start(self) -> None:
         try:
             await self.prepare_database()
             await self.start_change_events()
             await self.warm_up(WARM_UP_SECONDS)
             await self.start_listeners()
+            self.start_issue16()
         except BaseException:
             await self.stop()
             raise
@@ -306,6 +348,7 @@ class Runtime:
             return_exceptions=True,
         )
         self.listeners.clear()
+        await self.stop_issue16()
         if self.leadership is not None:
             # After the bots said QUIT: releasing earlier could let another
             # node's bot in while ours is still on IRC.
@@ -366,6 +409,8 @@ class Runtime:
             reconfigure = getattr(listener, "reconfigure", None)
             if reconfigure is not None:
                 reconfigure(new)
+        if self.service is not None:  # issue 16: the next purge uses the new retention
+            self.service.finger_log_days = new.privacy.finger_log_days
         reconfigure_proxy = getattr(self._forwarder, "reconfigure", None)
         if reconfigure_proxy is not None:
             reconfigure_proxy(new.forwarding)
@@ -397,6 +442,7 @@ LIVE_KEYS = (
     "setter.max_connections_per_address", "web.max_connections",
     "web.max_connections_per_address", "forwarding.", "log.",
     "web.templates", "web.tls_cert", "web.tls_key",
+    "privacy.",
 )
 
 

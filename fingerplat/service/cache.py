@@ -94,6 +94,9 @@ def estimate_size(key: Hashable, value: Any) -> int:
                 size += len(part)
     if isinstance(value, bytes):
         return size + len(value) + 33
+    data = getattr(value, "data", None)  # kept bytes with a note (a logged finger answer)
+    if isinstance(data, bytes):
+        return size + len(data) + 33 + 64
     pieces = getattr(value, "pieces", None)  # a kept web page
     if isinstance(pieces, tuple):
         return size + sum(len(p) for p in pieces) + 64 * len(pieces) + 200
@@ -116,7 +119,7 @@ class Warmer(Protocol):
 
     tenant: str | None
 
-    def warm_entry(self, tenant: Any, user: Any) -> tuple[Hashable, bytes]: ...
+    def warm_entry(self, tenant: Any, user: Any) -> tuple[Hashable, Any]: ...
 
 
 class _Miss:

@@ -15,7 +15,9 @@ from fingerplat.service.activity import ActivityUseCases
 from fingerplat.service.audit_log import AuditUseCases
 from fingerplat.service.cached_reads import CachedPublicReads
 from fingerplat.service.credentials import CredentialUseCases
+from fingerplat.service.finger_log import FingerLogUseCases
 from fingerplat.service.imports import ImportUseCases
+from fingerplat.service.pseudo_users import PseudoUserUseCases
 from fingerplat.service.tenants import TenantUseCases
 from fingerplat.service.users import UserUseCases
 
@@ -24,6 +26,7 @@ class FingerplatService(
     CachedPublicReads,  # first: its public reads wrap the use cases' (super())
     TenantUseCases, UserUseCases, CredentialUseCases, AuditUseCases, ImportUseCases,
     ActivityUseCases,
+    PseudoUserUseCases, FingerLogUseCases,  # issue 16
 ):
     async def check_health(self) -> None:
         """Raise :class:`Unavailable` unless the database answers a query."""

@@ -160,8 +160,12 @@ class _BatchWrites:
             "remote_addr": self.remote_addr, "detail": "",
         })
 
-    def add_new(self, item: _Valid, create_missing: bool) -> None:
-        """A record for a user the tenant does not have yet: a row to insert, if allowed."""
+    def add_new(self, item: _Valid, create_missing: bool,
+                reserved: frozenset[str] = frozenset()) -> None:
+        """A record for a user the tenant does not have yet: a row to insert, if allowed.
+
+        ``reserved``: the tenant's pseudo-user names (issue 16), never a user's.
+        """
         assert self.result.rejected is not None
         if not item.create:  # an update-only record: nothing to update
             self.result.unchanged += 1
@@ -170,6 +174,11 @@ class _BatchWrites:
             self.result.rejected.append(Rejection(
                 item.line, f"no such user {item.username!r} in tenant {self.tenant.slug!r} "
                            "(this source does not create users)", item.username))
+            return
+        if item.username in reserved:
+            self.result.rejected.append(Rejection(
+                item.line, f"{item.username!r} is the name of a pseudo-user of tenant "
+                           f"{self.tenant.slug!r}", item.username))
             return
         row = {"username": item.username, "full_name": "", "office": "", "phone": "",
                "project": "", "hidden": False, "status": item.status or None,
@@ -433,10 +442,13 @@ class ImportUseCases(ServiceBase):
         batch = _BatchWrites(ctx, tenant, self.clock())
         existing = await repo.users_in_range(tenant.id, chunk[0].username, chunk[-1].username,
                                              for_update=lock)
+        reserved: frozenset[str] | None = None  # issue 16: pseudo-user names, read when needed
         for item in chunk:
             found = existing.get(item.username)
             if found is None:
-                batch.add_new(item, create_missing)
+                if reserved is None:
+                    reserved = frozenset(p.name for p in await repo.pseudo_users(tenant.id))
+                batch.add_new(item, create_missing, reserved)
             else:
                 batch.compare(item, found)
         batch.created(await repo.insert_users(tenant.id, batch.now, batch.new_rows))

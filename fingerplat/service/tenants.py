@@ -16,6 +16,7 @@ def _settings(t: Tenant) -> dict[str, object]:
         "domains": list(t.domains),
         "list_users": t.list_users,
         "forwarding": t.forwarding,
+        "finger_log": t.finger_log,
     }
 
 
@@ -99,6 +100,7 @@ class TenantUseCases(ServiceBase):
         remove_domains: list[str] | None = None,
         list_users: bool | None = None,
         forwarding: bool | None = None,
+        finger_log: bool | None = None,
     ) -> Tenant:
         new_name = rules.tenant_name(name) if name is not None else None
         adding = sorted({rules.domain(d) for d in add_domains or []})
@@ -125,6 +127,8 @@ class TenantUseCases(ServiceBase):
                 values["list_users"] = list_users
             if forwarding is not None:
                 values["forwarding"] = forwarding
+            if finger_log is not None:  # issue 16: the tenant's opt-in to "who fingered me"
+                values["finger_log"] = finger_log
             if values:
                 await repo.update_tenant(tenant.id, **values)
             for d in removing:

@@ -33,6 +33,7 @@ def _profile(u: User) -> dict[str, Any]:
         "phone": u.phone,
         "project": u.project,
         "hidden": u.hidden,
+        "finger_log": u.finger_log,
     }
 
 
@@ -158,6 +159,9 @@ class UserUseCases(ServiceBase):
                                  message=f"not an admin of tenant {tenant.slug!r}")
             if not await repo.lock_tenant(tenant.id, exclusive=False):
                 raise NotFound(f"no such tenant: {tenant.slug!r}")
+            if await repo.pseudo_user(tenant.id, username) is not None:  # issue 16
+                raise Conflict(f"{username!r} is the name of a pseudo-user of tenant "
+                               f"{tenant.slug!r}; remove it first (fingerplat pseudo remove)")
             user_id = await repo.add_user(
                 tenant.id, self.clock(), username=username, hidden=hidden, **fields
             )
@@ -179,8 +183,11 @@ class UserUseCases(ServiceBase):
         phone: str | None = None,
         project: str | None = None,
         hidden: bool | None = None,
+        finger_log: bool | None = None,
     ) -> User:
         changes: dict[str, Any] = {}
+        if finger_log is not None:  # issue 16: the user's opt-in to "who fingered me"
+            changes["finger_log"] = finger_log
         for field, value in zip(_PROFILE_FIELDS, (full_name, office, phone, project), strict=True):
             if value is not None:
                 changes[field] = rules.one_line(field.replace("_", " "), value)

@@ -25,6 +25,7 @@ def tenant_record(tenant: Tenant, users: int | None = None) -> dict[str, Any]:
         "domains": list(tenant.domains),
         "list_users": tenant.list_users,
         "forwarding": tenant.forwarding,
+        "finger_log": tenant.finger_log,
         "default": tenant.is_default,
         "created_at": tenant.created_at,
     }
@@ -95,6 +96,7 @@ def show(state: AppState, slug: str, as_json: bool) -> None:
         ("domains", " ".join(tenant.domains) or "-"),
         ("list users", tenant.list_users),
         ("forwarding", tenant.forwarding),
+        ("finger log", tenant.finger_log),
         ("users", users),
         ("created", tenant.created_at),
     ])
@@ -111,25 +113,30 @@ def show(state: AppState, slug: str, as_json: bool) -> None:
               help="Answer the empty finger query (and the web directory) with a user list.")
 @click.option("--forwarding/--no-forwarding", default=None,
               help="Allow finger forwarding (user@otherhost) for this tenant.")
+@click.option("--finger-log/--no-finger-log", default=None,
+              help="Let users who opt in see who fingered them (networks only; default off).")
 @pass_state
 @handle_errors
 def set_(state: AppState, slug: str, name: str | None, add_domains: tuple[str, ...],
          remove_domains: tuple[str, ...], list_users: bool | None,
-         forwarding: bool | None) -> None:
+         forwarding: bool | None, finger_log: bool | None) -> None:
     """Change a tenant's name, domains or settings."""
     if (name is None and not add_domains and not remove_domains and list_users is None
-            and forwarding is None):
+            and forwarding is None and finger_log is None):
         raise InvalidInput("nothing to change: give --name, --add-domain, --remove-domain, "
-                           "--list-users/--no-list-users or --forwarding/--no-forwarding")
+                           "--list-users/--no-list-users, --forwarding/--no-forwarding "
+                           "or --finger-log/--no-finger-log")
     tenant = run(state.with_service(lambda s: s.update_tenant(
         state.operator(), slug, name=name, add_domains=list(add_domains),
         remove_domains=list(remove_domains), list_users=list_users, forwarding=forwarding,
+        finger_log=finger_log,
     )))
     click.echo(printable(
         f"tenant {tenant.slug}: name {tenant.name!r}, "
         f"domains {' '.join(tenant.domains) or '-'}, "
         f"list users {'on' if tenant.list_users else 'off'}, "
-        f"forwarding {'on' if tenant.forwarding else 'off'}"
+        f"forwarding {'on' if tenant.forwarding else 'off'}, "
+        f"finger log {'on' if tenant.finger_log else 'off'}"
     ))
 
 

@@ -40,6 +40,7 @@ def user_record(user: User, tenant_slug: str, *, with_plan: bool = True) -> dict
         "phone": user.phone,
         "project": user.project,
         "hidden": user.hidden,
+        "finger_log": user.finger_log,
         "status": user.status,
         "status_set_at": user.status_set_at,
         "created_at": user.created_at,
@@ -97,19 +98,21 @@ def add(state: AppState, name: str, tenant: str | None, full_name: str, office: 
 @click.option("--project", metavar="TEXT", help="What the user works on (one line).")
 @click.option("--hidden/--visible", default=None,
               help="Hide the user from every public view, or show them again.")
+@click.option("--finger-log/--no-finger-log", default=None,
+              help="Record who fingered this user (when the tenant allows it; default off).")
 @pass_state
 @handle_errors
 def edit(state: AppState, name: str, tenant: str | None, full_name: str | None,
          office: str | None, phone: str | None, project: str | None,
-         hidden: bool | None) -> None:
+         hidden: bool | None, finger_log: bool | None) -> None:
     """Change a user's profile (an empty value clears a field)."""
     if full_name is None and office is None and phone is None and project is None \
-            and hidden is None:
+            and hidden is None and finger_log is None:
         raise InvalidInput("nothing to change: give --full-name, --office, --phone, "
-                           "--project or --hidden/--visible")
+                           "--project, --hidden/--visible or --finger-log/--no-finger-log")
     user = run(state.with_service(lambda s: s.edit_user(
         state.operator(), tenant, name, full_name=full_name, office=office, phone=phone,
-        project=project, hidden=hidden,
+        project=project, hidden=hidden, finger_log=finger_log,
     )))
     click.echo(printable(f"user {user.username} updated{_tenant_label(tenant)}"))
 
@@ -164,6 +167,7 @@ def show(state: AppState, name: str, tenant: str | None, as_json: bool) -> None:
         ("phone", user.phone or "-"),
         ("project", user.project or "-"),
         ("hidden", user.hidden),
+        ("finger log", user.finger_log),
         ("status", user.status if user.status is not None else "-"),
         ("status set", user.status_set_at),
         ("created", user.created_at),
@@ -278,3 +282,31 @@ def list_(state: AppState, tenant: str | None, as_json: bool) -> None:
         empty=f"no users in tenant {resolved.slug} (add one with: fingerplat user add NAME"
               + (f" --tenant {resolved.slug})" if not resolved.is_default else ")"),
     )
+
+
+# -- issue 16: who fingered me -------------------------------------------------------
+
+
+@command.command("fingered")
+@click.argument("name")
+@tenant_option
+@click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True,
+              metavar="N", help="How many lookups to show, newest first.")
+@json_option
+@pass_state
+@handle_errors
+def fingered(state: AppState, name: str, tenant: str | None, limit: int, as_json: bool) -> None:
+    """Show who fingered user NAME lately: time, channel and network (never an address).
+
+    Recorded only while both the tenant (tenant set --finger-log) and the user
+    (user edit --finger-log) opted in; kept [privacy] finger_log_days days.
+    """
+    entries = run(state.with_service(
+        lambda s: s.fingered(state.operator(), tenant, name, limit)
+    ))
+    if as_json:
+        print_json([{"at": e.at, "channel": e.channel, "network": e.network} for e in entries])
+        return
+    print_table(["WHEN", "CHANNEL", "NETWORK"],
+                [[e.at, e.channel, e.network] for e in entries],
+                empty="nobody fingered this user lately (or the finger log is off)")

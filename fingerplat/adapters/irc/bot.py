@@ -345,6 +345,8 @@ class IrcBot:
             return "Sorry, something went wrong."
         if user is None:
             return no_such_user(name)
+        # The finger log: IRC tells us no client address, so the network is "unknown".
+        self.service.note_lookup(tenant, user, "irc", None)
         return status_reply(user.username, user.status)
 
     async def _resolve_tenant(self) -> Tenant:

@@ -20,6 +20,7 @@ from fingerplat.adapters.web.principals import (
     anonymous,
     audited_bearer_token,
     refuse,
+    remote_addr,
     token_context,
 )
 from fingerplat.adapters.web.templating import iso_time
@@ -140,8 +141,21 @@ async def get_user(request: web.Request) -> web.Response:
     """Hidden users are 404 unless the token may see them (the service decides)."""
     slug, name = tenant_slug(request), username(request)
     ctx = await optional_context(request) or anonymous(request, Channel.API)
-    user = await request.config_dict[SERVICE].get_user(ctx, slug, name)
+    service = request.config_dict[SERVICE]
+    user = await service.get_user(ctx, slug, name)
+    if user.finger_log:  # the finger log: only then is the tenant's opt-in asked
+        service.note_lookup(await service.resolve_tenant(slug), user, "api", remote_addr(request))
     return web.json_response(user_json(user))
+
+
+async def get_fingered(request: web.Request) -> web.Response:
+    """Who fingered this user lately (the user's own token or an admin's)."""
+    slug, name = tenant_slug(request), username(request)
+    ctx = await required_context(request)
+    limit = int_param(request, "limit", 100, 1, 1000)
+    entries = await request.config_dict[SERVICE].fingered(ctx, slug, name, limit)
+    return web.json_response({"username": name, "fingered": [
+        {"at": iso_time(e.at), "channel": e.channel, "network": e.network} for e in entries]})
 
 
 async def get_history(request: web.Request) -> web.Response:
@@ -215,6 +229,7 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get(f"{base}/users", list_users)
     router.add_get(f"{base}/users/{{user}}", get_user)
     router.add_get(f"{base}/users/{{user}}/history", get_history)
+    router.add_get(f"{base}/users/{{user}}/fingered", get_fingered)
     router.add_put(f"{base}/users/{{user}}/status", put_status)
     router.add_delete(f"{base}/users/{{user}}/status", delete_status)
     router.add_put(f"{base}/users/{{user}}/plan", put_plan)

@@ -108,6 +108,23 @@ SCHEMAS: dict[str, Any] = {
         "properties": {"username": {"type": "string"},
                        "history": {"type": "array", "items": _ref("StatusChange")}},
     },
+    "Fingered": {  # issue 16: who fingered me
+        "type": "object",
+        "properties": {
+            "username": {"type": "string"},
+            "fingered": {"type": "array", "items": {
+                "type": "object",
+                "properties": {
+                    "at": {"type": "string", "format": "date-time"},
+                    "channel": {"type": "string", "enum": [
+                        "finger", "web", "api", "xmlrpc", "webfinger", "irc"]},
+                    "network": {"type": "string", "description":
+                                "The client's IPv4 /24 or IPv6 /48, never its address; "
+                                "'unknown' when the channel has none (IRC)"},
+                },
+            }},
+        },
+    },
     "AuditEvent": {
         "type": "object",
         "properties": {
@@ -178,6 +195,21 @@ PATHS: dict[str, Any] = {
         "parameters": [TENANT, USER, _limit(20, 100)],
         "responses": {"200": _json(_ref("History"), "The history"),
                       "422": _error("Bad limit"), **COMMON_ERRORS},
+    }},
+    f"{T}/users/{{user}}/fingered": {"get": {
+        "operationId": "getFingered",
+        "summary": "Who fingered this user lately, newest first (the user's own token or an "
+                   "admin's); recorded only while the tenant and the user opted in",
+        "security": BEARER,
+        "parameters": [TENANT, USER, _limit(100, 1000)],
+        "responses": {
+            "200": _json(_ref("Fingered"), "Recent lookups: time, channel, network"),
+            "401": _error("No token, or the token is invalid"),
+            "403": _error("The token is neither this user's nor an admin's of this tenant"),
+            "404": _error("No such tenant or user"),
+            "422": _error("Bad limit"),
+            "503": _error("The database is unavailable"),
+        },
     }},
     f"{T}/users/{{user}}/status": {
         "put": {

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from fingerplat.adapters.web.kept_pages import KeptPage, open_door, render_kept
 from fingerplat.adapters.web.keys import BASE, SERVICE, TENANT
+from fingerplat.adapters.web.principals import remote_addr
 from fingerplat.adapters.web.templating import PUBLIC_TEMPLATES, TEMPLATE_GENERATION
 from fingerplat.adapters.web.tenancy import PREFIX_VAR, add_routed, tenant_routed
 from fingerplat.domain import rules
@@ -40,6 +41,21 @@ def _render(request: web.Request, template: str, context: dict[str, Any],
     return aiohttp_jinja2.render_template(
         template, request, {**base_context, **context}, status=status, app_key=PUBLIC_TEMPLATES
     )
+
+
+class LoggedPage:
+    """A kept page of a user whose lookups are recorded (the finger log, issue 16).
+
+    Never handed to the front door, which answers before any handler and so
+    could not record the lookup; a hit here records it without a query.
+    """
+
+    __slots__ = ("page", "tenant_id", "user_id")
+
+    def __init__(self, page: KeptPage, tenant_id: int, user_id: int) -> None:
+        self.page = page
+        self.tenant_id = tenant_id
+        self.user_id = user_id
 
 
 def _no_such_user(name: str) -> NotFound:
@@ -89,9 +105,19 @@ async def user_page(request: web.Request) -> web.StreamResponse:
         if isinstance(kept, KeptPage):
             open_door(cache, request, generation, kept, user=(tenant.id, name), epoch=cache.epoch)
             return kept.response(now)
+        if type(kept) is LoggedPage:
+            recorder = service.finger_log_recorder
+            if recorder is not None:
+                recorder.record(kept.tenant_id, kept.user_id, "web", remote_addr(request))
+            return kept.page.response(now)
     epoch = cache.epoch if cache is not None else 0
     if not rules.USERNAME_RE.fullmatch(name.lower()):
         raise _no_such_user(name)
+    pseudo = await service.pseudo_answer(tenant, name.lower())
+    if pseudo is not None:  # a pseudo-user (issue 16): its kind's lines, escaped as any text
+        if name != name.lower():
+            raise web.HTTPMovedPermanently(f"{request[BASE]}/~{name.lower()}")
+        return _render(request, "pseudo.html", {"name": name, "lines": pseudo})
     user = await service.public_user(tenant, name)
     if user is None:
         raise _no_such_user(name)
@@ -100,6 +126,12 @@ async def user_page(request: web.Request) -> web.StreamResponse:
     history = await service.public_history(tenant, user.username, limit=RECENT_HISTORY)
     context = {"tenant": tenant, "base": request[BASE], "user": user, "history": history}
     page, keepable = render_kept(request, "user.html", context, now=now)
+    if user.finger_log and tenant.finger_log:
+        service.note_lookup(tenant, user, "web", remote_addr(request))
+        if cache is not None and keepable:
+            cache.put(key, LoggedPage(page, tenant.id, user.id), epoch=epoch,
+                      user=(tenant.id, user.username))
+        return page.response(now)
     if cache is not None and keepable:
         tag = (tenant.id, user.username)
         cache.put(key, page, epoch=epoch, user=tag)

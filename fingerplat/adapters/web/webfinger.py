@@ -17,6 +17,7 @@ from aiohttp import web
 from fingerplat.adapters.web import links, tenancy
 from fingerplat.adapters.web.keys import SERVICE
 from fingerplat.adapters.web.payloads import MalformedRequest
+from fingerplat.adapters.web.principals import remote_addr
 from fingerplat.adapters.web.templating import iso_time
 from fingerplat.domain import rules
 from fingerplat.domain.errors import NotFound
@@ -106,6 +107,7 @@ async def webfinger(request: web.Request) -> web.Response:
     user = await request.config_dict[SERVICE].public_user(tenant, name)
     if user is None:
         raise NotFound(f"no such user: {name!r}")
+    request.config_dict[SERVICE].note_lookup(tenant, user, "webfinger", remote_addr(request))
     profile = f"{base}/~{user.username}"
     body = jrd(user, domain, profile, request.query.getall("rel", []))
     return web.Response(

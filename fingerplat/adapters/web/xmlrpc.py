@@ -193,6 +193,7 @@ async def get_user(call: Call, user: Any) -> str:
     found = await call.service.public_user(call.tenant, name)
     if found is None:
         return NO_SUCH_USER
+    call.service.note_lookup(call.tenant, found, "xmlrpc", remote_addr(call.request))
     return found.status or ""
 
 
@@ -229,6 +230,7 @@ async def get_user_info(call: Call, user: Any) -> dict[str, str]:
     found = await call.service.public_user(call.tenant, name)
     if found is None:
         raise RpcFault(FAULT_NOT_FOUND, NO_SUCH_USER)
+    call.service.note_lookup(call.tenant, found, "xmlrpc", remote_addr(call.request))
     return {
         "username": found.username,
         "full_name": found.full_name,

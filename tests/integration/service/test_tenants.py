@@ -84,9 +84,9 @@ async def test_update_settings_and_domains(service, operator):
     [event] = await latest_audit(service, operator)
     assert event.action == "tenant.update"
     assert event.before == {"name": "acme", "domains": ["acme.example"], "list_users": True,
-                            "forwarding": False}
+                            "forwarding": False, "finger_log": False}
     assert event.after == {"name": "Acme Inc", "domains": ["acme.test"], "list_users": False,
-                           "forwarding": True}
+                           "forwarding": True, "finger_log": False}
     same = await service.update_tenant(operator, "acme", name="Acme Inc")
     assert same == updated
     assert (await latest_audit(service, operator))[0].id == event.id  # no-op: no event

@@ -87,6 +87,8 @@ async def update_settings(request: web.Request) -> web.StreamResponse:
     # from a tenant admin's form must mean "unchanged", not "off".
     if forms.checkbox(form, "has_forwarding"):
         changes["forwarding"] = forms.checkbox(form, "forwarding")
+    if forms.checkbox(form, "has_finger_log"):  # issue 16: who fingered me
+        changes["finger_log"] = forms.checkbox(form, "finger_log")
     return await _update(request, "Settings saved.", **changes)
 
 

@@ -85,9 +85,11 @@ async def _user_page(request: web.Request, *, status: int = 200, error: str = ""
     ctx = state.context(request)
     user = await svc.get_user(ctx, tenant.slug, request.match_info["user"])
     history = await svc.history(ctx, tenant.slug, user.username, HISTORY_SHOWN)
+    fingered = await svc.fingered(ctx, tenant.slug, user.username, HISTORY_SHOWN) \
+        if user.finger_log else []
     return state.render(request, "user.html", status=status, tenant=tenant, tab="users",
                         user=user, history=history, error=error, values=values or {},
-                        user_url=user_url)
+                        user_url=user_url, fingered=fingered)
 
 
 @routes.get("/tenants/{tenant}/users/{user}")
@@ -122,6 +124,8 @@ async def edit_user(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     changes: dict[str, Any] = {f: forms.text(form, f) for f in PROFILE_FIELDS}
     changes["hidden"] = forms.checkbox(form, "hidden")
+    if forms.checkbox(form, "has_finger_log"):  # issue 16: who fingered me
+        changes["finger_log"] = forms.checkbox(form, "finger_log")
     return await _change(request, "Profile saved.", "edit", **changes)
 
 
