@@ -119,6 +119,19 @@ class AuditEvent:
     after: dict | None = None
     remote_addr: str | None = None
     detail: str = ""
+    # The tenant's immutable id (None: a platform-level event); ``tenant`` is the
+    # slug it had then. ``tenant_removed``: that tenant no longer exists (a new
+    # tenant may carry the same slug; it never sees these events).
+    tenant_id: int | None = None
+    tenant_removed: bool = False
+    hash: str | None = None
+
+    @property
+    def tenant_label(self) -> str:
+        """The tenant as listings show it: its slug, "(removed)" once it is gone."""
+        if self.tenant is None:
+            return "-"
+        return f"{self.tenant} (removed)" if self.tenant_removed else self.tenant
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,12 +27,13 @@ class AuditUseCases(ServiceBase):
             if not permissions.can_read_audit(ctx.principal, None):
                 await self._deny(ctx, "audit.read", "audit", tenant=None,
                                  message="only platform admins may read every tenant's audit")
-            query = replace(query, tenant=None)
             async with self.uow(readonly=True) as repo:
-                return await repo.audit(query)
+                return await repo.audit(replace(query, tenant=None))
         async with self.uow(readonly=True) as repo:
             tenant = await self._tenant(repo, query.tenant)
             if not permissions.can_read_audit(ctx.principal, tenant.id):
-                await self._deny(ctx, "audit.read", f"tenant:{tenant.slug}", tenant=tenant.slug,
+                await self._deny(ctx, "audit.read", f"tenant:{tenant.slug}", tenant=tenant,
                                  message=f"not an admin of tenant {tenant.slug!r}")
-            return await repo.audit(replace(query, tenant=tenant.slug))
+            # By the tenant's id: events of an earlier tenant that had this slug
+            # (removed since) are not this tenant's.
+            return await repo.audit(replace(query, tenant=tenant.slug), tenant_id=tenant.id)

@@ -40,7 +40,7 @@ class Refusal(Exception):
         action: str,
         target: str,
         *,
-        tenant: str | None,
+        tenant: str | Tenant | None,
         username: str | None,
         message: str,
         error: type[Exception],
@@ -125,16 +125,33 @@ class ServiceBase:
         action: str,
         target: str,
         *,
-        tenant: str | None,
+        tenant: str | Tenant | None,
         username: str | None = None,
         outcome: str = "ok",
         before: dict[str, Any] | None = None,
         after: dict[str, Any] | None = None,
         detail: str = "",
+        tenant_id: int | None = None,
     ) -> None:
+        """Append an event to the tenant's audit chain in the caller's transaction.
+
+        Events belong to the tenant's immutable id, not to its slug (a slug can
+        be taken again by a new tenant after a removal). Pass the
+        :class:`Tenant` (or ``tenant_id``) where the use case has it; a bare slug
+        is resolved to the tenant that has it now.
+        """
+        slug: str | None
+        if isinstance(tenant, Tenant):
+            slug, tenant_id = tenant.slug, tenant.id
+        else:
+            slug = tenant
+            if tenant_id is None and slug:
+                found = await repo.tenant_by_slug(slug)
+                tenant_id = found.id if found is not None else None
         await repo.add_audit(
             at=self.clock(),
-            tenant=tenant,
+            tenant=slug,
+            tenant_id=tenant_id,
             actor=ctx.principal.name[:200],
             channel=ctx.channel.value,
             action=action,
@@ -153,7 +170,7 @@ class ServiceBase:
         action: str,
         target: str,
         *,
-        tenant: str | None,
+        tenant: str | Tenant | None,
         username: str | None = None,
         message: str,
         error: type[Exception] = PermissionDenied,

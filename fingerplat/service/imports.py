@@ -153,7 +153,8 @@ class _BatchWrites:
     def audit(self, action: str, username: str, before: dict[str, Any] | None,
               after: dict[str, Any]) -> None:
         self.audits.append({
-            "at": self.now, "tenant": self.tenant.slug, "actor": self.actor,
+            "at": self.now, "tenant": self.tenant.slug, "tenant_id": self.tenant.id,
+            "actor": self.actor,
             "channel": self.channel, "action": action,
             "target": user_target(username, self.tenant)[:300], "username": username,
             "outcome": "ok", "before": before, "after": after,
@@ -292,7 +293,7 @@ class ImportUseCases(ServiceBase):
         async with self.uow() as repo:
             tenant = await self._tenant(repo, tenant_name)
         if not permissions.can_manage_users(ctx.principal, tenant.id):
-            await self._deny(ctx, "import.run", f"tenant:{tenant.slug}", tenant=tenant.slug,
+            await self._deny(ctx, "import.run", f"tenant:{tenant.slug}", tenant=tenant,
                              message=f"not an admin of tenant {tenant.slug!r}")
         report = ImportReport(tenant=tenant.slug)
         # Only the user names are checked up front: they decide the batches.
@@ -344,7 +345,7 @@ class ImportUseCases(ServiceBase):
                           "updated": report.updated, "unchanged": report.unchanged,
                           "rejected": len(report.rejected)}
                 await self._audit(repo, ctx, "import.run", f"tenant:{tenant.slug}",
-                                  tenant=tenant.slug, after=counts, detail=report.summary())
+                                  tenant=tenant, after=counts, detail=report.summary())
         return report
 
     async def _write_batches(
@@ -450,7 +451,7 @@ class ImportUseCases(ServiceBase):
         async with self.uow() as repo:
             tenant = await self._tenant(repo, tenant_name)
         if not permissions.can_see_hidden(ctx.principal, tenant.id):
-            await self._deny(ctx, "export", f"tenant:{tenant.slug}", tenant=tenant.slug,
+            await self._deny(ctx, "export", f"tenant:{tenant.slug}", tenant=tenant,
                              message=f"not an admin of tenant {tenant.slug!r}")
         found: list[User] = []
         async with self.uow() as repo:

@@ -153,7 +153,7 @@ class UserUseCases(ServiceBase):
             tenant = await self._tenant(repo, tenant_name)
             target = user_target(username, tenant)
             if not permissions.can_manage_users(ctx.principal, tenant.id):
-                await self._deny(ctx, "user.create", target, tenant=tenant.slug,
+                await self._deny(ctx, "user.create", target, tenant=tenant,
                                  username=username,
                                  message=f"not an admin of tenant {tenant.slug!r}")
             if not await repo.lock_tenant(tenant.id, exclusive=False):
@@ -163,7 +163,7 @@ class UserUseCases(ServiceBase):
             )
             user = await repo.user(tenant.id, username)
             assert user is not None and user.id == user_id
-            await self._audit(repo, ctx, "user.create", target, tenant=tenant.slug,
+            await self._audit(repo, ctx, "user.create", target, tenant=tenant,
                               username=username, after=_profile(user))
         await self._publish(ChangeEvent("user", tenant.id, tenant.slug, username))
         return user
@@ -192,7 +192,7 @@ class UserUseCases(ServiceBase):
             target = user_target(username, tenant)
             # Permission first, so another tenant's admin learns nothing about its users.
             if not permissions.can_manage_users(ctx.principal, tenant.id):
-                await self._deny(ctx, "user.update", target, tenant=tenant.slug,
+                await self._deny(ctx, "user.update", target, tenant=tenant,
                                  username=username,
                                  message=f"not an admin of tenant {tenant.slug!r}")
             user = await self._user(repo, tenant, username, for_update=True)
@@ -202,7 +202,7 @@ class UserUseCases(ServiceBase):
             assert updated is not None
             changed = _profile(updated) != _profile(user)
             if changed:
-                await self._audit(repo, ctx, "user.update", target, tenant=tenant.slug,
+                await self._audit(repo, ctx, "user.update", target, tenant=tenant,
                                   username=user.username, before=_profile(user),
                                   after=_profile(updated))
         if changed:
@@ -216,12 +216,12 @@ class UserUseCases(ServiceBase):
             tenant = await self._tenant(repo, tenant_name)
             target = user_target(username, tenant)
             if not permissions.can_manage_users(ctx.principal, tenant.id):
-                await self._deny(ctx, "user.remove", target, tenant=tenant.slug,
+                await self._deny(ctx, "user.remove", target, tenant=tenant,
                                  username=username,
                                  message=f"not an admin of tenant {tenant.slug!r}")
             user = await self._user(repo, tenant, username, for_update=True)
             await repo.remove_user(user.id)
-            await self._audit(repo, ctx, "user.remove", target, tenant=tenant.slug,
+            await self._audit(repo, ctx, "user.remove", target, tenant=tenant,
                               username=user.username,
                               before={**_profile(user), "status": user.status})
         await self._publish(
@@ -252,7 +252,7 @@ class UserUseCases(ServiceBase):
             target = user_target(user.username, tenant)
             now = self.clock()
             await repo.set_status(user.id, text, now, ctx.principal.name[:200], ctx.channel.value)
-            await self._audit(repo, ctx, action, target, tenant=tenant.slug,
+            await self._audit(repo, ctx, action, target, tenant=tenant,
                               username=user.username, before={"status": user.status},
                               after={"status": text})
             updated = await repo.user(tenant.id, user.username)
@@ -285,7 +285,7 @@ class UserUseCases(ServiceBase):
         if user is None and permissions.can_manage_users(p, tenant.id):
             raise UserNotFound(username, tenant.slug)
         if user is None or not permissions.can_write_status(p, tenant.id, user.id):
-            await self._deny(ctx, action, user_target(username, tenant), tenant=tenant.slug,
+            await self._deny(ctx, action, user_target(username, tenant), tenant=tenant,
                              username=username,
                              message=f"{p.name} may not change the {what} of {username}")
         assert user is not None
@@ -301,7 +301,7 @@ class UserUseCases(ServiceBase):
                                                      "plan")
             target = user_target(user.username, tenant)
             await repo.set_plan(user.id, text, self.clock())
-            await self._audit(repo, ctx, "plan.set", target, tenant=tenant.slug,
+            await self._audit(repo, ctx, "plan.set", target, tenant=tenant,
                               username=user.username,
                               before={"bytes": len(user.plan.encode())},
                               after={"bytes": len(text.encode())})

@@ -45,8 +45,8 @@ def command(state: AppState, tenant: str | None, all_tenants: bool, username: st
         return
     print_table(
         ["TIME", "TENANT", "ACTOR", "CHANNEL", "ACTION", "TARGET", "OUTCOME", "DETAIL"],
-        [[e.at, e.tenant, e.actor, e.channel, e.action, e.target, e.outcome, _detail(e)]
-         for e in events],
+        [[e.at, e.tenant_label, e.actor, e.channel, e.action, e.target, e.outcome,
+          _detail(e)] for e in events],
         empty="no audit events match",
     )
 
