@@ -101,8 +101,14 @@ class StatusChange:
     user_id: int
     text: str | None  # None: the status was cleared
     set_at: datetime
-    actor: str
-    channel: str
+    # Who changed it and through what: for administrators and the user only.
+    # None in public answers (see :meth:`public`).
+    actor: str | None
+    channel: str | None
+
+    def public(self) -> StatusChange:
+        """What changed and when, never who changed it (SPEC 11)."""
+        return StatusChange(self.id, self.user_id, self.text, self.set_at, None, None)
 
 
 @dataclass(frozen=True, slots=True)

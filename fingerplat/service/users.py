@@ -72,7 +72,7 @@ class UserUseCases(ServiceBase):
             user = await repo.user(tenant.id, username, with_plan=False)
             if user is None or user.hidden:
                 raise UserNotFound(username, tenant.slug)
-            return await repo.history(user.id, limit)
+            return [change.public() for change in await repo.history(user.id, limit)]
 
         return await self.read(fetch)
 
@@ -124,9 +124,13 @@ class UserUseCases(ServiceBase):
         async with self.uow(readonly=True) as repo:
             tenant = await self._tenant(repo, tenant_name)
             user = await self._user(repo, tenant, name)
-            if user.hidden and not permissions.can_write_status(ctx.principal, tenant.id, user.id):
+            own = permissions.can_write_status(ctx.principal, tenant.id, user.id)
+            if user.hidden and not own:
                 raise UserNotFound(user.username, tenant.slug)
-            return await repo.history(user.id, limit)
+            changes = await repo.history(user.id, limit)
+        # Actors are for the tenant's admins and the user themself; everyone
+        # else learns what changed and when, not who changed it.
+        return changes if own else [change.public() for change in changes]
 
     # -- account management ----------------------------------------------------
 
