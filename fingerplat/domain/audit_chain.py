@@ -162,16 +162,18 @@ class ChainWalk:
     def _judge(self, current: StoredEvent,
                following: StoredEvent | None) -> ChainProblem | None:
         expected, last_id, head = self._expected, self._last_id, self.head
-        if head is not None and current.id > head.last_id:
-            return ChainProblem(
-                current.id, "inserted",
-                f"event {current.id} was inserted after the chain's last event "
-                f"({head.last_id})")
         own_ok = (current.prev_hash is not None and current.hash is not None
                   and current.hash == event_hash(current.fields, current.prev_hash))
         link_ok = current.prev_hash == expected
         if own_ok and link_ok:
             assert current.hash is not None
+            if head is not None and current.id > head.last_id:
+                # Well linked, but written past what the head record says is the
+                # last event: appended without going through the application.
+                return ChainProblem(
+                    current.id, "inserted",
+                    f"event {current.id} was inserted after the chain's last event "
+                    f"({head.last_id})")
             self.count += 1
             self._recent[expected] = current.id
             self._recent[current.hash] = None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import builtins
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from operator import itemgetter
@@ -20,6 +20,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from fingerplat.domain.audit_chain import ChainHead, StoredEvent
 from fingerplat.domain.errors import Conflict
 from fingerplat.domain.imports import StoredUser
 from fingerplat.domain.model import (
@@ -566,6 +567,20 @@ class Repository:
         once, so the service resolves it to the tenant's id first.
         """
         return await audit_store.read(self.conn, query, tenant_id=tenant_id)
+
+    async def audit_snapshot(self) -> None:
+        """Read the rest of this transaction from one snapshot (call first)."""
+        await audit_store.begin_snapshot(self.conn)
+
+    async def audit_chains(self) -> dict[str, ChainHead | None]:
+        return await audit_store.chains(self.conn)
+
+    async def audit_chain_head(self, chain: str) -> ChainHead | None:
+        return await audit_store.head(self.conn, chain)
+
+    def audit_chain_events(self, chain: str) -> AsyncIterator[StoredEvent]:
+        """One chain's events in id order, fetched a page at a time."""
+        return audit_store.walk(self.conn, chain)
 
     # -- batched writes for importers --------------------------------------------
     # One statement per kind of change for a whole batch: COPY or the driver's
