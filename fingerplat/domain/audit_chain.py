@@ -20,9 +20,10 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
 VERSION_TAG = "fingerplat-audit-v1"
@@ -35,6 +36,9 @@ PLATFORM_CHAIN = "platform"
 HASHED_FIELDS = ("at", "tenant_id", "tenant", "actor", "channel", "action", "target",
                  "username", "outcome", "before", "after", "remote_addr", "detail")
 
+_PLAIN_FIELDS = HASHED_FIELDS[2:]
+assert HASHED_FIELDS[:2] == ("at", "tenant_id")
+
 # How many recent hashes the walk remembers to tell an insertion from a removal.
 _REMEMBERED = 4096
 
@@ -44,12 +48,47 @@ def chain_key(tenant_id: int | None) -> str:
     return PLATFORM_CHAIN if tenant_id is None else f"tenant:{int(tenant_id)}"
 
 
+# (datetime object, its text): the rows of an import batch share one object.
+# Replaced as one tuple, so a reader never sees a time with another's text.
+_last_time: tuple[Any, str] = (None, "")
+
+
 def _time(value: Any) -> str:
+    """``YYYY-MM-DDTHH:MM:SS.ffffffZ`` in UTC."""
+    global _last_time
+    last = _last_time
+    if value is last[0]:
+        return last[1]
     if not isinstance(value, datetime):
         raise TypeError(f"audit time must be a datetime, not {type(value).__name__}")
     if value.tzinfo is None:
         raise ValueError("audit time must be timezone-aware")
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    text = value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    _last_time = (value, text)
+    return text
+
+
+def _make_encoder() -> Callable[[Any], str]:
+    """``json.dumps(value, ensure_ascii=True, sort_keys=True, separators=(",", ":"),
+    allow_nan=False)`` without building a new encoder on every call (most of its
+    cost for one small event; an import hashes one per changed user)."""
+    options: dict[str, Any] = {"ensure_ascii": True, "sort_keys": True,
+                               "separators": (",", ":"), "allow_nan": False}
+    if c_make_encoder is None:  # pragma: no cover - CPython has the accelerator
+        return lambda value: json.dumps(value, **options)
+    base = json.JSONEncoder(**options)
+
+    def default(value: Any) -> Any:
+        raise TypeError(f"audit values must be JSON: {type(value).__name__}")
+
+    # markers=None skips the cycle check: audit values are plain trees.
+    encode = c_make_encoder(None, default, encode_basestring_ascii, None, ":", ",", True,
+                            False, False)
+    assert base.item_separator == "," and base.key_separator == ":"
+    return lambda value: "".join(encode(value, 0))
+
+
+_encode = _make_encoder()
 
 
 def canonical(fields: Mapping[str, Any], prev_hash: str) -> bytes:
@@ -58,16 +97,12 @@ def canonical(fields: Mapping[str, Any], prev_hash: str) -> bytes:
     A JSON array (ASCII only, dict keys sorted, no blanks), so the encoding is
     the same whatever the database or driver hands back for the same values.
     """
-    values: list[Any] = [VERSION_TAG, prev_hash]
-    for name in HASHED_FIELDS:
-        value = fields.get(name)
-        if name == "at":
-            value = _time(value)
-        elif name == "tenant_id" and value is not None:
-            value = int(value)
-        values.append(value)
-    return json.dumps(values, ensure_ascii=True, sort_keys=True, separators=(",", ":"),
-                      allow_nan=False).encode("ascii")
+    get = fields.get
+    tenant_id = get("tenant_id")
+    values = [VERSION_TAG, prev_hash, _time(get("at")),
+              None if tenant_id is None else int(tenant_id),
+              *[get(name) for name in _PLAIN_FIELDS]]
+    return _encode(values).encode("ascii")
 
 
 def event_hash(fields: Mapping[str, Any], prev_hash: str) -> str:
