@@ -190,6 +190,9 @@ class Repository:
 
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
+        # Change events of this transaction, (event, already NOTIFYed), for the
+        # service to publish in-process once it has committed.
+        self.after_commit: list[tuple[Any, bool]] = []
 
     @property
     def throttle(self) -> ThrottleRows:
@@ -552,6 +555,13 @@ class Repository:
 
     async def remove_admin(self, admin_id: int) -> None:
         await self.conn.execute(delete(admins).where(admins.c.id == admin_id))
+
+    # -- change notifications ------------------------------------------------------
+
+    async def notify(self, channel: str, payload: str) -> None:
+        """PostgreSQL NOTIFY in this transaction: delivered at commit, or never."""
+        await self.conn.execute(sql_text("SELECT pg_notify(:channel, :payload)"),
+                                {"channel": channel, "payload": payload})
 
     # -- audit -----------------------------------------------------------------
 

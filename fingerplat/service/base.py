@@ -115,6 +115,9 @@ class ServiceBase:
         finally:
             if marker is not None:
                 _unit_depth.reset(marker)
+        # Committed: now the in-process subscribers (caches, IRC, the bridge).
+        for event, notified in repo.after_commit:
+            await self.events.publish(event, notified=notified)
 
     # -- auditing --------------------------------------------------------------
 
@@ -197,7 +200,27 @@ class ServiceBase:
                  refusal.ctx.principal.name, refusal.message)
 
     async def _publish(self, event: ChangeEvent) -> None:
+        """Publish after the commit (the event bridge then sends its NOTIFY).
+
+        Prefer :meth:`_emit` inside the unit of work: a NOTIFY sent after the
+        commit is lost if the process dies in between.
+        """
         await self.events.publish(event)
+
+    async def _emit(self, repo: Repository, event: ChangeEvent) -> None:
+        """Announce a change from inside its unit of work (SPEC 12).
+
+        With a transactional sender on the bus (PostgreSQL with other nodes
+        to tell), the NOTIFY goes out in this very transaction: delivered
+        exactly if and when it commits. The in-process subscribers get the
+        event after the commit, from :meth:`uow`; nothing if it rolls back.
+        """
+        sender = self.events.transactional
+        notified = False
+        if sender is not None and repo.conn.dialect.name == "postgresql":
+            await repo.notify(sender.channel, sender.payload(event))
+            notified = True
+        repo.after_commit.append((event, notified))
 
     # -- lookups shared by the use cases ---------------------------------------
 

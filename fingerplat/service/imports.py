@@ -331,8 +331,7 @@ class ImportUseCases(ServiceBase):
             report.updated += result.updated
             report.unchanged += result.unchanged
             report.rejected.extend(result.rejected or ())
-            for event in result.events or ():
-                await self._publish(event)
+            # result.events went out with the batch's commit (``_emit``).
             done += sum(len(group) for _, group in chunk)
             if progress is not None:
                 progress(done)
@@ -408,6 +407,8 @@ class ImportUseCases(ServiceBase):
                     async with self.uow() as repo:
                         result = await self._write_batch(repo, ctx, tenant, items,
                                                          create_missing, lock=attempt > 0)
+                        for event in result.events or ():  # NOTIFY with the batch
+                            await self._emit(repo, event)
                     break
                 except Conflict:
                     # Someone created one of these users between our read and our

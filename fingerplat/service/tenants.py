@@ -86,7 +86,7 @@ class TenantUseCases(ServiceBase):
             assert tenant is not None
             await self._audit(repo, ctx, "tenant.create", slug, tenant=tenant,
                               after=_settings(tenant))
-        await self._publish(ChangeEvent("tenant", tenant.id, tenant.slug))
+            await self._emit(repo, ChangeEvent("tenant", tenant.id, tenant.slug))
         return tenant
 
     async def update_tenant(
@@ -140,8 +140,7 @@ class TenantUseCases(ServiceBase):
             if changed:
                 await self._audit(repo, ctx, "tenant.update", tenant.slug, tenant=tenant,
                                   before=_settings(tenant), after=_settings(updated))
-        if changed:
-            await self._publish(ChangeEvent("tenant", tenant.id, tenant.slug))
+                await self._emit(repo, ChangeEvent("tenant", tenant.id, tenant.slug))
         return updated
 
     async def remove_tenant(self, ctx: Context, slug: str) -> None:
@@ -157,4 +156,5 @@ class TenantUseCases(ServiceBase):
             await repo.remove_tenant(tenant.id)
             await self._audit(repo, ctx, "tenant.remove", tenant.slug, tenant=tenant,
                               before={**_settings(tenant), "users": users})
-        await self._publish(ChangeEvent("tenant", tenant.id, tenant.slug, data={"removed": True}))
+            await self._emit(repo, ChangeEvent("tenant", tenant.id, tenant.slug,
+                                               data={"removed": True}))

@@ -169,7 +169,7 @@ class UserUseCases(ServiceBase):
             assert user is not None and user.id == user_id
             await self._audit(repo, ctx, "user.create", target, tenant=tenant,
                               username=username, after=_profile(user))
-        await self._publish(ChangeEvent("user", tenant.id, tenant.slug, username))
+            await self._emit(repo, ChangeEvent("user", tenant.id, tenant.slug, username))
         return user
 
     async def edit_user(
@@ -209,9 +209,9 @@ class UserUseCases(ServiceBase):
                 await self._audit(repo, ctx, "user.update", target, tenant=tenant,
                                   username=user.username, before=_profile(user),
                                   after=_profile(updated))
-        if changed:
-            await self._publish(ChangeEvent("user", tenant.id, tenant.slug, user.username,
-                                            data={"hidden": updated.hidden}))
+                await self._emit(repo, ChangeEvent("user", tenant.id, tenant.slug,
+                                                   user.username,
+                                                   data={"hidden": updated.hidden}))
         return updated
 
     async def remove_user(self, ctx: Context, tenant_name: str | None, name: str) -> None:
@@ -228,9 +228,8 @@ class UserUseCases(ServiceBase):
             await self._audit(repo, ctx, "user.remove", target, tenant=tenant,
                               username=user.username,
                               before={**_profile(user), "status": user.status})
-        await self._publish(
-            ChangeEvent("user", tenant.id, tenant.slug, user.username, data={"removed": True})
-        )
+            await self._emit(repo, ChangeEvent("user", tenant.id, tenant.slug, user.username,
+                                               data={"removed": True}))
 
     # -- status and plan -------------------------------------------------------
 
@@ -261,10 +260,9 @@ class UserUseCases(ServiceBase):
                               after={"status": text})
             updated = await repo.user(tenant.id, user.username)
             assert updated is not None
-        await self._publish(
-            ChangeEvent("status", tenant.id, tenant.slug, user.username, status=text,
-                        data={"hidden": user.hidden})
-        )
+            await self._emit(repo, ChangeEvent("status", tenant.id, tenant.slug,
+                                               user.username, status=text,
+                                               data={"hidden": user.hidden}))
         return updated
 
     async def _writable_user(
@@ -311,5 +309,5 @@ class UserUseCases(ServiceBase):
                               after={"bytes": len(text.encode())})
             updated = await repo.user(tenant.id, user.username)
             assert updated is not None
-        await self._publish(ChangeEvent("plan", tenant.id, tenant.slug, user.username))
+            await self._emit(repo, ChangeEvent("plan", tenant.id, tenant.slug, user.username))
         return updated
