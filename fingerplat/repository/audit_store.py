@@ -67,6 +67,13 @@ async def append(conn: AsyncConnection, values: Mapping[str, Any]) -> int:
     _, prev = await lock_head(conn, chain)
     row["prev_hash"] = prev
     row["hash"] = audit_chain.event_hash(row, prev)
+    if conn.dialect.name == "postgresql":
+        # One round trip: insert the event and move the head to it.
+        added = insert(audit_events).values(**row).returning(audit_events.c.id).cte("added")
+        moved = (update(_HEAD).where(_HEAD.c.chain == chain)
+                 .values(last_id=select(added.c.id).scalar_subquery(), last_hash=row["hash"])
+                 .returning(_HEAD.c.last_id))
+        return int((await conn.execute(moved)).scalar_one())
     result = await conn.execute(insert(audit_events).values(**row))
     event_id = int(result.inserted_primary_key[0])
     await _move_head(conn, chain, event_id, row["hash"])
