@@ -119,6 +119,91 @@ def upgrade() -> None:
         sa.Column("last_hash", sa.String(64), nullable=False),
         sa.PrimaryKeyConstraint("chain", name="pk_audit_chain_heads"),
     )
+    op.create_index("ix_audit_events_chain", "audit_events", ["tenant_id", "id"])
+    _backfill_audit_identity_and_chain()
+    if op.get_bind().dialect.name == "sqlite":
+        # REPLACE / INSERT OR REPLACE delete the old row without firing DELETE
+        # triggers; refuse any insert that names an existing id instead.
+        op.execute(_SQLITE_NO_REPLACE)
+
+
+# -- tenant identity and hash chain of the audit trail (issue 12) --------------------
+
+_SQLITE_NO_REPLACE = """
+CREATE TRIGGER audit_events_no_replace BEFORE INSERT ON audit_events
+WHEN EXISTS (SELECT 1 FROM audit_events WHERE id = NEW.id)
+BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END
+"""
+_SQLITE_NO_UPDATE = (
+    "CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events "
+    "BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END"
+)
+_BACKFILL_PAGE = 2000
+
+
+def _backfill_audit_identity_and_chain() -> None:
+    """Give existing events their tenant's id and chain them, with the append-only
+    trigger out of the way for this one transaction (the migration runs as the
+    schema owner; on SQLite the trigger is dropped and created again).
+
+    An event gets the id of the tenant that has its slug now only if that tenant
+    existed when the event was written (or is the default tenant, which cannot
+    be removed): older events with that slug belonged to a removed tenant and
+    stay with no tenant id, so a tenant that reused a slug never sees them.
+    """
+    from fingerplat.domain import audit_chain
+
+    bind = op.get_bind()
+    sqlite = bind.dialect.name == "sqlite"
+    if sqlite:
+        op.execute("DROP TRIGGER audit_events_no_update")
+    else:
+        op.execute("ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only")
+    op.execute(
+        "UPDATE audit_events SET tenant_id = (SELECT t.id FROM tenants t "
+        "WHERE t.slug = audit_events.tenant AND (t.is_default OR t.created_at <= audit_events.at))"
+        " WHERE tenant IS NOT NULL"
+    )
+    ts = UTCDateTime()
+    events = sa.table(
+        "audit_events", sa.column("id", Id), sa.column("at", ts), sa.column("tenant_id", Id),
+        *(sa.column(name) for name in ("tenant", "actor", "channel", "action", "target",
+                                       "username", "outcome", "remote_addr", "detail")),
+        sa.column("before", sa.JSON), sa.column("after", sa.JSON),
+        sa.column("prev_hash"), sa.column("hash"),
+    )
+    heads: dict[str, tuple[int, str]] = {}
+    set_hash = (
+        sa.update(events).where(events.c.id == sa.bindparam("event_id"))
+        .values(prev_hash=sa.bindparam("p"), hash=sa.bindparam("h"))
+    )
+    after = 0
+    while True:
+        page = bind.execute(
+            sa.select(events).where(events.c.id > after).order_by(events.c.id)
+            .limit(_BACKFILL_PAGE)
+        ).mappings().all()
+        if not page:
+            break
+        updates = []
+        for row in page:
+            chain = audit_chain.chain_key(row["tenant_id"])
+            prev = heads.get(chain, (0, audit_chain.GENESIS))[1]
+            digest = audit_chain.event_hash(row, prev)
+            heads[chain] = (row["id"], digest)
+            updates.append({"event_id": row["id"], "p": prev, "h": digest})
+        bind.execute(set_hash, updates)
+        after = page[-1]["id"]
+    if heads:
+        op.bulk_insert(
+            sa.table("audit_chain_heads", sa.column("chain"), sa.column("last_id", Id),
+                     sa.column("last_hash")),
+            [{"chain": c, "last_id": i, "last_hash": h} for c, (i, h) in heads.items()],
+        )
+    if sqlite:
+        op.execute(_SQLITE_NO_UPDATE)
+    else:
+        op.execute("ALTER TABLE audit_events ENABLE TRIGGER audit_events_append_only")
 
 
 def _drop_column(table: str, column: str) -> None:
@@ -129,6 +214,9 @@ def _drop_column(table: str, column: str) -> None:
 
 def downgrade() -> None:
     # -- tenant identity and hash chain of the audit trail (issue 12) ----------------
+    if op.get_bind().dialect.name == "sqlite":
+        op.execute("DROP TRIGGER IF EXISTS audit_events_no_replace")
+    op.drop_index("ix_audit_events_chain", table_name="audit_events")
     op.drop_table("audit_chain_heads")
     _drop_column("audit_events", "hash")
     _drop_column("audit_events", "prev_hash")

@@ -105,8 +105,14 @@ class StatusChange:
     user_id: int
     text: str | None  # None: the status was cleared
     set_at: datetime
-    actor: str
-    channel: str
+    # Who changed it and through what: for administrators and the user only.
+    # None in public answers (see :meth:`public`).
+    actor: str | None
+    channel: str | None
+
+    def public(self) -> StatusChange:
+        """What changed and when, never who changed it (SPEC 11)."""
+        return StatusChange(self.id, self.user_id, self.text, self.set_at, None, None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +129,19 @@ class AuditEvent:
     after: dict | None = None
     remote_addr: str | None = None
     detail: str = ""
+    # The tenant's immutable id (None: a platform-level event); ``tenant`` is the
+    # slug it had then. ``tenant_removed``: that tenant no longer exists (a new
+    # tenant may carry the same slug; it never sees these events).
+    tenant_id: int | None = None
+    tenant_removed: bool = False
+    hash: str | None = None
+
+    @property
+    def tenant_label(self) -> str:
+        """The tenant as listings show it: its slug, "(removed)" once it is gone."""
+        if self.tenant is None:
+            return "-"
+        return f"{self.tenant} (removed)" if self.tenant_removed else self.tenant
 
 
 @dataclass(frozen=True, slots=True)

@@ -188,6 +188,7 @@ audit_events = Table(
     Column("tenant_id", Id, nullable=True),  # the tenant's immutable id; no FK (outlives it)
     Column("prev_hash", String(64), nullable=True),
     Column("hash", String(64), nullable=True),
+    Index("ix_audit_events_chain", "tenant_id", "id"),  # 0002: a tenant's events, a chain
     Index("ix_audit_events_tenant_id", "tenant", "id"),
     Index("ix_audit_events_tenant_username", "tenant", "username"),
     Index("ix_audit_events_action", "action"),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import builtins
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from operator import itemgetter
@@ -20,6 +20,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from fingerplat.domain.audit_chain import ChainHead, StoredEvent
 from fingerplat.domain.errors import Conflict
 from fingerplat.domain.imports import StoredUser
 from fingerplat.domain.model import (
@@ -32,6 +33,7 @@ from fingerplat.domain.model import (
     TokenScope,
     User,
 )
+from fingerplat.repository import audit_store
 from fingerplat.repository.pseudo_and_log import PseudoUserAndFingerLogQueries
 from fingerplat.repository.schema import (
     admins,
@@ -133,6 +135,7 @@ _NEW_USER_FIELDS = ("username", "full_name", "office", "phone", "project", "hidd
                     "status_set_at")
 _AUDIT_FIELDS = ("at", "tenant", "actor", "channel", "action", "target", "username", "outcome",
                  "before", "after", "remote_addr", "detail")
+_CHAINED_AUDIT_FIELDS = ("id", *_AUDIT_FIELDS, "tenant_id", "prev_hash", "hash")
 
 
 def _json_encoder() -> Callable[[Any], str]:
@@ -190,6 +193,9 @@ class Repository(PseudoUserAndFingerLogQueries):
 
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
+        # Change events of this transaction, (event, already NOTIFYed), for the
+        # service to publish in-process once it has committed.
+        self.after_commit: list[tuple[Any, bool]] = []
 
     @property
     def throttle(self) -> ThrottleRows:
@@ -554,35 +560,41 @@ class Repository(PseudoUserAndFingerLogQueries):
     async def remove_admin(self, admin_id: int) -> None:
         await self.conn.execute(delete(admins).where(admins.c.id == admin_id))
 
+    # -- change notifications ------------------------------------------------------
+
+    async def notify(self, channel: str, payload: str) -> None:
+        """PostgreSQL NOTIFY in this transaction: delivered at commit, or never."""
+        await self.conn.execute(sql_text("SELECT pg_notify(:channel, :payload)"),
+                                {"channel": channel, "payload": payload})
+
     # -- audit -----------------------------------------------------------------
 
-    async def add_audit(self, **values: Any) -> None:
-        await self.conn.execute(insert(audit_events).values(**values))
+    async def add_audit(self, **values: Any) -> int:
+        """Append one event to its tenant's (or the platform's) hash chain."""
+        return await audit_store.append(self.conn, values)
 
-    async def audit(self, query: AuditQuery) -> Sequence[AuditEvent]:
-        stmt = select(audit_events)
-        if query.tenant is not None:
-            stmt = stmt.where(audit_events.c.tenant == query.tenant)
-        if query.username is not None:
-            stmt = stmt.where(audit_events.c.username == query.username)
-        if query.action is not None:
-            stmt = stmt.where(audit_events.c.action == query.action)
-        if query.since is not None:
-            stmt = stmt.where(audit_events.c.at >= query.since)
-        if query.until is not None:
-            stmt = stmt.where(audit_events.c.at < query.until)
-        if query.before_id is not None:
-            stmt = stmt.where(audit_events.c.id < query.before_id)
-        stmt = stmt.order_by(audit_events.c.id.desc()).limit(query.limit)
-        return [
-            AuditEvent(
-                id=r["id"], at=r["at"], tenant=r["tenant"], actor=r["actor"],
-                channel=r["channel"], action=r["action"], target=r["target"],
-                outcome=r["outcome"], before=r["before"], after=r["after"],
-                remote_addr=r["remote_addr"], detail=r["detail"],
-            )
-            for r in (await self.conn.execute(stmt)).mappings()
-        ]
+    async def audit(self, query: AuditQuery, *,
+                    tenant_id: int | None = None) -> Sequence[AuditEvent]:
+        """Events newest first: of the tenant with this id, or (None) of everything.
+
+        ``query.tenant`` is not used here: a slug may have named another tenant
+        once, so the service resolves it to the tenant's id first.
+        """
+        return await audit_store.read(self.conn, query, tenant_id=tenant_id)
+
+    async def audit_snapshot(self) -> None:
+        """Read the rest of this transaction from one snapshot (call first)."""
+        await audit_store.begin_snapshot(self.conn)
+
+    async def audit_chains(self) -> dict[str, ChainHead | None]:
+        return await audit_store.chains(self.conn)
+
+    async def audit_chain_head(self, chain: str) -> ChainHead | None:
+        return await audit_store.head(self.conn, chain)
+
+    def audit_chain_events(self, chain: str) -> AsyncIterator[StoredEvent]:
+        """One chain's events in id order, fetched a page at a time."""
+        return audit_store.walk(self.conn, chain)
 
     # -- batched writes for importers --------------------------------------------
     # One statement per kind of change for a whole batch: COPY or the driver's
@@ -837,8 +849,10 @@ class Repository(PseudoUserAndFingerLogQueries):
 
     async def add_audits(self, rows: Sequence[dict[str, Any]]) -> None:
         """Audit rows, dicts with the columns of :data:`_AUDIT_FIELDS`."""
-        get = itemgetter(*_AUDIT_FIELDS)
-        await self._bulk_insert(audit_events, _AUDIT_FIELDS, [get(row) for row in rows])
+        chained = await audit_store.chain_rows(self.conn, [dict(row) for row in rows])
+        get = itemgetter(*_CHAINED_AUDIT_FIELDS)
+        await self._bulk_insert(audit_events, _CHAINED_AUDIT_FIELDS,
+                                [get(row) for row in chained])
 
     async def users_with_plans(
         self, tenant_id: int, *, after: str | None, limit: int

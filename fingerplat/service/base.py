@@ -40,7 +40,7 @@ class Refusal(Exception):
         action: str,
         target: str,
         *,
-        tenant: str | None,
+        tenant: str | Tenant | None,
         username: str | None,
         message: str,
         error: type[Exception],
@@ -115,6 +115,9 @@ class ServiceBase:
         finally:
             if marker is not None:
                 _unit_depth.reset(marker)
+        # Committed: now the in-process subscribers (caches, IRC, the bridge).
+        for event, notified in repo.after_commit:
+            await self.events.publish(event, notified=notified)
 
     # -- auditing --------------------------------------------------------------
 
@@ -125,16 +128,33 @@ class ServiceBase:
         action: str,
         target: str,
         *,
-        tenant: str | None,
+        tenant: str | Tenant | None,
         username: str | None = None,
         outcome: str = "ok",
         before: dict[str, Any] | None = None,
         after: dict[str, Any] | None = None,
         detail: str = "",
+        tenant_id: int | None = None,
     ) -> None:
+        """Append an event to the tenant's audit chain in the caller's transaction.
+
+        Events belong to the tenant's immutable id, not to its slug (a slug can
+        be taken again by a new tenant after a removal). Pass the
+        :class:`Tenant` (or ``tenant_id``) where the use case has it; a bare slug
+        is resolved to the tenant that has it now.
+        """
+        slug: str | None
+        if isinstance(tenant, Tenant):
+            slug, tenant_id = tenant.slug, tenant.id
+        else:
+            slug = tenant
+            if tenant_id is None and slug:
+                found = await repo.tenant_by_slug(slug)
+                tenant_id = found.id if found is not None else None
         await repo.add_audit(
             at=self.clock(),
-            tenant=tenant,
+            tenant=slug,
+            tenant_id=tenant_id,
             actor=ctx.principal.name[:200],
             channel=ctx.channel.value,
             action=action,
@@ -153,7 +173,7 @@ class ServiceBase:
         action: str,
         target: str,
         *,
-        tenant: str | None,
+        tenant: str | Tenant | None,
         username: str | None = None,
         message: str,
         error: type[Exception] = PermissionDenied,
@@ -180,7 +200,27 @@ class ServiceBase:
                  refusal.ctx.principal.name, refusal.message)
 
     async def _publish(self, event: ChangeEvent) -> None:
+        """Publish after the commit (the event bridge then sends its NOTIFY).
+
+        Prefer :meth:`_emit` inside the unit of work: a NOTIFY sent after the
+        commit is lost if the process dies in between.
+        """
         await self.events.publish(event)
+
+    async def _emit(self, repo: Repository, event: ChangeEvent) -> None:
+        """Announce a change from inside its unit of work (SPEC 12).
+
+        With a transactional sender on the bus (PostgreSQL with other nodes
+        to tell), the NOTIFY goes out in this very transaction: delivered
+        exactly if and when it commits. The in-process subscribers get the
+        event after the commit, from :meth:`uow`; nothing if it rolls back.
+        """
+        sender = self.events.transactional
+        notified = False
+        if sender is not None and repo.conn.dialect.name == "postgresql":
+            await repo.notify(sender.channel, sender.payload(event))
+            notified = True
+        repo.after_commit.append((event, notified))
 
     # -- lookups shared by the use cases ---------------------------------------
 

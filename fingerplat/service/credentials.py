@@ -125,12 +125,12 @@ class CredentialUseCases(ThrottleUseCases):
                 return token
             await repo.update_token(token.id, revoked_at=self.clock())
             await self._audit(repo, ctx, "token.revoke", target, tenant=token.tenant_slug,
-                              username=token.username, before={"revoked": False},
-                              after={"revoked": True})
+                              tenant_id=token.tenant_id, username=token.username,
+                              before={"revoked": False}, after={"revoked": True})
             found = await repo.token(token.id)
             assert found is not None
-        await self._publish(ChangeEvent("token", token.tenant_id, token.tenant_slug,
-                                        data={"id": token.id}))
+            await self._emit(repo, ChangeEvent("token", token.tenant_id, token.tenant_slug,
+                                               data={"id": token.id}))
         return found[0]
 
     async def authenticate_token(

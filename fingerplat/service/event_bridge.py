@@ -1,8 +1,12 @@
 """Sharing change events between nodes on one PostgreSQL database.
 
-Each node's :class:`EventBus` is in-process. The bridge sends every local
-event as a NOTIFY once it has committed (the bus only sees committed
-changes) and re-publishes every other node's event on the local bus with
+Each node's :class:`EventBus` is in-process. The bridge makes the service
+send each change's NOTIFY inside the writing transaction (it sets the bus's
+:class:`~fingerplat.service.events.TransactionalSender`), so other nodes get
+it exactly if and when the change commits, even when this node dies right
+after its commit (SPEC 12). An event published without one (a use case that
+still announces after its commit) is sent by the bridge after the commit, as
+before. Every other node's event is re-published on the local bus with
 ``remote=True``, so caches and IRC announcements work the same whether a
 change was made here or elsewhere. A node's own notifications come back to
 it and are dropped by their origin id.
@@ -30,7 +34,7 @@ from fingerplat.domain.errors import FingerplatError
 from fingerplat.domain.model import ChangeEvent
 from fingerplat.repository import notify
 from fingerplat.repository.uow import translate_db_error
-from fingerplat.service.events import EventBus
+from fingerplat.service.events import EventBus, TransactionalSender, already_notified
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +114,8 @@ class EventBridge:
         listener keeps trying in the background and False is returned.
         """
         self._unsubscribe = self.bus.subscribe(self._forward)
+        self.bus.transactional = TransactionalSender(
+            self.channel, lambda event: encode(event, self.node_id))
         self.listener.start()
         try:
             await self.listener.wait_subscribed(wait)
@@ -122,11 +128,12 @@ class EventBridge:
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
+        self.bus.transactional = None
         await self.listener.stop()
 
     async def _forward(self, event: ChangeEvent) -> None:
-        if event.remote or event.kind == "resync":
-            return  # another node's change, or this node's own cache flush
+        if event.remote or event.kind == "resync" or already_notified():
+            return  # another node's change, this node's own cache flush, or sent already
         try:
             await notify.notify(self.engine, self.channel, encode(event, self.node_id))
         except Exception as error:
@@ -172,15 +179,17 @@ def send_to_nodes(engine: AsyncEngine, bus: EventBus) -> Callable[[], None] | No
 
     A running node caches public reads and learns of changes only through
     events, so a change made by ``fingerplat user set`` must reach it too.
-    Returns the unsubscribe function; None on SQLite (nodes there watch the
-    database file instead). Sending waits for nothing but the NOTIFY itself.
+    The service sends the NOTIFY inside each change's transaction (events
+    published after a commit are sent then). Returns the function that stops
+    it; None on SQLite (nodes there watch the database file instead).
     """
     if engine.dialect.name != "postgresql":
         return None
     origin = uuid.uuid4().hex
+    bus.transactional = TransactionalSender(CHANNEL, lambda event: encode(event, origin))
 
     async def forward(event: ChangeEvent) -> None:
-        if event.remote or event.kind == "resync":
+        if event.remote or event.kind == "resync" or already_notified():
             return
         try:
             await notify.notify(engine, CHANNEL, encode(event, origin))
@@ -189,4 +198,10 @@ def send_to_nodes(engine: AsyncEngine, bus: EventBus) -> Callable[[], None] | No
                       "value until they resync): %s", event.kind,
                       translate_db_error(error) or error)
 
-    return bus.subscribe(forward)
+    unsubscribe = bus.subscribe(forward)
+
+    def stop() -> None:
+        bus.transactional = None
+        unsubscribe()
+
+    return stop

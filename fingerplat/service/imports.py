@@ -153,7 +153,8 @@ class _BatchWrites:
     def audit(self, action: str, username: str, before: dict[str, Any] | None,
               after: dict[str, Any]) -> None:
         self.audits.append({
-            "at": self.now, "tenant": self.tenant.slug, "actor": self.actor,
+            "at": self.now, "tenant": self.tenant.slug, "tenant_id": self.tenant.id,
+            "actor": self.actor,
             "channel": self.channel, "action": action,
             "target": user_target(username, self.tenant)[:300], "username": username,
             "outcome": "ok", "before": before, "after": after,
@@ -301,7 +302,7 @@ class ImportUseCases(ServiceBase):
         async with self.uow() as repo:
             tenant = await self._tenant(repo, tenant_name)
         if not permissions.can_manage_users(ctx.principal, tenant.id):
-            await self._deny(ctx, "import.run", f"tenant:{tenant.slug}", tenant=tenant.slug,
+            await self._deny(ctx, "import.run", f"tenant:{tenant.slug}", tenant=tenant,
                              message=f"not an admin of tenant {tenant.slug!r}")
         report = ImportReport(tenant=tenant.slug)
         # Only the user names are checked up front: they decide the batches.
@@ -339,8 +340,7 @@ class ImportUseCases(ServiceBase):
             report.updated += result.updated
             report.unchanged += result.unchanged
             report.rejected.extend(result.rejected or ())
-            for event in result.events or ():
-                await self._publish(event)
+            # result.events went out with the batch's commit (``_emit``).
             done += sum(len(group) for _, group in chunk)
             if progress is not None:
                 progress(done)
@@ -353,7 +353,7 @@ class ImportUseCases(ServiceBase):
                           "updated": report.updated, "unchanged": report.unchanged,
                           "rejected": len(report.rejected)}
                 await self._audit(repo, ctx, "import.run", f"tenant:{tenant.slug}",
-                                  tenant=tenant.slug, after=counts, detail=report.summary())
+                                  tenant=tenant, after=counts, detail=report.summary())
         return report
 
     async def _write_batches(
@@ -416,6 +416,8 @@ class ImportUseCases(ServiceBase):
                     async with self.uow() as repo:
                         result = await self._write_batch(repo, ctx, tenant, items,
                                                          create_missing, lock=attempt > 0)
+                        for event in result.events or ():  # NOTIFY with the batch
+                            await self._emit(repo, event)
                     break
                 except Conflict:
                     # Someone created one of these users between our read and our
@@ -462,7 +464,7 @@ class ImportUseCases(ServiceBase):
         async with self.uow() as repo:
             tenant = await self._tenant(repo, tenant_name)
         if not permissions.can_see_hidden(ctx.principal, tenant.id):
-            await self._deny(ctx, "export", f"tenant:{tenant.slug}", tenant=tenant.slug,
+            await self._deny(ctx, "export", f"tenant:{tenant.slug}", tenant=tenant,
                              message=f"not an admin of tenant {tenant.slug!r}")
         found: list[User] = []
         async with self.uow() as repo:

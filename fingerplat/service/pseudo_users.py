@@ -67,9 +67,9 @@ class PseudoUserUseCases(ServiceBase):
             pseudo_id = await repo.add_pseudo_user(tenant.id, username, kind_name, self.clock())
             created = await repo.pseudo_user(tenant.id, username)
             assert created is not None and created.id == pseudo_id
-            await self._audit(repo, ctx, "pseudo.create", target, tenant=tenant.slug,
+            await self._audit(repo, ctx, "pseudo.create", target, tenant=tenant,
                               username=username, after={"kind": kind_name})
-        await self._publish(ChangeEvent("pseudo", tenant.id, tenant.slug, username))
+            await self._emit(repo, ChangeEvent("pseudo", tenant.id, tenant.slug, username))
         return created
 
     async def list_pseudo_users(self, ctx: Context, tenant_name: str | None) -> list[PseudoUser]:
@@ -93,10 +93,10 @@ class PseudoUserUseCases(ServiceBase):
             if found is None:
                 raise NotFound(f"no such pseudo-user {username!r} in tenant {tenant.slug!r}")
             await repo.remove_pseudo_user(found.id)
-            await self._audit(repo, ctx, "pseudo.remove", target, tenant=tenant.slug,
+            await self._audit(repo, ctx, "pseudo.remove", target, tenant=tenant,
                               username=username, before={"kind": found.kind})
-        await self._publish(ChangeEvent("pseudo", tenant.id, tenant.slug, username,
-                                        data={"removed": True}))
+            await self._emit(repo, ChangeEvent("pseudo", tenant.id, tenant.slug, username,
+                                               data={"removed": True}))
 
     # -- the public answer -----------------------------------------------------------
 

@@ -50,7 +50,7 @@ class TenantUseCases(ServiceBase):
         async with self.uow(readonly=True) as repo:
             tenant = await self._tenant(repo, slug)
             if not permissions.is_admin_of(ctx.principal, tenant.id):
-                await self._deny(ctx, "tenant.read", tenant.slug, tenant=tenant.slug,
+                await self._deny(ctx, "tenant.read", tenant.slug, tenant=tenant,
                                  message=f"not an admin of tenant {tenant.slug!r}")
         return tenant
 
@@ -85,9 +85,9 @@ class TenantUseCases(ServiceBase):
                 await repo.add_domain(tenant_id, d)
             tenant = await repo.tenant_by_id(tenant_id)
             assert tenant is not None
-            await self._audit(repo, ctx, "tenant.create", slug, tenant=slug,
+            await self._audit(repo, ctx, "tenant.create", slug, tenant=tenant,
                               after=_settings(tenant))
-        await self._publish(ChangeEvent("tenant", tenant.id, tenant.slug))
+            await self._emit(repo, ChangeEvent("tenant", tenant.id, tenant.slug))
         return tenant
 
     async def update_tenant(
@@ -114,7 +114,7 @@ class TenantUseCases(ServiceBase):
             )
             if not allowed:
                 await self._deny(
-                    ctx, "tenant.update", tenant.slug, tenant=tenant.slug,
+                    ctx, "tenant.update", tenant.slug, tenant=tenant,
                     message="only platform admins may change domains or forwarding"
                     if needs_platform and permissions.is_admin_of(p, tenant.id)
                     else f"not an admin of tenant {tenant.slug!r}",
@@ -142,23 +142,23 @@ class TenantUseCases(ServiceBase):
             assert updated is not None
             changed = _settings(updated) != _settings(tenant)
             if changed:
-                await self._audit(repo, ctx, "tenant.update", tenant.slug, tenant=tenant.slug,
+                await self._audit(repo, ctx, "tenant.update", tenant.slug, tenant=tenant,
                                   before=_settings(tenant), after=_settings(updated))
-        if changed:
-            await self._publish(ChangeEvent("tenant", tenant.id, tenant.slug))
+                await self._emit(repo, ChangeEvent("tenant", tenant.id, tenant.slug))
         return updated
 
     async def remove_tenant(self, ctx: Context, slug: str) -> None:
         async with self.uow() as repo:
             tenant = await self._tenant(repo, slug)
             if not permissions.can_manage_tenants(ctx.principal):
-                await self._deny(ctx, "tenant.remove", tenant.slug, tenant=tenant.slug,
+                await self._deny(ctx, "tenant.remove", tenant.slug, tenant=tenant,
                                  message="only platform admins may remove tenants")
             if tenant.is_default:
                 raise InvalidInput("the default tenant cannot be removed")
             tenant = await self._locked_tenant(repo, tenant.slug)
             users = await repo.count_users(tenant.id, include_hidden=True)
             await repo.remove_tenant(tenant.id)
-            await self._audit(repo, ctx, "tenant.remove", tenant.slug, tenant=tenant.slug,
+            await self._audit(repo, ctx, "tenant.remove", tenant.slug, tenant=tenant,
                               before={**_settings(tenant), "users": users})
-        await self._publish(ChangeEvent("tenant", tenant.id, tenant.slug, data={"removed": True}))
+            await self._emit(repo, ChangeEvent("tenant", tenant.id, tenant.slug,
+                                               data={"removed": True}))

@@ -73,7 +73,7 @@ class UserUseCases(ServiceBase):
             user = await repo.user(tenant.id, username, with_plan=False)
             if user is None or user.hidden:
                 raise UserNotFound(username, tenant.slug)
-            return await repo.history(user.id, limit)
+            return [change.public() for change in await repo.history(user.id, limit)]
 
         return await self.read(fetch)
 
@@ -125,9 +125,13 @@ class UserUseCases(ServiceBase):
         async with self.uow(readonly=True) as repo:
             tenant = await self._tenant(repo, tenant_name)
             user = await self._user(repo, tenant, name)
-            if user.hidden and not permissions.can_write_status(ctx.principal, tenant.id, user.id):
+            own = permissions.can_write_status(ctx.principal, tenant.id, user.id)
+            if user.hidden and not own:
                 raise UserNotFound(user.username, tenant.slug)
-            return await repo.history(user.id, limit)
+            changes = await repo.history(user.id, limit)
+        # Actors are for the tenant's admins and the user themself; everyone
+        # else learns what changed and when, not who changed it.
+        return changes if own else [change.public() for change in changes]
 
     # -- account management ----------------------------------------------------
 
@@ -154,7 +158,7 @@ class UserUseCases(ServiceBase):
             tenant = await self._tenant(repo, tenant_name)
             target = user_target(username, tenant)
             if not permissions.can_manage_users(ctx.principal, tenant.id):
-                await self._deny(ctx, "user.create", target, tenant=tenant.slug,
+                await self._deny(ctx, "user.create", target, tenant=tenant,
                                  username=username,
                                  message=f"not an admin of tenant {tenant.slug!r}")
             if not await repo.lock_tenant(tenant.id, exclusive=False):
@@ -167,9 +171,9 @@ class UserUseCases(ServiceBase):
             )
             user = await repo.user(tenant.id, username)
             assert user is not None and user.id == user_id
-            await self._audit(repo, ctx, "user.create", target, tenant=tenant.slug,
+            await self._audit(repo, ctx, "user.create", target, tenant=tenant,
                               username=username, after=_profile(user))
-        await self._publish(ChangeEvent("user", tenant.id, tenant.slug, username))
+            await self._emit(repo, ChangeEvent("user", tenant.id, tenant.slug, username))
         return user
 
     async def edit_user(
@@ -199,7 +203,7 @@ class UserUseCases(ServiceBase):
             target = user_target(username, tenant)
             # Permission first, so another tenant's admin learns nothing about its users.
             if not permissions.can_manage_users(ctx.principal, tenant.id):
-                await self._deny(ctx, "user.update", target, tenant=tenant.slug,
+                await self._deny(ctx, "user.update", target, tenant=tenant,
                                  username=username,
                                  message=f"not an admin of tenant {tenant.slug!r}")
             user = await self._user(repo, tenant, username, for_update=True)
@@ -209,12 +213,12 @@ class UserUseCases(ServiceBase):
             assert updated is not None
             changed = _profile(updated) != _profile(user)
             if changed:
-                await self._audit(repo, ctx, "user.update", target, tenant=tenant.slug,
+                await self._audit(repo, ctx, "user.update", target, tenant=tenant,
                                   username=user.username, before=_profile(user),
                                   after=_profile(updated))
-        if changed:
-            await self._publish(ChangeEvent("user", tenant.id, tenant.slug, user.username,
-                                            data={"hidden": updated.hidden}))
+                await self._emit(repo, ChangeEvent("user", tenant.id, tenant.slug,
+                                                   user.username,
+                                                   data={"hidden": updated.hidden}))
         return updated
 
     async def remove_user(self, ctx: Context, tenant_name: str | None, name: str) -> None:
@@ -223,17 +227,16 @@ class UserUseCases(ServiceBase):
             tenant = await self._tenant(repo, tenant_name)
             target = user_target(username, tenant)
             if not permissions.can_manage_users(ctx.principal, tenant.id):
-                await self._deny(ctx, "user.remove", target, tenant=tenant.slug,
+                await self._deny(ctx, "user.remove", target, tenant=tenant,
                                  username=username,
                                  message=f"not an admin of tenant {tenant.slug!r}")
             user = await self._user(repo, tenant, username, for_update=True)
             await repo.remove_user(user.id)
-            await self._audit(repo, ctx, "user.remove", target, tenant=tenant.slug,
+            await self._audit(repo, ctx, "user.remove", target, tenant=tenant,
                               username=user.username,
                               before={**_profile(user), "status": user.status})
-        await self._publish(
-            ChangeEvent("user", tenant.id, tenant.slug, user.username, data={"removed": True})
-        )
+            await self._emit(repo, ChangeEvent("user", tenant.id, tenant.slug, user.username,
+                                               data={"removed": True}))
 
     # -- status and plan -------------------------------------------------------
 
@@ -259,15 +262,14 @@ class UserUseCases(ServiceBase):
             target = user_target(user.username, tenant)
             now = self.clock()
             await repo.set_status(user.id, text, now, ctx.principal.name[:200], ctx.channel.value)
-            await self._audit(repo, ctx, action, target, tenant=tenant.slug,
+            await self._audit(repo, ctx, action, target, tenant=tenant,
                               username=user.username, before={"status": user.status},
                               after={"status": text})
             updated = await repo.user(tenant.id, user.username)
             assert updated is not None
-        await self._publish(
-            ChangeEvent("status", tenant.id, tenant.slug, user.username, status=text,
-                        data={"hidden": user.hidden})
-        )
+            await self._emit(repo, ChangeEvent("status", tenant.id, tenant.slug,
+                                               user.username, status=text,
+                                               data={"hidden": user.hidden}))
         return updated
 
     async def _writable_user(
@@ -292,7 +294,7 @@ class UserUseCases(ServiceBase):
         if user is None and permissions.can_manage_users(p, tenant.id):
             raise UserNotFound(username, tenant.slug)
         if user is None or not permissions.can_write_status(p, tenant.id, user.id):
-            await self._deny(ctx, action, user_target(username, tenant), tenant=tenant.slug,
+            await self._deny(ctx, action, user_target(username, tenant), tenant=tenant,
                              username=username,
                              message=f"{p.name} may not change the {what} of {username}")
         assert user is not None
@@ -308,11 +310,11 @@ class UserUseCases(ServiceBase):
                                                      "plan")
             target = user_target(user.username, tenant)
             await repo.set_plan(user.id, text, self.clock())
-            await self._audit(repo, ctx, "plan.set", target, tenant=tenant.slug,
+            await self._audit(repo, ctx, "plan.set", target, tenant=tenant,
                               username=user.username,
                               before={"bytes": len(user.plan.encode())},
                               after={"bytes": len(text.encode())})
             updated = await repo.user(tenant.id, user.username)
             assert updated is not None
-        await self._publish(ChangeEvent("plan", tenant.id, tenant.slug, user.username))
+            await self._emit(repo, ChangeEvent("plan", tenant.id, tenant.slug, user.username))
         return updated

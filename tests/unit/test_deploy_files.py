@@ -223,7 +223,7 @@ def test_compose_has_postgres_migrate_and_server() -> None:
 def test_compose_runs_the_migration_once_before_serve() -> None:
     services = _compose()["services"]
     migrate, server = services["migrate"], services["fingerplat"]
-    assert migrate["command"] == ["db", "upgrade"]
+    assert migrate["command"] == ["db", "upgrade", "--grant-to", "fingerplat_app"]
     assert migrate["restart"] == "no"
     assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert server["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
@@ -237,25 +237,35 @@ def test_compose_runs_the_migration_once_before_serve() -> None:
 
 
 def test_compose_wires_the_database_url_to_the_postgres_service() -> None:
+    """Both servers and the read-write target (SPEC 12); the schema owner migrates,
+    serve runs as the runtime role (docs/operations.md, "Two PostgreSQL roles")."""
     services = _compose()["services"]
-    pg_env = services["postgres"]["environment"]
+    pg = services["postgres"]
+    pg_env = pg["environment"]
+    users = {}
     for name in ("migrate", "fingerplat"):
         url = services[name]["environment"]["FINGERPLAT_DATABASE_URL"]
         match = re.fullmatch(
-            r"postgresql\+asyncpg://(?P<user>[^:]+):(?P<pw>\$\{POSTGRES_PASSWORD[^}]*\})"
-            r"@postgres:5432,postgres-standby:5432/(?P<db>\w+)"
+            r"postgresql\+asyncpg://(?P<user>[^:]+):(?P<pw>\$\{(?P<var>\w+)[^}]*\})"
+            r"@postgres:5432,postgres-standby:5432/fingerplat"
             r"\?target_session_attrs=read-write",
             url,
         )
         assert match, url
-        assert match["user"] == pg_env["POSTGRES_USER"]
-        assert match["db"] == pg_env["POSTGRES_DB"]
-        assert pg_env["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD")
-        # fingerplat reads it: both hosts, the read-write target (SPEC 12)
-        resolved = url.replace("${POSTGRES_PASSWORD:?set POSTGRES_PASSWORD in deploy/.env}",
-                               "pw")
+        assert match["var"] in pg_env, "the role's password reaches the init script"
+        users[name] = match["user"]
+        resolved = url.replace(match["pw"], "pw")
         assert database_hosts(resolved) == ["postgres:5432", "postgres-standby:5432"]
         assert "target_session_attrs=read-write" in describe_database(resolved)
+    assert users == {"migrate": "fingerplat_owner", "fingerplat": "fingerplat_app"}
+    assert pg_env["POSTGRES_USER"] not in users.values()
+    assert pg_env["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD")
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in pg["volumes"] if v.startswith("./")}
+    for source in mounts.values():
+        assert (DEPLOY / source).exists(), source
+    init = (DEPLOY / mounts["/docker-entrypoint-initdb.d/10-fingerplat-roles.sh"]).read_text()
+    assert "-f /fingerplat/roles.sql" in init and "/fingerplat/roles.sql" in mounts
+    assert "app=fingerplat_app" in init and "owner=fingerplat_owner" in init
 
 
 def test_compose_standby_streams_from_the_primary_and_is_waited_for() -> None:

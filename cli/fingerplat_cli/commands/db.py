@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import click
 
 from fingerplat.domain.errors import InvalidInput
-from fingerplat.repository import migrations
+from fingerplat.repository import migrations, roles
 from fingerplat_cli.app import AppState, handle_errors, pass_state, run
 
 if TYPE_CHECKING:
@@ -25,16 +25,23 @@ def command() -> None:
 
 
 @command.command("upgrade")
+@click.option("--grant-to", "grant_to", metavar="ROLE",
+              help="PostgreSQL: afterwards, grant the runtime role ROLE what `serve` needs "
+                   "(append and read audit events only); run as the schema owner.")
 @pass_state
 @handle_errors
-def upgrade(state: AppState) -> None:
+def upgrade(state: AppState, grant_to: str | None) -> None:
     """Migrate the schema to this release (creates it on an empty database)."""
+    if grant_to is not None:
+        roles.role_name(grant_to)
 
     async def _upgrade(engine: AsyncEngine) -> tuple[str | None, str]:
         before = await migrations.current_revision(engine)
         head = migrations.head_revision()
         if before != head:
             await migrations.upgrade(engine)
+        if grant_to is not None:
+            await roles.grant_runtime_role(engine, grant_to)
         return before, head
 
     before, head = run(state.with_engine(_upgrade))
@@ -42,6 +49,8 @@ def upgrade(state: AppState) -> None:
         click.echo(f"schema already current (revision {head})")
     else:
         click.echo(f"schema upgraded from {before or 'empty'} to {head}")
+    if grant_to is not None:
+        click.echo(f"grants for runtime role {grant_to} up to date")
 
 
 @command.command("current")

@@ -60,12 +60,12 @@ def user_json(user: User, *, with_plan: bool = True) -> dict[str, Any]:
 
 
 def change_json(change: StatusChange) -> dict[str, Any]:
-    return {
-        "status": change.text,
-        "set_at": iso_time(change.set_at),
-        "actor": change.actor,
-        "channel": change.channel,
-    }
+    """A history entry; who made it only when the caller may know (admins, the user)."""
+    data: dict[str, Any] = {"status": change.text, "set_at": iso_time(change.set_at)}
+    if change.actor is not None:
+        data["actor"] = change.actor
+        data["channel"] = change.channel
+    return data
 
 
 def audit_json(event: AuditEvent) -> dict[str, Any]:

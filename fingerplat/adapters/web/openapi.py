@@ -99,8 +99,9 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "status": {"type": ["string", "null"], "description": "null: the status was cleared"},
             "set_at": {"type": "string", "format": "date-time"},
-            "actor": {"type": "string"},
-            "channel": {"type": "string"},
+            "actor": {"type": "string", "description": "only for the tenant's admins and "
+                      "the user's own token; absent in public answers"},
+            "channel": {"type": "string", "description": "as actor"},
         },
     },
     "History": {
@@ -140,6 +141,12 @@ SCHEMAS: dict[str, Any] = {
             "after": {"type": ["object", "null"]},
             "remote_addr": {"type": ["string", "null"]},
             "detail": {"type": "string"},
+            "tenant_id": {"type": ["integer", "null"],
+                          "description": "the tenant's immutable id (null: platform event)"},
+            "tenant_removed": {"type": "boolean",
+                               "description": "that tenant has been removed since"},
+            "hash": {"type": ["string", "null"],
+                     "description": "SHA-256 of the event, chained to the previous one"},
         },
     },
     "AuditPage": {

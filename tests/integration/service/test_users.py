@@ -208,10 +208,14 @@ async def test_history_is_newest_first_with_actor_and_channel(world: World):
     await svc.set_status(world.ctx("alice"), "acme", "alice", "two")
     await svc.clear_status(op, "acme", "alice")
     await svc.set_status(op, "acme", "alice", "three")
-    history = await svc.public_history(acme, "alice")
+    history = await svc.history(op, "acme", "alice")
     assert [h.text for h in history] == ["three", None, "two", "one"]
     assert [h.channel for h in history] == ["cli", "cli", "api", "cli"]
     assert history[2].actor == world.ctx("alice").principal.name
+    # The public history says what and when, never who (SPEC 11).
+    public = await svc.public_history(acme, "alice")
+    assert [(h.text, h.set_at) for h in public] == [(h.text, h.set_at) for h in history]
+    assert all(h.actor is None and h.channel is None for h in public)
     assert [h.set_at for h in history] == sorted((h.set_at for h in history), reverse=True)
     assert [h.text for h in await svc.public_history(acme, "alice", limit=2)] == ["three", None]
     assert [h.text for h in await svc.history(op, "acme", "alice", limit=1)] == ["three"]

@@ -35,7 +35,8 @@ def _json(value: dict | None) -> str:
 def row(event: AuditEvent) -> list[str]:
     at = event.at if event.at.tzinfo is not None else event.at.replace(tzinfo=UTC)
     return [safe_cell(v) for v in (
-        event.id, at.astimezone(UTC).isoformat(), event.tenant or "", event.actor,
+        event.id, at.astimezone(UTC).isoformat(),
+        event.tenant_label if event.tenant else "", event.actor,
         event.channel, event.action, event.target, event.outcome, event.remote_addr or "",
         event.detail, _json(event.before), _json(event.after),
     )]

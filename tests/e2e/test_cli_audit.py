@@ -1,0 +1,70 @@
+"""``fingerplat audit`` through the real command: tenant identity and the hash chain."""
+
+from __future__ import annotations
+
+import json
+
+from tests.e2e.conftest import Fingerplat
+
+
+def _reuse_slug(cli: Fingerplat) -> None:
+    cli("tenant", "add", "beta", ok=True)
+    cli("user", "add", "ghost", "--tenant", "beta", "--hidden", ok=True)
+    cli("user", "set", "ghost", "--tenant", "beta", "in the vault", ok=True)
+    cli("tenant", "remove", "beta", "--yes", ok=True)
+    cli("tenant", "add", "beta", ok=True)
+
+
+def test_a_reused_slug_sees_only_its_own_audit_and_the_operator_sees_the_old_one(
+    cli: Fingerplat,
+) -> None:
+    _reuse_slug(cli)
+    mine = cli("audit", "--tenant", "beta", ok=True).stdout
+    assert "tenant.create" in mine
+    assert "ghost" not in mine and "tenant.remove" not in mine and "(removed)" not in mine
+    events = json.loads(cli("audit", "--tenant", "beta", "--json", ok=True).stdout)
+    assert [e["action"] for e in events] == ["tenant.create"]
+    everything = cli("audit", "--all", "--limit", "1000", ok=True).stdout
+    old_lines = [line for line in everything.splitlines() if "beta (removed)" in line]
+    assert any("ghost@beta" in line for line in old_lines), everything
+    assert any("tenant.remove" in line for line in old_lines), everything
+    records = json.loads(cli("audit", "--all", "--json", "--limit", "1000", ok=True).stdout)
+    removed = [r for r in records if r["tenant"] == "beta" and r["tenant_removed"]]
+    assert {r["action"] for r in removed} >= {"user.create", "status.set", "tenant.remove"}
+
+
+async def test_audit_verify_exits_0_when_intact_and_1_naming_an_altered_event(
+    cli: Fingerplat, database_url: str
+) -> None:
+    from sqlalchemy import text
+
+    from fingerplat.repository.engine import create_engine
+
+    cli("tenant", "add", "acme", ok=True)
+    cli("user", "add", "alice", "--tenant", "acme", ok=True)
+    cli("user", "add", "bob", ok=True)
+    result = cli("audit", "verify", ok=True)
+    assert result.stdout.splitlines()[-1] == "3 events verified"
+    assert cli("audit", "verify", "--tenant", "acme", ok=True).stdout.splitlines()[-1] == \
+        "2 events verified"
+    [alice] = json.loads(cli("audit", "--tenant", "acme", "--user", "alice", "--json",
+                             ok=True).stdout)
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as conn:  # as the schema owner, trigger out of the way
+            if conn.dialect.name == "sqlite":
+                await conn.execute(text("DROP TRIGGER audit_events_no_update"))
+            else:
+                await conn.execute(text("ALTER TABLE audit_events DISABLE TRIGGER USER"))
+            await conn.execute(text("UPDATE audit_events SET actor = 'cli:nobody' WHERE id = :id"),
+                               {"id": alice["id"]})
+    finally:
+        await engine.dispose()
+    for args in (("audit", "verify"), ("audit", "verify", "--tenant", "acme")):
+        broken = cli(*args)
+        assert broken.returncode == 1, broken
+        assert f"event {alice['id']} was altered" in broken.stderr
+        assert f"event {alice['id']} was altered" in broken.stdout
+    # The default tenant's chain is still fine on its own.
+    assert cli("audit", "verify", "--tenant", "default", ok=True).stdout.splitlines()[-1] == \
+        "1 events verified"
