@@ -43,6 +43,7 @@ from fingerplat.repository.schema import (
     users,
 )
 from fingerplat.repository.throttle import ThrottleRows
+from fingerplat.repository.web_sessions import WebSessionQueries
 
 _USER_COLUMNS = (
     users.c.id,
@@ -182,7 +183,7 @@ def _processed(values: Sequence[Any], proc: Any) -> list[Any]:
     return out
 
 
-class Repository:
+class Repository(WebSessionQueries):
     """All SQL of fingerplat, bound to one connection (one transaction)."""
 
     def __init__(self, conn: AsyncConnection) -> None:

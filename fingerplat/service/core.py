@@ -18,12 +18,13 @@ from fingerplat.service.credentials import CredentialUseCases
 from fingerplat.service.imports import ImportUseCases
 from fingerplat.service.tenants import TenantUseCases
 from fingerplat.service.users import UserUseCases
+from fingerplat.service.web_sessions import WebSessionUseCases
 
 
 class FingerplatService(
     CachedPublicReads,  # first: its public reads wrap the use cases' (super())
     TenantUseCases, UserUseCases, CredentialUseCases, AuditUseCases, ImportUseCases,
-    ActivityUseCases,
+    ActivityUseCases, WebSessionUseCases,
 ):
     async def check_health(self) -> None:
         """Raise :class:`Unavailable` unless the database answers a query."""
