@@ -123,3 +123,17 @@ class WebSessionQueries:
         await self.conn.execute(
             update(users).where(users.c.id == user_id).values(password_hash=password_hash)
         )
+
+    # -- the tenant's self-service setting ------------------------------------------
+
+    async def tenant_self_edit_fields(self, tenant_id: int) -> object:
+        """The stored JSON (a list of field names) or None for the default."""
+        rows = await self.conn.execute(
+            select(tenants.c.self_edit_fields).where(tenants.c.id == tenant_id)
+        )
+        return rows.scalar_one_or_none()
+
+    async def set_tenant_self_edit_fields(self, tenant_id: int, fields: list[str]) -> None:
+        await self.conn.execute(
+            update(tenants).where(tenants.c.id == tenant_id).values(self_edit_fields=fields)
+        )

@@ -16,6 +16,7 @@ from fingerplat.service.audit_log import AuditUseCases
 from fingerplat.service.cached_reads import CachedPublicReads
 from fingerplat.service.credentials import CredentialUseCases
 from fingerplat.service.imports import ImportUseCases
+from fingerplat.service.self_service import SelfServiceUseCases
 from fingerplat.service.tenants import TenantUseCases
 from fingerplat.service.users import UserUseCases
 from fingerplat.service.web_sessions import WebSessionUseCases
@@ -24,7 +25,7 @@ from fingerplat.service.web_sessions import WebSessionUseCases
 class FingerplatService(
     CachedPublicReads,  # first: its public reads wrap the use cases' (super())
     TenantUseCases, UserUseCases, CredentialUseCases, AuditUseCases, ImportUseCases,
-    ActivityUseCases, WebSessionUseCases,
+    ActivityUseCases, WebSessionUseCases, SelfServiceUseCases,
 ):
     async def check_health(self) -> None:
         """Raise :class:`Unavailable` unless the database answers a query."""

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from fingerplat.adapters.web import api, ops, pages, webfinger, xmlrpc
+from fingerplat.adapters.web import api, ops, pages, self_service, webfinger, xmlrpc
 from fingerplat.adapters.web.admin import build_admin_app
+from fingerplat.adapters.web.admin.throttle import LoginThrottle
 from fingerplat.adapters.web.client_address import client_address_middleware
 from fingerplat.adapters.web.keys import METRICS, SERVICE, SETTINGS
 from fingerplat.adapters.web.links import PUBLIC_SITE, PublicSite
@@ -63,6 +64,10 @@ def build_app(
     # Browsers ask for /favicon.ico on every site; answer with the SVG icon
     # (the pages also name it with <link rel="icon">).
     app.router.add_get("/favicon.ico", _favicon)
-    app.add_subapp("/admin/", build_admin_app(service, secure=secure, metrics=metrics))
+    # One login throttle for the admin UI and the self-service page.
+    throttle = app[self_service.THROTTLE] = LoginThrottle()
+    app.add_subapp("/admin/", build_admin_app(service, secure=secure, metrics=metrics,
+                                              throttle=throttle))
+    self_service.add_routes(app.router)
     pages.add_routes(app.router)
     return app
