@@ -23,7 +23,6 @@ from fingerplat.repository.engine import create_engine
 from fingerplat.repository.schema import web_sessions
 from fingerplat.service import FingerplatService
 from tests.integration.web.admin_client import ROOT_NAME, ROOT_PASSWORD, AdminClient, text_of
-from tests.support.engines import dispose
 
 
 class Clock:
@@ -52,7 +51,7 @@ async def servers(database_url: str) -> AsyncIterator[Callable]:
     yield start
     for server, engine in started:
         await server.drain(5)
-        await dispose(engine)  # type: ignore[arg-type]
+        await engine.dispose()  # type: ignore[attr-defined]
 
 
 async def _rows(service: FingerplatService) -> list[dict]:

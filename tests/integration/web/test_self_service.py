@@ -88,6 +88,10 @@ async def test_a_user_signs_in_and_changes_their_status_plan_and_profile(
         "reading", "Line one\nLine <two>", "C3", "+1 555")
     page = await browser.get("/me")
     assert "Line &lt;two&gt;" in page.text  # escaped, never markup
+    # Bad input is the domain's refusal, shown on the page; nothing changes.
+    page = await browser.post("/me/status", me_form(browser, status="x" * 300, action="set"),
+                              follow=True)
+    assert page.status == 200 and "280" in text_of(page.text)
     await browser.post("/me/status", me_form(browser, action="clear"))
     user = await people.public_user(await people.resolve_tenant(None), "alice")
     assert user is not None and user.status is None

@@ -38,7 +38,8 @@ CSP = (
     "frame-ancestors 'none'; base-uri 'none'"
 )
 LOGIN_PATH = state.PREFIX + "/login"
-PUBLIC_PATHS = (LOGIN_PATH, state.PREFIX + "/static/")
+STATIC_PREFIX = state.PREFIX + "/static/"
+PUBLIC_PATHS = (LOGIN_PATH, STATIC_PREFIX)
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 _STATUS = {
@@ -94,6 +95,9 @@ async def load_session(request: web.Request, handler: Handler) -> web.StreamResp
     the lookup reads the account's current row, and the foreign key's cascade
     deletes the session rows with the account.
     """
+    if request.path.startswith(STATIC_PREFIX):  # a stylesheet needs no session lookup
+        request[state.SESSION_KEY] = None
+        return await handler(request)
     service = request.app[state.SERVICE]
     request[state.SESSION_KEY] = await browser_session.load(
         service, request.cookies.get(state.COOKIE_NAME), state.SESSION_KIND)
