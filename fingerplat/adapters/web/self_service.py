@@ -91,12 +91,13 @@ def _page(request: web.Request, template: str, status: int = 200,
     return response
 
 
-def _refused(request: web.Request, title: str, message: str) -> web.Response:
+def _refused(request: web.Request, title: str, message: str,
+             status: int = 403) -> web.Response:
     return aiohttp_jinja2.render_template(
         "error.html", request,
-        {"tenant": request[TENANT], "base": request[BASE], "status": 403, "title": title,
+        {"tenant": request[TENANT], "base": request[BASE], "status": status, "title": title,
          "message": message},
-        status=403, app_key=PUBLIC_TEMPLATES,
+        status=status, app_key=PUBLIC_TEMPLATES,
     )
 
 
@@ -129,7 +130,11 @@ def self_service(handler: Handler) -> Handler:
 async def _check_csrf(request: web.Request) -> web.Response | None:
     if request.method not in UNSAFE_METHODS:
         return None
-    form = await request.post()
+    try:
+        form = await request.post()
+    except (ValueError, LookupError):  # a malformed form (as the admin's read_form)
+        return _refused(request, "Form cannot be read", "The form could not be read "
+                        "(malformed or in an unknown encoding), so nothing was changed.", 400)
     token = form.get("csrf_token")
     if request.path.endswith("/login"):
         key = await _service(request).shared_key()
