@@ -16,6 +16,7 @@ from fingerplat.domain.model import AuditEvent, AuditQuery, Context
 from fingerplat.service import FingerplatService
 from tests.integration.web.admin_client import AdminClient, text_of
 from tests.integration.web.conftest import RunningWeb
+from tests.integration.web.test_attacks_input import multipart
 
 PASSWORD = "alice-long-password"
 
@@ -254,3 +255,15 @@ async def test_an_admin_session_is_not_a_user_session(
     browser.jar.clear()
     browser.jar.update_cookies({"fingerplat_admin": user_token})
     assert (await browser.get("/admin/tenants", follow=False)).status == 303
+
+
+async def test_a_malformed_form_is_a_400_and_changes_nothing(
+    browser: AdminClient, people: FingerplatService
+) -> None:
+    await sign_in(browser, "alice", PASSWORD)
+    body, headers = multipart(b"Content-Disposition: form-data\r\n\r\nno name")
+    for path in ("/login", "/me/status"):
+        async with browser.session.post(browser.base + path, data=body, headers=headers) as r:
+            assert r.status == 400 and "Form cannot be read" in await r.text()
+    user = await people.public_user(await people.resolve_tenant(None), "alice")
+    assert user is not None and user.status is None
