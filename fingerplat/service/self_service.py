@@ -17,7 +17,7 @@ from typing import Any
 
 from fingerplat.domain import rules
 from fingerplat.domain import self_service as self_rules
-from fingerplat.domain.errors import AuthenticationFailed, InvalidInput, PermissionDenied
+from fingerplat.domain.errors import InvalidInput, PermissionDenied
 from fingerplat.domain.model import ChangeEvent, Channel, Context, Principal, Role, Tenant, User
 from fingerplat.service import permissions, secrets
 from fingerplat.service.base import ServiceBase, user_target
@@ -76,6 +76,12 @@ class SelfServiceUseCases(ServiceBase):
             username: str | None = rules.username(name)
         except InvalidInput:
             username = None
+        target = f"{_label(username or name, 32)}@{tenant.slug}"
+        # The platform's one throttle (service/throttle.py), as for admin logins:
+        # counted before argon2, keyed on (tenant/user, address) and address.
+        attempt = await self._auth_gate(
+            anonymous, "user", f"{tenant.id}/{(username or name or '?').strip().lower()[:64]}",
+            action="auth.login", target=target)
         found: tuple[User, str | None] | None = None
         if username is not None and len(password or "") <= MAX_PASSWORD_CHARS:
             async with self.uow(readonly=True) as repo:
@@ -85,10 +91,8 @@ class SelfServiceUseCases(ServiceBase):
         stored = found[1] if found else None
         matches = await asyncio.to_thread(secrets.password_matches, password or "", stored)
         if found is None or not matches:
-            await self._deny(anonymous, "auth.login",
-                             f"{_label(username or name, 32)}@{tenant.slug}", tenant=tenant.slug,
-                             username=username, message="wrong user name or password",
-                             error=AuthenticationFailed)
+            await self._auth_failed(attempt, "auth.login", target, tenant=tenant.slug,
+                                    username=username, message="wrong user name or password")
         assert found is not None and found[1] is not None
         user, password_hash = found
         principal = Principal(Role.USER, f"user:{user.username}", tenant_id=tenant.id,
@@ -96,6 +100,7 @@ class SelfServiceUseCases(ServiceBase):
         new_hash = (await asyncio.to_thread(secrets.hash_password, password)
                     if secrets.password_needs_rehash(password_hash) else None)
         async with self.uow() as repo:
+            await self._auth_passed(repo, attempt)
             if new_hash is not None:
                 await repo.set_user_password(user.id, new_hash)
             await self._audit(repo, Context(principal, channel, remote_addr), "auth.login",

@@ -10,7 +10,6 @@ from aiohttp import web
 
 from fingerplat.adapters.web import api, ops, pages, self_service, webfinger, xmlrpc
 from fingerplat.adapters.web.admin import build_admin_app
-from fingerplat.adapters.web.admin.throttle import LoginThrottle
 from fingerplat.adapters.web.client_address import client_address_middleware
 from fingerplat.adapters.web.keys import METRICS, SERVICE, SETTINGS
 from fingerplat.adapters.web.links import PUBLIC_SITE, PublicSite
@@ -64,10 +63,7 @@ def build_app(
     # Browsers ask for /favicon.ico on every site; answer with the SVG icon
     # (the pages also name it with <link rel="icon">).
     app.router.add_get("/favicon.ico", _favicon)
-    # One login throttle for the admin UI and the self-service page.
-    throttle = app[self_service.THROTTLE] = LoginThrottle()
-    app.add_subapp("/admin/", build_admin_app(service, secure=secure, metrics=metrics,
-                                              throttle=throttle))
+    app.add_subapp("/admin/", build_admin_app(service, secure=secure, metrics=metrics))
     self_service.add_routes(app.router)
     pages.add_routes(app.router)
     return app

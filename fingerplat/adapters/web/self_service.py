@@ -3,8 +3,8 @@
 The admin UI's machinery, reused: database sessions (browser_session.py,
 kind ``user``), a per-session CSRF secret on every form, the signed
 double-submit cookie on the login form (no state for anonymous visitors),
-and the admin login's throttle through the same function
-(:func:`~fingerplat.adapters.web.admin.handlers.auth.checked_login`).
+and the admin login's throttle (the service's, in the database) through the
+same function (:func:`~fingerplat.adapters.web.admin.handlers.auth.checked_login`).
 
 Each tenant has its own session cookie (``fingerplat_me_<tenant id>``), so
 signing in to one tenant on a shared host never signs anyone out of another.
@@ -25,7 +25,6 @@ from aiohttp import web
 from fingerplat.adapters.web import browser_session
 from fingerplat.adapters.web.admin.forms import FIELD_MAX
 from fingerplat.adapters.web.admin.handlers.auth import LoginRefused, checked_login
-from fingerplat.adapters.web.admin.throttle import LoginThrottle
 from fingerplat.adapters.web.keys import BASE, SERVICE, SETTINGS, TENANT
 from fingerplat.adapters.web.templating import PUBLIC_TEMPLATES
 from fingerplat.adapters.web.tenancy import Handler, add_routed, resolve
@@ -43,7 +42,6 @@ UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # The paths this module answers, reserved from ``/<user>`` redirects.
 RESERVED = frozenset({"login", "logout", "me"})
 
-THROTTLE: web.AppKey[LoginThrottle] = web.AppKey("self_service_throttle", LoginThrottle)
 SESSION_KEY: web.RequestKey[browser_session.Session | None] = web.RequestKey(
     "self_service_session", browser_session.Session)  # type: ignore[arg-type]
 FIELD_LABELS = {"full_name": "Full name", "office": "Office", "phone": "Phone",
@@ -208,14 +206,16 @@ async def login(request: web.Request) -> web.StreamResponse:
     tenant = request[TENANT]
     service = _service(request)
     outcome = await checked_login(
-        request.app[THROTTLE], request.remote, f"{tenant.id}/{name.strip().lower()}",
         lambda: service.authenticate_user(tenant, name, password, Channel.WEB, request.remote),
         "Wrong user name or password.",
     )
     if isinstance(outcome, LoginRefused):
         nonce, _new = browser_session.login_nonce(request, LOGIN_COOKIE_NAME)
-        return await _login_page(request, nonce=nonce, status=outcome.status,
+        page = await _login_page(request, nonce=nonce, status=outcome.status,
                                  error=outcome.message, name=name)
+        if outcome.retry_after:
+            page.headers["Retry-After"] = str(outcome.retry_after)
+        return page
     request[SESSION_KEY] = await browser_session.start(service, outcome, _session(request))
     raise web.HTTPSeeOther(_url(request, "/me"))
 
