@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -92,10 +92,6 @@ class WebSessionQueries:
             delete(web_sessions).where(web_sessions.c.id.in_(doomed.scalar_subquery()))
         )
         return int(result.rowcount or 0)
-
-    async def count_web_sessions(self) -> int:
-        return int((await self.conn.execute(
-            select(func.count()).select_from(web_sessions))).scalar_one())
 
     # -- keys shared by every worker and node ------------------------------------
 

@@ -46,10 +46,6 @@ class Session:
         return self.stored.principal
 
     @property
-    def authenticated(self) -> bool:
-        return True
-
-    @property
     def home_tenant(self) -> str | None:
         return self.stored.home_tenant
 
