@@ -10,8 +10,9 @@ Cost: one indexed lookup per request (the token hash), which also reads the
 account behind the session, so a removed account ends its sessions on the
 next request even before the foreign key's cascade has removed the row. The
 last-seen time is written at most once a minute per session. Expired
-sessions are deleted in bounded batches whenever a session starts, and one
-by one when they are presented.
+sessions are deleted in bounded batches whenever a session starts and by
+serve's periodic sweeper (server/auth_sweeper.py), and one by one when they
+are presented.
 
 Anonymous visitors get no session at all: the login forms are protected by a
 signed double-submit cookie whose key (:meth:`shared_key`) is the only
