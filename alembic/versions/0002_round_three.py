@@ -82,6 +82,7 @@ def upgrade() -> None:
         sa.Column("created_at", ts, nullable=False),
         sa.Column("last_seen_at", ts, nullable=False),
         sa.Column("expires_at", ts, nullable=False),
+        sa.Column("data", sa.JSON, nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_web_sessions"),
         sa.ForeignKeyConstraint(["admin_id"], ["admins.id"], ondelete="CASCADE",
                                 name="fk_web_sessions_admin_id_admins"),
@@ -91,6 +92,15 @@ def upgrade() -> None:
         sqlite_autoincrement=True,
     )
     op.create_index("ix_web_sessions_expires_at", "web_sessions", ["expires_at"])
+    op.create_index("ix_web_sessions_user_id", "web_sessions", ["user_id"])
+    op.create_index("ix_web_sessions_admin_id", "web_sessions", ["admin_id"])
+    op.create_table(
+        "server_keys",
+        sa.Column("name", sa.String(64), nullable=False),
+        sa.Column("value", sa.String(128), nullable=False),
+        sa.Column("created_at", ts, nullable=False),
+        sa.PrimaryKeyConstraint("name", name="pk_server_keys"),
+    )
     op.create_table(
         "auth_throttle",
         sa.Column("key", sa.String(200), nullable=False),
@@ -225,6 +235,9 @@ def downgrade() -> None:
     # -- sessions and throttles in the database (issue 13) ---------------------------
     op.drop_index("ix_auth_throttle_window_start", table_name="auth_throttle")
     op.drop_table("auth_throttle")
+    op.drop_table("server_keys")
+    op.drop_index("ix_web_sessions_admin_id", table_name="web_sessions")
+    op.drop_index("ix_web_sessions_user_id", table_name="web_sessions")
     op.drop_index("ix_web_sessions_expires_at", table_name="web_sessions")
     op.drop_table("web_sessions")
 

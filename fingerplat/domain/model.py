@@ -246,3 +246,25 @@ class RecentStatus:
     full_name: str
     status: str | None
     changed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class WebSession:
+    """A signed-in browser (admin UI or self-service page), as stored in the database.
+
+    The browser holds only a random token; the database holds its SHA-256
+    hash (``id`` is the row, never shown). ``principal`` is rebuilt from the
+    account's current row on every lookup, so a removed or changed account
+    ends or changes the session at once. ``home_tenant`` is a tenant admin's
+    or a user's tenant slug.
+    """
+
+    id: int
+    kind: str  # "admin" or "user"
+    principal: Principal
+    csrf_secret: str
+    created_at: datetime
+    last_seen_at: datetime
+    expires_at: datetime
+    home_tenant: str | None = None
+    data: dict = field(default_factory=dict)

@@ -218,9 +218,24 @@ web_sessions = Table(
     Column("csrf_secret", String(64), nullable=False),
     Column("created_at", Timestamp, nullable=False),
     Column("last_seen_at", Timestamp, nullable=False),
-    Column("expires_at", Timestamp, nullable=False),
+    Column("expires_at", Timestamp, nullable=False),  # min(idle limit, absolute limit)
+    # Flash messages and a just-created token's secret (sealed with a key derived
+    # from the cookie, which the database never holds): {"flashes": [...], "sealed": ...}.
+    Column("data", JSON, nullable=True),
     Index("ix_web_sessions_expires_at", "expires_at"),
+    Index("ix_web_sessions_user_id", "user_id"),
+    Index("ix_web_sessions_admin_id", "admin_id"),
     sqlite_autoincrement=True,
+)
+
+# Random keys every worker and node must share (e.g. the key that signs the
+# login forms' CSRF cookies), made by whichever process needs one first.
+server_keys = Table(
+    "server_keys",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", String(128), nullable=False),
+    Column("created_at", Timestamp, nullable=False),
 )
 
 auth_throttle = Table(

@@ -46,6 +46,7 @@ from fingerplat.repository.schema import (
     users,
 )
 from fingerplat.repository.throttle import ThrottleRows
+from fingerplat.repository.web_sessions import WebSessionQueries
 
 _USER_COLUMNS = (
     users.c.id,
@@ -188,7 +189,7 @@ def _processed(values: Sequence[Any], proc: Any) -> list[Any]:
     return out
 
 
-class Repository(PseudoUserAndFingerLogQueries):
+class Repository(PseudoUserAndFingerLogQueries, WebSessionQueries):
     """All SQL of fingerplat, bound to one connection (one transaction)."""
 
     def __init__(self, conn: AsyncConnection) -> None:

@@ -5,7 +5,9 @@ counted; every ``SWEEP_INTERVAL`` seconds this writes the ``auth.failures``
 rows that are due (at most one a minute per address, the last one shortly
 after the client stops) and forgets ended windows
 (fingerplat/service/throttle.py). Every node may run it: the rows are locked
-while summarised, so no failure is reported twice.
+while summarised, so no failure is reported twice. Every ``PURGE_EVERY``
+rounds it also deletes expired web sessions (one bounded DELETE, harmless
+when two nodes do it at once), so they go even while nobody logs in.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from fingerplat.service import FingerplatService
 log = logging.getLogger("fingerplat.server")
 
 SWEEP_INTERVAL = 10.0
+PURGE_EVERY = 60  # rounds: expired web sessions are deleted every ten minutes
 
 
 class AuthSweeper:
@@ -27,9 +30,12 @@ class AuthSweeper:
 
     name = "auth-sweeper"
 
-    def __init__(self, service: FingerplatService, interval: float = SWEEP_INTERVAL) -> None:
+    def __init__(self, service: FingerplatService, interval: float = SWEEP_INTERVAL,
+                 purge_every: int = PURGE_EVERY) -> None:
         self.service = service
         self.interval = interval
+        self.purge_every = purge_every
+        self._rounds = 0
         self._task = asyncio.create_task(self._run(), name="auth-sweeper")
 
     @property
@@ -49,6 +55,21 @@ class AuthSweeper:
                 continue
             if written:
                 log.info("auth throttle: %d auth.failures summary rows written", written)
+            self._rounds += 1
+            if self._rounds % self.purge_every == 0:
+                await self._purge_sessions()
+
+    async def _purge_sessions(self) -> None:
+        try:
+            purged = await self.service.purge_web_sessions()
+        except FingerplatError as error:
+            log.warning("web session purge skipped: %s", error)
+            return
+        except Exception:
+            log.exception("web session purge failed")
+            return
+        if purged:
+            log.info("web sessions: %d expired sessions deleted", purged)
 
     async def close(self) -> None:
         self._task.cancel()

@@ -18,14 +18,16 @@ from fingerplat.service.credentials import CredentialUseCases
 from fingerplat.service.finger_log import FingerLogUseCases
 from fingerplat.service.imports import ImportUseCases
 from fingerplat.service.pseudo_users import PseudoUserUseCases
+from fingerplat.service.self_service import SelfServiceUseCases
 from fingerplat.service.tenants import TenantUseCases
 from fingerplat.service.users import UserUseCases
+from fingerplat.service.web_sessions import WebSessionUseCases
 
 
 class FingerplatService(
     CachedPublicReads,  # first: its public reads wrap the use cases' (super())
     TenantUseCases, UserUseCases, CredentialUseCases, AuditUseCases, ImportUseCases,
-    ActivityUseCases,
+    ActivityUseCases, WebSessionUseCases, SelfServiceUseCases,
     PseudoUserUseCases, FingerLogUseCases,  # issue 16
 ):
     async def check_health(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import functools
 import hashlib
 import hmac
@@ -69,3 +70,57 @@ def password_matches(password: str, stored_hash: str | None) -> bool:
 
 def password_needs_rehash(stored_hash: str) -> bool:
     return _hasher.check_needs_rehash(stored_hash)
+
+
+# -- web sessions ----------------------------------------------------------------
+
+SESSION_TOKEN_BYTES = 32  # 256 bits: the cookie is unguessable, so SHA-256 storage suffices
+
+
+def new_session_token() -> str:
+    return secrets.token_urlsafe(SESSION_TOKEN_BYTES)
+
+
+def seal(value: str, cookie_token: str) -> str:
+    """Encrypt ``value`` with a key only the session's cookie gives.
+
+    Used for a just-created API token's secret, kept in the session until the
+    next page shows it: the database (which holds only the cookie's hash)
+    never holds a usable secret. A fresh nonce per sealing; the key stream is
+    SHAKE-256 of (purpose, cookie token, nonce), an XOF used as a stream
+    cipher, and an HMAC tag refuses anything altered.
+    """
+    nonce = secrets.token_bytes(16)
+    plain = value.encode("utf-8")
+    stream = hashlib.shake_256(b"fingerplat-seal|" + cookie_token.encode() + b"|" + nonce)
+    cipher = bytes(a ^ b for a, b in zip(plain, stream.digest(len(plain)), strict=True))
+    tag = hmac.new(cookie_token.encode(), nonce + cipher, hashlib.sha256).digest()[:16]
+    return base64.urlsafe_b64encode(nonce + tag + cipher).decode("ascii")
+
+
+def unseal(sealed: str, cookie_token: str) -> str | None:
+    """The value :func:`seal` sealed with this cookie token, or None."""
+    try:
+        raw = base64.urlsafe_b64decode(sealed.encode("ascii"))
+    except (ValueError, UnicodeError):
+        return None
+    nonce, tag, cipher = raw[:16], raw[16:32], raw[32:]
+    expected = hmac.new(cookie_token.encode(), nonce + cipher, hashlib.sha256).digest()[:16]
+    if len(nonce) != 16 or not hmac.compare_digest(tag, expected):
+        return None
+    stream = hashlib.shake_256(b"fingerplat-seal|" + cookie_token.encode() + b"|" + nonce)
+    plain = bytes(a ^ b for a, b in zip(cipher, stream.digest(len(cipher)), strict=True))
+    try:
+        return plain.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def sign(key: bytes, purpose: str, value: str) -> str:
+    """An HMAC-SHA256 of ``value`` for one ``purpose`` (hex)."""
+    return hmac.new(key, f"{purpose}|{value}".encode(), hashlib.sha256).hexdigest()
+
+
+def signature_matches(key: bytes, purpose: str, value: str, presented: str) -> bool:
+    return hmac.compare_digest(sign(key, purpose, value).encode(), presented.encode("utf-8",
+                                                                                    "replace"))

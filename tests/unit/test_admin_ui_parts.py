@@ -1,4 +1,4 @@
-"""The admin UI's pure parts: session store, CSV cells (no I/O)."""
+"""The admin UI's pure parts: sealing and signing, CSV cells (no I/O)."""
 
 from __future__ import annotations
 
@@ -7,50 +7,29 @@ import io
 from datetime import UTC, datetime
 
 from fingerplat.adapters.web.admin import csv_export
-from fingerplat.adapters.web.admin.sessions import SessionStore
-from fingerplat.domain.model import AuditEvent, Principal, Role
+from fingerplat.domain.model import AuditEvent
+from fingerplat.service import secrets
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def test_sessions_expire_and_login_rotates_the_id() -> None:
-    clock = Clock()
-    store = SessionStore(clock=clock)
-    anonymous = store.create()
-    admin = Principal(Role.PLATFORM_ADMIN, "admin:root", admin_id=1)
-    session = store.login(anonymous, admin)
-    assert session.id != anonymous.id and session.csrf_token != anonymous.csrf_token
-    assert store.get(anonymous.id) is None
-    assert store.get(session.id) is session
-    clock.now += 60 * 60
-    assert store.get(session.id) is session  # idle an hour: still there
-    clock.now += 2 * 60 * 60 + 1
-    assert store.get(session.id) is None  # idle over two hours: gone
+def test_a_sealed_secret_opens_only_with_its_cookie_token() -> None:
+    sealed = secrets.seal("fp_7_s3cret", "cookie-token-a")
+    assert "s3cret" not in sealed
+    assert secrets.unseal(sealed, "cookie-token-a") == "fp_7_s3cret"
+    assert secrets.unseal(sealed, "cookie-token-b") is None
+    assert secrets.unseal(sealed[:-4] + "AAAA", "cookie-token-a") is None
+    assert secrets.unseal("not base64 at all!", "cookie-token-a") is None
+    assert secrets.seal("x", "t") != secrets.seal("x", "t")  # a fresh nonce each time
 
 
-def test_session_store_is_bounded_and_keeps_logged_in_admins() -> None:
-    clock = Clock()
-    store = SessionStore(clock=clock, max_sessions=10)
-    admin = store.create(Principal(Role.PLATFORM_ADMIN, "admin:root"))
-    for _ in range(50):
-        clock.now += 1
-        store.create()
-    assert len(store) <= 10
-    assert store.get(admin.id) is admin
-
-
-def test_csrf_comparison() -> None:
-    s = SessionStore().create()
-    assert s.csrf_matches(s.csrf_token)
-    assert not s.csrf_matches("")
-    assert not s.csrf_matches(None)
-    assert not s.csrf_matches(s.csrf_token + "x")
+def test_login_form_signature_is_bound_to_key_purpose_and_nonce() -> None:
+    key, other = b"k" * 32, b"o" * 32
+    token = secrets.sign(key, "admin-login", "nonce")
+    assert secrets.signature_matches(key, "admin-login", "nonce", token)
+    assert not secrets.signature_matches(other, "admin-login", "nonce", token)
+    assert not secrets.signature_matches(key, "user-login", "nonce", token)
+    assert not secrets.signature_matches(key, "admin-login", "nonce2", token)
+    assert not secrets.signature_matches(key, "admin-login", "nonce", token + "x")
+    assert not secrets.signature_matches(key, "admin-login", "nonce", "é")
 
 
 def test_csv_cells_starting_like_a_formula_get_a_quote() -> None:

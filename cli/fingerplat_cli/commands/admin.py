@@ -32,15 +32,26 @@ def admin_record(admin: Admin) -> dict[str, Any]:
     }
 
 
-def read_password() -> str:
-    """First line of stdin when piped, else a hidden prompt with confirmation."""
+def _stdin_line(which: str) -> str:
+    line = sys.stdin.readline(MAX_PASSWORD_LINE + 1)
+    if len(line) > MAX_PASSWORD_LINE:
+        raise InvalidInput("password line on standard input is too long")
+    password = line.removesuffix("\n").removesuffix("\r")
+    if not password:
+        raise InvalidInput(f"no password on standard input (give it as the {which} line)")
+    return password
+
+
+def read_password(*, twice_from_stdin: bool = False) -> str:
+    """First line of stdin when piped, else a hidden prompt with confirmation.
+
+    ``twice_from_stdin``: a piped password must come twice (two equal lines),
+    as a terminal's prompt asks twice (``user passwd``).
+    """
     if not sys.stdin.isatty():
-        line = sys.stdin.readline(MAX_PASSWORD_LINE + 1)
-        if len(line) > MAX_PASSWORD_LINE:
-            raise InvalidInput("password line on standard input is too long")
-        password = line.removesuffix("\n").removesuffix("\r")
-        if not password:
-            raise InvalidInput("no password on standard input (give it as the first line)")
+        password = _stdin_line("first")
+        if twice_from_stdin and _stdin_line("second") != password:
+            raise InvalidInput("the two password lines on standard input differ")
         return password
     password: str = click.prompt("Password", hide_input=True, confirmation_prompt=True,
                                  err=True)

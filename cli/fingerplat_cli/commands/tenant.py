@@ -80,14 +80,14 @@ def list_(state: AppState, as_json: bool) -> None:
 def show(state: AppState, slug: str, as_json: bool) -> None:
     """Show one tenant's name, domains and settings."""
 
-    async def _show(service: FingerplatService) -> tuple[Tenant, int]:
+    async def _show(service: FingerplatService) -> tuple[Tenant, int, tuple[str, ...]]:
         tenant = await service.get_tenant(state.operator(), slug)
         page = await service.directory(tenant, ctx=state.operator(), limit=1)
-        return tenant, page.total
+        return tenant, page.total, await service.self_edit_fields(tenant)
 
-    tenant, users = run(state.with_service(_show))
+    tenant, users, self_edit = run(state.with_service(_show))
     if as_json:
-        print_json(tenant_record(tenant, users))
+        print_json({**tenant_record(tenant, users), "self_edit_fields": list(self_edit)})
         return
     print_fields([
         ("slug", tenant.slug),
@@ -99,6 +99,7 @@ def show(state: AppState, slug: str, as_json: bool) -> None:
         ("finger log", tenant.finger_log),
         ("users", users),
         ("created", tenant.created_at),
+        ("self-edit fields", ",".join(self_edit) or "none"),
     ])
 
 
@@ -115,12 +116,23 @@ def show(state: AppState, slug: str, as_json: bool) -> None:
               help="Allow finger forwarding (user@otherhost) for this tenant.")
 @click.option("--finger-log/--no-finger-log", default=None,
               help="Let users who opt in see who fingered them (networks only; default off).")
+@click.option("--self-edit-fields", metavar="LIST",
+              help="Profile fields users may edit on their self-service page: a comma list "
+                   "of full_name,office,phone,project, or none.")
 @pass_state
 @handle_errors
 def set_(state: AppState, slug: str, name: str | None, add_domains: tuple[str, ...],
          remove_domains: tuple[str, ...], list_users: bool | None,
-         forwarding: bool | None, finger_log: bool | None) -> None:
+         forwarding: bool | None, finger_log: bool | None,
+         self_edit_fields: str | None) -> None:
     """Change a tenant's name, domains or settings."""
+    if self_edit_fields is not None:
+        fields = run(state.with_service(lambda s: s.set_self_edit_fields(
+            state.operator(), slug, self_edit_fields)))
+        click.echo(printable(f"tenant {slug}: users may edit {','.join(fields) or 'none'}"))
+        if (name is None and not add_domains and not remove_domains and list_users is None
+                and forwarding is None and finger_log is None):
+            return
     if (name is None and not add_domains and not remove_domains and list_users is None
             and forwarding is None and finger_log is None):
         raise InvalidInput("nothing to change: give --name, --add-domain, --remove-domain, "

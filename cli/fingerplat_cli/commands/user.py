@@ -18,6 +18,7 @@ from fingerplat.domain.model import StatusChange, Tenant, User
 from fingerplat.domain.rules import PLAN_MAX_BYTES
 from fingerplat.domain.text import printable
 from fingerplat_cli.app import AppState, handle_errors, pass_state, run
+from fingerplat_cli.commands.admin import read_password
 from fingerplat_cli.output import print_block, print_fields, print_json, print_table
 
 if TYPE_CHECKING:
@@ -310,3 +311,21 @@ def fingered(state: AppState, name: str, tenant: str | None, limit: int, as_json
     print_table(["WHEN", "CHANNEL", "NETWORK"],
                 [[e.at, e.channel, e.network] for e in entries],
                 empty="nobody fingered this user lately (or the finger log is off)")
+
+
+@command.command("passwd")
+@click.argument("name")
+@tenant_option
+@pass_state
+@handle_errors
+def passwd(state: AppState, name: str, tenant: str | None) -> None:
+    """Set the self-service password of user NAME (prompted twice, or two lines on stdin).
+
+    The user then signs in at /login (or /t/<tenant>/login) to change their
+    own status, plan and the profile fields the tenant allows. Their open
+    self-service sessions end.
+    """
+    password = read_password(twice_from_stdin=True)
+    user = run(state.with_service(
+        lambda s: s.set_user_password(state.operator(), tenant, name, password)))
+    click.echo(printable(f"password of {user.username} set{_tenant_label(tenant)}"))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from fingerplat.adapters.web import api, ops, pages, webfinger, xmlrpc
+from fingerplat.adapters.web import api, ops, pages, self_service, webfinger, xmlrpc
 from fingerplat.adapters.web.admin import build_admin_app
 from fingerplat.adapters.web.client_address import client_address_middleware
 from fingerplat.adapters.web.keys import METRICS, SERVICE, SETTINGS
@@ -64,5 +64,6 @@ def build_app(
     # (the pages also name it with <link rel="icon">).
     app.router.add_get("/favicon.ico", _favicon)
     app.add_subapp("/admin/", build_admin_app(service, secure=secure, metrics=metrics))
+    self_service.add_routes(app.router)
     pages.add_routes(app.router)
     return app

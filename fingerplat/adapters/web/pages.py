@@ -28,6 +28,7 @@ RECENT_HISTORY = 6
 RESERVED = frozenset({
     "admin", "api", "static", "t", "healthz", "metrics", "rpc2", ".well-known",
     "favicon.ico", "robots.txt",
+    "login", "logout", "me",  # the self-service page (self_service.py)
 })
 
 

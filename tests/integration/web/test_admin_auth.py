@@ -43,15 +43,18 @@ async def test_login_sets_a_fresh_httponly_strict_cookie(
     admin: AdminClient, web_server: RunningWeb, operator: Context
 ) -> None:
     login_page = await admin.get("/admin/login")
-    anonymous_id = admin.cookie()
-    assert anonymous_id
+    # The anonymous form gets no session: only a nonce cookie for its CSRF token.
+    assert admin.cookie() is None
+    nonce = admin.cookie("fingerplat_admin_login")
+    assert nonce and nonce not in login_page.text
     cookie = login_page.set_cookie[0]
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/admin" in cookie
     assert "Secure" not in cookie  # plain HTTP listener
     page = await admin.post("/admin/login", {"name": ROOT_NAME, "password": ROOT_PASSWORD,
                                              "next": "/admin/admins"})
     assert page.status == 303 and page.location == "/admin/admins"
-    assert admin.cookie() != anonymous_id  # a new session id after login: no fixation
+    session_id = admin.cookie()
+    assert session_id and len(session_id) >= 43  # 256 random bits
     assert "HttpOnly" in page.set_cookie[0] and "SameSite=Strict" in page.set_cookie[0]
     page = await admin.get("/admin/tenants")
     assert page.status == 200
@@ -59,6 +62,10 @@ async def test_login_sets_a_fresh_httponly_strict_cookie(
     logins = await web_audit(web_server.service, operator, "auth.login")
     assert [(e.actor, e.outcome) for e in logins] == [("admin:root", "ok")]
     assert logins[0].remote_addr == "127.0.0.1"
+    # A second login gets another session id: nothing chosen before a login survives it.
+    await admin.post("/admin/logout")
+    await admin.login(ROOT_NAME, ROOT_PASSWORD)
+    assert admin.cookie() not in (None, session_id)
 
 
 async def test_open_redirect_after_login_is_refused(admin: AdminClient) -> None:

@@ -7,7 +7,6 @@ from aiohttp import web
 from fingerplat.adapters.web.admin import state
 from fingerplat.adapters.web.admin.handlers import ROUTE_TABLES
 from fingerplat.adapters.web.admin.middleware import MIDDLEWARES
-from fingerplat.adapters.web.admin.sessions import SessionStore
 from fingerplat.metrics import Metrics
 from fingerplat.service.core import FingerplatService
 
@@ -20,20 +19,18 @@ def build_admin_app(
     *,
     secure: bool,
     metrics: Metrics,
-    sessions: SessionStore | None = None,
 ) -> web.Application:
     """The admin UI as an aiohttp application, to be mounted at ``/admin/``.
 
     ``secure`` marks the session cookie ``Secure`` (set it when the listener
-    serves HTTPS). ``sessions`` can be passed in to share them between
-    listeners or to control their clocks in tests. Login throttling is the
-    service's (shared by every worker and node, fingerplat/service/throttle.py).
+    serves HTTPS). Sessions live in the database, through the service, and
+    login throttling is the service's too (shared by every worker and node,
+    fingerplat/service/throttle.py).
     """
     app = web.Application(middlewares=MIDDLEWARES, client_max_size=MAX_FORM_BYTES)
     app[state.SERVICE] = service
     app[state.METRICS] = metrics
     app[state.SECURE] = secure
-    app[state.SESSIONS] = sessions if sessions is not None else SessionStore()
     app[state.JINJA] = state.make_environment()
     for table in ROUTE_TABLES:
         app.router.add_routes(table)

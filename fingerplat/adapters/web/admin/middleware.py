@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from fingerplat.adapters.web import browser_session
 from fingerplat.adapters.web.admin import state
 from fingerplat.adapters.web.admin.refusals import audit_refusal
 from fingerplat.domain.errors import (
@@ -36,7 +37,9 @@ CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'"
 )
-PUBLIC_PATHS = (state.PREFIX + "/login", state.PREFIX + "/static/")
+LOGIN_PATH = state.PREFIX + "/login"
+STATIC_PREFIX = state.PREFIX + "/static/"
+PUBLIC_PATHS = (LOGIN_PATH, STATIC_PREFIX)
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 _STATUS = {
@@ -86,21 +89,31 @@ async def headers_and_metrics(request: web.Request, handler: Handler) -> web.Str
 
 @web.middleware
 async def load_session(request: web.Request, handler: Handler) -> web.StreamResponse:
-    store = request.app[state.SESSIONS]
-    s = store.get(request.cookies.get(state.COOKIE_NAME))
-    request[state.SESSION_KEY] = s
+    """One indexed lookup in the database: the session and the account behind it.
+
+    A removed admin account (from any channel or node) finds no session here:
+    the lookup reads the account's current row, and the foreign key's cascade
+    deletes the session rows with the account.
+    """
+    if request.path.startswith(STATIC_PREFIX):  # a stylesheet needs no session lookup
+        request[state.SESSION_KEY] = None
+        return await handler(request)
+    service = request.app[state.SERVICE]
+    request[state.SESSION_KEY] = await browser_session.load(
+        service, request.cookies.get(state.COOKIE_NAME), state.SESSION_KIND)
     try:
         response = await handler(request)
     except web.HTTPException as exc:
-        _set_cookie(request, exc)
+        await _finish(request, exc)
         raise
-    _set_cookie(request, response)
+    await _finish(request, response)
     return response
 
 
-def _set_cookie(request: web.Request, response: web.StreamResponse) -> None:
-    """(Re)issue the cookie when the handler created, rotated or dropped the session."""
+async def _finish(request: web.Request, response: web.StreamResponse) -> None:
+    """Write back changed flashes, and (re)issue or drop the cookie as the handler decided."""
     s = request.get(state.SESSION_KEY)
+    await browser_session.save(request.app[state.SERVICE], s)
     sent = request.cookies.get(state.COOKIE_NAME)
     if response.prepared:
         return
@@ -108,11 +121,9 @@ def _set_cookie(request: web.Request, response: web.StreamResponse) -> None:
         if sent:
             response.del_cookie(state.COOKIE_NAME, path=state.PREFIX)
         return
-    if s.id != sent:
-        response.set_cookie(
-            state.COOKIE_NAME, s.id, path=state.PREFIX, httponly=True,
-            secure=request.app[state.SECURE], samesite="Strict",
-        )
+    if s.token != sent:
+        browser_session.set_session_cookie(response, state.COOKIE_NAME, s.token,
+                                           path=state.PREFIX, secure=request.app[state.SECURE])
 
 
 @web.middleware
@@ -120,12 +131,7 @@ async def require_login(request: web.Request, handler: Handler) -> web.StreamRes
     if request.path.startswith(PUBLIC_PATHS):
         return await handler(request)
     s = state.session(request)
-    if s is not None and s.principal is not None and not await request.app[
-            state.SERVICE].admin_session_valid(s.principal):
-        # The admin account was removed (or replaced) since this session began.
-        request.app[state.SESSIONS].drop(s.id)
-        request[state.SESSION_KEY] = s = None
-    if s is None or not s.authenticated:
+    if s is None:
         if request.method in UNSAFE_METHODS:
             await audit_refusal(request, "web.form", "form sent without a live session")
             return error_page(request, 403, "Session expired",
@@ -137,12 +143,22 @@ async def require_login(request: web.Request, handler: Handler) -> web.StreamRes
 
 @web.middleware
 async def check_csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every state-changing request must echo the session's CSRF token from its form."""
+    """Every state-changing request must echo its CSRF token from the form.
+
+    The login form's token is the signature of the nonce in the visitor's
+    login cookie (no session exists yet); every other form's is the session's.
+    """
     if request.method in UNSAFE_METHODS:
         s = state.session(request)
         form = await request.post()
         token = form.get("csrf_token")
-        if s is None or not isinstance(token, str) or not s.csrf_matches(token):
+        if request.path == LOGIN_PATH:
+            key = await request.app[state.SERVICE].shared_key()
+            ok = browser_session.login_form_valid(request, key, state.LOGIN_PURPOSE,
+                                                  state.LOGIN_COOKIE_NAME, token)
+        else:
+            ok = s is not None and isinstance(token, str) and s.csrf_matches(token)
+        if not ok:
             log.info("refused %s %s: missing or wrong CSRF token", request.method, request.path)
             await audit_refusal(request, "web.csrf", "missing or wrong CSRF token")
             return error_page(

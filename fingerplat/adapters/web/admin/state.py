@@ -14,7 +14,7 @@ from urllib.parse import quote, urlencode
 import jinja2
 from aiohttp import web
 
-from fingerplat.adapters.web.admin.sessions import Session, SessionStore
+from fingerplat.adapters.web.browser_session import Session
 from fingerplat.adapters.web.templating import neutralise
 from fingerplat.domain.model import Channel, Context, Principal, Role, Token
 from fingerplat.metrics import Metrics
@@ -23,11 +23,14 @@ from fingerplat.service.core import FingerplatService
 # The web adapter mounts this sub-application here (``add_subapp("/admin/", ...)``).
 PREFIX = "/admin"
 COOKIE_NAME = "fingerplat_admin"
+# The login form's CSRF nonce (signed double submit: no server-side state).
+LOGIN_COOKIE_NAME = "fingerplat_admin_login"
+LOGIN_PURPOSE = "admin-login"
+SESSION_KIND = "admin"
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 STATIC_DIR = Path(__file__).parent / "static"
 
 SERVICE = web.AppKey("admin_service", FingerplatService)
-SESSIONS = web.AppKey("admin_sessions", SessionStore)
 METRICS = web.AppKey("admin_metrics", Metrics)
 SECURE = web.AppKey("admin_secure", bool)
 JINJA = web.AppKey("admin_jinja", jinja2.Environment)
@@ -150,7 +153,7 @@ def render(
         me=p,
         platform_admin=p is not None and p.role is Role.PLATFORM_ADMIN,
         home_tenant=s.home_tenant if s else None,
-        csrf_token=s.csrf_token if s else "",
+        csrf_token=values.pop("csrf_token", s.csrf_token if s else ""),
         flashes=s.take_flashes() if s else [],
         **values,
     )

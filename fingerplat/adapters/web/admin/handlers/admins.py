@@ -64,8 +64,7 @@ async def remove_admin(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
     await state.service(request).remove_admin(state.context(request), name)
     label = f"admin:{rules.admin_name(name)}"
-    # End the removed admin's sessions here at once (possibly our own).
-    request.app[state.SESSIONS].drop_principal(label)
+    # The account's session rows went with it (foreign key cascade), ours too if it was us.
     if state.principal(request).name == label:
         request[state.SESSION_KEY] = None
         raise web.HTTPSeeOther(state.url("/login"))

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from aiohttp import web
 
+from fingerplat.adapters.web import browser_session
 from fingerplat.adapters.web.admin import state
 from fingerplat.domain.errors import AuthenticationFailed, TooManyAttempts
-from fingerplat.domain.model import Channel, Context, Role
+from fingerplat.domain.model import Channel, Principal, Role
 
 routes = web.RouteTableDef()
 
@@ -28,21 +31,61 @@ def _wait_text(seconds: float) -> str:
     return f"{math.ceil(s / 60)} minutes"
 
 
-def _login_page(request: web.Request, *, status: int = 200, error: str = "",
-                name: str = "", next_path: str = "") -> web.Response:
+async def _login_page(request: web.Request, *, nonce: str, status: int = 200, error: str = "",
+                      name: str = "", next_path: str = "") -> web.Response:
+    key = await state.service(request).shared_key()
     return state.render(request, "login.html", status=status, error=error, name=name,
-                        next_path=_safe_next(next_path))
+                        next_path=_safe_next(next_path),
+                        csrf_token=browser_session.login_form_token(key, state.LOGIN_PURPOSE,
+                                                                    nonce))
 
 
 @routes.get("/login")
 async def login_form(request: web.Request) -> web.StreamResponse:
     s = state.session(request)
-    if s is not None and s.authenticated:
+    if s is not None:
         raise web.HTTPSeeOther(_safe_next(request.query.get("next")))
-    if s is None:
-        # An anonymous session just to carry the login form's CSRF token.
-        request[state.SESSION_KEY] = request.app[state.SESSIONS].create()
-    return _login_page(request, next_path=request.query.get("next", ""))
+    # No session for an anonymous visitor: the form's CSRF token is the signature
+    # of a nonce kept in the visitor's own cookie (signed double submit).
+    nonce, new = browser_session.login_nonce(request, state.LOGIN_COOKIE_NAME)
+    page = await _login_page(request, next_path=request.query.get("next", ""), nonce=nonce)
+    if new:
+        browser_session.set_login_cookie(page, state.LOGIN_COOKIE_NAME, nonce,
+                                         path=state.PREFIX, secure=request.app[state.SECURE])
+    return page
+
+
+@dataclass(frozen=True, slots=True)
+class LoginRefused:
+    """Why a login was refused: the HTTP status, the sentence for the form, the wait."""
+
+    status: int
+    message: str
+    retry_after: int = 0
+
+
+async def checked_login(
+    authenticate: Callable[[], Awaitable[Principal]], wrong: str,
+) -> Principal | LoginRefused:
+    """The one login procedure of the web: the service's answer, as a page would say it.
+
+    The admin login and the self-service login (``/login``) both come here.
+    The service throttles (in the database, shared by every worker and node,
+    counted before the password is checked) and audits; ``wrong`` is the
+    refusal sentence.
+    """
+    try:
+        return await authenticate()
+    except TooManyAttempts as error:
+        return LoginRefused(
+            429, f"Too many failed logins. Wait {_wait_text(error.retry_after)} before "
+                 "trying again.", int(error.retry_after))
+    except AuthenticationFailed as error:
+        message = wrong
+        if error.retry_after > 0:
+            message += (f" Too many failed logins: wait {_wait_text(error.retry_after)} "
+                        "before trying again.")
+        return LoginRefused(401, message)
 
 
 @routes.post("/login")
@@ -51,32 +94,20 @@ async def login(request: web.Request) -> web.StreamResponse:
     name = str(form.get("name", ""))[:200]
     password = str(form.get("password", ""))[:1024]
     next_path = str(form.get("next", ""))
-    # The service throttles (shared by every worker and node, counted before
-    # the password is checked) and audits; here its answers become pages.
-    try:
-        principal = await state.service(request).authenticate_admin(
-            name, password, Channel.WEB, request.remote
-        )
-    except TooManyAttempts as error:
-        page = _login_page(
-            request, status=429, name=name, next_path=next_path,
-            error=f"Too many failed logins. Wait {_wait_text(error.retry_after)} before "
-                  "trying again.",
-        )
-        page.headers["Retry-After"] = str(error.retry_after)
+    service = state.service(request)
+    outcome = await checked_login(
+        lambda: service.authenticate_admin(name, password, Channel.WEB, request.remote),
+        "Wrong admin name or password.",
+    )
+    if isinstance(outcome, LoginRefused):
+        nonce, _new = browser_session.login_nonce(request, state.LOGIN_COOKIE_NAME)
+        page = await _login_page(request, status=outcome.status, error=outcome.message,
+                                 name=name, next_path=next_path, nonce=nonce)
+        if outcome.retry_after:
+            page.headers["Retry-After"] = str(outcome.retry_after)
         return page
-    except AuthenticationFailed as error:
-        message = "Wrong admin name or password."
-        if error.retry_after > 0:
-            message += (f" Too many failed logins: wait {_wait_text(error.retry_after)} "
-                        "before trying again.")
-        return _login_page(request, status=401, error=message, name=name, next_path=next_path)
-    new = request.app[state.SESSIONS].login(state.session(request), principal)
-    if principal.role is Role.TENANT_ADMIN:
-        ctx = Context(principal, Channel.WEB, request.remote)
-        mine = await state.service(request).list_tenants(ctx)
-        new.home_tenant = mine[0].slug if mine else None
-    request[state.SESSION_KEY] = new
+    request[state.SESSION_KEY] = await browser_session.start(service, outcome,
+                                                             state.session(request))
     raise web.HTTPSeeOther(_safe_next(next_path))
 
 
@@ -84,7 +115,7 @@ async def login(request: web.Request) -> web.StreamResponse:
 async def logout(request: web.Request) -> web.StreamResponse:
     s = state.session(request)
     if s is not None:
-        request.app[state.SESSIONS].drop(s.id)
+        await state.service(request).end_web_session(s.token)
     request[state.SESSION_KEY] = None
     raise web.HTTPSeeOther(state.url("/login"))
 
