@@ -29,6 +29,7 @@ from sqlalchemy.engine import make_url
 
 from fingerplat.domain.errors import FingerplatError, SchemaOutOfDate, Unavailable
 from fingerplat.domain.model import User
+from fingerplat.repository.engine import asyncpg_dsn, normalize_url
 from fingerplat.repository.sql import _USER_WITH_PLAN_BY_NAME
 
 log = logging.getLogger(__name__)
@@ -54,8 +55,9 @@ class PgHotReads:
 
     def __init__(self, database_url: str, *, max_size: int, connect_timeout: float,
                  command_timeout: float) -> None:
-        url = make_url(database_url).set(drivername="postgresql")
-        self._dsn = url.render_as_string(hide_password=False)
+        # Every host of a multi-host URL, in asyncpg's form (a failover must find
+        # the new primary here too: see engine.asyncpg_dsn).
+        self._dsn = asyncpg_dsn(make_url(normalize_url(database_url)))
         self._max_size = max_size
         self._connect_timeout = connect_timeout
         self._command_timeout = command_timeout

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Hashable
 
 from fingerplat.domain import rules
-from fingerplat.domain.errors import Conflict, InvalidInput, NotFound
+from fingerplat.domain.errors import Conflict, InvalidInput, NotFound, Unavailable
 from fingerplat.domain.model import ChangeEvent, Context, PseudoUser, Tenant
 from fingerplat.service import permissions, pseudo_kinds
 from fingerplat.service.base import ServiceBase, user_target
@@ -110,7 +110,15 @@ class PseudoUserUseCases(ServiceBase):
         hit = cache.get(key)
         if hit is MISS:
             epoch = cache.epoch
-            hit = await self._pseudo_names(tenant)
+            try:
+                hit = await self._pseudo_names(tenant)
+            except Unavailable:
+                # The database is away (a failover): what this node held, as every
+                # public read does (ReadCache.held); else the outage shows.
+                hit = cache.held(key)
+                if hit is MISS:
+                    raise
+                return hit.get(name)  # type: ignore[no-any-return]
             cache.put(key, hit, epoch=epoch)
         return hit.get(name)  # type: ignore[no-any-return]
 

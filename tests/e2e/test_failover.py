@@ -158,6 +158,12 @@ command_timeout = 2
         load = Load(node, setter)
         tasks = [asyncio.create_task(load.read()), asyncio.create_task(load.write())]
         await load.accepted_after(0, 5, timeout=20)
+        # The web page too must have been answered (and so held) before the stop,
+        # as the finger answers were above: a page never asked has nothing to hold.
+        deadline = time.monotonic() + 20
+        while load.web_ok < 2:
+            assert time.monotonic() < deadline, f"no web page answered: {load.web_failed[:1]}"
+            await asyncio.sleep(0.05)
 
         # -- the primary goes away; the standby takes over ------------------------------
         log_mark = len(node.err)

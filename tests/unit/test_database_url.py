@@ -93,3 +93,15 @@ def test_a_failover_under_way_reads_as_database_unreachable() -> None:
         mapped = translate_db_error(error)
         assert isinstance(mapped, Unavailable) and str(mapped) == "database unreachable"
     assert translate_db_error(asyncpg.exceptions.DivisionByZeroError("division by zero")) is None
+
+
+def test_the_hot_read_pool_connects_to_every_listed_host():
+    # A cache miss's read has a pool of its own: it must find the new primary
+    # after a failover as the engine does (it once kept only one host).
+    from fingerplat.repository.hot_reads import PgHotReads
+
+    pool = PgHotReads("postgresql+asyncpg://u:pw@h1,h2:5433/db?target_session_attrs=read-write",
+                      max_size=1, connect_timeout=1, command_timeout=1)
+    dsn = pool._dsn
+    assert dsn.startswith("postgresql://u:pw@h1:5432,h2:5433/db")
+    assert "target_session_attrs=read-write" in dsn
