@@ -31,6 +31,7 @@ from fingerplat.domain.errors import FingerplatError, SchemaOutOfDate, Unavailab
 from fingerplat.domain.model import User
 from fingerplat.repository.engine import asyncpg_dsn, normalize_url
 from fingerplat.repository.sql import _USER_WITH_PLAN_BY_NAME
+from fingerplat.repository.sql import _user as sql_user
 
 log = logging.getLogger(__name__)
 
@@ -102,13 +103,9 @@ class PgHotReads:
                     "the database schema is missing: run `fingerplat db upgrade`") from error
         if row is None:
             return None
-        return User(
-            id=row["id"], tenant_id=row["tenant_id"], username=row["username"],
-            full_name=row["full_name"], office=row["office"], phone=row["phone"],
-            project=row["project"], hidden=row["hidden"], status=row["status"],
-            status_set_at=row["status_set_at"], plan=row["plan"] or "",
-            created_at=row["created_at"],
-        )
+        # The repository's own row -> User, so a column added there (finger_log)
+        # is never missing here: this read once answered finger_log = False.
+        return sql_user(row, plan=row["plan"] or "")  # type: ignore[arg-type]
 
     async def close(self) -> None:
         pool, self._pool = self._pool, None
