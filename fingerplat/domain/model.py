@@ -9,6 +9,10 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fingerplat.domain.visibility import NetworkPolicy
 
 
 class Channel(enum.StrEnum):
@@ -22,6 +26,7 @@ class Channel(enum.StrEnum):
     IRC = "irc"
     IMPORT = "import"
     FINGER = "finger"
+    SYSTEM = "system"  # the platform itself (a status expiring)
 
 
 class Role(enum.StrEnum):
@@ -77,6 +82,17 @@ class Tenant:
     is_default: bool
     domains: tuple[str, ...] = ()
     created_at: datetime | None = None
+    timezone: str = "UTC"
+    #: The fields public answers show; None: all of them (domain/visibility.py).
+    public_fields: frozenset[str] | None = None
+    trusted_networks: tuple[str, ...] = ()
+    rejected_networks: tuple[str, ...] = ()
+    #: Both network lists parsed once (None: the tenant has no networks).
+    networks: NetworkPolicy | None = field(default=None, compare=False, repr=False)
+
+    def shows(self, name: str) -> bool:
+        """Whether public answers show the user field ``name`` (``status``, ``plan``...)."""
+        return self.public_fields is None or name in self.public_fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +109,7 @@ class User:
     status_set_at: datetime | None = None
     plan: str = ""
     created_at: datetime | None = None
+    status_expires_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +120,7 @@ class StatusChange:
     set_at: datetime
     actor: str
     channel: str
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

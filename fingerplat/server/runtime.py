@@ -227,6 +227,11 @@ class Runtime:
         from fingerplat.server.auth_sweeper import start_auth_sweeper
 
         self.listeners.append(start_auth_sweeper(self.service))
+
+        from fingerplat.server.expiry_sweeper import start_expiry_sweeper
+
+        # Clears expired statuses (history and audit); reads never wait for it.
+        self.listeners.append(start_expiry_sweeper(self.service))
         for listener in self.listeners:
             for address in listener.addresses:
                 self.announce(f"{listener.name} listening on {address}")

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import click
 
 from fingerplat.domain.errors import InvalidInput
+from fingerplat.domain.expiry import Expiry
 from fingerplat.domain.model import StatusChange, Tenant, User
 from fingerplat.domain.rules import PLAN_MAX_BYTES
 from fingerplat.domain.text import printable
@@ -42,6 +43,7 @@ def user_record(user: User, tenant_slug: str, *, with_plan: bool = True) -> dict
         "hidden": user.hidden,
         "status": user.status,
         "status_set_at": user.status_set_at,
+        "status_expires_at": user.status_expires_at,
         "created_at": user.created_at,
     }
     if with_plan:
@@ -55,6 +57,7 @@ def change_record(change: StatusChange) -> dict[str, Any]:
         "set_at": change.set_at,
         "actor": change.actor,
         "channel": change.channel,
+        "expires_at": change.expires_at,
     }
 
 
@@ -118,14 +121,25 @@ def edit(state: AppState, name: str, tenant: str | None, full_name: str | None,
 @click.argument("name")
 @click.argument("status")
 @tenant_option
+@click.option("--for", "for_", metavar="DURATION",
+              help="The status expires after DURATION: 90s, 45m, 2h, 1h30m, 1d.")
+@click.option("--until", metavar="TIME",
+              help="The status expires at TIME: HH:MM (the next one in the tenant's "
+                   "time zone) or RFC 3339 (2026-12-07T14:00:00Z).")
 @pass_state
 @handle_errors
-def set_(state: AppState, name: str, status: str, tenant: str | None) -> None:
+def set_(state: AppState, name: str, status: str, tenant: str | None, for_: str | None,
+         until: str | None) -> None:
     """Set the status of user NAME to STATUS (one line, at most 280 characters)."""
+    if for_ is not None and until is not None:
+        raise InvalidInput("give either --for or --until, not both")
+    expires = (Expiry.duration(for_) if for_ is not None
+               else Expiry.until(until) if until is not None else None)
     user = run(state.with_service(
-        lambda s: s.set_status(state.operator(), tenant, name, status)
+        lambda s: s.set_status(state.operator(), tenant, name, status, expires=expires)
     ))
-    click.echo(printable(f"{user.username}: {user.status}"))
+    suffix = f" (until {user.status_expires_at.isoformat()})" if user.status_expires_at else ""
+    click.echo(printable(f"{user.username}: {user.status}{suffix}"))
 
 
 @command.command("clear")
@@ -166,6 +180,7 @@ def show(state: AppState, name: str, tenant: str | None, as_json: bool) -> None:
         ("hidden", user.hidden),
         ("status", user.status if user.status is not None else "-"),
         ("status set", user.status_set_at),
+        ("status expires", user.status_expires_at or "-"),
         ("created", user.created_at),
     ])
     if user.plan:
@@ -191,8 +206,9 @@ def history(state: AppState, name: str, tenant: str | None, limit: int, as_json:
         print_json([change_record(c) for c in changes])
         return
     print_table(
-        ["WHEN", "ACTOR", "CHANNEL", "STATUS"],
-        [[c.set_at, c.actor, c.channel, c.text if c.text is not None else "(cleared)"]
+        ["WHEN", "ACTOR", "CHANNEL", "STATUS", "EXPIRES"],
+        [[c.set_at, c.actor, c.channel, c.text if c.text is not None else "(cleared)",
+          c.expires_at or "-"]
          for c in changes],
         empty="no status changes yet",
     )

@@ -19,6 +19,13 @@ keyed by the raw query line and tagged with the user they show, so the change
 events that invalidate the user's data drop the rendered answer at the same
 moment (fingerplat/service/cache.py). Lists, forwarded answers and errors are
 never kept.
+
+Networks (SPEC section 13): a client in a network the answering tenant
+rejects gets one refusal line, and a tenant with trusted networks lists its
+users only to them. A kept answer of a tenant without networks is plain
+bytes (the cached path pays one type check); one of a tenant with rejected
+networks is kept as a :class:`_Guarded` answer that checks the client first.
+An answer showing a status that expires is kept with that deadline.
 """
 
 from __future__ import annotations
@@ -36,8 +43,10 @@ from fingerplat.domain.errors import (
 )
 from fingerplat.domain.model import Tenant, User
 from fingerplat.domain.text import printable
+from fingerplat.domain.visibility import NetworkPolicy
 from fingerplat.service import FingerplatService
 from fingerplat.service.cache import MISS, ReadCache, UserTag
+from fingerplat.service.cached_reads import deadline_of
 
 log = logging.getLogger("fingerplat.finger")
 
@@ -46,6 +55,44 @@ ForwardFn = Callable[[str, list[str], bool], Awaitable[list[str]]]
 
 HISTORY_LINES = 5
 FORWARDING_DENIED = "forwarding denied: this server does not forward finger queries"
+REJECTED_NETWORK = "your network is not allowed to finger this site"
+LIST_UNTRUSTED = "the user list is only given to trusted networks; finger a user by name instead"
+REJECTED_BYTES = render.encode(render.refusal(REJECTED_NETWORK))
+
+
+class _Guarded:
+    """A kept answer of a tenant that rejects networks: checked against the client."""
+
+    __slots__ = ("data", "policy")
+
+    def __init__(self, data: bytes, policy: NetworkPolicy) -> None:
+        self.data = data
+        self.policy = policy
+
+    def for_peer(self, peer: str | None) -> bytes:
+        return REJECTED_BYTES if self.policy.rejects(peer) else self.data
+
+    def count(self, sub: bytes) -> int:  # a held answer's line count, as for bytes
+        return self.data.count(sub)
+
+
+def _kept(data: bytes, tenant: Tenant) -> bytes | _Guarded:
+    """What to keep for an answer of ``tenant``: the bytes, or guarded ones."""
+    policy = tenant.networks
+    return _Guarded(data, policy) if policy is not None and policy.rejected else data
+
+
+class _Answered:
+    """Answer lines plus what decides whether and how long they may be kept."""
+
+    __slots__ = ("lines", "tenant", "user", "viewed")
+
+    def __init__(self, lines: list[str], user: UserTag | None = None,
+                 viewed: User | None = None, tenant: Tenant | None = None) -> None:
+        self.lines = lines
+        self.user = user
+        self.viewed = viewed
+        self.tenant = tenant
 
 
 class FingerAnswerer:
@@ -67,32 +114,35 @@ class FingerAnswerer:
         if cache is not None and all(w.tenant != tenant for w in cache.warmers):
             cache.warmers.append(self)  # serve warms the cache with our answers (one per tenant)
 
-    def warm_entry(self, tenant: Tenant, user: User) -> tuple[Hashable, bytes]:
+    def warm_entry(self, tenant: Tenant, user: User) -> tuple[Hashable, bytes | _Guarded]:
         """The key and bytes of the short answer about ``user`` asked by name on this listener.
 
         The same bytes as :meth:`answer_bytes` makes for the query line
-        ``user.username``, so a warmed entry is indistinguishable from a filled one.
+        ``user.username``, so a warmed entry is indistinguishable from a filled one
+        (``user`` is the public view: the service applied expiry and public fields).
         """
-        data = render.encode(render.user_entry(user, verbose=False, history=[]))
-        return ("finger", self.tenant, user.username.encode()), data
+        data = render.encode(render.user_entry(user, verbose=False, history=[], tenant=tenant))
+        return ("finger", self.tenant, user.username.encode()), _kept(data, tenant)
 
-    def cached(self, raw: bytes) -> bytes | None:
+    def cached(self, raw: bytes, peer: str | None = None) -> bytes | None:
         """The wire bytes of a kept answer to exactly this query line, or None.
 
         Synchronous on purpose: a hit is answered from ``data_received``
-        without a task or any await.
+        without a task or any await. ``peer`` is the client's address.
         """
         cache = self.service.read_cache
         if cache is None:
             return None
         hit = cache.get(("finger", self.tenant, raw))
-        if hit is not MISS:
+        if hit.__class__ is bytes:
             return hit  # type: ignore[no-any-return]
+        if hit is not MISS:
+            return hit.for_peer(peer)  # type: ignore[no-any-return]
         if cache.membership is None:
             return None
-        return self._absent(cache, raw)
+        return self._absent(cache, raw, peer)
 
-    def _absent(self, cache: ReadCache, raw: bytes) -> bytes | None:
+    def _absent(self, cache: ReadCache, raw: bytes, peer: str | None = None) -> bytes | None:
         """"No such user" for a name the membership knows is missing or hidden.
 
         Answered here, on accept, from what is already in memory (the tenant
@@ -113,53 +163,64 @@ class FingerAnswerer:
             hosts = hosts[:-1]
         if not isinstance(tenant, Tenant) or not cache.absent(tenant.id, query.user):
             return None
+        if tenant.networks is not None and tenant.networks.rejects(peer):
+            return REJECTED_BYTES
         return render.encode(render.no_such_user(query.user))
 
-    async def answer_bytes(self, raw: bytes) -> tuple[bytes, int]:
+    async def answer_bytes(self, raw: bytes, peer: str | None = None) -> tuple[bytes, int]:
         """The wire bytes and line count for one raw query line; never raises."""
         cache = self.service.read_cache
         epoch = cache.epoch if cache is not None else 0
-        lines, user = await self._answer_tagged(raw)
+        answered = await self._answer_tagged(raw, peer)
+        lines = answered.lines
         if cache is not None and lines == [render.UNAVAILABLE]:
             # The database is unreachable (a failover): the answer kept when
             # this node lost track of changes beats an error (ReadCache.held).
             held = cache.held(("finger", self.tenant, raw))
             if held is not MISS:
-                return held, held.count(b"\r\n")
+                data = held if held.__class__ is bytes else held.for_peer(peer)
+                return data, data.count(b"\r\n")
         data = render.encode(lines)
-        if cache is not None and user is not None:
-            cache.put(("finger", self.tenant, raw), data, epoch=epoch, user=user)
+        if cache is not None and answered.user is not None and answered.tenant is not None:
+            cache.put(("finger", self.tenant, raw), _kept(data, answered.tenant), epoch=epoch,
+                      user=answered.user, deadline=deadline_of(answered.viewed))
         return data, len(lines)
 
-    async def answer(self, raw: bytes) -> list[str]:
+    async def answer(self, raw: bytes, peer: str | None = None) -> list[str]:
         """Answer lines for one raw query line; never raises (except cancellation)."""
-        return (await self._answer_tagged(raw))[0]
+        return (await self._answer_tagged(raw, peer)).lines
 
-    async def _answer_tagged(self, raw: bytes) -> tuple[list[str], UserTag | None]:
+    async def _answer_tagged(self, raw: bytes, peer: str | None) -> _Answered:
         """Lines, and the user they show when the answer may be kept (else None)."""
         try:
-            return await self._answer(parse_query(raw))
+            return await self._answer(parse_query(raw), peer)
         except Unavailable:
-            return [render.UNAVAILABLE], None
+            return _Answered([render.UNAVAILABLE])
         except FingerplatError as error:
-            return render.refusal(str(error)), None
+            return _Answered(render.refusal(str(error)))
         except Exception:
             log.exception("finger query %r failed", raw[:100])
-            return [render.INTERNAL_ERROR], None
+            return _Answered([render.INTERNAL_ERROR])
 
-    async def _answer(self, query: FingerQuery) -> tuple[list[str], UserTag | None]:
+    async def _answer(self, query: FingerQuery, peer: str | None) -> _Answered:
         tenant = await self.service.resolve_tenant(self.tenant)
         while query.hosts:
             local = await self.service.tenant_for_host(query.hosts[-1])
             if local is None:
-                return await self._forward(tenant, query), None
+                return _Answered(await self._forward(tenant, query))
             tenant, query = local, query.without_last_host()
+        policy = tenant.networks
+        if policy is not None and policy.rejects(peer):
+            return _Answered(render.refusal(REJECTED_NETWORK))
         if query.is_list:
-            return await self._list(tenant), None
+            if policy is not None and not policy.lists_to(peer):
+                return _Answered(render.refusal(LIST_UNTRUSTED))
+            return _Answered(await self._list(tenant))
         cache = self.service.read_cache
         if cache is not None and cache.absent(tenant.id, query.user):
-            return render.no_such_user(query.user), None  # not kept: see _absent
-        return await self._user(tenant, query), (tenant.id, query.user)
+            return _Answered(render.no_such_user(query.user))  # not kept: see _absent
+        lines, viewed = await self._user(tenant, query)
+        return _Answered(lines, (tenant.id, query.user), viewed, tenant)
 
     async def _forward(self, tenant: Tenant, query: FingerQuery) -> list[str]:
         if not tenant.forwarding or self.forward is None:
@@ -173,18 +234,19 @@ class FingerAnswerer:
         except PermissionDenied:
             return render.refusal(f"{tenant.name} does not publish its user list; "
                                   "finger a user by name instead")
-        return render.user_list(page.users, page.total)
+        return render.user_list(page.users, page.total, tenant)
 
-    async def _user(self, tenant: Tenant, query: FingerQuery) -> list[str]:
+    async def _user(self, tenant: Tenant, query: FingerQuery) -> tuple[list[str], User | None]:
         # The rendered answer is kept (answer_bytes), not the objects behind it.
         user = await self.service.public_user(tenant, query.user, keep=False)
         if user is None:
-            return render.no_such_user(query.user)
+            return render.no_such_user(query.user), None
         history = []
         if query.verbose:
             try:
                 history = await self.service.public_history(tenant, user.username,
                                                             limit=HISTORY_LINES, keep=False)
             except NotFound:  # hidden or removed between the two reads
-                return render.no_such_user(query.user)
-        return render.user_entry(user, verbose=query.verbose, history=history)
+                return render.no_such_user(query.user), None
+        return render.user_entry(user, verbose=query.verbose, history=history,
+                                 tenant=tenant), user

@@ -307,7 +307,7 @@ class FingerServer:
             conn.close()
             return
         line = _first_line(received)
-        kept = self.answerer.cached(line) if line is not None else None
+        kept = self.answerer.cached(line, peer) if line is not None else None
         if kept is None:
             self._hand_over(conn, FingerProtocol(self, peer, received=received,
                                                  deadline=deadline))
@@ -504,7 +504,7 @@ class FingerProtocol(asyncio.Protocol):
             self._refuse_oversize()
             return
         assert self.transport is not None
-        kept = self.server.answerer.cached(line)
+        kept = self.server.answerer.cached(line, self.peer)
         if kept is not None:
             self._reply_at_once(line, kept)
             return
@@ -632,7 +632,7 @@ class FingerProtocol(asyncio.Protocol):
         server = self.server
         with server.tracker.track():
             started = time.perf_counter()
-            data, count = await server.answerer.answer_bytes(line)
+            data, count = await server.answerer.answer_bytes(line, self.peer)
             server.requests.inc()
             server.latency.observe(time.perf_counter() - started)
             if server.access_log:
