@@ -178,6 +178,8 @@ class UserPage:
     users: list[User]
     total: int
     next_cursor: str | None = None
+    #: The fields shown (None: all); public pages leave the others out.
+    fields: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,13 @@ def _settings(t: Tenant) -> dict[str, object]:
         "domains": list(t.domains),
         "list_users": t.list_users,
         "forwarding": t.forwarding,
+    }
+
+
+def _all_settings(t: Tenant) -> dict[str, object]:
+    """Every setting; the audit records the later ones (issue 15) only when they change."""
+    return {
+        **_settings(t),
         "timezone": t.timezone,
         "public_fields": (list(visibility.PUBLIC_FIELDS) if t.public_fields is None
                           else [f for f in visibility.PUBLIC_FIELDS if f in t.public_fields]),
@@ -189,10 +196,14 @@ class TenantUseCases(ServiceBase):
                 await repo.add_domain(tenant.id, d)
             updated = await repo.tenant_by_id(tenant.id)
             assert updated is not None
-            changed = _settings(updated) != _settings(tenant)
+            old, new = _all_settings(tenant), _all_settings(updated)
+            changed = old != new
             if changed:
+                keys = [*_settings(tenant), *(k for k in new if k not in _settings(tenant)
+                                              and old[k] != new[k])]
                 await self._audit(repo, ctx, "tenant.update", tenant.slug, tenant=tenant.slug,
-                                  before=_settings(tenant), after=_settings(updated))
+                                  before={k: old[k] for k in keys},
+                                  after={k: new[k] for k in keys})
         if changed:
             await self._publish(ChangeEvent("tenant", tenant.id, tenant.slug))
         return updated

@@ -123,7 +123,7 @@ class UserUseCases(ServiceBase):
         now = self.clock()
         fields = None if admin else tenant.public_fields
         shown = [visibility.public_view(expiry.live(u, now), fields) for u in users[:limit]]
-        return UserPage(users=shown, total=total, next_cursor=next_cursor)
+        return UserPage(users=shown, total=total, next_cursor=next_cursor, fields=fields)
 
     # -- admin reads -----------------------------------------------------------
 

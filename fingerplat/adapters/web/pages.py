@@ -16,9 +16,15 @@ from aiohttp import web
 from fingerplat.adapters.web.kept_pages import KeptPage, open_door, render_kept
 from fingerplat.adapters.web.keys import BASE, SERVICE, TENANT
 from fingerplat.adapters.web.templating import PUBLIC_TEMPLATES, TEMPLATE_GENERATION
-from fingerplat.adapters.web.tenancy import PREFIX_VAR, add_routed, tenant_routed
+from fingerplat.adapters.web.tenancy import (
+    PREFIX_VAR,
+    add_routed,
+    check_listing,
+    tenant_routed,
+)
 from fingerplat.domain import rules
 from fingerplat.domain.errors import NotFound, PermissionDenied
+from fingerplat.service.cached_reads import deadline_of
 
 DIRECTORY_PAGE = 50
 RECENT_HISTORY = 6
@@ -59,6 +65,7 @@ async def directory(request: web.Request) -> web.StreamResponse:
         raise web.HTTPFound(f"{base}/~{name}")
     cursor = request.query.get("cursor") or None
     search = (request.query.get("q") or "").strip() or None
+    check_listing(request, request[TENANT])
     try:
         page = await request.config_dict[SERVICE].directory(
             request[TENANT], limit=DIRECTORY_PAGE, cursor=cursor, search=search
@@ -99,10 +106,11 @@ async def user_page(request: web.Request) -> web.StreamResponse:
         raise web.HTTPMovedPermanently(f"{request[BASE]}/~{user.username}")
     history = await service.public_history(tenant, user.username, limit=RECENT_HISTORY)
     context = {"tenant": tenant, "base": request[BASE], "user": user, "history": history}
-    page, keepable = render_kept(request, "user.html", context, now=now)
+    page, keepable = render_kept(request, "user.html", context, now=now,
+                                 deadline=deadline_of(user))
     if cache is not None and keepable:
         tag = (tenant.id, user.username)
-        cache.put(key, page, epoch=epoch, user=tag)
+        cache.put(key, page, epoch=epoch, user=tag, deadline=page.deadline)
         open_door(cache, request, generation, page, user=tag, epoch=epoch)
     return page.response(now)
 
