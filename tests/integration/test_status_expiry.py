@@ -10,6 +10,7 @@ one ``status.expire`` audit event across racing nodes) is tested apart.
 from __future__ import annotations
 
 import asyncio
+import xmlrpc.client
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
@@ -20,7 +21,7 @@ from fingerplat.adapters.finger.server import FingerServer
 from fingerplat.config import Config
 from fingerplat.domain.errors import InvalidInput
 from fingerplat.domain.expiry import Expiry
-from fingerplat.domain.model import AuditQuery, Context
+from fingerplat.domain.model import AuditQuery, Context, TokenScope
 from fingerplat.repository.engine import create_engine
 from fingerplat.server.runtime import Runtime
 from fingerplat.service import FingerplatService
@@ -203,3 +204,73 @@ async def test_until_uses_the_tenant_time_zone(service: FingerplatService,
     assert (local.hour, local.minute) == (23, 59)
     with pytest.raises(InvalidInput, match="unknown time zone"):
         await service.update_tenant(operator, None, timezone="Nowhere/Special")
+
+
+async def test_expiry_through_api_xmlrpc_and_setter(database_url: str,
+                                                    operator: Context) -> None:
+    config = Config.model_validate({
+        "finger": {"listen": ["127.0.0.1:0"], "access_log": False},
+        "setter": {"listen": ["127.0.0.1:0"]},
+        "web": {"listen": ["127.0.0.1:0"]},
+    })
+    runtime = Runtime(config, database_url, announce=lambda _line: None, expiry_sweeper=False)
+    await runtime.start()
+    try:
+        node = Node(runtime)
+        service = node.service
+        await service.add_user(operator, None, "alice")
+        secret = (await service.create_token(operator, TokenScope.TENANT,
+                                             tenant_name="default")).secret
+        auth = {"Authorization": f"Bearer {secret}"}
+        url = node.web_base + "/api/v1/tenants/default/users/alice/status"
+        async with aiohttp.ClientSession() as session:
+            async with session.put(url, json={"status": "coffee", "expires_in": 600},
+                                   headers=auth) as response:
+                assert response.status == 200
+                body = await response.json()
+                assert body["status"] == "coffee" and body["expires_at"].endswith("Z")
+            async with session.put(url, json={"status": "tea",
+                                              "expires_at": "2026-01-01T00:00:00Z"},
+                                   headers=auth) as response:
+                assert response.status == 400
+                assert "in the past" in (await response.json())["error"]
+            for bad in ({"expires_in": -5}, {"expires_in": "soon"},
+                        {"expires_at": "14:00"}, {"expires_at": "x", "expires_in": 5}):
+                async with session.put(url, json={"status": "tea", **bad},
+                                       headers=auth) as response:
+                    assert response.status == 400, bad
+            async with session.get(node.web_base + "/api/v1/tenants/default/users/alice") as r:
+                assert (await r.json())["status"] == "coffee"  # the refused PUTs changed nothing
+            async with session.get(node.web_base + "/api/v1/openapi.json") as r:
+                schema = (await r.json())["components"]["schemas"]
+                assert {"expires_at", "expires_in"} <= set(schema["StatusBody"]["properties"])
+
+        host = node.web_base.removeprefix("http://")
+        proxy = xmlrpc.client.ServerProxy(f"http://x:{secret}@{host}/RPC2")
+        assert await asyncio.to_thread(proxy.setUser, "alice", "meeting", 3600)
+        user = await service.get_user(operator, None, "alice")
+        assert user.status == "meeting" and user.status_expires_at is not None
+        with pytest.raises(xmlrpc.client.Fault) as fault:
+            await asyncio.to_thread(proxy.setUser, "alice", "meeting", -1)
+        assert "more than 0 seconds" in fault.value.faultString
+        with pytest.raises(xmlrpc.client.Fault):
+            await asyncio.to_thread(proxy.setUser, "alice", "meeting", "1h")
+
+        setter = next(lst for lst in runtime.listeners if lst.name == "setter")
+        s_host, s_port = setter.addresses[0].split(" ")[0].rsplit(":", 1)
+        reader, writer = await asyncio.open_connection(s_host, int(s_port))
+        try:
+            replies = []
+            for line in (f"AUTH {secret}", "EXPIRE alice 45m", "EXPIRE alice whenever",
+                         "EXPIRE alice", "CLEAR alice", "EXPIRE alice 14:00"):
+                writer.write(line.encode() + b"\r\n")
+                replies.append((await asyncio.wait_for(reader.readline(), 5)).decode().strip())
+        finally:
+            writer.close()
+        assert replies[0].startswith("+OK")
+        assert replies[1].startswith("+OK status of alice expires at 20")
+        assert replies[2].startswith("-ERR invalid expiry 'whenever'")
+        assert replies[3].startswith("-ERR usage: EXPIRE")
+        assert replies[5] == "-ERR alice has no status to expire"
+    finally:
+        await runtime.stop()

@@ -8,6 +8,7 @@ works on a fresh installation.
 from __future__ import annotations
 
 import sys
+from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -59,6 +60,14 @@ def change_record(change: StatusChange) -> dict[str, Any]:
         "channel": change.channel,
         "expires_at": change.expires_at,
     }
+
+
+def _history_text(change: StatusChange) -> str:
+    if change.text is None:
+        return "(cleared)"
+    if change.expires_at is None:
+        return change.text
+    return f"{change.text} (until {change.expires_at.astimezone(UTC):%Y-%m-%d %H:%M:%SZ})"
 
 
 def _tenant_label(tenant: str | None) -> str:
@@ -138,7 +147,8 @@ def set_(state: AppState, name: str, status: str, tenant: str | None, for_: str 
     user = run(state.with_service(
         lambda s: s.set_status(state.operator(), tenant, name, status, expires=expires)
     ))
-    suffix = f" (until {user.status_expires_at.isoformat()})" if user.status_expires_at else ""
+    moment = user.status_expires_at
+    suffix = f" (until {moment.astimezone(UTC):%Y-%m-%d %H:%M:%SZ})" if moment else ""
     click.echo(printable(f"{user.username}: {user.status}{suffix}"))
 
 
@@ -206,10 +216,8 @@ def history(state: AppState, name: str, tenant: str | None, limit: int, as_json:
         print_json([change_record(c) for c in changes])
         return
     print_table(
-        ["WHEN", "ACTOR", "CHANNEL", "STATUS", "EXPIRES"],
-        [[c.set_at, c.actor, c.channel, c.text if c.text is not None else "(cleared)",
-          c.expires_at or "-"]
-         for c in changes],
+        ["WHEN", "ACTOR", "CHANNEL", "STATUS"],
+        [[c.set_at, c.actor, c.channel, _history_text(c)] for c in changes],
         empty="no status changes yet",
     )
 

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from fingerplat.adapters.web import tenancy
 from fingerplat.adapters.web.keys import SERVICE
-from fingerplat.adapters.web.payloads import read_json_object, string_field
+from fingerplat.adapters.web.payloads import MalformedRequest, read_json_object, string_field
 from fingerplat.adapters.web.principals import (
     anonymous,
     audited_bearer_token,
@@ -178,13 +178,16 @@ async def get_history(request: web.Request) -> web.Response:
 def expiry_field(data: dict[str, Any]) -> Expiry | None:
     """``expires_at`` (RFC 3339) or ``expires_in`` (seconds), at most one of them."""
     at, seconds = data.get("expires_at"), data.get("expires_in")
-    if at is not None and seconds is not None:
-        raise InvalidInput("give either expires_at or expires_in, not both")
-    if at is not None:
-        return Expiry.at(expiry.expires_at(at, datetime.now(UTC)))
-    if seconds is not None:
-        expiry.expires_in(seconds, datetime.now(UTC))  # a clear 400 before any lookup
-        return Expiry.after(seconds)
+    try:
+        if at is not None and seconds is not None:
+            raise InvalidInput("give either expires_at or expires_in, not both")
+        if at is not None:
+            return Expiry.at(expiry.expires_at(at, datetime.now(UTC)))
+        if seconds is not None:
+            expiry.expires_in(seconds, datetime.now(UTC))  # a clear 400 before any lookup
+            return Expiry.after(seconds)
+    except InvalidInput as error:  # a bad duration or time is a bad request (400)
+        raise MalformedRequest(str(error)) from None
     return None
 
 
