@@ -373,6 +373,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "venv/bin/fingerplat) on the same databases, as 'fingerplat LABEL'")
     p.add_argument("--no-fingerplat", action="store_true", help="measure the peers only")
     p.add_argument("--no-web", action="store_true", help="start serve with no web listener")
+    p.add_argument("--tenant-features", action="store_true",
+                   help="seed with issue 15's tenant settings (public fields, networks, "
+                        "expiring statuses): compare with a run without")
     p.add_argument("--access-log", action="store_true",
                    help="keep fingerplat's per-query access log on (off by default)")
     p.add_argument("--config-extra", action="append", default=[], metavar="TOML",
@@ -441,7 +444,9 @@ def build_targets(args: argparse.Namespace, workdir: Path,
                 raise SystemExit(f"run: db upgrade failed on {db}: {step.stderr.strip()}")
             began = time.monotonic()
             subprocess.run([sys.executable, str(HERE / "seed.py"), url, "--users", str(users),
-                            "--pattern", args.pattern], check=True, timeout=900)
+                            "--pattern", args.pattern,
+                            *(["--tenant-features"] if args.tenant_features else [])],
+                           check=True, timeout=900)
             print(f"  seeded {users:,} users on {db} in {time.monotonic() - began:.1f}s",
                   file=sys.stderr)
             for spec in args.baseline:
