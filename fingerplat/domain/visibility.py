@@ -26,6 +26,7 @@ PUBLIC_FIELDS: tuple[str, ...] = (
     "full_name", "office", "phone", "project", "status", "plan", "history",
 )
 MAX_NETWORKS = 200
+_MAX_VERDICTS = 4096
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -99,18 +100,28 @@ def _order(text: str) -> tuple[int, int, int]:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class NetworkPolicy:
-    """A tenant's trusted and rejected networks, parsed once."""
+    """A tenant's trusted and rejected networks, parsed once.
+
+    ``rejects`` runs on every kept finger answer of a tenant with rejected
+    networks, so its verdicts are memoised per client address (a dict
+    lookup instead of address parsing and network tests; bounded).
+    """
 
     trusted: tuple[Network, ...]
     rejected: tuple[Network, ...]
+    _verdicts: dict[str | None, bool] = dataclasses.field(
+        default_factory=dict, compare=False, repr=False)
 
     def rejects(self, address: str | None) -> bool:
         """Whether a client at ``address`` is refused everything of this tenant."""
-        if not self.rejected:
-            return False
-        ip = _address(address)
-        return ip is not None and any(ip in net for net in self.rejected
-                                      if net.version == ip.version)
+        verdict = self._verdicts.get(address)
+        if verdict is None:
+            if len(self._verdicts) >= _MAX_VERDICTS:
+                self._verdicts.clear()
+            ip = _address(address)
+            verdict = self._verdicts[address] = ip is not None and any(
+                ip in net for net in self.rejected if net.version == ip.version)
+        return verdict
 
     def lists_to(self, address: str | None) -> bool:
         """Whether a client at ``address`` may have the tenant's user list."""
