@@ -411,3 +411,22 @@ async def test_tenant_time_zone_public_fields_and_networks_form(
     assert (tenant.trusted_networks, tenant.rejected_networks) == ((), ())
     assert tenant.public_fields == frozenset({"status"})  # no has_public_fields: unchanged
     assert await web_audit(svc, operator, "tenant.update")
+
+
+async def test_status_with_an_expiry_through_the_form(
+    admin: AdminClient, web_server: RunningWeb, operator: Context
+) -> None:
+    svc = web_server.service
+    await svc.add_user(operator, None, "alice")
+    await admin.get("/admin/tenants/default/users/alice")
+    page = await admin.post("/admin/tenants/default/users/alice/status",
+                            {"status": "at lunch", "expires": "soonish"})
+    assert page.status == 400 and "invalid expiry &#39;soonish&#39;" in page.text
+    assert "soonish" in page.text and "at lunch" in page.text  # the form as typed
+    page = await admin.post("/admin/tenants/default/users/alice/status",
+                            {"status": "at lunch", "expires": "45m"})
+    assert page.status == 303
+    page = await admin.get("/admin/tenants/default/users/alice")
+    assert 'id="status-until"' in page.text
+    user = await svc.get_user(operator, None, "alice")
+    assert user.status == "at lunch" and user.status_expires_at is not None
