@@ -129,14 +129,7 @@ class UserUseCases(ServiceBase):
 
     async def get_user(self, ctx: Context, tenant_name: str | None, name: str) -> User:
         """A user as an admin (or the user themself) sees it, hidden or not."""
-        async with self.uow(readonly=True) as repo:
-            tenant = await self._tenant(repo, tenant_name)
-            user = await self._user(repo, tenant, name)
-        privileged = permissions.can_write_status(ctx.principal, tenant.id, user.id)
-        if user.hidden and not privileged:
-            raise UserNotFound(user.username, tenant.slug)
-        user = expiry.live(user, self.clock())
-        return user if privileged else visibility.public_view(user, tenant.public_fields)
+        return (await self.user_view(ctx, tenant_name, name))[0]
 
     async def user_view(
         self, ctx: Context, tenant_name: str | None, name: str
