@@ -43,14 +43,23 @@ class ExpirySweeper:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="expiry-sweeper")
 
     async def _run(self) -> None:
+        failing = False  # log a failure once, not every second while the database is down
         while True:
             try:
                 while (done := await self.service.expire_due()) > 0:
                     self.cleared += done
+                if failing:
+                    log.info("expiry sweeps work again")
+                failing = False
             except FingerplatError as error:  # the database is down: try again later
-                log.warning("expiry sweep failed: %s", error)
+                if not failing:
+                    log.warning("expiry sweep failed (retrying every %gs): %s", self.interval,
+                                error)
+                failing = True
             except Exception:
-                log.exception("expiry sweep failed")
+                if not failing:
+                    log.exception("expiry sweep failed")
+                failing = True
             await asyncio.sleep(self.interval)
 
     async def close(self) -> None:
