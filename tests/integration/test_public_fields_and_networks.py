@@ -169,6 +169,9 @@ async def test_rejected_networks_are_refused_everywhere_even_when_kept(
     assert (await node.get("/api/v1/tenants/default/users"))[0] == 403
     status, text = await node.rpc("getUser", "alice")
     assert status == 403 and "not allowed" in text
+    status, _ = await node.get("/.well-known/webfinger",
+                               params={"resource": "acct:alice@wonder.example"})
+    assert status == 403
 
     await service.update_tenant(operator, None, add_rejected_networks=["::1/128"],
                                 remove_rejected_networks=["127.0.0.0/8"])
