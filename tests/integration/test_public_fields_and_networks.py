@@ -19,9 +19,14 @@ import pytest
 from fingerplat.adapters.finger.server import FingerServer
 from fingerplat.config import Config
 from fingerplat.domain.errors import InvalidInput, NotFound
+from fingerplat.domain.expiry import Expiry
 from fingerplat.domain.model import AuditQuery, Context, TokenScope
+from fingerplat.repository.engine import create_engine
 from fingerplat.server.runtime import Runtime
 from fingerplat.service import FingerplatService
+from tests.integration.test_membership import CountingNode
+from tests.integration.test_read_cache import start_node
+from tests.integration.test_status_expiry import until
 
 
 class Node:
@@ -207,3 +212,36 @@ async def test_trusted_networks_get_the_user_list_others_single_users(
     assert "alice" in (await node.get("/"))[1]
     tenant = await service.resolve_tenant(None)
     assert tenant.trusted_networks == ("127.0.0.1/32", "::1/128", "2001:db8::/32")
+
+
+async def test_answers_warmed_at_start_follow_the_tenant_settings(
+    database_url: str, operator: Context
+) -> None:
+    """``serve`` warms its cache with finger answers: they are public views too."""
+    engine = create_engine(database_url)
+    try:
+        other = FingerplatService(engine)
+        await other.add_user(operator, None, "alice", full_name="Alice Liddell")
+        await other.set_status(operator, None, "alice", "coffee", expires=Expiry.after(2))
+        await other.set_plan(operator, None, "alice", "a secret plan")
+        await other.update_tenant(operator, None, public_fields="full_name,status",
+                                  add_rejected_networks=["::1/128"])
+    finally:
+        await engine.dispose()
+    runtime = await start_node(database_url)
+    try:
+        node = CountingNode(runtime)
+        assert runtime._warming is not None
+        await runtime._warming
+        await node.finger("warm-up")  # the tenant
+        answer, reads = await node.reads_for("alice")
+        assert reads == 0  # warmed
+        assert "Status: coffee (since " in answer and "until" in answer
+        assert "secret plan" not in answer and "Plan" not in answer
+
+        async def expired() -> bool:
+            return "Status: (none)" in await node.finger("alice")
+
+        await until(expired)  # the warmed entry carried its deadline
+    finally:
+        await runtime.stop()
