@@ -105,7 +105,7 @@ class PgHotReads:
             full_name=row["full_name"], office=row["office"], phone=row["phone"],
             project=row["project"], hidden=row["hidden"], status=row["status"],
             status_set_at=row["status_set_at"], plan=row["plan"] or "",
-            created_at=row["created_at"],
+            created_at=row["created_at"], status_expires_at=row["status_expires_at"],
         )
 
     async def close(self) -> None:
