@@ -106,6 +106,7 @@ class PgHotReads:
             project=row["project"], hidden=row["hidden"], status=row["status"],
             status_set_at=row["status_set_at"], plan=row["plan"] or "",
             created_at=row["created_at"], status_expires_at=row["status_expires_at"],
+            finger_log=row["finger_log"],
         )
 
     async def close(self) -> None:
