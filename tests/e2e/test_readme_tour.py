@@ -76,4 +76,8 @@ async def test_every_line_of_the_tour_works_as_written(
     assert "+OK" in out and "-ERR" not in out  # the setter session
     assert "status.set" in out and "setter" in out  # the audit shows the setter's change
     assert '"subject": "acct:bob@acme.example"' in out.replace('":"', '": "')  # WebFinger
-    assert out.rstrip().endswith("giving a talk")  # XML-RPC getUser, after the setter's SET
+    # XML-RPC getUser, after the setter's SET (the pseudo-user and finger log lines follow it)
+    after_webfinger = out.split("acct:bob@acme.example", 1)[1]
+    assert "Recent status changes" in after_webfinger  # echo recent | nc
+    assert "giving a talk" in after_webfinger.split("Recent status changes", 1)[0]
+    assert out.rstrip().endswith("127.0.0.0/24")  # user fingered alice: the network only
