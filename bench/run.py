@@ -400,6 +400,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="who fingered me (issue 16): 'on' opts every tenant and user in; "
                         "'both' runs each fingerplat server twice, on twin databases, without "
                         "and with it, and prints the ratio of the same run")
+    p.add_argument("--tenant-features", action="store_true",
+                   help="seed with issue 15's tenant settings (public fields, networks, "
+                        "expiring statuses): compare with a run without")
     p.add_argument("--access-log", action="store_true",
                    help="keep fingerplat's per-query access log on (off by default)")
     p.add_argument("--config-extra", action="append", default=[], metavar="TOML",
@@ -473,7 +476,9 @@ def build_targets(args: argparse.Namespace, workdir: Path,
         began = time.monotonic()
         subprocess.run([sys.executable, str(HERE / "seed.py"), url, "--users", str(users),
                         "--pattern", args.pattern,
-                        *(["--finger-log"] if finger_log else [])], check=True, timeout=900)
+                        *(["--finger-log"] if finger_log else []),
+                        *(["--tenant-features"] if args.tenant_features else [])],
+                       check=True, timeout=900)
         print(f"  seeded {users:,} users on {db}{' (finger log on)' if finger_log else ''} "
               f"in {time.monotonic() - began:.1f}s", file=sys.stderr)
         for spec in args.baseline:

@@ -164,6 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--method", choices=("bulk", "service"), default="bulk")
     p.add_argument("--finger-log", action="store_true",
                    help="opt every tenant and user in to the finger log (who fingered me)")
+    p.add_argument("--tenant-features", action="store_true",
+                   help="the tenant uses public fields, a trusted and a rejected network, and "
+                        "every tenth status expires (in a day: it stays set during the runs)")
     args = p.parse_args(argv)
     if "{" not in args.pattern:
         raise SystemExit("seed: --pattern needs a {} placeholder for the index")
@@ -171,7 +174,41 @@ def main(argv: list[str] | None = None) -> int:
                             tenant=args.tenant, method=args.method,
                             finger_log=args.finger_log))
     print(f"seeded {args.users} users ({args.method}) in {took:.1f}s", file=sys.stderr)
+    if args.tenant_features:
+        asyncio.run(use_tenant_features(args.database_url, args.tenant, args.pattern))
     return 0
+
+
+async def use_tenant_features(url: str, tenant: str | None, pattern: str) -> None:
+    """Issue 15's settings on the seeded tenant: what the finger headline must carry.
+
+    Public fields without office and phone; a trusted network (the bench
+    client's 127.0.0.0/8, so lists still go to it) and a rejected one it is
+    not in (so every kept answer is the checked kind); an expiry on every
+    tenth status (so those answers are kept with a deadline).
+    """
+    from fingerplat.service import FingerplatService
+
+    engine = create_engine(url, pool_size=2, max_overflow=0, command_timeout=3600)
+    try:
+        service = FingerplatService(engine)
+        ctx = Context(Principal.operator("bench-seed"), Channel.CLI)
+        await service.update_tenant(
+            ctx, tenant, public_fields="full_name,project,status,plan,history",
+            add_trusted_networks=["127.0.0.0/8", "::1"],
+            add_rejected_networks=["198.51.100.0/24", "2001:db8:bad::/48"],
+        )
+        tenant_id = await _tenant_id(engine, tenant)
+        prefix = pattern.split("{", 1)[0]
+        async with engine.begin() as conn:
+            await conn.execute(
+                users.update()
+                .where((users.c.tenant_id == tenant_id) & users.c.username.startswith(prefix)
+                       & (users.c.id % 10 == 0))
+                .values(status_expires_at=datetime.now(UTC) + timedelta(days=1))
+            )
+    finally:
+        await engine.dispose()
 
 
 if __name__ == "__main__":

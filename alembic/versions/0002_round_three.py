@@ -32,6 +32,8 @@ def upgrade() -> None:
     op.add_column("tenants", sa.Column("rejected_networks", sa.JSON, nullable=True))
     op.add_column("users", sa.Column("status_expires_at", ts, nullable=True))
     op.add_column("status_history", sa.Column("expires_at", ts, nullable=True))
+    # The expiry sweeper asks every second which statuses are due.
+    op.create_index("ix_users_status_expires_at", "users", ["status_expires_at"])
 
     # -- finger log / self-service / pseudo-users (issue 16) -------------------------
     op.add_column("tenants", sa.Column("finger_log", sa.Boolean, nullable=False,
@@ -252,6 +254,7 @@ def downgrade() -> None:
     _drop_column("tenants", "finger_log")
 
     # -- status expiry / public fields / networks (issue 15) -------------------------
+    op.drop_index("ix_users_status_expires_at", table_name="users")
     _drop_column("status_history", "expires_at")
     _drop_column("users", "status_expires_at")
     _drop_column("tenants", "rejected_networks")

@@ -104,3 +104,11 @@ class TooManyAttempts(AuthenticationFailed):
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = max(1, int(retry_after))
+
+
+class NetworkRejected(PermissionDenied):
+    """The client's network is one its tenant rejects: refused on every read surface."""
+
+    def __init__(self, tenant_slug: str) -> None:
+        super().__init__(f"your network is not allowed to use tenant {tenant_slug!r}")
+        self.tenant_slug = tenant_slug

@@ -9,6 +9,10 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fingerplat.domain.visibility import NetworkPolicy
 
 
 class Channel(enum.StrEnum):
@@ -22,6 +26,7 @@ class Channel(enum.StrEnum):
     IRC = "irc"
     IMPORT = "import"
     FINGER = "finger"
+    SYSTEM = "system"  # the platform itself (a status expiring)
 
 
 class Role(enum.StrEnum):
@@ -79,6 +84,17 @@ class Tenant:
     created_at: datetime | None = None
     # -- issue 16: who fingered me (the tenant's opt-in; the user's is on User) --
     finger_log: bool = False
+    timezone: str = "UTC"
+    #: The fields public answers show; None: all of them (domain/visibility.py).
+    public_fields: frozenset[str] | None = None
+    trusted_networks: tuple[str, ...] = ()
+    rejected_networks: tuple[str, ...] = ()
+    #: Both network lists parsed once (None: the tenant has no networks).
+    networks: NetworkPolicy | None = field(default=None, compare=False, repr=False)
+
+    def shows(self, name: str) -> bool:
+        """Whether public answers show the user field ``name`` (``status``, ``plan``...)."""
+        return self.public_fields is None or name in self.public_fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +113,7 @@ class User:
     created_at: datetime | None = None
     # -- issue 16: who fingered me (the user's opt-in; the tenant's is on Tenant) --
     finger_log: bool = False
+    status_expires_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,10 +126,12 @@ class StatusChange:
     # None in public answers (see :meth:`public`).
     actor: str | None
     channel: str | None
+    expires_at: datetime | None = None
 
     def public(self) -> StatusChange:
-        """What changed and when, never who changed it (SPEC 11)."""
-        return StatusChange(self.id, self.user_id, self.text, self.set_at, None, None)
+        """What changed and when (and until when), never who changed it (SPEC 11)."""
+        return StatusChange(self.id, self.user_id, self.text, self.set_at, None, None,
+                            self.expires_at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +202,8 @@ class UserPage:
     users: list[User]
     total: int
     next_cursor: str | None = None
+    #: The fields shown (None: all); public pages leave the others out.
+    fields: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)

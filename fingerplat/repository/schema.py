@@ -114,6 +114,7 @@ users = Table(
     Column("finger_log", Boolean, nullable=False, server_default=false()),
     Column("password_hash", String(200), nullable=True),
     UniqueConstraint("tenant_id", "username", name="uq_users_tenant_id_username"),
+    Index("ix_users_status_expires_at", "status_expires_at"),  # 0002, issue 15
     sqlite_autoincrement=True,
 )
 

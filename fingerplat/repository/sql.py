@@ -33,6 +33,7 @@ from fingerplat.domain.model import (
     TokenScope,
     User,
 )
+from fingerplat.domain.visibility import network_policy
 from fingerplat.repository import audit_store
 from fingerplat.repository.pseudo_and_log import PseudoUserAndFingerLogQueries
 from fingerplat.repository.schema import (
@@ -61,6 +62,7 @@ _USER_COLUMNS = (
     users.c.status_set_at,
     users.c.created_at,
     users.c.finger_log,  # issue 16
+    users.c.status_expires_at,
 )
 
 # The public hot-path reads, built once. Building a select() on every call
@@ -112,6 +114,7 @@ def _user(row: RowMapping, plan: str = "") -> User:
         plan=plan,
         created_at=row["created_at"],
         finger_log=row["finger_log"],
+        status_expires_at=row["status_expires_at"],
     )
 
 
@@ -228,6 +231,12 @@ class Repository(PseudoUserAndFingerLogQueries, WebSessionQueries):
             domains=tuple(domains.scalars()),
             created_at=row["created_at"],
             finger_log=row["finger_log"],
+            timezone=row["timezone"] or "UTC",
+            public_fields=(None if row["public_fields"] is None
+                           else frozenset(row["public_fields"])),
+            trusted_networks=tuple(row["trusted_networks"] or ()),
+            rejected_networks=tuple(row["rejected_networks"] or ()),
+            networks=network_policy(row["trusted_networks"], row["rejected_networks"]),
         )
 
     async def tenant_by_slug(self, slug: str) -> Tenant | None:
@@ -423,18 +432,59 @@ class Repository(PseudoUserAndFingerLogQueries, WebSessionQueries):
         await self.conn.execute(delete(users).where(users.c.id == user_id))
 
     async def set_status(
-        self, user_id: int, text: str | None, now: datetime, actor: str, channel: str
+        self, user_id: int, text: str | None, now: datetime, actor: str, channel: str,
+        expires_at: datetime | None = None,
     ) -> None:
         await self.conn.execute(
             update(users)
             .where(users.c.id == user_id)
-            .values(status=text, status_set_at=now if text is not None else None)
+            .values(status=text, status_set_at=now if text is not None else None,
+                    status_expires_at=expires_at if text is not None else None)
         )
         await self.conn.execute(
             insert(status_history).values(
-                user_id=user_id, text=text, set_at=now, actor=actor, channel=channel
+                user_id=user_id, text=text, set_at=now, actor=actor, channel=channel,
+                expires_at=expires_at if text is not None else None,
             )
         )
+
+    async def set_status_expiry(self, user_id: int, expires_at: datetime | None) -> None:
+        """Give the current status (and its history entry) an expiry, or remove it."""
+        await self.conn.execute(
+            update(users).where(users.c.id == user_id).values(status_expires_at=expires_at)
+        )
+        latest = (
+            select(func.max(status_history.c.id))
+            .where(status_history.c.user_id == user_id)
+            .scalar_subquery()
+        )
+        await self.conn.execute(
+            update(status_history).where(status_history.c.id == latest)
+            .values(expires_at=expires_at)
+        )
+
+    async def due_expiries(self, now: datetime, limit: int) -> list[tuple[int, datetime]]:
+        """``(user id, deadline)`` of statuses whose expiry has come, oldest first."""
+        rows = await self.conn.execute(
+            select(users.c.id, users.c.status_expires_at)
+            .where(users.c.status_expires_at <= now)
+            .order_by(users.c.status_expires_at)
+            .limit(limit)
+        )
+        return [(r[0], r[1]) for r in rows]
+
+    async def expire_status(self, user_id: int, deadline: datetime) -> bool:
+        """Clear a status whose expiry is still ``deadline``; False if another did first.
+
+        A compare-and-set: of several nodes sweeping at once only one matches
+        the row, so the caller writes the audit event exactly once.
+        """
+        result = await self.conn.execute(
+            update(users)
+            .where(users.c.id == user_id, users.c.status_expires_at == deadline)
+            .values(status=None, status_set_at=None, status_expires_at=None)
+        )
+        return result.rowcount == 1
 
     async def set_plan(self, user_id: int, text: str, now: datetime) -> None:
         updated = await self.conn.execute(
@@ -450,7 +500,7 @@ class Repository(PseudoUserAndFingerLogQueries, WebSessionQueries):
         return [
             StatusChange(
                 id=r["id"], user_id=r["user_id"], text=r["text"], set_at=r["set_at"],
-                actor=r["actor"], channel=r["channel"],
+                actor=r["actor"], channel=r["channel"], expires_at=r["expires_at"],
             )
             for r in rows.mappings()
         ]
@@ -780,14 +830,16 @@ class Repository(PseudoUserAndFingerLogQueries, WebSessionQueries):
             return
         if self.conn.dialect.name != "postgresql":
             await self._bulk_update(users, "id", [
-                {"id": uid, "status": text, "status_set_at": now if text is not None else None}
+                {"id": uid, "status": text, "status_set_at": now if text is not None else None,
+                 "status_expires_at": None}
                 for uid, text, _ in changes
             ])
             return
         # One statement over arrays instead of one UPDATE per row.
         await self._compare_and_set(
             "UPDATE users AS u SET status = v.status, status_set_at = CASE WHEN "
-            "v.status IS NULL THEN NULL ELSE CAST(:at AS timestamptz) END "
+            "v.status IS NULL THEN NULL ELSE CAST(:at AS timestamptz) END, "
+            "status_expires_at = NULL "
             "FROM unnest(CAST(:ids AS bigint[]), CAST(:texts AS varchar[]), "
             "CAST(:olds AS varchar[])) AS v(id, status, old) "
             "WHERE u.id = v.id AND u.id = ANY(CAST(:ids AS bigint[])) "

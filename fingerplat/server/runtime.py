@@ -84,6 +84,8 @@ class Runtime:
     leadership: BotLeadership | None = None
     event_bridge: EventBridge | None = None
     hot_reads: PgHotReads | None = None
+    #: Run the expiry sweeper (tests turn it off to show reads need no write).
+    expiry_sweeper: bool = True
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _warming: asyncio.Task[None] | None = None
     _forwarder: ForwardFn | None = None
@@ -232,6 +234,12 @@ class Runtime:
         from fingerplat.server.auth_sweeper import start_auth_sweeper
 
         self.listeners.append(start_auth_sweeper(self.service))
+
+        if self.expiry_sweeper:
+            from fingerplat.server.expiry_sweeper import start_expiry_sweeper
+
+            # Clears expired statuses (history and audit); reads never wait for it.
+            self.listeners.append(start_expiry_sweeper(self.service))
         for listener in self.listeners:
             for address in listener.addresses:
                 self.announce(f"{listener.name} listening on {address}")

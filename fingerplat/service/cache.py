@@ -34,6 +34,10 @@ read in one iteration then sees the database as of that iteration's start,
 as if they had all happened at that instant (on SQLite each check is two
 system calls, which cost as much as the rest of a cached web page).
 
+An entry may carry a deadline (a status that expires): past it the entry
+is a miss and is dropped (and never held), so no read ever shows an expired
+status from the cache, without any write or event when the time comes.
+
 Adapters keep derived values here too (the finger adapter's rendered answer
 bytes), tagged with the user they show, so they are invalidated by the same
 events at the same moment as the reads they were made from.
@@ -46,6 +50,7 @@ import contextlib
 import logging
 import os
 import sys
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any, Final, Protocol
@@ -147,14 +152,19 @@ class ReadCache:
         self.epoch = 0
         self.hits = 0
         self.misses = 0
-        self._data: OrderedDict[Hashable, tuple[Any, UserTag | None, int]] = OrderedDict()
+        # key -> (value, user tag, estimated size, deadline as time.time() or None)
+        self._data: OrderedDict[Hashable, tuple[Any, UserTag | None, int, float | None]] = (
+            OrderedDict()
+        )
         # A user's keys: a list, not a set (a user has a handful of entries, and
         # an empty set alone is 216 bytes: a sixth of a cached user's memory).
         self._by_user: dict[UserTag, list[Hashable]] = {}
         # What the cache held when following changes stopped (LISTEN lost): never
         # answered from while the database answers, only instead of an error
         # while it does not (a failover), see held().
-        self._held: OrderedDict[Hashable, tuple[Any, UserTag | None]] = OrderedDict()
+        self._held: OrderedDict[Hashable, tuple[Any, UserTag | None, int, float | None]] = (
+            OrderedDict()
+        )
         self._held_used = False  # said so in the log since the last hold()
         self._guard = guard
         self._token: Hashable | None = guard() if guard is not None else None
@@ -200,7 +210,11 @@ class ReadCache:
         if self._guard is not None and not self._check_guard():
             return MISS
         entry = self._data.get(key)
-        if entry is None:
+        if entry is None or (entry[3] is not None and entry[3] <= time.time()):
+            if entry is not None:  # past its deadline: gone for good
+                del self._data[key]
+                self.bytes -= entry[2]
+                self._untag(key, entry[1])
             self.misses += 1
             return MISS
         self._data.move_to_end(key)
@@ -208,11 +222,12 @@ class ReadCache:
         return entry[0]
 
     def put(self, key: Hashable, value: Any, *, epoch: int, user: UserTag | None = None,
-            size: int | None = None) -> None:
+            size: int | None = None, deadline: float | None = None) -> None:
         """Keep ``value`` unless anything was invalidated since ``epoch`` was read.
 
         The least recently used entries go until the estimated bytes
         (``size``, else :func:`estimate_size`) fit ``max_bytes``.
+        ``deadline`` (a ``time.time()`` value): the entry is a miss from then on.
         """
         if epoch != self.epoch or not self._usable:
             return
@@ -223,13 +238,13 @@ class ReadCache:
         if old is not None:
             self._untag(key, old[1])
             self.bytes -= old[2]
-        data[key] = (value, user, size)
+        data[key] = (value, user, size, deadline)
         self.bytes += size
         data.move_to_end(key)
         if user is not None:
             self._by_user.setdefault(user, []).append(key)  # untagged above if it was there
         while (self.bytes > self.max_bytes or len(data) > self.max_entries) and len(data) > 1:
-            old_key, (_value, old_user, old_size) = data.popitem(last=False)
+            old_key, (_value, old_user, old_size, _deadline) = data.popitem(last=False)
             self.bytes -= old_size
             self._untag(old_key, old_user)
 
@@ -249,8 +264,8 @@ class ReadCache:
         are followed again (``resync``) or this node changes anything.
         """
         entry = self._held.get(key)
-        if entry is None:
-            return MISS
+        if entry is None or (entry[3] is not None and entry[3] <= time.time()):
+            return MISS  # past its deadline (a status that expired): never held
         if not self._held_used:
             self._held_used = True
             log.warning("database unreachable: answering from what the read cache held "

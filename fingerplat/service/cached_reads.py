@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Hashable
 
-from fingerplat.domain import rules
+from fingerplat.domain import expiry, rules, visibility
 from fingerplat.domain.errors import NotFound, Unavailable, UserNotFound
 from fingerplat.domain.model import StatusChange, Tenant, User
 from fingerplat.service.cache import MISS, Guard, ReadCache, estimate_size
@@ -43,6 +43,12 @@ def _held_or_raise(cache: ReadCache, key: Hashable, error: Unavailable) -> objec
     if kept is MISS:
         raise error
     return kept
+
+
+def deadline_of(user: User | None) -> float | None:
+    """Until when (``time.time()``) a cached answer showing ``user`` is right."""
+    moment = expiry.deadline(user)
+    return moment.timestamp() if moment is not None else None
 
 
 class CachedPublicReads(TenantUseCases, UserUseCases):
@@ -146,14 +152,18 @@ class CachedPublicReads(TenantUseCases, UserUseCases):
                             tid, after, batch))
                     if epoch == cache.epoch:
                         break
+                now = self.clock()
                 for user in users:
-                    key, data = warmer.warm_entry(tenant, user)
+                    # As a public read shows it: expired statuses and unpublished
+                    # fields gone, and kept no longer than its status holds.
+                    view = visibility.public_view(expiry.live(user, now), tenant.public_fields)
+                    key, data = warmer.warm_entry(tenant, view)
                     size = estimate_size(key, data)
                     if not cache.room(size):
                         return warmed
                     if key not in cache:
                         cache.put(key, data, epoch=epoch, user=(tenant.id, user.username),
-                                  size=size)
+                                  size=size, deadline=deadline_of(view))
                         warmed += 1
                 if len(users) < batch:
                     break
@@ -179,7 +189,8 @@ class CachedPublicReads(TenantUseCases, UserUseCases):
         except Unavailable as error:
             return _held_or_raise(cache, key, error)  # type: ignore[return-value]
         if keep:
-            cache.put(key, user, epoch=epoch, user=(tenant.id, username))
+            cache.put(key, user, epoch=epoch, user=(tenant.id, username),
+                      deadline=deadline_of(user))
         return user
 
     async def public_history(self, tenant: Tenant, name: str, limit: int = 10, *,

@@ -15,9 +15,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fingerplat.domain import rules
+from fingerplat.domain import expiry, rules
 from fingerplat.domain import self_service as self_rules
 from fingerplat.domain.errors import InvalidInput, PermissionDenied
+from fingerplat.domain.expiry import Expiry
 from fingerplat.domain.model import ChangeEvent, Channel, Context, Principal, Role, Tenant, User
 from fingerplat.service import permissions, secrets
 from fingerplat.service.base import ServiceBase, user_target
@@ -177,18 +178,20 @@ class SelfServiceUseCases(ServiceBase):
             stored = await repo.tenant_self_edit_fields(p.tenant_id)
         if tenant is None or user is None:
             raise PermissionDenied("this account no longer exists")
-        return tenant, user, self_rules.stored_self_edit_fields(stored)
+        # A status past its expiry is gone for every read, this page too.
+        return tenant, expiry.live(user, self.clock()), self_rules.stored_self_edit_fields(stored)
 
     async def set_own_status(self, ctx: Context, tenant_name: str | None, name: str | None,
-                             status: str | None) -> User:
+                             status: str | None, expires: Expiry | None = None) -> User:
         """Set or clear the user's own status (same rules and history as every channel).
 
-        Expiry (``--for``/``--until`` of ``user set``) is passed on here once
-        the status use case takes it.
+        ``expires`` (a duration or a time, as ``user set --for/--until``)
+        makes the new status expire, resolved in the tenant's time zone.
         """
         action = "status.set" if status else "status.clear"
         tenant, user = await self._own(ctx, tenant_name, name, action)
-        return await self.set_status(ctx, tenant.slug, user.username, status or None)
+        return await self.set_status(ctx, tenant.slug, user.username, status or None,
+                                     expires=expires)
 
     async def set_own_plan(self, ctx: Context, tenant_name: str | None, name: str | None,
                            plan: str) -> User:

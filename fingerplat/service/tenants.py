@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fingerplat.domain import rules
+from collections.abc import Sequence
+
+from fingerplat.domain import expiry, rules, visibility
 from fingerplat.domain.errors import Conflict, InvalidInput, NotFound
 from fingerplat.domain.model import ChangeEvent, Context, Tenant
 from fingerplat.repository.sql import Repository
@@ -18,6 +20,36 @@ def _settings(t: Tenant) -> dict[str, object]:
         "forwarding": t.forwarding,
         "finger_log": t.finger_log,
     }
+
+
+def _all_settings(t: Tenant) -> dict[str, object]:
+    """Every setting; the audit records the later ones (issue 15) only when they change."""
+    return {
+        **_settings(t),
+        "timezone": t.timezone,
+        "public_fields": (list(visibility.PUBLIC_FIELDS) if t.public_fields is None
+                          else [f for f in visibility.PUBLIC_FIELDS if f in t.public_fields]),
+        "trusted_networks": list(t.trusted_networks),
+        "rejected_networks": list(t.rejected_networks),
+    }
+
+
+def _edited(current: Sequence[str], adding: list[str], removing: list[str],
+            what: str, slug: str) -> list[str] | None:
+    """The new network list, or None when unchanged; removing an absent one is NotFound."""
+    if not adding and not removing:
+        return None
+    result = list(current)
+    for net in removing:
+        if net not in result:
+            raise NotFound(f"tenant {slug!r} has no {what} network {net}")
+        result.remove(net)
+    for net in adding:
+        if net not in result:
+            result.append(net)
+    if len(result) > visibility.MAX_NETWORKS:
+        raise InvalidInput(f"at most {visibility.MAX_NETWORKS} {what} networks per tenant")
+    return visibility.networks(result)
 
 
 class TenantUseCases(ServiceBase):
@@ -101,8 +133,24 @@ class TenantUseCases(ServiceBase):
         list_users: bool | None = None,
         forwarding: bool | None = None,
         finger_log: bool | None = None,
+        timezone: str | None = None,
+        public_fields: str | Sequence[str] | None = None,
+        add_trusted_networks: list[str] | None = None,
+        remove_trusted_networks: list[str] | None = None,
+        add_rejected_networks: list[str] | None = None,
+        remove_rejected_networks: list[str] | None = None,
     ) -> Tenant:
+        """Change a tenant's settings; ``public_fields`` is a comma list or a list of names."""
         new_name = rules.tenant_name(name) if name is not None else None
+        new_zone = expiry.timezone_name(timezone) if timezone is not None else None
+        fields = visibility.public_fields(public_fields) if public_fields is not None else ...
+        nets = {
+            key: visibility.networks(values or [])
+            for key, values in (("add_trusted", add_trusted_networks),
+                                ("remove_trusted", remove_trusted_networks),
+                                ("add_rejected", add_rejected_networks),
+                                ("remove_rejected", remove_rejected_networks))
+        }
         adding = sorted({rules.domain(d) for d in add_domains or []})
         removing = sorted({rules.domain(d) for d in remove_domains or []})
         async with self.uow() as repo:
@@ -129,6 +177,18 @@ class TenantUseCases(ServiceBase):
                 values["forwarding"] = forwarding
             if finger_log is not None:  # issue 16: the tenant's opt-in to "who fingered me"
                 values["finger_log"] = finger_log
+            if new_zone is not None:
+                values["timezone"] = new_zone
+            if fields is not ...:
+                values["public_fields"] = None if fields is None else list(fields)
+            trusted = _edited(tenant.trusted_networks, nets["add_trusted"],
+                              nets["remove_trusted"], "trusted", tenant.slug)
+            if trusted is not None:
+                values["trusted_networks"] = trusted or None
+            rejected = _edited(tenant.rejected_networks, nets["add_rejected"],
+                               nets["remove_rejected"], "rejected", tenant.slug)
+            if rejected is not None:
+                values["rejected_networks"] = rejected or None
             if values:
                 await repo.update_tenant(tenant.id, **values)
             for d in removing:
@@ -140,10 +200,14 @@ class TenantUseCases(ServiceBase):
                 await repo.add_domain(tenant.id, d)
             updated = await repo.tenant_by_id(tenant.id)
             assert updated is not None
-            changed = _settings(updated) != _settings(tenant)
+            old, new = _all_settings(tenant), _all_settings(updated)
+            changed = old != new
             if changed:
+                keys = [*_settings(tenant), *(k for k in new if k not in _settings(tenant)
+                                              and old[k] != new[k])]
                 await self._audit(repo, ctx, "tenant.update", tenant.slug, tenant=tenant,
-                                  before=_settings(tenant), after=_settings(updated))
+                                  before={k: old[k] for k in keys},
+                                  after={k: new[k] for k in keys})
                 await self._emit(repo, ChangeEvent("tenant", tenant.id, tenant.slug))
         return updated
 

@@ -7,7 +7,7 @@ import binascii
 from types import EllipsisType
 from typing import Any
 
-from fingerplat.domain import rules
+from fingerplat.domain import expiry, rules, visibility
 from fingerplat.domain.errors import (
     Conflict,
     InvalidInput,
@@ -15,13 +15,28 @@ from fingerplat.domain.errors import (
     PermissionDenied,
     UserNotFound,
 )
-from fingerplat.domain.model import ChangeEvent, Context, StatusChange, Tenant, User, UserPage
+from fingerplat.domain.expiry import Expiry
+from fingerplat.domain.model import (
+    ChangeEvent,
+    Channel,
+    Context,
+    Principal,
+    Role,
+    StatusChange,
+    Tenant,
+    User,
+    UserPage,
+)
 from fingerplat.repository.sql import Repository
 from fingerplat.service import permissions
 from fingerplat.service.base import ServiceBase, user_target
 
 MAX_PAGE = 1000
 HISTORY_MAX = 100
+EXPIRY_BATCH = 200
+
+#: Who clears a status when its time comes (audit actor ``system``).
+SYSTEM = Context(Principal(Role.PLATFORM_ADMIN, "system"), Channel.SYSTEM)
 
 _PROFILE_FIELDS = ("full_name", "office", "phone", "project")
 
@@ -61,18 +76,21 @@ class UserUseCases(ServiceBase):
             user = await self.read(lambda repo: repo.user(tenant.id, username))
         if user is None or user.hidden:
             return None
-        return user
+        return visibility.public_view(expiry.live(user, self.clock()), tenant.public_fields)
 
     async def public_history(
         self, tenant: Tenant, name: str, limit: int = 10
     ) -> list[StatusChange]:
         username = rules.username(name)
         limit = max(1, min(limit, HISTORY_MAX))
+        shown = visibility.shows_history(tenant.public_fields)
 
         async def fetch(repo: Repository) -> list[StatusChange]:
             user = await repo.user(tenant.id, username, with_plan=False)
             if user is None or user.hidden:
                 raise UserNotFound(username, tenant.slug)
+            if not shown:
+                return []
             return [change.public() for change in await repo.history(user.id, limit)]
 
         return await self.read(fetch)
@@ -105,18 +123,35 @@ class UserUseCases(ServiceBase):
             )
             total = await repo.count_users(tenant.id, include_hidden=admin)
         next_cursor = encode_cursor(users[limit - 1].username) if len(users) > limit else None
-        return UserPage(users=users[:limit], total=total, next_cursor=next_cursor)
+        now = self.clock()
+        fields = None if admin else tenant.public_fields
+        shown = [visibility.public_view(expiry.live(u, now), fields) for u in users[:limit]]
+        return UserPage(users=shown, total=total, next_cursor=next_cursor, fields=fields)
 
     # -- admin reads -----------------------------------------------------------
 
     async def get_user(self, ctx: Context, tenant_name: str | None, name: str) -> User:
         """A user as an admin (or the user themself) sees it, hidden or not."""
+        return (await self.user_view(ctx, tenant_name, name))[0]
+
+    async def user_view(
+        self, ctx: Context, tenant_name: str | None, name: str
+    ) -> tuple[User, frozenset[str] | None]:
+        """A user, and the fields ``ctx`` may see (None: all): the API's read.
+
+        Admins of the tenant and the user's own token see everything; anyone
+        else sees what the tenant publishes.
+        """
         async with self.uow(readonly=True) as repo:
             tenant = await self._tenant(repo, tenant_name)
             user = await self._user(repo, tenant, name)
-        if user.hidden and not permissions.can_write_status(ctx.principal, tenant.id, user.id):
+        privileged = permissions.can_write_status(ctx.principal, tenant.id, user.id)
+        if user.hidden and not privileged:
             raise UserNotFound(user.username, tenant.slug)
-        return user
+        user = expiry.live(user, self.clock())
+        if privileged:
+            return user, None
+        return visibility.public_view(user, tenant.public_fields), tenant.public_fields
 
     async def history(
         self, ctx: Context, tenant_name: str | None, name: str, limit: int = 20
@@ -128,6 +163,8 @@ class UserUseCases(ServiceBase):
             own = permissions.can_write_status(ctx.principal, tenant.id, user.id)
             if user.hidden and not own:
                 raise UserNotFound(user.username, tenant.slug)
+            if not own and not visibility.shows_history(tenant.public_fields):
+                return []
             changes = await repo.history(user.id, limit)
         # Actors are for the tenant's admins and the user themself; everyone
         # else learns what changed and when, not who changed it.
@@ -242,7 +279,7 @@ class UserUseCases(ServiceBase):
 
     async def set_status(
         self, ctx: Context, tenant_name: str | None, name: str, status: str | None,
-        *, if_status: str | EllipsisType | None = ...,
+        *, if_status: str | EllipsisType | None = ..., expires: Expiry | None = None,
     ) -> User:
         """Set (or with ``None`` clear) a user's status, keeping the history.
 
@@ -250,21 +287,32 @@ class UserUseCases(ServiceBase):
         overwrite each other unknowingly: the change applies only when the
         current status is exactly that text (``None``: no status), checked
         on the locked row; otherwise :class:`Conflict`.
+
+        ``expires`` gives the new status an expiry (resolved in the tenant's
+        time zone): from then on every read shows no status.
         """
         text = rules.status(status) if status is not None else None
         action = "status.set" if text is not None else "status.clear"
+        if expires is not None and text is None:
+            raise InvalidInput("only a status being set can have an expiry")
         async with self.uow() as repo:
             tenant, user = await self._writable_user(repo, ctx, tenant_name, name, action,
                                                      "status")
+            now = self.clock()
+            user = expiry.live(user, now)
             if if_status is not ... and user.status != if_status:
                 raise Conflict(f"the status of {user.username} is no longer the expected one: "
                                "it changed meanwhile; read it again")
+            deadline = expires.resolve(now, tenant.timezone) if expires is not None else None
             target = user_target(user.username, tenant)
-            now = self.clock()
-            await repo.set_status(user.id, text, now, ctx.principal.name[:200], ctx.channel.value)
+            await repo.set_status(user.id, text, now, ctx.principal.name[:200], ctx.channel.value,
+                                  expires_at=deadline)
+            after: dict[str, Any] = {"status": text}
+            if deadline is not None:
+                after["expires_at"] = deadline.isoformat()
             await self._audit(repo, ctx, action, target, tenant=tenant,
                               username=user.username, before={"status": user.status},
-                              after={"status": text})
+                              after=after)
             updated = await repo.user(tenant.id, user.username)
             assert updated is not None
             await self._emit(repo, ChangeEvent("status", tenant.id, tenant.slug,
@@ -303,6 +351,72 @@ class UserUseCases(ServiceBase):
     async def clear_status(self, ctx: Context, tenant_name: str | None, name: str) -> User:
         return await self.set_status(ctx, tenant_name, name, None)
 
+    async def set_expiry(
+        self, ctx: Context, tenant_name: str | None, name: str, expires: Expiry | None
+    ) -> User:
+        """Give the user's current status an expiry (None: it no longer expires)."""
+        async with self.uow() as repo:
+            tenant, user = await self._writable_user(repo, ctx, tenant_name, name,
+                                                     "status.expiry", "status")
+            now = self.clock()
+            user = expiry.live(user, now)
+            if user.status is None:
+                raise InvalidInput(f"{user.username} has no status to expire")
+            deadline = expires.resolve(now, tenant.timezone) if expires is not None else None
+            await repo.set_status_expiry(user.id, deadline)
+            await self._audit(
+                repo, ctx, "status.expiry", user_target(user.username, tenant),
+                tenant=tenant, username=user.username,
+                before={"status": user.status, "expires_at": _iso(user.status_expires_at)},
+                after={"status": user.status, "expires_at": _iso(deadline)},
+            )
+            updated = await repo.user(tenant.id, user.username)
+            assert updated is not None
+            await self._emit(repo, ChangeEvent("status", tenant.id, tenant.slug, user.username,
+                                               status=user.status,
+                                               data={"hidden": user.hidden}))
+        return updated
+
+    async def expire_due(self, limit: int = EXPIRY_BATCH) -> int:
+        """Clear the statuses whose time has come; how many this call cleared.
+
+        Reads are already right without this (they compare every expiry with
+        the clock); this writes what the history and the audit trail keep:
+        a "cleared" history entry and one ``status.expire`` event by
+        ``system``. Each row is cleared by a compare-and-set on its
+        deadline, so when several nodes sweep at once exactly one of them
+        clears it and writes the event.
+        """
+        now = self.clock()
+        async with self.uow(readonly=True) as repo:
+            due = await repo.due_expiries(now, limit)
+        cleared = 0
+        for user_id, deadline in due:
+            event = await self._expire_one(user_id, deadline)
+            if event is not None:
+                cleared += 1
+        return cleared
+
+    async def _expire_one(self, user_id: int, deadline: Any) -> ChangeEvent | None:
+        async with self.uow() as repo:
+            user = await repo.user_by_id(user_id)
+            if user is None or user.status_expires_at != deadline:
+                return None
+            tenant = await repo.tenant_by_id(user.tenant_id)
+            if tenant is None or not await repo.expire_status(user_id, deadline):
+                return None
+            await repo.add_status_history([(user_id, None)], deadline, SYSTEM.principal.name,
+                                          SYSTEM.channel.value)
+            await self._audit(repo, SYSTEM, "status.expire", user_target(user.username, tenant),
+                              tenant=tenant, username=user.username,
+                              before={"status": user.status, "expires_at": _iso(deadline)},
+                              after={"status": None})
+            event = ChangeEvent("status", tenant.id, tenant.slug, user.username, status=None,
+                                data={"hidden": user.hidden})
+            # Inside the unit of work: the NOTIFY goes out exactly if the clear commits.
+            await self._emit(repo, event)
+        return event
+
     async def set_plan(self, ctx: Context, tenant_name: str | None, name: str, plan: str) -> User:
         text = rules.plan(plan)
         async with self.uow() as repo:
@@ -318,3 +432,7 @@ class UserUseCases(ServiceBase):
             assert updated is not None
             await self._emit(repo, ChangeEvent("plan", tenant.id, tenant.slug, user.username))
         return updated
+
+
+def _iso(moment: Any) -> str | None:
+    return moment.isoformat() if moment is not None else None

@@ -206,3 +206,26 @@ async def test_audit_filters_sit_on_one_row_and_every_page_fits_a_phone(
         await screenshot(phone, "11-tenant-phone", backend)
     finally:
         await context.close()
+
+
+async def test_tenant_time_zone_public_fields_and_networks_in_the_browser(
+    page: Page, web: WebServer, backend: str, service: FingerplatService, operator: Context,
+) -> None:
+    await login(page, web.url, ROOT_NAME, ROOT_PASSWORD)
+    await page.goto(web.url + "/admin/tenants/default")
+    form = page.locator("#visibility form")
+    await form.get_by_label("Time zone").fill("Europe/Paris")
+    await form.get_by_label("phone").uncheck()
+    await form.get_by_label("Rejected networks", exact=False).fill("2001:db8::/32\n192.0.2.0/24")
+    await form.get_by_role("button", name="Save").click()
+    await expect(page.get_by_text("Time zone, public fields and networks saved.")).to_be_visible()
+    tenant = await service.get_tenant(operator, "default")
+    assert tenant.timezone == "Europe/Paris" and not tenant.shows("phone")
+    assert tenant.rejected_networks == ("192.0.2.0/24", "2001:db8::/32")
+    await screenshot(page, "11-tenant-visibility", backend)
+
+    await form.get_by_label("Trusted networks", exact=False).fill("not-a-network")
+    await form.get_by_role("button", name="Save").click()
+    await expect(page.get_by_role("alert")).to_contain_text("invalid network 'not-a-network'")
+    await expect(form.get_by_label("Trusted networks", exact=False)).to_have_value("not-a-network")
+    assert (await service.get_tenant(operator, "default")).trusted_networks == ()

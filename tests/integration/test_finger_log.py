@@ -266,3 +266,33 @@ async def test_flag_changes_are_audited(svc: FingerplatService, operator: Contex
     async with svc.engine.begin() as conn:  # the defaults of the schema: off
         await conn.execute(update(schema.users).values(finger_log=False))
     assert (await svc.get_user(operator, None, "alice")).finger_log is False
+
+
+async def finger_from(server: FingerServer, query: str, source: str) -> str:
+    """A finger query from the loopback address ``source`` (127.0.0.2: another client)."""
+    host, port = server.addresses[0].split(" ")[0].rsplit(":", 1)
+    reader, writer = await asyncio.wait_for(
+        asyncio.open_connection(host, int(port), local_addr=(source, 0)), TIMEOUT)
+    try:
+        writer.write(query.encode() + b"\r\n")
+        return (await asyncio.wait_for(reader.read(), TIMEOUT)).decode()
+    finally:
+        writer.close()
+
+
+async def test_a_rejected_network_is_refused_and_not_recorded_even_from_a_kept_answer(
+        svc: FingerplatService, operator: Context, servers) -> None:
+    # Issue 15 meets issue 16: a logged user's kept answer still checks the client.
+    finger_server, _web = servers
+    await svc.add_user(operator, None, "alice")
+    await svc.update_tenant(operator, None, finger_log=True,
+                            add_rejected_networks=["127.0.0.2/32"])
+    await svc.edit_user(operator, None, "alice", finger_log=True)
+    for _ in range(2):  # the second one is a kept answer, with a cache
+        assert "Login: alice" in await finger_from(finger_server, "alice", "127.0.0.1")
+    for _ in range(2):
+        answer = await finger_from(finger_server, "alice", "127.0.0.2")
+        assert "not allowed" in answer and "alice" not in answer
+    await flushed(svc)
+    entries = await svc.fingered(operator, None, "alice")
+    assert [e.channel for e in entries] == ["finger", "finger"]

@@ -258,9 +258,9 @@ async def test_oversize_line_garbage_and_unknown_commands(
     assert await client.ask("y" * 100_000) == "-ERR line too long: at most 4096 bytes"
     assert await client.ask(b"\xff\xfe SET") == "-ERR line is not valid UTF-8"
     assert await client.ask("HELO there") == (
-        "-ERR unknown command 'HELO': use AUTH, SET, CLEAR, PLAN or QUIT")
+        "-ERR unknown command 'HELO': use AUTH, SET, CLEAR, EXPIRE, PLAN or QUIT")
     assert await client.ask("alice") == (
-        "-ERR unknown command 'alice': use AUTH, SET, CLEAR, PLAN or QUIT")
+        "-ERR unknown command 'alice': use AUTH, SET, CLEAR, EXPIRE, PLAN or QUIT")
     assert await client.ask("SET alice") == "-ERR usage: SET <user>[@<tenant>] <status>"
     assert await client.ask("CLEAR") == "-ERR usage: CLEAR <user>[@<tenant>]"
     assert (await client.ask(f"AUTH {token}")).startswith("+OK")

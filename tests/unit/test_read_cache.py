@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 
 import pytest
 
@@ -206,3 +207,18 @@ def test_a_held_finger_answer_is_the_fallback_when_the_database_is_away() -> Non
     assert asyncio.run(answerer.answer_bytes(b"alice")) == (b"Login: alice\r\n", 1)
     data, _count = asyncio.run(answerer.answer_bytes(b"bob"))
     assert b"unavailable" in data.lower()
+
+
+def test_an_entry_past_its_deadline_is_a_miss_and_never_held() -> None:
+    """A status that expires: the answer showing it is right only until then."""
+    cache = ReadCache(EventBus())
+    cache.put("soon", "at lunch", epoch=cache.epoch, user=(1, "alice"),
+              deadline=time.time() - 0.001)
+    cache.put("later", "at work", epoch=cache.epoch, user=(1, "bob"),
+              deadline=time.time() + 3600)
+    assert cache.get("soon") is MISS and "soon" not in cache
+    assert cache.get("later") == "at work"
+    cache.put("soon", "at lunch", epoch=cache.epoch, deadline=time.time() - 0.001)
+    cache.hold()
+    assert cache.held("soon") is MISS
+    assert cache.held("later") == "at work"

@@ -9,6 +9,7 @@ import click
 from fingerplat.domain.errors import InvalidInput
 from fingerplat.domain.model import Tenant
 from fingerplat.domain.text import printable
+from fingerplat.domain.visibility import PUBLIC_FIELDS
 from fingerplat_cli.app import AppState, handle_errors, pass_state, run
 from fingerplat_cli.output import print_fields, print_json, print_table
 
@@ -28,10 +29,18 @@ def tenant_record(tenant: Tenant, users: int | None = None) -> dict[str, Any]:
         "finger_log": tenant.finger_log,
         "default": tenant.is_default,
         "created_at": tenant.created_at,
+        "timezone": tenant.timezone,
+        "public_fields": _public_fields(tenant),
+        "trusted_networks": list(tenant.trusted_networks),
+        "rejected_networks": list(tenant.rejected_networks),
     }
     if users is not None:
         data["users"] = users
     return data
+
+
+def _public_fields(tenant: Tenant) -> list[str]:
+    return [f for f in PUBLIC_FIELDS if tenant.shows(f)]
 
 
 @click.group("tenant")
@@ -97,6 +106,10 @@ def show(state: AppState, slug: str, as_json: bool) -> None:
         ("list users", tenant.list_users),
         ("forwarding", tenant.forwarding),
         ("finger log", tenant.finger_log),
+        ("time zone", tenant.timezone),
+        ("public fields", ",".join(_public_fields(tenant)) or "-"),
+        ("trusted networks", " ".join(tenant.trusted_networks) or "-"),
+        ("rejected networks", " ".join(tenant.rejected_networks) or "-"),
         ("users", users),
         ("created", tenant.created_at),
         ("self-edit fields", ",".join(self_edit) or "none"),
@@ -119,36 +132,63 @@ def show(state: AppState, slug: str, as_json: bool) -> None:
 @click.option("--self-edit-fields", metavar="LIST",
               help="Profile fields users may edit on their self-service page: a comma list "
                    "of full_name,office,phone,project, or none.")
+@click.option("--timezone", metavar="ZONE",
+              help="The tenant's IANA time zone (Europe/Paris; default UTC).")
+@click.option("--public-fields", metavar="LIST",
+              help=f"The fields public answers show, a comma list from {','.join(PUBLIC_FIELDS)}"
+                   " (default: all).")
+@click.option("--add-trusted-network", "add_trusted", metavar="CIDR", multiple=True,
+              help="Give the user list only to this network and the other trusted ones "
+                   "(repeatable).")
+@click.option("--remove-trusted-network", "remove_trusted", metavar="CIDR", multiple=True,
+              help="Remove a trusted network (repeatable).")
+@click.option("--add-rejected-network", "add_rejected", metavar="CIDR", multiple=True,
+              help="Refuse every answer of this tenant to this network (repeatable).")
+@click.option("--remove-rejected-network", "remove_rejected", metavar="CIDR", multiple=True,
+              help="Remove a rejected network (repeatable).")
 @pass_state
 @handle_errors
 def set_(state: AppState, slug: str, name: str | None, add_domains: tuple[str, ...],
          remove_domains: tuple[str, ...], list_users: bool | None,
          forwarding: bool | None, finger_log: bool | None,
-         self_edit_fields: str | None) -> None:
+         self_edit_fields: str | None, timezone: str | None, public_fields: str | None,
+         add_trusted: tuple[str, ...], remove_trusted: tuple[str, ...],
+         add_rejected: tuple[str, ...], remove_rejected: tuple[str, ...]) -> None:
     """Change a tenant's name, domains or settings."""
+    other_settings = (
+        name is not None or bool(add_domains) or bool(remove_domains)
+        or list_users is not None or forwarding is not None or finger_log is not None
+        or timezone is not None or public_fields is not None
+        or bool(add_trusted or remove_trusted or add_rejected or remove_rejected)
+    )
     if self_edit_fields is not None:
         fields = run(state.with_service(lambda s: s.set_self_edit_fields(
             state.operator(), slug, self_edit_fields)))
         click.echo(printable(f"tenant {slug}: users may edit {','.join(fields) or 'none'}"))
-        if (name is None and not add_domains and not remove_domains and list_users is None
-                and forwarding is None and finger_log is None):
+        if not other_settings:
             return
-    if (name is None and not add_domains and not remove_domains and list_users is None
-            and forwarding is None and finger_log is None):
+    if not other_settings:
         raise InvalidInput("nothing to change: give --name, --add-domain, --remove-domain, "
-                           "--list-users/--no-list-users, --forwarding/--no-forwarding "
-                           "or --finger-log/--no-finger-log")
+                           "--list-users/--no-list-users, --forwarding/--no-forwarding, "
+                           "--finger-log/--no-finger-log, --self-edit-fields, --timezone, "
+                           "--public-fields or a --add-/--remove-...-network")
     tenant = run(state.with_service(lambda s: s.update_tenant(
         state.operator(), slug, name=name, add_domains=list(add_domains),
         remove_domains=list(remove_domains), list_users=list_users, forwarding=forwarding,
-        finger_log=finger_log,
+        finger_log=finger_log, timezone=timezone, public_fields=public_fields,
+        add_trusted_networks=list(add_trusted), remove_trusted_networks=list(remove_trusted),
+        add_rejected_networks=list(add_rejected), remove_rejected_networks=list(remove_rejected),
     )))
     click.echo(printable(
         f"tenant {tenant.slug}: name {tenant.name!r}, "
         f"domains {' '.join(tenant.domains) or '-'}, "
         f"list users {'on' if tenant.list_users else 'off'}, "
         f"forwarding {'on' if tenant.forwarding else 'off'}, "
-        f"finger log {'on' if tenant.finger_log else 'off'}"
+        f"finger log {'on' if tenant.finger_log else 'off'}, "
+        f"time zone {tenant.timezone}, "
+        f"public fields {','.join(_public_fields(tenant)) or '-'}, "
+        f"trusted networks {' '.join(tenant.trusted_networks) or '-'}, "
+        f"rejected networks {' '.join(tenant.rejected_networks) or '-'}"
     ))
 
 

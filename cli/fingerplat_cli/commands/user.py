@@ -8,12 +8,14 @@ works on a fresh installation.
 from __future__ import annotations
 
 import sys
+from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import click
 
 from fingerplat.domain.errors import InvalidInput
+from fingerplat.domain.expiry import Expiry
 from fingerplat.domain.model import StatusChange, Tenant, User
 from fingerplat.domain.rules import PLAN_MAX_BYTES
 from fingerplat.domain.text import printable
@@ -44,6 +46,7 @@ def user_record(user: User, tenant_slug: str, *, with_plan: bool = True) -> dict
         "finger_log": user.finger_log,
         "status": user.status,
         "status_set_at": user.status_set_at,
+        "status_expires_at": user.status_expires_at,
         "created_at": user.created_at,
     }
     if with_plan:
@@ -57,7 +60,16 @@ def change_record(change: StatusChange) -> dict[str, Any]:
         "set_at": change.set_at,
         "actor": change.actor,
         "channel": change.channel,
+        "expires_at": change.expires_at,
     }
+
+
+def _history_text(change: StatusChange) -> str:
+    if change.text is None:
+        return "(cleared)"
+    if change.expires_at is None:
+        return change.text
+    return f"{change.text} (until {change.expires_at.astimezone(UTC):%Y-%m-%d %H:%M:%SZ})"
 
 
 def _tenant_label(tenant: str | None) -> str:
@@ -122,14 +134,26 @@ def edit(state: AppState, name: str, tenant: str | None, full_name: str | None,
 @click.argument("name")
 @click.argument("status")
 @tenant_option
+@click.option("--for", "for_", metavar="DURATION",
+              help="The status expires after DURATION: 90s, 45m, 2h, 1h30m, 1d.")
+@click.option("--until", metavar="TIME",
+              help="The status expires at TIME: HH:MM (the next one in the tenant's "
+                   "time zone) or RFC 3339 (2026-12-07T14:00:00Z).")
 @pass_state
 @handle_errors
-def set_(state: AppState, name: str, status: str, tenant: str | None) -> None:
+def set_(state: AppState, name: str, status: str, tenant: str | None, for_: str | None,
+         until: str | None) -> None:
     """Set the status of user NAME to STATUS (one line, at most 280 characters)."""
+    if for_ is not None and until is not None:
+        raise InvalidInput("give either --for or --until, not both")
+    expires = (Expiry.duration(for_) if for_ is not None
+               else Expiry.until(until) if until is not None else None)
     user = run(state.with_service(
-        lambda s: s.set_status(state.operator(), tenant, name, status)
+        lambda s: s.set_status(state.operator(), tenant, name, status, expires=expires)
     ))
-    click.echo(printable(f"{user.username}: {user.status}"))
+    moment = user.status_expires_at
+    suffix = f" (until {moment.astimezone(UTC):%Y-%m-%d %H:%M:%SZ})" if moment else ""
+    click.echo(printable(f"{user.username}: {user.status}{suffix}"))
 
 
 @command.command("clear")
@@ -171,6 +195,7 @@ def show(state: AppState, name: str, tenant: str | None, as_json: bool) -> None:
         ("finger log", user.finger_log),
         ("status", user.status if user.status is not None else "-"),
         ("status set", user.status_set_at),
+        ("status expires", user.status_expires_at or "-"),
         ("created", user.created_at),
     ])
     if user.plan:
@@ -197,8 +222,7 @@ def history(state: AppState, name: str, tenant: str | None, limit: int, as_json:
         return
     print_table(
         ["WHEN", "ACTOR", "CHANNEL", "STATUS"],
-        [[c.set_at, c.actor, c.channel, c.text if c.text is not None else "(cleared)"]
-         for c in changes],
+        [[c.set_at, c.actor, c.channel, _history_text(c)] for c in changes],
         empty="no status changes yet",
     )
 

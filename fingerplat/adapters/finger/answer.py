@@ -29,6 +29,14 @@ The finger log ("who fingered me"): the answer of a user who opted in (with
 their tenant) is kept as a :class:`LoggedAnswer`, so a cache hit knows to
 record the lookup without asking anything; the flags are part of what a
 change event invalidates, so the decision is never stale.
+
+Networks (SPEC section 13): a client in a network the answering tenant
+rejects gets one refusal line, and a tenant with trusted networks lists its
+users only to them. A kept answer of a tenant without networks is plain
+bytes (the cached path pays one type check); one of a tenant with rejected
+networks is kept as a :class:`_Guarded` answer that checks the client first
+(a :class:`LoggedAnswer` carries the same check). An answer showing a status
+that expires is kept with that deadline.
 """
 
 from __future__ import annotations
@@ -46,8 +54,10 @@ from fingerplat.domain.errors import (
 )
 from fingerplat.domain.model import Tenant, User
 from fingerplat.domain.text import printable
+from fingerplat.domain.visibility import NetworkPolicy
 from fingerplat.service import FingerplatService
 from fingerplat.service.cache import MISS, ReadCache, UserTag
+from fingerplat.service.cached_reads import deadline_of
 
 log = logging.getLogger("fingerplat.finger")
 
@@ -56,21 +66,86 @@ ForwardFn = Callable[[str, list[str], bool], Awaitable[list[str]]]
 
 HISTORY_LINES = 5
 CHANNEL = "finger"
+FORWARDING_DENIED = "forwarding denied: this server does not forward finger queries"
+REJECTED_NETWORK = "your network is not allowed to finger this site"
+LIST_UNTRUSTED = "the user list is only given to trusted networks; finger a user by name instead"
+REJECTED_BYTES = render.encode(render.refusal(REJECTED_NETWORK))
 
-# Lines; the user they show when they may be kept; the (tenant, user) to log.
-Answer = tuple[list[str], UserTag | None, tuple[Tenant, User] | None]
+
+class _Guarded:
+    """A kept answer of a tenant that rejects networks: checked against the client."""
+
+    __slots__ = ("data", "policy")
+
+    def __init__(self, data: bytes, policy: NetworkPolicy) -> None:
+        self.data = data
+        self.policy = policy
+
+    def for_peer(self, peer: str | None) -> bytes:
+        return REJECTED_BYTES if self.policy.rejects(peer) else self.data
+
+    def count(self, sub: bytes) -> int:  # a held answer's line count, as for bytes
+        return self.data.count(sub)
 
 
 class LoggedAnswer:
-    """Kept answer bytes of a user whose lookups are recorded (the finger log)."""
+    """Kept answer bytes of a user whose lookups are recorded (the finger log).
 
-    __slots__ = ("data", "tenant_id", "user_id")
+    ``policy`` is the tenant's network policy when it rejects networks (else
+    None): a rejected client gets the refusal and is not recorded.
+    """
 
-    def __init__(self, data: bytes, tenant_id: int, user_id: int) -> None:
+    __slots__ = ("data", "policy", "tenant_id", "user_id")
+
+    def __init__(self, data: bytes, tenant_id: int, user_id: int,
+                 policy: NetworkPolicy | None = None) -> None:
         self.data = data
         self.tenant_id = tenant_id
         self.user_id = user_id
-FORWARDING_DENIED = "forwarding denied: this server does not forward finger queries"
+        self.policy = policy
+
+    def for_peer(self, peer: str | None) -> bytes:
+        if self.policy is not None and self.policy.rejects(peer):
+            return REJECTED_BYTES
+        return self.data
+
+    def count(self, sub: bytes) -> int:  # a held answer's line count, as for bytes
+        return self.data.count(sub)
+
+
+#: What the read cache keeps for one finger answer.
+Kept = bytes | _Guarded | LoggedAnswer
+
+
+def _kept(data: bytes, tenant: Tenant, user: User | None = None) -> Kept:
+    """What to keep for an answer of ``tenant`` about ``user``.
+
+    The bytes; guarded ones when the tenant rejects networks; a
+    :class:`LoggedAnswer` when the user and the tenant opted in to the finger log.
+    """
+    policy = tenant.networks
+    guard = policy if policy is not None and policy.rejected else None
+    if user is not None and user.finger_log and tenant.finger_log:
+        return LoggedAnswer(data, tenant.id, user.id, guard)
+    return _Guarded(data, guard) if guard is not None else data
+
+
+class _Answered:
+    """Answer lines plus what decides whether and how long they may be kept.
+
+    ``logged`` is the (tenant, user) whose lookup the finger log records (else None).
+    """
+
+    __slots__ = ("lines", "logged", "tenant", "user", "viewed")
+
+    def __init__(self, lines: list[str], user: UserTag | None = None,
+                 viewed: User | None = None, tenant: Tenant | None = None,
+                 logged: tuple[Tenant, User] | None = None) -> None:
+        self.lines = lines
+        self.user = user
+        self.viewed = viewed
+        self.tenant = tenant
+        self.logged = logged
 
 
 class FingerAnswerer:
@@ -92,42 +167,46 @@ class FingerAnswerer:
         if cache is not None and all(w.tenant != tenant for w in cache.warmers):
             cache.warmers.append(self)  # serve warms the cache with our answers (one per tenant)
 
-    def warm_entry(self, tenant: Tenant, user: User) -> tuple[Hashable, bytes | LoggedAnswer]:
+    def warm_entry(self, tenant: Tenant, user: User) -> tuple[Hashable, Kept]:
         """The key and bytes of the short answer about ``user`` asked by name on this listener.
 
         The same bytes as :meth:`answer_bytes` makes for the query line
         ``user.username``, so a warmed entry is indistinguishable from a filled one
-        (a user whose lookups are logged gets a :class:`LoggedAnswer`, as there).
+        (``user`` is the public view: the service applied expiry and public fields;
+        a user whose lookups are logged gets a :class:`LoggedAnswer`, as there).
         """
-        data = render.encode(render.user_entry(user, verbose=False, history=[]))
+        data = render.encode(render.user_entry(user, verbose=False, history=[], tenant=tenant))
         key = ("finger", self.tenant, user.username.encode())
-        if user.finger_log and tenant.finger_log:
-            return key, LoggedAnswer(data, tenant.id, user.id)
-        return key, data
+        return key, _kept(data, tenant, user)
 
     def cached(self, raw: bytes, peer: str | None = None) -> bytes | None:
         """The wire bytes of a kept answer to exactly this query line, or None.
 
         Synchronous on purpose: a hit is answered from ``data_received``
-        without a task or any await. ``peer`` (the client's address) is only
-        used for the finger log of a user who opted in.
+        without a task or any await. ``peer`` is the client's address (checked
+        against rejected networks, and recorded by the finger log of a user
+        who opted in).
         """
         cache = self.service.read_cache
         if cache is None:
             return None
         hit = cache.get(("finger", self.tenant, raw))
+        if hit.__class__ is bytes:
+            return hit  # type: ignore[no-any-return]
         if hit is not MISS:
             if type(hit) is LoggedAnswer:
+                if hit.policy is not None and hit.policy.rejects(peer):
+                    return REJECTED_BYTES
                 recorder = self.service.finger_log_recorder
                 if recorder is not None:
                     recorder.record(hit.tenant_id, hit.user_id, CHANNEL, peer)
                 return hit.data
-            return hit  # type: ignore[no-any-return]
+            return hit.for_peer(peer)  # type: ignore[no-any-return]
         if cache.membership is None:
             return None
-        return self._absent(cache, raw)
+        return self._absent(cache, raw, peer)
 
-    def _absent(self, cache: ReadCache, raw: bytes) -> bytes | None:
+    def _absent(self, cache: ReadCache, raw: bytes, peer: str | None = None) -> bytes | None:
         """"No such user" for a name the membership knows is missing or hidden.
 
         Answered here, on accept, from what is already in memory (the tenant
@@ -150,6 +229,8 @@ class FingerAnswerer:
             hosts = hosts[:-1]
         if not isinstance(tenant, Tenant) or not cache.absent(tenant.id, query.user):
             return None
+        if tenant.networks is not None and tenant.networks.rejects(peer):
+            return REJECTED_BYTES
         pseudo = cache.get(("pseudo-names", tenant.id))
         if pseudo is MISS or query.user in pseudo:  # type: ignore[operator]
             return None
@@ -159,60 +240,66 @@ class FingerAnswerer:
         """The wire bytes and line count for one raw query line; never raises."""
         cache = self.service.read_cache
         epoch = cache.epoch if cache is not None else 0
-        lines, user, logged = await self._answer_tagged(raw)
+        answered = await self._answer_tagged(raw, peer)
+        lines = answered.lines
         if cache is not None and lines == [render.UNAVAILABLE]:
             # The database is unreachable (a failover): the answer kept when
             # this node lost track of changes beats an error (ReadCache.held).
             held = cache.held(("finger", self.tenant, raw))
             if held is not MISS:
-                data = held.data if type(held) is LoggedAnswer else held
+                data = held if held.__class__ is bytes else held.for_peer(peer)
                 return data, data.count(b"\r\n")
         data = render.encode(lines)
+        logged = answered.logged
         if logged is not None:
             self.service.note_lookup(logged[0], logged[1], CHANNEL, peer)
-        if cache is not None and user is not None:
-            kept: bytes | LoggedAnswer = data
-            if logged is not None:
-                kept = LoggedAnswer(data, logged[0].id, logged[1].id)
-            cache.put(("finger", self.tenant, raw), kept, epoch=epoch, user=user)
+        if cache is not None and answered.user is not None and answered.tenant is not None:
+            kept = _kept(data, answered.tenant, logged[1] if logged is not None else None)
+            cache.put(("finger", self.tenant, raw), kept, epoch=epoch,
+                      user=answered.user, deadline=deadline_of(answered.viewed))
         return data, len(lines)
 
-    async def answer(self, raw: bytes) -> list[str]:
+    async def answer(self, raw: bytes, peer: str | None = None) -> list[str]:
         """Answer lines for one raw query line; never raises (except cancellation)."""
-        return (await self._answer_tagged(raw))[0]
+        return (await self._answer_tagged(raw, peer)).lines
 
-    async def _answer_tagged(self, raw: bytes) -> Answer:
+    async def _answer_tagged(self, raw: bytes, peer: str | None) -> _Answered:
         """Lines, the user they show when the answer may be kept (else None), and the
         (tenant, user) whose lookup the finger log records (else None)."""
         try:
-            return await self._answer(parse_query(raw))
+            return await self._answer(parse_query(raw), peer)
         except Unavailable:
-            return [render.UNAVAILABLE], None, None
+            return _Answered([render.UNAVAILABLE])
         except FingerplatError as error:
-            return render.refusal(str(error)), None, None
+            return _Answered(render.refusal(str(error)))
         except Exception:
             log.exception("finger query %r failed", raw[:100])
-            return [render.INTERNAL_ERROR], None, None
+            return _Answered([render.INTERNAL_ERROR])
 
-    async def _answer(self, query: FingerQuery) -> Answer:
+    async def _answer(self, query: FingerQuery, peer: str | None) -> _Answered:
         tenant = await self.service.resolve_tenant(self.tenant)
         while query.hosts:
             local = await self.service.tenant_for_host(query.hosts[-1])
             if local is None:
-                return await self._forward(tenant, query), None, None
+                return _Answered(await self._forward(tenant, query))
             tenant, query = local, query.without_last_host()
+        policy = tenant.networks
+        if policy is not None and policy.rejects(peer):
+            return _Answered(render.refusal(REJECTED_NETWORK))
         if query.is_list:
-            return await self._list(tenant), None, None
+            if policy is not None and not policy.lists_to(peer):
+                return _Answered(render.refusal(LIST_UNTRUSTED))
+            return _Answered(await self._list(tenant))
         pseudo = await self.service.pseudo_answer(tenant, query.user, verbose=query.verbose)
         if pseudo is not None:  # never kept here: the service keeps what its kind allows
-            return pseudo, None, None
+            return _Answered(pseudo)
         cache = self.service.read_cache
         if cache is not None and cache.absent(tenant.id, query.user):
-            return render.no_such_user(query.user), None, None  # not kept: see _absent
-        lines, user = await self._user(tenant, query)
-        logged = (tenant, user) if user is not None and user.finger_log and tenant.finger_log \
-            else None
-        return lines, (tenant.id, query.user), logged
+            return _Answered(render.no_such_user(query.user))  # not kept: see _absent
+        lines, viewed = await self._user(tenant, query)
+        logged = (tenant, viewed) if viewed is not None and viewed.finger_log \
+            and tenant.finger_log else None
+        return _Answered(lines, (tenant.id, query.user), viewed, tenant, logged)
 
     async def _forward(self, tenant: Tenant, query: FingerQuery) -> list[str]:
         if not tenant.forwarding or self.forward is None:
@@ -226,7 +313,7 @@ class FingerAnswerer:
         except PermissionDenied:
             return render.refusal(f"{tenant.name} does not publish its user list; "
                                   "finger a user by name instead")
-        return render.user_list(page.users, page.total)
+        return render.user_list(page.users, page.total, tenant)
 
     async def _user(self, tenant: Tenant, query: FingerQuery) -> tuple[list[str], User | None]:
         """The entry's lines, and the user shown (None for "No such user").
@@ -243,4 +330,5 @@ class FingerAnswerer:
                                                             limit=HISTORY_LINES, keep=False)
             except NotFound:  # hidden or removed between the two reads
                 return render.no_such_user(query.user), None
-        return render.user_entry(user, verbose=query.verbose, history=history), user
+        return render.user_entry(user, verbose=query.verbose, history=history,
+                                 tenant=tenant), user

@@ -11,9 +11,10 @@ never smuggle an escape sequence or a bare CR/LF to a client's terminal.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 
-from fingerplat.domain.model import StatusChange, User
+from fingerplat.domain import expiry, visibility
+from fingerplat.domain.model import StatusChange, Tenant, User
 from fingerplat.domain.text import printable, printable_lines
 
 NO_SUCH_USER = "No such user"
@@ -31,15 +32,29 @@ def encode(lines: Iterable[str]) -> bytes:
     return "".join(printable(line) + "\r\n" for line in lines).encode("utf-8", "replace")
 
 
-def when(moment: datetime | None) -> str:
-    """A status time as UTC minutes: short, unambiguous, the same on every node."""
+def when(moment: datetime | None, zone: tzinfo = UTC) -> str:
+    """A status time in minutes, in the tenant's time zone (default UTC)."""
     if moment is None:
         return ""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    m = moment.astimezone(UTC)
-    # strftime("%Y-%m-%d %H:%M UTC"), at a third of its cost (warming renders every user)
-    return f"{m.year}-{m.month:02d}-{m.day:02d} {m.hour:02d}:{m.minute:02d} UTC"
+    m = moment.astimezone(zone)
+    label = "UTC" if zone is UTC else (m.tzname() or "UTC")
+    # strftime("%Y-%m-%d %H:%M %Z"), at a third of its cost (warming renders every user)
+    return f"{m.year}-{m.month:02d}-{m.day:02d} {m.hour:02d}:{m.minute:02d} {label}"
+
+
+def _clock(local: datetime) -> str:
+    return f"{local.hour:02d}:{local.minute:02d} {local.tzname() or 'UTC'}"
+
+
+def _zone_of(tenant: Tenant | None) -> tzinfo:
+    if tenant is None or tenant.timezone == "UTC":
+        return UTC
+    try:
+        return expiry.zone(tenant.timezone)
+    except Exception:  # a zone this machine lacks: UTC rather than no answer
+        return UTC
 
 
 def _pair(left_label: str, left: str, right_label: str, right: str) -> str:
@@ -49,29 +64,57 @@ def _pair(left_label: str, left: str, right_label: str, right: str) -> str:
     return f"{first:<{_FIELD_COLUMN - 1}} {right_label}: {right}"
 
 
-def _status_line(user: User) -> str:
+def status_times(set_at: datetime | None, until: datetime | None, zone: tzinfo = UTC) -> str:
+    """``since 12:01 UTC, until 13:00 UTC``; dates appear when the two days differ."""
+    if until is None:
+        since = when(set_at, zone)
+        return f"since {since}" if since else ""
+    end = (until if until.tzinfo else until.replace(tzinfo=UTC)).astimezone(zone)
+    if set_at is None:
+        return f"until {when(end, zone)}"
+    start = (set_at if set_at.tzinfo else set_at.replace(tzinfo=UTC)).astimezone(zone)
+    if start.date() == end.date():
+        return f"since {_clock(start)}, until {_clock(end)}"
+    return f"since {when(start, zone)}, until {when(end, zone)}"
+
+
+def _status_line(user: User, zone: tzinfo = UTC) -> str:
     if user.status is None:
         return "Status: (none)"
-    since = when(user.status_set_at)
-    return f"Status: {user.status}" + (f" (since {since})" if since else "")
+    times = status_times(user.status_set_at, user.status_expires_at, zone)
+    return f"Status: {user.status}" + (f" ({times})" if times else "")
 
 
 def user_entry(user: User, *, verbose: bool = False,
-               history: Sequence[StatusChange] = ()) -> list[str]:
-    """One user's entry: login, name, status and time, plan; verbose adds the rest."""
-    lines = [_pair("Login", user.username, "Name", user.full_name)]
+               history: Sequence[StatusChange] = (), tenant: Tenant | None = None) -> list[str]:
+    """One user's entry: login, name, status and time, plan; verbose adds the rest.
+
+    With ``tenant``, fields it does not publish are left out (no line at all)
+    and times are in its time zone.
+    """
+    def shows(name: str) -> bool:
+        return tenant is None or tenant.shows(name)
+
+    zone = _zone_of(tenant)
+    lines = [_pair("Login", user.username, "Name", user.full_name if shows("full_name") else "")]
     if verbose:
-        if user.office or user.phone:
-            lines.append(_pair("Office", user.office or "-", "Phone", user.phone))
-        if user.project:
+        office = user.office if shows("office") else ""
+        phone = user.phone if shows("phone") else ""
+        if office or phone:
+            lines.append(_pair("Office", office or "-", "Phone", phone))
+        if user.project and shows("project"):
             lines.append(f"Project: {user.project}")
-    lines.append(_status_line(user))
-    if verbose and history:
+    if shows("status"):
+        lines.append(_status_line(user, zone))
+    if verbose and history and (tenant is None or visibility.shows_history(tenant.public_fields)):
         lines.append("Recent statuses:")
         for change in history:
             text = change.text if change.text is not None else "(cleared)"
-            lines.append(f"  {when(change.set_at)}  {text}")
-    if user.plan:
+            until = f"  (until {when(change.expires_at, zone)})" if change.expires_at else ""
+            lines.append(f"  {when(change.set_at, zone)}  {text}{until}")
+    if not shows("plan"):
+        pass
+    elif user.plan:
         lines.append("Plan:")
         lines.extend(printable_lines(user.plan))
     else:
@@ -83,20 +126,33 @@ def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def user_list(users: Sequence[User], total: int) -> list[str]:
-    """The directory: one line per user, then how many more a capped list left out."""
+def user_list(users: Sequence[User], total: int, tenant: Tenant | None = None) -> list[str]:
+    """The directory: one line per user, then how many more a capped list left out.
+
+    Columns of fields the tenant does not publish are left out.
+    """
     if not users:
         return ["No users."]
+    zone = _zone_of(tenant)
+    show_name = tenant is None or tenant.shows("full_name")
+    show_status = tenant is None or tenant.shows("status")
     login_width = max(5, *(len(u.username) for u in users))
     name_width = min(_LIST_NAME_WIDTH, max(4, *(len(u.full_name) for u in users)))
-    lines = [f"{'Login':<{login_width}}  {'Name':<{name_width}}  {'Since':<20}  Status"]
+    head = f"{'Login':<{login_width}}"
+    if show_name:
+        head += f"  {'Name':<{name_width}}"
+    if show_status:
+        head += f"  {'Since':<20}  Status"
+    lines = [head.rstrip()]
     for u in users:
-        since = when(u.status_set_at) if u.status is not None else ""
-        status = u.status if u.status is not None else ""
-        lines.append(
-            f"{u.username:<{login_width}}  {_cut(u.full_name, name_width):<{name_width}}  "
-            f"{since:<20}  {status}".rstrip()
-        )
+        line = f"{u.username:<{login_width}}"
+        if show_name:
+            line += f"  {_cut(u.full_name, name_width):<{name_width}}"
+        if show_status:
+            since = when(u.status_set_at, zone) if u.status is not None else ""
+            status = u.status if u.status is not None else ""
+            line += f"  {since:<20}  {status}"
+        lines.append(line.rstrip())
     more = total - len(users)
     if more > 0:
         lines.append(f"...and {more} more user{'s' if more != 1 else ''} not listed")

@@ -347,6 +347,8 @@ class IrcBot:
             return no_such_user(name)
         # The finger log: IRC tells us no client address, so the network is "unknown".
         self.service.note_lookup(tenant, user, "irc", None)
+        if not tenant.shows("status"):  # the tenant keeps statuses out of public answers
+            return f"{user.username}: (status not public)"
         return status_reply(user.username, user.status)
 
     async def _resolve_tenant(self) -> Tenant:
@@ -368,10 +370,12 @@ class IrcBot:
         if event.data.get("hidden"):
             return
         if self._tenant is not None:
-            if event.tenant_id != self._tenant.id:
+            if event.tenant_id != self._tenant.id or not self._tenant.shows("status"):
                 return
         elif event.tenant_slug != self._tenant_key:
             return
+        else:
+            truncated = True  # the tenant's settings are not known here: read them first
         client = self.client
         if client is None or not client.ready.is_set():
             log.debug("irc %s: not connected, no announcement for %s", self.label,
@@ -397,5 +401,7 @@ class IrcBot:
             log.warning("irc %s: cannot announce %s: %s", self.label, username, exc)
             return
         client = self.client
+        if not tenant.shows("status"):
+            return
         if user is not None and client is not None and client.ready.is_set() and self._accepting:
             self._announce(client, announcement(user.username, user.status))

@@ -6,6 +6,7 @@ and UNIX listeners share it::
     AUTH <token>                      authenticate; reply names the principal
     SET <user>[@<tenant>] <status>    set a status
     CLEAR <user>[@<tenant>]           clear it
+    EXPIRE <user>[@<tenant>] <when>   the current status expires (45m, 1h30m, 14:00, RFC 3339)
     PLAN <user>[@<tenant>]            then plan lines, ended by "." alone
     QUIT
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC
 
 from fingerplat.domain import rules
 from fingerplat.domain.errors import (
@@ -33,6 +35,7 @@ from fingerplat.domain.errors import (
     PermissionDenied,
     Unavailable,
 )
+from fingerplat.domain.expiry import Expiry
 from fingerplat.domain.model import Channel, Context, Principal, Role
 from fingerplat.domain.text import printable
 from fingerplat.service import FingerplatService
@@ -45,11 +48,12 @@ MAX_COMMAND_BYTES = 4096
 PLAN_MARGIN_BYTES = 4096
 MAX_PLAN_READ_BYTES = rules.PLAN_MAX_BYTES + PLAN_MARGIN_BYTES
 MAX_AUTH_FAILURES = 3
-COMMANDS = ("AUTH", "SET", "CLEAR", "PLAN", "QUIT")
+COMMANDS = ("AUTH", "SET", "CLEAR", "EXPIRE", "PLAN", "QUIT")
 USAGE = {
     "AUTH": "AUTH <token>",
     "SET": "SET <user>[@<tenant>] <status>",
     "CLEAR": "CLEAR <user>[@<tenant>]",
+    "EXPIRE": "EXPIRE <user>[@<tenant>] <DURATION|TIME>",
     "PLAN": "PLAN <user>[@<tenant>]",
     "QUIT": "QUIT",
 }
@@ -142,7 +146,7 @@ class SetterSession:
             if self.bare_form and self._lines_seen == 1 and not rest:
                 self._bare_user = verb  # the tutorial's form: the status comes next
                 return None
-            return err(f"unknown command {verb[:40]!r}: use AUTH, SET, CLEAR, PLAN or QUIT")
+            return err(f"unknown command {verb[:40]!r}: use AUTH, SET, CLEAR, EXPIRE, PLAN or QUIT")
         return await getattr(self, "_cmd_" + command.lower())(rest.strip())
 
     def overlong(self) -> str | None:
@@ -183,6 +187,12 @@ class SetterSession:
         if not rest or " " in rest:
             return err(f"usage: {USAGE['CLEAR']}")
         return await self._targeted(self._clear, rest, None)
+
+    async def _cmd_expire(self, rest: str) -> str:
+        target, _, when = rest.partition(" ")
+        if not target or not when.strip() or " " in when.strip():
+            return err(f"usage: {USAGE['EXPIRE']} (a duration like 45m or a time like 14:00)")
+        return await self._targeted(self._expire, target, when.strip())
 
     async def _cmd_plan(self, rest: str) -> str | None:
         if not rest or " " in rest:
@@ -273,6 +283,13 @@ class SetterSession:
     async def _clear(self, user: str, tenant: str | None, _: str | None) -> str:
         updated = await self.service.clear_status(self.context(), tenant, user)
         return f"status of {updated.username} cleared"
+
+    async def _expire(self, user: str, tenant: str | None, when: str | None) -> str:
+        updated = await self.service.set_expiry(self.context(), tenant, user,
+                                                Expiry.parse(when or ""))
+        moment = updated.status_expires_at
+        until = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if moment else "-"
+        return f"status of {updated.username} expires at {until}"
 
     async def _set_plan(self, user: str, tenant: str | None, text: str | None) -> str:
         updated = await self.service.set_plan(self.context(), tenant, user, text or "")

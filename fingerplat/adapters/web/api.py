@@ -9,13 +9,16 @@ refusal arrives here as ``PermissionDenied`` and leaves as 403.
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime
+import functools
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
+from fingerplat.adapters.web import tenancy
 from fingerplat.adapters.web.keys import SERVICE
-from fingerplat.adapters.web.payloads import read_json_object, string_field
+from fingerplat.adapters.web.payloads import MalformedRequest, read_json_object, string_field
 from fingerplat.adapters.web.principals import (
     anonymous,
     audited_bearer_token,
@@ -24,8 +27,9 @@ from fingerplat.adapters.web.principals import (
     token_context,
 )
 from fingerplat.adapters.web.templating import iso_time
-from fingerplat.domain import rules
+from fingerplat.domain import expiry, rules
 from fingerplat.domain.errors import InvalidInput, NotFound
+from fingerplat.domain.expiry import Expiry
 from fingerplat.domain.model import (
     AuditEvent,
     AuditQuery,
@@ -35,6 +39,8 @@ from fingerplat.domain.model import (
     User,
 )
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
 PREFIX = "/api/v1"
 DEFAULT_PAGE = 100
 DEFAULT_HISTORY = 20
@@ -43,7 +49,16 @@ DEFAULT_AUDIT_PAGE = 50
 
 # -- formatting ----------------------------------------------------------------
 
-def user_json(user: User, *, with_plan: bool = True) -> dict[str, Any]:
+# Keys of a user's JSON and the public field each shows.
+_FIELD_OF_KEY = {
+    "full_name": "full_name", "office": "office", "phone": "phone", "project": "project",
+    "status": "status", "status_set_at": "status", "expires_at": "status", "plan": "plan",
+}
+
+
+def user_json(user: User, *, with_plan: bool = True,
+              fields: frozenset[str] | None = None) -> dict[str, Any]:
+    """A user as JSON; with ``fields`` (a public answer) the other fields are left out."""
     data: dict[str, Any] = {
         "username": user.username,
         "full_name": user.full_name,
@@ -52,10 +67,15 @@ def user_json(user: User, *, with_plan: bool = True) -> dict[str, Any]:
         "project": user.project,
         "status": user.status,
         "status_set_at": iso_time(user.status_set_at) or None,
+        "expires_at": iso_time(user.status_expires_at) or None,
         "hidden": user.hidden,
     }
     if with_plan:
         data["plan"] = user.plan
+    if fields is not None:
+        for key, field in _FIELD_OF_KEY.items():
+            if field not in fields:
+                data.pop(key, None)
     return data
 
 
@@ -65,6 +85,7 @@ def change_json(change: StatusChange) -> dict[str, Any]:
     if change.actor is not None:
         data["actor"] = change.actor
         data["channel"] = change.channel
+    data["expires_at"] = iso_time(change.expires_at) or None
     return data
 
 
@@ -125,6 +146,8 @@ async def list_users(request: web.Request) -> web.Response:
     ctx = await optional_context(request)
     limit = int_param(request, "limit", DEFAULT_PAGE, 1, 1000)
     tenant = await service.resolve_tenant(slug)
+    if ctx is None:  # trusted networks restrict the list without credentials
+        tenancy.check_listing(request, tenant)
     page = await service.directory(
         tenant, ctx=ctx, limit=limit, cursor=request.query.get("cursor") or None,
         search=request.query.get("q") or None,
@@ -132,7 +155,7 @@ async def list_users(request: web.Request) -> web.Response:
     return web.json_response({
         "tenant": tenant.slug,
         "total": page.total,
-        "users": [user_json(u, with_plan=False) for u in page.users],
+        "users": [user_json(u, with_plan=False, fields=page.fields) for u in page.users],
         "next_cursor": page.next_cursor,
     })
 
@@ -142,10 +165,10 @@ async def get_user(request: web.Request) -> web.Response:
     slug, name = tenant_slug(request), username(request)
     ctx = await optional_context(request) or anonymous(request, Channel.API)
     service = request.config_dict[SERVICE]
-    user = await service.get_user(ctx, slug, name)
+    user, fields = await service.user_view(ctx, slug, name)
     if user.finger_log:  # the finger log: only then is the tenant's opt-in asked
         service.note_lookup(await service.resolve_tenant(slug), user, "api", remote_addr(request))
-    return web.json_response(user_json(user))
+    return web.json_response(user_json(user, fields=fields))
 
 
 async def get_fingered(request: web.Request) -> web.Response:
@@ -166,20 +189,38 @@ async def get_history(request: web.Request) -> web.Response:
     return web.json_response({"username": name, "history": [change_json(c) for c in changes]})
 
 
+def expiry_field(data: dict[str, Any]) -> Expiry | None:
+    """``expires_at`` (RFC 3339) or ``expires_in`` (seconds), at most one of them."""
+    at, seconds = data.get("expires_at"), data.get("expires_in")
+    try:
+        if at is not None and seconds is not None:
+            raise InvalidInput("give either expires_at or expires_in, not both")
+        if at is not None:
+            return Expiry.at(expiry.expires_at(at, datetime.now(UTC)))
+        if seconds is not None:
+            expiry.expires_in(seconds, datetime.now(UTC))  # a clear 400 before any lookup
+            return Expiry.after(seconds)
+    except InvalidInput as error:  # a bad duration or time is a bad request (400)
+        raise MalformedRequest(str(error)) from None
+    return None
+
+
 async def put_status(request: web.Request) -> web.Response:
     slug, name = tenant_slug(request), username(request)
     ctx = await required_context(request)
     data = await read_json_object(request)
     status = string_field(data, "status")
+    expires = expiry_field(data)
     if "if_status" in data:  # compare-and-set: 409 when someone changed it meanwhile
         expected = data["if_status"]
         if expected is not None and not isinstance(expected, str):
             raise InvalidInput("field 'if_status' must be a string or null")
         user = await request.config_dict[SERVICE].set_status(
-            ctx, slug, name, status, if_status=expected
+            ctx, slug, name, status, if_status=expected, expires=expires
         )
     else:
-        user = await request.config_dict[SERVICE].set_status(ctx, slug, name, status)
+        user = await request.config_dict[SERVICE].set_status(ctx, slug, name, status,
+                                                             expires=expires)
     return web.json_response(user_json(user))
 
 
@@ -222,16 +263,34 @@ async def get_audit(request: web.Request) -> web.Response:
     })
 
 
+def network_checked(handler: Handler) -> Handler:
+    """Refuse (403) a client in a network the path's tenant rejects, before anything else."""
+
+    @functools.wraps(handler)
+    async def checked(request: web.Request) -> web.StreamResponse:
+        slug = request.match_info.get("tenant", "")
+        if rules.TENANT_SLUG_RE.fullmatch(slug):
+            try:
+                tenant = await request.config_dict[SERVICE].resolve_tenant(slug)
+            except NotFound:
+                tenant = None  # the handler says so
+            if tenant is not None:
+                tenancy.check_network(request, tenant)
+        return await handler(request)
+
+    return checked
+
+
 def add_routes(router: web.UrlDispatcher) -> None:
     from fingerplat.adapters.web.openapi import openapi_document
 
     base = f"{PREFIX}/tenants/{{tenant}}"
-    router.add_get(f"{base}/users", list_users)
-    router.add_get(f"{base}/users/{{user}}", get_user)
-    router.add_get(f"{base}/users/{{user}}/history", get_history)
-    router.add_get(f"{base}/users/{{user}}/fingered", get_fingered)
-    router.add_put(f"{base}/users/{{user}}/status", put_status)
-    router.add_delete(f"{base}/users/{{user}}/status", delete_status)
-    router.add_put(f"{base}/users/{{user}}/plan", put_plan)
-    router.add_get(f"{base}/audit", get_audit)
+    router.add_get(f"{base}/users", network_checked(list_users))
+    router.add_get(f"{base}/users/{{user}}", network_checked(get_user))
+    router.add_get(f"{base}/users/{{user}}/history", network_checked(get_history))
+    router.add_get(f"{base}/users/{{user}}/fingered", network_checked(get_fingered))
+    router.add_put(f"{base}/users/{{user}}/status", network_checked(put_status))
+    router.add_delete(f"{base}/users/{{user}}/status", network_checked(delete_status))
+    router.add_put(f"{base}/users/{{user}}/plan", network_checked(put_plan))
+    router.add_get(f"{base}/audit", network_checked(get_audit))
     router.add_get(f"{PREFIX}/openapi.json", openapi_document)

@@ -27,7 +27,7 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
-from fingerplat.adapters.web.keys import BASE
+from fingerplat.adapters.web.keys import BASE, TENANT
 from fingerplat.adapters.web.templating import (
     PUBLIC_TEMPLATES,
     KeptMark,
@@ -109,6 +109,8 @@ class KeptPage:
     pieces: tuple[bytes, ...]
     moments: tuple[int | None, ...]
     status: int = 200
+    #: ``time.time()`` from which the page is wrong (a status expires): a miss then.
+    deadline: float | None = None
 
     def body(self, now: datetime) -> bytes:
         if not self.moments:
@@ -128,7 +130,8 @@ class KeptPage:
 
 
 def render_kept(request: web.Request, template: str, context: dict[str, Any], *,
-                now: datetime, status: int = 200) -> tuple[KeptPage, bool]:
+                now: datetime, status: int = 200,
+                deadline: float | None = None) -> tuple[KeptPage, bool]:
     """Render ``template`` with a :class:`PageClock`; the page, and whether it may be kept."""
     clock = PageClock(now)
     text = aiohttp_jinja2.render_string(
@@ -140,6 +143,7 @@ def render_kept(request: web.Request, template: str, context: dict[str, Any], *,
         moments=tuple(None if (moment := clock.moments[int(index)]) is None
                       else epoch_micros(moment) for index in parts[1::2]),
         status=status,
+        deadline=deadline,
     )
     return page, not clock.read
 
@@ -163,10 +167,16 @@ def open_door(cache: ReadCache, request: web.Request, generation: int, page: Kep
     Only at the page's canonical address (``/~alice``, not ``/~%61lice``),
     so the entries a client can make by varying the address are bounded:
     each is a key pointing at the one kept page, never another rendering.
+    The entry carries the page's deadline (a status that expires). Pages of
+    a tenant that rejects networks are never opened to the door, which does
+    not know the tenant: they go through the routing, which checks the client.
     """
+    tenant = request.get(TENANT)
+    if tenant is not None and tenant.networks is not None and tenant.networks.rejected:
+        return
     path = request.rel_url.raw_path
     if path != f"{request[BASE]}/~{user[1]}":
         return
     key = door_key(generation, request.headers.get("Host"), path)
     if key not in cache:
-        cache.put(key, page, epoch=epoch, user=user)
+        cache.put(key, page, epoch=epoch, user=user, deadline=page.deadline)

@@ -46,6 +46,8 @@ CURSOR = {"name": "cursor", "in": "query", "required": False,
           "description": "The next_cursor of the previous page", "schema": {"type": "string"}}
 
 COMMON_ERRORS = {
+    "403": _error("The client's network is one the tenant rejects, or the tenant gives its "
+                  "user list only to trusted networks"),
     "401": _error("An Authorization header was sent but the token is invalid, expired or revoked"),
     "404": _error("No such tenant or user (hidden users do not exist for the public)"),
     "503": _error("The database is unavailable"),
@@ -68,7 +70,10 @@ SCHEMAS: dict[str, Any] = {
               "properties": {"error": {"type": "string"}}},
     "UserSummary": {
         "type": "object",
-        "required": ["username", "status", "status_set_at"],
+        "required": ["username"],
+        "description": "Without credentials (or with a token that is neither an admin's of "
+                       "the tenant nor the user's own), the fields the tenant does not publish "
+                       "are left out (tenant setting public_fields).",
         "properties": {
             "username": {"type": "string"},
             "full_name": {"type": "string"},
@@ -77,6 +82,9 @@ SCHEMAS: dict[str, Any] = {
             "project": {"type": "string"},
             "status": {"type": ["string", "null"], "maxLength": STATUS_MAX_CHARS},
             "status_set_at": {"type": ["string", "null"], "format": "date-time"},
+            "expires_at": {"type": ["string", "null"], "format": "date-time",
+                           "description": "When the status expires (RFC 3339); null: never. "
+                                          "From then on the status reads as null."},
             "hidden": {"type": "boolean"},
         },
     },
@@ -102,6 +110,8 @@ SCHEMAS: dict[str, Any] = {
             "actor": {"type": "string", "description": "only for the tenant's admins and "
                       "the user's own token; absent in public answers"},
             "channel": {"type": "string", "description": "as actor"},
+            "expires_at": {"type": ["string", "null"], "format": "date-time",
+                           "description": "The expiry this status was given, if any"},
         },
     },
     "History": {
@@ -162,6 +172,12 @@ SCHEMAS: dict[str, Any] = {
             "if_status": {"type": ["string", "null"],
                           "description": "Optional compare-and-set: change only if the current "
                                          "status is exactly this (null: no status), else 409"},
+            "expires_at": {"type": "string", "format": "date-time",
+                           "description": "Optional: the status expires at this RFC 3339 time "
+                                          "(in the future, at most 366 days ahead); 400 if not"},
+            "expires_in": {"type": "number", "exclusiveMinimum": 0, "maximum": 31622400,
+                           "description": "Optional: the status expires this many seconds from "
+                                          "now; at most one of expires_at and expires_in"},
         },
     },
     "PlanBody": {
@@ -228,7 +244,9 @@ PATHS: dict[str, Any] = {
                 "application/json": {"schema": _ref("StatusBody")}}},
             "responses": {"200": _json(_ref("User"), "The user after the change"),
                           "409": _error("if_status was given and the status had changed"),
-                          **WRITE_ERRORS},
+                          **WRITE_ERRORS,
+                          "400": _error("The body is not valid JSON, or expires_at/expires_in "
+                                        "is not a valid time or duration")},
         },
         "delete": {
             "operationId": "clearStatus",

@@ -17,9 +17,15 @@ from fingerplat.adapters.web.kept_pages import KeptPage, open_door, render_kept
 from fingerplat.adapters.web.keys import BASE, SERVICE, TENANT
 from fingerplat.adapters.web.principals import remote_addr
 from fingerplat.adapters.web.templating import PUBLIC_TEMPLATES, TEMPLATE_GENERATION
-from fingerplat.adapters.web.tenancy import PREFIX_VAR, add_routed, tenant_routed
+from fingerplat.adapters.web.tenancy import (
+    PREFIX_VAR,
+    add_routed,
+    check_listing,
+    tenant_routed,
+)
 from fingerplat.domain import rules
 from fingerplat.domain.errors import NotFound, PermissionDenied
+from fingerplat.service.cached_reads import deadline_of
 
 DIRECTORY_PAGE = 50
 RECENT_HISTORY = 6
@@ -76,6 +82,7 @@ async def directory(request: web.Request) -> web.StreamResponse:
         raise web.HTTPFound(f"{base}/~{name}")
     cursor = request.query.get("cursor") or None
     search = (request.query.get("q") or "").strip() or None
+    check_listing(request, request[TENANT])
     try:
         page = await request.config_dict[SERVICE].directory(
             request[TENANT], limit=DIRECTORY_PAGE, cursor=cursor, search=search
@@ -126,16 +133,17 @@ async def user_page(request: web.Request) -> web.StreamResponse:
         raise web.HTTPMovedPermanently(f"{request[BASE]}/~{user.username}")
     history = await service.public_history(tenant, user.username, limit=RECENT_HISTORY)
     context = {"tenant": tenant, "base": request[BASE], "user": user, "history": history}
-    page, keepable = render_kept(request, "user.html", context, now=now)
+    page, keepable = render_kept(request, "user.html", context, now=now,
+                                 deadline=deadline_of(user))
     if user.finger_log and tenant.finger_log:
         service.note_lookup(tenant, user, "web", remote_addr(request))
         if cache is not None and keepable:
             cache.put(key, LoggedPage(page, tenant.id, user.id), epoch=epoch,
-                      user=(tenant.id, user.username))
+                      user=(tenant.id, user.username), deadline=page.deadline)
         return page.response(now)
     if cache is not None and keepable:
         tag = (tenant.id, user.username)
-        cache.put(key, page, epoch=epoch, user=tag)
+        cache.put(key, page, epoch=epoch, user=tag, deadline=page.deadline)
         open_door(cache, request, generation, page, user=tag, epoch=epoch)
     return page.response(now)
 

@@ -29,6 +29,7 @@ from fingerplat.adapters.web.keys import BASE, SERVICE, SETTINGS, TENANT
 from fingerplat.adapters.web.templating import PUBLIC_TEMPLATES
 from fingerplat.adapters.web.tenancy import Handler, add_routed, resolve
 from fingerplat.domain.errors import InvalidInput, PermissionDenied
+from fingerplat.domain.expiry import Expiry
 from fingerplat.domain.model import Channel, Context
 from fingerplat.domain.self_service import PROFILE_FIELDS
 from fingerplat.domain.text import printable
@@ -240,8 +241,7 @@ async def me(request: web.Request) -> web.StreamResponse:
     return _page(
         request, "me.html", user=user, editable=editable, labels=FIELD_LABELS,
         profile_fields=PROFILE_FIELDS,
-        # Status expiry (issue 15) shows here once the user type carries it.
-        status_expires_at=getattr(user, "status_expires_at", None),
+        status_expires_at=user.status_expires_at,  # status expiry (issue 15)
         shown=printable,
     )
 
@@ -265,9 +265,11 @@ async def change_status(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     clear = form.get("action") == "clear"
     status = None if clear else _text(form, "status")
+    until = "" if clear or not status else _text(form, "expires").strip()
     try:
         await _service(request).set_own_status(
-            _context(request), _text(form, "tenant"), _text(form, "user"), status)
+            _context(request), _text(form, "tenant"), _text(form, "user"), status,
+            expires=Expiry.parse(until) if until else None)
     except InvalidInput as err:
         raise _failed(request, str(err)) from None
     raise _done(request, "Status cleared." if clear or not status else "Status set.")

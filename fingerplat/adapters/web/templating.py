@@ -16,6 +16,7 @@ import jinja2
 from aiohttp import web
 from markupsafe import Markup
 
+from fingerplat.domain import expiry
 from fingerplat.domain.errors import InvalidInput
 from fingerplat.domain.text import web_text
 
@@ -77,8 +78,17 @@ def words_for_seconds(seconds: int) -> str:
     return "just now"  # pragma: no cover - unreachable
 
 
-def absolute_time(moment: datetime | None) -> str:
-    return as_utc(moment).strftime("%Y-%m-%d %H:%M UTC") if moment else ""
+def absolute_time(moment: datetime | None, zone: str | None = None) -> str:
+    """``2026-12-07 13:00 UTC``; with a tenant's ``zone``, in it (``14:00 CET``)."""
+    if not moment:
+        return ""
+    if zone is None or zone == "UTC":
+        return as_utc(moment).strftime("%Y-%m-%d %H:%M UTC")
+    try:
+        local = as_utc(moment).astimezone(expiry.zone(zone))
+    except InvalidInput:
+        return as_utc(moment).strftime("%Y-%m-%d %H:%M UTC")
+    return local.strftime("%Y-%m-%d %H:%M ") + (local.tzname() or zone)
 
 
 def iso_time(moment: datetime | None) -> str:

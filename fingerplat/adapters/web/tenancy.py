@@ -19,7 +19,7 @@ from aiohttp import web
 
 from fingerplat.adapters.web.keys import BASE, SERVICE, TENANT
 from fingerplat.domain import rules
-from fingerplat.domain.errors import NotFound
+from fingerplat.domain.errors import NetworkRejected, NotFound, PermissionDenied
 from fingerplat.domain.model import Tenant
 
 PREFIX_VAR = "site"  # the match_info name of the slug in /t/{site}/...
@@ -89,9 +89,28 @@ async def resolve(request: web.Request) -> Tenant:
         base = f"/t/{tenant.slug}"
     else:
         tenant = by_host or await service.resolve_tenant(None)
+    check_network(request, tenant)
     request[TENANT] = tenant
     request[BASE] = base
     return tenant
+
+
+def check_network(request: web.Request, tenant: Tenant) -> None:
+    """A 403 for a client in a network ``tenant`` rejects (one attribute read without any).
+
+    The client address is the one aiohttp established (the peer, or what the
+    listener took from a trusted proxy), never a header.
+    """
+    if tenant.networks is not None and tenant.networks.rejects(request.remote):
+        raise NetworkRejected(tenant.slug)
+
+
+def check_listing(request: web.Request, tenant: Tenant) -> None:
+    """A 403 when ``tenant`` lists its users only to trusted networks and this is not one."""
+    if tenant.networks is not None and not tenant.networks.lists_to(request.remote):
+        raise PermissionDenied(
+            f"tenant {tenant.slug!r} gives its user list only to trusted networks"
+        )
 
 
 def add_routed(

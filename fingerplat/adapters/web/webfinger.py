@@ -83,18 +83,22 @@ async def _tenant_of_host(
     return tenant, name
 
 
-def jrd(user: User, domain: str, profile: str, rels: list[str]) -> dict[str, Any]:
+def jrd(user: User, domain: str, profile: str, rels: list[str],
+        tenant: Tenant | None = None) -> dict[str, Any]:
+    """The JRD; properties of fields ``tenant`` does not publish are left out."""
     links = [{"rel": PROFILE_REL, "type": "text/html", "href": profile}]
     if rels:
         links = [link for link in links if link["rel"] in rels]
+    properties: dict[str, Any] = {}
+    if tenant is None or tenant.shows("status"):
+        properties[STATUS_PROP] = user.status
+        properties[STATUS_SET_PROP] = iso_time(user.status_set_at) or None
+    if tenant is None or tenant.shows("full_name"):
+        properties[NAME_PROP] = user.full_name or None
     return {
         "subject": f"acct:{user.username}@{domain}",
         "aliases": [profile],
-        "properties": {
-            STATUS_PROP: user.status,
-            STATUS_SET_PROP: iso_time(user.status_set_at) or None,
-            NAME_PROP: user.full_name or None,
-        },
+        "properties": properties,
         "links": links,
     }
 
@@ -104,12 +108,13 @@ async def webfinger(request: web.Request) -> web.Response:
     if not rules.USERNAME_RE.fullmatch(name):
         raise NotFound(f"no such user: {name[:40]!r}")
     tenant, base = await find_tenant(request, domain)
+    tenancy.check_network(request, tenant)
     user = await request.config_dict[SERVICE].public_user(tenant, name)
     if user is None:
         raise NotFound(f"no such user: {name!r}")
     request.config_dict[SERVICE].note_lookup(tenant, user, "webfinger", remote_addr(request))
     profile = f"{base}/~{user.username}"
-    body = jrd(user, domain, profile, request.query.getall("rel", []))
+    body = jrd(user, domain, profile, request.query.getall("rel", []), tenant)
     return web.Response(
         text=json.dumps(body), content_type=JRD,
         headers={"Access-Control-Allow-Origin": "*"},

@@ -36,11 +36,13 @@ from fingerplat.domain.errors import (
     Conflict,
     FingerplatError,
     InvalidInput,
+    NetworkRejected,
     NotFound,
     PermissionDenied,
     TooManyAttempts,
     Unavailable,
 )
+from fingerplat.domain.expiry import Expiry
 from fingerplat.domain.model import Channel, Context, Tenant
 
 log = logging.getLogger("fingerplat.web.xmlrpc")
@@ -199,6 +201,7 @@ async def get_user(call: Call, user: Any) -> str:
 
 async def get_users(call: Call) -> list[str]:
     """getUsers(): the usernames of the tenant's visible users, the first 1000 at most."""
+    tenancy.check_listing(call.request, call.tenant)
     room = MAX_LISTED_USERS - call.listed
     if room <= 0:
         call.may_list(1)  # a spent budget is a fault, never a silently empty list
@@ -209,6 +212,7 @@ async def get_users(call: Call) -> list[str]:
 
 async def get_users_page(call: Call, cursor: Any, limit: Any) -> dict[str, Any]:
     """getUsersPage(cursor, limit): one page of usernames and the cursor of the next."""
+    tenancy.check_listing(call.request, call.tenant)
     after = _string(cursor, "cursor")
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
         raise RpcFault(FAULT_BAD_PARAMS, "limit must be an integer between 1 and 1000")
@@ -231,21 +235,39 @@ async def get_user_info(call: Call, user: Any) -> dict[str, str]:
     if found is None:
         raise RpcFault(FAULT_NOT_FOUND, NO_SUCH_USER)
     call.service.note_lookup(call.tenant, found, "xmlrpc", remote_addr(call.request))
-    return {
+    info = {
         "username": found.username,
         "full_name": found.full_name,
         "status": found.status or "",
         "status_set_at": iso_time(found.status_set_at),
+        "status_expires_at": iso_time(found.status_expires_at),
         "plan": found.plan,
     }
+    tenant = call.tenant
+    for key, field in (("full_name", "full_name"), ("status", "status"),
+                       ("status_set_at", "status"), ("status_expires_at", "status"),
+                       ("plan", "plan")):
+        if not tenant.shows(field):
+            del info[key]  # fields the tenant does not publish are left out
+    return info
 
 
-async def set_user(call: Call, user: Any, status: Any) -> bool:
-    """setUser(user, status): set (or with "" clear) a status; needs a token (Basic auth)."""
+async def set_user(call: Call, user: Any, status: Any, expires_in: Any = None) -> bool:
+    """setUser(user, status[, expires_in_seconds]): set (or with "" clear) a status.
+
+    Needs a token (Basic auth). The optional third argument makes the status
+    expire that many seconds from now.
+    """
     name = _string(user, "user")
     text = _string(status, "status")
+    expires = None
+    if expires_in is not None:
+        if isinstance(expires_in, bool) or not isinstance(expires_in, int | float):
+            raise RpcFault(FAULT_BAD_PARAMS, "expires_in_seconds must be a number of seconds")
+        expires = Expiry.after(expires_in)
     ctx = await call.authenticated()
-    await call.service.set_status(ctx, call.tenant.slug, name, text if text.strip() else None)
+    await call.service.set_status(ctx, call.tenant.slug, name, text if text.strip() else None,
+                                  expires=expires)
     return True
 
 
@@ -265,10 +287,13 @@ METHODS: dict[str, tuple[Method, str, list[str]]] = {
                     "(ISO 8601 UTC or ''), plan}; fault 404 when unknown.",
                     ["struct", "string"]),
     "setUser": (set_user,
-                "setUser(user, status) -> true. Needs HTTP Basic auth with an API token as the "
-                "password; an empty status clears it.",
+                "setUser(user, status[, expires_in_seconds]) -> true. Needs HTTP Basic auth "
+                "with an API token as the password; an empty status clears it; the status "
+                "expires after expires_in_seconds when given.",
                 ["boolean", "string", "string"]),
 }
+# Methods taking one optional parameter after those of their signature.
+OPTIONAL_PARAMS = frozenset({"setUser"})
 INTROSPECTION = {
     "system.listMethods": "system.listMethods() -> array of method names.",
     "system.methodHelp": "system.methodHelp(name) -> help text of a method.",
@@ -290,7 +315,8 @@ async def dispatch(
 ) -> Any:
     if method in METHODS:
         func, _, signature = METHODS[method]
-        _arity(method, params, len(signature) - 1)
+        if not (method in OPTIONAL_PARAMS and len(params) == len(signature)):
+            _arity(method, params, len(signature) - 1)
         try:
             return await func(call, *params)
         except FingerplatError as exc:
@@ -310,7 +336,10 @@ async def dispatch(
         _arity(method, params, 1)
         name = _string(params[0], "method name")
         if name in METHODS:
-            return [METHODS[name][2]]
+            signature = METHODS[name][2]
+            if name in OPTIONAL_PARAMS:
+                return [signature, [*signature, "int"]]
+            return [signature]
         return "undef"
     if method == "system.multicall":
         if nested:
@@ -342,20 +371,22 @@ async def multicall(call: Call, calls: Any) -> list[Any]:
     return results
 
 
-def _xml_response(payload: str, *, close: bool = False) -> web.Response:
-    response = web.Response(text=payload, content_type="text/xml", charset="utf-8")
+def _xml_response(payload: str, *, close: bool = False, status: int = 200) -> web.Response:
+    response = web.Response(text=payload, content_type="text/xml", charset="utf-8",
+                            status=status)
     if close:
         response.force_close()
     return response
 
 
-def fault_response(request: web.Request, fault: RpcFault, *, close: bool = False) -> web.Response:
+def fault_response(request: web.Request, fault: RpcFault, *, close: bool = False,
+                   status: int = 200) -> web.Response:
     request[ERROR_KIND] = f"fault_{fault.code}"
     body = xmlrpc.client.dumps(
         xmlrpc.client.Fault(fault.code, xml_safe(fault.message)), methodresponse=True,
         encoding="utf-8",
     )
-    return _xml_response(body, close=close)
+    return _xml_response(body, close=close, status=status)
 
 
 async def rpc2(request: web.Request) -> web.Response:
@@ -372,6 +403,8 @@ async def rpc2(request: web.Request) -> web.Response:
         payload = xmlrpc.client.dumps((xml_safe(result),), methodresponse=True, encoding="utf-8")
     except RpcFault as fault:
         return fault_response(request, fault)
+    except NetworkRejected as exc:  # the client's network: HTTP 403, a fault as the body
+        return fault_response(request, RpcFault(FAULT_FORBIDDEN, str(exc)), status=403)
     except FingerplatError as exc:
         return fault_response(request, fault_for(exc))
     except Exception:

@@ -6,6 +6,7 @@ import asyncio
 
 from fingerplat.adapters.irc import start_irc_bots
 from fingerplat.config import IrcConfig
+from fingerplat.domain.expiry import Expiry
 from fingerplat.domain.model import ChangeEvent, Context
 from fingerplat.metrics import Metrics
 from fingerplat.service import FingerplatService
@@ -172,3 +173,38 @@ async def test_startup_does_not_wait_for_a_dead_server(
     finally:
         await bots.close()
         await asyncio.wait_for(bots.drain(5), 6)
+
+
+async def test_public_fields_and_expiry_reach_irc(
+    service: FingerplatService, operator: Context, ngircd: Ngircd, peers: list[IrcPeer]
+) -> None:
+    await make_acme(service, operator)
+    peer = await joined_peer(peers, ngircd)
+    bots = await start_irc_bots(service, [bot_config(ngircd)], metrics=Metrics(), timing=FAST)
+    try:
+        await bot_in_channel(peer)
+        await service.set_status(operator, "acme", "carol", "coffee", expires=Expiry.after(0.5))
+        await peer.wait_for(is_privmsg("fingerbot", "#acme", "carol is now: coffee"))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while True:  # the expiry needs no write: the next lookup after it says so
+            start = len(peer.lines)
+            await peer.privmsg("fingerbot", "carol")
+            line = await peer.wait_for(lambda line: line.startswith(":fingerbot!")
+                                       and "carol:" in line, start=start)
+            if text_of(line) == "carol: (no status)":
+                break
+            assert loop.time() < deadline
+            await asyncio.sleep(0.2)
+
+        await service.update_tenant(operator, "acme", public_fields="full_name,plan")
+        await peer.privmsg("fingerbot", "alice")
+        await peer.wait_for(is_privmsg("fingerbot", "tester", "alice: (status not public)"))
+        await service.set_status(operator, "acme", "alice", "secret meeting")
+        start = len(peer.lines)
+        await peer.privmsg("fingerbot", "alice")  # answered after the change was handled
+        await peer.wait_for(is_privmsg("fingerbot", "tester", "alice: (status not public)"),
+                            start=start)
+        assert not any("secret meeting" in line for line in peer.lines)
+    finally:
+        await bots.close()

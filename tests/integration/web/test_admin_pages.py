@@ -373,3 +373,60 @@ async def test_every_page_has_an_icon(web_server: RunningWeb, admin: AdminClient
     assert icon.status == 200 and icon.text.startswith("<svg")
     page = await admin.get("/admin/tenants")
     assert '<link rel="icon" href="/static/favicon.svg"' in page.text
+
+
+async def test_tenant_time_zone_public_fields_and_networks_form(
+    admin: AdminClient, web_server: RunningWeb, operator: Context
+) -> None:
+    svc = web_server.service
+    page = await admin.get("/admin/tenants/default")
+    assert 'name="timezone"' in page.text and 'value="UTC"' in page.text
+    page = await admin.post("/admin/tenants/default/visibility", {
+        "timezone": "Europe/Paris", "has_public_fields": "1", "public_fields": "status",
+        "trusted_networks": "10.0.0.0/8\n2001:DB8::/32", "rejected_networks": "192.0.2.7"})
+    assert page.status == 303
+    tenant = await svc.get_tenant(operator, "default")
+    assert tenant.timezone == "Europe/Paris"
+    assert tenant.public_fields == frozenset({"status"})
+    assert tenant.trusted_networks == ("10.0.0.0/8", "2001:db8::/32")
+    assert tenant.rejected_networks == ("192.0.2.7/32",)
+    page = await admin.get("/admin/tenants/default")
+    assert "saved" in page.text and "2001:db8::/32" in page.text
+
+    page = await admin.post("/admin/tenants/default/visibility", {
+        "timezone": "Atlantis/Capital", "has_public_fields": "1", "public_fields": "plan",
+        "trusted_networks": "", "rejected_networks": "192.0.2.7/32"})
+    assert page.status == 400 and "unknown time zone" in page.text
+    assert "Atlantis/Capital" in page.text  # the form comes back as typed
+    page = await admin.post("/admin/tenants/default/visibility", {
+        "timezone": "UTC", "has_public_fields": "1", "public_fields": "plan",
+        "trusted_networks": "10.0.0.0/40", "rejected_networks": ""})
+    assert page.status == 400 and "invalid network" in page.text
+    assert (await svc.get_tenant(operator, "default")).timezone == "Europe/Paris"  # unchanged
+
+    page = await admin.post("/admin/tenants/default/visibility", {
+        "timezone": "UTC", "trusted_networks": "", "rejected_networks": ""})
+    assert page.status == 303
+    tenant = await svc.get_tenant(operator, "default")
+    assert (tenant.trusted_networks, tenant.rejected_networks) == ((), ())
+    assert tenant.public_fields == frozenset({"status"})  # no has_public_fields: unchanged
+    assert await web_audit(svc, operator, "tenant.update")
+
+
+async def test_status_with_an_expiry_through_the_form(
+    admin: AdminClient, web_server: RunningWeb, operator: Context
+) -> None:
+    svc = web_server.service
+    await svc.add_user(operator, None, "alice")
+    await admin.get("/admin/tenants/default/users/alice")
+    page = await admin.post("/admin/tenants/default/users/alice/status",
+                            {"status": "at lunch", "expires": "soonish"})
+    assert page.status == 400 and "invalid expiry &#39;soonish&#39;" in page.text
+    assert "soonish" in page.text and "at lunch" in page.text  # the form as typed
+    page = await admin.post("/admin/tenants/default/users/alice/status",
+                            {"status": "at lunch", "expires": "45m"})
+    assert page.status == 303
+    page = await admin.get("/admin/tenants/default/users/alice")
+    assert 'id="status-until"' in page.text
+    user = await svc.get_user(operator, None, "alice")
+    assert user.status == "at lunch" and user.status_expires_at is not None

@@ -37,7 +37,7 @@ async def test_read_user_and_history_anonymously(
     assert status == 200
     assert [h["status"] for h in body["history"]] == ["writing", "reading"]
     # Public answers say what changed and when, never who (SPEC 11).
-    assert all(set(h) == {"status", "set_at"} for h in body["history"])
+    assert all(set(h) == {"status", "set_at", "expires_at"} for h in body["history"])
 
 
 async def test_hidden_users_are_404_except_for_admins(

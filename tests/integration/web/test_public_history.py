@@ -43,7 +43,7 @@ async def test_public_history_names_no_actor_on_any_adapter(
     for token in (None, seeded.bob_token, seeded.acme_admin_token):
         history = await _history(http, url, token)
         assert [h["status"] for h in history][:2] == ["set by alice", "set by the operator"]
-        assert all(set(h) == {"status", "set_at"} for h in history), history
+        assert all(set(h) == {"status", "set_at", "expires_at"} for h in history), history
     # The tenant's admin and alice's own token see who changed it.
     for token in (seeded.default_admin_token, seeded.alice_token, seeded.platform_token):
         history = await _history(http, url, token)

@@ -115,6 +115,29 @@ async def test_a_user_signs_in_and_changes_their_status_plan_and_profile(
     assert (await browser.get("/me", follow=False)).status == 303
 
 
+async def test_a_user_gives_their_status_an_expiry_on_their_page(
+    browser: AdminClient, people: FingerplatService
+) -> None:
+    assert await sign_in(browser, "alice", PASSWORD) == 303
+    assert "Until (optional)" in (await browser.get("/me")).text
+    page = await browser.post("/me/status", me_form(browser, status="at lunch", action="set",
+                                                    expires="45m"))
+    assert page.status == 303 and page.location == "/me"
+    page = await browser.get("/me")
+    text = text_of(page.text)
+    assert 'id="current-status">at lunch<' in page.text and "until" in text
+    user = await people.public_user(await people.resolve_tenant(None), "alice")
+    assert user is not None and user.status == "at lunch"
+    assert user.status_expires_at is not None and user.status_set_at is not None
+    assert 44 * 60 <= (user.status_expires_at - user.status_set_at).total_seconds() <= 46 * 60
+    # A bad expiry is the domain's refusal, shown on the page; nothing changes.
+    page = await browser.post("/me/status", me_form(browser, status="gone", action="set",
+                                                    expires="soonish"), follow=True)
+    assert page.status == 200 and "soonish" in text_of(page.text)
+    user = await people.public_user(await people.resolve_tenant(None), "alice")
+    assert user is not None and user.status == "at lunch"
+
+
 async def test_wrong_or_missing_passwords_look_alike_and_are_audited(
     browser: AdminClient, people: FingerplatService, operator: Context
 ) -> None:

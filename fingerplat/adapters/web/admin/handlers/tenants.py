@@ -15,6 +15,7 @@ from fingerplat.adapters.web.admin import forms, state
 from fingerplat.adapters.web.admin.charts import daily_bars
 from fingerplat.adapters.web.admin.state import tenant_url
 from fingerplat.domain.errors import Conflict, InvalidInput
+from fingerplat.domain.visibility import PUBLIC_FIELDS, network
 
 routes = web.RouteTableDef()
 
@@ -51,12 +52,16 @@ async def create_tenant(request: web.Request) -> web.StreamResponse:
 
 
 async def _tenant_page(request: web.Request, *, status: int = 200, error: str = "",
-                       values: dict[str, Any] | None = None) -> web.Response:
+                       values: dict[str, Any] | None = None,
+                       public_checked: list[str] | None = None) -> web.Response:
     service, ctx = state.service(request), state.context(request)
     tenant = await service.get_tenant(ctx, request.match_info["tenant"])
     activity = await service.status_activity(ctx, tenant.slug, days=ACTIVITY_DAYS)
+    if public_checked is None:
+        public_checked = [f for f in PUBLIC_FIELDS if tenant.shows(f)]
     return state.render(request, "tenant.html", status=status, tenant=tenant, error=error,
-                        values=values or {}, tab="settings", chart=daily_bars(activity))
+                        values=values or {}, tab="settings", chart=daily_bars(activity),
+                        public_field_names=PUBLIC_FIELDS, public_checked=public_checked)
 
 
 @routes.get("/tenants/{tenant}")
@@ -71,9 +76,43 @@ async def _update(request: web.Request, message: str, **changes: Any) -> web.Str
                                                             **changes)
     except (InvalidInput, Conflict) as err:
         form = await request.post()
+        checked = form.getall("public_fields", []) if "has_public_fields" in form else None
         return await _tenant_page(request, status=400 if isinstance(err, InvalidInput) else 409,
-                                  error=str(err), values=dict(form))
+                                  error=str(err), values=dict(form),
+                                  public_checked=[str(f) for f in checked]
+                                  if checked is not None else None)
     raise state.redirect(request, tenant_url(tenant.slug), ok=message)
+
+
+@routes.post("/tenants/{tenant}/visibility")
+async def update_visibility(request: web.Request) -> web.StreamResponse:
+    """Time zone, public fields and both network lists, from one form.
+
+    The network text areas hold the whole lists: the change is their
+    difference to the tenant's current lists (each entry validated by the
+    service, which names a bad one).
+    """
+    form = await request.post()
+    tenant = await state.service(request).get_tenant(
+        state.context(request), request.match_info["tenant"]
+    )
+    changes: dict[str, Any] = {"timezone": forms.text(form, "timezone").strip()}
+    if forms.checkbox(form, "has_public_fields"):
+        changes["public_fields"] = [str(f) for f in form.getall("public_fields", [])]
+    for kind, current in (("trusted", tenant.trusted_networks),
+                          ("rejected", tenant.rejected_networks)):
+        wanted = forms.words(forms.text(form, f"{kind}_networks"))
+        canonical = {_canonical(w): w for w in wanted}
+        changes[f"add_{kind}_networks"] = [w for c, w in canonical.items() if c not in current]
+        changes[f"remove_{kind}_networks"] = [c for c in current if c not in canonical]
+    return await _update(request, "Time zone, public fields and networks saved.", **changes)
+
+
+def _canonical(text: str) -> str:
+    try:
+        return network(text)
+    except InvalidInput:
+        return text  # left for the service to refuse with its message
 
 
 @routes.post("/tenants/{tenant}/settings")

@@ -13,6 +13,7 @@ from aiohttp import web
 from fingerplat.adapters.web.admin import forms, state
 from fingerplat.adapters.web.admin.state import tenant_url
 from fingerplat.domain.errors import Conflict, InvalidInput
+from fingerplat.domain.expiry import Expiry
 from fingerplat.domain.model import Tenant
 
 routes = web.RouteTableDef()
@@ -108,7 +109,9 @@ async def _change(request: web.Request, message: str, action: str,
         if action == "edit":
             user = await svc.edit_user(ctx, tenant.slug, name, **changes)
         elif action == "status":
-            user = await svc.set_status(ctx, tenant.slug, name, changes["status"])
+            until = (changes.get("expires") or "").strip()
+            user = await svc.set_status(ctx, tenant.slug, name, changes["status"],
+                                        expires=Expiry.parse(until) if until else None)
         elif action == "clear":
             user = await svc.clear_status(ctx, tenant.slug, name)
         else:
@@ -132,7 +135,8 @@ async def edit_user(request: web.Request) -> web.StreamResponse:
 @routes.post("/tenants/{tenant}/users/{user}/status")
 async def set_status(request: web.Request) -> web.StreamResponse:
     form = await request.post()
-    return await _change(request, "Status set.", "status", status=forms.text(form, "status"))
+    return await _change(request, "Status set.", "status", status=forms.text(form, "status"),
+                         expires=forms.text(form, "expires"))
 
 
 @routes.post("/tenants/{tenant}/users/{user}/status/clear")
