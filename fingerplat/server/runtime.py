@@ -375,6 +375,7 @@ class Runtime:
             with contextlib.suppress(Exception):
                 await self.hot_reads.close()
             self.hot_reads = None
+        await _let_connections_close()
         if self.read_engine is not None:
             await self.read_engine.dispose()
             self.read_engine = None
@@ -476,6 +477,27 @@ async def check_database(config: Config, database_url: str) -> None:
         await runtime.prepare_database()
     finally:
         await runtime.stop()
+
+
+async def _let_connections_close(timeout: float = 2.0) -> None:
+    """Let the connections of cancelled background reads close before the pools go.
+
+    A task cancelled in the middle of a SQLite read (the membership loader,
+    a sweeper) leaves its connection to SQLAlchemy, which closes it from a
+    task of its own (``_terminate_graceful_close``) through aiosqlite's
+    thread. Disposing of the engine first stops that thread, and the close
+    then waits forever: shutdown hung at the event loop's last step. So the
+    loop runs until those closes are done (bounded).
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    current = asyncio.current_task()
+    while loop.time() < deadline:
+        closing = [task for task in asyncio.all_tasks() if task is not current
+                   and "_terminate_graceful_close" in getattr(task.get_coro(), "__qualname__", "")]
+        if not closing:
+            return
+        await asyncio.wait(closing, timeout=deadline - loop.time())
 
 
 def listen_error(adapter: str, host: str, port: int, error: OSError) -> CannotListen:
