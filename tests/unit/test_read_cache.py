@@ -56,6 +56,38 @@ def test_least_recently_used_entries_go_first() -> None:
     assert len(cache) == 2 and len(cache._by_user) == 2  # no tags left behind
 
 
+def test_a_users_entries_stay_tagged_through_evictions_and_refills() -> None:
+    # A user's keys are kept as one key or a list of them: every step between
+    # the two must leave each kept entry reachable by the user's next change.
+    bus = EventBus()
+    cache = ReadCache(bus, max_entries=3)
+    alice = (1, "alice")
+    cache.put("a1", 1, epoch=cache.epoch, user=alice)
+    cache.put("a2", 2, epoch=cache.epoch, user=alice)
+    cache.put("a1", 10, epoch=cache.epoch, user=alice)  # refilled: one tag, not two
+    cache.put("b", 3, epoch=cache.epoch, user=(1, "bob"))
+    cache.put("c", 4, epoch=cache.epoch, user=(1, "carol"))  # evicts a2, the oldest
+    assert (cache.get("a1"), cache.get("a2")) == (10, MISS)
+    asyncio.run(bus.publish(ChangeEvent("status", 1, "default", "alice")))
+    assert (cache.get("a1"), cache.get("b"), cache.get("c")) == (MISS, 3, 4)
+    assert sorted(cache._by_user) == [(1, "bob"), (1, "carol")]
+    cache.put("a3", 5, epoch=cache.epoch, user=alice)
+    cache.put("a4", 6, epoch=cache.epoch, user=alice)  # evicts b; alice has two keys
+    asyncio.run(bus.publish(ChangeEvent("plan", 1, "default", "alice")))
+    assert (cache.get("a3"), cache.get("a4"), cache.get("c")) == (MISS, MISS, 4)
+    assert list(cache._by_user) == [(1, "carol")] and len(cache) == 1
+
+
+def test_entry_sizes_count_exactly_through_fills_and_drops() -> None:
+    cache = ReadCache(EventBus(), max_bytes=10_000)
+    for i in range(50):
+        cache.put(f"k{i}", b"x" * 700, epoch=cache.epoch, user=(1, f"u{i % 7}"))
+    kept = len(cache)
+    assert 0 < kept < 50 and cache.bytes <= 10_000
+    cache.clear()
+    assert cache.bytes == 0 and len(cache) == 0
+
+
 def test_guard_token_change_drops_everything_and_none_turns_the_cache_off() -> None:
     token: list[object] = [1]
     cache = ReadCache(EventBus(), guard=lambda: token[0])
