@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import glob
 import os
-import pwd
 import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import uuid
 from pathlib import Path
 
@@ -26,6 +23,7 @@ from sqlalchemy.engine import make_url
 
 from fingerplat.repository import migrations
 from fingerplat.repository.engine import create_engine
+from tests.support.local_postgres import LocalPostgres, free_port
 
 
 def _port_answers(host: str, port: int) -> bool:
@@ -36,51 +34,16 @@ def _port_answers(host: str, port: int) -> bool:
         return False
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _start_throwaway_cluster() -> str:
-    """initdb + pg_ctl from /usr/lib/postgresql/*/bin; stopped when the tests end."""
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    initdb = candidates[-1] if candidates else shutil.which("initdb")
-    if not initdb:
-        raise RuntimeError(
-            "no PostgreSQL for the tests: set FINGERPLAT_TEST_DATABASE_URL, run a server on "
-            "127.0.0.1:5432, or install PostgreSQL binaries (apt-get install postgresql)"
-        )
-    bindir = Path(initdb).parent
-    base = Path(tempfile.mkdtemp(prefix="fingerplat-pg-"))
-    data = base / "data"
-    port = _free_port()
-    run_as: list[str] = []
-    if os.geteuid() == 0:
-        owner = "postgres"
-        try:
-            pwd.getpwnam(owner)
-        except KeyError:
-            subprocess.run(["useradd", "--system", "--no-create-home", owner], check=True)
-        shutil.chown(base, owner)
-        run_as = ["runuser", "-u", owner, "--"]
-    subprocess.run(
-        [*run_as, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
-         "--no-sync", "-E", "UTF8"],
-        check=True, capture_output=True,
-    )
-    subprocess.run(
-        [*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(base / "log"), "-w",
-         "-o", f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off", "start"],
-        check=True, capture_output=True,
-    )
-
-    def stop() -> None:
-        subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate",
-                        "stop"], capture_output=True, check=False)
-        shutil.rmtree(base, ignore_errors=True)
-
-    atexit.register(stop)
+    """A cluster of the run's own (tests/support/local_postgres.py), stopped at exit."""
+    local = LocalPostgres("fingerplat-pg-", missing=(
+        "no PostgreSQL for the tests: set FINGERPLAT_TEST_DATABASE_URL, run a server on "
+        "127.0.0.1:5432, or install PostgreSQL binaries (apt-get install postgresql)"))
+    data = local.base / "data"
+    port = free_port()
+    local.initdb(data)
+    local.start(data, port, "log", "-c fsync=off")
+    atexit.register(local.remove, data)
     return f"postgresql+asyncpg://postgres@127.0.0.1:{port}/postgres"
 
 
