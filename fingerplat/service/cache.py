@@ -15,8 +15,13 @@ and drops them when a change event says they changed:
 
 Correctness does not rest on timing. An entry filled from a read that began
 before an invalidation would be stale, so a fill carries the cache's
-``epoch`` taken before its read and is refused when any invalidation happened
-since. Events are published after commit and before the writer's call
+``epoch`` taken before its read and is refused when an invalidation that
+could touch it happened since: a drop of everything, or a change of the user
+it is tagged with. A change of another user does not refuse it (under a
+steady stream of writes a single epoch for all once refused nearly every
+fill, so the cache stopped filling); the cache remembers the epochs of the
+last ``DROPS_REMEMBERED`` users changed, and refuses every fill older than
+the ones it forgot. Events are published after commit and before the writer's call
 returns, so once a change through this node has returned, the next read sees
 it. Other nodes' changes arrive as events through the PostgreSQL bridge.
 
@@ -112,6 +117,9 @@ def estimate_size(key: Hashable, value: Any) -> int:
     return size + 700  # a User, a Tenant, a cached "not found"
 
 _USER_KINDS: Final = frozenset({"status", "plan", "user"})
+#: How many users' latest invalidations are remembered for refusing fills;
+#: a fill whose read began before a forgotten one is refused.
+DROPS_REMEMBERED = 4096
 #: One int object per entry size seen (see ReadCache.put).
 _SIZES: dict[int, int] = {}
 
@@ -152,6 +160,11 @@ class ReadCache:
         self.max_entries = max_entries if max_entries is not None else sys.maxsize
         self.bytes = 0  # estimated bytes of what is kept (estimate_size)
         self.epoch = 0
+        # Fills whose epoch is below this are refused (the last drop of
+        # everything, or the newest invalidation no longer in _dropped).
+        self._floor = 0
+        # user tag -> the epoch its entries were last dropped at, oldest first.
+        self._dropped: dict[UserTag, int] = {}
         self.hits = 0
         self.misses = 0
         # key -> (value, user tag, estimated size, deadline as time.time() or None)
@@ -227,13 +240,19 @@ class ReadCache:
 
     def put(self, key: Hashable, value: Any, *, epoch: int, user: UserTag | None = None,
             size: int | None = None, deadline: float | None = None) -> None:
-        """Keep ``value`` unless anything was invalidated since ``epoch`` was read.
+        """Keep ``value`` unless what it shows was invalidated since ``epoch`` was read.
+
+        "What it shows": everything for a fill without ``user``; else that
+        user's entries, or everything.
 
         The least recently used entries go until the estimated bytes
         (``size``, else :func:`estimate_size`) fit ``max_bytes``.
         ``deadline`` (a ``time.time()`` value): the entry is a miss from then on.
         """
-        if epoch != self.epoch or not self._usable:
+        if epoch != self.epoch and (  # something was invalidated since the read began
+                self._floor > epoch or (user is not None and self._dropped.get(user, 0) > epoch)):
+            return
+        if not self._usable:
             return
         if size is None:
             size = estimate_size(key, value)
@@ -287,7 +306,7 @@ class ReadCache:
 
     def hold(self) -> None:
         """Stop answering from the entries (they may go stale) but keep them for held()."""
-        self.epoch += 1
+        self._drop_everything()
         if self._data:
             self._held = self._data
             self._data = OrderedDict()
@@ -319,8 +338,14 @@ class ReadCache:
 
     def invalidate_user(self, tenant_id: int, username: str) -> None:
         self.epoch += 1
+        tag = (tenant_id, username.lower())
+        dropped = self._dropped
+        dropped.pop(tag, None)  # re-inserted last: the dict stays ordered by epoch
+        dropped[tag] = self.epoch
+        if len(dropped) > DROPS_REMEMBERED:
+            self._floor = dropped.pop(next(iter(dropped)))  # forgotten: refuse all older fills
         self._held.clear()  # a change got through: the database is back
-        keys = self._by_user.pop((tenant_id, username.lower()), None)
+        keys = self._by_user.pop(tag, None)
         if keys is None:
             return
         for key in keys if keys.__class__ is list else (keys,):  # type: ignore[union-attr]
@@ -329,11 +354,17 @@ class ReadCache:
                 self.bytes -= entry[2]
 
     def clear(self) -> None:
-        self.epoch += 1
+        self._drop_everything()
         self._data.clear()
         self._by_user.clear()
         self._held.clear()
         self.bytes = 0
+
+    def _drop_everything(self) -> None:
+        """A new epoch that refuses every fill whose read began before it."""
+        self.epoch += 1
+        self._floor = self.epoch
+        self._dropped.clear()
 
     def _untag(self, key: Hashable, user: UserTag | None) -> None:
         if user is None:

@@ -11,6 +11,7 @@ import pytest
 from fingerplat.config import DatabaseConfig
 from fingerplat.domain.model import ChangeEvent
 from fingerplat.service.cache import (
+    DROPS_REMEMBERED,
     MAX_DEFAULT_BYTES,
     MIN_DEFAULT_BYTES,
     MISS,
@@ -27,6 +28,42 @@ def test_a_fill_that_raced_an_invalidation_is_refused() -> None:
     asyncio.run(bus.publish(ChangeEvent("status", 1, "default", "alice")))  # ...a change commits
     cache.put("k", "old answer", epoch=epoch, user=(1, "alice"))  # ...the read ends
     assert cache.get("k") is MISS
+
+
+def test_a_fill_is_refused_only_for_a_change_that_could_touch_it() -> None:
+    # Under a steady stream of writes, other users' changes must not stop
+    # the cache from filling; the changed user's fill, and any fill that
+    # raced a drop of everything, still are refused.
+    bus = EventBus()
+    cache = ReadCache(bus)
+    epoch = cache.epoch  # reads of alice, bob and the tenant begin
+    asyncio.run(bus.publish(ChangeEvent("status", 1, "default", "Alice")))
+    cache.put("alice", "old", epoch=epoch, user=(1, "alice"))
+    cache.put("bob", "current", epoch=epoch, user=(1, "bob"))
+    cache.put("tenant", "current", epoch=epoch)
+    assert (cache.get("alice"), cache.get("bob"), cache.get("tenant")) == (
+        MISS, "current", "current")
+    epoch = cache.epoch
+    asyncio.run(bus.publish(ChangeEvent("tenant", 1, "default")))  # drops everything
+    cache.put("bob", "old", epoch=epoch, user=(1, "bob"))
+    cache.put("tenant", "old", epoch=epoch)
+    assert (cache.get("bob"), cache.get("tenant")) == (MISS, MISS)
+    cache.put("bob", "new", epoch=cache.epoch, user=(1, "bob"))  # a read begun after: kept
+    assert cache.get("bob") == "new"
+
+
+def test_a_fill_older_than_the_changes_the_cache_remembers_is_refused() -> None:
+    bus = EventBus()
+    cache = ReadCache(bus)
+    epoch = cache.epoch
+    for i in range(DROPS_REMEMBERED + 1):  # more users changed than are remembered
+        cache.invalidate_user(1, f"user{i}")
+    cache.put("bob", "maybe stale", epoch=epoch, user=(1, "bob"))
+    assert cache.get("bob") is MISS  # bob's change may have been forgotten: refused
+    epoch = cache.epoch
+    cache.invalidate_user(1, "carol")
+    cache.put("bob", "current", epoch=epoch, user=(1, "bob"))
+    assert cache.get("bob") == "current"
 
 
 def test_user_events_drop_only_that_users_entries() -> None:
