@@ -102,6 +102,8 @@ def estimate_size(key: Hashable, value: Any) -> int:
         for part in key:
             if isinstance(part, bytes | str):
                 size += len(part)
+    elif isinstance(key, bytes):  # a key of one bytes object (finger's answers)
+        size += len(key)
     if isinstance(value, bytes):
         return size + len(value) + 33
     data = getattr(value, "data", None)  # kept bytes with a note (a logged finger answer)

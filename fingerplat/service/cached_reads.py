@@ -51,6 +51,10 @@ def deadline_of(user: User | None) -> float | None:
     return moment.timestamp() if moment is not None else None
 
 
+def _same_name(_tenant_id: int, username: str) -> str:
+    return username
+
+
 class CachedPublicReads(TenantUseCases, UserUseCases):
     read_cache: ReadCache | None = None
 
@@ -141,6 +145,8 @@ class CachedPublicReads(TenantUseCases, UserUseCases):
         warmed = 0
         if cache is None:
             return 0
+        membership = cache.membership
+        name = membership.kept_name if membership is not None else _same_name
         for warmer in list(cache.warmers):
             tenant = await self.resolve_tenant(warmer.tenant)
             after: str | None = None
@@ -162,7 +168,8 @@ class CachedPublicReads(TenantUseCases, UserUseCases):
                     if not cache.room(size):
                         return warmed
                     if key not in cache:
-                        cache.put(key, data, epoch=epoch, user=(tenant.id, user.username),
+                        tag = (tenant.id, name(tenant.id, user.username))
+                        cache.put(key, data, epoch=epoch, user=tag,
                                   size=size, deadline=deadline_of(view))
                         warmed += 1
                 if len(users) < batch:

@@ -55,16 +55,18 @@ class _Names:
     __slots__ = ("all", "hidden")
 
     def __init__(self) -> None:
-        self.all: set[str] = set()
+        # name -> the same string: the read cache tags a user's entries with
+        # this object instead of a copy of its own (5 MB per 100,000 users).
+        self.all: dict[str, str] = {}
         self.hidden: set[str] = set()
 
     def set(self, name: str, hidden: bool | None) -> None:
         """``hidden`` None: the name does not exist."""
         if hidden is None:
-            self.all.discard(name)
+            self.all.pop(name, None)
             self.hidden.discard(name)
             return
-        self.all.add(name)
+        self.all.setdefault(name, name)
         if hidden:
             self.hidden.add(name)
         else:
@@ -105,12 +107,21 @@ class Membership:
     def ready(self) -> bool:
         return self._loaded
 
+    def kept_name(self, tenant_id: int, username: str) -> str:
+        """The membership's own string equal to ``username`` (else ``username``).
+
+        For tags that live as long as the membership's names: one string per
+        user in memory instead of two.
+        """
+        names = self._tenants.get(tenant_id)
+        return names.all.get(username, username) if names is not None else username
+
     def names(self, tenant_id: int) -> frozenset[str] | None:
         """The visible names of a loaded tenant (a copy; None when not loaded)."""
         names = self._tenants.get(tenant_id)
         if names is None or not self._loaded:
             return None
-        return frozenset(names.all - names.hidden)
+        return frozenset(names.all.keys() - names.hidden)
 
     def __len__(self) -> int:
         return sum(len(n.all) for n in self._tenants.values())
@@ -205,7 +216,7 @@ class Membership:
                 names = found.get(tid)
                 if names is None:
                     names = found[tid] = _Names()
-                names.all.add(name)
+                names.all[name] = name
                 if hidden:
                     names.hidden.add(name)
             if len(page) < PAGE:

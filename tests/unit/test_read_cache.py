@@ -271,7 +271,8 @@ def test_a_held_finger_answer_is_the_fallback_when_the_database_is_away() -> Non
     service.read_cache = ReadCache(bus)
     cache = service.read_cache
     answerer = FingerAnswerer(service, tenant=None, max_listed_users=10)  # type: ignore[arg-type]
-    cache.put(("finger", None, b"alice"), b"Login: alice\r\n", epoch=cache.epoch, user=(1, "alice"))
+    cache.put(answerer.key_prefix + b"alice", b"Login: alice\r\n", epoch=cache.epoch,
+              user=(1, "alice"))
     asyncio.run(bus.publish(ChangeEvent("resync", None, data={"reason": "lost"}, remote=True)))
     assert asyncio.run(answerer.answer_bytes(b"alice")) == (b"Login: alice\r\n", 1)
     data, _count = asyncio.run(answerer.answer_bytes(b"bob"))
