@@ -58,7 +58,7 @@ NODE_CONFIG = """
 trusted_proxies = ["127.0.0.1/32"]
 [finger]
 proxy_protocol = true
-rate_limit = 2
+rate_limit = {rate_limit}
 [setter]
 proxy_protocol = true
 """
@@ -66,10 +66,13 @@ proxy_protocol = true
 
 @contextlib.asynccontextmanager
 async def balanced_nodes(
-    tmp_path: Path, database_url: str, nodes: Callable[..., object]
+    tmp_path: Path, database_url: str, nodes: Callable[..., object], *, rate_limit: int
 ) -> AsyncIterator[tuple[Frontends, list[Node]]]:
-    """Three nodes behind a running HAProxy whose checks found them all up."""
-    config = write_config(tmp_path / "node.toml", NODE_CONFIG)
+    """Three nodes behind a running HAProxy whose checks found them all up.
+
+    ``rate_limit``: finger queries a second per client address, on each node.
+    """
+    config = write_config(tmp_path / "node.toml", NODE_CONFIG.format(rate_limit=rate_limit))
     env = node_env(tmp_path, database_url)
     three: list[Node] = list(await asyncio.gather(  # started side by side: a faster test
         *(nodes(env, "--config", config, *PORTS_ZERO) for _ in range(NODES))))  # type: ignore[misc]
@@ -128,7 +131,7 @@ async def test_haproxy_in_front_of_three_nodes_shows_the_real_client(
 ) -> None:
     await service.add_user(operator, None, "alice", full_name="Alice Liddell")
     token = (await service.create_token(operator, TokenScope.USER, username="alice")).secret
-    async with balanced_nodes(tmp_path, database_url, nodes) as (front, three):
+    async with balanced_nodes(tmp_path, database_url, nodes, rate_limit=2) as (front, three):
         # Setter: the audit row names the client behind the balancer.
         answer = await exchange(front.setter, f"AUTH {token}\r\nSET alice via haproxy\r\n"
                                 "QUIT\r\n".encode(), source="127.0.0.5")
@@ -188,7 +191,9 @@ async def test_three_nodes_behind_haproxy_act_as_one_server(
     await service.add_admin(operator, ADMIN, PASSWORD)
     await service.add_user(operator, None, "alice", full_name="Alice Liddell")
     token = (await service.create_token(operator, TokenScope.USER, username="alice")).secret
-    async with balanced_nodes(tmp_path, database_url, nodes) as (front, _three):
+    # Polling finger until a change shows must not meet the rate limit.
+    async with balanced_nodes(tmp_path, database_url, nodes,
+                              rate_limit=100_000) as (front, _three):
         # Every node holds alice's old answer and "no walter" before the changes,
         # so what follows shows invalidations reaching them, not cold reads.
         for port in front.finger_each:

@@ -79,6 +79,9 @@ defaults
     timeout connect 3s
     timeout client 30s
     timeout server 30s
+    # Without it a check must be answered within "inter": on a loaded machine
+    # a node slower than that for three checks in a row would be taken out.
+    timeout check 5s
 frontend finger
     mode tcp
     bind 127.0.0.1:{front.finger}
