@@ -109,8 +109,9 @@ async def latest(service: FingerplatService, operator: Context, action: str) -> 
 async def browser(front: Frontends, source: str) -> AdminClient:
     """An admin UI client behind the balancer, from ``source``, a new connection per request.
 
-    A new connection each time is what lets round robin hand consecutive
-    requests of one browser to different nodes.
+    No connection is reused, so no request rides on another's: each one is
+    balanced on its own, and round robin hands consecutive requests of one
+    browser to different nodes.
     """
     client = AdminClient(f"http://127.0.0.1:{front.web}")
     await client.session.close()
