@@ -335,7 +335,7 @@ def _haproxy_sections() -> dict[str, list[str]]:
     return sections
 
 
-def test_haproxy_balances_finger_setter_and_web_over_several_nodes() -> None:
+def test_haproxy_balances_finger_setter_and_web_over_three_nodes_with_proxy_headers() -> None:
     s = _haproxy_sections()
     for frontend, backend, mode, port in (
         ("finger", "finger_nodes", "tcp", 79),
@@ -348,9 +348,14 @@ def test_haproxy_balances_finger_setter_and_web_over_several_nodes() -> None:
         assert f"default_backend {backend}" in front
         assert any(line.startswith("bind ") for line in front)
         servers = [line for line in back if line.startswith("server ")]
-        assert len(servers) >= 2
+        assert len(servers) == 3  # the three nodes tests/e2e/test_haproxy.py runs
         assert all(line.split()[2].endswith(f":{port}") for line in servers)
-        assert any(line.startswith("default-server") and " check" in line for line in back)
+        defaults = [line for line in back if line.startswith("default-server")]
+        assert any(" check" in line for line in defaults)
+        if mode == "tcp":  # the nodes see the client through a PROXY v2 header, checks too
+            assert any("send-proxy-v2" in line and "check-send-proxy" in line
+                       for line in defaults)
+    assert "option forwardfor" in s["frontend web"]
     web = s["backend web_nodes"]
     assert "option httpchk" in web
     assert any("uri /healthz" in line for line in web)
