@@ -46,6 +46,10 @@ def measure(executable: str, runs: int, workdir: Path) -> dict[str, tuple[float,
     database = workdir / f"cli-{abs(hash(executable))}.db"
     env = {**os.environ, "FINGERPLAT_DATABASE_URL": f"sqlite+aiosqlite:///{database}"}
     env.pop("FINGERPLAT_CONFIG", None)
+    # An installed fingerplat reads its modules' bytecode from __pycache__; with
+    # this set (as in some CI and sandbox shells) every run compiles the
+    # project's own modules from source again, which no user pays.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     subprocess.run([executable, "user", "add", "alice"], env=env, check=True,
                    capture_output=True)
     results = {}
