@@ -1,10 +1,9 @@
 """The INSERT with ON CONFLICT of the database a connection is on.
 
 Imported where a statement is built rather than at module top, so a command
-on SQLite does not load SQLAlchemy's PostgreSQL dialect (about 15 modules, a
-tenth of ``fingerplat user set``'s start-up) and a PostgreSQL server does not
-load SQLite's: the engine has already imported the dialect it connects with,
-so the import here costs a dictionary look-up.
+on SQLite does not load SQLAlchemy's PostgreSQL dialect (19 modules, a
+tenth of ``fingerplat user set``'s start-up). The engine has already imported
+the dialect it connects with, so the import here costs a dictionary look-up.
 """
 
 from __future__ import annotations
