@@ -2,7 +2,8 @@
 
 Runs each command N times and prints the median wall time and the median CPU
 time (user + system of the child), for one or more installed checkouts in the
-same run, so a before/after pair is measured under the same load:
+same run, so a before/after pair is measured under the same load (their runs
+alternate):
 
     .venv/bin/python bench/cli_start.py                            # this checkout
     .venv/bin/python bench/cli_start.py --fingerplat /old/.venv/bin/fingerplat \
@@ -42,19 +43,41 @@ def run_once(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
     return wall, usage.ru_utime + usage.ru_stime
 
 
-def measure(executable: str, runs: int, workdir: Path) -> dict[str, tuple[float, float]]:
+def environment(executable: str, workdir: Path) -> dict[str, str]:
+    """The environment of one checkout's runs: its own fresh SQLite database, with alice."""
     database = workdir / f"cli-{abs(hash(executable))}.db"
     env = {**os.environ, "FINGERPLAT_DATABASE_URL": f"sqlite+aiosqlite:///{database}"}
     env.pop("FINGERPLAT_CONFIG", None)
+    # An installed fingerplat reads its modules' bytecode from __pycache__; with
+    # this set (as in some CI and sandbox shells) every run compiles the
+    # project's own modules from source again, which no user pays.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     subprocess.run([executable, "user", "add", "alice"], env=env, check=True,
                    capture_output=True)
-    results = {}
+    return env
+
+
+def measure(executables: list[str], runs: int,
+            workdir: Path) -> dict[str, dict[str, tuple[float, float]]]:
+    """Medians per checkout and command; the checkouts' runs alternate.
+
+    On a shared machine the load moves within a sitting: alternating run by run
+    gives before and after the same share of it, where measuring one checkout
+    after the other would not.
+    """
+    envs = {exe: environment(exe, workdir) for exe in executables}
+    results: dict[str, dict[str, tuple[float, float]]] = {exe: {} for exe in executables}
     for command in COMMANDS:
-        argv = [executable, *command]
-        run_once(argv, env)  # warm the page cache and __pycache__
-        samples = [run_once(argv, env) for _ in range(runs)]
-        results[" ".join(command)] = (statistics.median(s[0] for s in samples),
-                                      statistics.median(s[1] for s in samples))
+        samples: dict[str, list[tuple[float, float]]] = {exe: [] for exe in executables}
+        for exe in executables:
+            run_once([exe, *command], envs[exe])  # warm the page cache and __pycache__
+        for _ in range(runs):
+            for exe in executables:
+                samples[exe].append(run_once([exe, *command], envs[exe]))
+        for exe in executables:
+            results[exe][" ".join(command)] = (
+                statistics.median(s[0] for s in samples[exe]),
+                statistics.median(s[1] for s in samples[exe]))
     return results
 
 
@@ -67,9 +90,10 @@ def main() -> None:
     args = parser.parse_args()
     executables = args.fingerplat or [str(Path(__file__).resolve().parents[1] / ".venv" /
                                           "bin" / "fingerplat")]
+    load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="fingerplat-cli-bench-") as tmp:
-        table = {exe: measure(exe, args.runs, Path(tmp)) for exe in executables}
-    print(f"load average at the end: {os.getloadavg()[0]:.2f} "
+        table = measure(executables, args.runs, Path(tmp))
+    print(f"load average at the start: {load:.2f}, at the end: {os.getloadavg()[0]:.2f} "
           f"(medians of {args.runs} runs; wall s / CPU s)")
     print(f"{'command':<22}" + "".join(f"{exe[-40:]:>44}" for exe in executables))
     for command in COMMANDS:

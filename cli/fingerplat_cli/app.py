@@ -8,6 +8,7 @@ line on stderr and a non-zero exit code; ``--debug`` shows the traceback.
 from __future__ import annotations
 
 import asyncio
+import gc
 import getpass
 import os
 import sys
@@ -207,12 +208,24 @@ pass_state = click.make_pass_decorator(AppState)
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine for a command; uvloop when installed."""
+    """Run a coroutine for a command; uvloop when installed.
+
+    The console script starts with the cyclic GC off (:func:`fingerplat_cli.main.main`)
+    while the program loads; the command's first step imports the rest of what
+    it needs (the database stack, the service) before its first wait on I/O, and
+    the GC is back on from that wait for the rest of the command, so a long one
+    (an import, ``serve``) collects as usual. A no-op when the GC is already on.
+    """
+
+    async def collecting_from_first_wait() -> T:
+        asyncio.get_running_loop().call_soon(gc.enable)
+        return await coro
+
     try:
         import uvloop
     except ImportError:
-        return asyncio.run(coro)
-    return uvloop.run(coro)
+        return asyncio.run(collecting_from_first_wait())
+    return uvloop.run(collecting_from_first_wait())
 
 
 def fail(message: str, code: int = 1) -> None:

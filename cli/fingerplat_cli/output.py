@@ -20,7 +20,6 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import click
-from rich.cells import cell_len
 
 from fingerplat.domain.text import BIDI_CONTROLS, printable
 
@@ -56,6 +55,8 @@ def cell(value: Any) -> str:
 
 def table_lines(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
     """Columns aligned by display width; the last column is not padded."""
+    from rich.cells import cell_len  # here: a command that prints one line does not load rich
+
     text_rows = [[cell(v) for v in row] for row in rows]
     widths = [cell_len(h) for h in headers]
     for row in text_rows:
@@ -87,6 +88,8 @@ def print_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *,
 
 def print_fields(pairs: Sequence[tuple[str, Any]]) -> None:
     """``label: value`` lines with the values aligned (the human form of ``show``)."""
+    from rich.cells import cell_len
+
     width = max((cell_len(label) for label, _ in pairs), default=0) + 1
     for label, value in pairs:
         click.echo(f"{label + ':':<{width}} {cell(value)}")

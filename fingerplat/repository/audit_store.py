@@ -17,11 +17,11 @@ from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy import text as sql_text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fingerplat.domain import audit_chain
 from fingerplat.domain.model import AuditEvent, AuditQuery
+from fingerplat.repository.dialects import upsert_insert
 from fingerplat.repository.schema import audit_chain_heads, audit_events, tenants
 
 _HEAD = audit_chain_heads
@@ -45,7 +45,7 @@ async def lock_head(conn: AsyncConnection, chain: str) -> tuple[int, str]:
     values = {"chain": chain, "last_id": 0, "last_hash": audit_chain.GENESIS}
     if postgres:
         # Two first writers of a chain: the second waits on the key, then locks.
-        await conn.execute(pg_insert(_HEAD).values(**values).on_conflict_do_nothing())
+        await conn.execute(upsert_insert(conn)(_HEAD).values(**values).on_conflict_do_nothing())
         row = (await conn.execute(stmt)).first()
         assert row is not None
         return int(row[0]), str(row[1])

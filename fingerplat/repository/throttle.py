@@ -15,12 +15,11 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import and_, delete, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fingerplat.domain.throttle import Counter
+from fingerplat.repository.dialects import upsert_insert
 from fingerplat.repository.schema import auth_throttle
 
 _t = auth_throttle.c
@@ -54,7 +53,7 @@ class ThrottleRows:
     async def lock(self, keys: Sequence[str], now: datetime) -> dict[str, Counter]:
         """The keys' rows, created empty when missing, locked until commit."""
         ordered = sorted(set(keys))
-        insert = pg_insert if self.conn.dialect.name == "postgresql" else sqlite_insert
+        insert = upsert_insert(self.conn)
         await self.conn.execute(
             insert(auth_throttle).on_conflict_do_nothing(index_elements=["key"]),
             [{"key": key, "window_start": now, "attempts": 0, "failures": 0, "audited": 0,

@@ -13,10 +13,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, delete, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from fingerplat.repository.dialects import upsert_insert
 from fingerplat.repository.schema import admins, server_keys, tenants, users, web_sessions
 
 _admin_tenants = tenants.alias("admin_tenants")
@@ -103,8 +103,7 @@ class WebSessionQueries:
 
     async def add_server_key(self, name: str, value: str, now: datetime) -> None:
         """Insert unless another process got there first (then its key stays)."""
-        dialect = postgresql if self.conn.dialect.name == "postgresql" else sqlite
-        stmt = dialect.insert(server_keys).values(name=name, value=value, created_at=now)
+        stmt = upsert_insert(self.conn)(server_keys).values(name=name, value=value, created_at=now)
         await self.conn.execute(stmt.on_conflict_do_nothing(index_elements=["name"]))
 
     # -- user passwords (self-service) --------------------------------------------

@@ -7,16 +7,27 @@ import functools
 import hashlib
 import hmac
 import secrets
-
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from typing import TYPE_CHECKING
 
 from fingerplat.domain import rules
+
+if TYPE_CHECKING:
+    from argon2 import PasswordHasher
 
 TOKEN_PREFIX = "fp"
 TOKEN_SECRET_BYTES = 32  # 256 bits
 
-_hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
+
+@functools.cache
+def _hasher() -> PasswordHasher:
+    """argon2id with the library's current recommended parameters.
+
+    Imported on first use: only password commands and the web login hash, and
+    every other CLI command would otherwise load argon2 (and cffi) at start-up.
+    """
+    from argon2 import PasswordHasher
+
+    return PasswordHasher()
 
 
 @functools.cache
@@ -26,7 +37,7 @@ def _dummy_hash() -> str:
     Made on first use, not at import: hashing costs ~0.2 s, which every CLI
     command would otherwise pay at start-up.
     """
-    return _hasher.hash(secrets.token_urlsafe(16))
+    return _hasher().hash(secrets.token_urlsafe(16))
 
 
 def new_token_secret() -> str:
@@ -58,18 +69,20 @@ def token_secret_matches(secret: str, stored_hash: str) -> bool:
 
 
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    return _hasher().hash(password)
 
 
 def password_matches(password: str, stored_hash: str | None) -> bool:
+    from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
     try:
-        return _hasher.verify(stored_hash or _dummy_hash(), password) and stored_hash is not None
+        return _hasher().verify(stored_hash or _dummy_hash(), password) and stored_hash is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 
 
 def password_needs_rehash(stored_hash: str) -> bool:
-    return _hasher.check_needs_rehash(stored_hash)
+    return _hasher().check_needs_rehash(stored_hash)
 
 
 # -- web sessions ----------------------------------------------------------------

@@ -90,3 +90,55 @@ def test_a_command_without_a_config_file_does_not_load_the_configuration_model(t
     modules = set(json.loads(done.stderr.strip().splitlines()[-1]))
     assert "sqlalchemy" in modules  # it did reach the database
     assert "pydantic" not in modules and "aiohttp" not in modules
+
+
+# What `fingerplat user set` must not load: the web and server stacks, the
+# migration tool, the configuration model, password hashing and rich tables.
+NOT_FOR_A_STATUS = ("aiohttp", "aiohttp_jinja2", "jinja2", "alembic", "pydantic",
+                    "prometheus_client", "argon2", "rich", "pydle", "defusedxml",
+                    "fingerplat.adapters", "fingerplat.server", "fingerplat.config",
+                    "fingerplat_migrations")
+
+# The console script itself (fingerplat_cli.main.main, with its garbage-collector
+# handling), then what was imported and whether the cyclic GC was back on.
+_CONSOLE_PROBE = """
+import gc, json, sys
+from fingerplat_cli.main import main
+sys.argv = ["fingerplat", *sys.argv[1:]]
+code = 0
+try:
+    main()
+except SystemExit as exit:
+    code = exit.code or 0
+print(json.dumps({"modules": sorted(sys.modules), "gc": gc.isenabled(), "code": code}),
+      file=sys.stderr)
+"""
+
+
+def _console(database_url: str, *args: str) -> tuple[str, dict]:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FINGERPLAT_")}
+    env["FINGERPLAT_DATABASE_URL"] = database_url
+    done = subprocess.run([sys.executable, "-c", _CONSOLE_PROBE, *args], capture_output=True,
+                          text=True, timeout=120, check=True, env=env, stdin=subprocess.DEVNULL)
+    return done.stdout, json.loads(done.stderr.strip().splitlines()[-1])
+
+
+def test_setting_a_status_loads_only_the_database_stack_and_the_service(database_url, backend):
+    out, seen = _console(database_url, "user", "add", "alice")
+    assert seen["code"] == 0, out
+    out, seen = _console(database_url, "user", "set", "alice", "away")
+    assert (out, seen["code"]) == ("alice: away\n", 0)
+    modules = set(seen["modules"])
+    assert {"sqlalchemy", "fingerplat.service"} <= modules  # it did go through the service
+    loaded = sorted(name for name in NOT_FOR_A_STATUS if name in modules)
+    assert loaded == [], f"`fingerplat user set` imported {loaded}"
+    if backend == "sqlite":
+        # The dialect-specific INSERTs are imported where built, for the
+        # connection's own dialect.
+        assert "sqlalchemy.dialects.postgresql" not in modules
+        assert "asyncpg" not in modules
+    # The console script keeps the cyclic GC off while loading only: a command
+    # that ran has it back on (an import of 100,000 users must collect).
+    assert seen["gc"] is True
