@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
 
+from fingerplat.domain.audit_actions import AuditAction
 from fingerplat.domain.model import Context
 from fingerplat.service import permissions
 from fingerplat.service.base import ServiceBase
@@ -31,7 +32,7 @@ class ActivityUseCases(ServiceBase):
         async with self.uow(readonly=True) as repo:
             tenant = await self._tenant(repo, tenant_name)
             if not permissions.can_read_audit(ctx.principal, tenant.id):
-                await self._deny(ctx, "activity.read", f"tenant:{tenant.slug}",
+                await self._deny(ctx, AuditAction.ACTIVITY_READ, f"tenant:{tenant.slug}",
                                  tenant=tenant.slug,
                                  message=f"not an admin of tenant {tenant.slug!r}")
             since = datetime.combine(first, time.min, tzinfo=self.clock().tzinfo)

@@ -12,6 +12,7 @@ from typing import Any, NoReturn, Protocol, TypeVar
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from fingerplat.domain import rules
+from fingerplat.domain.audit_actions import AuditAction
 from fingerplat.domain.errors import InvalidInput, NotFound, PermissionDenied, UserNotFound
 from fingerplat.domain.model import ChangeEvent, Context, Tenant, User
 from fingerplat.repository.sql import Repository
@@ -37,7 +38,7 @@ class Refusal(Exception):
     def __init__(
         self,
         ctx: Context,
-        action: str,
+        action: AuditAction,
         target: str,
         *,
         tenant: str | Tenant | None,
@@ -125,7 +126,7 @@ class ServiceBase:
         self,
         repo: Repository,
         ctx: Context,
-        action: str,
+        action: AuditAction,
         target: str,
         *,
         tenant: str | Tenant | None,
@@ -157,7 +158,7 @@ class ServiceBase:
             tenant_id=tenant_id,
             actor=ctx.principal.name[:200],
             channel=ctx.channel.value,
-            action=action,
+            action=AuditAction(action).value,
             target=target[:300],
             username=username,
             outcome=outcome,
@@ -170,7 +171,7 @@ class ServiceBase:
     async def _deny(
         self,
         ctx: Context,
-        action: str,
+        action: AuditAction,
         target: str,
         *,
         tenant: str | Tenant | None,

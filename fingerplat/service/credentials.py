@@ -6,6 +6,7 @@ import asyncio
 from datetime import datetime, timedelta
 
 from fingerplat.domain import rules
+from fingerplat.domain.audit_actions import AuditAction
 from fingerplat.domain.errors import AuthenticationFailed, InvalidInput, NotFound
 from fingerplat.domain.model import (
     Admin,
@@ -64,7 +65,7 @@ class CredentialUseCases(ThrottleUseCases):
             )
             # Permission before the user lookup: another tenant's admin learns no names.
             if not permissions.can_create_token(ctx.principal, scope, tenant_id):
-                await self._deny(ctx, "token.create", target,
+                await self._deny(ctx, AuditAction.TOKEN_CREATE, target,
                                  tenant=tenant.slug if tenant_id else None, username=name,
                                  message=f"{ctx.principal.name} may not create {scope.value} "
                                          "tokens"
@@ -87,7 +88,7 @@ class CredentialUseCases(ThrottleUseCases):
             found = await repo.token(token_id)
             assert found is not None
             token = found[0]
-            await self._audit(repo, ctx, "token.create", target,
+            await self._audit(repo, ctx, AuditAction.TOKEN_CREATE, target,
                               tenant=tenant.slug if tenant_id else None,
                               username=user.username if user else None,
                               after={"id": token_id, "scope": scope.value,
@@ -99,14 +100,15 @@ class CredentialUseCases(ThrottleUseCases):
                           *, all_tenants: bool = False) -> list[Token]:
         if all_tenants:
             if not permissions.is_platform_admin(ctx.principal):
-                await self._deny(ctx, "token.list", "tokens:all", tenant=None,
+                await self._deny(ctx, AuditAction.TOKEN_LIST, "tokens:all", tenant=None,
                                  message="only platform admins may list every token")
             async with self.uow(readonly=True) as repo:
                 return await repo.list_tokens(None)
         async with self.uow(readonly=True) as repo:
             tenant = await self._tenant(repo, tenant_name)
             if not permissions.can_manage_tokens(ctx.principal, tenant.id):
-                await self._deny(ctx, "token.list", f"tenant:{tenant.slug}", tenant=tenant.slug,
+                await self._deny(ctx, AuditAction.TOKEN_LIST, f"tenant:{tenant.slug}",
+                                 tenant=tenant.slug,
                                  message=f"not an admin of tenant {tenant.slug!r}")
             return await repo.list_tokens(tenant.id)
 
@@ -118,13 +120,13 @@ class CredentialUseCases(ThrottleUseCases):
             token = found[0]
             target = f"token:{token.id}"
             if not permissions.can_manage_tokens(ctx.principal, token.tenant_id):
-                await self._deny(ctx, "token.revoke", target, tenant=token.tenant_slug,
+                await self._deny(ctx, AuditAction.TOKEN_REVOKE, target, tenant=token.tenant_slug,
                                  username=token.username,
                                  message=f"{ctx.principal.name} may not revoke token {token.id}")
             if token.revoked_at is not None:
                 return token
             await repo.update_token(token.id, revoked_at=self.clock())
-            await self._audit(repo, ctx, "token.revoke", target, tenant=token.tenant_slug,
+            await self._audit(repo, ctx, AuditAction.TOKEN_REVOKE, target, tenant=token.tenant_slug,
                               tenant_id=token.tenant_id, username=token.username,
                               before={"revoked": False}, after={"revoked": True})
             found = await repo.token(token.id)
@@ -150,24 +152,24 @@ class CredentialUseCases(ThrottleUseCases):
             clean = await self._throttle_clean(
                 repo, self._throttle_keys(anonymous, "token", account))
             found = await repo.token(parsed[0]) if parsed else None
-        attempt = await self._auth_gate(anonymous, "token", account, action="auth.token",
+        attempt = await self._auth_gate(anonymous, "token", account, action=AuditAction.AUTH_TOKEN,
                                         target=target, clean=clean)
         if parsed is None:
-            await self._auth_failed(attempt, "auth.token", target, tenant=None,
+            await self._auth_failed(attempt, AuditAction.AUTH_TOKEN, target, tenant=None,
                                     message="invalid token")
         _, secret = parsed
         # Hash and compare even when the id is unknown, so timing says nothing.
         stored_hash = found[1] if found else "0" * 64
         matches = secrets.token_secret_matches(secret, stored_hash) and found is not None
         if not matches or found is None:
-            await self._auth_failed(attempt, "auth.token", target, tenant=None,
+            await self._auth_failed(attempt, AuditAction.AUTH_TOKEN, target, tenant=None,
                                     message="invalid token")
         token = found[0]
         now = self.clock()
         problem = self._token_problem(token, now)
         if problem is not None:
-            await self._auth_failed(attempt, "auth.token", target, tenant=token.tenant_slug,
-                                    message=problem)
+            await self._auth_failed(attempt, AuditAction.AUTH_TOKEN, target,
+                                    tenant=token.tenant_slug, message=problem)
         refresh = token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION
         if refresh or attempt.counted:
             async with self.uow() as repo:
@@ -216,7 +218,7 @@ class CredentialUseCases(ThrottleUseCases):
             async with self.uow(readonly=True) as repo:
                 problem = await self._principal_problem(repo, principal, now)
         if problem is not None:
-            await self._deny(ctx, "auth.session", principal.name, tenant=None,
+            await self._deny(ctx, AuditAction.AUTH_SESSION, principal.name, tenant=None,
                              message=f"{problem} since this session authenticated",
                              error=AuthenticationFailed)
 
@@ -244,7 +246,7 @@ class CredentialUseCases(ThrottleUseCases):
         label = f"unix:{os_user}"[:100]
         if user is None:
             anonymous = Context(Principal(Role.ANONYMOUS, label), Channel.SETTER, remote_addr)
-            await self._deny(anonymous, "auth.local", label, tenant=tenant.slug,
+            await self._deny(anonymous, AuditAction.AUTH_LOCAL, label, tenant=tenant.slug,
                              message=f"local user {os_user[:64]!r} has no account in tenant "
                                      f"{tenant.slug!r}", error=AuthenticationFailed)
         return Principal(Role.USER, f"unix:{user.username}", tenant_id=tenant.id,
@@ -258,7 +260,7 @@ class CredentialUseCases(ThrottleUseCases):
         admin_name = rules.admin_name(name)
         rules.admin_password(password)
         if not permissions.can_manage_admins(ctx.principal):
-            await self._deny(ctx, "admin.create", f"admin:{admin_name}",
+            await self._deny(ctx, AuditAction.ADMIN_CREATE, f"admin:{admin_name}",
                              tenant=tenant_name[:63] if tenant_name else None,
                              message="only platform admins may create admin accounts")
         # Hashed before the transaction: argon2 is slow on purpose, locks should not wait.
@@ -269,7 +271,7 @@ class CredentialUseCases(ThrottleUseCases):
                 raise NotFound(f"no such tenant: {tenant.slug!r}")
             admin_id = await repo.add_admin(admin_name, password_hash,
                                             tenant.id if tenant else None, self.clock())
-            await self._audit(repo, ctx, "admin.create", f"admin:{admin_name}",
+            await self._audit(repo, ctx, AuditAction.ADMIN_CREATE, f"admin:{admin_name}",
                               tenant=tenant.slug if tenant else None,
                               after={"id": admin_id,
                                      "tenant": tenant.slug if tenant else None})
@@ -279,7 +281,7 @@ class CredentialUseCases(ThrottleUseCases):
 
     async def list_admins(self, ctx: Context) -> list[Admin]:
         if not permissions.can_manage_admins(ctx.principal):
-            await self._deny(ctx, "admin.list", "admins", tenant=None,
+            await self._deny(ctx, AuditAction.ADMIN_LIST, "admins", tenant=None,
                              message="only platform admins may list admin accounts")
         async with self.uow(readonly=True) as repo:
             return await repo.list_admins()
@@ -287,14 +289,14 @@ class CredentialUseCases(ThrottleUseCases):
     async def remove_admin(self, ctx: Context, name: str) -> None:
         admin_name = rules.admin_name(name)
         if not permissions.can_manage_admins(ctx.principal):
-            await self._deny(ctx, "admin.remove", f"admin:{admin_name}", tenant=None,
+            await self._deny(ctx, AuditAction.ADMIN_REMOVE, f"admin:{admin_name}", tenant=None,
                              message="only platform admins may remove admin accounts")
         async with self.uow() as repo:
             found = await repo.admin(admin_name)
             if found is None:
                 raise NotFound(f"no such admin: {admin_name!r}")
             await repo.remove_admin(found[0].id)
-            await self._audit(repo, ctx, "admin.remove", f"admin:{admin_name}",
+            await self._audit(repo, ctx, AuditAction.ADMIN_REMOVE, f"admin:{admin_name}",
                               tenant=found[0].tenant_slug, before={"id": found[0].id})
 
     async def admin_session_valid(self, principal: Principal) -> bool:
@@ -349,7 +351,7 @@ class CredentialUseCases(ThrottleUseCases):
             admin_name = None
         account = admin_name or (name or "").strip().lower()[:64] or "?"
         target = f"admin:{(admin_name or '?')[:64]}"
-        attempt = await self._auth_gate(anonymous, "admin", account, action="auth.login",
+        attempt = await self._auth_gate(anonymous, "admin", account, action=AuditAction.AUTH_LOGIN,
                                         target=target)
         found = None
         if admin_name is not None and len(password or "") <= MAX_PASSWORD_CHARS:
@@ -360,7 +362,7 @@ class CredentialUseCases(ThrottleUseCases):
         # a login (or a flood of them) does not stall every listener's event loop.
         matches = await asyncio.to_thread(secrets.password_matches, password or "", stored)
         if found is None or not matches:
-            await self._auth_failed(attempt, "auth.login", target,
+            await self._auth_failed(attempt, AuditAction.AUTH_LOGIN, target,
                                     tenant=found[0].tenant_slug if found else None,
                                     message="wrong admin name or password")
         admin, password_hash = found
@@ -375,6 +377,7 @@ class CredentialUseCases(ThrottleUseCases):
             await self._auth_passed(repo, attempt)
             if new_hash is not None:  # stronger parameters since the hash was made
                 await repo.update_admin_password(admin.id, new_hash)
-            await self._audit(repo, Context(principal, channel, remote_addr), "auth.login",
-                              f"admin:{admin.name}", tenant=admin.tenant_slug)
+            await self._audit(repo, Context(principal, channel, remote_addr),
+                              AuditAction.AUTH_LOGIN, f"admin:{admin.name}",
+                              tenant=admin.tenant_slug)
         return principal

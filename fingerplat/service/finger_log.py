@@ -36,6 +36,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from fingerplat.domain import rules
+from fingerplat.domain.audit_actions import AuditAction
 from fingerplat.domain.errors import Conflict, InvalidInput, UserNotFound
 from fingerplat.domain.model import Context, FingerLogEntry, Tenant, User
 from fingerplat.repository.own_commits import OwnCommits
@@ -260,7 +261,7 @@ class FingerLogUseCases(ServiceBase):
             if user is None and permissions.can_manage_users(p, tenant.id):
                 raise UserNotFound(username, tenant.slug)
             if user is None or not permissions.can_write_status(p, tenant.id, user.id):
-                await self._deny(ctx, "finger_log.read", user_target(username, tenant),
+                await self._deny(ctx, AuditAction.FINGER_LOG_READ, user_target(username, tenant),
                                  tenant=tenant.slug, username=username,
                                  message=f"{p.name} may not read who fingered {username}")
             assert user is not None

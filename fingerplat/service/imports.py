@@ -25,6 +25,7 @@ from datetime import datetime
 from typing import Any
 
 from fingerplat.domain import rules
+from fingerplat.domain.audit_actions import AuditAction
 from fingerplat.domain.errors import Conflict, InvalidInput
 from fingerplat.domain.imports import ImportRecord, ImportReport, Rejection
 from fingerplat.domain.model import ChangeEvent, Channel, Context, Tenant, User
@@ -150,12 +151,12 @@ class _BatchWrites:
         if len(self.events) <= PER_USER_EVENTS_MAX:
             self.events.append(ChangeEvent(*args, **kwargs))
 
-    def audit(self, action: str, username: str, before: dict[str, Any] | None,
+    def audit(self, action: AuditAction, username: str, before: dict[str, Any] | None,
               after: dict[str, Any]) -> None:
         self.audits.append({
             "at": self.now, "tenant": self.tenant.slug, "tenant_id": self.tenant.id,
             "actor": self.actor,
-            "channel": self.channel, "action": action,
+            "channel": self.channel, "action": action.value,
             "target": user_target(username, self.tenant)[:300], "username": username,
             "outcome": "ok", "before": before, "after": after,
             "remote_addr": self.remote_addr, "detail": "",
@@ -198,7 +199,7 @@ class _BatchWrites:
         self._plan(item, user, before, after)
         if after:
             self.result.updated += 1
-            self.audit("import.update", user.username, before, after)
+            self.audit(AuditAction.IMPORT_UPDATE, user.username, before, after)
         else:
             self.result.unchanged += 1
 
@@ -253,7 +254,7 @@ class _BatchWrites:
             if item.plan:
                 self.plan_inserts.append((user_id, item.plan))
                 created["plan_bytes"] = len(item.plan.encode())
-            self.audit("import.create", item.username, None, created)
+            self.audit(AuditAction.IMPORT_CREATE, item.username, None, created)
             self.event("user", tenant.id, tenant.slug, item.username)
             if item.status:
                 self.event("status", tenant.id, tenant.slug, item.username,
@@ -302,7 +303,7 @@ class ImportUseCases(ServiceBase):
         async with self.uow() as repo:
             tenant = await self._tenant(repo, tenant_name)
         if not permissions.can_manage_users(ctx.principal, tenant.id):
-            await self._deny(ctx, "import.run", f"tenant:{tenant.slug}", tenant=tenant,
+            await self._deny(ctx, AuditAction.IMPORT_RUN, f"tenant:{tenant.slug}", tenant=tenant,
                              message=f"not an admin of tenant {tenant.slug!r}")
         report = ImportReport(tenant=tenant.slug)
         # Only the user names are checked up front: they decide the batches.
@@ -352,7 +353,7 @@ class ImportUseCases(ServiceBase):
                 counts = {"total": report.total, "created": report.created,
                           "updated": report.updated, "unchanged": report.unchanged,
                           "rejected": len(report.rejected)}
-                await self._audit(repo, ctx, "import.run", f"tenant:{tenant.slug}",
+                await self._audit(repo, ctx, AuditAction.IMPORT_RUN, f"tenant:{tenant.slug}",
                                   tenant=tenant, after=counts, detail=report.summary())
         return report
 
@@ -464,7 +465,7 @@ class ImportUseCases(ServiceBase):
         async with self.uow() as repo:
             tenant = await self._tenant(repo, tenant_name)
         if not permissions.can_see_hidden(ctx.principal, tenant.id):
-            await self._deny(ctx, "export", f"tenant:{tenant.slug}", tenant=tenant,
+            await self._deny(ctx, AuditAction.EXPORT, f"tenant:{tenant.slug}", tenant=tenant,
                              message=f"not an admin of tenant {tenant.slug!r}")
         found: list[User] = []
         async with self.uow() as repo:

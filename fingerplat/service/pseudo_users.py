@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Hashable
 
 from fingerplat.domain import rules
+from fingerplat.domain.audit_actions import AuditAction
 from fingerplat.domain.errors import Conflict, InvalidInput, NotFound, Unavailable
 from fingerplat.domain.model import ChangeEvent, Context, PseudoUser, Tenant
 from fingerplat.service import permissions, pseudo_kinds
@@ -52,7 +53,7 @@ class PseudoUserUseCases(ServiceBase):
             tenant = await self._tenant(repo, tenant_name)
             target = user_target(username, tenant)
             if not permissions.can_manage_users(ctx.principal, tenant.id):
-                await self._deny(ctx, "pseudo.create", target, tenant=tenant.slug,
+                await self._deny(ctx, AuditAction.PSEUDO_CREATE, target, tenant=tenant.slug,
                                  username=username,
                                  message=f"not an admin of tenant {tenant.slug!r}")
             # Exclusive: user creation takes the shared lock, so the two checks
@@ -67,7 +68,7 @@ class PseudoUserUseCases(ServiceBase):
             pseudo_id = await repo.add_pseudo_user(tenant.id, username, kind_name, self.clock())
             created = await repo.pseudo_user(tenant.id, username)
             assert created is not None and created.id == pseudo_id
-            await self._audit(repo, ctx, "pseudo.create", target, tenant=tenant,
+            await self._audit(repo, ctx, AuditAction.PSEUDO_CREATE, target, tenant=tenant,
                               username=username, after={"kind": kind_name})
             await self._emit(repo, ChangeEvent("pseudo", tenant.id, tenant.slug, username))
         return created
@@ -76,7 +77,7 @@ class PseudoUserUseCases(ServiceBase):
         async with self.uow(readonly=True) as repo:
             tenant = await self._tenant(repo, tenant_name)
             if not permissions.can_manage_users(ctx.principal, tenant.id):
-                await self._deny(ctx, "pseudo.read", tenant.slug, tenant=tenant.slug,
+                await self._deny(ctx, AuditAction.PSEUDO_READ, tenant.slug, tenant=tenant.slug,
                                  message=f"not an admin of tenant {tenant.slug!r}")
             return await repo.pseudo_users(tenant.id)
 
@@ -86,14 +87,14 @@ class PseudoUserUseCases(ServiceBase):
             tenant = await self._tenant(repo, tenant_name)
             target = user_target(username, tenant)
             if not permissions.can_manage_users(ctx.principal, tenant.id):
-                await self._deny(ctx, "pseudo.remove", target, tenant=tenant.slug,
+                await self._deny(ctx, AuditAction.PSEUDO_REMOVE, target, tenant=tenant.slug,
                                  username=username,
                                  message=f"not an admin of tenant {tenant.slug!r}")
             found = await repo.pseudo_user(tenant.id, username)
             if found is None:
                 raise NotFound(f"no such pseudo-user {username!r} in tenant {tenant.slug!r}")
             await repo.remove_pseudo_user(found.id)
-            await self._audit(repo, ctx, "pseudo.remove", target, tenant=tenant,
+            await self._audit(repo, ctx, AuditAction.PSEUDO_REMOVE, target, tenant=tenant,
                               username=username, before={"kind": found.kind})
             await self._emit(repo, ChangeEvent("pseudo", tenant.id, tenant.slug, username,
                                                data={"removed": True}))

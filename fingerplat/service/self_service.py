@@ -17,6 +17,7 @@ from typing import Any
 
 from fingerplat.domain import expiry, rules
 from fingerplat.domain import self_service as self_rules
+from fingerplat.domain.audit_actions import AuditAction
 from fingerplat.domain.errors import InvalidInput, PermissionDenied
 from fingerplat.domain.expiry import Expiry
 from fingerplat.domain.model import ChangeEvent, Channel, Context, Principal, Role, Tenant, User
@@ -49,7 +50,8 @@ class SelfServiceUseCases(ServiceBase):
             tenant = await self._tenant(repo, tenant_name)
         target = user_target(username, tenant)
         if not permissions.can_manage_users(ctx.principal, tenant.id):
-            await self._deny(ctx, "user.password", target, tenant=tenant.slug, username=username,
+            await self._deny(ctx, AuditAction.USER_PASSWORD, target, tenant=tenant.slug,
+                             username=username,
                              message=f"not an admin of tenant {tenant.slug!r}")
         # Hashed before the transaction: argon2 is slow on purpose, locks should not wait.
         password_hash = (await asyncio.to_thread(secrets.hash_password, password)
@@ -59,7 +61,7 @@ class SelfServiceUseCases(ServiceBase):
             user = await self._user(repo, tenant, username, for_update=True)
             await repo.set_user_password(user.id, password_hash)
             ended = await repo.remove_user_web_sessions(user.id)
-            await self._audit(repo, ctx, "user.password", target, tenant=tenant.slug,
+            await self._audit(repo, ctx, AuditAction.USER_PASSWORD, target, tenant=tenant.slug,
                               username=user.username,
                               after={"password": "set" if password is not None else "removed",
                                      "sessions_ended": ended})
@@ -82,7 +84,7 @@ class SelfServiceUseCases(ServiceBase):
         # counted before argon2, keyed on (tenant/user, address) and address.
         attempt = await self._auth_gate(
             anonymous, "user", f"{tenant.id}/{(username or name or '?').strip().lower()[:64]}",
-            action="auth.login", target=target)
+            action=AuditAction.AUTH_LOGIN, target=target)
         found: tuple[User, str | None] | None = None
         if username is not None and len(password or "") <= MAX_PASSWORD_CHARS:
             async with self.uow(readonly=True) as repo:
@@ -92,7 +94,7 @@ class SelfServiceUseCases(ServiceBase):
         stored = found[1] if found else None
         matches = await asyncio.to_thread(secrets.password_matches, password or "", stored)
         if found is None or not matches:
-            await self._auth_failed(attempt, "auth.login", target, tenant=tenant.slug,
+            await self._auth_failed(attempt, AuditAction.AUTH_LOGIN, target, tenant=tenant.slug,
                                     username=username, message="wrong user name or password")
         assert found is not None and found[1] is not None
         user, password_hash = found
@@ -104,8 +106,9 @@ class SelfServiceUseCases(ServiceBase):
             await self._auth_passed(repo, attempt)
             if new_hash is not None:
                 await repo.set_user_password(user.id, new_hash)
-            await self._audit(repo, Context(principal, channel, remote_addr), "auth.login",
-                              user_target(user.username, tenant), tenant=tenant.slug,
+            await self._audit(repo, Context(principal, channel, remote_addr),
+                              AuditAction.AUTH_LOGIN, user_target(user.username, tenant),
+                              tenant=tenant.slug,
                               username=user.username)
         return principal
 
@@ -124,13 +127,14 @@ class SelfServiceUseCases(ServiceBase):
         async with self.uow() as repo:
             tenant = await self._tenant(repo, tenant_name)
             if not permissions.can_edit_tenant_basics(ctx.principal, tenant.id):
-                await self._deny(ctx, "tenant.update", tenant.slug, tenant=tenant.slug,
+                await self._deny(ctx, AuditAction.TENANT_UPDATE, tenant.slug, tenant=tenant.slug,
                                  message=f"not an admin of tenant {tenant.slug!r}")
             before = self_rules.stored_self_edit_fields(
                 await repo.tenant_self_edit_fields(tenant.id))
             if before != wanted:
                 await repo.set_tenant_self_edit_fields(tenant.id, list(wanted))
-                await self._audit(repo, ctx, "tenant.update", tenant.slug, tenant=tenant.slug,
+                await self._audit(repo, ctx, AuditAction.TENANT_UPDATE, tenant.slug,
+                                  tenant=tenant.slug,
                                   before={"self_edit_fields": list(before)},
                                   after={"self_edit_fields": list(wanted)})
         return wanted
@@ -138,7 +142,7 @@ class SelfServiceUseCases(ServiceBase):
     # -- the signed-in user's own account -----------------------------------------
 
     async def _own(self, ctx: Context, tenant_name: str | None, name: str | None,
-                   action: str) -> tuple[Tenant, User]:
+                   action: AuditAction) -> tuple[Tenant, User]:
         """The principal's own tenant and user, if that is what the request names.
 
         Anything else (another user, another tenant, a made-up name) is refused
@@ -188,20 +192,20 @@ class SelfServiceUseCases(ServiceBase):
         ``expires`` (a duration or a time, as ``user set --for/--until``)
         makes the new status expire, resolved in the tenant's time zone.
         """
-        action = "status.set" if status else "status.clear"
+        action = AuditAction.STATUS_SET if status else AuditAction.STATUS_CLEAR
         tenant, user = await self._own(ctx, tenant_name, name, action)
         return await self.set_status(ctx, tenant.slug, user.username, status or None,
                                      expires=expires)
 
     async def set_own_plan(self, ctx: Context, tenant_name: str | None, name: str | None,
                            plan: str) -> User:
-        tenant, user = await self._own(ctx, tenant_name, name, "plan.set")
+        tenant, user = await self._own(ctx, tenant_name, name, AuditAction.PLAN_SET)
         return await self.set_plan(ctx, tenant.slug, user.username, plan)
 
     async def edit_own_profile(self, ctx: Context, tenant_name: str | None, name: str | None,
                                changes: dict[str, str]) -> User:
         """Change the profile fields the tenant lets its users edit, and only those."""
-        tenant, user = await self._own(ctx, tenant_name, name, "user.update")
+        tenant, user = await self._own(ctx, tenant_name, name, AuditAction.USER_UPDATE)
         values: dict[str, Any] = {}
         for field, value in changes.items():
             if field not in self_rules.PROFILE_FIELDS:
@@ -213,7 +217,7 @@ class SelfServiceUseCases(ServiceBase):
                 await repo.tenant_self_edit_fields(tenant.id))
             refused = sorted(set(values) - set(editable))
             if refused:
-                await self._deny(ctx, "user.update", target, tenant=tenant.slug,
+                await self._deny(ctx, AuditAction.USER_UPDATE, target, tenant=tenant.slug,
                                  username=user.username,
                                  message=f"users of {tenant.slug} may not edit "
                                          f"{refused[0].replace('_', ' ')}")
@@ -225,7 +229,7 @@ class SelfServiceUseCases(ServiceBase):
                 await repo.update_user(current.id, **values)
                 updated = await repo.user(tenant.id, user.username)
                 assert updated is not None
-                await self._audit(repo, ctx, "user.update", target, tenant=tenant.slug,
+                await self._audit(repo, ctx, AuditAction.USER_UPDATE, target, tenant=tenant.slug,
                                   username=user.username, before=_profile(current),
                                   after=_profile(updated))
             else:

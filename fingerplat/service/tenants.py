@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from fingerplat.domain import expiry, rules, visibility
+from fingerplat.domain.audit_actions import AuditAction
 from fingerplat.domain.errors import Conflict, InvalidInput, NotFound
 from fingerplat.domain.model import ChangeEvent, Context, Tenant
 from fingerplat.repository.sql import Repository
@@ -82,7 +83,7 @@ class TenantUseCases(ServiceBase):
         async with self.uow(readonly=True) as repo:
             tenant = await self._tenant(repo, slug)
             if not permissions.is_admin_of(ctx.principal, tenant.id):
-                await self._deny(ctx, "tenant.read", tenant.slug, tenant=tenant,
+                await self._deny(ctx, AuditAction.TENANT_READ, tenant.slug, tenant=tenant,
                                  message=f"not an admin of tenant {tenant.slug!r}")
         return tenant
 
@@ -107,7 +108,7 @@ class TenantUseCases(ServiceBase):
         display = rules.tenant_name(name if name else slug)
         clean_domains = sorted({rules.domain(d) for d in domains or []})
         if not permissions.can_manage_tenants(ctx.principal):
-            await self._deny(ctx, "tenant.create", slug, tenant=slug,
+            await self._deny(ctx, AuditAction.TENANT_CREATE, slug, tenant=slug,
                              message="only platform admins may create tenants")
         async with self.uow() as repo:
             if await repo.tenant_by_slug(slug) is not None:
@@ -117,7 +118,7 @@ class TenantUseCases(ServiceBase):
                 await repo.add_domain(tenant_id, d)
             tenant = await repo.tenant_by_id(tenant_id)
             assert tenant is not None
-            await self._audit(repo, ctx, "tenant.create", slug, tenant=tenant,
+            await self._audit(repo, ctx, AuditAction.TENANT_CREATE, slug, tenant=tenant,
                               after=_settings(tenant))
             await self._emit(repo, ChangeEvent("tenant", tenant.id, tenant.slug))
         return tenant
@@ -162,7 +163,7 @@ class TenantUseCases(ServiceBase):
             )
             if not allowed:
                 await self._deny(
-                    ctx, "tenant.update", tenant.slug, tenant=tenant,
+                    ctx, AuditAction.TENANT_UPDATE, tenant.slug, tenant=tenant,
                     message="only platform admins may change domains or forwarding"
                     if needs_platform and permissions.is_admin_of(p, tenant.id)
                     else f"not an admin of tenant {tenant.slug!r}",
@@ -205,7 +206,7 @@ class TenantUseCases(ServiceBase):
             if changed:
                 keys = [*_settings(tenant), *(k for k in new if k not in _settings(tenant)
                                               and old[k] != new[k])]
-                await self._audit(repo, ctx, "tenant.update", tenant.slug, tenant=tenant,
+                await self._audit(repo, ctx, AuditAction.TENANT_UPDATE, tenant.slug, tenant=tenant,
                                   before={k: old[k] for k in keys},
                                   after={k: new[k] for k in keys})
                 await self._emit(repo, ChangeEvent("tenant", tenant.id, tenant.slug))
@@ -215,14 +216,14 @@ class TenantUseCases(ServiceBase):
         async with self.uow() as repo:
             tenant = await self._tenant(repo, slug)
             if not permissions.can_manage_tenants(ctx.principal):
-                await self._deny(ctx, "tenant.remove", tenant.slug, tenant=tenant,
+                await self._deny(ctx, AuditAction.TENANT_REMOVE, tenant.slug, tenant=tenant,
                                  message="only platform admins may remove tenants")
             if tenant.is_default:
                 raise InvalidInput("the default tenant cannot be removed")
             tenant = await self._locked_tenant(repo, tenant.slug)
             users = await repo.count_users(tenant.id, include_hidden=True)
             await repo.remove_tenant(tenant.id)
-            await self._audit(repo, ctx, "tenant.remove", tenant.slug, tenant=tenant,
+            await self._audit(repo, ctx, AuditAction.TENANT_REMOVE, tenant.slug, tenant=tenant,
                               before={**_settings(tenant), "users": users})
             await self._emit(repo, ChangeEvent("tenant", tenant.id, tenant.slug,
                                                data={"removed": True}))

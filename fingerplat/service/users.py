@@ -8,6 +8,7 @@ from types import EllipsisType
 from typing import Any
 
 from fingerplat.domain import expiry, rules, visibility
+from fingerplat.domain.audit_actions import AuditAction
 from fingerplat.domain.errors import (
     Conflict,
     InvalidInput,
@@ -195,7 +196,7 @@ class UserUseCases(ServiceBase):
             tenant = await self._tenant(repo, tenant_name)
             target = user_target(username, tenant)
             if not permissions.can_manage_users(ctx.principal, tenant.id):
-                await self._deny(ctx, "user.create", target, tenant=tenant,
+                await self._deny(ctx, AuditAction.USER_CREATE, target, tenant=tenant,
                                  username=username,
                                  message=f"not an admin of tenant {tenant.slug!r}")
             if not await repo.lock_tenant(tenant.id, exclusive=False):
@@ -208,7 +209,7 @@ class UserUseCases(ServiceBase):
             )
             user = await repo.user(tenant.id, username)
             assert user is not None and user.id == user_id
-            await self._audit(repo, ctx, "user.create", target, tenant=tenant,
+            await self._audit(repo, ctx, AuditAction.USER_CREATE, target, tenant=tenant,
                               username=username, after=_profile(user))
             await self._emit(repo, ChangeEvent("user", tenant.id, tenant.slug, username))
         return user
@@ -240,7 +241,7 @@ class UserUseCases(ServiceBase):
             target = user_target(username, tenant)
             # Permission first, so another tenant's admin learns nothing about its users.
             if not permissions.can_manage_users(ctx.principal, tenant.id):
-                await self._deny(ctx, "user.update", target, tenant=tenant,
+                await self._deny(ctx, AuditAction.USER_UPDATE, target, tenant=tenant,
                                  username=username,
                                  message=f"not an admin of tenant {tenant.slug!r}")
             user = await self._user(repo, tenant, username, for_update=True)
@@ -250,7 +251,7 @@ class UserUseCases(ServiceBase):
             assert updated is not None
             changed = _profile(updated) != _profile(user)
             if changed:
-                await self._audit(repo, ctx, "user.update", target, tenant=tenant,
+                await self._audit(repo, ctx, AuditAction.USER_UPDATE, target, tenant=tenant,
                                   username=user.username, before=_profile(user),
                                   after=_profile(updated))
                 await self._emit(repo, ChangeEvent("user", tenant.id, tenant.slug,
@@ -264,12 +265,12 @@ class UserUseCases(ServiceBase):
             tenant = await self._tenant(repo, tenant_name)
             target = user_target(username, tenant)
             if not permissions.can_manage_users(ctx.principal, tenant.id):
-                await self._deny(ctx, "user.remove", target, tenant=tenant,
+                await self._deny(ctx, AuditAction.USER_REMOVE, target, tenant=tenant,
                                  username=username,
                                  message=f"not an admin of tenant {tenant.slug!r}")
             user = await self._user(repo, tenant, username, for_update=True)
             await repo.remove_user(user.id)
-            await self._audit(repo, ctx, "user.remove", target, tenant=tenant,
+            await self._audit(repo, ctx, AuditAction.USER_REMOVE, target, tenant=tenant,
                               username=user.username,
                               before={**_profile(user), "status": user.status})
             await self._emit(repo, ChangeEvent("user", tenant.id, tenant.slug, user.username,
@@ -292,7 +293,7 @@ class UserUseCases(ServiceBase):
         time zone): from then on every read shows no status.
         """
         text = rules.status(status) if status is not None else None
-        action = "status.set" if text is not None else "status.clear"
+        action = AuditAction.STATUS_SET if text is not None else AuditAction.STATUS_CLEAR
         if expires is not None and text is None:
             raise InvalidInput("only a status being set can have an expiry")
         async with self.uow() as repo:
@@ -326,7 +327,7 @@ class UserUseCases(ServiceBase):
         ctx: Context,
         tenant_name: str | None,
         name: str,
-        action: str,
+        action: AuditAction,
         what: str,
     ) -> tuple[Tenant, User]:
         """The tenant and the locked user row whose status or plan ``ctx`` may change.
@@ -357,7 +358,7 @@ class UserUseCases(ServiceBase):
         """Give the user's current status an expiry (None: it no longer expires)."""
         async with self.uow() as repo:
             tenant, user = await self._writable_user(repo, ctx, tenant_name, name,
-                                                     "status.expiry", "status")
+                                                     AuditAction.STATUS_EXPIRY, "status")
             now = self.clock()
             user = expiry.live(user, now)
             if user.status is None:
@@ -365,7 +366,7 @@ class UserUseCases(ServiceBase):
             deadline = expires.resolve(now, tenant.timezone) if expires is not None else None
             await repo.set_status_expiry(user.id, deadline)
             await self._audit(
-                repo, ctx, "status.expiry", user_target(user.username, tenant),
+                repo, ctx, AuditAction.STATUS_EXPIRY, user_target(user.username, tenant),
                 tenant=tenant, username=user.username,
                 before={"status": user.status, "expires_at": _iso(user.status_expires_at)},
                 after={"status": user.status, "expires_at": _iso(deadline)},
@@ -407,7 +408,8 @@ class UserUseCases(ServiceBase):
                 return None
             await repo.add_status_history([(user_id, None)], deadline, SYSTEM.principal.name,
                                           SYSTEM.channel.value)
-            await self._audit(repo, SYSTEM, "status.expire", user_target(user.username, tenant),
+            await self._audit(repo, SYSTEM, AuditAction.STATUS_EXPIRE,
+                              user_target(user.username, tenant),
                               tenant=tenant, username=user.username,
                               before={"status": user.status, "expires_at": _iso(deadline)},
                               after={"status": None})
@@ -420,11 +422,11 @@ class UserUseCases(ServiceBase):
     async def set_plan(self, ctx: Context, tenant_name: str | None, name: str, plan: str) -> User:
         text = rules.plan(plan)
         async with self.uow() as repo:
-            tenant, user = await self._writable_user(repo, ctx, tenant_name, name, "plan.set",
-                                                     "plan")
+            tenant, user = await self._writable_user(repo, ctx, tenant_name, name,
+                                                     AuditAction.PLAN_SET, "plan")
             target = user_target(user.username, tenant)
             await repo.set_plan(user.id, text, self.clock())
-            await self._audit(repo, ctx, "plan.set", target, tenant=tenant,
+            await self._audit(repo, ctx, AuditAction.PLAN_SET, target, tenant=tenant,
                               username=user.username,
                               before={"bytes": len(user.plan.encode())},
                               after={"bytes": len(text.encode())})
