@@ -34,6 +34,7 @@ class AuditAction(StrEnum):
     USER_UPDATE = "user.update"
     USER_REMOVE = "user.remove"
     USER_PASSWORD = "user.password"
+    ACCOUNT_READ = "account.read"  # one's own self-service page
     STATUS_SET = "status.set"
     STATUS_CLEAR = "status.clear"
     STATUS_EXPIRY = "status.expiry"  # an expiry given to (or taken from) a status

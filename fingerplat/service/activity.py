@@ -31,10 +31,10 @@ class ActivityUseCases(ServiceBase):
         first = today - timedelta(days=days - 1)
         async with self.uow(readonly=True) as repo:
             tenant = await self._tenant(repo, tenant_name)
-            if not permissions.can_read_audit(ctx.principal, tenant.id):
-                await self._deny(ctx, AuditAction.ACTIVITY_READ, f"tenant:{tenant.slug}",
-                                 tenant=tenant.slug,
-                                 message=f"not an admin of tenant {tenant.slug!r}")
+            await self._require(ctx, lambda p: permissions.can_read_audit(p, tenant.id),
+                                AuditAction.ACTIVITY_READ, f"tenant:{tenant.slug}",
+                                tenant=tenant.slug,
+                                message=f"not an admin of tenant {tenant.slug!r}")
             since = datetime.combine(first, time.min, tzinfo=self.clock().tzinfo)
             counts = await repo.status_changes_per_day(tenant.id, since)
         return [(day, counts.get(day.isoformat(), 0))

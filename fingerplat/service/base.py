@@ -1,4 +1,11 @@
-"""What every use case shares: transactions, the clock, auditing and denial."""
+"""What every use case shares: transactions, the clock, auditing and refusal.
+
+Every permission check of the service is one call of :meth:`ServiceBase._require`
+with a rule of :mod:`fingerplat.service.permissions`: a refused attempt is
+always audited (anonymous ones through the address counter of
+service/throttle.py, which writes the first few of a window one row each and
+the rest as an ``auth.failures`` summary row), and always raises.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from fingerplat.domain import rules
 from fingerplat.domain.audit_actions import AuditAction
-from fingerplat.domain.errors import InvalidInput, NotFound, PermissionDenied, UserNotFound
-from fingerplat.domain.model import ChangeEvent, Context, Tenant, User
+from fingerplat.domain.errors import NotFound, PermissionDenied, UserNotFound
+from fingerplat.domain.model import ChangeEvent, Context, Principal, Tenant, User
 from fingerplat.repository.sql import Repository
 from fingerplat.repository.uow import UnitOfWork, run_read
 from fingerplat.service.events import EventBus
@@ -22,6 +29,9 @@ from fingerplat.service.events import EventBus
 log = logging.getLogger("fingerplat.service")
 
 T = TypeVar("T")
+
+#: A permission rule: a pure predicate of the acting principal (service/permissions.py).
+Rule = Callable[[Principal], bool]
 
 # How many service units of work the current task is inside (0: none).
 _unit_depth: ContextVar[int] = ContextVar("fingerplat_unit_depth", default=0)
@@ -168,6 +178,29 @@ class ServiceBase:
             detail=detail[:500],
         )
 
+    async def _require(
+        self,
+        ctx: Context,
+        rule: Rule,
+        action: AuditAction,
+        target: str,
+        *,
+        tenant: str | Tenant | None,
+        username: str | None = None,
+        message: str,
+    ) -> None:
+        """The one permission gate: return if ``rule`` allows ``ctx``'s principal, else refuse.
+
+        The rule is judged on the acting principal here, never on one the
+        caller picked. A refusal is audited (``action`` on ``target``,
+        outcome ``denied``, ``message`` as the detail) and raises
+        :class:`PermissionDenied`; inside :meth:`uow` whatever the use case did
+        so far is rolled back first (see :meth:`_deny`).
+        """
+        if rule(ctx.principal):
+            return
+        await self._deny(ctx, action, target, tenant=tenant, username=username, message=message)
+
     async def _deny(
         self,
         ctx: Context,
@@ -180,6 +213,10 @@ class ServiceBase:
         error: type[Exception] = PermissionDenied,
     ) -> NoReturn:
         """Refuse, recording the refused attempt in a transaction of its own.
+
+        Permission checks come here through :meth:`_require`; only refusals
+        of authentication (``auth.*``, raising :class:`AuthenticationFailed`)
+        call it directly.
 
         Inside :meth:`uow` this raises :class:`Refusal`, so the unit first rolls
         back and then audits; outside one it audits at once.
@@ -252,8 +289,3 @@ class ServiceBase:
 
 def user_target(username: str, tenant: Tenant) -> str:
     return f"{username}@{tenant.slug}"
-
-
-def require(condition: bool, message: str) -> None:
-    if not condition:
-        raise InvalidInput(message)

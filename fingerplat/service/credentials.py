@@ -64,12 +64,12 @@ class CredentialUseCases(ThrottleUseCases):
                 (f"tenant:{tenant.slug}" if tenant_id else "platform")
             )
             # Permission before the user lookup: another tenant's admin learns no names.
-            if not permissions.can_create_token(ctx.principal, scope, tenant_id):
-                await self._deny(ctx, AuditAction.TOKEN_CREATE, target,
-                                 tenant=tenant.slug if tenant_id else None, username=name,
-                                 message=f"{ctx.principal.name} may not create {scope.value} "
-                                         "tokens"
-                                         + (f" for tenant {tenant.slug!r}" if tenant_id else ""))
+            await self._require(ctx, lambda p: permissions.can_create_token(p, scope, tenant_id),
+                                AuditAction.TOKEN_CREATE, target,
+                                tenant=tenant.slug if tenant_id else None, username=name,
+                                message=f"{ctx.principal.name} may not create {scope.value} "
+                                        "tokens"
+                                        + (f" for tenant {tenant.slug!r}" if tenant_id else ""))
             # Tenant before user, the order remove_tenant locks in: no deadlock.
             if tenant_id is not None and not await repo.lock_tenant(tenant.id, exclusive=False):
                 raise NotFound(f"no such tenant: {tenant.slug!r}")
@@ -99,17 +99,17 @@ class CredentialUseCases(ThrottleUseCases):
     async def list_tokens(self, ctx: Context, tenant_name: str | None = None,
                           *, all_tenants: bool = False) -> list[Token]:
         if all_tenants:
-            if not permissions.is_platform_admin(ctx.principal):
-                await self._deny(ctx, AuditAction.TOKEN_LIST, "tokens:all", tenant=None,
-                                 message="only platform admins may list every token")
+            await self._require(ctx, permissions.is_platform_admin,
+                                AuditAction.TOKEN_LIST, "tokens:all", tenant=None,
+                                message="only platform admins may list every token")
             async with self.uow(readonly=True) as repo:
                 return await repo.list_tokens(None)
         async with self.uow(readonly=True) as repo:
             tenant = await self._tenant(repo, tenant_name)
-            if not permissions.can_manage_tokens(ctx.principal, tenant.id):
-                await self._deny(ctx, AuditAction.TOKEN_LIST, f"tenant:{tenant.slug}",
-                                 tenant=tenant.slug,
-                                 message=f"not an admin of tenant {tenant.slug!r}")
+            await self._require(ctx, lambda p: permissions.can_manage_tokens(p, tenant.id),
+                                AuditAction.TOKEN_LIST, f"tenant:{tenant.slug}",
+                                tenant=tenant.slug,
+                                message=f"not an admin of tenant {tenant.slug!r}")
             return await repo.list_tokens(tenant.id)
 
     async def revoke_token(self, ctx: Context, token_id: int) -> Token:
@@ -119,10 +119,10 @@ class CredentialUseCases(ThrottleUseCases):
                 raise NotFound(f"no such token: {token_id}")
             token = found[0]
             target = f"token:{token.id}"
-            if not permissions.can_manage_tokens(ctx.principal, token.tenant_id):
-                await self._deny(ctx, AuditAction.TOKEN_REVOKE, target, tenant=token.tenant_slug,
-                                 username=token.username,
-                                 message=f"{ctx.principal.name} may not revoke token {token.id}")
+            await self._require(ctx, lambda p: permissions.can_manage_tokens(p, token.tenant_id),
+                                AuditAction.TOKEN_REVOKE, target, tenant=token.tenant_slug,
+                                username=token.username,
+                                message=f"{ctx.principal.name} may not revoke token {token.id}")
             if token.revoked_at is not None:
                 return token
             await repo.update_token(token.id, revoked_at=self.clock())
@@ -259,10 +259,10 @@ class CredentialUseCases(ThrottleUseCases):
     ) -> Admin:
         admin_name = rules.admin_name(name)
         rules.admin_password(password)
-        if not permissions.can_manage_admins(ctx.principal):
-            await self._deny(ctx, AuditAction.ADMIN_CREATE, f"admin:{admin_name}",
-                             tenant=tenant_name[:63] if tenant_name else None,
-                             message="only platform admins may create admin accounts")
+        await self._require(ctx, permissions.can_manage_admins,
+                            AuditAction.ADMIN_CREATE, f"admin:{admin_name}",
+                            tenant=tenant_name[:63] if tenant_name else None,
+                            message="only platform admins may create admin accounts")
         # Hashed before the transaction: argon2 is slow on purpose, locks should not wait.
         password_hash = await asyncio.to_thread(secrets.hash_password, password)
         async with self.uow() as repo:
@@ -280,17 +280,17 @@ class CredentialUseCases(ThrottleUseCases):
         return found[0]
 
     async def list_admins(self, ctx: Context) -> list[Admin]:
-        if not permissions.can_manage_admins(ctx.principal):
-            await self._deny(ctx, AuditAction.ADMIN_LIST, "admins", tenant=None,
-                             message="only platform admins may list admin accounts")
+        await self._require(ctx, permissions.can_manage_admins,
+                            AuditAction.ADMIN_LIST, "admins", tenant=None,
+                            message="only platform admins may list admin accounts")
         async with self.uow(readonly=True) as repo:
             return await repo.list_admins()
 
     async def remove_admin(self, ctx: Context, name: str) -> None:
         admin_name = rules.admin_name(name)
-        if not permissions.can_manage_admins(ctx.principal):
-            await self._deny(ctx, AuditAction.ADMIN_REMOVE, f"admin:{admin_name}", tenant=None,
-                             message="only platform admins may remove admin accounts")
+        await self._require(ctx, permissions.can_manage_admins,
+                            AuditAction.ADMIN_REMOVE, f"admin:{admin_name}", tenant=None,
+                            message="only platform admins may remove admin accounts")
         async with self.uow() as repo:
             found = await repo.admin(admin_name)
             if found is None:

@@ -260,9 +260,11 @@ class FingerLogUseCases(ServiceBase):
             p = ctx.principal
             if user is None and permissions.can_manage_users(p, tenant.id):
                 raise UserNotFound(username, tenant.slug)
-            if user is None or not permissions.can_write_status(p, tenant.id, user.id):
-                await self._deny(ctx, AuditAction.FINGER_LOG_READ, user_target(username, tenant),
-                                 tenant=tenant.slug, username=username,
-                                 message=f"{p.name} may not read who fingered {username}")
+            await self._require(
+                ctx, lambda p: user is not None and permissions.can_write_status(
+                    p, tenant.id, user.id),
+                AuditAction.FINGER_LOG_READ, user_target(username, tenant),
+                tenant=tenant.slug, username=username,
+                message=f"{p.name} may not read who fingered {username}")
             assert user is not None
             return await repo.finger_log(user.id, since=since, limit=limit)

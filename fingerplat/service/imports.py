@@ -302,9 +302,9 @@ class ImportUseCases(ServiceBase):
         ctx = replace(ctx, channel=channel)
         async with self.uow() as repo:
             tenant = await self._tenant(repo, tenant_name)
-        if not permissions.can_manage_users(ctx.principal, tenant.id):
-            await self._deny(ctx, AuditAction.IMPORT_RUN, f"tenant:{tenant.slug}", tenant=tenant,
-                             message=f"not an admin of tenant {tenant.slug!r}")
+        await self._require(ctx, lambda p: permissions.can_manage_users(p, tenant.id),
+                            AuditAction.IMPORT_RUN, f"tenant:{tenant.slug}", tenant=tenant,
+                            message=f"not an admin of tenant {tenant.slug!r}")
         report = ImportReport(tenant=tenant.slug)
         # Only the user names are checked up front: they decide the batches.
         # The rest of each record is checked by its batch (_import_batch),
@@ -464,9 +464,9 @@ class ImportUseCases(ServiceBase):
         """Every user of a tenant (hidden ones too) with plans, read in one transaction."""
         async with self.uow() as repo:
             tenant = await self._tenant(repo, tenant_name)
-        if not permissions.can_see_hidden(ctx.principal, tenant.id):
-            await self._deny(ctx, AuditAction.EXPORT, f"tenant:{tenant.slug}", tenant=tenant,
-                             message=f"not an admin of tenant {tenant.slug!r}")
+        await self._require(ctx, lambda p: permissions.can_see_hidden(p, tenant.id),
+                            AuditAction.EXPORT, f"tenant:{tenant.slug}", tenant=tenant,
+                            message=f"not an admin of tenant {tenant.slug!r}")
         found: list[User] = []
         async with self.uow() as repo:
             after: str | None = None

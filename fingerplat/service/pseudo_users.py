@@ -52,10 +52,10 @@ class PseudoUserUseCases(ServiceBase):
         async with self.uow() as repo:
             tenant = await self._tenant(repo, tenant_name)
             target = user_target(username, tenant)
-            if not permissions.can_manage_users(ctx.principal, tenant.id):
-                await self._deny(ctx, AuditAction.PSEUDO_CREATE, target, tenant=tenant.slug,
-                                 username=username,
-                                 message=f"not an admin of tenant {tenant.slug!r}")
+            await self._require(ctx, lambda p: permissions.can_manage_users(p, tenant.id),
+                                AuditAction.PSEUDO_CREATE, target, tenant=tenant.slug,
+                                username=username,
+                                message=f"not an admin of tenant {tenant.slug!r}")
             # Exclusive: user creation takes the shared lock, so the two checks
             # below and a concurrent user add cannot interleave.
             if not await repo.lock_tenant(tenant.id, exclusive=True):
@@ -76,9 +76,9 @@ class PseudoUserUseCases(ServiceBase):
     async def list_pseudo_users(self, ctx: Context, tenant_name: str | None) -> list[PseudoUser]:
         async with self.uow(readonly=True) as repo:
             tenant = await self._tenant(repo, tenant_name)
-            if not permissions.can_manage_users(ctx.principal, tenant.id):
-                await self._deny(ctx, AuditAction.PSEUDO_READ, tenant.slug, tenant=tenant.slug,
-                                 message=f"not an admin of tenant {tenant.slug!r}")
+            await self._require(ctx, lambda p: permissions.can_manage_users(p, tenant.id),
+                                AuditAction.PSEUDO_READ, tenant.slug, tenant=tenant.slug,
+                                message=f"not an admin of tenant {tenant.slug!r}")
             return await repo.pseudo_users(tenant.id)
 
     async def remove_pseudo_user(self, ctx: Context, tenant_name: str | None, name: str) -> None:
@@ -86,10 +86,10 @@ class PseudoUserUseCases(ServiceBase):
         async with self.uow() as repo:
             tenant = await self._tenant(repo, tenant_name)
             target = user_target(username, tenant)
-            if not permissions.can_manage_users(ctx.principal, tenant.id):
-                await self._deny(ctx, AuditAction.PSEUDO_REMOVE, target, tenant=tenant.slug,
-                                 username=username,
-                                 message=f"not an admin of tenant {tenant.slug!r}")
+            await self._require(ctx, lambda p: permissions.can_manage_users(p, tenant.id),
+                                AuditAction.PSEUDO_REMOVE, target, tenant=tenant.slug,
+                                username=username,
+                                message=f"not an admin of tenant {tenant.slug!r}")
             found = await repo.pseudo_user(tenant.id, username)
             if found is None:
                 raise NotFound(f"no such pseudo-user {username!r} in tenant {tenant.slug!r}")

@@ -18,7 +18,7 @@ from typing import Any
 from fingerplat.domain import expiry, rules
 from fingerplat.domain import self_service as self_rules
 from fingerplat.domain.audit_actions import AuditAction
-from fingerplat.domain.errors import InvalidInput, PermissionDenied
+from fingerplat.domain.errors import InvalidInput
 from fingerplat.domain.expiry import Expiry
 from fingerplat.domain.model import ChangeEvent, Channel, Context, Principal, Role, Tenant, User
 from fingerplat.service import permissions, secrets
@@ -49,10 +49,10 @@ class SelfServiceUseCases(ServiceBase):
         async with self.uow(readonly=True) as repo:
             tenant = await self._tenant(repo, tenant_name)
         target = user_target(username, tenant)
-        if not permissions.can_manage_users(ctx.principal, tenant.id):
-            await self._deny(ctx, AuditAction.USER_PASSWORD, target, tenant=tenant.slug,
-                             username=username,
-                             message=f"not an admin of tenant {tenant.slug!r}")
+        await self._require(ctx, lambda p: permissions.can_manage_users(p, tenant.id),
+                            AuditAction.USER_PASSWORD, target, tenant=tenant.slug,
+                            username=username,
+                            message=f"not an admin of tenant {tenant.slug!r}")
         # Hashed before the transaction: argon2 is slow on purpose, locks should not wait.
         password_hash = (await asyncio.to_thread(secrets.hash_password, password)
                          if password is not None else None)
@@ -126,9 +126,9 @@ class SelfServiceUseCases(ServiceBase):
         wanted = self_rules.self_edit_fields(fields)
         async with self.uow() as repo:
             tenant = await self._tenant(repo, tenant_name)
-            if not permissions.can_edit_tenant_basics(ctx.principal, tenant.id):
-                await self._deny(ctx, AuditAction.TENANT_UPDATE, tenant.slug, tenant=tenant.slug,
-                                 message=f"not an admin of tenant {tenant.slug!r}")
+            await self._require(ctx, lambda p: permissions.can_edit_tenant_basics(p, tenant.id),
+                                AuditAction.TENANT_UPDATE, tenant.slug, tenant=tenant.slug,
+                                message=f"not an admin of tenant {tenant.slug!r}")
             before = self_rules.stored_self_edit_fields(
                 await repo.tenant_self_edit_fields(tenant.id))
             if before != wanted:
@@ -158,30 +158,32 @@ class SelfServiceUseCases(ServiceBase):
                 own = (tenant, user)
         named_tenant = (tenant_name or "").strip().lower()
         named_user = (name or "").strip().lower()
-        if own is None or named_user != own[1].username or named_tenant not in (
-                own[0].slug, *own[0].domains):
-            tenant_label = _label(named_tenant, 63)
-            await self._deny(
-                ctx, action, f"{_label(named_user, 32)}@{tenant_label}",
-                tenant=own[0].slug if own else None,
-                username=own[1].username if own else None,
-                message=f"{p.name} may change only their own account",
-            )
+        names_own = own is not None and named_user == own[1].username and named_tenant in (
+            own[0].slug, *own[0].domains)
+        await self._require(
+            ctx, lambda _p: names_own,  # ``own`` already is the principal's own account
+            action, f"{_label(named_user, 32)}@{_label(named_tenant, 63)}",
+            tenant=own[0].slug if own else None,
+            username=own[1].username if own else None,
+            message=f"{p.name} may change only their own account",
+        )
         assert own is not None
         return own
 
     async def own_account(self, ctx: Context) -> tuple[Tenant, User, tuple[str, ...]]:
         """The signed-in user's tenant, user (with plan) and editable profile fields."""
         p = ctx.principal
-        if p.role is not Role.USER or p.user_id is None or p.tenant_id is None:
-            raise PermissionDenied("sign in as a user to see this page")
+        await self._require(ctx, permissions.is_signed_in_user, AuditAction.ACCOUNT_READ,
+                            p.name, tenant=None, message="sign in as a user to see this page")
+        assert p.user_id is not None and p.tenant_id is not None
         async with self.uow(readonly=True) as repo:
             tenant = await repo.tenant_by_id(p.tenant_id)
             brief = await repo.user_by_id(p.user_id)
             user = await repo.user(p.tenant_id, brief.username) if brief else None
             stored = await repo.tenant_self_edit_fields(p.tenant_id)
         if tenant is None or user is None:
-            raise PermissionDenied("this account no longer exists")
+            await self._deny(ctx, AuditAction.AUTH_SESSION, p.name, tenant=None,
+                             message="this account no longer exists")
         # A status past its expiry is gone for every read, this page too.
         return tenant, expiry.live(user, self.clock()), self_rules.stored_self_edit_fields(stored)
 
@@ -216,14 +218,15 @@ class SelfServiceUseCases(ServiceBase):
             editable = self_rules.stored_self_edit_fields(
                 await repo.tenant_self_edit_fields(tenant.id))
             refused = sorted(set(values) - set(editable))
-            if refused:
-                await self._deny(ctx, AuditAction.USER_UPDATE, target, tenant=tenant.slug,
-                                 username=user.username,
-                                 message=f"users of {tenant.slug} may not edit "
-                                         f"{refused[0].replace('_', ' ')}")
+            await self._require(ctx, lambda _p: not refused,  # the tenant's choice of fields
+                                AuditAction.USER_UPDATE, target, tenant=tenant.slug,
+                                username=user.username,
+                                message=f"users of {tenant.slug} may not edit "
+                                        f"{refused[0].replace('_', ' ') if refused else ''}")
             current = await repo.user(tenant.id, user.username, for_update=True)
             if current is None or current.id != user.id:
-                raise PermissionDenied("this account no longer exists")
+                await self._deny(ctx, AuditAction.AUTH_SESSION, target, tenant=tenant.slug,
+                                 message="this account no longer exists")
             values = {k: v for k, v in values.items() if getattr(current, k) != v}
             if values:
                 await repo.update_user(current.id, **values)

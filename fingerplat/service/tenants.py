@@ -82,9 +82,9 @@ class TenantUseCases(ServiceBase):
     async def get_tenant(self, ctx: Context, slug: str | None) -> Tenant:
         async with self.uow(readonly=True) as repo:
             tenant = await self._tenant(repo, slug)
-            if not permissions.is_admin_of(ctx.principal, tenant.id):
-                await self._deny(ctx, AuditAction.TENANT_READ, tenant.slug, tenant=tenant,
-                                 message=f"not an admin of tenant {tenant.slug!r}")
+            await self._require(ctx, lambda p: permissions.is_admin_of(p, tenant.id),
+                                AuditAction.TENANT_READ, tenant.slug, tenant=tenant,
+                                message=f"not an admin of tenant {tenant.slug!r}")
         return tenant
 
     async def _locked_tenant(self, repo: Repository, slug: str | None) -> Tenant:
@@ -107,9 +107,9 @@ class TenantUseCases(ServiceBase):
         slug = rules.tenant_slug(slug)
         display = rules.tenant_name(name if name else slug)
         clean_domains = sorted({rules.domain(d) for d in domains or []})
-        if not permissions.can_manage_tenants(ctx.principal):
-            await self._deny(ctx, AuditAction.TENANT_CREATE, slug, tenant=slug,
-                             message="only platform admins may create tenants")
+        await self._require(ctx, permissions.can_manage_tenants,
+                            AuditAction.TENANT_CREATE, slug, tenant=slug,
+                            message="only platform admins may create tenants")
         async with self.uow() as repo:
             if await repo.tenant_by_slug(slug) is not None:
                 raise Conflict(f"tenant {slug!r} already exists")
@@ -156,18 +156,14 @@ class TenantUseCases(ServiceBase):
         removing = sorted({rules.domain(d) for d in remove_domains or []})
         async with self.uow() as repo:
             tenant = await self._tenant(repo, slug)
-            p = ctx.principal
-            needs_platform = bool(adding or removing) or forwarding is not None
-            allowed = permissions.can_manage_tenants(p) if needs_platform else (
-                permissions.can_edit_tenant_basics(p, tenant.id)
+            routing = bool(adding or removing) or forwarding is not None
+            await self._require(
+                ctx, lambda p: permissions.can_update_tenant(p, tenant.id, routing=routing),
+                AuditAction.TENANT_UPDATE, tenant.slug, tenant=tenant,
+                message="only platform admins may change domains or forwarding"
+                if routing and permissions.is_admin_of(ctx.principal, tenant.id)
+                else f"not an admin of tenant {tenant.slug!r}",
             )
-            if not allowed:
-                await self._deny(
-                    ctx, AuditAction.TENANT_UPDATE, tenant.slug, tenant=tenant,
-                    message="only platform admins may change domains or forwarding"
-                    if needs_platform and permissions.is_admin_of(p, tenant.id)
-                    else f"not an admin of tenant {tenant.slug!r}",
-                )
             tenant = await self._locked_tenant(repo, tenant.slug)
             values: dict[str, object] = {}
             if new_name is not None:
@@ -215,9 +211,9 @@ class TenantUseCases(ServiceBase):
     async def remove_tenant(self, ctx: Context, slug: str) -> None:
         async with self.uow() as repo:
             tenant = await self._tenant(repo, slug)
-            if not permissions.can_manage_tenants(ctx.principal):
-                await self._deny(ctx, AuditAction.TENANT_REMOVE, tenant.slug, tenant=tenant,
-                                 message="only platform admins may remove tenants")
+            await self._require(ctx, permissions.can_manage_tenants,
+                                AuditAction.TENANT_REMOVE, tenant.slug, tenant=tenant,
+                                message="only platform admins may remove tenants")
             if tenant.is_default:
                 raise InvalidInput("the default tenant cannot be removed")
             tenant = await self._locked_tenant(repo, tenant.slug)

@@ -195,10 +195,10 @@ class UserUseCases(ServiceBase):
         async with self.uow() as repo:
             tenant = await self._tenant(repo, tenant_name)
             target = user_target(username, tenant)
-            if not permissions.can_manage_users(ctx.principal, tenant.id):
-                await self._deny(ctx, AuditAction.USER_CREATE, target, tenant=tenant,
-                                 username=username,
-                                 message=f"not an admin of tenant {tenant.slug!r}")
+            await self._require(ctx, lambda p: permissions.can_manage_users(p, tenant.id),
+                                AuditAction.USER_CREATE, target, tenant=tenant,
+                                username=username,
+                                message=f"not an admin of tenant {tenant.slug!r}")
             if not await repo.lock_tenant(tenant.id, exclusive=False):
                 raise NotFound(f"no such tenant: {tenant.slug!r}")
             if await repo.pseudo_user(tenant.id, username) is not None:  # issue 16
@@ -240,10 +240,10 @@ class UserUseCases(ServiceBase):
             tenant = await self._tenant(repo, tenant_name)
             target = user_target(username, tenant)
             # Permission first, so another tenant's admin learns nothing about its users.
-            if not permissions.can_manage_users(ctx.principal, tenant.id):
-                await self._deny(ctx, AuditAction.USER_UPDATE, target, tenant=tenant,
-                                 username=username,
-                                 message=f"not an admin of tenant {tenant.slug!r}")
+            await self._require(ctx, lambda p: permissions.can_manage_users(p, tenant.id),
+                                AuditAction.USER_UPDATE, target, tenant=tenant,
+                                username=username,
+                                message=f"not an admin of tenant {tenant.slug!r}")
             user = await self._user(repo, tenant, username, for_update=True)
             if changes:
                 await repo.update_user(user.id, **changes)
@@ -264,10 +264,10 @@ class UserUseCases(ServiceBase):
         async with self.uow() as repo:
             tenant = await self._tenant(repo, tenant_name)
             target = user_target(username, tenant)
-            if not permissions.can_manage_users(ctx.principal, tenant.id):
-                await self._deny(ctx, AuditAction.USER_REMOVE, target, tenant=tenant,
-                                 username=username,
-                                 message=f"not an admin of tenant {tenant.slug!r}")
+            await self._require(ctx, lambda p: permissions.can_manage_users(p, tenant.id),
+                                AuditAction.USER_REMOVE, target, tenant=tenant,
+                                username=username,
+                                message=f"not an admin of tenant {tenant.slug!r}")
             user = await self._user(repo, tenant, username, for_update=True)
             await repo.remove_user(user.id)
             await self._audit(repo, ctx, AuditAction.USER_REMOVE, target, tenant=tenant,
@@ -342,10 +342,10 @@ class UserUseCases(ServiceBase):
         p = ctx.principal
         if user is None and permissions.can_manage_users(p, tenant.id):
             raise UserNotFound(username, tenant.slug)
-        if user is None or not permissions.can_write_status(p, tenant.id, user.id):
-            await self._deny(ctx, action, user_target(username, tenant), tenant=tenant,
-                             username=username,
-                             message=f"{p.name} may not change the {what} of {username}")
+        await self._require(
+            ctx, lambda p: user is not None and permissions.can_write_status(p, tenant.id, user.id),
+            action, user_target(username, tenant), tenant=tenant, username=username,
+            message=f"{p.name} may not change the {what} of {username}")
         assert user is not None
         return tenant, user
 

@@ -44,3 +44,22 @@ def test_the_service_never_audits_a_free_string() -> None:
                 if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
                     literals.append(f"{path.name}:{node.lineno} {arg.value!r}")
     assert literals == []
+
+
+def test_permission_checks_go_through_the_one_gate() -> None:
+    """``_deny`` directly is for refused authentication only; permissions use ``_require``."""
+    direct: list[str] = []
+    for path in SERVICE.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr == "_deny"):
+                continue
+            action = node.args[1] if len(node.args) > 1 else None
+            if isinstance(action, ast.Attribute) and action.attr.startswith("AUTH_"):
+                continue
+            if path.name == "base.py":  # ``_require`` itself
+                continue
+            if path.name == "throttle.py" and isinstance(action, ast.Call):
+                continue  # deny_unauthenticated: an adapter's auth.* refusal
+            direct.append(f"{path.name}:{node.lineno}")
+    assert direct == []
