@@ -174,3 +174,25 @@ async def run_read(engine: AsyncEngine, fetch: Callable[[Repository], Awaitable[
                 raise mapped from error
             raise
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+class SqlStorage:
+    """The service's storage on SQL (the Protocol is fingerplat/service/ports.py).
+
+    Units of work on ``engine``; public reads on ``read_engine`` when there is
+    one (``serve`` on PostgreSQL: autocommit, one round trip per statement),
+    else in a read-only unit of work like every other read.
+    """
+
+    def __init__(self, engine: AsyncEngine, read_engine: AsyncEngine | None = None) -> None:
+        self.engine = engine
+        self.read_engine = read_engine
+
+    def unit(self, *, readonly: bool = False) -> UnitOfWork:
+        return UnitOfWork(self.engine, readonly=readonly)
+
+    async def read(self, fetch: Callable[[Repository], Awaitable[T]]) -> T:
+        if self.read_engine is None:
+            async with self.unit(readonly=True) as repo:
+                return await fetch(repo)
+        return await run_read(self.read_engine, fetch)

@@ -22,9 +22,9 @@ from fingerplat.domain import rules
 from fingerplat.domain.audit_actions import AuditAction
 from fingerplat.domain.errors import NotFound, PermissionDenied, UserNotFound
 from fingerplat.domain.model import ChangeEvent, Context, Principal, Tenant, User
-from fingerplat.repository.sql import Repository
-from fingerplat.repository.uow import UnitOfWork, run_read
+from fingerplat.repository.uow import SqlStorage
 from fingerplat.service.events import EventBus
+from fingerplat.service.ports import Repository, Storage
 
 log = logging.getLogger("fingerplat.service")
 
@@ -77,12 +77,22 @@ class HotReads(Protocol):
 class ServiceBase:
     def __init__(
         self,
-        engine: AsyncEngine,
+        engine: AsyncEngine | None = None,
         *,
         events: EventBus | None = None,
         clock: Callable[[], datetime] = utcnow,
         read_engine: AsyncEngine | None = None,
+        storage: Storage | None = None,
     ) -> None:
+        """On SQL give ``engine`` (and ``read_engine`` for public reads); the
+        tests' in-memory storage comes as ``storage`` alone."""
+        if storage is None:
+            if engine is None:
+                raise TypeError("the service needs an engine or a storage")
+            storage = SqlStorage(engine, read_engine)
+        self._storage = storage
+        #: For what only SQL has (health and schema checks, the importer's
+        #: batching, the finger log); None on the tests' in-memory storage.
         self.engine = engine
         self.read_engine = read_engine
         #: The user read of a cache miss on a driver-level prepared statement
@@ -98,10 +108,7 @@ class ServiceBase:
         connection of its own pool, one round trip per statement; otherwise
         in a read-only unit of work, as every other read.
         """
-        if self.read_engine is None:
-            async with self.uow(readonly=True) as repo:
-                return await fetch(repo)
-        return await run_read(self.read_engine, fetch)
+        return await self._storage.read(fetch)
 
     @asynccontextmanager
     async def uow(self, *, readonly: bool = False) -> AsyncIterator[Repository]:
@@ -114,7 +121,7 @@ class ServiceBase:
         depth = _unit_depth.get()
         marker = _unit_depth.set(depth + 1)
         try:
-            async with UnitOfWork(self.engine, readonly=readonly) as repo:
+            async with self._storage.unit(readonly=readonly) as repo:
                 yield repo
         except Refusal as refusal:
             if depth:
@@ -229,7 +236,7 @@ class ServiceBase:
         raise error(message)
 
     async def _record_refusal(self, refusal: Refusal) -> None:
-        async with UnitOfWork(self.engine) as repo:
+        async with self._storage.unit() as repo:
             await self._audit(
                 repo, refusal.ctx, refusal.action, refusal.target, tenant=refusal.tenant,
                 username=refusal.username, outcome="denied", detail=refusal.message,
@@ -255,7 +262,7 @@ class ServiceBase:
         """
         sender = self.events.transactional
         notified = False
-        if sender is not None and repo.conn.dialect.name == "postgresql":
+        if sender is not None and repo.notifies_at_commit:
             await repo.notify(sender.channel, sender.payload(event))
             notified = True
         repo.after_commit.append((event, notified))

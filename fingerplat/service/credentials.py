@@ -19,8 +19,8 @@ from fingerplat.domain.model import (
     Token,
     TokenScope,
 )
-from fingerplat.repository.sql import Repository
 from fingerplat.service import permissions, secrets
+from fingerplat.service.ports import Repository
 from fingerplat.service.throttle import ThrottleUseCases
 
 MAX_TOKEN_DAYS = 3650

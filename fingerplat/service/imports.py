@@ -30,9 +30,9 @@ from fingerplat.domain.errors import Conflict, InvalidInput
 from fingerplat.domain.imports import ImportRecord, ImportReport, Rejection
 from fingerplat.domain.model import ChangeEvent, Channel, Context, Tenant, User
 from fingerplat.domain.text import printable
-from fingerplat.repository.sql import Repository
 from fingerplat.service import permissions
 from fingerplat.service.base import ServiceBase, user_target
+from fingerplat.service.ports import Repository
 
 # Users per transaction. Each batch costs a commit, a tenant-wide change event
 # (a NOTIFY, and every node drops its cached reads of the tenant) and a pipeline

@@ -8,9 +8,9 @@ from fingerplat.domain import expiry, rules, visibility
 from fingerplat.domain.audit_actions import AuditAction
 from fingerplat.domain.errors import Conflict, InvalidInput, NotFound
 from fingerplat.domain.model import ChangeEvent, Context, Tenant
-from fingerplat.repository.sql import Repository
 from fingerplat.service import permissions
 from fingerplat.service.base import ServiceBase
+from fingerplat.service.ports import Repository
 
 
 def _settings(t: Tenant) -> dict[str, object]:

@@ -41,8 +41,8 @@ from fingerplat.domain.throttle import (
     restart_if_expired,
     unreported,
 )
-from fingerplat.repository.sql import Repository
 from fingerplat.service.base import Refusal, ServiceBase
+from fingerplat.service.ports import Repository
 
 log = logging.getLogger("fingerplat.service.throttle")
 

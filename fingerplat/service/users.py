@@ -28,9 +28,9 @@ from fingerplat.domain.model import (
     User,
     UserPage,
 )
-from fingerplat.repository.sql import Repository
 from fingerplat.service import permissions
 from fingerplat.service.base import ServiceBase, user_target
+from fingerplat.service.ports import Repository
 
 MAX_PAGE = 1000
 HISTORY_MAX = 100

@@ -26,9 +26,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from fingerplat.domain.model import Principal, Role, WebSession
-from fingerplat.repository.sql import Repository
 from fingerplat.service import secrets
 from fingerplat.service.base import ServiceBase
+from fingerplat.service.ports import Repository
 
 ADMIN = "admin"
 USER = "user"
