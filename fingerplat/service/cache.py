@@ -151,7 +151,6 @@ class ReadCache:
         self.bytes = 0  # estimated bytes of what is kept (estimate_size)
         self.epoch = 0
         self.hits = 0
-        self.misses = 0
         # key -> (value, user tag, estimated size, deadline as time.time() or None)
         self._data: OrderedDict[Hashable, tuple[Any, UserTag | None, int, float | None]] = (
             OrderedDict()
@@ -215,7 +214,6 @@ class ReadCache:
                 del self._data[key]
                 self.bytes -= entry[2]
                 self._untag(key, entry[1])
-            self.misses += 1
             return MISS
         self._data.move_to_end(key)
         self.hits += 1

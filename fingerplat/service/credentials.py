@@ -19,7 +19,7 @@ from fingerplat.domain.model import (
     Token,
     TokenScope,
 )
-from fingerplat.service import permissions, secrets
+from fingerplat.service import credential_crypto, permissions
 from fingerplat.service.ports import Repository
 from fingerplat.service.throttle import ThrottleUseCases
 
@@ -74,13 +74,13 @@ class CredentialUseCases(ThrottleUseCases):
             if tenant_id is not None and not await repo.lock_tenant(tenant.id, exclusive=False):
                 raise NotFound(f"no such tenant: {tenant.slug!r}")
             user = await self._user(repo, tenant, name, for_update=True) if name else None
-            secret = secrets.new_token_secret()
+            secret = credential_crypto.new_token_secret()
             now = self.clock()
             token_id = await repo.add_token(
                 scope=scope.value,
                 tenant_id=tenant_id,
                 user_id=user.id if user else None,
-                secret_hash=secrets.hash_token_secret(secret),
+                secret_hash=credential_crypto.hash_token_secret(secret),
                 created_at=now,
                 created_by=ctx.principal.name[:200],
                 expires_at=now + timedelta(days=expires_days) if expires_days else None,
@@ -94,7 +94,7 @@ class CredentialUseCases(ThrottleUseCases):
                               after={"id": token_id, "scope": scope.value,
                                      "expires_at": token.expires_at.isoformat()
                                      if token.expires_at else None})
-        return IssuedToken(token=token, secret=secrets.format_token(token_id, secret))
+        return IssuedToken(token=token, secret=credential_crypto.format_token(token_id, secret))
 
     async def list_tokens(self, ctx: Context, tenant_name: str | None = None,
                           *, all_tenants: bool = False) -> list[Token]:
@@ -145,7 +145,7 @@ class CredentialUseCases(ThrottleUseCases):
         :class:`TooManyAttempts`, and failures are audited sparingly.
         """
         anonymous = Context(Principal.anonymous(), channel, remote_addr)
-        parsed = secrets.parse_token(presented or "")
+        parsed = credential_crypto.parse_token(presented or "")
         target = f"token:{parsed[0]}" if parsed else "token"
         account = str(parsed[0]) if parsed else None
         async with self.uow(readonly=True) as repo:
@@ -160,7 +160,7 @@ class CredentialUseCases(ThrottleUseCases):
         _, secret = parsed
         # Hash and compare even when the id is unknown, so timing says nothing.
         stored_hash = found[1] if found else "0" * 64
-        matches = secrets.token_secret_matches(secret, stored_hash) and found is not None
+        matches = credential_crypto.token_secret_matches(secret, stored_hash) and found is not None
         if not matches or found is None:
             await self._auth_failed(attempt, AuditAction.AUTH_TOKEN, target, tenant=None,
                                     message="invalid token")
@@ -264,7 +264,7 @@ class CredentialUseCases(ThrottleUseCases):
                             tenant=tenant_name[:63] if tenant_name else None,
                             message="only platform admins may create admin accounts")
         # Hashed before the transaction: argon2 is slow on purpose, locks should not wait.
-        password_hash = await asyncio.to_thread(secrets.hash_password, password)
+        password_hash = await asyncio.to_thread(credential_crypto.hash_password, password)
         async with self.uow() as repo:
             tenant = await self._tenant(repo, tenant_name) if tenant_name is not None else None
             if tenant is not None and not await repo.lock_tenant(tenant.id, exclusive=False):
@@ -360,15 +360,16 @@ class CredentialUseCases(ThrottleUseCases):
         stored = found[1] if found else None
         # argon2 takes about half a second of CPU on purpose: run it in a thread so
         # a login (or a flood of them) does not stall every listener's event loop.
-        matches = await asyncio.to_thread(secrets.password_matches, password or "", stored)
+        matches = await asyncio.to_thread(credential_crypto.password_matches, password or "",
+                                          stored)
         if found is None or not matches:
             await self._auth_failed(attempt, AuditAction.AUTH_LOGIN, target,
                                     tenant=found[0].tenant_slug if found else None,
                                     message="wrong admin name or password")
         admin, password_hash = found
         new_hash = (
-            await asyncio.to_thread(secrets.hash_password, password)
-            if secrets.password_needs_rehash(password_hash) else None
+            await asyncio.to_thread(credential_crypto.hash_password, password)
+            if credential_crypto.password_needs_rehash(password_hash) else None
         )
         role = Role.TENANT_ADMIN if admin.tenant_id is not None else Role.PLATFORM_ADMIN
         principal = Principal(role, f"admin:{admin.name}", tenant_id=admin.tenant_id,

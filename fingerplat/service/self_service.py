@@ -21,7 +21,7 @@ from fingerplat.domain.audit_actions import AuditAction
 from fingerplat.domain.errors import InvalidInput
 from fingerplat.domain.expiry import Expiry
 from fingerplat.domain.model import ChangeEvent, Channel, Context, Principal, Role, Tenant, User
-from fingerplat.service import permissions, secrets
+from fingerplat.service import credential_crypto, permissions
 from fingerplat.service.base import ServiceBase, user_target
 from fingerplat.service.users import _profile
 
@@ -54,7 +54,7 @@ class SelfServiceUseCases(ServiceBase):
                             username=username,
                             message=f"not an admin of tenant {tenant.slug!r}")
         # Hashed before the transaction: argon2 is slow on purpose, locks should not wait.
-        password_hash = (await asyncio.to_thread(secrets.hash_password, password)
+        password_hash = (await asyncio.to_thread(credential_crypto.hash_password, password)
                          if password is not None else None)
         async with self.uow() as repo:
             tenant = await self._tenant(repo, tenant.slug)
@@ -92,7 +92,8 @@ class SelfServiceUseCases(ServiceBase):
                 if user is not None:
                     found = (user, await repo.user_password_hash(user.id))
         stored = found[1] if found else None
-        matches = await asyncio.to_thread(secrets.password_matches, password or "", stored)
+        matches = await asyncio.to_thread(credential_crypto.password_matches, password or "",
+                                          stored)
         if found is None or not matches:
             await self._auth_failed(attempt, AuditAction.AUTH_LOGIN, target, tenant=tenant.slug,
                                     username=username, message="wrong user name or password")
@@ -100,8 +101,8 @@ class SelfServiceUseCases(ServiceBase):
         user, password_hash = found
         principal = Principal(Role.USER, f"user:{user.username}", tenant_id=tenant.id,
                               user_id=user.id)
-        new_hash = (await asyncio.to_thread(secrets.hash_password, password)
-                    if secrets.password_needs_rehash(password_hash) else None)
+        new_hash = (await asyncio.to_thread(credential_crypto.hash_password, password)
+                    if credential_crypto.password_needs_rehash(password_hash) else None)
         async with self.uow() as repo:
             await self._auth_passed(repo, attempt)
             if new_hash is not None:

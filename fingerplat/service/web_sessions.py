@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from fingerplat.domain.model import Principal, Role, WebSession
-from fingerplat.service import secrets
+from fingerplat.service import credential_crypto
 from fingerplat.service.base import ServiceBase
 from fingerplat.service.ports import Repository
 
@@ -80,16 +80,16 @@ class WebSessionUseCases(ServiceBase):
             kind, values = USER, {"user_id": principal.user_id}
         else:
             raise ValueError(f"no web session for {principal.name}")
-        token = secrets.new_session_token()
+        token = credential_crypto.new_session_token()
         now = self.clock()
         async with self.uow() as repo:
             await repo.purge_web_sessions(now, PURGE_BATCH)
             await repo.add_web_session(
-                token_hash=secrets.hash_token_secret(token), kind=kind,
+                token_hash=credential_crypto.hash_token_secret(token), kind=kind,
                 csrf_secret=pysecrets.token_urlsafe(32), created_at=now, last_seen_at=now,
                 expires_at=_expiry(now, now), data=None, **values,
             )
-            row = await repo.web_session(secrets.hash_token_secret(token))
+            row = await repo.web_session(credential_crypto.hash_token_secret(token))
         assert row is not None
         found = _principal(row)
         assert found is not None
@@ -112,7 +112,7 @@ class WebSessionUseCases(ServiceBase):
         """
         if not token or len(token) > 100:
             return None
-        token_hash = secrets.hash_token_secret(token)
+        token_hash = credential_crypto.hash_token_secret(token)
 
         async def fetch(repo: Repository) -> Any:
             return await repo.web_session(token_hash)
@@ -142,7 +142,7 @@ class WebSessionUseCases(ServiceBase):
         """Log out: the row goes, so the cookie is worthless everywhere at once."""
         if token and len(token) <= 100:
             async with self.uow() as repo:
-                await repo.remove_web_session(secrets.hash_token_secret(token))
+                await repo.remove_web_session(credential_crypto.hash_token_secret(token))
 
     async def purge_web_sessions(self, limit: int = PURGE_BATCH) -> int:
         """Delete up to ``limit`` expired sessions; how many were deleted."""
