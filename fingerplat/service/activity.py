@@ -29,7 +29,7 @@ class ActivityUseCases(ServiceBase):
         days = max(1, min(days, MAX_ACTIVITY_DAYS))
         today = self.clock().date()
         first = today - timedelta(days=days - 1)
-        async with self.uow(readonly=True) as repo:
+        async with self._uow(readonly=True) as repo:
             tenant = await self._tenant(repo, tenant_name)
             await self._require(ctx, lambda p: permissions.can_read_audit(p, tenant.id),
                                 AuditAction.ACTIVITY_READ, f"tenant:{tenant.slug}",

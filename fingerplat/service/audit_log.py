@@ -40,9 +40,9 @@ class AuditUseCases(ServiceBase):
             await self._require(ctx, lambda p: permissions.can_read_audit(p, None),
                                 AuditAction.AUDIT_READ, "audit", tenant=None,
                                 message="only platform admins may read every tenant's audit")
-            async with self.uow(readonly=True) as repo:
+            async with self._uow(readonly=True) as repo:
                 return await repo.audit(replace(query, tenant=None))
-        async with self.uow(readonly=True) as repo:
+        async with self._uow(readonly=True) as repo:
             tenant = await self._tenant(repo, query.tenant)
             await self._require(ctx, lambda p: permissions.can_read_audit(p, tenant.id),
                                 AuditAction.AUDIT_READ, f"tenant:{tenant.slug}",
@@ -64,7 +64,7 @@ class AuditUseCases(ServiceBase):
                                 AuditAction.AUDIT_VERIFY, "audit", tenant=None,
                                 message="only platform admins may verify every tenant's audit")
         results: list[ChainVerification] = []
-        async with self.uow(readonly=True) as repo:
+        async with self._uow(readonly=True) as repo:
             await repo.audit_snapshot()
             live = {t.id: t.slug for t in await repo.list_tenants()}
             if tenant is not None:

@@ -101,7 +101,7 @@ class ServiceBase:
         self.events = events or EventBus()
         self.clock = clock
 
-    async def read(self, fetch: Callable[[Repository], Awaitable[T]]) -> T:
+    async def _read(self, fetch: Callable[[Repository], Awaitable[T]]) -> T:
         """Run a public read (no permission check, nothing written).
 
         With a read engine (``serve`` on PostgreSQL) it runs on an autocommit
@@ -111,7 +111,7 @@ class ServiceBase:
         return await self._storage.read(fetch)
 
     @asynccontextmanager
-    async def uow(self, *, readonly: bool = False) -> AsyncIterator[Repository]:
+    async def _uow(self, *, readonly: bool = False) -> AsyncIterator[Repository]:
         """One transaction for a whole use case: lookups, permission check, change, audit.
 
         A :meth:`_deny` inside the body rolls everything back, then audits the
@@ -201,7 +201,7 @@ class ServiceBase:
         The rule is judged on the acting principal here, never on one the
         caller picked. A refusal is audited (``action`` on ``target``,
         outcome ``denied``, ``message`` as the detail) and raises
-        :class:`PermissionDenied`; inside :meth:`uow` whatever the use case did
+        :class:`PermissionDenied`; inside :meth:`_uow` whatever the use case did
         so far is rolled back first (see :meth:`_deny`).
         """
         if rule(ctx.principal):
@@ -225,7 +225,7 @@ class ServiceBase:
         of authentication (``auth.*``, raising :class:`AuthenticationFailed`)
         call it directly.
 
-        Inside :meth:`uow` this raises :class:`Refusal`, so the unit first rolls
+        Inside :meth:`_uow` this raises :class:`Refusal`, so the unit first rolls
         back and then audits; outside one it audits at once.
         """
         refusal = Refusal(ctx, action, target, tenant=tenant, username=username,
@@ -258,7 +258,7 @@ class ServiceBase:
         With a transactional sender on the bus (PostgreSQL with other nodes
         to tell), the NOTIFY goes out in this very transaction: delivered
         exactly if and when it commits. The in-process subscribers get the
-        event after the commit, from :meth:`uow`; nothing if it rolls back.
+        event after the commit, from :meth:`_uow`; nothing if it rolls back.
         """
         sender = self.events.transactional
         notified = False

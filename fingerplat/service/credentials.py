@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from fingerplat.domain import rules
@@ -21,7 +22,7 @@ from fingerplat.domain.model import (
 )
 from fingerplat.service import credential_crypto, permissions
 from fingerplat.service.ports import Repository
-from fingerplat.service.throttle import ThrottleUseCases
+from fingerplat.service.throttle import AuthAttempt, ThrottleUseCases
 
 MAX_TOKEN_DAYS = 3650
 # Longer passwords are refused without hashing them (admin_password allows 1024).
@@ -39,6 +40,18 @@ def token_label(token: Token) -> str:
     return f"token:{token.id}(platform)"
 
 
+def _token_request(scope: TokenScope, username: str | None,
+                   expires_days: int | None) -> str | None:
+    """Check a token request's input; the user name of a user token (else None)."""
+    if expires_days is not None and not 1 <= expires_days <= MAX_TOKEN_DAYS:
+        raise InvalidInput(f"--expires must be between 1 and {MAX_TOKEN_DAYS} days")
+    if scope is not TokenScope.USER:
+        return None
+    if not username:
+        raise InvalidInput("a user token needs a user name")
+    return rules.username(username)
+
+
 class CredentialUseCases(ThrottleUseCases):
     # -- tokens ----------------------------------------------------------------
 
@@ -51,25 +64,17 @@ class CredentialUseCases(ThrottleUseCases):
         username: str | None = None,
         expires_days: int | None = None,
     ) -> IssuedToken:
-        if expires_days is not None and not 1 <= expires_days <= MAX_TOKEN_DAYS:
-            raise InvalidInput(f"--expires must be between 1 and {MAX_TOKEN_DAYS} days")
-        if scope is TokenScope.USER and not username:
-            raise InvalidInput("a user token needs a user name")
-        name = rules.username(username) if scope is TokenScope.USER and username else None
-        async with self.uow() as repo:
+        name = _token_request(scope, username, expires_days)
+        async with self._uow() as repo:
             tenant = await self._tenant(repo, tenant_name)
             tenant_id = None if scope is TokenScope.PLATFORM else tenant.id
-            target = (
-                f"{name}@{tenant.slug}" if name else
-                (f"tenant:{tenant.slug}" if tenant_id else "platform")
-            )
+            slug = tenant.slug if tenant_id else None
+            target = f"{name}@{tenant.slug}" if name else (f"tenant:{slug}" if slug else "platform")
             # Permission before the user lookup: another tenant's admin learns no names.
             await self._require(ctx, lambda p: permissions.can_create_token(p, scope, tenant_id),
-                                AuditAction.TOKEN_CREATE, target,
-                                tenant=tenant.slug if tenant_id else None, username=name,
+                                AuditAction.TOKEN_CREATE, target, tenant=slug, username=name,
                                 message=f"{ctx.principal.name} may not create {scope.value} "
-                                        "tokens"
-                                        + (f" for tenant {tenant.slug!r}" if tenant_id else ""))
+                                        "tokens" + (f" for tenant {slug!r}" if slug else ""))
             # Tenant before user, the order remove_tenant locks in: no deadlock.
             if tenant_id is not None and not await repo.lock_tenant(tenant.id, exclusive=False):
                 raise NotFound(f"no such tenant: {tenant.slug!r}")
@@ -77,23 +82,18 @@ class CredentialUseCases(ThrottleUseCases):
             secret = credential_crypto.new_token_secret()
             now = self.clock()
             token_id = await repo.add_token(
-                scope=scope.value,
-                tenant_id=tenant_id,
-                user_id=user.id if user else None,
-                secret_hash=credential_crypto.hash_token_secret(secret),
-                created_at=now,
+                scope=scope.value, tenant_id=tenant_id, user_id=user.id if user else None,
+                secret_hash=credential_crypto.hash_token_secret(secret), created_at=now,
                 created_by=ctx.principal.name[:200],
                 expires_at=now + timedelta(days=expires_days) if expires_days else None,
             )
             found = await repo.token(token_id)
             assert found is not None
             token = found[0]
-            await self._audit(repo, ctx, AuditAction.TOKEN_CREATE, target,
-                              tenant=tenant.slug if tenant_id else None,
+            expires = token.expires_at.isoformat() if token.expires_at else None
+            await self._audit(repo, ctx, AuditAction.TOKEN_CREATE, target, tenant=slug,
                               username=user.username if user else None,
-                              after={"id": token_id, "scope": scope.value,
-                                     "expires_at": token.expires_at.isoformat()
-                                     if token.expires_at else None})
+                              after={"id": token_id, "scope": scope.value, "expires_at": expires})
         return IssuedToken(token=token, secret=credential_crypto.format_token(token_id, secret))
 
     async def list_tokens(self, ctx: Context, tenant_name: str | None = None,
@@ -102,9 +102,9 @@ class CredentialUseCases(ThrottleUseCases):
             await self._require(ctx, permissions.is_platform_admin,
                                 AuditAction.TOKEN_LIST, "tokens:all", tenant=None,
                                 message="only platform admins may list every token")
-            async with self.uow(readonly=True) as repo:
+            async with self._uow(readonly=True) as repo:
                 return await repo.list_tokens(None)
-        async with self.uow(readonly=True) as repo:
+        async with self._uow(readonly=True) as repo:
             tenant = await self._tenant(repo, tenant_name)
             await self._require(ctx, lambda p: permissions.can_manage_tokens(p, tenant.id),
                                 AuditAction.TOKEN_LIST, f"tenant:{tenant.slug}",
@@ -113,7 +113,7 @@ class CredentialUseCases(ThrottleUseCases):
             return await repo.list_tokens(tenant.id)
 
     async def revoke_token(self, ctx: Context, token_id: int) -> Token:
-        async with self.uow() as repo:
+        async with self._uow() as repo:
             found = await repo.token(token_id)
             if found is None:
                 raise NotFound(f"no such token: {token_id}")
@@ -148,7 +148,7 @@ class CredentialUseCases(ThrottleUseCases):
         parsed = credential_crypto.parse_token(presented or "")
         target = f"token:{parsed[0]}" if parsed else "token"
         account = str(parsed[0]) if parsed else None
-        async with self.uow(readonly=True) as repo:
+        async with self._uow(readonly=True) as repo:
             clean = await self._throttle_clean(
                 repo, self._throttle_keys(anonymous, "token", account))
             found = await repo.token(parsed[0]) if parsed else None
@@ -172,7 +172,7 @@ class CredentialUseCases(ThrottleUseCases):
                                     tenant=token.tenant_slug, message=problem)
         refresh = token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION
         if refresh or attempt.counted:
-            async with self.uow() as repo:
+            async with self._uow() as repo:
                 await self._auth_passed(repo, attempt)
                 if refresh:
                     await repo.update_token(token.id, last_used_at=now)
@@ -215,7 +215,7 @@ class CredentialUseCases(ThrottleUseCases):
             if not await self.admin_session_valid(principal):
                 problem = "admin account removed"
         else:
-            async with self.uow(readonly=True) as repo:
+            async with self._uow(readonly=True) as repo:
                 problem = await self._principal_problem(repo, principal, now)
         if problem is not None:
             await self._deny(ctx, AuditAction.AUTH_SESSION, principal.name, tenant=None,
@@ -233,7 +233,7 @@ class CredentialUseCases(ThrottleUseCases):
         may change only their own status. A local user without an account is
         refused and the attempt audited.
         """
-        async with self.uow(readonly=True) as repo:
+        async with self._uow(readonly=True) as repo:
             tenant = await self._tenant(repo, tenant_name)
             if uid == 0:
                 return Principal(Role.TENANT_ADMIN, "unix:root", tenant_id=tenant.id)
@@ -265,7 +265,7 @@ class CredentialUseCases(ThrottleUseCases):
                             message="only platform admins may create admin accounts")
         # Hashed before the transaction: argon2 is slow on purpose, locks should not wait.
         password_hash = await asyncio.to_thread(credential_crypto.hash_password, password)
-        async with self.uow() as repo:
+        async with self._uow() as repo:
             tenant = await self._tenant(repo, tenant_name) if tenant_name is not None else None
             if tenant is not None and not await repo.lock_tenant(tenant.id, exclusive=False):
                 raise NotFound(f"no such tenant: {tenant.slug!r}")
@@ -283,7 +283,7 @@ class CredentialUseCases(ThrottleUseCases):
         await self._require(ctx, permissions.can_manage_admins,
                             AuditAction.ADMIN_LIST, "admins", tenant=None,
                             message="only platform admins may list admin accounts")
-        async with self.uow(readonly=True) as repo:
+        async with self._uow(readonly=True) as repo:
             return await repo.list_admins()
 
     async def remove_admin(self, ctx: Context, name: str) -> None:
@@ -291,7 +291,7 @@ class CredentialUseCases(ThrottleUseCases):
         await self._require(ctx, permissions.can_manage_admins,
                             AuditAction.ADMIN_REMOVE, f"admin:{admin_name}", tenant=None,
                             message="only platform admins may remove admin accounts")
-        async with self.uow() as repo:
+        async with self._uow() as repo:
             found = await repo.admin(admin_name)
             if found is None:
                 raise NotFound(f"no such admin: {admin_name!r}")
@@ -307,7 +307,7 @@ class CredentialUseCases(ThrottleUseCases):
         """
         if principal.admin_id is None or not principal.name.startswith("admin:"):
             return False
-        async with self.uow(readonly=True) as repo:
+        async with self._uow(readonly=True) as repo:
             found = await repo.admin(principal.name.removeprefix("admin:"))
         return (found is not None and found[0].id == principal.admin_id
                 and found[0].tenant_id == principal.tenant_id)
@@ -355,7 +355,7 @@ class CredentialUseCases(ThrottleUseCases):
                                         target=target)
         found = None
         if admin_name is not None and len(password or "") <= MAX_PASSWORD_CHARS:
-            async with self.uow(readonly=True) as repo:
+            async with self._uow(readonly=True) as repo:
                 found = await repo.admin(admin_name)
         stored = found[1] if found else None
         # argon2 takes about half a second of CPU on purpose: run it in a thread so
@@ -366,7 +366,11 @@ class CredentialUseCases(ThrottleUseCases):
             await self._auth_failed(attempt, AuditAction.AUTH_LOGIN, target,
                                     tenant=found[0].tenant_slug if found else None,
                                     message="wrong admin name or password")
-        admin, password_hash = found
+        return await self._admin_signed_in(attempt, *found, password)
+
+    async def _admin_signed_in(self, attempt: AuthAttempt, admin: Admin, password_hash: str,
+                               password: str) -> Principal:
+        """The password was right: give the throttle's slot back, rehash if due, audit."""
         new_hash = (
             await asyncio.to_thread(credential_crypto.hash_password, password)
             if credential_crypto.password_needs_rehash(password_hash) else None
@@ -374,11 +378,11 @@ class CredentialUseCases(ThrottleUseCases):
         role = Role.TENANT_ADMIN if admin.tenant_id is not None else Role.PLATFORM_ADMIN
         principal = Principal(role, f"admin:{admin.name}", tenant_id=admin.tenant_id,
                               admin_id=admin.id)
-        async with self.uow() as repo:
+        async with self._uow() as repo:
             await self._auth_passed(repo, attempt)
             if new_hash is not None:  # stronger parameters since the hash was made
                 await repo.update_admin_password(admin.id, new_hash)
-            await self._audit(repo, Context(principal, channel, remote_addr),
+            await self._audit(repo, replace(attempt.ctx, principal=principal),
                               AuditAction.AUTH_LOGIN, f"admin:{admin.name}",
                               tenant=admin.tenant_slug)
         return principal

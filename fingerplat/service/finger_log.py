@@ -192,7 +192,7 @@ class FingerLogUseCases(ServiceBase):
         own = self.own_commits
         announced = False
         try:
-            async with self.uow() as repo:
+            async with self._uow() as repo:
                 if check:
                     existing = await repo.existing_user_ids([row[1] for row in rows])
                     rows = [row for row in rows if row[1] in existing]
@@ -230,7 +230,7 @@ class FingerLogUseCases(ServiceBase):
         """Delete lookups older than the retention; None when another node is at it."""
         keep = self.finger_log_days if days is None else days
         before = self.clock() - timedelta(days=keep)
-        async with self.uow() as repo:
+        async with self._uow() as repo:
             deleted = await repo.purge_finger_log(before)
         if deleted:
             log.info("finger log: %d entries older than %d days deleted", deleted, keep)
@@ -254,7 +254,7 @@ class FingerLogUseCases(ServiceBase):
             raise InvalidInput(f"limit must be between 1 and {READ_LIMIT_MAX}")
         username = rules.username(name)
         since = self.clock() - timedelta(days=self.finger_log_days)
-        async with self.uow(readonly=True) as repo:
+        async with self._uow(readonly=True) as repo:
             tenant = await self._tenant(repo, tenant_name)
             user = await repo.user(tenant.id, username, with_plan=False)
             p = ctx.principal

@@ -300,7 +300,7 @@ class ImportUseCases(ServiceBase):
         ``progress`` is called with the number of records handled so far.
         """
         ctx = replace(ctx, channel=channel)
-        async with self.uow() as repo:
+        async with self._uow() as repo:
             tenant = await self._tenant(repo, tenant_name)
         await self._require(ctx, lambda p: permissions.can_manage_users(p, tenant.id),
                             AuditAction.IMPORT_RUN, f"tenant:{tenant.slug}", tenant=tenant,
@@ -349,7 +349,7 @@ class ImportUseCases(ServiceBase):
         await self._write_batches(ctx, tenant, chunks, create_missing, committed)
         report.rejected.sort(key=lambda r: r.line)
         if report.created or report.updated:
-            async with self.uow() as repo:
+            async with self._uow() as repo:
                 counts = {"total": report.total, "created": report.created,
                           "updated": report.updated, "unchanged": report.unchanged,
                           "rejected": len(report.rejected)}
@@ -414,7 +414,7 @@ class ImportUseCases(ServiceBase):
         if items:
             for attempt in range(_CONFLICT_RETRIES):
                 try:
-                    async with self.uow() as repo:
+                    async with self._uow() as repo:
                         result = await self._write_batch(repo, ctx, tenant, items,
                                                          create_missing, lock=attempt > 0)
                         for event in result.events or ():  # NOTIFY with the batch
@@ -462,13 +462,13 @@ class ImportUseCases(ServiceBase):
         self, ctx: Context, tenant_name: str | None
     ) -> tuple[Tenant, list[User]]:
         """Every user of a tenant (hidden ones too) with plans, read in one transaction."""
-        async with self.uow() as repo:
+        async with self._uow() as repo:
             tenant = await self._tenant(repo, tenant_name)
         await self._require(ctx, lambda p: permissions.can_see_hidden(p, tenant.id),
                             AuditAction.EXPORT, f"tenant:{tenant.slug}", tenant=tenant,
                             message=f"not an admin of tenant {tenant.slug!r}")
         found: list[User] = []
-        async with self.uow() as repo:
+        async with self._uow() as repo:
             after: str | None = None
             while True:
                 page = await repo.users_with_plans(tenant.id, after=after, limit=EXPORT_PAGE)

@@ -49,7 +49,7 @@ class PseudoUserUseCases(ServiceBase):
         if self.pseudo_kinds.get(kind_name) is None:
             raise InvalidInput(f"unknown pseudo-user kind {kind[:64]!r}: choose one of "
                                + ", ".join(self.pseudo_kinds.names()))
-        async with self.uow() as repo:
+        async with self._uow() as repo:
             tenant = await self._tenant(repo, tenant_name)
             target = user_target(username, tenant)
             await self._require(ctx, lambda p: permissions.can_manage_users(p, tenant.id),
@@ -74,7 +74,7 @@ class PseudoUserUseCases(ServiceBase):
         return created
 
     async def list_pseudo_users(self, ctx: Context, tenant_name: str | None) -> list[PseudoUser]:
-        async with self.uow(readonly=True) as repo:
+        async with self._uow(readonly=True) as repo:
             tenant = await self._tenant(repo, tenant_name)
             await self._require(ctx, lambda p: permissions.can_manage_users(p, tenant.id),
                                 AuditAction.PSEUDO_READ, tenant.slug, tenant=tenant.slug,
@@ -83,7 +83,7 @@ class PseudoUserUseCases(ServiceBase):
 
     async def remove_pseudo_user(self, ctx: Context, tenant_name: str | None, name: str) -> None:
         username = rules.username(name)
-        async with self.uow() as repo:
+        async with self._uow() as repo:
             tenant = await self._tenant(repo, tenant_name)
             target = user_target(username, tenant)
             await self._require(ctx, lambda p: permissions.can_manage_users(p, tenant.id),
@@ -124,7 +124,7 @@ class PseudoUserUseCases(ServiceBase):
         return hit.get(name)  # type: ignore[no-any-return]
 
     async def _pseudo_names(self, tenant: Tenant) -> dict[str, str]:
-        found = await self.read(lambda repo: repo.pseudo_users(tenant.id))
+        found = await self._read(lambda repo: repo.pseudo_users(tenant.id))
         return {p.name: p.kind for p in found}
 
     async def pseudo_answer(self, tenant: Tenant, name: str, *,
@@ -154,7 +154,7 @@ class PseudoUserUseCases(ServiceBase):
         recent: tuple = ()
         if kind.wants_recent:
             since = pseudo_kinds.cutoff(now)
-            recent = tuple(await self.read(
+            recent = tuple(await self._read(
                 lambda repo: repo.recent_statuses(tenant.id, since, pseudo_kinds.RECENT_LIMIT)))
         query = PseudoQuery(
             name=name, kind=kind.name, tenant_slug=tenant.slug, tenant_name=tenant.name,
@@ -172,7 +172,7 @@ class PseudoUserUseCases(ServiceBase):
         zone = getattr(tenant, "timezone", None)  # on the model once tenant time zones land
         if isinstance(zone, str) and zone:
             return zone
-        return await self.read(lambda repo: repo.tenant_timezone(tenant.id))
+        return await self._read(lambda repo: repo.tenant_timezone(tenant.id))
 
     def _follow_pseudo_events(self) -> None:
         """Drop kept pseudo answers of a tenant when any status or user of it changes."""

@@ -46,7 +46,7 @@ class SelfServiceUseCases(ServiceBase):
         if password is not None:
             rules.admin_password(password)
         username = rules.username(name)
-        async with self.uow(readonly=True) as repo:
+        async with self._uow(readonly=True) as repo:
             tenant = await self._tenant(repo, tenant_name)
         target = user_target(username, tenant)
         await self._require(ctx, lambda p: permissions.can_manage_users(p, tenant.id),
@@ -56,7 +56,7 @@ class SelfServiceUseCases(ServiceBase):
         # Hashed before the transaction: argon2 is slow on purpose, locks should not wait.
         password_hash = (await asyncio.to_thread(credential_crypto.hash_password, password)
                          if password is not None else None)
-        async with self.uow() as repo:
+        async with self._uow() as repo:
             tenant = await self._tenant(repo, tenant.slug)
             user = await self._user(repo, tenant, username, for_update=True)
             await repo.set_user_password(user.id, password_hash)
@@ -87,7 +87,7 @@ class SelfServiceUseCases(ServiceBase):
             action=AuditAction.AUTH_LOGIN, target=target)
         found: tuple[User, str | None] | None = None
         if username is not None and len(password or "") <= MAX_PASSWORD_CHARS:
-            async with self.uow(readonly=True) as repo:
+            async with self._uow(readonly=True) as repo:
                 user = await repo.user(tenant.id, username, with_plan=False)
                 if user is not None:
                     found = (user, await repo.user_password_hash(user.id))
@@ -103,7 +103,7 @@ class SelfServiceUseCases(ServiceBase):
                               user_id=user.id)
         new_hash = (await asyncio.to_thread(credential_crypto.hash_password, password)
                     if credential_crypto.password_needs_rehash(password_hash) else None)
-        async with self.uow() as repo:
+        async with self._uow() as repo:
             await self._auth_passed(repo, attempt)
             if new_hash is not None:
                 await repo.set_user_password(user.id, new_hash)
@@ -117,7 +117,7 @@ class SelfServiceUseCases(ServiceBase):
 
     async def self_edit_fields(self, tenant: Tenant) -> tuple[str, ...]:
         """The profile fields this tenant's users may edit on their page."""
-        async with self.uow(readonly=True) as repo:
+        async with self._uow(readonly=True) as repo:
             stored = await repo.tenant_self_edit_fields(tenant.id)
         return self_rules.stored_self_edit_fields(stored)
 
@@ -125,7 +125,7 @@ class SelfServiceUseCases(ServiceBase):
                                    fields: str | list[str]) -> tuple[str, ...]:
         """Choose which profile fields the tenant's users may edit (admins of the tenant)."""
         wanted = self_rules.self_edit_fields(fields)
-        async with self.uow() as repo:
+        async with self._uow() as repo:
             tenant = await self._tenant(repo, tenant_name)
             await self._require(ctx, lambda p: permissions.can_edit_tenant_basics(p, tenant.id),
                                 AuditAction.TENANT_UPDATE, tenant.slug, tenant=tenant.slug,
@@ -152,7 +152,7 @@ class SelfServiceUseCases(ServiceBase):
         p = ctx.principal
         own: tuple[Tenant, User] | None = None
         if p.role is Role.USER and p.user_id is not None and p.tenant_id is not None:
-            async with self.uow(readonly=True) as repo:
+            async with self._uow(readonly=True) as repo:
                 user = await repo.user_by_id(p.user_id)
                 tenant = await repo.tenant_by_id(p.tenant_id)
             if user is not None and tenant is not None and user.tenant_id == tenant.id:
@@ -177,7 +177,7 @@ class SelfServiceUseCases(ServiceBase):
         await self._require(ctx, permissions.is_signed_in_user, AuditAction.ACCOUNT_READ,
                             p.name, tenant=None, message="sign in as a user to see this page")
         assert p.user_id is not None and p.tenant_id is not None
-        async with self.uow(readonly=True) as repo:
+        async with self._uow(readonly=True) as repo:
             tenant = await repo.tenant_by_id(p.tenant_id)
             brief = await repo.user_by_id(p.user_id)
             user = await repo.user(p.tenant_id, brief.username) if brief else None
@@ -215,7 +215,7 @@ class SelfServiceUseCases(ServiceBase):
                 raise InvalidInput(f"unknown profile field {_label(field, 40)!r}")
             values[field] = rules.one_line(field.replace("_", " "), value)
         target = user_target(user.username, tenant)
-        async with self.uow() as repo:
+        async with self._uow() as repo:
             editable = self_rules.stored_self_edit_fields(
                 await repo.tenant_self_edit_fields(tenant.id))
             refused = sorted(set(values) - set(editable))

@@ -166,7 +166,7 @@ class ThrottleUseCases(ServiceBase):
         if clean:
             return AuthAttempt(ctx, acct, addr, counted=False)
         refused_for = 0
-        async with self._key_locks.hold(keys), self.uow() as repo:
+        async with self._key_locks.hold(keys), self._uow() as repo:
             now = self.clock()
             counters = await self._current(repo, keys, now)
             over = [c for c in counters.values() if policy.over_limit(c)]
@@ -205,7 +205,7 @@ class ThrottleUseCases(ServiceBase):
         ctx = attempt.ctx
         now = self.clock()
         own_row = False
-        async with self._key_locks.hold(attempt.keys), self.uow() as repo:
+        async with self._key_locks.hold(attempt.keys), self._uow() as repo:
             now = self.clock()
             before = await repo.throttle.lock(attempt.keys, now)
             counters = await self._current(repo, attempt.keys, now, locked=before)
@@ -265,7 +265,7 @@ class ThrottleUseCases(ServiceBase):
             return
         policy = self.throttle_policy
         addr = address_key(ctx.remote_addr)
-        async with self._key_locks.hold([addr]), self.uow() as repo:
+        async with self._key_locks.hold([addr]), self._uow() as repo:
             now = self.clock()
             counters = await self._current(repo, [addr], now)
             counter, own_row = count_failure(counters[addr], now, ctx.channel.value, policy)
@@ -350,7 +350,7 @@ class ThrottleUseCases(ServiceBase):
         policy = self.throttle_policy
         now = self.clock()
         written = 0
-        async with self.uow() as repo:
+        async with self._uow() as repo:
             keys = await repo.throttle.due(now - policy.window, now - policy.summary_every,
                                            SWEEP_BATCH)
             if not keys:

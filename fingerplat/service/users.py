@@ -74,7 +74,7 @@ class UserUseCases(ServiceBase):
         if self.hot_reads is not None:
             user = await self.hot_reads.user(tenant.id, username)
         else:
-            user = await self.read(lambda repo: repo.user(tenant.id, username))
+            user = await self._read(lambda repo: repo.user(tenant.id, username))
         if user is None or user.hidden:
             return None
         return visibility.public_view(expiry.live(user, self.clock()), tenant.public_fields)
@@ -94,7 +94,7 @@ class UserUseCases(ServiceBase):
                 return []
             return [change.public() for change in await repo.history(user.id, limit)]
 
-        return await self.read(fetch)
+        return await self._read(fetch)
 
     async def directory(
         self,
@@ -118,7 +118,7 @@ class UserUseCases(ServiceBase):
         after = decode_cursor(cursor) if cursor else None
         if search is not None:
             search = rules.one_line("search", search, 100).lower() or None
-        async with self.uow(readonly=True) as repo:
+        async with self._uow(readonly=True) as repo:
             users = await repo.list_users(
                 tenant.id, include_hidden=admin, after=after, limit=limit + 1, search=search
             )
@@ -143,7 +143,7 @@ class UserUseCases(ServiceBase):
         Admins of the tenant and the user's own token see everything; anyone
         else sees what the tenant publishes.
         """
-        async with self.uow(readonly=True) as repo:
+        async with self._uow(readonly=True) as repo:
             tenant = await self._tenant(repo, tenant_name)
             user = await self._user(repo, tenant, name)
         privileged = permissions.can_write_status(ctx.principal, tenant.id, user.id)
@@ -158,7 +158,7 @@ class UserUseCases(ServiceBase):
         self, ctx: Context, tenant_name: str | None, name: str, limit: int = 20
     ) -> list[StatusChange]:
         limit = max(1, min(limit, HISTORY_MAX))
-        async with self.uow(readonly=True) as repo:
+        async with self._uow(readonly=True) as repo:
             tenant = await self._tenant(repo, tenant_name)
             user = await self._user(repo, tenant, name)
             own = permissions.can_write_status(ctx.principal, tenant.id, user.id)
@@ -192,7 +192,7 @@ class UserUseCases(ServiceBase):
             "phone": rules.one_line("phone", phone),
             "project": rules.one_line("project", project),
         }
-        async with self.uow() as repo:
+        async with self._uow() as repo:
             tenant = await self._tenant(repo, tenant_name)
             target = user_target(username, tenant)
             await self._require(ctx, lambda p: permissions.can_manage_users(p, tenant.id),
@@ -236,7 +236,7 @@ class UserUseCases(ServiceBase):
         if hidden is not None:
             changes["hidden"] = hidden
         username = rules.username(name)
-        async with self.uow() as repo:
+        async with self._uow() as repo:
             tenant = await self._tenant(repo, tenant_name)
             target = user_target(username, tenant)
             # Permission first, so another tenant's admin learns nothing about its users.
@@ -261,7 +261,7 @@ class UserUseCases(ServiceBase):
 
     async def remove_user(self, ctx: Context, tenant_name: str | None, name: str) -> None:
         username = rules.username(name)
-        async with self.uow() as repo:
+        async with self._uow() as repo:
             tenant = await self._tenant(repo, tenant_name)
             target = user_target(username, tenant)
             await self._require(ctx, lambda p: permissions.can_manage_users(p, tenant.id),
@@ -296,7 +296,7 @@ class UserUseCases(ServiceBase):
         action = AuditAction.STATUS_SET if text is not None else AuditAction.STATUS_CLEAR
         if expires is not None and text is None:
             raise InvalidInput("only a status being set can have an expiry")
-        async with self.uow() as repo:
+        async with self._uow() as repo:
             tenant, user = await self._writable_user(repo, ctx, tenant_name, name, action,
                                                      "status")
             now = self.clock()
@@ -356,7 +356,7 @@ class UserUseCases(ServiceBase):
         self, ctx: Context, tenant_name: str | None, name: str, expires: Expiry | None
     ) -> User:
         """Give the user's current status an expiry (None: it no longer expires)."""
-        async with self.uow() as repo:
+        async with self._uow() as repo:
             tenant, user = await self._writable_user(repo, ctx, tenant_name, name,
                                                      AuditAction.STATUS_EXPIRY, "status")
             now = self.clock()
@@ -389,7 +389,7 @@ class UserUseCases(ServiceBase):
         clears it and writes the event.
         """
         now = self.clock()
-        async with self.uow(readonly=True) as repo:
+        async with self._uow(readonly=True) as repo:
             due = await repo.due_expiries(now, limit)
         cleared = 0
         for user_id, deadline in due:
@@ -399,7 +399,7 @@ class UserUseCases(ServiceBase):
         return cleared
 
     async def _expire_one(self, user_id: int, deadline: Any) -> ChangeEvent | None:
-        async with self.uow() as repo:
+        async with self._uow() as repo:
             user = await repo.user_by_id(user_id)
             if user is None or user.status_expires_at != deadline:
                 return None
@@ -421,7 +421,7 @@ class UserUseCases(ServiceBase):
 
     async def set_plan(self, ctx: Context, tenant_name: str | None, name: str, plan: str) -> User:
         text = rules.plan(plan)
-        async with self.uow() as repo:
+        async with self._uow() as repo:
             tenant, user = await self._writable_user(repo, ctx, tenant_name, name,
                                                      AuditAction.PLAN_SET, "plan")
             target = user_target(user.username, tenant)
