@@ -202,6 +202,11 @@ class Repository(PseudoUserAndFingerLogQueries, WebSessionQueries):
         self.after_commit: list[tuple[Any, bool]] = []
 
     @property
+    def notifies_at_commit(self) -> bool:
+        """Whether a :meth:`notify` here is delivered at this transaction's commit."""
+        return self.conn.dialect.name == "postgresql"
+
+    @property
     def throttle(self) -> ThrottleRows:
         """The authentication throttle's counters (repository/throttle.py)."""
         return ThrottleRows(self.conn)

@@ -36,6 +36,13 @@ _GOING_AWAY_MARKERS = (
     "shutting down", "starting up", "not yet accepting connections", "in recovery",
     "read-only transaction", "target attribute", "terminating connection",
 )
+# Further texts of a driver error, checked in this order, and what they mean.
+_TEXT_MEANINGS: tuple[tuple[tuple[str, ...], str], ...] = (
+    (_GOING_AWAY_MARKERS, "database unreachable"),  # a failover under way
+    (("unable to open database file",),
+     "database unreachable: cannot open the SQLite database file"),
+    (("database is locked",), "database busy: another writer holds the SQLite lock, try again"),
+)
 
 
 def translate_db_error(error: BaseException) -> FingerplatError | None:
@@ -51,35 +58,44 @@ def translate_db_error(error: BaseException) -> FingerplatError | None:
         # No listed host is a primary yet, or the one tried is stopping (a failover).
         return Unavailable("database unreachable")
     if isinstance(error, sa_exc.DBAPIError):
-        text = str(error.orig if error.orig is not None else error).lower()
-        if (any(marker in text for marker in _MISSING_TABLE_MARKERS) and "relation" in text) or (
-            "no such table" in text
-        ):
-            return SchemaOutOfDate("the database schema is missing: run `fingerplat db upgrade`")
-        if getattr(error.orig, "sqlstate", None) in _RETRYABLE_SQLSTATES:
-            # Two transactions locked each other out; PostgreSQL aborted this one.
-            return Unavailable("database busy: a concurrent change got in the way, try again")
-        if any(marker in text for marker in _CONNECT_REFUSED_MARKERS):
-            # The server answered and said no (a role or database that does not
-            # exist, a password): the reason is for the operator (log, CLI), never
-            # for whoever is asking through an adapter.
-            said = str(error.orig if error.orig is not None else error).strip()
-            log.warning("cannot connect to the database: %s", said)
-            return Unavailable("database unreachable",
-                               detail=f"refused: {said.splitlines()[0] if said else 'no reason'}")
-        if any(marker in text for marker in _GOING_AWAY_MARKERS):
-            return Unavailable("database unreachable")  # a failover under way
-        if "unable to open database file" in text:
-            return Unavailable("database unreachable: cannot open the SQLite database file")
-        if "database is locked" in text:
-            return Unavailable("database busy: another writer holds the SQLite lock, try again")
-        if error.connection_invalidated or isinstance(
-            error, sa_exc.OperationalError | sa_exc.InterfaceError
-        ):
-            return Unavailable("database unreachable")
-        if "connection" in text and ("closed" in text or "refused" in text or "lost" in text):
-            return Unavailable("database unreachable")
+        return _translate_dbapi_error(error)
     return None
+
+
+def _translate_dbapi_error(error: sa_exc.DBAPIError) -> FingerplatError | None:
+    """:func:`translate_db_error` for what the driver raised through SQLAlchemy."""
+    said = str(error.orig if error.orig is not None else error)
+    text = said.lower()
+    if "no such table" in text or (
+            "relation" in text and any(marker in text for marker in _MISSING_TABLE_MARKERS)):
+        return SchemaOutOfDate("the database schema is missing: run `fingerplat db upgrade`")
+    if getattr(error.orig, "sqlstate", None) in _RETRYABLE_SQLSTATES:
+        # Two transactions locked each other out; PostgreSQL aborted this one.
+        return Unavailable("database busy: a concurrent change got in the way, try again")
+    if any(marker in text for marker in _CONNECT_REFUSED_MARKERS):
+        return _connect_refused(said.strip())
+    for markers, message in _TEXT_MEANINGS:
+        if any(marker in text for marker in markers):
+            return Unavailable(message)
+    if _connection_lost(error, text):
+        return Unavailable("database unreachable")
+    return None
+
+
+def _connect_refused(said: str) -> Unavailable:
+    """The server answered and said no (a role or database that does not exist, a
+    password): the reason is for the operator (log, CLI), never for whoever is
+    asking through an adapter."""
+    log.warning("cannot connect to the database: %s", said)
+    return Unavailable("database unreachable",
+                       detail=f"refused: {said.splitlines()[0] if said else 'no reason'}")
+
+
+def _connection_lost(error: sa_exc.DBAPIError, text: str) -> bool:
+    if error.connection_invalidated or isinstance(
+            error, sa_exc.OperationalError | sa_exc.InterfaceError):
+        return True
+    return "connection" in text and ("closed" in text or "refused" in text or "lost" in text)
 
 
 class UnitOfWork:
@@ -174,3 +190,25 @@ async def run_read(engine: AsyncEngine, fetch: Callable[[Repository], Awaitable[
                 raise mapped from error
             raise
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+class SqlStorage:
+    """The service's storage on SQL (the Protocol is fingerplat/service/ports.py).
+
+    Units of work on ``engine``; public reads on ``read_engine`` when there is
+    one (``serve`` on PostgreSQL: autocommit, one round trip per statement),
+    else in a read-only unit of work like every other read.
+    """
+
+    def __init__(self, engine: AsyncEngine, read_engine: AsyncEngine | None = None) -> None:
+        self.engine = engine
+        self.read_engine = read_engine
+
+    def unit(self, *, readonly: bool = False) -> UnitOfWork:
+        return UnitOfWork(self.engine, readonly=readonly)
+
+    async def read(self, fetch: Callable[[Repository], Awaitable[T]]) -> T:
+        if self.read_engine is None:
+            async with self.unit(readonly=True) as repo:
+                return await fetch(repo)
+        return await run_read(self.read_engine, fetch)

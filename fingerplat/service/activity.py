@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
 
+from fingerplat.domain.audit_actions import AuditAction
 from fingerplat.domain.model import Context
 from fingerplat.service import permissions
 from fingerplat.service.base import ServiceBase
@@ -28,12 +29,12 @@ class ActivityUseCases(ServiceBase):
         days = max(1, min(days, MAX_ACTIVITY_DAYS))
         today = self.clock().date()
         first = today - timedelta(days=days - 1)
-        async with self.uow(readonly=True) as repo:
+        async with self._uow(readonly=True) as repo:
             tenant = await self._tenant(repo, tenant_name)
-            if not permissions.can_read_audit(ctx.principal, tenant.id):
-                await self._deny(ctx, "activity.read", f"tenant:{tenant.slug}",
-                                 tenant=tenant.slug,
-                                 message=f"not an admin of tenant {tenant.slug!r}")
+            await self._require(ctx, lambda p: permissions.can_read_audit(p, tenant.id),
+                                AuditAction.ACTIVITY_READ, f"tenant:{tenant.slug}",
+                                tenant=tenant.slug,
+                                message=f"not an admin of tenant {tenant.slug!r}")
             since = datetime.combine(first, time.min, tzinfo=self.clock().tzinfo)
             counts = await repo.status_changes_per_day(tenant.id, since)
         return [(day, counts.get(day.isoformat(), 0))

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from fingerplat.domain import audit_chain, rules
+from fingerplat.domain.audit_actions import AuditAction
 from fingerplat.domain.errors import InvalidInput
 from fingerplat.domain.model import AuditEvent, AuditQuery, Context
 from fingerplat.service import permissions
@@ -36,16 +37,16 @@ class AuditUseCases(ServiceBase):
         if query.username is not None:
             query = replace(query, username=rules.username(query.username))
         if all_tenants:
-            if not permissions.can_read_audit(ctx.principal, None):
-                await self._deny(ctx, "audit.read", "audit", tenant=None,
-                                 message="only platform admins may read every tenant's audit")
-            async with self.uow(readonly=True) as repo:
+            await self._require(ctx, lambda p: permissions.can_read_audit(p, None),
+                                AuditAction.AUDIT_READ, "audit", tenant=None,
+                                message="only platform admins may read every tenant's audit")
+            async with self._uow(readonly=True) as repo:
                 return await repo.audit(replace(query, tenant=None))
-        async with self.uow(readonly=True) as repo:
+        async with self._uow(readonly=True) as repo:
             tenant = await self._tenant(repo, query.tenant)
-            if not permissions.can_read_audit(ctx.principal, tenant.id):
-                await self._deny(ctx, "audit.read", f"tenant:{tenant.slug}", tenant=tenant,
-                                 message=f"not an admin of tenant {tenant.slug!r}")
+            await self._require(ctx, lambda p: permissions.can_read_audit(p, tenant.id),
+                                AuditAction.AUDIT_READ, f"tenant:{tenant.slug}",
+                                tenant=tenant, message=f"not an admin of tenant {tenant.slug!r}")
             # By the tenant's id: events of an earlier tenant that had this slug
             # (removed since) are not this tenant's.
             return await repo.audit(replace(query, tenant=tenant.slug), tenant_id=tenant.id)
@@ -58,18 +59,19 @@ class AuditUseCases(ServiceBase):
         nor mistaken for insertions. Platform admins may check every chain, a
         tenant's admins their tenant's.
         """
-        if tenant is None and not permissions.can_read_audit(ctx.principal, None):
-            await self._deny(ctx, "audit.verify", "audit", tenant=None,
-                             message="only platform admins may verify every tenant's audit")
+        if tenant is None:
+            await self._require(ctx, lambda p: permissions.can_read_audit(p, None),
+                                AuditAction.AUDIT_VERIFY, "audit", tenant=None,
+                                message="only platform admins may verify every tenant's audit")
         results: list[ChainVerification] = []
-        async with self.uow(readonly=True) as repo:
+        async with self._uow(readonly=True) as repo:
             await repo.audit_snapshot()
             live = {t.id: t.slug for t in await repo.list_tenants()}
             if tenant is not None:
                 found = await self._tenant(repo, tenant)
-                if not permissions.can_read_audit(ctx.principal, found.id):
-                    await self._deny(ctx, "audit.verify", f"tenant:{found.slug}", tenant=found,
-                                     message=f"not an admin of tenant {found.slug!r}")
+                await self._require(ctx, lambda p: permissions.can_read_audit(p, found.id),
+                                    AuditAction.AUDIT_VERIFY, f"tenant:{found.slug}",
+                                    tenant=found, message=f"not an admin of tenant {found.slug!r}")
                 key = audit_chain.chain_key(found.id)
                 chains = {key: await repo.audit_chain_head(key)}
             else:

@@ -1,4 +1,11 @@
-"""What every use case shares: transactions, the clock, auditing and denial."""
+"""What every use case shares: transactions, the clock, auditing and refusal.
+
+Every permission check of the service is one call of :meth:`ServiceBase._require`
+with a rule of :mod:`fingerplat.service.permissions`: a refused attempt is
+always audited (anonymous ones through the address counter of
+service/throttle.py, which writes the first few of a window one row each and
+the rest as an ``auth.failures`` summary row), and always raises.
+"""
 
 from __future__ import annotations
 
@@ -12,15 +19,19 @@ from typing import Any, NoReturn, Protocol, TypeVar
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from fingerplat.domain import rules
-from fingerplat.domain.errors import InvalidInput, NotFound, PermissionDenied, UserNotFound
-from fingerplat.domain.model import ChangeEvent, Context, Tenant, User
-from fingerplat.repository.sql import Repository
-from fingerplat.repository.uow import UnitOfWork, run_read
+from fingerplat.domain.audit_actions import AuditAction
+from fingerplat.domain.errors import NotFound, PermissionDenied, UserNotFound
+from fingerplat.domain.model import ChangeEvent, Context, Principal, Tenant, User
+from fingerplat.repository.uow import SqlStorage
 from fingerplat.service.events import EventBus
+from fingerplat.service.ports import Repository, Storage
 
 log = logging.getLogger("fingerplat.service")
 
 T = TypeVar("T")
+
+#: A permission rule: a pure predicate of the acting principal (service/permissions.py).
+Rule = Callable[[Principal], bool]
 
 # How many service units of work the current task is inside (0: none).
 _unit_depth: ContextVar[int] = ContextVar("fingerplat_unit_depth", default=0)
@@ -37,7 +48,7 @@ class Refusal(Exception):
     def __init__(
         self,
         ctx: Context,
-        action: str,
+        action: AuditAction,
         target: str,
         *,
         tenant: str | Tenant | None,
@@ -66,12 +77,22 @@ class HotReads(Protocol):
 class ServiceBase:
     def __init__(
         self,
-        engine: AsyncEngine,
+        engine: AsyncEngine | None = None,
         *,
         events: EventBus | None = None,
         clock: Callable[[], datetime] = utcnow,
         read_engine: AsyncEngine | None = None,
+        storage: Storage | None = None,
     ) -> None:
+        """On SQL give ``engine`` (and ``read_engine`` for public reads); the
+        tests' in-memory storage comes as ``storage`` alone."""
+        if storage is None:
+            if engine is None:
+                raise TypeError("the service needs an engine or a storage")
+            storage = SqlStorage(engine, read_engine)
+        self._storage = storage
+        #: For what only SQL has (health and schema checks, the importer's
+        #: batching, the finger log); None on the tests' in-memory storage.
         self.engine = engine
         self.read_engine = read_engine
         #: The user read of a cache miss on a driver-level prepared statement
@@ -80,20 +101,17 @@ class ServiceBase:
         self.events = events or EventBus()
         self.clock = clock
 
-    async def read(self, fetch: Callable[[Repository], Awaitable[T]]) -> T:
+    async def _read(self, fetch: Callable[[Repository], Awaitable[T]]) -> T:
         """Run a public read (no permission check, nothing written).
 
         With a read engine (``serve`` on PostgreSQL) it runs on an autocommit
         connection of its own pool, one round trip per statement; otherwise
         in a read-only unit of work, as every other read.
         """
-        if self.read_engine is None:
-            async with self.uow(readonly=True) as repo:
-                return await fetch(repo)
-        return await run_read(self.read_engine, fetch)
+        return await self._storage.read(fetch)
 
     @asynccontextmanager
-    async def uow(self, *, readonly: bool = False) -> AsyncIterator[Repository]:
+    async def _uow(self, *, readonly: bool = False) -> AsyncIterator[Repository]:
         """One transaction for a whole use case: lookups, permission check, change, audit.
 
         A :meth:`_deny` inside the body rolls everything back, then audits the
@@ -103,7 +121,7 @@ class ServiceBase:
         depth = _unit_depth.get()
         marker = _unit_depth.set(depth + 1)
         try:
-            async with UnitOfWork(self.engine, readonly=readonly) as repo:
+            async with self._storage.unit(readonly=readonly) as repo:
                 yield repo
         except Refusal as refusal:
             if depth:
@@ -125,7 +143,7 @@ class ServiceBase:
         self,
         repo: Repository,
         ctx: Context,
-        action: str,
+        action: AuditAction,
         target: str,
         *,
         tenant: str | Tenant | None,
@@ -157,7 +175,7 @@ class ServiceBase:
             tenant_id=tenant_id,
             actor=ctx.principal.name[:200],
             channel=ctx.channel.value,
-            action=action,
+            action=AuditAction(action).value,
             target=target[:300],
             username=username,
             outcome=outcome,
@@ -167,10 +185,33 @@ class ServiceBase:
             detail=detail[:500],
         )
 
+    async def _require(
+        self,
+        ctx: Context,
+        rule: Rule,
+        action: AuditAction,
+        target: str,
+        *,
+        tenant: str | Tenant | None,
+        username: str | None = None,
+        message: str,
+    ) -> None:
+        """The one permission gate: return if ``rule`` allows ``ctx``'s principal, else refuse.
+
+        The rule is judged on the acting principal here, never on one the
+        caller picked. A refusal is audited (``action`` on ``target``,
+        outcome ``denied``, ``message`` as the detail) and raises
+        :class:`PermissionDenied`; inside :meth:`_uow` whatever the use case did
+        so far is rolled back first (see :meth:`_deny`).
+        """
+        if rule(ctx.principal):
+            return
+        await self._deny(ctx, action, target, tenant=tenant, username=username, message=message)
+
     async def _deny(
         self,
         ctx: Context,
-        action: str,
+        action: AuditAction,
         target: str,
         *,
         tenant: str | Tenant | None,
@@ -180,7 +221,11 @@ class ServiceBase:
     ) -> NoReturn:
         """Refuse, recording the refused attempt in a transaction of its own.
 
-        Inside :meth:`uow` this raises :class:`Refusal`, so the unit first rolls
+        Permission checks come here through :meth:`_require`; only refusals
+        of authentication (``auth.*``, raising :class:`AuthenticationFailed`)
+        call it directly.
+
+        Inside :meth:`_uow` this raises :class:`Refusal`, so the unit first rolls
         back and then audits; outside one it audits at once.
         """
         refusal = Refusal(ctx, action, target, tenant=tenant, username=username,
@@ -191,7 +236,7 @@ class ServiceBase:
         raise error(message)
 
     async def _record_refusal(self, refusal: Refusal) -> None:
-        async with UnitOfWork(self.engine) as repo:
+        async with self._storage.unit() as repo:
             await self._audit(
                 repo, refusal.ctx, refusal.action, refusal.target, tenant=refusal.tenant,
                 username=refusal.username, outcome="denied", detail=refusal.message,
@@ -213,11 +258,11 @@ class ServiceBase:
         With a transactional sender on the bus (PostgreSQL with other nodes
         to tell), the NOTIFY goes out in this very transaction: delivered
         exactly if and when it commits. The in-process subscribers get the
-        event after the commit, from :meth:`uow`; nothing if it rolls back.
+        event after the commit, from :meth:`_uow`; nothing if it rolls back.
         """
         sender = self.events.transactional
         notified = False
-        if sender is not None and repo.conn.dialect.name == "postgresql":
+        if sender is not None and repo.notifies_at_commit:
             await repo.notify(sender.channel, sender.payload(event))
             notified = True
         repo.after_commit.append((event, notified))
@@ -251,8 +296,3 @@ class ServiceBase:
 
 def user_target(username: str, tenant: Tenant) -> str:
     return f"{username}@{tenant.slug}"
-
-
-def require(condition: bool, message: str) -> None:
-    if not condition:
-        raise InvalidInput(message)

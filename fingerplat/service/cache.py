@@ -168,7 +168,6 @@ class ReadCache:
         # user tag -> the epoch its entries were last dropped at, oldest first.
         self._dropped: dict[UserTag, int] = {}
         self.hits = 0
-        self.misses = 0
         # key -> (value, user tag, estimated size, deadline as time.time() or None)
         self._data: OrderedDict[Hashable, tuple[Any, UserTag | None, int, float | None]] = (
             OrderedDict()
@@ -234,7 +233,6 @@ class ReadCache:
                 del self._data[key]
                 self.bytes -= entry[2]
                 self._untag(key, entry[1])
-            self.misses += 1
             return MISS
         self._data.move_to_end(key)
         self.hits += 1

@@ -77,7 +77,7 @@ class CachedPublicReads(TenantUseCases, UserUseCases):
                 asyncio.get_running_loop()
             except RuntimeError:
                 return cache
-            cache.membership = Membership(self.read)
+            cache.membership = Membership(self._read)
             cache.membership.start()
         return cache
 
@@ -153,7 +153,7 @@ class CachedPublicReads(TenantUseCases, UserUseCases):
             while True:
                 for _attempt in range(3):
                     epoch = cache.epoch
-                    users: list[User] = await self.read(
+                    users: list[User] = await self._read(
                         lambda repo, after=after, tid=tenant.id: repo.visible_users_page(
                             tid, after, batch))
                     if epoch == cache.epoch:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from fingerplat.domain import rules
+from fingerplat.domain.audit_actions import AuditAction
 from fingerplat.domain.errors import AuthenticationFailed, InvalidInput, NotFound
 from fingerplat.domain.model import (
     Admin,
@@ -18,9 +20,9 @@ from fingerplat.domain.model import (
     Token,
     TokenScope,
 )
-from fingerplat.repository.sql import Repository
-from fingerplat.service import permissions, secrets
-from fingerplat.service.throttle import ThrottleUseCases
+from fingerplat.service import credential_crypto, permissions
+from fingerplat.service.ports import Repository
+from fingerplat.service.throttle import AuthAttempt, ThrottleUseCases
 
 MAX_TOKEN_DAYS = 3650
 # Longer passwords are refused without hashing them (admin_password allows 1024).
@@ -38,6 +40,18 @@ def token_label(token: Token) -> str:
     return f"token:{token.id}(platform)"
 
 
+def _token_request(scope: TokenScope, username: str | None,
+                   expires_days: int | None) -> str | None:
+    """Check a token request's input; the user name of a user token (else None)."""
+    if expires_days is not None and not 1 <= expires_days <= MAX_TOKEN_DAYS:
+        raise InvalidInput(f"--expires must be between 1 and {MAX_TOKEN_DAYS} days")
+    if scope is not TokenScope.USER:
+        return None
+    if not username:
+        raise InvalidInput("a user token needs a user name")
+    return rules.username(username)
+
+
 class CredentialUseCases(ThrottleUseCases):
     # -- tokens ----------------------------------------------------------------
 
@@ -50,81 +64,69 @@ class CredentialUseCases(ThrottleUseCases):
         username: str | None = None,
         expires_days: int | None = None,
     ) -> IssuedToken:
-        if expires_days is not None and not 1 <= expires_days <= MAX_TOKEN_DAYS:
-            raise InvalidInput(f"--expires must be between 1 and {MAX_TOKEN_DAYS} days")
-        if scope is TokenScope.USER and not username:
-            raise InvalidInput("a user token needs a user name")
-        name = rules.username(username) if scope is TokenScope.USER and username else None
-        async with self.uow() as repo:
+        name = _token_request(scope, username, expires_days)
+        async with self._uow() as repo:
             tenant = await self._tenant(repo, tenant_name)
             tenant_id = None if scope is TokenScope.PLATFORM else tenant.id
-            target = (
-                f"{name}@{tenant.slug}" if name else
-                (f"tenant:{tenant.slug}" if tenant_id else "platform")
-            )
+            slug = tenant.slug if tenant_id else None
+            target = f"{name}@{tenant.slug}" if name else (f"tenant:{slug}" if slug else "platform")
             # Permission before the user lookup: another tenant's admin learns no names.
-            if not permissions.can_create_token(ctx.principal, scope, tenant_id):
-                await self._deny(ctx, "token.create", target,
-                                 tenant=tenant.slug if tenant_id else None, username=name,
-                                 message=f"{ctx.principal.name} may not create {scope.value} "
-                                         "tokens"
-                                         + (f" for tenant {tenant.slug!r}" if tenant_id else ""))
+            await self._require(ctx, lambda p: permissions.can_create_token(p, scope, tenant_id),
+                                AuditAction.TOKEN_CREATE, target, tenant=slug, username=name,
+                                message=f"{ctx.principal.name} may not create {scope.value} "
+                                        "tokens" + (f" for tenant {slug!r}" if slug else ""))
             # Tenant before user, the order remove_tenant locks in: no deadlock.
             if tenant_id is not None and not await repo.lock_tenant(tenant.id, exclusive=False):
                 raise NotFound(f"no such tenant: {tenant.slug!r}")
             user = await self._user(repo, tenant, name, for_update=True) if name else None
-            secret = secrets.new_token_secret()
+            secret = credential_crypto.new_token_secret()
             now = self.clock()
             token_id = await repo.add_token(
-                scope=scope.value,
-                tenant_id=tenant_id,
-                user_id=user.id if user else None,
-                secret_hash=secrets.hash_token_secret(secret),
-                created_at=now,
+                scope=scope.value, tenant_id=tenant_id, user_id=user.id if user else None,
+                secret_hash=credential_crypto.hash_token_secret(secret), created_at=now,
                 created_by=ctx.principal.name[:200],
                 expires_at=now + timedelta(days=expires_days) if expires_days else None,
             )
             found = await repo.token(token_id)
             assert found is not None
             token = found[0]
-            await self._audit(repo, ctx, "token.create", target,
-                              tenant=tenant.slug if tenant_id else None,
+            expires = token.expires_at.isoformat() if token.expires_at else None
+            await self._audit(repo, ctx, AuditAction.TOKEN_CREATE, target, tenant=slug,
                               username=user.username if user else None,
-                              after={"id": token_id, "scope": scope.value,
-                                     "expires_at": token.expires_at.isoformat()
-                                     if token.expires_at else None})
-        return IssuedToken(token=token, secret=secrets.format_token(token_id, secret))
+                              after={"id": token_id, "scope": scope.value, "expires_at": expires})
+        return IssuedToken(token=token, secret=credential_crypto.format_token(token_id, secret))
 
     async def list_tokens(self, ctx: Context, tenant_name: str | None = None,
                           *, all_tenants: bool = False) -> list[Token]:
         if all_tenants:
-            if not permissions.is_platform_admin(ctx.principal):
-                await self._deny(ctx, "token.list", "tokens:all", tenant=None,
-                                 message="only platform admins may list every token")
-            async with self.uow(readonly=True) as repo:
+            await self._require(ctx, permissions.is_platform_admin,
+                                AuditAction.TOKEN_LIST, "tokens:all", tenant=None,
+                                message="only platform admins may list every token")
+            async with self._uow(readonly=True) as repo:
                 return await repo.list_tokens(None)
-        async with self.uow(readonly=True) as repo:
+        async with self._uow(readonly=True) as repo:
             tenant = await self._tenant(repo, tenant_name)
-            if not permissions.can_manage_tokens(ctx.principal, tenant.id):
-                await self._deny(ctx, "token.list", f"tenant:{tenant.slug}", tenant=tenant.slug,
-                                 message=f"not an admin of tenant {tenant.slug!r}")
+            await self._require(ctx, lambda p: permissions.can_manage_tokens(p, tenant.id),
+                                AuditAction.TOKEN_LIST, f"tenant:{tenant.slug}",
+                                tenant=tenant.slug,
+                                message=f"not an admin of tenant {tenant.slug!r}")
             return await repo.list_tokens(tenant.id)
 
     async def revoke_token(self, ctx: Context, token_id: int) -> Token:
-        async with self.uow() as repo:
+        async with self._uow() as repo:
             found = await repo.token(token_id)
             if found is None:
                 raise NotFound(f"no such token: {token_id}")
             token = found[0]
             target = f"token:{token.id}"
-            if not permissions.can_manage_tokens(ctx.principal, token.tenant_id):
-                await self._deny(ctx, "token.revoke", target, tenant=token.tenant_slug,
-                                 username=token.username,
-                                 message=f"{ctx.principal.name} may not revoke token {token.id}")
+            await self._require(ctx, lambda p: permissions.can_manage_tokens(p, token.tenant_id),
+                                AuditAction.TOKEN_REVOKE, target, tenant=token.tenant_slug,
+                                username=token.username,
+                                message=f"{ctx.principal.name} may not revoke token {token.id}")
             if token.revoked_at is not None:
                 return token
             await repo.update_token(token.id, revoked_at=self.clock())
-            await self._audit(repo, ctx, "token.revoke", target, tenant=token.tenant_slug,
+            await self._audit(repo, ctx, AuditAction.TOKEN_REVOKE, target, tenant=token.tenant_slug,
                               tenant_id=token.tenant_id, username=token.username,
                               before={"revoked": False}, after={"revoked": True})
             found = await repo.token(token.id)
@@ -143,34 +145,34 @@ class CredentialUseCases(ThrottleUseCases):
         :class:`TooManyAttempts`, and failures are audited sparingly.
         """
         anonymous = Context(Principal.anonymous(), channel, remote_addr)
-        parsed = secrets.parse_token(presented or "")
+        parsed = credential_crypto.parse_token(presented or "")
         target = f"token:{parsed[0]}" if parsed else "token"
         account = str(parsed[0]) if parsed else None
-        async with self.uow(readonly=True) as repo:
+        async with self._uow(readonly=True) as repo:
             clean = await self._throttle_clean(
                 repo, self._throttle_keys(anonymous, "token", account))
             found = await repo.token(parsed[0]) if parsed else None
-        attempt = await self._auth_gate(anonymous, "token", account, action="auth.token",
+        attempt = await self._auth_gate(anonymous, "token", account, action=AuditAction.AUTH_TOKEN,
                                         target=target, clean=clean)
         if parsed is None:
-            await self._auth_failed(attempt, "auth.token", target, tenant=None,
+            await self._auth_failed(attempt, AuditAction.AUTH_TOKEN, target, tenant=None,
                                     message="invalid token")
         _, secret = parsed
         # Hash and compare even when the id is unknown, so timing says nothing.
         stored_hash = found[1] if found else "0" * 64
-        matches = secrets.token_secret_matches(secret, stored_hash) and found is not None
+        matches = credential_crypto.token_secret_matches(secret, stored_hash) and found is not None
         if not matches or found is None:
-            await self._auth_failed(attempt, "auth.token", target, tenant=None,
+            await self._auth_failed(attempt, AuditAction.AUTH_TOKEN, target, tenant=None,
                                     message="invalid token")
         token = found[0]
         now = self.clock()
         problem = self._token_problem(token, now)
         if problem is not None:
-            await self._auth_failed(attempt, "auth.token", target, tenant=token.tenant_slug,
-                                    message=problem)
+            await self._auth_failed(attempt, AuditAction.AUTH_TOKEN, target,
+                                    tenant=token.tenant_slug, message=problem)
         refresh = token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION
         if refresh or attempt.counted:
-            async with self.uow() as repo:
+            async with self._uow() as repo:
                 await self._auth_passed(repo, attempt)
                 if refresh:
                     await repo.update_token(token.id, last_used_at=now)
@@ -213,10 +215,10 @@ class CredentialUseCases(ThrottleUseCases):
             if not await self.admin_session_valid(principal):
                 problem = "admin account removed"
         else:
-            async with self.uow(readonly=True) as repo:
+            async with self._uow(readonly=True) as repo:
                 problem = await self._principal_problem(repo, principal, now)
         if problem is not None:
-            await self._deny(ctx, "auth.session", principal.name, tenant=None,
+            await self._deny(ctx, AuditAction.AUTH_SESSION, principal.name, tenant=None,
                              message=f"{problem} since this session authenticated",
                              error=AuthenticationFailed)
 
@@ -231,7 +233,7 @@ class CredentialUseCases(ThrottleUseCases):
         may change only their own status. A local user without an account is
         refused and the attempt audited.
         """
-        async with self.uow(readonly=True) as repo:
+        async with self._uow(readonly=True) as repo:
             tenant = await self._tenant(repo, tenant_name)
             if uid == 0:
                 return Principal(Role.TENANT_ADMIN, "unix:root", tenant_id=tenant.id)
@@ -244,7 +246,7 @@ class CredentialUseCases(ThrottleUseCases):
         label = f"unix:{os_user}"[:100]
         if user is None:
             anonymous = Context(Principal(Role.ANONYMOUS, label), Channel.SETTER, remote_addr)
-            await self._deny(anonymous, "auth.local", label, tenant=tenant.slug,
+            await self._deny(anonymous, AuditAction.AUTH_LOCAL, label, tenant=tenant.slug,
                              message=f"local user {os_user[:64]!r} has no account in tenant "
                                      f"{tenant.slug!r}", error=AuthenticationFailed)
         return Principal(Role.USER, f"unix:{user.username}", tenant_id=tenant.id,
@@ -257,19 +259,19 @@ class CredentialUseCases(ThrottleUseCases):
     ) -> Admin:
         admin_name = rules.admin_name(name)
         rules.admin_password(password)
-        if not permissions.can_manage_admins(ctx.principal):
-            await self._deny(ctx, "admin.create", f"admin:{admin_name}",
-                             tenant=tenant_name[:63] if tenant_name else None,
-                             message="only platform admins may create admin accounts")
+        await self._require(ctx, permissions.can_manage_admins,
+                            AuditAction.ADMIN_CREATE, f"admin:{admin_name}",
+                            tenant=tenant_name[:63] if tenant_name else None,
+                            message="only platform admins may create admin accounts")
         # Hashed before the transaction: argon2 is slow on purpose, locks should not wait.
-        password_hash = await asyncio.to_thread(secrets.hash_password, password)
-        async with self.uow() as repo:
+        password_hash = await asyncio.to_thread(credential_crypto.hash_password, password)
+        async with self._uow() as repo:
             tenant = await self._tenant(repo, tenant_name) if tenant_name is not None else None
             if tenant is not None and not await repo.lock_tenant(tenant.id, exclusive=False):
                 raise NotFound(f"no such tenant: {tenant.slug!r}")
             admin_id = await repo.add_admin(admin_name, password_hash,
                                             tenant.id if tenant else None, self.clock())
-            await self._audit(repo, ctx, "admin.create", f"admin:{admin_name}",
+            await self._audit(repo, ctx, AuditAction.ADMIN_CREATE, f"admin:{admin_name}",
                               tenant=tenant.slug if tenant else None,
                               after={"id": admin_id,
                                      "tenant": tenant.slug if tenant else None})
@@ -278,23 +280,23 @@ class CredentialUseCases(ThrottleUseCases):
         return found[0]
 
     async def list_admins(self, ctx: Context) -> list[Admin]:
-        if not permissions.can_manage_admins(ctx.principal):
-            await self._deny(ctx, "admin.list", "admins", tenant=None,
-                             message="only platform admins may list admin accounts")
-        async with self.uow(readonly=True) as repo:
+        await self._require(ctx, permissions.can_manage_admins,
+                            AuditAction.ADMIN_LIST, "admins", tenant=None,
+                            message="only platform admins may list admin accounts")
+        async with self._uow(readonly=True) as repo:
             return await repo.list_admins()
 
     async def remove_admin(self, ctx: Context, name: str) -> None:
         admin_name = rules.admin_name(name)
-        if not permissions.can_manage_admins(ctx.principal):
-            await self._deny(ctx, "admin.remove", f"admin:{admin_name}", tenant=None,
-                             message="only platform admins may remove admin accounts")
-        async with self.uow() as repo:
+        await self._require(ctx, permissions.can_manage_admins,
+                            AuditAction.ADMIN_REMOVE, f"admin:{admin_name}", tenant=None,
+                            message="only platform admins may remove admin accounts")
+        async with self._uow() as repo:
             found = await repo.admin(admin_name)
             if found is None:
                 raise NotFound(f"no such admin: {admin_name!r}")
             await repo.remove_admin(found[0].id)
-            await self._audit(repo, ctx, "admin.remove", f"admin:{admin_name}",
+            await self._audit(repo, ctx, AuditAction.ADMIN_REMOVE, f"admin:{admin_name}",
                               tenant=found[0].tenant_slug, before={"id": found[0].id})
 
     async def admin_session_valid(self, principal: Principal) -> bool:
@@ -305,7 +307,7 @@ class CredentialUseCases(ThrottleUseCases):
         """
         if principal.admin_id is None or not principal.name.startswith("admin:"):
             return False
-        async with self.uow(readonly=True) as repo:
+        async with self._uow(readonly=True) as repo:
             found = await repo.admin(principal.name.removeprefix("admin:"))
         return (found is not None and found[0].id == principal.admin_id
                 and found[0].tenant_id == principal.tenant_id)
@@ -349,32 +351,38 @@ class CredentialUseCases(ThrottleUseCases):
             admin_name = None
         account = admin_name or (name or "").strip().lower()[:64] or "?"
         target = f"admin:{(admin_name or '?')[:64]}"
-        attempt = await self._auth_gate(anonymous, "admin", account, action="auth.login",
+        attempt = await self._auth_gate(anonymous, "admin", account, action=AuditAction.AUTH_LOGIN,
                                         target=target)
         found = None
         if admin_name is not None and len(password or "") <= MAX_PASSWORD_CHARS:
-            async with self.uow(readonly=True) as repo:
+            async with self._uow(readonly=True) as repo:
                 found = await repo.admin(admin_name)
         stored = found[1] if found else None
         # argon2 takes about half a second of CPU on purpose: run it in a thread so
         # a login (or a flood of them) does not stall every listener's event loop.
-        matches = await asyncio.to_thread(secrets.password_matches, password or "", stored)
+        matches = await asyncio.to_thread(credential_crypto.password_matches, password or "",
+                                          stored)
         if found is None or not matches:
-            await self._auth_failed(attempt, "auth.login", target,
+            await self._auth_failed(attempt, AuditAction.AUTH_LOGIN, target,
                                     tenant=found[0].tenant_slug if found else None,
                                     message="wrong admin name or password")
-        admin, password_hash = found
+        return await self._admin_signed_in(attempt, *found, password)
+
+    async def _admin_signed_in(self, attempt: AuthAttempt, admin: Admin, password_hash: str,
+                               password: str) -> Principal:
+        """The password was right: give the throttle's slot back, rehash if due, audit."""
         new_hash = (
-            await asyncio.to_thread(secrets.hash_password, password)
-            if secrets.password_needs_rehash(password_hash) else None
+            await asyncio.to_thread(credential_crypto.hash_password, password)
+            if credential_crypto.password_needs_rehash(password_hash) else None
         )
         role = Role.TENANT_ADMIN if admin.tenant_id is not None else Role.PLATFORM_ADMIN
         principal = Principal(role, f"admin:{admin.name}", tenant_id=admin.tenant_id,
                               admin_id=admin.id)
-        async with self.uow() as repo:
+        async with self._uow() as repo:
             await self._auth_passed(repo, attempt)
             if new_hash is not None:  # stronger parameters since the hash was made
                 await repo.update_admin_password(admin.id, new_hash)
-            await self._audit(repo, Context(principal, channel, remote_addr), "auth.login",
-                              f"admin:{admin.name}", tenant=admin.tenant_slug)
+            await self._audit(repo, replace(attempt.ctx, principal=principal),
+                              AuditAction.AUTH_LOGIN, f"admin:{admin.name}",
+                              tenant=admin.tenant_slug)
         return principal

@@ -36,6 +36,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from fingerplat.domain import rules
+from fingerplat.domain.audit_actions import AuditAction
 from fingerplat.domain.errors import Conflict, InvalidInput, UserNotFound
 from fingerplat.domain.model import Context, FingerLogEntry, Tenant, User
 from fingerplat.repository.own_commits import OwnCommits
@@ -191,7 +192,7 @@ class FingerLogUseCases(ServiceBase):
         own = self.own_commits
         announced = False
         try:
-            async with self.uow() as repo:
+            async with self._uow() as repo:
                 if check:
                     existing = await repo.existing_user_ids([row[1] for row in rows])
                     rows = [row for row in rows if row[1] in existing]
@@ -229,7 +230,7 @@ class FingerLogUseCases(ServiceBase):
         """Delete lookups older than the retention; None when another node is at it."""
         keep = self.finger_log_days if days is None else days
         before = self.clock() - timedelta(days=keep)
-        async with self.uow() as repo:
+        async with self._uow() as repo:
             deleted = await repo.purge_finger_log(before)
         if deleted:
             log.info("finger log: %d entries older than %d days deleted", deleted, keep)
@@ -253,15 +254,17 @@ class FingerLogUseCases(ServiceBase):
             raise InvalidInput(f"limit must be between 1 and {READ_LIMIT_MAX}")
         username = rules.username(name)
         since = self.clock() - timedelta(days=self.finger_log_days)
-        async with self.uow(readonly=True) as repo:
+        async with self._uow(readonly=True) as repo:
             tenant = await self._tenant(repo, tenant_name)
             user = await repo.user(tenant.id, username, with_plan=False)
             p = ctx.principal
             if user is None and permissions.can_manage_users(p, tenant.id):
                 raise UserNotFound(username, tenant.slug)
-            if user is None or not permissions.can_write_status(p, tenant.id, user.id):
-                await self._deny(ctx, "finger_log.read", user_target(username, tenant),
-                                 tenant=tenant.slug, username=username,
-                                 message=f"{p.name} may not read who fingered {username}")
+            await self._require(
+                ctx, lambda p: user is not None and permissions.can_write_status(
+                    p, tenant.id, user.id),
+                AuditAction.FINGER_LOG_READ, user_target(username, tenant),
+                tenant=tenant.slug, username=username,
+                message=f"{p.name} may not read who fingered {username}")
             assert user is not None
             return await repo.finger_log(user.id, since=since, limit=limit)

@@ -25,13 +25,14 @@ from datetime import datetime
 from typing import Any
 
 from fingerplat.domain import rules
+from fingerplat.domain.audit_actions import AuditAction
 from fingerplat.domain.errors import Conflict, InvalidInput
 from fingerplat.domain.imports import ImportRecord, ImportReport, Rejection
 from fingerplat.domain.model import ChangeEvent, Channel, Context, Tenant, User
 from fingerplat.domain.text import printable
-from fingerplat.repository.sql import Repository
 from fingerplat.service import permissions
 from fingerplat.service.base import ServiceBase, user_target
+from fingerplat.service.ports import Repository
 
 # Users per transaction. Each batch costs a commit, a tenant-wide change event
 # (a NOTIFY, and every node drops its cached reads of the tenant) and a pipeline
@@ -150,12 +151,12 @@ class _BatchWrites:
         if len(self.events) <= PER_USER_EVENTS_MAX:
             self.events.append(ChangeEvent(*args, **kwargs))
 
-    def audit(self, action: str, username: str, before: dict[str, Any] | None,
+    def audit(self, action: AuditAction, username: str, before: dict[str, Any] | None,
               after: dict[str, Any]) -> None:
         self.audits.append({
             "at": self.now, "tenant": self.tenant.slug, "tenant_id": self.tenant.id,
             "actor": self.actor,
-            "channel": self.channel, "action": action,
+            "channel": self.channel, "action": action.value,
             "target": user_target(username, self.tenant)[:300], "username": username,
             "outcome": "ok", "before": before, "after": after,
             "remote_addr": self.remote_addr, "detail": "",
@@ -198,7 +199,7 @@ class _BatchWrites:
         self._plan(item, user, before, after)
         if after:
             self.result.updated += 1
-            self.audit("import.update", user.username, before, after)
+            self.audit(AuditAction.IMPORT_UPDATE, user.username, before, after)
         else:
             self.result.unchanged += 1
 
@@ -253,7 +254,7 @@ class _BatchWrites:
             if item.plan:
                 self.plan_inserts.append((user_id, item.plan))
                 created["plan_bytes"] = len(item.plan.encode())
-            self.audit("import.create", item.username, None, created)
+            self.audit(AuditAction.IMPORT_CREATE, item.username, None, created)
             self.event("user", tenant.id, tenant.slug, item.username)
             if item.status:
                 self.event("status", tenant.id, tenant.slug, item.username,
@@ -299,11 +300,11 @@ class ImportUseCases(ServiceBase):
         ``progress`` is called with the number of records handled so far.
         """
         ctx = replace(ctx, channel=channel)
-        async with self.uow() as repo:
+        async with self._uow() as repo:
             tenant = await self._tenant(repo, tenant_name)
-        if not permissions.can_manage_users(ctx.principal, tenant.id):
-            await self._deny(ctx, "import.run", f"tenant:{tenant.slug}", tenant=tenant,
-                             message=f"not an admin of tenant {tenant.slug!r}")
+        await self._require(ctx, lambda p: permissions.can_manage_users(p, tenant.id),
+                            AuditAction.IMPORT_RUN, f"tenant:{tenant.slug}", tenant=tenant,
+                            message=f"not an admin of tenant {tenant.slug!r}")
         report = ImportReport(tenant=tenant.slug)
         # Only the user names are checked up front: they decide the batches.
         # The rest of each record is checked by its batch (_import_batch),
@@ -348,11 +349,11 @@ class ImportUseCases(ServiceBase):
         await self._write_batches(ctx, tenant, chunks, create_missing, committed)
         report.rejected.sort(key=lambda r: r.line)
         if report.created or report.updated:
-            async with self.uow() as repo:
+            async with self._uow() as repo:
                 counts = {"total": report.total, "created": report.created,
                           "updated": report.updated, "unchanged": report.unchanged,
                           "rejected": len(report.rejected)}
-                await self._audit(repo, ctx, "import.run", f"tenant:{tenant.slug}",
+                await self._audit(repo, ctx, AuditAction.IMPORT_RUN, f"tenant:{tenant.slug}",
                                   tenant=tenant, after=counts, detail=report.summary())
         return report
 
@@ -413,7 +414,7 @@ class ImportUseCases(ServiceBase):
         if items:
             for attempt in range(_CONFLICT_RETRIES):
                 try:
-                    async with self.uow() as repo:
+                    async with self._uow() as repo:
                         result = await self._write_batch(repo, ctx, tenant, items,
                                                          create_missing, lock=attempt > 0)
                         for event in result.events or ():  # NOTIFY with the batch
@@ -461,13 +462,13 @@ class ImportUseCases(ServiceBase):
         self, ctx: Context, tenant_name: str | None
     ) -> tuple[Tenant, list[User]]:
         """Every user of a tenant (hidden ones too) with plans, read in one transaction."""
-        async with self.uow() as repo:
+        async with self._uow() as repo:
             tenant = await self._tenant(repo, tenant_name)
-        if not permissions.can_see_hidden(ctx.principal, tenant.id):
-            await self._deny(ctx, "export", f"tenant:{tenant.slug}", tenant=tenant,
-                             message=f"not an admin of tenant {tenant.slug!r}")
+        await self._require(ctx, lambda p: permissions.can_see_hidden(p, tenant.id),
+                            AuditAction.EXPORT, f"tenant:{tenant.slug}", tenant=tenant,
+                            message=f"not an admin of tenant {tenant.slug!r}")
         found: list[User] = []
-        async with self.uow() as repo:
+        async with self._uow() as repo:
             after: str | None = None
             while True:
                 page = await repo.users_with_plans(tenant.id, after=after, limit=EXPORT_PAGE)

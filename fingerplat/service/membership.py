@@ -37,7 +37,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fingerplat.repository.sql import Repository
+from fingerplat.service.ports import Repository
 
 log = logging.getLogger(__name__)
 

@@ -26,6 +26,11 @@ def is_admin_of(p: Principal, tenant_id: int) -> bool:
     return is_platform_admin(p) or (p.role is Role.TENANT_ADMIN and p.tenant_id == tenant_id)
 
 
+def is_signed_in_user(p: Principal) -> bool:
+    """A user acting for themself (a self-service session or a user token)."""
+    return p.role is Role.USER and p.user_id is not None and p.tenant_id is not None
+
+
 def can_manage_tenants(p: Principal) -> bool:
     """Create or remove tenants, change domains and forwarding."""
     return is_platform_admin(p)
@@ -34,6 +39,11 @@ def can_manage_tenants(p: Principal) -> bool:
 def can_edit_tenant_basics(p: Principal, tenant_id: int) -> bool:
     """Display name and ``list_users``."""
     return is_admin_of(p, tenant_id)
+
+
+def can_update_tenant(p: Principal, tenant_id: int, *, routing: bool) -> bool:
+    """A change of tenant settings; ``routing``: it touches domains or forwarding."""
+    return can_manage_tenants(p) if routing else can_edit_tenant_basics(p, tenant_id)
 
 
 def can_manage_users(p: Principal, tenant_id: int) -> bool:

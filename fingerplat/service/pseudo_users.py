@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Hashable
 
 from fingerplat.domain import rules
+from fingerplat.domain.audit_actions import AuditAction
 from fingerplat.domain.errors import Conflict, InvalidInput, NotFound, Unavailable
 from fingerplat.domain.model import ChangeEvent, Context, PseudoUser, Tenant
 from fingerplat.service import permissions, pseudo_kinds
@@ -48,13 +49,13 @@ class PseudoUserUseCases(ServiceBase):
         if self.pseudo_kinds.get(kind_name) is None:
             raise InvalidInput(f"unknown pseudo-user kind {kind[:64]!r}: choose one of "
                                + ", ".join(self.pseudo_kinds.names()))
-        async with self.uow() as repo:
+        async with self._uow() as repo:
             tenant = await self._tenant(repo, tenant_name)
             target = user_target(username, tenant)
-            if not permissions.can_manage_users(ctx.principal, tenant.id):
-                await self._deny(ctx, "pseudo.create", target, tenant=tenant.slug,
-                                 username=username,
-                                 message=f"not an admin of tenant {tenant.slug!r}")
+            await self._require(ctx, lambda p: permissions.can_manage_users(p, tenant.id),
+                                AuditAction.PSEUDO_CREATE, target, tenant=tenant.slug,
+                                username=username,
+                                message=f"not an admin of tenant {tenant.slug!r}")
             # Exclusive: user creation takes the shared lock, so the two checks
             # below and a concurrent user add cannot interleave.
             if not await repo.lock_tenant(tenant.id, exclusive=True):
@@ -67,33 +68,33 @@ class PseudoUserUseCases(ServiceBase):
             pseudo_id = await repo.add_pseudo_user(tenant.id, username, kind_name, self.clock())
             created = await repo.pseudo_user(tenant.id, username)
             assert created is not None and created.id == pseudo_id
-            await self._audit(repo, ctx, "pseudo.create", target, tenant=tenant,
+            await self._audit(repo, ctx, AuditAction.PSEUDO_CREATE, target, tenant=tenant,
                               username=username, after={"kind": kind_name})
             await self._emit(repo, ChangeEvent("pseudo", tenant.id, tenant.slug, username))
         return created
 
     async def list_pseudo_users(self, ctx: Context, tenant_name: str | None) -> list[PseudoUser]:
-        async with self.uow(readonly=True) as repo:
+        async with self._uow(readonly=True) as repo:
             tenant = await self._tenant(repo, tenant_name)
-            if not permissions.can_manage_users(ctx.principal, tenant.id):
-                await self._deny(ctx, "pseudo.read", tenant.slug, tenant=tenant.slug,
-                                 message=f"not an admin of tenant {tenant.slug!r}")
+            await self._require(ctx, lambda p: permissions.can_manage_users(p, tenant.id),
+                                AuditAction.PSEUDO_READ, tenant.slug, tenant=tenant.slug,
+                                message=f"not an admin of tenant {tenant.slug!r}")
             return await repo.pseudo_users(tenant.id)
 
     async def remove_pseudo_user(self, ctx: Context, tenant_name: str | None, name: str) -> None:
         username = rules.username(name)
-        async with self.uow() as repo:
+        async with self._uow() as repo:
             tenant = await self._tenant(repo, tenant_name)
             target = user_target(username, tenant)
-            if not permissions.can_manage_users(ctx.principal, tenant.id):
-                await self._deny(ctx, "pseudo.remove", target, tenant=tenant.slug,
-                                 username=username,
-                                 message=f"not an admin of tenant {tenant.slug!r}")
+            await self._require(ctx, lambda p: permissions.can_manage_users(p, tenant.id),
+                                AuditAction.PSEUDO_REMOVE, target, tenant=tenant.slug,
+                                username=username,
+                                message=f"not an admin of tenant {tenant.slug!r}")
             found = await repo.pseudo_user(tenant.id, username)
             if found is None:
                 raise NotFound(f"no such pseudo-user {username!r} in tenant {tenant.slug!r}")
             await repo.remove_pseudo_user(found.id)
-            await self._audit(repo, ctx, "pseudo.remove", target, tenant=tenant,
+            await self._audit(repo, ctx, AuditAction.PSEUDO_REMOVE, target, tenant=tenant,
                               username=username, before={"kind": found.kind})
             await self._emit(repo, ChangeEvent("pseudo", tenant.id, tenant.slug, username,
                                                data={"removed": True}))
@@ -123,7 +124,7 @@ class PseudoUserUseCases(ServiceBase):
         return hit.get(name)  # type: ignore[no-any-return]
 
     async def _pseudo_names(self, tenant: Tenant) -> dict[str, str]:
-        found = await self.read(lambda repo: repo.pseudo_users(tenant.id))
+        found = await self._read(lambda repo: repo.pseudo_users(tenant.id))
         return {p.name: p.kind for p in found}
 
     async def pseudo_answer(self, tenant: Tenant, name: str, *,
@@ -153,7 +154,7 @@ class PseudoUserUseCases(ServiceBase):
         recent: tuple = ()
         if kind.wants_recent:
             since = pseudo_kinds.cutoff(now)
-            recent = tuple(await self.read(
+            recent = tuple(await self._read(
                 lambda repo: repo.recent_statuses(tenant.id, since, pseudo_kinds.RECENT_LIMIT)))
         query = PseudoQuery(
             name=name, kind=kind.name, tenant_slug=tenant.slug, tenant_name=tenant.name,
@@ -171,7 +172,7 @@ class PseudoUserUseCases(ServiceBase):
         zone = getattr(tenant, "timezone", None)  # on the model once tenant time zones land
         if isinstance(zone, str) and zone:
             return zone
-        return await self.read(lambda repo: repo.tenant_timezone(tenant.id))
+        return await self._read(lambda repo: repo.tenant_timezone(tenant.id))
 
     def _follow_pseudo_events(self) -> None:
         """Drop kept pseudo answers of a tenant when any status or user of it changes."""

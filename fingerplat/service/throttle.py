@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import NoReturn
 
+from fingerplat.domain.audit_actions import AuditAction
 from fingerplat.domain.errors import AuthenticationFailed, PermissionDenied, TooManyAttempts
 from fingerplat.domain.model import Channel, Context, Principal, Role
 from fingerplat.domain.throttle import (
@@ -40,12 +41,12 @@ from fingerplat.domain.throttle import (
     restart_if_expired,
     unreported,
 )
-from fingerplat.repository.sql import Repository
 from fingerplat.service.base import Refusal, ServiceBase
+from fingerplat.service.ports import Repository
 
 log = logging.getLogger("fingerplat.service.throttle")
 
-SUMMARY_ACTION = "auth.failures"
+SUMMARY_ACTION = AuditAction.AUTH_FAILURES
 SWEEP_BATCH = 500
 
 
@@ -145,7 +146,7 @@ class ThrottleUseCases(ServiceBase):
         return all(c.clean or self.throttle_policy.expired(c, now) for c in seen.values())
 
     async def _auth_gate(
-        self, ctx: Context, kind: str, account: str | None, *, action: str, target: str,
+        self, ctx: Context, kind: str, account: str | None, *, action: AuditAction, target: str,
         clean: bool = False,
     ) -> AuthAttempt:
         """Count an attempt before its secret is checked, or refuse it unchecked.
@@ -165,7 +166,7 @@ class ThrottleUseCases(ServiceBase):
         if clean:
             return AuthAttempt(ctx, acct, addr, counted=False)
         refused_for = 0
-        async with self._key_locks.hold(keys), self.uow() as repo:
+        async with self._key_locks.hold(keys), self._uow() as repo:
             now = self.clock()
             counters = await self._current(repo, keys, now)
             over = [c for c in counters.values() if policy.over_limit(c)]
@@ -196,7 +197,7 @@ class ThrottleUseCases(ServiceBase):
                            address_attempts=counters[addr].attempts)
 
     async def _auth_failed(
-        self, attempt: AuthAttempt, action: str, target: str, *, tenant: str | None,
+        self, attempt: AuthAttempt, action: AuditAction, target: str, *, tenant: str | None,
         username: str | None = None, message: str,
     ) -> NoReturn:
         """Count and (within the audit's allowance) record a failure, slow down, refuse."""
@@ -204,7 +205,7 @@ class ThrottleUseCases(ServiceBase):
         ctx = attempt.ctx
         now = self.clock()
         own_row = False
-        async with self._key_locks.hold(attempt.keys), self.uow() as repo:
+        async with self._key_locks.hold(attempt.keys), self._uow() as repo:
             now = self.clock()
             before = await repo.throttle.lock(attempt.keys, now)
             counters = await self._current(repo, attempt.keys, now, locked=before)
@@ -264,7 +265,7 @@ class ThrottleUseCases(ServiceBase):
             return
         policy = self.throttle_policy
         addr = address_key(ctx.remote_addr)
-        async with self._key_locks.hold([addr]), self.uow() as repo:
+        async with self._key_locks.hold([addr]), self._uow() as repo:
             now = self.clock()
             counters = await self._current(repo, [addr], now)
             counter, own_row = count_failure(counters[addr], now, ctx.channel.value, policy)
@@ -277,7 +278,7 @@ class ThrottleUseCases(ServiceBase):
                  ctx.principal.name, ctx.remote_addr, refusal.message)
 
     async def deny_unauthenticated(
-        self, channel: Channel, remote_addr: str | None, action: str, target: str,
+        self, channel: Channel, remote_addr: str | None, action: AuditAction, target: str,
         message: str,
     ) -> NoReturn:
         """Refuse a request that brought no usable credentials, and audit it (sparingly).
@@ -286,7 +287,8 @@ class ThrottleUseCases(ServiceBase):
         the service sees them (an API write without ``Authorization``, a
         non-Basic header on XML-RPC).
         """
-        await self._deny(Context(Principal.anonymous(), channel, remote_addr), action,
+        await self._deny(Context(Principal.anonymous(), channel, remote_addr),
+                         AuditAction(action),
                          target[:300], tenant=None, message=message,
                          error=AuthenticationFailed)
 
@@ -348,7 +350,7 @@ class ThrottleUseCases(ServiceBase):
         policy = self.throttle_policy
         now = self.clock()
         written = 0
-        async with self.uow() as repo:
+        async with self._uow() as repo:
             keys = await repo.throttle.due(now - policy.window, now - policy.summary_every,
                                            SWEEP_BATCH)
             if not keys:
@@ -369,12 +371,13 @@ class ThrottleUseCases(ServiceBase):
             await repo.throttle.drop(ended)
         return written
 
-    async def audit_refusal(self, ctx: Context, action: str, target: str, message: str) -> None:
+    async def audit_refusal(self, ctx: Context, action: AuditAction, target: str,
+                            message: str) -> None:
         """Record a refusal an adapter made on its own (a form without its CSRF token).
 
         Anonymous ones go through the address counter like every anonymous
         refusal, so a flood of them adds a few rows and one summary.
         """
-        await self._record_refusal(Refusal(ctx, action, target[:300], tenant=None,
+        await self._record_refusal(Refusal(ctx, AuditAction(action), target[:300], tenant=None,
                                            username=None, message=message,
                                            error=PermissionDenied))

@@ -8,6 +8,7 @@ from types import EllipsisType
 from typing import Any
 
 from fingerplat.domain import expiry, rules, visibility
+from fingerplat.domain.audit_actions import AuditAction
 from fingerplat.domain.errors import (
     Conflict,
     InvalidInput,
@@ -27,9 +28,9 @@ from fingerplat.domain.model import (
     User,
     UserPage,
 )
-from fingerplat.repository.sql import Repository
 from fingerplat.service import permissions
 from fingerplat.service.base import ServiceBase, user_target
+from fingerplat.service.ports import Repository
 
 MAX_PAGE = 1000
 HISTORY_MAX = 100
@@ -73,7 +74,7 @@ class UserUseCases(ServiceBase):
         if self.hot_reads is not None:
             user = await self.hot_reads.user(tenant.id, username)
         else:
-            user = await self.read(lambda repo: repo.user(tenant.id, username))
+            user = await self._read(lambda repo: repo.user(tenant.id, username))
         if user is None or user.hidden:
             return None
         return visibility.public_view(expiry.live(user, self.clock()), tenant.public_fields)
@@ -93,7 +94,7 @@ class UserUseCases(ServiceBase):
                 return []
             return [change.public() for change in await repo.history(user.id, limit)]
 
-        return await self.read(fetch)
+        return await self._read(fetch)
 
     async def directory(
         self,
@@ -117,7 +118,7 @@ class UserUseCases(ServiceBase):
         after = decode_cursor(cursor) if cursor else None
         if search is not None:
             search = rules.one_line("search", search, 100).lower() or None
-        async with self.uow(readonly=True) as repo:
+        async with self._uow(readonly=True) as repo:
             users = await repo.list_users(
                 tenant.id, include_hidden=admin, after=after, limit=limit + 1, search=search
             )
@@ -142,7 +143,7 @@ class UserUseCases(ServiceBase):
         Admins of the tenant and the user's own token see everything; anyone
         else sees what the tenant publishes.
         """
-        async with self.uow(readonly=True) as repo:
+        async with self._uow(readonly=True) as repo:
             tenant = await self._tenant(repo, tenant_name)
             user = await self._user(repo, tenant, name)
         privileged = permissions.can_write_status(ctx.principal, tenant.id, user.id)
@@ -157,7 +158,7 @@ class UserUseCases(ServiceBase):
         self, ctx: Context, tenant_name: str | None, name: str, limit: int = 20
     ) -> list[StatusChange]:
         limit = max(1, min(limit, HISTORY_MAX))
-        async with self.uow(readonly=True) as repo:
+        async with self._uow(readonly=True) as repo:
             tenant = await self._tenant(repo, tenant_name)
             user = await self._user(repo, tenant, name)
             own = permissions.can_write_status(ctx.principal, tenant.id, user.id)
@@ -191,13 +192,13 @@ class UserUseCases(ServiceBase):
             "phone": rules.one_line("phone", phone),
             "project": rules.one_line("project", project),
         }
-        async with self.uow() as repo:
+        async with self._uow() as repo:
             tenant = await self._tenant(repo, tenant_name)
             target = user_target(username, tenant)
-            if not permissions.can_manage_users(ctx.principal, tenant.id):
-                await self._deny(ctx, "user.create", target, tenant=tenant,
-                                 username=username,
-                                 message=f"not an admin of tenant {tenant.slug!r}")
+            await self._require(ctx, lambda p: permissions.can_manage_users(p, tenant.id),
+                                AuditAction.USER_CREATE, target, tenant=tenant,
+                                username=username,
+                                message=f"not an admin of tenant {tenant.slug!r}")
             if not await repo.lock_tenant(tenant.id, exclusive=False):
                 raise NotFound(f"no such tenant: {tenant.slug!r}")
             if await repo.pseudo_user(tenant.id, username) is not None:  # issue 16
@@ -208,7 +209,7 @@ class UserUseCases(ServiceBase):
             )
             user = await repo.user(tenant.id, username)
             assert user is not None and user.id == user_id
-            await self._audit(repo, ctx, "user.create", target, tenant=tenant,
+            await self._audit(repo, ctx, AuditAction.USER_CREATE, target, tenant=tenant,
                               username=username, after=_profile(user))
             await self._emit(repo, ChangeEvent("user", tenant.id, tenant.slug, username))
         return user
@@ -235,14 +236,14 @@ class UserUseCases(ServiceBase):
         if hidden is not None:
             changes["hidden"] = hidden
         username = rules.username(name)
-        async with self.uow() as repo:
+        async with self._uow() as repo:
             tenant = await self._tenant(repo, tenant_name)
             target = user_target(username, tenant)
             # Permission first, so another tenant's admin learns nothing about its users.
-            if not permissions.can_manage_users(ctx.principal, tenant.id):
-                await self._deny(ctx, "user.update", target, tenant=tenant,
-                                 username=username,
-                                 message=f"not an admin of tenant {tenant.slug!r}")
+            await self._require(ctx, lambda p: permissions.can_manage_users(p, tenant.id),
+                                AuditAction.USER_UPDATE, target, tenant=tenant,
+                                username=username,
+                                message=f"not an admin of tenant {tenant.slug!r}")
             user = await self._user(repo, tenant, username, for_update=True)
             if changes:
                 await repo.update_user(user.id, **changes)
@@ -250,7 +251,7 @@ class UserUseCases(ServiceBase):
             assert updated is not None
             changed = _profile(updated) != _profile(user)
             if changed:
-                await self._audit(repo, ctx, "user.update", target, tenant=tenant,
+                await self._audit(repo, ctx, AuditAction.USER_UPDATE, target, tenant=tenant,
                                   username=user.username, before=_profile(user),
                                   after=_profile(updated))
                 await self._emit(repo, ChangeEvent("user", tenant.id, tenant.slug,
@@ -260,16 +261,16 @@ class UserUseCases(ServiceBase):
 
     async def remove_user(self, ctx: Context, tenant_name: str | None, name: str) -> None:
         username = rules.username(name)
-        async with self.uow() as repo:
+        async with self._uow() as repo:
             tenant = await self._tenant(repo, tenant_name)
             target = user_target(username, tenant)
-            if not permissions.can_manage_users(ctx.principal, tenant.id):
-                await self._deny(ctx, "user.remove", target, tenant=tenant,
-                                 username=username,
-                                 message=f"not an admin of tenant {tenant.slug!r}")
+            await self._require(ctx, lambda p: permissions.can_manage_users(p, tenant.id),
+                                AuditAction.USER_REMOVE, target, tenant=tenant,
+                                username=username,
+                                message=f"not an admin of tenant {tenant.slug!r}")
             user = await self._user(repo, tenant, username, for_update=True)
             await repo.remove_user(user.id)
-            await self._audit(repo, ctx, "user.remove", target, tenant=tenant,
+            await self._audit(repo, ctx, AuditAction.USER_REMOVE, target, tenant=tenant,
                               username=user.username,
                               before={**_profile(user), "status": user.status})
             await self._emit(repo, ChangeEvent("user", tenant.id, tenant.slug, user.username,
@@ -292,10 +293,10 @@ class UserUseCases(ServiceBase):
         time zone): from then on every read shows no status.
         """
         text = rules.status(status) if status is not None else None
-        action = "status.set" if text is not None else "status.clear"
+        action = AuditAction.STATUS_SET if text is not None else AuditAction.STATUS_CLEAR
         if expires is not None and text is None:
             raise InvalidInput("only a status being set can have an expiry")
-        async with self.uow() as repo:
+        async with self._uow() as repo:
             tenant, user = await self._writable_user(repo, ctx, tenant_name, name, action,
                                                      "status")
             now = self.clock()
@@ -326,7 +327,7 @@ class UserUseCases(ServiceBase):
         ctx: Context,
         tenant_name: str | None,
         name: str,
-        action: str,
+        action: AuditAction,
         what: str,
     ) -> tuple[Tenant, User]:
         """The tenant and the locked user row whose status or plan ``ctx`` may change.
@@ -341,10 +342,10 @@ class UserUseCases(ServiceBase):
         p = ctx.principal
         if user is None and permissions.can_manage_users(p, tenant.id):
             raise UserNotFound(username, tenant.slug)
-        if user is None or not permissions.can_write_status(p, tenant.id, user.id):
-            await self._deny(ctx, action, user_target(username, tenant), tenant=tenant,
-                             username=username,
-                             message=f"{p.name} may not change the {what} of {username}")
+        await self._require(
+            ctx, lambda p: user is not None and permissions.can_write_status(p, tenant.id, user.id),
+            action, user_target(username, tenant), tenant=tenant, username=username,
+            message=f"{p.name} may not change the {what} of {username}")
         assert user is not None
         return tenant, user
 
@@ -355,9 +356,9 @@ class UserUseCases(ServiceBase):
         self, ctx: Context, tenant_name: str | None, name: str, expires: Expiry | None
     ) -> User:
         """Give the user's current status an expiry (None: it no longer expires)."""
-        async with self.uow() as repo:
+        async with self._uow() as repo:
             tenant, user = await self._writable_user(repo, ctx, tenant_name, name,
-                                                     "status.expiry", "status")
+                                                     AuditAction.STATUS_EXPIRY, "status")
             now = self.clock()
             user = expiry.live(user, now)
             if user.status is None:
@@ -365,7 +366,7 @@ class UserUseCases(ServiceBase):
             deadline = expires.resolve(now, tenant.timezone) if expires is not None else None
             await repo.set_status_expiry(user.id, deadline)
             await self._audit(
-                repo, ctx, "status.expiry", user_target(user.username, tenant),
+                repo, ctx, AuditAction.STATUS_EXPIRY, user_target(user.username, tenant),
                 tenant=tenant, username=user.username,
                 before={"status": user.status, "expires_at": _iso(user.status_expires_at)},
                 after={"status": user.status, "expires_at": _iso(deadline)},
@@ -388,7 +389,7 @@ class UserUseCases(ServiceBase):
         clears it and writes the event.
         """
         now = self.clock()
-        async with self.uow(readonly=True) as repo:
+        async with self._uow(readonly=True) as repo:
             due = await repo.due_expiries(now, limit)
         cleared = 0
         for user_id, deadline in due:
@@ -398,7 +399,7 @@ class UserUseCases(ServiceBase):
         return cleared
 
     async def _expire_one(self, user_id: int, deadline: Any) -> ChangeEvent | None:
-        async with self.uow() as repo:
+        async with self._uow() as repo:
             user = await repo.user_by_id(user_id)
             if user is None or user.status_expires_at != deadline:
                 return None
@@ -407,7 +408,8 @@ class UserUseCases(ServiceBase):
                 return None
             await repo.add_status_history([(user_id, None)], deadline, SYSTEM.principal.name,
                                           SYSTEM.channel.value)
-            await self._audit(repo, SYSTEM, "status.expire", user_target(user.username, tenant),
+            await self._audit(repo, SYSTEM, AuditAction.STATUS_EXPIRE,
+                              user_target(user.username, tenant),
                               tenant=tenant, username=user.username,
                               before={"status": user.status, "expires_at": _iso(deadline)},
                               after={"status": None})
@@ -419,12 +421,12 @@ class UserUseCases(ServiceBase):
 
     async def set_plan(self, ctx: Context, tenant_name: str | None, name: str, plan: str) -> User:
         text = rules.plan(plan)
-        async with self.uow() as repo:
-            tenant, user = await self._writable_user(repo, ctx, tenant_name, name, "plan.set",
-                                                     "plan")
+        async with self._uow() as repo:
+            tenant, user = await self._writable_user(repo, ctx, tenant_name, name,
+                                                     AuditAction.PLAN_SET, "plan")
             target = user_target(user.username, tenant)
             await repo.set_plan(user.id, text, self.clock())
-            await self._audit(repo, ctx, "plan.set", target, tenant=tenant,
+            await self._audit(repo, ctx, AuditAction.PLAN_SET, target, tenant=tenant,
                               username=user.username,
                               before={"bytes": len(user.plan.encode())},
                               after={"bytes": len(text.encode())})

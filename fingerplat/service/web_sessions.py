@@ -26,9 +26,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from fingerplat.domain.model import Principal, Role, WebSession
-from fingerplat.repository.sql import Repository
-from fingerplat.service import secrets
+from fingerplat.service import credential_crypto
 from fingerplat.service.base import ServiceBase
+from fingerplat.service.ports import Repository
 
 ADMIN = "admin"
 USER = "user"
@@ -80,16 +80,16 @@ class WebSessionUseCases(ServiceBase):
             kind, values = USER, {"user_id": principal.user_id}
         else:
             raise ValueError(f"no web session for {principal.name}")
-        token = secrets.new_session_token()
+        token = credential_crypto.new_session_token()
         now = self.clock()
-        async with self.uow() as repo:
+        async with self._uow() as repo:
             await repo.purge_web_sessions(now, PURGE_BATCH)
             await repo.add_web_session(
-                token_hash=secrets.hash_token_secret(token), kind=kind,
+                token_hash=credential_crypto.hash_token_secret(token), kind=kind,
                 csrf_secret=pysecrets.token_urlsafe(32), created_at=now, last_seen_at=now,
                 expires_at=_expiry(now, now), data=None, **values,
             )
-            row = await repo.web_session(secrets.hash_token_secret(token))
+            row = await repo.web_session(credential_crypto.hash_token_secret(token))
         assert row is not None
         found = _principal(row)
         assert found is not None
@@ -112,41 +112,41 @@ class WebSessionUseCases(ServiceBase):
         """
         if not token or len(token) > 100:
             return None
-        token_hash = secrets.hash_token_secret(token)
+        token_hash = credential_crypto.hash_token_secret(token)
 
         async def fetch(repo: Repository) -> Any:
             return await repo.web_session(token_hash)
 
-        row = await self.read(fetch)
+        row = await self._read(fetch)
         if row is None or row["kind"] != kind:
             return None
         now = self.clock()
         found = _principal(row)
         if found is None or row["expires_at"] <= now:
-            async with self.uow() as repo:
+            async with self._uow() as repo:
                 await repo.remove_web_session_by_id(row["id"])
             return None
         session = self._session(row, *found)
         if now - row["last_seen_at"] >= TOUCH_EVERY:
             expires = _expiry(row["created_at"], now)
-            async with self.uow() as repo:
+            async with self._uow() as repo:
                 await repo.touch_web_session(row["id"], now, expires)
         return session
 
     async def save_web_session_data(self, session: WebSession, data: dict[str, Any]) -> None:
         """Store the session's flash messages and sealed secret (empty: clear them)."""
-        async with self.uow() as repo:
+        async with self._uow() as repo:
             await repo.set_web_session_data(session.id, data or None)
 
     async def end_web_session(self, token: str | None) -> None:
         """Log out: the row goes, so the cookie is worthless everywhere at once."""
         if token and len(token) <= 100:
-            async with self.uow() as repo:
-                await repo.remove_web_session(secrets.hash_token_secret(token))
+            async with self._uow() as repo:
+                await repo.remove_web_session(credential_crypto.hash_token_secret(token))
 
     async def purge_web_sessions(self, limit: int = PURGE_BATCH) -> int:
         """Delete up to ``limit`` expired sessions; how many were deleted."""
-        async with self.uow() as repo:
+        async with self._uow() as repo:
             return await repo.purge_web_sessions(self.clock(), limit)
 
     async def shared_key(self, name: str = LOGIN_FORM_KEY) -> bytes:
@@ -162,7 +162,7 @@ class WebSessionUseCases(ServiceBase):
         key = cache.get(name)
         if key is not None:
             return key
-        async with self.uow() as repo:
+        async with self._uow() as repo:
             value = await repo.server_key(name)
             if value is None:
                 await repo.add_server_key(name, pysecrets.token_hex(32), self.clock())

@@ -35,13 +35,13 @@ class CountingNode(Node):
     def __init__(self, runtime: Any) -> None:
         super().__init__(runtime)
         self.reads = 0
-        original = self.service.read
+        original = self.service._read
 
         async def read(fetch: Callable[[Any], Awaitable[Any]]) -> Any:
             self.reads += 1
             return await original(fetch)
 
-        self.service.read = read  # type: ignore[method-assign]
+        self.service._read = read  # type: ignore[method-assign]
         hot = self.service.hot_reads  # PostgreSQL: a miss's user read takes this path
         if hot is not None:
             hot_user = hot.user

@@ -8,28 +8,29 @@ from datetime import UTC, datetime
 
 from fingerplat.adapters.web.admin import csv_export
 from fingerplat.domain.model import AuditEvent
-from fingerplat.service import secrets
+from fingerplat.service import credential_crypto
 
 
 def test_a_sealed_secret_opens_only_with_its_cookie_token() -> None:
-    sealed = secrets.seal("fp_7_s3cret", "cookie-token-a")
+    sealed = credential_crypto.seal("fp_7_s3cret", "cookie-token-a")
     assert "s3cret" not in sealed
-    assert secrets.unseal(sealed, "cookie-token-a") == "fp_7_s3cret"
-    assert secrets.unseal(sealed, "cookie-token-b") is None
-    assert secrets.unseal(sealed[:-4] + "AAAA", "cookie-token-a") is None
-    assert secrets.unseal("not base64 at all!", "cookie-token-a") is None
-    assert secrets.seal("x", "t") != secrets.seal("x", "t")  # a fresh nonce each time
+    assert credential_crypto.unseal(sealed, "cookie-token-a") == "fp_7_s3cret"
+    assert credential_crypto.unseal(sealed, "cookie-token-b") is None
+    assert credential_crypto.unseal(sealed[:-4] + "AAAA", "cookie-token-a") is None
+    assert credential_crypto.unseal("not base64 at all!", "cookie-token-a") is None
+    # A fresh nonce each time:
+    assert credential_crypto.seal("x", "t") != credential_crypto.seal("x", "t")
 
 
 def test_login_form_signature_is_bound_to_key_purpose_and_nonce() -> None:
     key, other = b"k" * 32, b"o" * 32
-    token = secrets.sign(key, "admin-login", "nonce")
-    assert secrets.signature_matches(key, "admin-login", "nonce", token)
-    assert not secrets.signature_matches(other, "admin-login", "nonce", token)
-    assert not secrets.signature_matches(key, "user-login", "nonce", token)
-    assert not secrets.signature_matches(key, "admin-login", "nonce2", token)
-    assert not secrets.signature_matches(key, "admin-login", "nonce", token + "x")
-    assert not secrets.signature_matches(key, "admin-login", "nonce", "é")
+    token = credential_crypto.sign(key, "admin-login", "nonce")
+    assert credential_crypto.signature_matches(key, "admin-login", "nonce", token)
+    assert not credential_crypto.signature_matches(other, "admin-login", "nonce", token)
+    assert not credential_crypto.signature_matches(key, "user-login", "nonce", token)
+    assert not credential_crypto.signature_matches(key, "admin-login", "nonce2", token)
+    assert not credential_crypto.signature_matches(key, "admin-login", "nonce", token + "x")
+    assert not credential_crypto.signature_matches(key, "admin-login", "nonce", "é")
 
 
 def test_csv_cells_starting_like_a_formula_get_a_quote() -> None:

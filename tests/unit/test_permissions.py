@@ -58,6 +58,16 @@ def test_can_edit_tenant_basics() -> None:
     _check(lambda p: perm.can_edit_tenant_basics(p, TENANT), ADMINS_OF_TENANT)
 
 
+def test_can_update_tenant() -> None:
+    """Domains and forwarding route the whole platform's traffic: platform admins only."""
+    _check(lambda p: perm.can_update_tenant(p, TENANT, routing=False), ADMINS_OF_TENANT)
+    _check(lambda p: perm.can_update_tenant(p, TENANT, routing=True), PLATFORM_ONLY)
+
+
+def test_is_signed_in_user() -> None:
+    _check(perm.is_signed_in_user, {"self", "other_user", "stray_user"})
+
+
 def test_can_manage_users() -> None:
     _check(lambda p: perm.can_manage_users(p, TENANT), ADMINS_OF_TENANT)
 
@@ -103,7 +113,8 @@ def test_every_rule_is_covered() -> None:
     tested = {
         "is_platform_admin", "is_admin_of", "can_manage_tenants", "can_edit_tenant_basics",
         "can_manage_users", "can_write_status", "can_see_hidden", "can_create_token",
-        "can_manage_tokens", "can_manage_admins", "can_read_audit",
+        "can_manage_tokens", "can_manage_admins", "can_read_audit", "can_update_tenant",
+        "is_signed_in_user",
     }
     public = {
         name for name in dir(perm)

@@ -26,7 +26,7 @@ from typing import Any
 from aiohttp import web
 
 from fingerplat.domain.model import Principal, WebSession
-from fingerplat.service import FingerplatService, secrets
+from fingerplat.service import FingerplatService, credential_crypto
 
 FLASH_MAX = 5
 _NONCE_RE = re.compile(r"[A-Za-z0-9_-]{43}")
@@ -74,7 +74,7 @@ class Session:
     @property
     def secret_once(self) -> str | None:
         sealed = self._data.get("sealed")
-        return secrets.unseal(sealed, self.token) if isinstance(sealed, str) else None
+        return credential_crypto.unseal(sealed, self.token) if isinstance(sealed, str) else None
 
     @secret_once.setter
     def secret_once(self, value: str | None) -> None:
@@ -82,7 +82,7 @@ class Session:
         if value is None:
             self._data.pop("sealed", None)
         else:
-            self._data["sealed"] = secrets.seal(value, self.token)
+            self._data["sealed"] = credential_crypto.seal(value, self.token)
         self.dirty = True
 
     def take_secret(self) -> str | None:
@@ -137,7 +137,7 @@ def login_nonce(request: web.Request, cookie_name: str) -> tuple[str, bool]:
 
 def login_form_token(key: bytes, purpose: str, nonce: str) -> str:
     """What the login form carries: the nonce's HMAC for this form's purpose."""
-    return secrets.sign(key, purpose, nonce)
+    return credential_crypto.sign(key, purpose, nonce)
 
 
 def login_form_valid(request: web.Request, key: bytes, purpose: str, cookie_name: str,
@@ -146,7 +146,7 @@ def login_form_valid(request: web.Request, key: bytes, purpose: str, cookie_name
     nonce = request.cookies.get(cookie_name, "")
     if not _NONCE_RE.fullmatch(nonce) or not isinstance(presented, str) or not presented:
         return False
-    return secrets.signature_matches(key, purpose, nonce, presented)
+    return credential_crypto.signature_matches(key, purpose, nonce, presented)
 
 
 def set_login_cookie(response: web.StreamResponse, name: str, nonce: str, *, path: str,

@@ -13,6 +13,7 @@ from typing import NoReturn
 from aiohttp import web
 
 from fingerplat.adapters.web.keys import SERVICE
+from fingerplat.domain.audit_actions import AuditAction
 from fingerplat.domain.errors import AuthenticationFailed
 from fingerplat.domain.model import Channel, Context, Principal
 
@@ -79,8 +80,8 @@ async def refuse(request: web.Request, channel: Channel, message: str) -> NoRetu
     call for every anonymous request an attacker sends.
     """
     await request.config_dict[SERVICE].deny_unauthenticated(
-        channel, remote_addr(request), "auth.token", f"{request.method} {request.path}"[:300],
-        message,
+        channel, remote_addr(request), AuditAction.AUTH_TOKEN,
+        f"{request.method} {request.path}"[:300], message,
     )
     raise AssertionError("deny_unauthenticated returned")  # pragma: no cover
 

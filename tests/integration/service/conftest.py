@@ -19,6 +19,7 @@ from fingerplat.domain.model import AuditEvent, AuditQuery, Channel, Context, Pr
 from fingerplat.repository.engine import create_engine
 from fingerplat.repository.schema import audit_chain_heads, audit_events, auth_throttle, metadata
 from fingerplat.service import FingerplatService
+from tests.support.memory_storage import MemoryStorage
 
 
 class Clock:
@@ -95,10 +96,19 @@ async def world(service: FingerplatService, operator: Context) -> World:
     return await make_world(service, operator)
 
 
-async def snapshot(service: FingerplatService) -> dict[str, list[tuple[Any, ...]]]:
+def _memory(service: FingerplatService) -> MemoryStorage | None:
+    """The in-memory storage of a service built on it (tests/unit/service), else None."""
+    storage = vars(service).get("_storage")
+    return storage if isinstance(storage, MemoryStorage) else None
+
+
+async def snapshot(service: FingerplatService) -> dict[str, Any]:
     """Every row of every table but the audit trail and the authentication throttle's
     counters (bookkeeping of who failed, not data): what "nothing changed" compares."""
-    state: dict[str, list[tuple[Any, ...]]] = {}
+    memory = _memory(service)
+    if memory is not None:
+        return memory.data()
+    state: dict[str, Any] = {}
     async with service.engine.connect() as conn:
         for table in metadata.sorted_tables:
             if table in (audit_events, audit_chain_heads, auth_throttle):
@@ -114,5 +124,8 @@ async def latest_audit(service: FingerplatService, operator: Context, n: int = 1
 
 
 async def audit_count(service: FingerplatService) -> int:
+    memory = _memory(service)
+    if memory is not None:
+        return memory.audit_count()
     async with service.engine.connect() as conn:
         return len((await conn.execute(select(audit_events.c.id))).all())

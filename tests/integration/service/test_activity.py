@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-import pytest
-
-from fingerplat.domain.errors import PermissionDenied
-from fingerplat.domain.model import AuditQuery, Channel, Context, Principal, TokenScope
+from fingerplat.domain.model import Context
 from fingerplat.service import FingerplatService
 from tests.integration.service.conftest import Clock
 
@@ -33,23 +30,3 @@ async def test_changes_are_counted_per_utc_day_with_every_day_present(
     assert days == [(date(2026, 11, 20), 0), (date(2026, 11, 21), 1), (date(2026, 11, 22), 3),
                     (date(2026, 11, 23), 0), (date(2026, 11, 24), 0)]
     assert len(await svc.status_activity(operator, "acme")) == 30
-
-
-async def test_only_the_tenants_admins_may_see_it(
-    service: FingerplatService, operator: Context
-):
-    await service.create_tenant(operator, "acme")
-    await service.create_tenant(operator, "globex")
-    issued = await service.create_token(operator, TokenScope.TENANT, tenant_name="globex")
-    globex_admin = Context(
-        (await service.authenticate_token(issued.secret, Channel.API)), Channel.API)
-    with pytest.raises(PermissionDenied):
-        await service.status_activity(globex_admin, "acme")
-    assert await service.status_activity(globex_admin, "globex", days=1) == [
-        (service.clock().date(), 0)]
-    anonymous = Context(Principal.anonymous(), Channel.WEB)
-    with pytest.raises(PermissionDenied):
-        await service.status_activity(anonymous, "acme")
-    denied = await service.audit_log(operator, AuditQuery(action="activity.read"),
-                                     all_tenants=True)
-    assert [e.outcome for e in denied] == ["denied", "denied"]

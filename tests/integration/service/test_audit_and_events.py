@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from fingerplat.domain.errors import InvalidInput, PermissionDenied
+from fingerplat.domain.errors import PermissionDenied
 from fingerplat.domain.model import AuditQuery, ChangeEvent
 from fingerplat.service import FingerplatService
 from tests.integration.service.conftest import Clock, make_world
@@ -58,25 +58,6 @@ async def test_audit_filters(clocked: FingerplatService, clock: Clock, operator)
     assert all(e.tenant == "default" for e in default)
     everything = await svc.audit_log(operator, AuditQuery(limit=1000), all_tenants=True)
     assert len(everything) == 6
-
-
-async def test_audit_query_is_validated(service, operator):
-    for limit in [0, 1001]:
-        with pytest.raises(InvalidInput, match="limit must be between 1 and 1000"):
-            await service.audit_log(operator, AuditQuery(limit=limit))
-    with pytest.raises(InvalidInput, match="invalid username"):
-        await service.audit_log(operator, AuditQuery(username="bad name"))
-
-
-async def test_tenant_admin_reads_only_own_trail(service, operator):
-    world = await make_world(service, operator)
-    ctx = world.ctx("acme_admin")
-    events = await service.audit_log(ctx, AuditQuery(tenant="acme", limit=1000))
-    assert events and {e.tenant for e in events} == {"acme"}
-    with pytest.raises(PermissionDenied):
-        await service.audit_log(ctx, AuditQuery(tenant="globex"))
-    with pytest.raises(PermissionDenied):
-        await service.audit_log(world.ctx("alice"), AuditQuery(tenant="acme"))
 
 
 async def test_change_events_follow_commits_and_not_refusals(service, operator):

@@ -235,6 +235,11 @@ async def test_audit_page_filters_pages_and_exports_csv(
     assert rows == 5 and "bob status" not in page.text
     assert "=HYPERLINK(&#34;http://evil.example&#34;)" in page.text
 
+    # The action filter offers every action the service audits, imports and exports too.
+    offered = set(re.findall(r'<option value="([^"]+)">', page.text))
+    assert {"import.run", "import.create", "import.update", "export", "auth.local",
+            "auth.failures", "status.expire", "web.csrf"} <= offered
+
     page = await admin.get("/admin/tenants/default/audit?user=bob")
     assert page.text.count("<code>status.set</code>") == 50
     older = re.search(r'href="([^"]+)">Older', page.text)

@@ -34,7 +34,7 @@ from fingerplat.config import SetterConfig
 from fingerplat.domain.model import AuditEvent, AuditQuery, Context
 from fingerplat.domain.throttle import ThrottlePolicy
 from fingerplat.metrics import Metrics
-from fingerplat.service import FingerplatService, secrets
+from fingerplat.service import FingerplatService, credential_crypto
 from tests.integration.web.admin_client import (
     ROOT_NAME,
     ROOT_PASSWORD,
@@ -121,13 +121,13 @@ async def admin(web_server: RunningWeb, operator: Context) -> AsyncIterator[Admi
 def argon2_checks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Counts every admin password check (argon2) the service makes."""
     calls: list[int] = []
-    real = secrets.password_matches
+    real = credential_crypto.password_matches
 
     def counting(password: str, stored: str | None) -> bool:
         calls.append(1)
         return real(password, stored)
 
-    monkeypatch.setattr(secrets, "password_matches", counting)
+    monkeypatch.setattr(credential_crypto, "password_matches", counting)
     return calls
 
 

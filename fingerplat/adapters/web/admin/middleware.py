@@ -17,6 +17,7 @@ from aiohttp import web
 from fingerplat.adapters.web import browser_session
 from fingerplat.adapters.web.admin import state
 from fingerplat.adapters.web.admin.refusals import audit_refusal
+from fingerplat.domain.audit_actions import AuditAction
 from fingerplat.domain.errors import (
     AuthenticationFailed,
     Conflict,
@@ -133,7 +134,7 @@ async def require_login(request: web.Request, handler: Handler) -> web.StreamRes
     s = state.session(request)
     if s is None:
         if request.method in UNSAFE_METHODS:
-            await audit_refusal(request, "web.form", "form sent without a live session")
+            await audit_refusal(request, AuditAction.WEB_FORM, "form sent without a live session")
             return error_page(request, 403, "Session expired",
                               "Your session has ended. Log in again and repeat the change.")
         target = request.path_qs if request.method == "GET" else state.PREFIX + "/"
@@ -160,7 +161,7 @@ async def check_csrf(request: web.Request, handler: Handler) -> web.StreamRespon
             ok = s is not None and isinstance(token, str) and s.csrf_matches(token)
         if not ok:
             log.info("refused %s %s: missing or wrong CSRF token", request.method, request.path)
-            await audit_refusal(request, "web.csrf", "missing or wrong CSRF token")
+            await audit_refusal(request, AuditAction.WEB_CSRF, "missing or wrong CSRF token")
             return error_page(
                 request, 403, "Form refused",
                 "This form was not sent by this admin page (missing or wrong security "

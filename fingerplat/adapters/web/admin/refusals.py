@@ -13,13 +13,14 @@ import logging
 from aiohttp import web
 
 from fingerplat.adapters.web.admin import state
+from fingerplat.domain.audit_actions import AuditAction
 from fingerplat.domain.errors import FingerplatError
 from fingerplat.domain.model import Channel, Context, Principal
 
 log = logging.getLogger("fingerplat.web.admin")
 
 
-async def audit_refusal(request: web.Request, action: str, message: str) -> None:
+async def audit_refusal(request: web.Request, action: AuditAction, message: str) -> None:
     """Audit a refused admin request as its session's admin, or as anonymous."""
     s = state.session(request)
     principal = s.principal if s is not None and s.principal is not None else None

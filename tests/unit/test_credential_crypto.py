@@ -10,23 +10,23 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fingerplat.domain.errors import InvalidInput
-from fingerplat.service import secrets
+from fingerplat.service import credential_crypto
 from fingerplat.service.users import decode_cursor, encode_cursor
 
 
 def test_new_secrets_have_256_bits_and_differ() -> None:
-    made = {secrets.new_token_secret() for _ in range(50)}
+    made = {credential_crypto.new_token_secret() for _ in range(50)}
     assert len(made) == 50
     assert all(len(s) >= 43 and set(s) <= set(string.ascii_letters + string.digits + "-_")
                for s in made)
 
 
 def test_format_and_parse_round_trip() -> None:
-    secret = secrets.new_token_secret()
-    token = secrets.format_token(42, secret)
+    secret = credential_crypto.new_token_secret()
+    token = credential_crypto.format_token(42, secret)
     assert token == f"fp_42_{secret}"
-    assert secrets.parse_token(token) == (42, secret)
-    assert secrets.parse_token(f"  {token}\r\n") == (42, secret)
+    assert credential_crypto.parse_token(token) == (42, secret)
+    assert credential_crypto.parse_token(f"  {token}\r\n") == (42, secret)
 
 
 @pytest.mark.parametrize("bad", [
@@ -34,27 +34,27 @@ def test_format_and_parse_round_trip() -> None:
     "fp_" + "1" * 19 + "_x", "fp_1_" + "x" * 201, "Bearer fp_1_x",
 ])
 def test_parse_refuses_malformed_tokens(bad: str) -> None:
-    assert secrets.parse_token(bad) is None
+    assert credential_crypto.parse_token(bad) is None
 
 
 def test_secret_is_stored_as_sha256_and_compared_exactly() -> None:
-    secret = secrets.new_token_secret()
-    stored = secrets.hash_token_secret(secret)
+    secret = credential_crypto.new_token_secret()
+    stored = credential_crypto.hash_token_secret(secret)
     assert stored == hashlib.sha256(secret.encode()).hexdigest()
-    assert secrets.token_secret_matches(secret, stored)
-    assert not secrets.token_secret_matches(secret + "x", stored)
-    assert not secrets.token_secret_matches(secret[:-1], stored)
-    assert not secrets.token_secret_matches(secret, "0" * 64)
+    assert credential_crypto.token_secret_matches(secret, stored)
+    assert not credential_crypto.token_secret_matches(secret + "x", stored)
+    assert not credential_crypto.token_secret_matches(secret[:-1], stored)
+    assert not credential_crypto.token_secret_matches(secret, "0" * 64)
 
 
 def test_passwords_use_argon2id() -> None:
-    stored = secrets.hash_password("correct horse battery")
+    stored = credential_crypto.hash_password("correct horse battery")
     assert stored.startswith("$argon2id$")
-    assert secrets.password_matches("correct horse battery", stored)
-    assert not secrets.password_matches("Correct horse battery", stored)
-    assert not secrets.password_matches("correct horse battery", None)
-    assert not secrets.password_matches("x", "not a hash")
-    assert not secrets.password_needs_rehash(stored)
+    assert credential_crypto.password_matches("correct horse battery", stored)
+    assert not credential_crypto.password_matches("Correct horse battery", stored)
+    assert not credential_crypto.password_matches("correct horse battery", None)
+    assert not credential_crypto.password_matches("x", "not a hash")
+    assert not credential_crypto.password_needs_rehash(stored)
 
 
 @given(st.from_regex(r"[a-z_][a-z0-9_.-]{0,31}", fullmatch=True))

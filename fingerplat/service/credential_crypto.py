@@ -1,4 +1,8 @@
-"""Token and password handling: random secrets, hashes, constant-time checks."""
+"""The cryptography of credentials: token secrets, password hashes (argon2id),
+session tokens, sealed values and signatures, all checked in constant time.
+
+(Named so as not to shadow the standard library's ``secrets``, which it uses.)
+"""
 
 from __future__ import annotations
 

@@ -204,3 +204,12 @@ async def test_user_token_of_one_tenant_cannot_touch_same_name_elsewhere(world: 
         await svc.set_status(world.ctx("carol"), "acme", "carol", "impostor")
     assert await snapshot(svc) == before
     assert (await svc.set_status(world.ctx("carol"), "globex", "carol", "me")).status == "me"
+
+
+async def test_only_a_signed_in_user_has_an_own_account_page(world: World):
+    """Refused like every other permission: PermissionDenied, nothing changed, one row."""
+    for who in ("acme_admin", "platform", "anonymous"):
+        await _assert_refused(world, who, "own account page", "account.read",
+                              lambda w, who: w.service.own_account(w.ctx(who)))
+    tenant, user, _fields = await world.service.own_account(world.ctx("alice"))
+    assert (tenant.slug, user.username) == ("acme", "alice")
