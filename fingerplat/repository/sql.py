@@ -137,6 +137,12 @@ def _token(row: RowMapping) -> Token:
 # Columns of a new user as the importer hands them over (tenant and time aside).
 _NEW_USER_FIELDS = ("username", "full_name", "office", "phone", "project", "hidden", "status",
                     "status_set_at")
+# Users.users_in_range on PostgreSQL, sent to asyncpg directly (the columns of StoredUser).
+_USERS_IN_RANGE = (
+    "SELECT u.id, u.username, u.full_name, u.office, u.phone, u.project, u.hidden, u.status, "
+    "p.text FROM users AS u LEFT OUTER JOIN plans AS p ON p.user_id = u.id "
+    "WHERE u.tenant_id = $1 AND u.username >= $2 AND u.username <= $3"
+)
 _AUDIT_FIELDS = ("at", "tenant", "actor", "channel", "action", "target", "username", "outcome",
                  "before", "after", "remote_addr", "detail")
 _CHAINED_AUDIT_FIELDS = ("id", *_AUDIT_FIELDS, "tenant_id", "prev_hash", "hash")
@@ -759,7 +765,27 @@ class Repository(PseudoUserAndFingerLogQueries, WebSessionQueries):
         if for_update:  # PostgreSQL row locks; SQLite serialises writers anyway
             stmt = stmt.with_for_update(of=users)
         make = StoredUser._make
+        if self.conn.dialect.driver == "asyncpg":
+            # Straight to the driver (prepared, rows decoded in C): through
+            # SQLAlchemy's result layer a re-import spent about 1 s of client
+            # CPU per 100,000 users on wrapping rows it then took apart.
+            driver = await self._driver_in_transaction()
+            sql = _USERS_IN_RANGE + (" FOR UPDATE OF u" if for_update else "")
+            return {row[1]: make(row) for row in await driver.fetch(sql, tenant_id, first, last)}
         return {row[1]: make(row) for row in (await self.conn.execute(stmt)).all()}
+
+    async def _driver_in_transaction(self) -> Any:
+        """This unit's asyncpg connection, with the unit's transaction begun.
+
+        SQLAlchemy's asyncpg adapter sends BEGIN with its own first statement;
+        a statement sent to the driver before that would run outside the
+        transaction (a ``FOR UPDATE`` lock would be released at once).
+        """
+        driver = (await self.conn.get_raw_connection()).driver_connection
+        assert driver is not None
+        if not driver.is_in_transaction():
+            await self.conn.execute(sql_text("SELECT 1"))
+        return driver
 
     async def insert_users(
         self, tenant_id: int, now: datetime, rows: Sequence[dict[str, Any]]
@@ -773,6 +799,17 @@ class Repository(PseudoUserAndFingerLogQueries, WebSessionQueries):
             return {}
         names = [row["username"] for row in rows]
         get = itemgetter(*_NEW_USER_FIELDS)
+        if self.conn.dialect.driver == "asyncpg":
+            # Draw the ids first and COPY them with the rows: no read-back query
+            # (5,000 rows decoded per batch) and the ids are known at once.
+            driver = await self._driver_in_transaction()
+            ids = [int(r[0]) for r in await driver.fetch(
+                "SELECT nextval(pg_get_serial_sequence('users', 'id')) "
+                "FROM generate_series(1, $1)", len(rows))]
+            await self._bulk_insert(
+                users, ("id", "tenant_id", "created_at", *_NEW_USER_FIELDS),
+                [(uid, tenant_id, now, *get(row)) for uid, row in zip(ids, rows, strict=True)])
+            return dict(zip(names, ids, strict=True))
         await self._bulk_insert(users, ("tenant_id", "created_at", *_NEW_USER_FIELDS),
                                 [(tenant_id, now, *get(row)) for row in rows])
         wanted = set(names)
