@@ -198,6 +198,26 @@ def _processed(values: Sequence[Any], proc: Any) -> list[Any]:
     return out
 
 
+def _tenant(row: RowMapping, domains: tuple[str, ...]) -> Tenant:
+    return Tenant(
+        id=row["id"],
+        slug=row["slug"],
+        name=row["name"],
+        list_users=row["list_users"],
+        forwarding=row["forwarding"],
+        is_default=row["is_default"],
+        domains=domains,
+        created_at=row["created_at"],
+        finger_log=row["finger_log"],
+        timezone=row["timezone"] or "UTC",
+        public_fields=(None if row["public_fields"] is None
+                       else frozenset(row["public_fields"])),
+        trusted_networks=tuple(row["trusted_networks"] or ()),
+        rejected_networks=tuple(row["rejected_networks"] or ()),
+        networks=network_policy(row["trusted_networks"], row["rejected_networks"]),
+    )
+
+
 class Repository(PseudoUserAndFingerLogQueries, WebSessionQueries):
     """All SQL of fingerplat, bound to one connection (one transaction)."""
 
@@ -227,23 +247,18 @@ class Repository(PseudoUserAndFingerLogQueries, WebSessionQueries):
             .where(tenant_domains.c.tenant_id == row["id"])
             .order_by(tenant_domains.c.domain)
         )
-        return Tenant(
-            id=row["id"],
-            slug=row["slug"],
-            name=row["name"],
-            list_users=row["list_users"],
-            forwarding=row["forwarding"],
-            is_default=row["is_default"],
-            domains=tuple(domains.scalars()),
-            created_at=row["created_at"],
-            finger_log=row["finger_log"],
-            timezone=row["timezone"] or "UTC",
-            public_fields=(None if row["public_fields"] is None
-                           else frozenset(row["public_fields"])),
-            trusted_networks=tuple(row["trusted_networks"] or ()),
-            rejected_networks=tuple(row["rejected_networks"] or ()),
-            networks=network_policy(row["trusted_networks"], row["rejected_networks"]),
-        )
+        return _tenant(row, tuple(domains.scalars()))
+
+    async def tenants_with_domains(self) -> list[Tenant]:
+        """Every tenant with its domains, in two statements (warming 10,000 tenants:
+        :meth:`list_tenants` reads the domains of each tenant apart)."""
+        domains: dict[int, list[str]] = {}
+        for tenant_id, domain in await self.conn.execute(
+                select(tenant_domains.c.tenant_id, tenant_domains.c.domain)
+                .order_by(tenant_domains.c.tenant_id, tenant_domains.c.domain)):
+            domains.setdefault(int(tenant_id), []).append(domain)
+        rows = (await self.conn.execute(select(tenants).order_by(tenants.c.id))).mappings()
+        return [_tenant(r, tuple(domains.get(int(r["id"]), ()))) for r in rows]
 
     async def tenant_by_slug(self, slug: str) -> Tenant | None:
         row = (await self.conn.execute(select(tenants).where(tenants.c.slug == slug))).mappings()
@@ -378,6 +393,22 @@ class Repository(PseudoUserAndFingerLogQueries, WebSessionQueries):
         stmt = _USER_WITH_PLAN_BY_NAME_PAGE
         params = {"tenant_id": tenant_id, "after": after or "", "limit": limit}
         rows = (await self.conn.execute(stmt, params)).mappings().all()
+        return [_user(row, row["plan"] or "") for row in rows]
+
+    async def visible_users_all_page(self, after: tuple[int, str] | None,
+                                     limit: int) -> list[User]:
+        """Visible users of every tenant with their plans, in (tenant, name) order,
+        after ``after`` (warming the read cache for many tenants: keyset pages over
+        the unique (tenant_id, username) index, not one read per tenant)."""
+        stmt = (select(*_USER_COLUMNS, plans.c.text.label("plan"))
+                .select_from(users.outerjoin(plans, plans.c.user_id == users.c.id))
+                .where(users.c.hidden.is_(False)))
+        if after is not None:
+            stmt = stmt.where(
+                (users.c.tenant_id > after[0])
+                | and_(users.c.tenant_id == after[0], users.c.username > after[1]))
+        stmt = stmt.order_by(users.c.tenant_id, users.c.username).limit(limit)
+        rows = (await self.conn.execute(stmt)).mappings().all()
         return [_user(row, row["plan"] or "") for row in rows]
 
     async def usernames_in(self, tenant_id: int, names: Sequence[str]) -> dict[str, bool]:
