@@ -192,9 +192,14 @@ class CachedPublicReads(TenantUseCases, UserUseCases):
             return 0  # a change meanwhile: the ordinary path fills what is asked
         by_id = {t.id: t for t in tenants if t.domains}
         for tenant in by_id.values():
-            cache.put(("pseudo-names", tenant.id), pseudo.get(tenant.id, {}), epoch=epoch)
-            for domain in tenant.domains:
-                cache.put(("host", domain), tenant, epoch=epoch)
+            entries: list[tuple[Hashable, object]] = [
+                (("pseudo-names", tenant.id), pseudo.get(tenant.id, {})),
+                *((("host", domain), tenant) for domain in tenant.domains)]
+            for key, value in entries:
+                size = estimate_size(key, value)
+                if not cache.room(size):
+                    return 0  # warming never evicts
+                cache.put(key, value, epoch=epoch, size=size)
         warmed = 0
         after: tuple[int, str] | None = None
         while by_id:
