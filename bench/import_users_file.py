@@ -7,10 +7,14 @@ For each database it makes a fresh one (`fingerplat db upgrade`), then times
 the real command three times: the first import (every line creates a user
 with a status), the same file again (everything unchanged, nothing written)
 and a file where every status changed (every user updated). It prints wall
-time and the CPU time of the fingerplat process (user+system), which is the
+time, the wall time minus the command's start (the median of three imports of
+an empty file: start-up, schema check, nothing to write) and the CPU time of
+the fingerplat process (user+system), which is the
 part that does not depend on how busy the machine is, and the 1-minute load
 average before the run (the machine is shared: compare runs made at similar
-loads). Temporary files and the PostgreSQL database are removed at the end.
+loads). On PostgreSQL it also prints the CPU time of the database backends
+that served the command (sampled from /proc while it runs, so the server
+must be local). Temporary files and the PostgreSQL database are removed at the end.
 
 To time another checkout in the same sitting (before/after a change), put it
 first on the path of the command: the fingerplat console script does not have
@@ -28,27 +32,75 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 FINGERPLAT = str(Path(sys.executable).parent / "fingerplat")
 
 
-def run_cpu(env: dict[str, str], *args: str) -> tuple[float, float, str]:
-    """(wall seconds, CPU seconds of the fingerplat process, its stdout)."""
+class BackendCPU:
+    """CPU seconds of the PostgreSQL backends serving one database while a command runs.
+
+    The command's backends exit with it, so their ``/proc`` counters are
+    sampled every 20 ms and the last value seen of each is summed (at most
+    one interval of each backend's CPU is missed). Local servers only.
+    """
+
+    def __init__(self, dbname: str | None) -> None:
+        self.marker = f" {dbname} ".encode() if dbname else None
+        self.seen: dict[int, float] = {}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self) -> None:
+        tick = os.sysconf("SC_CLK_TCK")
+        while not self.stop.wait(0.02):
+            for pid in (int(p) for p in os.listdir("/proc") if p.isdigit()):
+                try:
+                    with open(f"/proc/{pid}/cmdline", "rb") as f:
+                        cmd = f.read()
+                    if not cmd.startswith(b"postgres: ") or self.marker not in cmd:
+                        continue
+                    with open(f"/proc/{pid}/stat") as f:
+                        fields = f.read().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                self.seen[pid] = (int(fields[11]) + int(fields[12])) / tick
+
+    def __enter__(self) -> BackendCPU:
+        if self.marker is not None:
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        if self.marker is not None:
+            self.thread.join()
+
+    @property
+    def seconds(self) -> float | None:
+        return sum(self.seen.values()) if self.marker is not None else None
+
+
+def run_cpu(env: dict[str, str], *args: str, dbname: str | None = None
+            ) -> tuple[float, float, str, float | None]:
+    """(wall seconds, CPU seconds of the fingerplat process, its stdout, CPU seconds of
+    the PostgreSQL backends of ``dbname`` or None)."""
     before = os.times()
     start = time.perf_counter()
-    process = subprocess.run([FINGERPLAT, *args], env=env, capture_output=True, text=True)
+    with BackendCPU(dbname) as backends:
+        process = subprocess.run([FINGERPLAT, *args], env=env, capture_output=True, text=True)
     wall = time.perf_counter() - start
     after = os.times()  # the child was waited for: its CPU time is in children_*
     cpu = (after.children_user - before.children_user) + (
         after.children_system - before.children_system)
     if process.returncode not in (0, 1):
         raise SystemExit(f"fingerplat {' '.join(args)} failed: {process.stderr.strip()}")
-    return wall, cpu, process.stdout.strip()
+    return wall, cpu, process.stdout.strip(), backends.seconds
 
 
-def bench(label: str, url: str, workdir: Path, lines: int) -> None:
+def bench(label: str, url: str, workdir: Path, lines: int, dbname: str | None = None) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FINGERPLAT_")}
     env["FINGERPLAT_DATABASE_URL"] = url
     subprocess.run([FINGERPLAT, "db", "upgrade"], env=env, check=True, capture_output=True)
@@ -58,12 +110,21 @@ def bench(label: str, url: str, workdir: Path, lines: int) -> None:
         f.writelines(f"user{i}: status number {i}\n" for i in range(lines))
     with changed.open("w") as f:
         f.writelines(f"user{i}: changed status {i}\n" for i in range(lines))
+    # The command's fixed cost: start-up, configuration, schema check and an empty
+    # import, timed apart so the import itself can be read as the rest.
+    empty = workdir / "users-empty"
+    empty.write_text("")
+    starts = sorted(run_cpu(env, "import", "users-file", str(empty))[0] for _ in range(3))
+    print(f"{label:<11} {'start':<10} {starts[1]:7.2f} s wall (median of 3: the command "
+          "with an empty file)", flush=True)
     for name, path in (("create", first), ("unchanged", first), ("update", changed)):
         load = os.getloadavg()[0]
-        wall, cpu, out = run_cpu(env, "import", "users-file", str(path))
+        wall, cpu, out, db_cpu = run_cpu(env, "import", "users-file", str(path), dbname=dbname)
         summary = out.splitlines()[0].split(": ", 1)[-1]
-        print(f"{label:<11} {name:<10} {wall:7.2f} s wall {cpu:7.2f} s CPU   load {load:4.2f}   "
-              f"{summary}", flush=True)
+        server = f"   {db_cpu:5.2f} s backend CPU" if db_cpu is not None else ""
+        print(f"{label:<11} {name:<10} {wall:7.2f} s wall {cpu:7.2f} s CPU{server}   "
+              f"{wall - starts[1]:6.2f} s minus start   load {load:4.2f}   {summary}",
+              flush=True)
 
 
 def main() -> None:
@@ -93,7 +154,7 @@ def main() -> None:
             asyncio.run(admin(f'CREATE DATABASE "{pg_name}"'))
             try:
                 bench("postgresql", f"postgresql+asyncpg://{args.pg}/{pg_name}", workdir,
-                      args.lines)
+                      args.lines, pg_name)
             finally:
                 asyncio.run(admin(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)'))
     finally:

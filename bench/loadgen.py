@@ -265,10 +265,21 @@ def _worker_entry(plan: WorkerPlan, conn: mp.connection.Connection) -> None:
 # -- the query mix ----------------------------------------------------------------
 
 
+def tenant_of(index: int, tenant_size: int, tenants: int) -> int:
+    """The tenant of name ``index`` when users are spread over tenants (run.py --tenants):
+    ``tenant_size`` consecutive indexes per tenant, missing names in existing tenants."""
+    return (index // tenant_size) % tenants if tenant_size > 0 and tenants > 0 else 0
+
+
 def build_queries(users: int, pattern: str, missing: float, verbose: bool,
                   count: int, seed: int, fixed: str | None,
-                  missing_span: int = 0) -> list[tuple[bytes, bool]]:
-    """A pre-drawn list of queries, so the hot loop does no random draws or formatting."""
+                  missing_span: int = 0, tenant_size: int = 0,
+                  tenants: int = 0) -> list[tuple[bytes, bool]]:
+    """A pre-drawn list of queries, so the hot loop does no random draws or formatting.
+
+    The pattern gets the name's index and its tenant (``{0}`` and ``{1}``; a
+    pattern with one ``{}`` ignores the second).
+    """
     if fixed is not None:
         return [((fixed + "\r\n").encode(), True)]
     rng = random.Random(seed)
@@ -276,10 +287,12 @@ def build_queries(users: int, pattern: str, missing: float, verbose: bool,
     out: list[tuple[bytes, bool]] = []
     for _ in range(count):
         if users <= 0 or rng.random() < missing:
-            name = pattern.format(users + rng.randrange(missing_span or max(users, 1000)))
+            index = users + rng.randrange(missing_span or max(users, 1000))
+            name = pattern.format(index, tenant_of(index, tenant_size, tenants))
             exists = False
         else:
-            name = pattern.format(rng.randrange(users))
+            index = rng.randrange(users)
+            name = pattern.format(index, tenant_of(index, tenant_size, tenants))
             exists = True
         out.append(((prefix + name + "\r\n").encode(), exists))
     return out
@@ -324,8 +337,15 @@ def c_engine(choice: str) -> Path | None:
 
 
 def c_pattern(pattern: str) -> str:
-    """``bench{:06d}`` (str.format) as ``bench%06d`` (printf) for the C client."""
+    """``bench{:06d}`` (str.format) as ``bench%06d`` (printf) for the C client;
+    ``bench{0:06d}@t{1:05d}.x`` (name and tenant) as ``bench%1$06d@t%2$05d.x``."""
     out = pattern.replace("%", "%%")
+    if re.search(r"\{1(?::0?\d*d?)?\}", out):
+        converted, n = re.subn(r"\{([01])(?::(0?\d*)d?)?\}",
+                               lambda m: f"%{int(m.group(1)) + 1}${m.group(2) or ''}d", out)
+        if n != 2 or "{" in converted:
+            raise SystemExit("loadgen: a tenant pattern needs exactly one {0...} and one {1...}")
+        return converted
     converted, n = re.subn(r"\{(?::(0?\d*)d?)?\}", lambda m: f"%{m.group(1) or ''}d", out)
     if n != 1:
         raise SystemExit("loadgen: the C engine needs exactly one {} or {:0Nd} in --pattern")
@@ -355,7 +375,9 @@ def run_c(args: argparse.Namespace, binary: Path) -> dict[str, object]:
 
     samples: dict[str, Sample] = {}
     report: dict[str, object] = {}
-    env = {**os.environ, "FINGER_LOAD_MISSING_SPAN": str(args.missing_span)}
+    env = {**os.environ, "FINGER_LOAD_MISSING_SPAN": str(args.missing_span),
+           "FINGER_LOAD_TENANT_SIZE": str(args.tenant_size),
+           "FINGER_LOAD_TENANTS": str(args.tenants)}
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env) as proc:
         assert proc.stdout is not None
         for line in proc.stdout:
@@ -409,7 +431,8 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     if binary is not None:
         return run_c(args, binary)
     queries = build_queries(args.users, args.pattern, args.missing, args.verbose,
-                            args.mix_size, args.seed, args.query, args.missing_span)
+                            args.mix_size, args.seed, args.query, args.missing_span,
+                            args.tenant_size, args.tenants)
     if not args.no_probe:
         _wait_for_port(args.host, args.port, 10)
     processes = max(1, args.processes)
@@ -560,6 +583,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--missing-span", type=int, default=0,
                    help="missing names are drawn from this many (default: max(users, 1000)); "
                         "with --missing 1 and a large --mix-size, a flood of distinct names")
+    p.add_argument("--tenants", type=int, default=0,
+                   help="users spread over this many tenants: the pattern's {1} is the tenant "
+                        "of name {0}, (index // --tenant-size) %% tenants (seed.py --tenants)")
+    p.add_argument("--tenant-size", type=int, default=0, help="users per tenant")
     p.add_argument("--verbose", action="store_true", help="send /W queries")
     p.add_argument("--query", default=None,
                    help="send this fixed query instead of the user mix")

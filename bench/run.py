@@ -81,6 +81,11 @@ class Target:
     runs: list[dict[str, Any]] = field(default_factory=list)
     failure: str | None = None
     prime: float = 1.0  # seconds of load before measuring (fills pools and caches)
+    # --tenants: the users spread over this many tenants, asked for as user@domain
+    # with the pattern's {1} the tenant of name {0} ((index // tenant_size) % tenants).
+    tenants: int = 0
+    tenant_size: int = 0
+    pattern: str | None = None
 
     @property
     def label(self) -> str:
@@ -206,11 +211,27 @@ def finger(port: int, query: str, timeout: float = 10.0) -> str:
     return b"".join(chunks).decode("utf-8", "replace")
 
 
+def tenant_pattern(pattern: str) -> str:
+    """``bench{:06d}`` as ``bench{0:06d}@t{1:05d}.bench.example`` (seed.py --tenants)."""
+    from seed import TENANT_DOMAIN
+
+    return (re.sub(r"\{(:[^}]*)?\}", lambda m: "{0" + (m.group(1) or "") + "}", pattern, count=1)
+            + "@" + TENANT_DOMAIN.replace("{", "{1", 1))
+
+
+def query_name(target: Target, pattern: str, index: int) -> str:
+    """The query for name ``index`` of ``target`` (user@domain with --tenants)."""
+    if not target.tenants:
+        return pattern.format(index)
+    tenant = (index // target.tenant_size) % target.tenants
+    return (target.pattern or pattern).format(index, tenant)
+
+
 def sanity_check(target: Target, pattern: str) -> None:
     """One existing and one missing user answered correctly, or the target is marked failed."""
     try:
-        present = finger(target.port, pattern.format(target.users // 2))
-        absent = finger(target.port, pattern.format(target.users + 7))
+        present = finger(target.port, query_name(target, pattern, target.users // 2))
+        absent = finger(target.port, query_name(target, pattern, target.users + 7))
     except OSError as exc:
         target.failure = f"sanity query failed: {exc}"
         return
@@ -229,7 +250,8 @@ def load(target: Target, args: argparse.Namespace, duration: float, warmup: floa
         *_pin(None if args.no_pin else "1"), sys.executable, str(HERE / "loadgen.py"),
         "--port", str(target.port), "--duration", str(duration), "--warmup", str(warmup),
         "--concurrency", str(args.concurrency), "--processes", str(args.loadgen_processes),
-        "--users", str(max(target.users, 1)), "--pattern", pattern,
+        "--users", str(max(target.users, 1)), "--pattern", target.pattern or pattern,
+        "--tenants", str(target.tenants), "--tenant-size", str(target.tenant_size),
         "--missing", str(args.missing), "--missing-span", str(args.missing_span),
         "--server-pid", str(target.proc.pid), "--json",
         "--no-probe", "--engine", args.engine,
@@ -400,6 +422,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="who fingered me (issue 16): 'on' opts every tenant and user in; "
                         "'both' runs each fingerplat server twice, on twin databases, without "
                         "and with it, and prints the ratio of the same run")
+    p.add_argument("--tenants", default="0", metavar="N[,N...]",
+                   help="spread the users over N tenants (seed.py --tenants: one domain each) "
+                        "and ask for user@domain; 0 (the default): all in the default tenant, "
+                        "asked for by plain name. A list runs each shape on its own database "
+                        "in the same sitting, e.g. 0,1,10000 (fingerplat only: use --peers '')")
     p.add_argument("--tenant-features", action="store_true",
                    help="seed with issue 15's tenant settings (public fields, networks, "
                         "expiring statuses): compare with a run without")
@@ -459,14 +486,16 @@ def build_targets(args: argparse.Namespace, workdir: Path,
         access_log_word="on" if args.access_log else "off")
         + "".join("\n" + extra.replace("\\n", "\n") + "\n" for extra in args.config_extra))
     logs = {"off": [False], "on": [True], "both": [False, True]}[args.finger_log]
-    for users, db, finger_log in ((int(u), d, f) for u in _csv(args.users)
-                                  for d in _csv(args.db) for f in logs):
+    for users, db, finger_log, spread in ((int(u), d, f, int(n)) for u in _csv(args.users)
+                                          for d in _csv(args.db) for f in logs
+                                          for n in _csv(args.tenants)):
         # One database per (users, db, finger log): a log writer must not disturb
         # the plain server's read cache (on SQLite, another process's commit).
         if db not in ("sqlite", "postgresql"):
             raise SystemExit(f"run: unknown database kind {db!r}")
         url, pg_name = create_database(db, users, workdir, args.pg,
-                                       "_log" if finger_log else "")
+                                       ("_log" if finger_log else "")
+                                       + (f"_t{spread}" if spread else ""))
         if pg_name:
             created.append(pg_name)
         step = subprocess.run([*cmd, "--database-url", url, "db", "upgrade"],
@@ -477,17 +506,22 @@ def build_targets(args: argparse.Namespace, workdir: Path,
         subprocess.run([sys.executable, str(HERE / "seed.py"), url, "--users", str(users),
                         "--pattern", args.pattern,
                         *(["--finger-log"] if finger_log else []),
+                        *(["--tenants", str(spread)] if spread else []),
                         *(["--tenant-features"] if args.tenant_features else [])],
                        check=True, timeout=900)
-        print(f"  seeded {users:,} users on {db}{' (finger log on)' if finger_log else ''} "
+        shape = dict(tenants=spread, tenant_size=-(-users // spread) if spread else 0,
+                     pattern=tenant_pattern(args.pattern) if spread else None)
+        suffix = f" ({spread:,} tenants, user@domain)" if spread else ""
+        print(f"  seeded {users:,} users{suffix} on {db}"
+              f"{' (finger log on)' if finger_log else ''} "
               f"in {time.monotonic() - began:.1f}s", file=sys.stderr)
         for spec in args.baseline:
             label, _, executable = spec.rpartition("=")
             serve = [*server_pin, executable, "--database-url", url, "--config",
                      str(config), "serve", "--finger", "127.0.0.1:0", "--setter",
                      "127.0.0.1:0", "--web", "" if args.no_web else "127.0.0.1:0"]
-            targets.append(Target(f"fingerplat {label or 'baseline'}", users, db, serve,
-                                  check=True, database_url=url, prime=args.prime))
+            targets.append(Target(f"fingerplat {label or 'baseline'}{suffix}", users, db, serve,
+                                  check=True, database_url=url, prime=args.prime, **shape))
         for workers in (int(w) for w in _csv(args.workers)):
             # Several workers may use every core: pinning them all to CPU 0
             # would measure nothing. They share CPU 0 and 1 with the client.
@@ -501,8 +535,9 @@ def build_targets(args: argparse.Namespace, workdir: Path,
             serve += args.serve_arg
             name = "fingerplat serve" + (f" x{workers} workers" if workers > 1 else "")
             name += " +finger log" if finger_log else ""
+            name += suffix
             targets.append(Target(name, users, db, serve, check=True, database_url=url,
-                                  prime=args.prime))
+                                  prime=args.prime, **shape))
     return targets, notes
 
 

@@ -15,7 +15,9 @@ Two methods:
   meant for small N, to check the bulk rows look like real ones.
 
 Users are ``PATTERN.format(i)`` for i in 0..N-1 (default ``bench000000``...)
-in the default tenant unless ``--tenant`` names another; every user has a
+in the default tenant unless ``--tenant`` names another (or ``--tenants M``
+spreads them over M new tenants, ``t00000`` with domain
+``t00000.bench.example`` and so on, user i in tenant i // ceil(N / M)); every user has a
 status, every fifth a plan. The database must already be migrated
 (``fingerplat db upgrade``). Works on SQLite and PostgreSQL (where it runs
 ANALYZE afterwards so the planner sees the real table sizes).
@@ -39,7 +41,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine  # noqa: E402
 
 from fingerplat.domain.model import Channel, Context, Principal  # noqa: E402
 from fingerplat.repository.engine import create_engine, is_sqlite  # noqa: E402
-from fingerplat.repository.schema import plans, status_history, tenants, users  # noqa: E402
+from fingerplat.repository.schema import (  # noqa: E402
+    plans,
+    status_history,
+    tenant_domains,
+    tenants,
+    users,
+)
 
 CHUNK = 2000
 STATUSES = (
@@ -53,11 +61,19 @@ STATUSES = (
 PLAN = "Plan:\n- finish the benchmark\n- write it up"
 
 
-def _user_rows(tenant_id: int, pattern: str, start: int, stop: int,
-               now: datetime) -> list[dict[str, object]]:
+# --tenants N: tenant k is slug TENANT_SLUG.format(k) with domain TENANT_DOMAIN.format(k).
+TENANT_SLUG = "t{:05d}"
+TENANT_DOMAIN = "t{:05d}.bench.example"
+
+
+def _user_rows(tenant_id: int | list[int], pattern: str, start: int, stop: int,
+               now: datetime, per_tenant: int = 0) -> list[dict[str, object]]:
+    """Rows of users ``start`` .. ``stop - 1``: all in ``tenant_id``, or with a list of
+    tenant ids, user i in ``tenant_id[i // per_tenant]``."""
     return [
         {
-            "tenant_id": tenant_id,
+            "tenant_id": (tenant_id[i // per_tenant] if isinstance(tenant_id, list)
+                          else tenant_id),
             "username": pattern.format(i),
             "full_name": f"Bench User {i}",
             "office": f"Room {i % 500}",
@@ -83,15 +99,44 @@ async def _tenant_id(engine: AsyncEngine, slug: str | None) -> int:
     return int(row[0])
 
 
-async def seed_bulk(engine: AsyncEngine, n: int, pattern: str, tenant: str | None) -> None:
-    tenant_id = await _tenant_id(engine, tenant)
+async def add_tenants(engine: AsyncEngine, count: int, now: datetime) -> list[int]:
+    """``count`` new tenants with one domain each (TENANT_SLUG, TENANT_DOMAIN); their ids."""
+    async with engine.begin() as conn:
+        for start in range(0, count, CHUNK):
+            await conn.execute(insert(tenants), [
+                {"slug": TENANT_SLUG.format(k), "name": f"Bench tenant {k}", "list_users": True,
+                 "forwarding": False, "is_default": False, "created_at": now}
+                for k in range(start, min(count, start + CHUNK))])
+        ids = dict((await conn.execute(
+            select(tenants.c.slug, tenants.c.id).where(tenants.c.slug.like("t%")))).all())
+        tenant_ids = [int(ids[TENANT_SLUG.format(k)]) for k in range(count)]
+        for start in range(0, count, CHUNK):
+            await conn.execute(insert(tenant_domains), [
+                {"tenant_id": tenant_ids[k], "domain": TENANT_DOMAIN.format(k)}
+                for k in range(start, min(count, start + CHUNK))])
+    return tenant_ids
+
+
+async def seed_bulk(engine: AsyncEngine, n: int, pattern: str, tenant: str | None,
+                    spread: int = 0) -> None:
+    """``spread``: put the users in that many new tenants (user i in tenant
+    i // ceil(n / spread)) instead of ``tenant``."""
     now = datetime.now(UTC)
     prefix = pattern.split("{", 1)[0]
+    target: int | list[int]
+    per_tenant = 0
+    if spread:
+        target = await add_tenants(engine, spread, now)
+        per_tenant = -(-n // spread)
+        ours = users.c.username.startswith(prefix)
+    else:
+        target = await _tenant_id(engine, tenant)
+        ours = (users.c.tenant_id == target) & users.c.username.startswith(prefix)
     async with engine.begin() as conn:
         for start in range(0, n, CHUNK):
-            await conn.execute(insert(users), _user_rows(tenant_id, pattern, start,
-                                                          min(n, start + CHUNK), now))
-        ours = (users.c.tenant_id == tenant_id) & users.c.username.startswith(prefix)
+            await conn.execute(insert(users), _user_rows(target, pattern, start,
+                                                          min(n, start + CHUNK), now,
+                                                          per_tenant))
         await conn.execute(insert(status_history).from_select(
             ["user_id", "text", "set_at", "actor", "channel"],
             select(users.c.id, users.c.status, users.c.status_set_at,
@@ -138,14 +183,14 @@ async def enable_finger_log(engine: AsyncEngine) -> None:
 
 
 async def seed(url: str, n: int, *, pattern: str = "bench{:06d}", tenant: str | None = None,
-               method: str = "bulk", finger_log: bool = False) -> float:
+               method: str = "bulk", finger_log: bool = False, tenants: int = 0) -> float:
     """Seed and return the seconds it took."""
     # A bulk statement over a million rows runs for more than the default 10 s.
     engine = create_engine(url, pool_size=2, max_overflow=0, command_timeout=3600)
     began = time.monotonic()
     try:
         if method == "bulk":
-            await seed_bulk(engine, n, pattern, tenant)
+            await seed_bulk(engine, n, pattern, tenant, tenants)
         else:
             await seed_service(engine, n, pattern, tenant)
         if finger_log:
@@ -162,6 +207,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pattern", default="bench{:06d}", help="user name pattern (str.format)")
     p.add_argument("--tenant", default=None, help="tenant slug (default: the default tenant)")
     p.add_argument("--method", choices=("bulk", "service"), default="bulk")
+    p.add_argument("--tenants", type=int, default=0,
+                   help="spread the users over this many new tenants (bulk only): slug "
+                        "t00000.., domain t00000.bench.example.., user i in tenant "
+                        "i // ceil(users / tenants)")
     p.add_argument("--finger-log", action="store_true",
                    help="opt every tenant and user in to the finger log (who fingered me)")
     p.add_argument("--tenant-features", action="store_true",
@@ -170,9 +219,11 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if "{" not in args.pattern:
         raise SystemExit("seed: --pattern needs a {} placeholder for the index")
+    if args.tenants and args.method != "bulk":
+        raise SystemExit("seed: --tenants works with --method bulk only")
     took = asyncio.run(seed(args.database_url, args.users, pattern=args.pattern,
                             tenant=args.tenant, method=args.method,
-                            finger_log=args.finger_log))
+                            finger_log=args.finger_log, tenants=args.tenants))
     print(f"seeded {args.users} users ({args.method}) in {took:.1f}s", file=sys.stderr)
     if args.tenant_features:
         asyncio.run(use_tenant_features(args.database_url, args.tenant, args.pattern))

@@ -18,7 +18,9 @@
  *
  * Usage: finger_load HOST PORT CONNS WARMUP_S DURATION_S TIMEOUT_S USERS
  *                    MISSING PATTERN CHECK SEED VERBOSE [FIXED_QUERY]
- *   PATTERN is a printf pattern with one integer conversion, e.g. bench%06d.
+ *   PATTERN is a printf pattern with one integer conversion, e.g. bench%06d, or two
+ *   positional ones (bench%1$06d@t%2$05d.example) with FINGER_LOAD_TENANT_SIZE and
+ *   FINGER_LOAD_TENANTS set: the second is the tenant of the name, (i / size) % tenants.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -218,6 +220,14 @@ int main(int argc, char **argv) {
         return 2;
     }
 
+    /* FINGER_LOAD_TENANT_SIZE / FINGER_LOAD_TENANTS: many tenants (run.py --tenants); the
+     * pattern then takes a second integer, the tenant of name i: (i / size) % tenants. */
+    const char *size_env = getenv("FINGER_LOAD_TENANT_SIZE");
+    const char *tenants_env = getenv("FINGER_LOAD_TENANTS");
+    long tenant_size = size_env ? atol(size_env) : 0;
+    long tenants = tenants_env ? atol(tenants_env) : 0;
+#define TENANT_OF(i) (tenant_size > 0 && tenants > 0 ? (int)(((i) / tenant_size) % tenants) : 0)
+
     nqueries = fixed ? 1 : (int)(mix > 0 ? mix : MIX);
     queries = calloc((size_t)nqueries, sizeof *queries);
     for (int i = 0; i < nqueries; i++) {
@@ -230,10 +240,12 @@ int main(int argc, char **argv) {
             const char *span_env = getenv("FINGER_LOAD_MISSING_SPAN");
             long span = span_env && atol(span_env) > 0 ? atol(span_env)
                         : (users > 1000 ? users : 1000);
-            snprintf(name, sizeof name, pattern, (int)(users + (long)(rnd() % (uint64_t)span)));
+            long index = users + (long)(rnd() % (uint64_t)span);
+            snprintf(name, sizeof name, pattern, (int)index, TENANT_OF(index));
             exists = 0;
         } else {
-            snprintf(name, sizeof name, pattern, (int)(rnd() % (uint64_t)users));
+            long index = (long)(rnd() % (uint64_t)users);
+            snprintf(name, sizeof name, pattern, (int)index, TENANT_OF(index));
         }
         int len = snprintf(line, sizeof line, "%s%s\r\n", verbose ? "/W " : "", name);
         queries[i].line = strdup(line);

@@ -110,11 +110,41 @@ def event_hash(fields: Mapping[str, Any], prev_hash: str) -> str:
     return hashlib.sha256(canonical(fields, prev_hash)).hexdigest()
 
 
+# The fields an import batch shares across its rows (the same objects), encoded
+# once per run of such rows by :func:`link`; then the ones of each row.
+_SHARED_FIELDS = ("at", "tenant_id", "tenant", "actor", "channel", "action")
+_ROW_FIELDS = ("target", "username", "outcome", "before", "after", "remote_addr", "detail")
+assert (*_SHARED_FIELDS, *_ROW_FIELDS) == HASHED_FIELDS
+_OPEN = _encode([VERSION_TAG])[:-1] + ',"'  # '["fingerplat-audit-v1","'
+
+
 def link(rows: Iterable[Mapping[str, Any]], prev_hash: str) -> list[tuple[str, str]]:
-    """(prev_hash, hash) for consecutive events of one chain, starting after ``prev_hash``."""
+    """(prev_hash, hash) for consecutive events of one chain, starting after ``prev_hash``.
+
+    The same bytes as :func:`event_hash` row by row (a unit test compares
+    them), built faster for a batch: leading fields that are the very same
+    objects as the previous row's (an import batch's time, tenant, actor,
+    channel and action) are encoded once, and each row encodes only its own
+    seven; the array's text is ``[tag,prev,shared...,own...]`` either way.
+    """
     out: list[tuple[str, str]] = []
+    sha256 = hashlib.sha256
+    unset = object()
+    s_at = s_tenant_id = s_tenant = s_actor = s_channel = s_action = unset
+    middle = ""
     for row in rows:
-        digest = event_hash(row, prev_hash)
+        get = row.get
+        at, tenant_id, tenant = get("at"), get("tenant_id"), get("tenant")
+        actor, channel, action = get("actor"), get("channel"), get("action")
+        if not (at is s_at and tenant_id is s_tenant_id and tenant is s_tenant
+                and actor is s_actor and channel is s_channel and action is s_action):
+            middle = _encode([_time(at), None if tenant_id is None else int(tenant_id),
+                              tenant, actor, channel, action])[1:-1]  # without brackets
+            s_at, s_tenant_id, s_tenant = at, tenant_id, tenant
+            s_actor, s_channel, s_action = actor, channel, action
+        own = _encode([get("target"), get("username"), get("outcome"), get("before"),
+                       get("after"), get("remote_addr"), get("detail")])
+        digest = sha256(f'{_OPEN}{prev_hash}",{middle},{own[1:]}'.encode("ascii")).hexdigest()
         out.append((prev_hash, digest))
         prev_hash = digest
     return out

@@ -47,6 +47,14 @@ class PseudoUserAndFingerLogQueries:
             .order_by(pseudo_users.c.name))
         return [_pseudo(r) for r in rows]
 
+    async def pseudo_names_by_tenant(self) -> dict[int, dict[str, str]]:
+        """Every tenant's pseudo-user names and kinds (tenants without any are absent)."""
+        found: dict[int, dict[str, str]] = {}
+        for tenant_id, name, kind in await self.conn.execute(
+                select(pseudo_users.c.tenant_id, pseudo_users.c.name, pseudo_users.c.kind)):
+            found.setdefault(int(tenant_id), {})[name] = kind
+        return found
+
     async def pseudo_user(self, tenant_id: int, name: str) -> PseudoUser | None:
         row = (await self.conn.execute(
             select(pseudo_users).where(and_(pseudo_users.c.tenant_id == tenant_id,

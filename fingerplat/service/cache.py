@@ -131,12 +131,15 @@ class Warmer(Protocol):
 
     The finger adapter registers one per listener (``cache.warmers``); the
     service's :meth:`warm_read_cache` reads the tenant's visible users in
-    batches and keeps what each warmer renders, until the budget is full.
+    batches and keeps what each warmer renders, until the budget is full;
+    then every tenant's users as asked for by ``user@host`` for each of the
+    tenant's domains (one listener serves many tenants).
     """
 
     tenant: str | None
 
-    def warm_entry(self, tenant: Any, user: Any) -> tuple[Hashable, Any]: ...
+    def warm_entry(self, tenant: Any, user: Any,
+                   host: str | None = None) -> tuple[Hashable, Any]: ...
 
 
 class _Miss:

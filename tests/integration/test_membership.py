@@ -323,6 +323,48 @@ async def test_a_fresh_server_answers_existing_names_from_memory(
         await cold.runtime.stop()
 
 
+async def test_a_fresh_server_answers_user_at_domain_of_every_tenant_from_memory(
+        database_url: str, operator: Context) -> None:
+    """Warmed at start across tenants: ``user@domain`` takes no read (the tenant, its
+    pseudo-user names and the answer are kept), reads as a filled one, and follows
+    changes of the user and of the tenant's domains."""
+    engine = create_engine(database_url)
+    try:
+        other = FingerplatService(engine)
+        await other.create_tenant(operator, "acme", domains=["acme.example", "acme.test"])
+        await other.create_tenant(operator, "beta", domains=["beta.example"])
+        for tenant in ("acme", "beta"):
+            for i in range(3):
+                await other.add_user(operator, tenant, f"u{i}", full_name=f"{tenant} {i}")
+                await other.set_status(operator, tenant, f"u{i}", f"{tenant} status {i}")
+        await other.edit_user(operator, "beta", "u2", hidden=True)
+        await other.add_pseudo_user(operator, "beta", "help", "help")
+    finally:
+        await engine.dispose()
+    cold = Node(await start_node(database_url, read_cache=0))
+    runtime = await start_node(database_url)
+    try:
+        node = CountingNode(runtime)
+        assert runtime._warming is not None
+        await runtime._warming
+        for query in ("u0@acme.example", "u1@acme.test", "u1@beta.example"):
+            answer, reads = await node.reads_for(query)
+            assert reads == 0, query
+            assert answer == await cold.finger(query)
+        assert "acme status 1" in await node.finger("u1@acme.test")
+        for query, name in (("u2@beta.example", "u2"), ("ghost@acme.example", "ghost")):
+            assert (await node.reads_for(query)) == (NO_SUCH.format(name), 0), query
+        assert "No such user" not in await node.finger("help@beta.example")  # a pseudo-user
+        await node.service.set_status(operator, "beta", "u1", "changed")
+        assert "changed" in await node.finger("u1@beta.example")
+        await node.service.update_tenant(operator, "acme", remove_domains=["acme.test"])
+        assert await node.finger("u1@acme.test") == await cold.finger("u1@acme.test")
+        assert "acme status 1" not in await node.finger("u1@acme.test")
+    finally:
+        await runtime.stop()
+        await cold.runtime.stop()
+
+
 async def test_warming_stops_at_the_budget(database_url: str, operator: Context) -> None:
     """Warming fills what fits and never evicts; the rest is read on demand."""
     await _seeded(database_url, operator, 12)

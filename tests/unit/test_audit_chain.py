@@ -36,6 +36,30 @@ def test_encoding_is_stable_across_representations() -> None:
     assert audit_chain.chain_key(None) == "platform" and audit_chain.chain_key(7) == "tenant:7"
 
 
+def test_link_of_a_batch_hashes_what_event_hash_hashes() -> None:
+    """link() encodes the fields an import batch shares once; the bytes must not change."""
+    shared_at = AT
+    rows = []
+    for n in range(40):
+        row = fields(n)
+        if n % 3:  # the same objects, as an import batch hands them over
+            row["at"], row["tenant"], row["actor"] = shared_at, "acme", "cli:root"
+        if n % 7 == 0:
+            row.update(tenant_id=None, tenant=None, before=None, remote_addr="::1",
+                       detail="line\nbreak \u2028 ünïcode \x00")
+        if n % 5 == 0:
+            row["at"] = AT.astimezone(timezone(timedelta(hours=-3)))
+            row["action"] = "import.update"
+        rows.append(row)
+    prev = audit_chain.GENESIS
+    expected = []
+    for row in rows:
+        digest = audit_chain.event_hash(row, prev)
+        expected.append((prev, digest))
+        prev = digest
+    assert audit_chain.link(rows, audit_chain.GENESIS) == expected
+
+
 def test_intact_chain() -> None:
     events, head = chain(5)
     report = verify_chain("tenant:3", events, head)

@@ -172,16 +172,20 @@ class FingerAnswerer:
         if cache is not None and all(w.tenant != tenant for w in cache.warmers):
             cache.warmers.append(self)  # serve warms the cache with our answers (one per tenant)
 
-    def warm_entry(self, tenant: Tenant, user: User) -> tuple[Hashable, Kept]:
+    def warm_entry(self, tenant: Tenant, user: User,
+                   host: str | None = None) -> tuple[Hashable, Kept]:
         """The key and bytes of the short answer about ``user`` asked by name on this listener.
 
         The same bytes as :meth:`answer_bytes` makes for the query line
-        ``user.username``, so a warmed entry is indistinguishable from a filled one
-        (``user`` is the public view: the service applied expiry and public fields;
-        a user whose lookups are logged gets a :class:`LoggedAnswer`, as there).
+        ``user.username`` (``user@host`` with ``host``, a domain of ``tenant``:
+        the same answer, routed there), so a warmed entry is indistinguishable
+        from a filled one (``user`` is the public view: the service applied
+        expiry and public fields; a user whose lookups are logged gets a
+        :class:`LoggedAnswer`, as there).
         """
         data = render.encode(render.user_entry(user, verbose=False, history=[], tenant=tenant))
-        key = self.key_prefix + user.username.encode()
+        line = user.username if host is None else f"{user.username}@{host}"
+        key = self.key_prefix + line.encode()
         return key, _kept(data, tenant, user)
 
     def cached(self, raw: bytes, peer: str | None = None) -> bytes | None:
