@@ -24,7 +24,7 @@ from fingerplat.repository.schema import finger_log, pseudo_users, status_histor
 PURGE_LOCK_KEY = 0x46504C50_75726765  # "FPLPurge"
 
 
-FINGER_LOG_COLUMNS = ("tenant_id", "user_id", "at", "channel", "network")
+FINGER_LOG_COLUMNS = ("tenant_id", "user_id", "at", "channel", "network", "count")
 
 
 def _pseudo(row: Any) -> PseudoUser:
@@ -97,24 +97,44 @@ class PseudoUserAndFingerLogQueries:
         return set((await self.conn.execute(
             select(users.c.id).where(users.c.id.in_(sorted(set(ids)))))).scalars())
 
-    async def add_finger_log(self, rows: Sequence[tuple[int, int, datetime, str, str]]) -> None:
-        """Many lookups at once: ``(tenant_id, user_id, at, channel, network)`` tuples.
+    async def add_finger_log(self, rows: Sequence[tuple[int, int, datetime, str, str, int]]
+                             ) -> list[int]:
+        """New rows ``(tenant_id, user_id, at, channel, network, count)``; their ids, in order.
 
-        One COPY (PostgreSQL) or executemany (SQLite) through the repository's
-        bulk insert: this runs every second on a busy server. Every user must
-        exist (see :meth:`existing_user_ids`), or the foreign key refuses the batch.
+        One multi-row INSERT ... RETURNING per page of rows (SQLAlchemy's
+        "insertmanyvalues"): the writer raises a row's count later by its id
+        (:meth:`set_finger_log_counts`). Every user must exist (see
+        :meth:`existing_user_ids`), or the foreign key refuses the batch (Conflict).
         """
-        if rows:
-            await self._bulk_insert(finger_log, FINGER_LOG_COLUMNS, rows)
+        if not rows:
+            return []
+        try:
+            result = await self.conn.execute(
+                insert(finger_log).returning(finger_log.c.id, sort_by_parameter_order=True),
+                [dict(zip(FINGER_LOG_COLUMNS, row, strict=True)) for row in rows])
+        except IntegrityError as exc:
+            raise Conflict("a finger log row names a user that no longer exists") from exc
+        return [int(row_id) for row_id in result.scalars()]
+
+    async def set_finger_log_counts(self, counts: Sequence[tuple[int, int]]) -> None:
+        """Set the ``count`` of rows by id: ``(id, count)`` pairs, one executemany.
+
+        A row deleted since (its user removed, purged) is simply not updated.
+        """
+        if counts:
+            await self._bulk_update(finger_log, "id",
+                                    [{"id": row_id, "count": n} for row_id, n in counts])
 
     async def finger_log(self, user_id: int, *, since: datetime,
                          limit: int) -> list[FingerLogEntry]:
         rows = await self.conn.execute(
-            select(finger_log.c.at, finger_log.c.channel, finger_log.c.network)
+            select(finger_log.c.at, finger_log.c.channel, finger_log.c.network,
+                   finger_log.c.count)
             .where(and_(finger_log.c.user_id == user_id, finger_log.c.at >= since))
             .order_by(finger_log.c.at.desc(), finger_log.c.id.desc())
             .limit(limit))
-        return [FingerLogEntry(at=r.at, channel=r.channel, network=r.network) for r in rows]
+        return [FingerLogEntry(at=r.at, channel=r.channel, network=r.network, count=r.count)
+                for r in rows]
 
     async def purge_finger_log(self, before: datetime) -> int | None:
         """Delete lookups older than ``before``; None when another node is purging now.
