@@ -100,7 +100,7 @@ class FingerLogRecorder:
         self.batch = batch
         self.interval = interval
         self.generation = generation
-        self.counts: dict[Key, int] = {}
+        self.counts: dict[Key, list[int]] = {}  # a one-item list: the count
         self.fresh: list[tuple[Key, float]] = []
         self.ids: dict[Key, tuple[int, int]] = {}
         self.started = time.monotonic()
@@ -127,12 +127,12 @@ class FingerLogRecorder:
         counts = self.counts
         seen = counts.get(key)
         if seen is not None:
-            counts[key] = seen + 1
+            seen[0] += 1  # a cell: one hash of the key, not two
             return
         if len(counts) >= self.max_queue:
             self.dropped += 1
             return
-        counts[key] = 1
+        counts[key] = [1]
         fresh = self.fresh
         fresh.append((key, time.time()))
         if len(fresh) >= self.batch and self._wake is not None:
@@ -146,7 +146,7 @@ class FingerLogRecorder:
         network = networks[remote] = network_of(remote)
         return network
 
-    def _rows(self, fresh: list[tuple[Key, float]], counts: dict[Key, int]) -> list[Row]:
+    def _rows(self, fresh: list[tuple[Key, float]], counts: dict[Key, list[int]]) -> list[Row]:
         """New rows for ``fresh`` keys with their counts so far. Times are kept to
         the second: converted once per distinct second, not once a row."""
         stamps: dict[int, datetime] = {}
@@ -157,7 +157,7 @@ class FingerLogRecorder:
             if moment is None:
                 moment = stamps[second] = datetime.fromtimestamp(second, UTC)
             rows.append((tenant_id, user_id, moment, channel, network,
-                         counts[(tenant_id, user_id, channel, network)]))
+                         counts[(tenant_id, user_id, channel, network)][0]))
         return rows
 
     def due(self) -> bool:
@@ -195,8 +195,8 @@ class FingerLogRecorder:
         self.counts, self.fresh, self.ids = {}, [], {}
         self.started = time.monotonic()
         rows = self._rows(fresh, counts)
-        changed = [(row_id, counts[key]) for key, (row_id, synced) in ids.items()
-                   if counts[key] != synced]
+        changed = [(row_id, counts[key][0]) for key, (row_id, synced) in ids.items()
+                   if counts[key][0] != synced]
         done = 0
         batch = self.batch
         for start in range(0, max(len(rows), len(changed)), batch):

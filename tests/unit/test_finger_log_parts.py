@@ -31,7 +31,7 @@ def test_the_queue_is_bounded_and_counts_what_it_drops():
     assert len(recorder.counts) == 3 and recorder.dropped == 2
     recorder.record(1, 0, "finger", "192.0.2.1")  # a repeat of a kept key: counted
     recorder.record(1, 4, "finger", "192.0.2.1")  # a dropped one: dropped again
-    assert recorder.counts[(1, 0, "finger", "192.0.2.0/24")] == 2 and recorder.dropped == 3
+    assert recorder.counts[(1, 0, "finger", "192.0.2.0/24")] == [2] and recorder.dropped == 3
     recorder.record(1, 9, "web", None)
     assert recorder.dropped == 4
 
