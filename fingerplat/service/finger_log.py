@@ -86,6 +86,21 @@ def network_of(address: str | None) -> str:
     return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
 
 
+class Tally:
+    """The count of one key in one generation; ``live`` until the generation ends.
+
+    Returned by :meth:`FingerLogRecorder.record` so that a caller that will
+    see the same key again (a kept finger answer and its last client) can
+    count the repeat itself, while ``live``.
+    """
+
+    __slots__ = ("count", "live")
+
+    def __init__(self, count: int = 1, live: bool = True) -> None:
+        self.count = count
+        self.live = live
+
+
 class FingerLogRecorder:
     """Lookups counted in memory, one key per user, channel and network, written by :meth:`run`.
 
@@ -100,7 +115,7 @@ class FingerLogRecorder:
         self.batch = batch
         self.interval = interval
         self.generation = generation
-        self.counts: dict[Key, list[int]] = {}  # a one-item list: the count
+        self.counts: dict[Key, Tally] = {}
         self.fresh: list[tuple[Key, float]] = []
         self.ids: dict[Key, tuple[int, int]] = {}
         self.started = time.monotonic()
@@ -117,9 +132,9 @@ class FingerLogRecorder:
         if self._wake is not None:
             self._wake.set()
 
-    def record(self, tenant_id: int, user_id: int, channel: str, remote: str | None) -> None:
+    def record(self, tenant_id: int, user_id: int, channel: str, remote: str | None) -> Tally:
         """Note one lookup; O(1), no await, no I/O, nothing allocated for a repeat
-        but the key."""
+        but the key. Its tally: a dead one when the lookup was dropped."""
         network = self.networks.get(remote)
         if network is None:
             network = self._network(remote)
@@ -127,16 +142,17 @@ class FingerLogRecorder:
         counts = self.counts
         seen = counts.get(key)
         if seen is not None:
-            seen[0] += 1  # a cell: one hash of the key, not two
-            return
+            seen.count += 1  # one hash of the key, not two
+            return seen
         if len(counts) >= self.max_queue:
             self.dropped += 1
-            return
-        counts[key] = [1]
+            return Tally(0, live=False)
+        seen = counts[key] = Tally()
         fresh = self.fresh
         fresh.append((key, time.time()))
         if len(fresh) >= self.batch and self._wake is not None:
             self._wake.set()
+        return seen
 
     def _network(self, remote: str | None) -> str:
         """The network of ``remote``, remembered (a bounded cache, emptied when full)."""
@@ -146,7 +162,7 @@ class FingerLogRecorder:
         network = networks[remote] = network_of(remote)
         return network
 
-    def _rows(self, fresh: list[tuple[Key, float]], counts: dict[Key, list[int]]) -> list[Row]:
+    def _rows(self, fresh: list[tuple[Key, float]], counts: dict[Key, Tally]) -> list[Row]:
         """New rows for ``fresh`` keys with their counts so far. Times are kept to
         the second: converted once per distinct second, not once a row."""
         stamps: dict[int, datetime] = {}
@@ -157,7 +173,7 @@ class FingerLogRecorder:
             if moment is None:
                 moment = stamps[second] = datetime.fromtimestamp(second, UTC)
             rows.append((tenant_id, user_id, moment, channel, network,
-                         counts[(tenant_id, user_id, channel, network)][0]))
+                         counts[(tenant_id, user_id, channel, network)].count))
         return rows
 
     def due(self) -> bool:
@@ -194,9 +210,11 @@ class FingerLogRecorder:
         counts, fresh, ids = self.counts, self.fresh, self.ids
         self.counts, self.fresh, self.ids = {}, [], {}
         self.started = time.monotonic()
+        for tally in counts.values():  # before any await: kept tallies count no more
+            tally.live = False
         rows = self._rows(fresh, counts)
-        changed = [(row_id, counts[key][0]) for key, (row_id, synced) in ids.items()
-                   if counts[key][0] != synced]
+        changed = [(row_id, counts[key].count) for key, (row_id, synced) in ids.items()
+                   if counts[key].count != synced]
         done = 0
         batch = self.batch
         for start in range(0, max(len(rows), len(changed)), batch):

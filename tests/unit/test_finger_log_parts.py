@@ -31,9 +31,10 @@ def test_the_queue_is_bounded_and_counts_what_it_drops():
     assert len(recorder.counts) == 3 and recorder.dropped == 2
     recorder.record(1, 0, "finger", "192.0.2.1")  # a repeat of a kept key: counted
     recorder.record(1, 4, "finger", "192.0.2.1")  # a dropped one: dropped again
-    assert recorder.counts[(1, 0, "finger", "192.0.2.0/24")] == [2] and recorder.dropped == 3
-    recorder.record(1, 9, "web", None)
-    assert recorder.dropped == 4
+    assert recorder.counts[(1, 0, "finger", "192.0.2.0/24")].count == 2
+    assert recorder.dropped == 3
+    tally = recorder.record(1, 9, "web", None)
+    assert recorder.dropped == 4 and not tally.live
 
 
 class Database:
@@ -68,10 +69,13 @@ async def test_repeats_are_one_row_written_new_and_counted_at_the_generations_en
     recorder.record(2, 2, "finger", "2001:db8::1")
     assert await recorder.flush(db.write, final=False) == 1  # only the new key
     assert db.calls[-1][1] == []  # repeats wait for the end of the generation
+    kept = recorder.record(1, 1, "web", "192.0.2.1")  # what a kept finger answer holds
+    kept.count += 1  # ... and counts itself while live: 3 lookups of web
     assert await recorder.flush(db.write) == 0  # the end: counts only, of rows that changed
-    assert db.calls[-1] == ([], [(100, 4)])
+    assert not kept.live
+    assert db.calls[-1] == ([], [(100, 4), (101, 3)])
     assert sorted((r[1], r[3], r[4], r[5]) for r in db.rows.values()) == [
-        (1, "finger", "192.0.2.0/24", 4), (1, "web", "192.0.2.0/24", 1),
+        (1, "finger", "192.0.2.0/24", 4), (1, "web", "192.0.2.0/24", 3),
         (2, "finger", "2001:db8::/48", 1)]
     assert not any("192.0.2.1" in str(row) or "2001:db8::1," in str(row)
                    for row in db.rows.values())
