@@ -252,11 +252,16 @@ class PseudoUser:
 
 @dataclass(frozen=True, slots=True)
 class FingerLogEntry:
-    """One recorded lookup of a user: when, through what, from which network (never an address)."""
+    """Lookups of a user: when, through what, from which network (never an address).
+
+    ``count`` lookups through ``channel`` from ``network``, the first at ``at``
+    and the others within about a minute of it (repeats are one entry).
+    """
 
     at: datetime
     channel: str
     network: str
+    count: int = 1
 
 
 @dataclass(frozen=True, slots=True)

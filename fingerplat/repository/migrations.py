@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 # The newest file in alembic/versions. Adding a migration means changing this.
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0003"
 
 
 def script_location() -> Path:

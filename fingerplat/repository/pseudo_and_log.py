@@ -24,7 +24,7 @@ from fingerplat.repository.schema import finger_log, pseudo_users, status_histor
 PURGE_LOCK_KEY = 0x46504C50_75726765  # "FPLPurge"
 
 
-FINGER_LOG_COLUMNS = ("tenant_id", "user_id", "at", "channel", "network")
+FINGER_LOG_COLUMNS = ("tenant_id", "user_id", "at", "channel", "network", "count")
 
 
 def _pseudo(row: Any) -> PseudoUser:
@@ -105,24 +105,72 @@ class PseudoUserAndFingerLogQueries:
         return set((await self.conn.execute(
             select(users.c.id).where(users.c.id.in_(sorted(set(ids)))))).scalars())
 
-    async def add_finger_log(self, rows: Sequence[tuple[int, int, datetime, str, str]]) -> None:
-        """Many lookups at once: ``(tenant_id, user_id, at, channel, network)`` tuples.
+    async def add_finger_log(self, rows: Sequence[tuple[int, int, datetime, str, str, int]]
+                             ) -> list[int]:
+        """New rows ``(tenant_id, user_id, at, channel, network, count)``; their ids, in order.
 
-        One COPY (PostgreSQL) or executemany (SQLite) through the repository's
-        bulk insert: this runs every second on a busy server. Every user must
-        exist (see :meth:`existing_user_ids`), or the foreign key refuses the batch.
+        The ids are taken first (:meth:`_new_finger_log_ids`), so the rows go
+        through the repository's bulk insert (COPY on PostgreSQL, sqlite3's
+        executemany): SQLAlchemy's INSERT ... RETURNING of many rows costs tens
+        of microseconds of Python a row, and a server writes a row for every
+        user, channel and network fingered each minute. The writer sets a row's
+        count later by its id (:meth:`set_finger_log_counts`). Every user must
+        exist (see :meth:`existing_user_ids`), or the foreign key refuses the
+        batch (Conflict).
         """
-        if rows:
-            await self._bulk_insert(finger_log, FINGER_LOG_COLUMNS, rows)
+        if not rows:
+            return []
+        ids = await self._new_finger_log_ids(len(rows))
+        await self._bulk_insert(finger_log, ("id", *FINGER_LOG_COLUMNS),
+                                [(row_id, *row) for row_id, row in zip(ids, rows, strict=True)])
+        return ids
+
+    async def _new_finger_log_ids(self, n: int) -> list[int]:
+        """``n`` unused ids of ``finger_log``, for rows this unit inserts.
+
+        PostgreSQL: from the column's sequence, as a default would. SQLite: the
+        ones after the largest, which is safe because a writing unit holds the
+        database's write lock from its BEGIN IMMEDIATE (fingerplat/repository/uow.py):
+        nobody else inserts before this unit commits.
+        """
+        if self.conn.dialect.name == "postgresql":
+            result = await self.conn.execute(
+                text("SELECT nextval(pg_get_serial_sequence('finger_log', 'id')) "
+                     "FROM generate_series(1, :n)"), {"n": n})
+            return [int(row_id) for row_id in result.scalars()]
+        top = (await self.conn.execute(
+            select(func.coalesce(func.max(finger_log.c.id), 0)))).scalar_one()
+        return list(range(int(top) + 1, int(top) + n + 1))
+
+    async def set_finger_log_counts(self, counts: Sequence[tuple[int, int]]) -> None:
+        """Set the ``count`` of rows by id: ``(id, count)`` pairs, in one statement.
+
+        PostgreSQL: one UPDATE joined to the two arrays (no per-row
+        parameters in Python); elsewhere the driver's executemany. A row
+        deleted since (its user removed, purged) is simply not updated.
+        """
+        if not counts:
+            return
+        if self.conn.dialect.name == "postgresql":
+            await self.conn.execute(
+                text('UPDATE finger_log AS f SET "count" = v.n '
+                     "FROM unnest(CAST(:ids AS BIGINT[]), CAST(:ns AS INTEGER[])) AS v(id, n) "
+                     "WHERE f.id = v.id"),
+                {"ids": [row_id for row_id, _ in counts], "ns": [n for _, n in counts]})
+            return
+        await self._bulk_update(finger_log, "id",
+                                [{"id": row_id, "count": n} for row_id, n in counts])
 
     async def finger_log(self, user_id: int, *, since: datetime,
                          limit: int) -> list[FingerLogEntry]:
         rows = await self.conn.execute(
-            select(finger_log.c.at, finger_log.c.channel, finger_log.c.network)
+            select(finger_log.c.at, finger_log.c.channel, finger_log.c.network,
+                   finger_log.c.count)
             .where(and_(finger_log.c.user_id == user_id, finger_log.c.at >= since))
             .order_by(finger_log.c.at.desc(), finger_log.c.id.desc())
             .limit(limit))
-        return [FingerLogEntry(at=r.at, channel=r.channel, network=r.network) for r in rows]
+        return [FingerLogEntry(at=r.at, channel=r.channel, network=r.network, count=r.count)
+                for r in rows]
 
     async def purge_finger_log(self, before: datetime) -> int | None:
         """Delete lookups older than ``before``; None when another node is purging now.

@@ -276,6 +276,9 @@ finger_log = Table(
     Column("at", Timestamp, nullable=False),
     Column("channel", String(16), nullable=False),
     Column("network", String(64), nullable=False),  # /24 or /48 only, never an address
+    # Lookups this row stands for: same user, channel and network within about a
+    # minute of ``at`` (the first of them); alembic 0003.
+    Column("count", Integer, nullable=False, server_default="1"),
     Index("ix_finger_log_user_id_at", "user_id", "at"),
     Index("ix_finger_log_at", "at"),
 )

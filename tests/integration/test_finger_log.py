@@ -123,20 +123,21 @@ async def test_every_surface_records_time_channel_and_network_only(
     await flushed(svc)
 
     entries = await svc.fingered(operator, None, "alice")
-    channels = sorted(e.channel for e in entries)
-    assert channels == ["api", "finger", "finger", "web", "web", "webfinger", "xmlrpc", "xmlrpc"]
+    # Eight lookups: repeats through one channel from one network are one entry.
+    counted = sorted((e.channel, e.count) for e in entries)
+    assert counted == [("api", 1), ("finger", 2), ("web", 2), ("webfinger", 1), ("xmlrpc", 2)]
     assert {e.network for e in entries} == {"127.0.0.0/24"}
     assert all(before <= e.at <= datetime.now(UTC) + timedelta(seconds=1) for e in entries)
     assert await svc.fingered(operator, None, "bob") == []
     rows = await all_rows(svc)
-    assert len(rows) == 8
+    assert len(rows) == 5
     assert not any("127.0.0.1" in str(value) for row in rows for value in row)
 
     # Opting out stops it at once, cached answers included.
     await svc.edit_user(operator, None, "alice", finger_log=False)
     await look_everywhere(servers, "alice")
     await flushed(svc)
-    assert len(await all_rows(svc)) == 8
+    assert sorted(await all_rows(svc)) == sorted(rows)
 
 
 async def test_the_background_writer_flushes_by_itself(svc: FingerplatService,
@@ -157,7 +158,35 @@ async def test_the_background_writer_flushes_by_itself(svc: FingerplatService,
     finally:
         writer.cancel()
         await asyncio.gather(writer, return_exceptions=True)
-    assert len(await svc.fingered(operator, None, "alice")) == 2  # the last one on stop
+    # The repeat raised the count of the row written first, on stop.
+    assert [e.count for e in await svc.fingered(operator, None, "alice")] == [2]
+
+
+async def test_repeats_are_counted_and_a_new_generation_starts_a_new_entry(
+        svc: FingerplatService, operator: Context, servers) -> None:
+    await svc.add_user(operator, None, "alice")
+    await svc.update_tenant(operator, None, finger_log=True)
+    await svc.edit_user(operator, None, "alice", finger_log=True)
+    recorder = svc.finger_log_recorder
+    assert recorder is not None
+    await finger(servers[0], "alice")
+    await recorder.flush(svc.write_finger_log, final=False)  # a second later: written
+    assert [(e.channel, e.count) for e in await svc.fingered(operator, None, "alice")] == [
+        ("finger", 1)]
+    await finger(servers[0], "alice")
+    await finger_from(servers[0], "alice", "127.0.0.2")  # another address, the same /24
+    await recorder.flush(svc.write_finger_log, final=False)
+    assert [e.count for e in await svc.fingered(operator, None, "alice")] == [1]  # not yet
+    await recorder.flush(svc.write_finger_log)  # the generation ends: counted
+    assert [(e.channel, e.network, e.count)
+            for e in await svc.fingered(operator, None, "alice")] == [
+        ("finger", "127.0.0.0/24", 3)]
+    await finger(servers[0], "alice")
+    await flushed(svc)
+    assert [e.count for e in await svc.fingered(operator, None, "alice")] == [1, 3]
+    rows = await all_rows(svc)
+    assert not any(address in str(row) for row in rows for address in ("127.0.0.1",
+                                                                       "127.0.0.2"))
 
 
 async def test_old_entries_are_hidden_and_purged(svc: FingerplatService,
@@ -165,7 +194,7 @@ async def test_old_entries_are_hidden_and_purged(svc: FingerplatService,
     alice = await svc.add_user(operator, None, "alice")
     tenant = await svc.resolve_tenant(None)
     now = datetime.now(UTC)
-    rows = [(tenant.id, alice.id, now - timedelta(days=age), "finger", "192.0.2.0/24")
+    rows = [(tenant.id, alice.id, now - timedelta(days=age), "finger", "192.0.2.0/24", 1)
             for age in (0, 6, 8, 30)]
     await svc.write_finger_log(rows)
     assert len(await svc.fingered(operator, None, "alice")) == 2  # past 7 days: not shown
@@ -233,8 +262,8 @@ async def test_only_the_user_and_admins_may_read(svc: FingerplatService, operato
                 body = await response.json()
             if status == 200:
                 assert body["username"] == "alice"
-                assert [(e["channel"], e["network"]) for e in body["fingered"]] == [
-                    ("finger", "127.0.0.0/24")]
+                assert [(e["channel"], e["network"], e["count"])
+                        for e in body["fingered"]] == [("finger", "127.0.0.0/24", 1)]
             else:
                 assert "error" in body
         async with http.get(f"{servers[1].url}/api/v1/openapi.json") as response:
@@ -246,11 +275,12 @@ async def test_removed_users_entries_go_with_them(svc: FingerplatService,
                                                   operator: Context) -> None:
     alice = await svc.add_user(operator, None, "alice")
     tenant = await svc.resolve_tenant(None)
-    row = (tenant.id, alice.id, datetime.now(UTC), "web", "2001:db8::/48")
+    row = (tenant.id, alice.id, datetime.now(UTC), "web", "2001:db8::/48", 1)
     await svc.write_finger_log([row])
     await svc.remove_user(operator, None, "alice")
     assert await all_rows(svc) == []
-    await svc.write_finger_log([row])  # queued before the removal: dropped, no error
+    # Queued before the removal: dropped, no error (and its count change neither).
+    assert await svc.write_finger_log([row], [(1, 5)]) == [None]
     assert await all_rows(svc) == []
 
 
@@ -295,4 +325,4 @@ async def test_a_rejected_network_is_refused_and_not_recorded_even_from_a_kept_a
         assert "not allowed" in answer and "alice" not in answer
     await flushed(svc)
     entries = await svc.fingered(operator, None, "alice")
-    assert [e.channel for e in entries] == ["finger", "finger"]
+    assert [(e.channel, e.count) for e in entries] == [("finger", 2)]

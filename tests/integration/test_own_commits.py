@@ -31,7 +31,7 @@ async def test_own_finger_log_commits_keep_the_cache(db_factory, operator: Conte
         cache = service.enable_read_cache(guard=guard)
         assert await service.public_user(tenant, "alice") is not None
         hits = cache.hits
-        row = (tenant.id, alice.id, datetime.now(UTC), "finger", "127.0.0.0/24")
+        row = (tenant.id, alice.id, datetime.now(UTC), "finger", "127.0.0.0/24", 1)
 
         for _ in range(3):  # our own batches: the cached user stays
             await service.write_finger_log([row])

@@ -323,6 +323,9 @@ def list_(state: AppState, tenant: str | None, as_json: bool) -> None:
 def fingered(state: AppState, name: str, tenant: str | None, limit: int, as_json: bool) -> None:
     """Show who fingered user NAME lately: time, channel and network (never an address).
 
+    LOOKUPS: repeats through one channel from one network within about a
+    minute of WHEN (the first) are one line with their number.
+
     Recorded only while both the tenant (tenant set --finger-log) and the user
     (user edit --finger-log) opted in; kept [privacy] finger_log_days days.
     """
@@ -330,10 +333,11 @@ def fingered(state: AppState, name: str, tenant: str | None, limit: int, as_json
         lambda s: s.fingered(state.operator(), tenant, name, limit)
     ))
     if as_json:
-        print_json([{"at": e.at, "channel": e.channel, "network": e.network} for e in entries])
+        print_json([{"at": e.at, "channel": e.channel, "network": e.network, "count": e.count}
+                    for e in entries])
         return
-    print_table(["WHEN", "CHANNEL", "NETWORK"],
-                [[e.at, e.channel, e.network] for e in entries],
+    print_table(["WHEN", "CHANNEL", "NETWORK", "LOOKUPS"],
+                [[e.at, e.channel, e.network, e.count] for e in entries],
                 empty="nobody fingered this user lately (or the finger log is off)")
 
 

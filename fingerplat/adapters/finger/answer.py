@@ -58,6 +58,7 @@ from fingerplat.domain.visibility import NetworkPolicy
 from fingerplat.service import FingerplatService
 from fingerplat.service.cache import MISS, ReadCache, UserTag
 from fingerplat.service.cached_reads import deadline_of
+from fingerplat.service.finger_log import Tally
 
 log = logging.getLogger("fingerplat.finger")
 
@@ -93,9 +94,13 @@ class LoggedAnswer:
 
     ``policy`` is the tenant's network policy when it rejects networks (else
     None): a rejected client gets the refusal and is not recorded.
+
+    ``tally`` is the finger log's count of lookups of this user from ``peer``
+    (:meth:`FingerLogRecorder.record`), kept here so that a repeat from the same
+    client costs a comparison and an increment, not a call and two look-ups.
     """
 
-    __slots__ = ("data", "policy", "tenant_id", "user_id")
+    __slots__ = ("data", "peer", "policy", "tally", "tenant_id", "user_id")
 
     def __init__(self, data: bytes, tenant_id: int, user_id: int,
                  policy: NetworkPolicy | None = None) -> None:
@@ -103,6 +108,8 @@ class LoggedAnswer:
         self.tenant_id = tenant_id
         self.user_id = user_id
         self.policy = policy
+        self.peer: str | None = None
+        self.tally: Tally | None = None
 
     def for_peer(self, peer: str | None) -> bytes:
         if self.policy is not None and self.policy.rejects(peer):
@@ -208,7 +215,12 @@ class FingerAnswerer:
                     return REJECTED_BYTES
                 recorder = self.service.finger_log_recorder
                 if recorder is not None:
-                    recorder.record(hit.tenant_id, hit.user_id, CHANNEL, peer)
+                    tally = hit.tally
+                    if tally is not None and tally.live and hit.peer == peer:
+                        tally.count += 1  # the common repeat: no call
+                    else:
+                        hit.tally = recorder.record(hit.tenant_id, hit.user_id, CHANNEL, peer)
+                        hit.peer = peer
                 return hit.data
             return hit.for_peer(peer)  # type: ignore[no-any-return]
         if cache.membership is None:

@@ -178,7 +178,8 @@ async def get_fingered(request: web.Request) -> web.Response:
     limit = int_param(request, "limit", 100, 1, 1000)
     entries = await request.config_dict[SERVICE].fingered(ctx, slug, name, limit)
     return web.json_response({"username": name, "fingered": [
-        {"at": iso_time(e.at), "channel": e.channel, "network": e.network} for e in entries]})
+        {"at": iso_time(e.at), "channel": e.channel, "network": e.network, "count": e.count}
+        for e in entries]})
 
 
 async def get_history(request: web.Request) -> web.Response:

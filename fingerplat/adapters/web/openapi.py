@@ -132,6 +132,11 @@ SCHEMAS: dict[str, Any] = {
                     "network": {"type": "string", "description":
                                 "The client's IPv4 /24 or IPv6 /48, never its address; "
                                 "'unknown' when the channel has none (IRC)"},
+                    "count": {"type": "integer", "minimum": 1, "description":
+                              "How many lookups this entry stands for: the first at 'at', "
+                              "the others through the same channel from the same network "
+                              "within about a minute of it (repeats are counted when that "
+                              "minute ends)"},
                 },
             }},
         },

@@ -16,6 +16,7 @@ to change anybody else, whatever is edited by hand.
 from __future__ import annotations
 
 import functools
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,12 +29,15 @@ from fingerplat.adapters.web.admin.handlers.auth import LoginRefused, checked_lo
 from fingerplat.adapters.web.keys import BASE, SERVICE, SETTINGS, TENANT
 from fingerplat.adapters.web.templating import PUBLIC_TEMPLATES
 from fingerplat.adapters.web.tenancy import Handler, add_routed, resolve
-from fingerplat.domain.errors import InvalidInput, PermissionDenied
+from fingerplat.domain.audit_actions import AuditAction
+from fingerplat.domain.errors import FingerplatError, InvalidInput, PermissionDenied
 from fingerplat.domain.expiry import Expiry
-from fingerplat.domain.model import Channel, Context
+from fingerplat.domain.model import Channel, Context, Principal
 from fingerplat.domain.self_service import PROFILE_FIELDS
 from fingerplat.domain.text import printable
 from fingerplat.service import FingerplatService
+
+log = logging.getLogger("fingerplat.web.self_service")
 
 KIND = "user"
 COOKIE_PREFIX = "fingerplat_me_"
@@ -142,14 +146,34 @@ async def _check_csrf(request: web.Request) -> web.Response | None:
     else:
         s = _session(request)
         if s is None:
+            await _audit_refusal(request, AuditAction.WEB_FORM, "form sent without a live session")
             return _refused(request, "Signed out",
                             "Your session has ended. Sign in again and repeat the change.")
         ok = isinstance(token, str) and s.csrf_matches(token)
     if ok:
         return None
+    log.info("refused %s %s: missing or wrong CSRF token", request.method, request.path)
+    await _audit_refusal(request, AuditAction.WEB_CSRF, "missing or wrong CSRF token")
     return _refused(request, "Form refused",
                     "This form was not sent by your page (missing or wrong security token), "
                     "so nothing was changed. Reload the page and try again.")
+
+
+async def _audit_refusal(request: web.Request, action: AuditAction, message: str) -> None:
+    """Audit a form refused here, as the admin UI does its own (admin/refusals.py).
+
+    As the session's user (``user:<name>``) or as anonymous (the login form,
+    an ended session), through the service's ``audit_refusal``, which keeps
+    anonymous floods down to a few rows and a summary.
+    """
+    s = _session(request)
+    ctx = Context(s.principal if s is not None else Principal.anonymous(), Channel.WEB,
+                  request.remote)
+    try:
+        await _service(request).audit_refusal(
+            ctx, action, f"{request.method} {request.path}", message)
+    except FingerplatError as error:  # the database is away: the refusal stands anyway
+        log.warning("could not audit a refused self-service form: %s", error)
 
 
 async def _finish(request: web.Request, response: web.StreamResponse) -> None:

@@ -45,7 +45,7 @@ async def test_finger_log_switches_and_the_lookups(admin: AdminClient, web_serve
 
     tenant = await svc.resolve_tenant(None)
     await svc.write_finger_log([(tenant.id, alice.id, datetime.now(UTC), "web",
-                                 "198.51.100.0/24")])
+                                 "198.51.100.0/24", 3)])
     page = await admin.get("/admin/tenants/default/users/alice")
     assert "Who fingered alice" in page.text and "198.51.100.0/24" in page.text
 

@@ -222,6 +222,39 @@ async def test_forms_need_their_csrf_token(
     assert user is not None and user.status is None
 
 
+async def test_refused_forms_are_audited_as_the_admin_uis_are(
+    browser: AdminClient, web_server: RunningWeb, people: FingerplatService, operator: Context
+) -> None:
+    # The login form without its token: nobody is signed in yet, so anonymous.
+    await browser.get("/login")
+    assert (await browser.post("/login", {"name": "alice", "password": PASSWORD},
+                               csrf=None)).status == 403
+    [login] = await events(people, operator, "web.csrf")
+    assert (login.actor, login.outcome, login.target) == ("anonymous", "denied", "POST /login")
+    # A signed-in user's form without, or with a forged, token: audited as the user.
+    assert await sign_in(browser, "alice", PASSWORD) == 303
+    await browser.get("/me")
+    for csrf in (None, "forged"):
+        assert (await browser.post("/me/status", me_form(browser, status="x"),
+                                   csrf=csrf)).status == 403
+    refused = [(e.actor, e.outcome, e.target) for e in await events(people, operator, "web.csrf")
+               if e.actor != "anonymous"]
+    assert refused == [("user:alice", "denied", "POST /me/status")] * 2
+    # A form posted with no session at all (a forged cross-site post, say), by path too.
+    stranger = AdminClient(web_server.url)
+    try:
+        page = await stranger.post("/t/default/me/status", me_form(stranger, status="x"),
+                                   csrf="x")
+        assert page.status == 403 and "Signed out" in page.text
+    finally:
+        await stranger.close()
+    [form] = await events(people, operator, "web.form")
+    assert (form.actor, form.outcome, form.target) == \
+        ("anonymous", "denied", "POST /t/default/me/status")
+    user = await people.public_user(await people.resolve_tenant(None), "alice")
+    assert user is not None and user.status is None
+
+
 async def test_repeated_failures_throttle_the_login(browser: AdminClient) -> None:
     for _ in range(5):
         assert await sign_in(browser, "alice", "wrong-password") == 401
