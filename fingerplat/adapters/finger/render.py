@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, tzinfo
 
+from fingerplat.adapters.times import minutes as when
 from fingerplat.domain import expiry, visibility
 from fingerplat.domain.model import StatusChange, Tenant, User
 from fingerplat.domain.text import printable, printable_lines
@@ -30,18 +31,6 @@ _FIELD_COLUMN = 40
 def encode(lines: Iterable[str]) -> bytes:
     """The wire form of an answer: each line neutralised, CRLF after each, UTF-8."""
     return "".join(printable(line) + "\r\n" for line in lines).encode("utf-8", "replace")
-
-
-def when(moment: datetime | None, zone: tzinfo = UTC) -> str:
-    """A status time in minutes, in the tenant's time zone (default UTC)."""
-    if moment is None:
-        return ""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    m = moment.astimezone(zone)
-    label = "UTC" if zone is UTC else (m.tzname() or "UTC")
-    # strftime("%Y-%m-%d %H:%M %Z"), at a third of its cost (warming renders every user)
-    return f"{m.year}-{m.month:02d}-{m.day:02d} {m.hour:02d}:{m.minute:02d} {label}"
 
 
 def _clock(local: datetime) -> str:

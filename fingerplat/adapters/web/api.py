@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
+from fingerplat.adapters.times import iso_utc
 from fingerplat.adapters.web import tenancy
 from fingerplat.adapters.web.keys import SERVICE
 from fingerplat.adapters.web.payloads import MalformedRequest, read_json_object, string_field
@@ -26,7 +27,6 @@ from fingerplat.adapters.web.principals import (
     remote_addr,
     token_context,
 )
-from fingerplat.adapters.web.templating import iso_time
 from fingerplat.domain import expiry, rules
 from fingerplat.domain.errors import InvalidInput, NotFound
 from fingerplat.domain.expiry import Expiry
@@ -66,8 +66,8 @@ def user_json(user: User, *, with_plan: bool = True,
         "phone": user.phone,
         "project": user.project,
         "status": user.status,
-        "status_set_at": iso_time(user.status_set_at) or None,
-        "expires_at": iso_time(user.status_expires_at) or None,
+        "status_set_at": iso_utc(user.status_set_at) or None,
+        "expires_at": iso_utc(user.status_expires_at) or None,
         "hidden": user.hidden,
     }
     if with_plan:
@@ -81,16 +81,16 @@ def user_json(user: User, *, with_plan: bool = True,
 
 def change_json(change: StatusChange) -> dict[str, Any]:
     """A history entry; who made it only when the caller may know (admins, the user)."""
-    data: dict[str, Any] = {"status": change.text, "set_at": iso_time(change.set_at)}
+    data: dict[str, Any] = {"status": change.text, "set_at": iso_utc(change.set_at)}
     if change.actor is not None:
         data["actor"] = change.actor
         data["channel"] = change.channel
-    data["expires_at"] = iso_time(change.expires_at) or None
+    data["expires_at"] = iso_utc(change.expires_at) or None
     return data
 
 
 def audit_json(event: AuditEvent) -> dict[str, Any]:
-    return {**dataclasses.asdict(event), "at": iso_time(event.at)}
+    return {**dataclasses.asdict(event), "at": iso_utc(event.at)}
 
 
 # -- parsing -------------------------------------------------------------------
@@ -178,7 +178,7 @@ async def get_fingered(request: web.Request) -> web.Response:
     limit = int_param(request, "limit", 100, 1, 1000)
     entries = await request.config_dict[SERVICE].fingered(ctx, slug, name, limit)
     return web.json_response({"username": name, "fingered": [
-        {"at": iso_time(e.at), "channel": e.channel, "network": e.network} for e in entries]})
+        {"at": iso_utc(e.at), "channel": e.channel, "network": e.network} for e in entries]})
 
 
 async def get_history(request: web.Request) -> web.Response:

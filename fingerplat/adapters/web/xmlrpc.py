@@ -25,11 +25,11 @@ from aiohttp import web
 from defusedxml import DefusedXmlException
 from defusedxml.xmlrpc import DefusedExpatParser
 
+from fingerplat.adapters.times import iso_utc
 from fingerplat.adapters.web import tenancy
 from fingerplat.adapters.web.keys import ERROR_KIND, SERVICE
 from fingerplat.adapters.web.payloads import BodyTimeout, PayloadTooLarge, read_body
 from fingerplat.adapters.web.principals import audited_basic_password, refuse, remote_addr
-from fingerplat.adapters.web.templating import iso_time
 from fingerplat.domain import rules
 from fingerplat.domain.errors import (
     AuthenticationFailed,
@@ -239,8 +239,8 @@ async def get_user_info(call: Call, user: Any) -> dict[str, str]:
         "username": found.username,
         "full_name": found.full_name,
         "status": found.status or "",
-        "status_set_at": iso_time(found.status_set_at),
-        "status_expires_at": iso_time(found.status_expires_at),
+        "status_set_at": iso_utc(found.status_set_at),
+        "status_expires_at": iso_utc(found.status_expires_at),
         "plan": found.plan,
     }
     tenant = call.tenant
