@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 from fingerplat.adapters.times import absolute_time
 from fingerplat.adapters.times import iso_utc as iso_time
 from fingerplat.adapters.web.admin.state import make_environment as admin_environment
-from fingerplat.adapters.web.middleware import adapter_for, status_for
+from fingerplat.adapters.web.middleware import adapter_for
 from fingerplat.adapters.web.payloads import MalformedRequest, PayloadTooLarge
+from fingerplat.adapters.web.statuses import status_for
 from fingerplat.adapters.web.templating import relative_time
 from fingerplat.adapters.web.tenancy import host_name
 from fingerplat.adapters.web.webfinger import parse_acct

@@ -12,9 +12,15 @@ import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
+from fingerplat.adapters.times import iso_utc
+from fingerplat.adapters.user_fields import user_dict
 from fingerplat.domain.errors import InvalidInput
 from fingerplat.domain.imports import ImportRecord
 from fingerplat.domain.model import User
+
+#: The members of each user in a JSON export (read back by :func:`parse_json_export`).
+EXPORT_KEYS = ("username", "full_name", "office", "phone", "project", "hidden", "status",
+               "status_set_at", "plan", "created_at")
 
 
 def render_users_file(users: Iterable[User], *, tenant: str) -> str:
@@ -23,7 +29,7 @@ def render_users_file(users: Iterable[User], *, tenant: str) -> str:
     Only usernames and statuses survive this format; use ``--format json`` for
     everything. Users without a status are written as ``user:``.
     """
-    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = iso_utc(datetime.now(UTC), "seconds")
     lines = [f"# fingerplat users file: tenant {tenant}, exported {stamp}"]
     lines.extend(f"{u.username}: {u.status}" if u.status else f"{u.username}:" for u in users)
     return "\n".join(lines) + "\n"
@@ -31,21 +37,10 @@ def render_users_file(users: Iterable[User], *, tenant: str) -> str:
 
 def render_json(users: Iterable[User], *, tenant: str) -> str:
     """Everything about every user, for backups and for moving a tenant."""
-    def iso(value: datetime | None) -> str | None:
-        return value.isoformat() if value else None
-
     document = {
         "tenant": tenant,
-        "exported_at": datetime.now(UTC).isoformat(),
-        "users": [
-            {
-                "username": u.username, "full_name": u.full_name, "office": u.office,
-                "phone": u.phone, "project": u.project, "hidden": u.hidden,
-                "status": u.status, "status_set_at": iso(u.status_set_at), "plan": u.plan,
-                "created_at": iso(u.created_at),
-            }
-            for u in users
-        ],
+        "exported_at": iso_utc(datetime.now(UTC)),
+        "users": [user_dict(u, EXPORT_KEYS) for u in users],
     }
     return json.dumps(document, ensure_ascii=False, indent=2) + "\n"
 

@@ -17,6 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from fingerplat.adapters.times import iso_utc
+from fingerplat.adapters.user_fields import API_KEYS, user_dict
 from fingerplat.adapters.web import tenancy
 from fingerplat.adapters.web.keys import SERVICE
 from fingerplat.adapters.web.payloads import MalformedRequest, read_json_object, string_field
@@ -49,34 +50,10 @@ DEFAULT_AUDIT_PAGE = 50
 
 # -- formatting ----------------------------------------------------------------
 
-# Keys of a user's JSON and the public field each shows.
-_FIELD_OF_KEY = {
-    "full_name": "full_name", "office": "office", "phone": "phone", "project": "project",
-    "status": "status", "status_set_at": "status", "expires_at": "status", "plan": "plan",
-}
-
-
 def user_json(user: User, *, with_plan: bool = True,
               fields: frozenset[str] | None = None) -> dict[str, Any]:
     """A user as JSON; with ``fields`` (a public answer) the other fields are left out."""
-    data: dict[str, Any] = {
-        "username": user.username,
-        "full_name": user.full_name,
-        "office": user.office,
-        "phone": user.phone,
-        "project": user.project,
-        "status": user.status,
-        "status_set_at": iso_utc(user.status_set_at) or None,
-        "expires_at": iso_utc(user.status_expires_at) or None,
-        "hidden": user.hidden,
-    }
-    if with_plan:
-        data["plan"] = user.plan
-    if fields is not None:
-        for key, field in _FIELD_OF_KEY.items():
-            if field not in fields:
-                data.pop(key, None)
-    return data
+    return user_dict(user, API_KEYS if with_plan else API_KEYS[:-1], fields=fields)
 
 
 def change_json(change: StatusChange) -> dict[str, Any]:

@@ -41,9 +41,9 @@ from aiohttp.http_parser import EMPTY_PAYLOAD, HttpRequestParser  # private: pin
 from aiohttp.web_log import AccessLogger
 
 from fingerplat.adapters.web.client_address import client_address
+from fingerplat.adapters.web.headers import security_header_items
 from fingerplat.adapters.web.kept_pages import KeptPage, door_key
 from fingerplat.adapters.web.keys import SERVICE
-from fingerplat.adapters.web.middleware import security_header_items
 from fingerplat.adapters.web.templating import TEMPLATE_GENERATION
 from fingerplat.config import WebConfig, per_address_share
 from fingerplat.metrics import Metrics
