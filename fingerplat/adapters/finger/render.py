@@ -10,7 +10,7 @@ never smuggle an escape sequence or a bare CR/LF to a client's terminal.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, tzinfo
 
 from fingerplat.adapters.times import minutes as when
@@ -87,28 +87,39 @@ def user_entry(user: User, *, verbose: bool = False,
     zone = _zone_of(tenant)
     lines = [_pair("Login", user.username, "Name", user.full_name if shows("full_name") else "")]
     if verbose:
-        office = user.office if shows("office") else ""
-        phone = user.phone if shows("phone") else ""
-        if office or phone:
-            lines.append(_pair("Office", office or "-", "Phone", phone))
-        if user.project and shows("project"):
-            lines.append(f"Project: {user.project}")
+        lines.extend(_contact_lines(user, shows))
     if shows("status"):
         lines.append(_status_line(user, zone))
     if verbose and history and (tenant is None or visibility.shows_history(tenant.public_fields)):
-        lines.append("Recent statuses:")
-        for change in history:
-            text = change.text if change.text is not None else "(cleared)"
-            until = f"  (until {when(change.expires_at, zone)})" if change.expires_at else ""
-            lines.append(f"  {when(change.set_at, zone)}  {text}{until}")
-    if not shows("plan"):
-        pass
-    elif user.plan:
-        lines.append("Plan:")
-        lines.extend(printable_lines(user.plan))
-    else:
-        lines.append("No Plan.")
+        lines.extend(_history_lines(history, zone))
+    if shows("plan"):
+        lines.extend(_plan_lines(user.plan))
     return lines
+
+
+def _contact_lines(user: User, shows: Callable[[str], bool]) -> list[str]:
+    """Office and phone on one line, then the project: the long form's extra lines."""
+    lines = []
+    office = user.office if shows("office") else ""
+    phone = user.phone if shows("phone") else ""
+    if office or phone:
+        lines.append(_pair("Office", office or "-", "Phone", phone))
+    if user.project and shows("project"):
+        lines.append(f"Project: {user.project}")
+    return lines
+
+
+def _history_lines(history: Sequence[StatusChange], zone: tzinfo) -> list[str]:
+    lines = ["Recent statuses:"]
+    for change in history:
+        text = change.text if change.text is not None else "(cleared)"
+        until = f"  (until {when(change.expires_at, zone)})" if change.expires_at else ""
+        lines.append(f"  {when(change.set_at, zone)}  {text}{until}")
+    return lines
+
+
+def _plan_lines(plan: str) -> list[str]:
+    return ["Plan:", *printable_lines(plan)] if plan else ["No Plan."]
 
 
 def _cut(text: str, width: int) -> str:

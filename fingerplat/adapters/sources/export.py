@@ -54,29 +54,35 @@ def parse_json_export(data: bytes) -> list[ImportRecord]:
     users = document.get("users") if isinstance(document, dict) else None
     if not isinstance(users, list):
         raise InvalidInput("not a fingerplat JSON export: no \"users\" list")
-    records: list[ImportRecord] = []
-    for number, entry in enumerate(users, start=1):
-        if not isinstance(entry, dict) or not isinstance(entry.get("username"), str):
-            records.append(ImportRecord(number, "", error="entry has no username"))
-            continue
-        fields: dict[str, object] = {}
-        for key in ("full_name", "office", "phone", "project", "plan"):
-            value = entry.get(key)
-            if value is not None and not isinstance(value, str):
-                fields = {"error": f"{key} must be a string"}
-                break
-            fields[key] = value
-        hidden = entry.get("hidden")
-        status = entry.get("status")
-        if "error" not in fields and hidden is not None and not isinstance(hidden, bool):
-            fields = {"error": "hidden must be true or false"}
-        if "error" not in fields and status is not None and not isinstance(status, str):
-            fields = {"error": "status must be a string or null"}
-        if "error" in fields:
-            records.append(ImportRecord(number, entry["username"], error=str(fields["error"])))
-            continue
-        records.append(ImportRecord(
-            number, entry["username"], status=status or "",
-            hidden=hidden, **fields,  # type: ignore[arg-type]
-        ))
-    return records
+    return [_record(number, entry) for number, entry in enumerate(users, start=1)]
+
+
+#: The text fields of an exported user (``null`` or a string each).
+_TEXT_KEYS = ("full_name", "office", "phone", "project", "plan")
+
+
+def _record(number: int, entry: object) -> ImportRecord:
+    """One exported user as an import record, or a record of what is wrong with it."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("username"), str):
+        return ImportRecord(number, "", error="entry has no username")
+    problem = _problem(entry)
+    if problem is not None:
+        return ImportRecord(number, entry["username"], error=problem)
+    texts = {key: entry.get(key) for key in _TEXT_KEYS}
+    return ImportRecord(number, entry["username"], status=entry.get("status") or "",
+                        hidden=entry.get("hidden"), **texts)  # type: ignore[arg-type]
+
+
+def _problem(entry: dict[str, object]) -> str | None:
+    """The first field of ``entry`` that has the wrong type, in words; None when all fit."""
+    for key in _TEXT_KEYS:
+        value = entry.get(key)
+        if value is not None and not isinstance(value, str):
+            return f"{key} must be a string"
+    hidden = entry.get("hidden")
+    if hidden is not None and not isinstance(hidden, bool):
+        return "hidden must be true or false"
+    status = entry.get("status")
+    if status is not None and not isinstance(status, str):
+        return "status must be a string or null"
+    return None
