@@ -474,6 +474,7 @@ class Runtime:
 LIVE_KEYS = (
     "finger.idle_timeout", "finger.max_connections", "finger.rate_limit",
     "finger.max_listed_users", "finger.access_log", "finger.max_connections_per_address",
+    "finger.answer_on_accept", "web.front_door",
     "setter.idle_timeout", "setter.auth_timeout", "setter.max_connections",
     "setter.max_connections_per_address", "web.max_connections",
     "web.max_connections_per_address", "forwarding.", "log.",

@@ -129,6 +129,9 @@ class FingerServer:
         # Answers from the read cache and open connections are counted in plain
         # ints and handed to the metrics before each scrape (Metrics.add_flusher).
         self.instant_answers = 0
+        # Of those, the ones answered from the accepted socket itself (the
+        # fast path [finger] answer_on_accept turns off), since the start.
+        self.answered_on_accept = 0
         self.reported_open = 0
         metrics.add_flusher(self.flush_metrics)
 
@@ -140,6 +143,7 @@ class FingerServer:
         self.max_per_address = per_address_share(settings.max_connections,
                                                  settings.max_connections_per_address)
         self.access_log = settings.access_log
+        self.answer_on_accept = settings.answer_on_accept
         self.limiter.rate = float(settings.rate_limit)
         self.limiter.burst = 2.0 * settings.rate_limit
         self.answerer.max_listed_users = settings.max_listed_users
@@ -246,8 +250,11 @@ class FingerServer:
                                      "max_connections_per_address")
             elif not self.limiter.allow(peer):
                 self._refuse_at_once(conn, peer, RATE_LIMITED, "rate_limit")
-            else:
+            elif self.answer_on_accept:
                 self._read_query(conn, peer, loop.time() + self.idle_timeout)
+            else:  # [finger] answer_on_accept = false: the protocol reads and answers
+                self._hand_over(conn, FingerProtocol(self, peer,
+                                                     deadline=loop.time() + self.idle_timeout))
 
     def _pause_accepting(self, listener: socket.socket, error: OSError) -> None:
         """Out of descriptors: stop for a moment instead of spinning on accept.
@@ -313,6 +320,7 @@ class FingerServer:
                                                  deadline=deadline))
             return
         self.instant_answers += 1
+        self.answered_on_accept += 1
         if self.access_log:
             log_access(self, peer, cast(bytes, line), kept.count(b"\r\n"))
         self._send_and_close(conn, peer, kept)

@@ -149,6 +149,8 @@ class FrontDoor:
     def reconfigure(self, settings: WebConfig, trusted: TrustedProxies) -> None:
         """Limits (at start and on SIGHUP): they apply to the next connection."""
         self.max_connections = settings.max_connections
+        # [web] front_door = false: never answer here, hand every request to aiohttp.
+        self.answers_kept_pages = settings.front_door
         self.max_per_address = per_address_share(settings.max_connections,
                                                  settings.max_connections_per_address)
         self.trusted = trusted
@@ -540,7 +542,7 @@ class DoorProtocol(asyncio.Protocol):
     def _answer(self, data: bytes, transport: asyncio.Transport) -> bytes | None:
         """The answer to ``data`` when the front door can give it, else None."""
         door = self._door
-        if not data.endswith(_END_OF_HEAD) or door.closing:
+        if not data.endswith(_END_OF_HEAD) or door.closing or not door.answers_kept_pages:
             return None
         started = time.perf_counter()
         try:
