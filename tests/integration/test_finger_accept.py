@@ -21,11 +21,11 @@ import pytest
 
 from fingerplat.adapters.finger.server import FingerServer, start_finger_server
 from fingerplat.adapters.finger.waiting import WaitingRoom
+from fingerplat.adapters.net import sockets
 from fingerplat.config import FingerConfig
 from fingerplat.domain.model import Context
 from fingerplat.domain.rules import PLAN_MAX_BYTES
 from fingerplat.metrics import Metrics
-from fingerplat.server import sockets
 from fingerplat.service import FingerplatService
 from tests.support.polling import until
 from tests.support.scrape import sample

@@ -19,13 +19,13 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from fingerplat.adapters.net import proxy_header, sockets
+from fingerplat.adapters.net.connections import ConnectionTracker
+from fingerplat.adapters.net.trusted_proxies import TrustedProxies
 from fingerplat.adapters.setter.session import MAX_PLAN_READ_BYTES, SetterSession, err
 from fingerplat.config import Config, SetterConfig, format_address, per_address_share
 from fingerplat.domain.model import Role
 from fingerplat.metrics import Metrics
-from fingerplat.server import proxy_header, sockets
-from fingerplat.server.connections import ConnectionTracker
-from fingerplat.server.trusted_proxies import TrustedProxies
 from fingerplat.service import FingerplatService
 
 log = logging.getLogger("fingerplat.setter")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from fingerplat.adapters.net.trusted_proxies import TrustedProxies
 from fingerplat.adapters.web import api, ops, pages, self_service, webfinger, xmlrpc
 from fingerplat.adapters.web.admin import build_admin_app
 from fingerplat.adapters.web.client_address import client_address_middleware
@@ -18,7 +19,6 @@ from fingerplat.adapters.web.middleware import error_middleware, metrics_middlew
 from fingerplat.adapters.web.templating import STATIC_DIR, setup_templates
 from fingerplat.config import WebConfig
 from fingerplat.metrics import Metrics
-from fingerplat.server.trusted_proxies import TrustedProxies
 from fingerplat.service import FingerplatService
 
 

@@ -28,7 +28,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.web_log import AccessLogger
 
-from fingerplat.server.trusted_proxies import TrustedProxies
+from fingerplat.adapters.net.trusted_proxies import TrustedProxies
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 #: Hops read from a header at most (a longer chain is cut on its left).

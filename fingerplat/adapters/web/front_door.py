@@ -40,6 +40,8 @@ from aiohttp.http import SERVER_SOFTWARE, HttpProcessingError, HttpVersion
 from aiohttp.http_parser import EMPTY_PAYLOAD, HttpRequestParser  # private: pinned, tested
 from aiohttp.web_log import AccessLogger
 
+from fingerplat.adapters.net import proxy_header
+from fingerplat.adapters.net.trusted_proxies import TrustedProxies
 from fingerplat.adapters.web.client_address import client_address
 from fingerplat.adapters.web.headers import security_header_items
 from fingerplat.adapters.web.kept_pages import KeptPage, door_key
@@ -47,8 +49,6 @@ from fingerplat.adapters.web.keys import SERVICE
 from fingerplat.adapters.web.templating import TEMPLATE_GENERATION
 from fingerplat.config import WebConfig, per_address_share
 from fingerplat.metrics import Metrics
-from fingerplat.server import proxy_header
-from fingerplat.server.trusted_proxies import TrustedProxies
 
 log = logging.getLogger("fingerplat.web")
 
