@@ -30,22 +30,29 @@ class TokenBuckets:
         self._buckets: dict[Hashable, tuple[float, float]] = {}
         self._prune_at = PRUNE_AT
 
-    def take(self, key: Hashable) -> float:
-        """Take one token from ``key``'s bucket and return 0.0, or the seconds until one."""
+    def allow(self, key: Hashable) -> bool:
+        """Take one token for ``key``; False when its bucket is empty.
+
+        The finger listener asks this for every connection: kept inline, no
+        call beyond it.
+        """
         now = self.clock()
         tokens, last = self._buckets.get(key, (self.burst, now))
         tokens = min(self.burst, tokens + (now - last) * self.rate)
         if tokens < 1.0:
             self._buckets[key] = (tokens, now)
-            return (1.0 - tokens) / self.rate
+            return False
         self._buckets[key] = (tokens - 1.0, now)
         if len(self._buckets) > self._prune_at:
             self._prune(now)
-        return 0.0
+        return True
 
-    def allow(self, key: Hashable) -> bool:
-        """Take one token for ``key``; False when its bucket is empty."""
-        return not self.take(key)
+    def take(self, key: Hashable) -> float:
+        """Take one token from ``key``'s bucket and return 0.0, or the seconds until one."""
+        if self.allow(key):
+            return 0.0
+        tokens, _last = self._buckets[key]
+        return (1.0 - tokens) / self.rate
 
     def _prune(self, now: float) -> None:
         full_after = self.burst / self.rate
