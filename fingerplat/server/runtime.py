@@ -22,6 +22,7 @@ from typing import Protocol
 from prometheus_client import Gauge
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from fingerplat.adapters.net.trusted_proxies import TrustedProxies
 from fingerplat.config import Config, format_address
 from fingerplat.domain.errors import CannotListen, FingerplatError, InvalidInput, NotFound
 from fingerplat.metrics import Metrics
@@ -38,7 +39,6 @@ from fingerplat.repository.own_commits import OwnCommits
 from fingerplat.repository.sqlite_watch import sqlite_change_token
 from fingerplat.server import logs, privileges, systemd
 from fingerplat.server.leadership import LEADERSHIP_INTERVAL, BotLeadership
-from fingerplat.server.trusted_proxies import TrustedProxies
 from fingerplat.service import FingerplatService
 from fingerplat.service.event_bridge import EventBridge, start_event_bridge
 from fingerplat.service.pseudo_kinds import Places
@@ -162,8 +162,19 @@ class Runtime:
         return self._forwarder
 
     async def start_listeners(self) -> None:
+        """Bind every configured listener and start the background tasks, then announce them."""
+        assert self.service is not None
+        await self._start_finger()
+        await self._start_setters()
+        await self._start_web()
+        await self._start_irc()
+        await self._start_background()
+        for listener in self.listeners:
+            for address in listener.addresses:
+                self.announce(f"{listener.name} listening on {address}")
+
+    async def _start_finger(self) -> None:
         from fingerplat.adapters.finger.server import start_finger_server
-        from fingerplat.adapters.setter.server import start_setter_server
 
         assert self.service is not None
         cfg = self.config
@@ -182,6 +193,13 @@ class Runtime:
                 ))
             except OSError as error:
                 raise listen_error("finger", host, port, error) from None
+
+    async def _start_setters(self) -> None:
+        """The TCP setters, and the UNIX socket one when configured."""
+        from fingerplat.adapters.setter.server import start_setter_server
+
+        assert self.service is not None
+        cfg = self.config
         for spec in cfg.setter.listen:
             host, port = spec.host_port
             try:
@@ -198,51 +216,60 @@ class Runtime:
                 self.service, cfg.setter.unix_socket, tenant=cfg.setter.unix_tenant,
                 settings=cfg.setter, metrics=self.metrics,
             ))
-        if cfg.web.listen:
-            from fingerplat.adapters.web.server import start_web_server
 
-            try:
-                self.listeners.append(await start_web_server(
-                    self.service, cfg.web, metrics=self.metrics,
-                    trusted=TrustedProxies(cfg.network.trusted_proxies),
-                ))
-            except CannotListen as error:
-                raise with_listen_hint(error) from None
-        if cfg.irc:
-            from fingerplat.adapters.irc import IrcTiming, start_irc_bots
+    async def _start_web(self) -> None:
+        if not self.config.web.listen:
+            return
+        from fingerplat.adapters.web.server import start_web_server
 
-            # Connects in the background: a down IRC server never delays startup.
-            # On PostgreSQL several nodes may run this configuration: an advisory
-            # lock per bot lets exactly one of them run it (docs/operations.md).
-            timing = None
-            if not is_sqlite(self.database_url):
-                self.leadership = BotLeadership(
-                    self.database_url, connect_timeout=cfg.database.connect_timeout,
-                    command_timeout=cfg.database.command_timeout,
-                )
-                timing = IrcTiming(leadership_interval=LEADERSHIP_INTERVAL)
-            self.listeners.append(await start_irc_bots(
-                self.service, cfg.irc, metrics=self.metrics, timing=timing,
-                should_run=self.leadership,
+        assert self.service is not None
+        try:
+            self.listeners.append(await start_web_server(
+                self.service, self.config.web, metrics=self.metrics,
+                trusted=TrustedProxies(self.config.network.trusted_proxies),
             ))
-        if cfg.source:
+        except CannotListen as error:
+            raise with_listen_hint(error) from None
+
+    async def _start_irc(self) -> None:
+        cfg = self.config
+        if not cfg.irc:
+            return
+        from fingerplat.adapters.irc import IrcTiming, start_irc_bots
+
+        assert self.service is not None
+        # Connects in the background: a down IRC server never delays startup.
+        # On PostgreSQL several nodes may run this configuration: an advisory
+        # lock per bot lets exactly one of them run it (docs/operations.md).
+        timing = None
+        if not is_sqlite(self.database_url):
+            self.leadership = BotLeadership(
+                self.database_url, connect_timeout=cfg.database.connect_timeout,
+                command_timeout=cfg.database.command_timeout,
+            )
+            timing = IrcTiming(leadership_interval=LEADERSHIP_INTERVAL)
+        self.listeners.append(await start_irc_bots(
+            self.service, cfg.irc, metrics=self.metrics, timing=timing,
+            should_run=self.leadership,
+        ))
+
+    async def _start_background(self) -> None:
+        """Sources and sweepers: tasks shaped like listeners, so serve stops and drains them."""
+        assert self.service is not None
+        if self.config.source:
             from fingerplat.adapters.sources.runner import start_sources
 
             # Background tasks: a failing source is logged and retried, never fatal.
-            self.listeners.append(await start_sources(self.service, cfg.source,
+            self.listeners.append(await start_sources(self.service, self.config.source,
                                                       metrics=self.metrics))
         from fingerplat.server.auth_sweeper import start_auth_sweeper
 
         self.listeners.append(start_auth_sweeper(self.service))
-
         if self.expiry_sweeper:
             from fingerplat.server.expiry_sweeper import start_expiry_sweeper
 
             # Clears expired statuses (history and audit); reads never wait for it.
             self.listeners.append(start_expiry_sweeper(self.service))
-        for listener in self.listeners:
-            for address in listener.addresses:
-                self.announce(f"{listener.name} listening on {address}")
 
     def start_issue16(self) -> None:
         """Pseudo-users' ``help`` places, and the finger log's writer and purger tasks."""
@@ -447,6 +474,7 @@ class Runtime:
 LIVE_KEYS = (
     "finger.idle_timeout", "finger.max_connections", "finger.rate_limit",
     "finger.max_listed_users", "finger.access_log", "finger.max_connections_per_address",
+    "finger.answer_on_accept", "web.front_door",
     "setter.idle_timeout", "setter.auth_timeout", "setter.max_connections",
     "setter.max_connections_per_address", "web.max_connections",
     "web.max_connections_per_address", "forwarding.", "log.",

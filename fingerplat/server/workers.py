@@ -5,7 +5,7 @@ thread), so a machine with more cores runs several. The parent reserves every
 TCP listen address first (a socket bound with ``SO_REUSEPORT`` but not
 listening, which also turns port 0 into one concrete port shared by all),
 then forks the workers. Each worker binds its own listening socket to the
-same address with ``SO_REUSEPORT`` (fingerplat/server/sockets.py) and runs
+same address with ``SO_REUSEPORT`` (fingerplat/adapters/net/sockets.py) and runs
 the ordinary ``serve`` runtime; the kernel spreads incoming connections over
 the workers' sockets. The parent only waits: it passes SIGTERM, SIGINT and
 SIGHUP on to every worker and exits when they have, with the first failing
@@ -28,8 +28,8 @@ import socket
 import sys
 from dataclasses import dataclass
 
+from fingerplat.adapters.net import sockets
 from fingerplat.config import Config
-from fingerplat.server import sockets
 from fingerplat.server.runtime import listen_error
 
 

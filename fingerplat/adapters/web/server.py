@@ -15,6 +15,8 @@ import ssl
 from aiohttp import web
 from aiohttp.web_log import AccessLogger
 
+from fingerplat.adapters.net import sockets
+from fingerplat.adapters.net.trusted_proxies import TrustedProxies
 from fingerplat.adapters.web.app import build_app
 from fingerplat.adapters.web.client_address import access_logger_class
 from fingerplat.adapters.web.front_door import FrontDoor
@@ -24,8 +26,6 @@ from fingerplat.adapters.web.templating import reload_templates
 from fingerplat.config import Config, WebConfig, format_address
 from fingerplat.domain.errors import CannotListen, InvalidInput
 from fingerplat.metrics import Metrics
-from fingerplat.server import sockets
-from fingerplat.server.trusted_proxies import TrustedProxies
 from fingerplat.service import FingerplatService
 
 log = logging.getLogger("fingerplat.web")
