@@ -22,18 +22,13 @@ from typing import Protocol
 from prometheus_client import Gauge
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from fingerplat.adapters.net.sockets import PreboundSockets
 from fingerplat.adapters.net.trusted_proxies import TrustedProxies
+from fingerplat.bootstrap import Wired, open_service, wire
 from fingerplat.config import Config, format_address
 from fingerplat.domain.errors import CannotListen, FingerplatError, InvalidInput, NotFound
 from fingerplat.metrics import Metrics
-from fingerplat.repository.embedded import prepare_sqlite
-from fingerplat.repository.engine import (
-    create_engine,
-    create_read_engine,
-    describe_database,
-    is_sqlite,
-    sqlite_file,
-)
+from fingerplat.repository.engine import is_sqlite, sqlite_file
 from fingerplat.repository.hot_reads import PgHotReads
 from fingerplat.repository.own_commits import OwnCommits
 from fingerplat.repository.sqlite_watch import sqlite_change_token
@@ -86,37 +81,29 @@ class Runtime:
     hot_reads: PgHotReads | None = None
     #: Run the expiry sweeper (tests turn it off to show reads need no write).
     expiry_sweeper: bool = True
+    #: ``serve --workers``: the listening sockets the worker made for this
+    #: process (shared with the others through SO_REUSEPORT), handed to each
+    #: adapter; None binds as usual.
+    prebound: PreboundSockets | None = None
+    #: The engines and the service, from the bootstrap (set by prepare_database).
+    wired: Wired | None = None
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _warming: asyncio.Task[None] | None = None
     _forwarder: ForwardFn | None = None
     _background: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def prepare_database(self) -> None:
-        """SQLite: create and migrate on first start. PostgreSQL: refuse an old schema."""
-        db = self.config.database
-        pool = {
-            "pool_size": db.pool_size,
-            "max_overflow": db.max_overflow,
-            "pool_timeout": db.pool_timeout,
-            "connect_timeout": db.connect_timeout,
-            "command_timeout": db.command_timeout,
-        }
-        self.engine = create_engine(self.database_url, **pool)
-        # The public reads get a pool of their own (autocommit: no BEGIN, no
-        # COMMIT, on PostgreSQL no pre-ping), see create_read_engine.
-        self.read_engine = create_read_engine(self.database_url, **pool)
-        self.service = FingerplatService(self.engine, read_engine=self.read_engine)
-        if not is_sqlite(self.database_url):
-            # A cache miss's user read on an asyncpg prepared statement.
-            self.hot_reads = PgHotReads(self.database_url, max_size=db.pool_size,
-                                        connect_timeout=db.connect_timeout,
-                                        command_timeout=db.command_timeout)
-            self.service.hot_reads = self.hot_reads
-        if is_sqlite(self.database_url):
-            self.announce((await prepare_sqlite(self.engine, self.database_url)).line)
-        else:
-            await self.service.check_schema()
-            self.announce(f"database: {describe_database(self.database_url)} (schema current)")
+        """SQLite: create and migrate on first start. PostgreSQL: refuse an old schema.
+
+        The engines, the service and the check are the bootstrap's
+        (fingerplat/bootstrap.py), shared with the CLI and the tests; serve
+        adds its read pool and, on PostgreSQL, the prepared-statement reads.
+        """
+        self.wired = wire(self.database_url, self.config.database, read_pool=True,
+                          hot_reads=True)
+        self.engine, self.read_engine = self.wired.engine, self.wired.read_engine
+        self.service, self.hot_reads = self.wired.service, self.wired.hot_reads
+        self.announce((await self.wired.prepare()).line)
 
     async def start_change_events(self) -> None:
         """Share change events between nodes (PostgreSQL) and cache the public reads.
@@ -189,7 +176,7 @@ class Runtime:
                 self.listeners.append(await start_finger_server(
                     self.service, host, port, tenant=spec.tenant, settings=cfg.finger,
                     metrics=self.metrics, forward=self.forwarder(),
-                    trusted=TrustedProxies(cfg.network.trusted_proxies),
+                    trusted=TrustedProxies(cfg.network.trusted_proxies), prebound=self.prebound,
                 ))
             except OSError as error:
                 raise listen_error("finger", host, port, error) from None
@@ -205,7 +192,7 @@ class Runtime:
             try:
                 self.listeners.append(await start_setter_server(
                     self.service, host, port, settings=cfg.setter, metrics=self.metrics,
-                    trusted=TrustedProxies(cfg.network.trusted_proxies),
+                    trusted=TrustedProxies(cfg.network.trusted_proxies), prebound=self.prebound,
                 ))
             except OSError as error:
                 raise listen_error("setter", host, port, error) from None
@@ -227,6 +214,7 @@ class Runtime:
             self.listeners.append(await start_web_server(
                 self.service, self.config.web, metrics=self.metrics,
                 trusted=TrustedProxies(self.config.network.trusted_proxies),
+                prebound=self.prebound,
             ))
         except CannotListen as error:
             raise with_listen_hint(error) from None
@@ -398,17 +386,10 @@ class Runtime:
             with contextlib.suppress(Exception):
                 await self.service.stop_read_cache()
             self.service.disable_read_cache()
-        if self.hot_reads is not None:
-            with contextlib.suppress(Exception):
-                await self.hot_reads.close()
-            self.hot_reads = None
-        await _let_connections_close()
-        if self.read_engine is not None:
-            await self.read_engine.dispose()
-            self.read_engine = None
-        if self.engine is not None:
-            await self.engine.dispose()
-            self.engine = None
+        if self.wired is not None:
+            wired, self.wired = self.wired, None
+            self.engine = self.read_engine = self.hot_reads = None
+            await wired.close()
 
     def request_stop(self) -> None:
         self._stopping.set()
@@ -500,32 +481,8 @@ async def check_database(config: Config, database_url: str) -> None:
     ``serve --workers N`` runs this once in the parent, so N workers never
     race to create or migrate the same SQLite file.
     """
-    runtime = Runtime(config, database_url, announce=lambda _line: None)
-    try:
-        await runtime.prepare_database()
-    finally:
-        await runtime.stop()
-
-
-async def _let_connections_close(timeout: float = 2.0) -> None:
-    """Let the connections of cancelled background reads close before the pools go.
-
-    A task cancelled in the middle of a SQLite read (the membership loader,
-    a sweeper) leaves its connection to SQLAlchemy, which closes it from a
-    task of its own (``_terminate_graceful_close``) through aiosqlite's
-    thread. Disposing of the engine first stops that thread, and the close
-    then waits forever: shutdown hung at the event loop's last step. So the
-    loop runs until those closes are done (bounded).
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    current = asyncio.current_task()
-    while loop.time() < deadline:
-        closing = [task for task in asyncio.all_tasks() if task is not current
-                   and "_terminate_graceful_close" in getattr(task.get_coro(), "__qualname__", "")]
-        if not closing:
-            return
-        await asyncio.wait(closing, timeout=deadline - loop.time())
+    async with open_service(database_url, config.database, prepare=True):
+        pass
 
 
 def listen_error(adapter: str, host: str, port: int, error: OSError) -> CannotListen:
@@ -564,8 +521,11 @@ def log_event_loop() -> None:
 
 async def serve(config: Config, database_url: str, *, user: str | None = None,
                 group: str | None = None, announce: Callable[[str], None] = print,
-                reload: Callable[[], Config] | None = None) -> None:
+                reload: Callable[[], Config] | None = None,
+                prebound: PreboundSockets | None = None) -> None:
     """Run the server until SIGTERM/SIGINT. Raises FingerplatError for user errors.
+
+    ``prebound``: a ``--workers`` worker's listening sockets (workers.py).
 
     ``reload`` re-reads the configuration (file plus command-line overrides)
     on SIGHUP; without it SIGHUP keeps its default meaning. ``user``/``group``
@@ -574,7 +534,7 @@ async def serve(config: Config, database_url: str, *, user: str | None = None,
     logs.configure(config.log.level, config.log.format)
     log_event_loop()
     run_as = privileges.resolve(user, group)
-    runtime = Runtime(config, database_url, announce=announce)
+    runtime = Runtime(config, database_url, announce=announce, prebound=prebound)
     await runtime.start()
     if run_as is not None:
         database = sqlite_file(database_url) if is_sqlite(database_url) else None

@@ -49,10 +49,12 @@ async def start(service: FingerplatService, metrics: Metrics,
                 listener: socket.socket | None = None, **settings: object) -> FingerServer:
     """A finger listener; on ``listener`` when given (made before, as serve --workers does)."""
     config = FingerConfig(**{**FAST, **settings})
+    prebound = None
     if listener is not None:
-        sockets.put("127.0.0.1", 0, listener)
+        prebound = sockets.PreboundSockets()
+        prebound.put("127.0.0.1", 0, listener)
     return await start_finger_server(service, "127.0.0.1", 0, tenant=None,
-                                     settings=config, metrics=metrics)
+                                     settings=config, metrics=metrics, prebound=prebound)
 
 
 def address(server: FingerServer) -> tuple[str, int]:

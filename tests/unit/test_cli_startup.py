@@ -73,10 +73,14 @@ def test_engine_defaults_are_the_documented_database_defaults():
     from fingerplat.config import DatabaseConfig
     from fingerplat.repository.engine import create_engine
 
+    from fingerplat.bootstrap import PoolSettings
+
     defaults = DatabaseConfig()
     for name, parameter in inspect.signature(create_engine).parameters.items():
         if parameter.default is not inspect.Parameter.empty:
             assert getattr(defaults, name) == parameter.default, name
+    # The bootstrap assembles the pool settings once, for the CLI and serve alike.
+    assert PoolSettings.of(None) == PoolSettings.of(defaults)
 
 
 def test_a_command_without_a_config_file_does_not_load_the_configuration_model(tmp_path):

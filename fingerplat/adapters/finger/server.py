@@ -716,8 +716,13 @@ async def start_finger_server(
     metrics: Metrics,
     forward: ForwardFn | None = None,
     trusted: TrustedProxies | None = None,
+    prebound: sockets.PreboundSockets | None = None,
 ) -> FingerServer:
-    """Bind a finger listener (for ``tenant``, or the default tenant when None)."""
+    """Bind a finger listener (for ``tenant``, or the default tenant when None).
+
+    ``prebound`` (``serve --workers``): a socket already made for ``host:port``,
+    shared with the other workers through ``SO_REUSEPORT``, is listened on as is.
+    """
     if tenant is not None:
         tenant = (await service.resolve_tenant(tenant)).slug  # an unknown tenant fails the start
     answerer = FingerAnswerer(service, tenant=tenant, max_listed_users=settings.max_listed_users,
@@ -725,7 +730,7 @@ async def start_finger_server(
     finger = FingerServer(answerer, settings=settings, metrics=metrics, tenant=tenant,
                           trusted=trusted)
     # A bind failure propagates as OSError; the composition root words it for the user.
-    shared = sockets.take(host, port)  # serve --workers: a socket shared with SO_REUSEPORT
+    shared = sockets.take(prebound, host, port)
     for sock in [shared] if shared is not None else sockets.listening_sockets(
             host, port, backlog=BACKLOG):
         finger.listen(sock)

@@ -392,10 +392,14 @@ async def start_setter_server(
     settings: SetterConfig,
     metrics: Metrics,
     trusted: TrustedProxies | None = None,
+    prebound: sockets.PreboundSockets | None = None,
 ) -> SetterServer:
-    """Bind a TCP setter; a bind failure propagates as OSError for the runtime to word."""
+    """Bind a TCP setter; a bind failure propagates as OSError for the runtime to word.
+
+    ``prebound`` (``serve --workers``): a socket already made for ``host:port``.
+    """
     setter = SetterServer(service, settings=settings, metrics=metrics, trusted=trusted)
-    sock = sockets.take(host, port)  # serve --workers: a socket shared with SO_REUSEPORT
+    sock = sockets.take(prebound, host, port)  # serve --workers: shared, SO_REUSEPORT
     if sock is not None:
         server = await asyncio.start_server(setter.handle, sock=sock, limit=READ_LIMIT)
     else:

@@ -139,9 +139,12 @@ class WebServer:
 
 async def start_web_server(
     service: FingerplatService, settings: WebConfig, *, metrics: Metrics,
-    trusted: TrustedProxies | None = None,
+    trusted: TrustedProxies | None = None, prebound: sockets.PreboundSockets | None = None,
 ) -> WebServer:
     """Build the app and bind every ``[web] listen`` address (port 0: a free port).
+
+    ``prebound`` (``serve --workers``): sockets already made for those
+    addresses, shared with the other workers through ``SO_REUSEPORT``.
 
     Connections are accepted by the front door (front_door.py), which hands
     whatever it does not answer itself to the runner's aiohttp server; the
@@ -173,7 +176,7 @@ async def start_web_server(
     try:
         for spec in settings.listen:
             host, port = spec.host_port
-            sock = sockets.take(host, port)  # serve --workers: shared with SO_REUSEPORT
+            sock = sockets.take(prebound, host, port)  # serve --workers
             where = {"sock": sock} if sock is not None else {"host": host, "port": port}
             try:
                 listener = await loop.create_server(door, ssl=ssl_context, backlog=BACKLOG,
