@@ -1,10 +1,12 @@
-"""The composition root for ``fingerplat serve``.
+"""``fingerplat serve``: the program around the composition root.
 
-It is the one place that knows every part: it builds the engine and the
-service, checks (or on SQLite creates) the schema, starts each configured
-listener with the adapter that speaks its protocol, prints every bound
+The engines, the service and the schema check come from the bootstrap
+(fingerplat/bootstrap.py, shared with the CLI and the tests). This runtime
+starts each configured listener with the adapter that speaks its protocol
+(on the sockets a ``--workers`` worker made, when given), prints every bound
 address, and on SIGTERM stops accepting, drains in-flight work and closes the
-pool. Adapters only ever see the service, their own settings and the metrics.
+pool. It is the only module that knows every adapter; adapters only ever see
+the service, their own settings and the metrics.
 """
 
 from __future__ import annotations

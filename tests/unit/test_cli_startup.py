@@ -70,10 +70,9 @@ def test_engine_defaults_are_the_documented_database_defaults():
     # The CLI without a configuration file uses the engine's defaults directly.
     import inspect
 
+    from fingerplat.bootstrap import PoolSettings
     from fingerplat.config import DatabaseConfig
     from fingerplat.repository.engine import create_engine
-
-    from fingerplat.bootstrap import PoolSettings
 
     defaults = DatabaseConfig()
     for name, parameter in inspect.signature(create_engine).parameters.items():
