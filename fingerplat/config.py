@@ -162,6 +162,10 @@ class FingerConfig(_Section):
     rate_limit: Seconds = Field(20, gt=0)
     max_listed_users: StrictInt = Field(200, ge=1)
     access_log: StrictBool = True
+    # The listener answers a query whose answer is kept from the socket it
+    # accepted, with no transport (adapters/finger/server.py). False: every
+    # connection goes to the asyncio protocol (the normal path, for comparison).
+    answer_on_accept: StrictBool = True
 
     _listen = field_validator("listen", mode="before")(_listen_list)
 
@@ -194,6 +198,9 @@ class WebConfig(_Section):
     max_connections: StrictInt = Field(1000, ge=1)
     max_connections_per_address: StrictInt | None = Field(None, ge=1)
     proxy_protocol: StrictBool = False
+    # The front door answers requests for kept pages before aiohttp
+    # (adapters/web/front_door.py). False: every request goes through aiohttp.
+    front_door: StrictBool = True
 
     _listen = field_validator("listen", mode="before")(_listen_list)
 

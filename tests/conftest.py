@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from fingerplat.bootstrap import open_service
 from fingerplat.domain.model import Channel, Context, Principal
-from fingerplat.repository.engine import create_engine, create_read_engine
 from fingerplat.service import FingerplatService
 from tests.support.databases import DatabaseFactory, postgres_description
 
@@ -43,15 +43,12 @@ async def database_url(db_factory: DatabaseFactory, backend: str) -> str:
 
 @pytest.fixture
 async def service(database_url: str) -> AsyncIterator[FingerplatService]:
-    """Wired as ``serve`` wires it: the public reads use a pool of their own."""
-    engine = create_engine(database_url)
-    read_engine = create_read_engine(database_url)
-    try:
-        yield FingerplatService(engine, read_engine=read_engine)
-    finally:
-        if read_engine is not None:
-            await read_engine.dispose()
-        await engine.dispose()
+    """Wired by the bootstrap as ``serve`` wires it: the public reads use a pool of their own.
+
+    ``prepare=False``: the factory made the database migrated already.
+    """
+    async with open_service(database_url, prepare=False, read_pool=True) as wired:
+        yield wired.service
 
 
 @pytest.fixture

@@ -39,6 +39,7 @@ from fingerplat.domain.text import printable
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
+    from fingerplat.bootstrap import DatabaseSettings
     from fingerplat.config import Config
     from fingerplat.service import FingerplatService
 
@@ -103,76 +104,64 @@ class AppState:
     def operator(self) -> Context:
         return Context(Principal.operator(_os_user()), Channel.CLI)
 
-    def create_engine(self) -> AsyncEngine:
-        """An engine for one command, with the configured connect/command timeouts.
+    def database_settings(self) -> DatabaseSettings | None:
+        """The ``[database]`` pool settings, or None for the engine defaults.
 
         Without a configuration file the engine's own defaults apply (the same
         numbers as the [database] defaults, a unit test keeps them equal), so a
         command does not load the configuration model just to read them.
         """
-        from fingerplat.repository.engine import create_engine
+        return None if self.config_path is None else self.config.database
 
-        if self.config_path is None:
-            return create_engine(self.database_url)
-        db = self.config.database
-        return create_engine(
-            self.database_url,
-            pool_size=db.pool_size,
-            max_overflow=db.max_overflow,
-            pool_timeout=db.pool_timeout,
-            connect_timeout=db.connect_timeout,
-            command_timeout=db.command_timeout,
-        )
+    def create_engine(self) -> AsyncEngine:
+        """An engine for one command, with the configured connect/command timeouts."""
+        from fingerplat.bootstrap import engine_for
+
+        return engine_for(self.database_url, self.database_settings())
 
     async def with_engine(self, use: Callable[[AsyncEngine], Awaitable[T]]) -> T:
         """Run ``use`` with an engine on the configured database (no schema check)."""
-        from fingerplat.repository.uow import translate_db_error
-
         engine = self.create_engine()
-        try:
-            return await use(engine)
-        except FingerplatError:
-            raise
-        except Exception as error:
-            mapped = translate_db_error(error)
-            if mapped is not None:
-                raise mapped from error
-            raise
-        finally:
-            await engine.dispose()
+
+        async def _use() -> T:
+            try:
+                return await use(engine)
+            finally:
+                await engine.dispose()
+
+        return await _database_errors_translated(_use())
 
     async def with_service(self, use: Callable[[FingerplatService], Awaitable[T]]) -> T:
         """Run ``use`` with a service over a current schema, then close the pool.
 
-        SQLite (the embedded default included) is created and migrated on first
-        use, exactly as ``serve`` does, so ``fingerplat user add alice`` works on
-        a bare machine; a note on stderr says where the file is. PostgreSQL is
-        never migrated implicitly: an old schema is refused with a message
-        naming ``fingerplat db upgrade``.
+        The service is the bootstrap's (fingerplat/bootstrap.py), prepared as
+        ``serve`` prepares it: SQLite (the embedded default included) is
+        created and migrated on first use, so ``fingerplat user add alice``
+        works on a bare machine, and a note on stderr says where the file is.
+        PostgreSQL is never migrated implicitly: an old schema is refused with
+        a message naming ``fingerplat db upgrade``.
         """
+        from fingerplat.bootstrap import wire
 
-        from fingerplat.repository.embedded import prepare_sqlite
-        from fingerplat.repository.engine import is_sqlite
-        from fingerplat.service import FingerplatService
+        wired = wire(self.database_url, self.database_settings())
 
-        async def _use(engine: AsyncEngine) -> T:
-            service = FingerplatService(engine)
-            if is_sqlite(self.database_url):
-                prepared = await prepare_sqlite(engine, self.database_url)
-                if prepared.state != "using":
-                    click.echo(f"fingerplat: {prepared.line}", err=True)
+        async def _use() -> T:
+            try:
+                ready = await wired.prepare()
+                if ready.sqlite and ready.state != "using":
+                    click.echo(f"fingerplat: {ready.line}", err=True)
                 else:
                     self.say_which_database()
-            else:
-                await service.check_schema()
-                self.say_which_database()
-                # Running nodes cache public reads: tell them what this command changes.
-                from fingerplat.service.event_bridge import send_to_nodes
+                if not ready.sqlite:
+                    # Running nodes cache public reads: tell them what this command changes.
+                    from fingerplat.service.event_bridge import send_to_nodes
 
-                send_to_nodes(engine, service.events)
-            return await use(service)
+                    send_to_nodes(wired.engine, wired.service.events)
+                return await use(wired.service)
+            finally:
+                await wired.close()
 
-        return await self.with_engine(_use)
+        return await _database_errors_translated(_use())
 
     def say_which_database(self) -> None:
         """On a terminal, name the database a command used (one dim line on stderr).
@@ -195,6 +184,25 @@ class AppState:
             return safe_url(self.database_url)
         except Exception:
             return None
+
+
+async def _database_errors_translated(work: Awaitable[T]) -> T:
+    """Await ``work``; a database failure becomes the domain error it means.
+
+    Creating the engine stays outside (a SQLite file that cannot be made is
+    an ``OSError`` about that file, not "database unreachable").
+    """
+    from fingerplat.repository.uow import translate_db_error
+
+    try:
+        return await work
+    except FingerplatError:
+        raise
+    except Exception as error:
+        mapped = translate_db_error(error)
+        if mapped is not None:
+            raise mapped from error
+        raise
 
 
 def _os_user() -> str:

@@ -1,1 +1,4 @@
-"""The composition root: builds the service and starts every configured listener."""
+"""``fingerplat serve``: the runtime, its workers, sweepers and bot leadership.
+
+The parts they run (engines, service) are built by fingerplat/bootstrap.py.
+"""

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 
+from fingerplat.adapters.periodic import every
 from fingerplat.domain.errors import FingerplatError
 from fingerplat.service import FingerplatService
 
@@ -43,21 +44,17 @@ class AuthSweeper:
         return []
 
     async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            try:
-                written = await self.service.flush_auth_failures()
-            except FingerplatError as error:  # the database is away: next round
-                log.warning("auth throttle sweep skipped: %s", error)
-                continue
-            except Exception:
-                log.exception("auth throttle sweep failed")
-                continue
-            if written:
-                log.info("auth throttle: %d auth.failures summary rows written", written)
-            self._rounds += 1
-            if self._rounds % self.purge_every == 0:
-                await self._purge_sessions()
+        await every(self.interval, self._round, what="auth throttle sweep", log=log,
+                    first_wait=True)
+
+    async def _round(self) -> None:
+        """Write the summary rows owed; every ``purge_every`` rounds, purge old sessions."""
+        written = await self.service.flush_auth_failures()  # the database away: next round
+        if written:
+            log.info("auth throttle: %d auth.failures summary rows written", written)
+        self._rounds += 1
+        if self._rounds % self.purge_every == 0:
+            await self._purge_sessions()
 
     async def _purge_sessions(self) -> None:
         try:

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 
-from fingerplat.domain.errors import FingerplatError
+from fingerplat.adapters.periodic import every
 from fingerplat.service import FingerplatService
 
 log = logging.getLogger("fingerplat.expiry")
@@ -43,24 +43,12 @@ class ExpirySweeper:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="expiry-sweeper")
 
     async def _run(self) -> None:
-        failing = False  # log a failure once, not every second while the database is down
-        while True:
-            try:
-                while (done := await self.service.expire_due()) > 0:
-                    self.cleared += done
-                if failing:
-                    log.info("expiry sweeps work again")
-                failing = False
-            except FingerplatError as error:  # the database is down: try again later
-                if not failing:
-                    log.warning("expiry sweep failed (retrying every %gs): %s", self.interval,
-                                error)
-                failing = True
-            except Exception:
-                if not failing:
-                    log.exception("expiry sweep failed")
-                failing = True
-            await asyncio.sleep(self.interval)
+        await every(self.interval, self._sweep, what="expiry sweep", log=log)
+
+    async def _sweep(self) -> None:
+        """Clear every status that is due, a batch at a time."""
+        while (done := await self.service.expire_due()) > 0:
+            self.cleared += done
 
     async def close(self) -> None:
         if self._task is not None:

@@ -1,10 +1,12 @@
-"""The composition root for ``fingerplat serve``.
+"""``fingerplat serve``: the program around the composition root.
 
-It is the one place that knows every part: it builds the engine and the
-service, checks (or on SQLite creates) the schema, starts each configured
-listener with the adapter that speaks its protocol, prints every bound
+The engines, the service and the schema check come from the bootstrap
+(fingerplat/bootstrap.py, shared with the CLI and the tests). This runtime
+starts each configured listener with the adapter that speaks its protocol
+(on the sockets a ``--workers`` worker made, when given), prints every bound
 address, and on SIGTERM stops accepting, drains in-flight work and closes the
-pool. Adapters only ever see the service, their own settings and the metrics.
+pool. It is the only module that knows every adapter; adapters only ever see
+the service, their own settings and the metrics.
 """
 
 from __future__ import annotations
@@ -22,23 +24,18 @@ from typing import Protocol
 from prometheus_client import Gauge
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from fingerplat.adapters.net.sockets import PreboundSockets
+from fingerplat.adapters.net.trusted_proxies import TrustedProxies
+from fingerplat.bootstrap import Wired, open_service, wire
 from fingerplat.config import Config, format_address
 from fingerplat.domain.errors import CannotListen, FingerplatError, InvalidInput, NotFound
 from fingerplat.metrics import Metrics
-from fingerplat.repository.embedded import prepare_sqlite
-from fingerplat.repository.engine import (
-    create_engine,
-    create_read_engine,
-    describe_database,
-    is_sqlite,
-    sqlite_file,
-)
+from fingerplat.repository.engine import is_sqlite, sqlite_file
 from fingerplat.repository.hot_reads import PgHotReads
 from fingerplat.repository.own_commits import OwnCommits
 from fingerplat.repository.sqlite_watch import sqlite_change_token
 from fingerplat.server import logs, privileges, systemd
 from fingerplat.server.leadership import LEADERSHIP_INTERVAL, BotLeadership
-from fingerplat.server.trusted_proxies import TrustedProxies
 from fingerplat.service import FingerplatService
 from fingerplat.service.event_bridge import EventBridge, start_event_bridge
 from fingerplat.service.pseudo_kinds import Places
@@ -86,37 +83,29 @@ class Runtime:
     hot_reads: PgHotReads | None = None
     #: Run the expiry sweeper (tests turn it off to show reads need no write).
     expiry_sweeper: bool = True
+    #: ``serve --workers``: the listening sockets the worker made for this
+    #: process (shared with the others through SO_REUSEPORT), handed to each
+    #: adapter; None binds as usual.
+    prebound: PreboundSockets | None = None
+    #: The engines and the service, from the bootstrap (set by prepare_database).
+    wired: Wired | None = None
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _warming: asyncio.Task[None] | None = None
     _forwarder: ForwardFn | None = None
     _background: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def prepare_database(self) -> None:
-        """SQLite: create and migrate on first start. PostgreSQL: refuse an old schema."""
-        db = self.config.database
-        pool = {
-            "pool_size": db.pool_size,
-            "max_overflow": db.max_overflow,
-            "pool_timeout": db.pool_timeout,
-            "connect_timeout": db.connect_timeout,
-            "command_timeout": db.command_timeout,
-        }
-        self.engine = create_engine(self.database_url, **pool)
-        # The public reads get a pool of their own (autocommit: no BEGIN, no
-        # COMMIT, on PostgreSQL no pre-ping), see create_read_engine.
-        self.read_engine = create_read_engine(self.database_url, **pool)
-        self.service = FingerplatService(self.engine, read_engine=self.read_engine)
-        if not is_sqlite(self.database_url):
-            # A cache miss's user read on an asyncpg prepared statement.
-            self.hot_reads = PgHotReads(self.database_url, max_size=db.pool_size,
-                                        connect_timeout=db.connect_timeout,
-                                        command_timeout=db.command_timeout)
-            self.service.hot_reads = self.hot_reads
-        if is_sqlite(self.database_url):
-            self.announce((await prepare_sqlite(self.engine, self.database_url)).line)
-        else:
-            await self.service.check_schema()
-            self.announce(f"database: {describe_database(self.database_url)} (schema current)")
+        """SQLite: create and migrate on first start. PostgreSQL: refuse an old schema.
+
+        The engines, the service and the check are the bootstrap's
+        (fingerplat/bootstrap.py), shared with the CLI and the tests; serve
+        adds its read pool and, on PostgreSQL, the prepared-statement reads.
+        """
+        self.wired = wire(self.database_url, self.config.database, read_pool=True,
+                          hot_reads=True)
+        self.engine, self.read_engine = self.wired.engine, self.wired.read_engine
+        self.service, self.hot_reads = self.wired.service, self.wired.hot_reads
+        self.announce((await self.wired.prepare()).line)
 
     async def start_change_events(self) -> None:
         """Share change events between nodes (PostgreSQL) and cache the public reads.
@@ -162,8 +151,19 @@ class Runtime:
         return self._forwarder
 
     async def start_listeners(self) -> None:
+        """Bind every configured listener and start the background tasks, then announce them."""
+        assert self.service is not None
+        await self._start_finger()
+        await self._start_setters()
+        await self._start_web()
+        await self._start_irc()
+        await self._start_background()
+        for listener in self.listeners:
+            for address in listener.addresses:
+                self.announce(f"{listener.name} listening on {address}")
+
+    async def _start_finger(self) -> None:
         from fingerplat.adapters.finger.server import start_finger_server
-        from fingerplat.adapters.setter.server import start_setter_server
 
         assert self.service is not None
         cfg = self.config
@@ -178,16 +178,23 @@ class Runtime:
                 self.listeners.append(await start_finger_server(
                     self.service, host, port, tenant=spec.tenant, settings=cfg.finger,
                     metrics=self.metrics, forward=self.forwarder(),
-                    trusted=TrustedProxies(cfg.network.trusted_proxies),
+                    trusted=TrustedProxies(cfg.network.trusted_proxies), prebound=self.prebound,
                 ))
             except OSError as error:
                 raise listen_error("finger", host, port, error) from None
+
+    async def _start_setters(self) -> None:
+        """The TCP setters, and the UNIX socket one when configured."""
+        from fingerplat.adapters.setter.server import start_setter_server
+
+        assert self.service is not None
+        cfg = self.config
         for spec in cfg.setter.listen:
             host, port = spec.host_port
             try:
                 self.listeners.append(await start_setter_server(
                     self.service, host, port, settings=cfg.setter, metrics=self.metrics,
-                    trusted=TrustedProxies(cfg.network.trusted_proxies),
+                    trusted=TrustedProxies(cfg.network.trusted_proxies), prebound=self.prebound,
                 ))
             except OSError as error:
                 raise listen_error("setter", host, port, error) from None
@@ -198,51 +205,61 @@ class Runtime:
                 self.service, cfg.setter.unix_socket, tenant=cfg.setter.unix_tenant,
                 settings=cfg.setter, metrics=self.metrics,
             ))
-        if cfg.web.listen:
-            from fingerplat.adapters.web.server import start_web_server
 
-            try:
-                self.listeners.append(await start_web_server(
-                    self.service, cfg.web, metrics=self.metrics,
-                    trusted=TrustedProxies(cfg.network.trusted_proxies),
-                ))
-            except CannotListen as error:
-                raise with_listen_hint(error) from None
-        if cfg.irc:
-            from fingerplat.adapters.irc import IrcTiming, start_irc_bots
+    async def _start_web(self) -> None:
+        if not self.config.web.listen:
+            return
+        from fingerplat.adapters.web.server import start_web_server
 
-            # Connects in the background: a down IRC server never delays startup.
-            # On PostgreSQL several nodes may run this configuration: an advisory
-            # lock per bot lets exactly one of them run it (docs/operations.md).
-            timing = None
-            if not is_sqlite(self.database_url):
-                self.leadership = BotLeadership(
-                    self.database_url, connect_timeout=cfg.database.connect_timeout,
-                    command_timeout=cfg.database.command_timeout,
-                )
-                timing = IrcTiming(leadership_interval=LEADERSHIP_INTERVAL)
-            self.listeners.append(await start_irc_bots(
-                self.service, cfg.irc, metrics=self.metrics, timing=timing,
-                should_run=self.leadership,
+        assert self.service is not None
+        try:
+            self.listeners.append(await start_web_server(
+                self.service, self.config.web, metrics=self.metrics,
+                trusted=TrustedProxies(self.config.network.trusted_proxies),
+                prebound=self.prebound,
             ))
-        if cfg.source:
+        except CannotListen as error:
+            raise with_listen_hint(error) from None
+
+    async def _start_irc(self) -> None:
+        cfg = self.config
+        if not cfg.irc:
+            return
+        from fingerplat.adapters.irc import IrcTiming, start_irc_bots
+
+        assert self.service is not None
+        # Connects in the background: a down IRC server never delays startup.
+        # On PostgreSQL several nodes may run this configuration: an advisory
+        # lock per bot lets exactly one of them run it (docs/operations.md).
+        timing = None
+        if not is_sqlite(self.database_url):
+            self.leadership = BotLeadership(
+                self.database_url, connect_timeout=cfg.database.connect_timeout,
+                command_timeout=cfg.database.command_timeout,
+            )
+            timing = IrcTiming(leadership_interval=LEADERSHIP_INTERVAL)
+        self.listeners.append(await start_irc_bots(
+            self.service, cfg.irc, metrics=self.metrics, timing=timing,
+            should_run=self.leadership,
+        ))
+
+    async def _start_background(self) -> None:
+        """Sources and sweepers: tasks shaped like listeners, so serve stops and drains them."""
+        assert self.service is not None
+        if self.config.source:
             from fingerplat.adapters.sources.runner import start_sources
 
             # Background tasks: a failing source is logged and retried, never fatal.
-            self.listeners.append(await start_sources(self.service, cfg.source,
+            self.listeners.append(await start_sources(self.service, self.config.source,
                                                       metrics=self.metrics))
         from fingerplat.server.auth_sweeper import start_auth_sweeper
 
         self.listeners.append(start_auth_sweeper(self.service))
-
         if self.expiry_sweeper:
             from fingerplat.server.expiry_sweeper import start_expiry_sweeper
 
             # Clears expired statuses (history and audit); reads never wait for it.
             self.listeners.append(start_expiry_sweeper(self.service))
-        for listener in self.listeners:
-            for address in listener.addresses:
-                self.announce(f"{listener.name} listening on {address}")
 
     def start_issue16(self) -> None:
         """Pseudo-users' ``help`` places, and the finger log's writer and purger tasks."""
@@ -371,17 +388,10 @@ class Runtime:
             with contextlib.suppress(Exception):
                 await self.service.stop_read_cache()
             self.service.disable_read_cache()
-        if self.hot_reads is not None:
-            with contextlib.suppress(Exception):
-                await self.hot_reads.close()
-            self.hot_reads = None
-        await _let_connections_close()
-        if self.read_engine is not None:
-            await self.read_engine.dispose()
-            self.read_engine = None
-        if self.engine is not None:
-            await self.engine.dispose()
-            self.engine = None
+        if self.wired is not None:
+            wired, self.wired = self.wired, None
+            self.engine = self.read_engine = self.hot_reads = None
+            await wired.close()
 
     def request_stop(self) -> None:
         self._stopping.set()
@@ -447,6 +457,7 @@ class Runtime:
 LIVE_KEYS = (
     "finger.idle_timeout", "finger.max_connections", "finger.rate_limit",
     "finger.max_listed_users", "finger.access_log", "finger.max_connections_per_address",
+    "finger.answer_on_accept", "web.front_door",
     "setter.idle_timeout", "setter.auth_timeout", "setter.max_connections",
     "setter.max_connections_per_address", "web.max_connections",
     "web.max_connections_per_address", "forwarding.", "log.",
@@ -472,32 +483,8 @@ async def check_database(config: Config, database_url: str) -> None:
     ``serve --workers N`` runs this once in the parent, so N workers never
     race to create or migrate the same SQLite file.
     """
-    runtime = Runtime(config, database_url, announce=lambda _line: None)
-    try:
-        await runtime.prepare_database()
-    finally:
-        await runtime.stop()
-
-
-async def _let_connections_close(timeout: float = 2.0) -> None:
-    """Let the connections of cancelled background reads close before the pools go.
-
-    A task cancelled in the middle of a SQLite read (the membership loader,
-    a sweeper) leaves its connection to SQLAlchemy, which closes it from a
-    task of its own (``_terminate_graceful_close``) through aiosqlite's
-    thread. Disposing of the engine first stops that thread, and the close
-    then waits forever: shutdown hung at the event loop's last step. So the
-    loop runs until those closes are done (bounded).
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    current = asyncio.current_task()
-    while loop.time() < deadline:
-        closing = [task for task in asyncio.all_tasks() if task is not current
-                   and "_terminate_graceful_close" in getattr(task.get_coro(), "__qualname__", "")]
-        if not closing:
-            return
-        await asyncio.wait(closing, timeout=deadline - loop.time())
+    async with open_service(database_url, config.database, prepare=True):
+        pass
 
 
 def listen_error(adapter: str, host: str, port: int, error: OSError) -> CannotListen:
@@ -536,8 +523,11 @@ def log_event_loop() -> None:
 
 async def serve(config: Config, database_url: str, *, user: str | None = None,
                 group: str | None = None, announce: Callable[[str], None] = print,
-                reload: Callable[[], Config] | None = None) -> None:
+                reload: Callable[[], Config] | None = None,
+                prebound: PreboundSockets | None = None) -> None:
     """Run the server until SIGTERM/SIGINT. Raises FingerplatError for user errors.
+
+    ``prebound``: a ``--workers`` worker's listening sockets (workers.py).
 
     ``reload`` re-reads the configuration (file plus command-line overrides)
     on SIGHUP; without it SIGHUP keeps its default meaning. ``user``/``group``
@@ -546,7 +536,7 @@ async def serve(config: Config, database_url: str, *, user: str | None = None,
     logs.configure(config.log.level, config.log.format)
     log_event_loop()
     run_as = privileges.resolve(user, group)
-    runtime = Runtime(config, database_url, announce=announce)
+    runtime = Runtime(config, database_url, announce=announce, prebound=prebound)
     await runtime.start()
     if run_as is not None:
         database = sqlite_file(database_url) if is_sqlite(database_url) else None

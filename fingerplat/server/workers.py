@@ -5,9 +5,10 @@ thread), so a machine with more cores runs several. The parent reserves every
 TCP listen address first (a socket bound with ``SO_REUSEPORT`` but not
 listening, which also turns port 0 into one concrete port shared by all),
 then forks the workers. Each worker binds its own listening socket to the
-same address with ``SO_REUSEPORT`` (fingerplat/server/sockets.py) and runs
-the ordinary ``serve`` runtime; the kernel spreads incoming connections over
-the workers' sockets. The parent only waits: it passes SIGTERM, SIGINT and
+same address with ``SO_REUSEPORT`` (fingerplat/adapters/net/sockets.py) and runs
+the ordinary ``serve`` runtime, handing it those sockets as an argument
+(``serve(prebound=...)``); the kernel spreads incoming connections over the
+workers' sockets. The parent only waits: it passes SIGTERM, SIGINT and
 SIGHUP on to every worker and exits when they have, with the first failing
 worker's status (a worker that dies stops the others: the supervisor, e.g.
 systemd, restarts the whole service).
@@ -28,8 +29,8 @@ import socket
 import sys
 from dataclasses import dataclass
 
+from fingerplat.adapters.net import sockets
 from fingerplat.config import Config
-from fingerplat.server import sockets
 from fingerplat.server.runtime import listen_error
 
 
@@ -47,6 +48,8 @@ class Worker:
 
     index: int
     config: Config
+    #: This worker's listening sockets, for ``serve(prebound=...)``.
+    prebound: sockets.PreboundSockets
 
 
 def tcp_listen_specs(config: Config) -> list[tuple[str, str, int]]:
@@ -143,11 +146,12 @@ def fork_workers(config: Config, count: int) -> Worker | Supervisor:
         pid = os.fork()
         if pid == 0:
             _die_with_parent()
+            prebound = sockets.PreboundSockets()
             for item in reserved:
                 item.holder.close()
-                sockets.put(item.host, item.port,
-                            sockets.reuseport_socket(item.host, item.actual_port, listen=True))
-            return Worker(index, worker_config(config, index))
+                prebound.put(item.host, item.port,
+                             sockets.reuseport_socket(item.host, item.actual_port, listen=True))
+            return Worker(index, worker_config(config, index), prebound)
         pids.append(pid)
     return Supervisor(pids, reserved)
 

@@ -55,12 +55,28 @@ async def browser() -> AsyncIterator[Browser]:
             await chromium.close()
 
 
+#: What the browser printed about loads the Content-Security-Policy refused, per page.
+_CSP_REFUSALS: dict[int, list[str]] = {}
+
+
+def csp_refusals(page: Page) -> list[str]:
+    """Console lines in which the browser refused something for the CSP (should be none).
+
+    The site sends one strict policy (fingerplat/adapters/web/headers.py);
+    a stylesheet, icon or form it blocked would show up here.
+    """
+    return _CSP_REFUSALS.get(id(page), [])
+
+
 async def new_page(browser: Browser, *, width: int = 1280,
                    height: int = 860) -> tuple[BrowserContext, Page]:
     context = await browser.new_context(viewport={"width": width, "height": height},
                                         accept_downloads=True)
     context.set_default_timeout(TIMEOUT_MS)
     page = await context.new_page()
+    refusals = _CSP_REFUSALS.setdefault(id(page), [])
+    page.on("console", lambda message: refusals.append(message.text)
+            if "Content Security Policy" in message.text else None)
     return context, page
 
 
@@ -68,7 +84,10 @@ async def new_page(browser: Browser, *, width: int = 1280,
 async def page(browser: Browser) -> AsyncIterator[Page]:
     context, page = await new_page(browser)
     yield page
+    refused = csp_refusals(page)
     await context.close()
+    _CSP_REFUSALS.pop(id(page), None)
+    assert not refused, f"the Content-Security-Policy blocked part of a page: {refused}"
 
 
 async def screenshot(page: Page, name: str, backend: str) -> Path:

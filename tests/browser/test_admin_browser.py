@@ -157,7 +157,7 @@ async def test_tenant_admin_cannot_reach_another_tenant_by_url(
                 await expect(page.get_by_text("Globex")).to_have_count(0)
                 continue
             assert response.status == 403, path
-            await expect(page.get_by_role("heading", name="Forbidden")).to_be_visible()
+            await expect(page.get_by_role("heading", name="Not allowed")).to_be_visible()
             await expect(page.get_by_text("Hank Scorpio")).to_have_count(0)
             if path.endswith("/hank"):
                 await screenshot(page, "13-forbidden", backend)

@@ -12,7 +12,7 @@ from playwright.async_api import Browser, expect
 from fingerplat.adapters.web.server import WebServer
 from fingerplat.domain.model import Context
 from fingerplat.service import FingerplatService
-from tests.browser.conftest import new_page, screenshot
+from tests.browser.conftest import csp_refusals, new_page, screenshot
 
 STATUS = "At the <b>tea party</b>, back at four"
 PASSWORD = "alice-long-password"
@@ -78,5 +78,8 @@ async def test_a_user_changes_their_own_page_from_a_phone(
         await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
         await page.goto(base + "/me")
         assert page.url == base + "/login"
+        # The site's one strict CSP (headers.py) let the stylesheet and icon load.
+        assert await page.evaluate("document.styleSheets[0].cssRules.length") > 0
+        assert not csp_refusals(page)
     finally:
         await context.close()

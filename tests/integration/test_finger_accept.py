@@ -21,11 +21,11 @@ import pytest
 
 from fingerplat.adapters.finger.server import FingerServer, start_finger_server
 from fingerplat.adapters.finger.waiting import WaitingRoom
+from fingerplat.adapters.net import sockets
 from fingerplat.config import FingerConfig
 from fingerplat.domain.model import Context
 from fingerplat.domain.rules import PLAN_MAX_BYTES
 from fingerplat.metrics import Metrics
-from fingerplat.server import sockets
 from fingerplat.service import FingerplatService
 from tests.support.polling import until
 from tests.support.scrape import sample
@@ -49,10 +49,12 @@ async def start(service: FingerplatService, metrics: Metrics,
                 listener: socket.socket | None = None, **settings: object) -> FingerServer:
     """A finger listener; on ``listener`` when given (made before, as serve --workers does)."""
     config = FingerConfig(**{**FAST, **settings})
+    prebound = None
     if listener is not None:
-        sockets.put("127.0.0.1", 0, listener)
+        prebound = sockets.PreboundSockets()
+        prebound.put("127.0.0.1", 0, listener)
     return await start_finger_server(service, "127.0.0.1", 0, tenant=None,
-                                     settings=config, metrics=metrics)
+                                     settings=config, metrics=metrics, prebound=prebound)
 
 
 def address(server: FingerServer) -> tuple[str, int]:
@@ -277,3 +279,35 @@ def _can_accept(listener: socket.socket) -> bool:
     import select
 
     return bool(select.select([listener], [], [], 0)[0])
+
+
+async def test_with_answer_on_accept_off_the_protocol_gives_the_same_answers(
+    service: FingerplatService, cached: None
+) -> None:
+    """``[finger] answer_on_accept = false``: identical bytes, none answered on accept."""
+    queries = [b"alice\r\n", b"/W alice\r\n", b"ALICE\n", b"nobody\r\n", b"\r\n"]
+    answers: dict[bool, list[bytes]] = {}
+    for on in (True, False):
+        metrics = Metrics()
+        server = await start(service, metrics, answer_on_accept=on)
+        try:
+            for query in queries:  # misses: read, rendered and kept
+                await ask(server, query)
+        finally:
+            await stop(server)
+        listener, clients = await queued_clients(queries)  # waiting at accept
+        server = await start(service, metrics, listener, answer_on_accept=on)
+        try:
+            answers[on] = [await read_all(reader) for reader, _ in clients]
+            if on:
+                assert server.answered_on_accept >= 3  # the kept answers: the fast path
+            else:
+                assert server.answered_on_accept == 0  # every one went to a protocol
+                assert server.instant_answers >= 3  # ... which answered from the same cache
+            assert sample(metrics, "fingerplat_requests_total",
+                          adapter="finger") == 2 * len(queries)
+        finally:
+            close_all(clients)
+            await stop(server)
+    assert answers[True] == answers[False]
+    assert answers[True][0].startswith(b"Login: alice")

@@ -13,10 +13,10 @@ from collections.abc import AsyncIterator
 import pytest
 
 from fingerplat.adapters.finger.server import FingerServer, start_finger_server
+from fingerplat.adapters.net.trusted_proxies import TrustedProxies
 from fingerplat.config import FingerConfig
 from fingerplat.domain.model import Context
 from fingerplat.metrics import Metrics
-from fingerplat.server.trusted_proxies import TrustedProxies
 from fingerplat.service import FingerplatService
 from tests.integration.test_proxy_protocol import PROXY, exchange, v1, v2
 from tests.integration.web import test_connection_caps as caps

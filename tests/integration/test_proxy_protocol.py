@@ -16,11 +16,11 @@ import struct
 import pytest
 
 from fingerplat.adapters.finger.server import FingerServer, start_finger_server
+from fingerplat.adapters.net.trusted_proxies import TrustedProxies
 from fingerplat.adapters.setter.server import SetterServer, start_setter_server
 from fingerplat.config import FingerConfig, SetterConfig
 from fingerplat.domain.model import AuditQuery, Context, TokenScope
 from fingerplat.metrics import Metrics
-from fingerplat.server.trusted_proxies import TrustedProxies
 from fingerplat.service import FingerplatService
 
 TIMEOUT = 5.0

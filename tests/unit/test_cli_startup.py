@@ -70,6 +70,7 @@ def test_engine_defaults_are_the_documented_database_defaults():
     # The CLI without a configuration file uses the engine's defaults directly.
     import inspect
 
+    from fingerplat.bootstrap import PoolSettings
     from fingerplat.config import DatabaseConfig
     from fingerplat.repository.engine import create_engine
 
@@ -77,6 +78,8 @@ def test_engine_defaults_are_the_documented_database_defaults():
     for name, parameter in inspect.signature(create_engine).parameters.items():
         if parameter.default is not inspect.Parameter.empty:
             assert getattr(defaults, name) == parameter.default, name
+    # The bootstrap assembles the pool settings once, for the CLI and serve alike.
+    assert PoolSettings.of(None) == PoolSettings.of(defaults)
 
 
 def test_a_command_without_a_config_file_does_not_load_the_configuration_model(tmp_path):

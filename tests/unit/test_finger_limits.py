@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fingerplat.adapters.finger import limits
+from fingerplat.adapters import token_bucket as limits
 from fingerplat.adapters.finger.limits import RateLimiter
 
 

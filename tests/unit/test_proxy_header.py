@@ -1,4 +1,4 @@
-"""The PROXY protocol parser (fingerplat/server/proxy_header.py) and the forwarded-for walk.
+"""The PROXY protocol parser (fingerplat/adapters/net/proxy_header.py) and the forwarded-for walk.
 
 Both decide which address is audited, throttled and logged, so both are
 fuzzed (hypothesis): headers built from any address and port parse back to
@@ -16,10 +16,10 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from multidict import CIMultiDict
 
+from fingerplat.adapters.net import proxy_header
+from fingerplat.adapters.net.proxy_header import BadProxyHeader, ProxyHeader, parse
+from fingerplat.adapters.net.trusted_proxies import TrustedProxies
 from fingerplat.adapters.web.client_address import client_address
-from fingerplat.server import proxy_header
-from fingerplat.server.proxy_header import BadProxyHeader, ProxyHeader, parse
-from fingerplat.server.trusted_proxies import TrustedProxies
 
 SIG = proxy_header.V2_SIGNATURE
 ports = st.integers(0, 65535)

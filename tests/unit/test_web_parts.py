@@ -9,9 +9,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fingerplat.adapters.web.middleware import adapter_for, status_for
+from fingerplat.adapters.times import absolute_time
+from fingerplat.adapters.times import iso_utc as iso_time
+from fingerplat.adapters.web.admin.state import make_environment as admin_environment
+from fingerplat.adapters.web.middleware import adapter_for
 from fingerplat.adapters.web.payloads import MalformedRequest, PayloadTooLarge
-from fingerplat.adapters.web.templating import absolute_time, iso_time, relative_time
+from fingerplat.adapters.web.statuses import status_for
+from fingerplat.adapters.web.templating import relative_time
 from fingerplat.adapters.web.tenancy import host_name
 from fingerplat.adapters.web.webfinger import parse_acct
 from fingerplat.adapters.web.xmlrpc import (
@@ -60,6 +64,22 @@ def test_relative_and_absolute_times() -> None:
     assert relative_time(naive, now) == "1 hour ago"
     assert absolute_time(naive) == "2026-11-21 11:00 UTC"
     assert iso_time(naive) == "2026-11-21T11:00:00Z"
+
+
+@pytest.mark.parametrize(("before", "words"), [
+    (timedelta(seconds=50), "just now"),
+    (timedelta(minutes=59, seconds=59), "59 minutes ago"),
+    (timedelta(hours=1, minutes=50), "2 hours ago"),
+    (timedelta(days=45), "2 months ago"),
+])
+def test_admin_pages_show_times_as_the_public_pages_do(before: timedelta, words: str) -> None:
+    """One "ago" rule and one absolute form on the public and the admin pages."""
+    now = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+    admin = admin_environment()
+    shown = admin.from_string("{{ t | when }} ({{ t | ago(now) }})").render(t=now - before, now=now)
+    public = f"{absolute_time(now - before)} ({relative_time(now - before, now)})"
+    assert shown == public
+    assert shown.endswith(f"({words})")
 
 
 def test_parse_acct() -> None:

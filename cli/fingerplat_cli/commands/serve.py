@@ -94,6 +94,7 @@ def command(state: AppState, finger: tuple[str, ...], setter: tuple[str, ...],
     from fingerplat.server import runtime
 
     announce = _announce
+    prebound = None
     if workers > 1:
         from fingerplat.server import workers as workers_module
 
@@ -102,8 +103,8 @@ def command(state: AppState, finger: tuple[str, ...], setter: tuple[str, ...],
         role = workers_module.fork_workers(config, workers)
         if isinstance(role, workers_module.Supervisor):
             sys.exit(role.wait())
-        config = role.config
+        config, prebound = role.config, role.prebound
         if role.index > 0:  # worker 0 prints the addresses and "ready" for all
             announce = _quiet
     run(runtime.serve(config, database_url, user=run_user, group=run_group,
-                      announce=announce, reload=reload))
+                      announce=announce, reload=reload, prebound=prebound))

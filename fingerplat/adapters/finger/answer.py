@@ -280,10 +280,6 @@ class FingerAnswerer:
                       user=answered.user, deadline=deadline_of(answered.viewed))
         return data, len(lines)
 
-    async def answer(self, raw: bytes, peer: str | None = None) -> list[str]:
-        """Answer lines for one raw query line; never raises (except cancellation)."""
-        return (await self._answer_tagged(raw, peer)).lines
-
     async def _answer_tagged(self, raw: bytes, peer: str | None) -> _Answered:
         """Lines, the user they show when the answer may be kept (else None), and the
         (tenant, user) whose lookup the finger log records (else None)."""

@@ -10,9 +10,10 @@ never smuggle an escape sequence or a bare CR/LF to a client's terminal.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, tzinfo
 
+from fingerplat.adapters.times import minutes as when
 from fingerplat.domain import expiry, visibility
 from fingerplat.domain.model import StatusChange, Tenant, User
 from fingerplat.domain.text import printable, printable_lines
@@ -30,18 +31,6 @@ _FIELD_COLUMN = 40
 def encode(lines: Iterable[str]) -> bytes:
     """The wire form of an answer: each line neutralised, CRLF after each, UTF-8."""
     return "".join(printable(line) + "\r\n" for line in lines).encode("utf-8", "replace")
-
-
-def when(moment: datetime | None, zone: tzinfo = UTC) -> str:
-    """A status time in minutes, in the tenant's time zone (default UTC)."""
-    if moment is None:
-        return ""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    m = moment.astimezone(zone)
-    label = "UTC" if zone is UTC else (m.tzname() or "UTC")
-    # strftime("%Y-%m-%d %H:%M %Z"), at a third of its cost (warming renders every user)
-    return f"{m.year}-{m.month:02d}-{m.day:02d} {m.hour:02d}:{m.minute:02d} {label}"
 
 
 def _clock(local: datetime) -> str:
@@ -98,28 +87,39 @@ def user_entry(user: User, *, verbose: bool = False,
     zone = _zone_of(tenant)
     lines = [_pair("Login", user.username, "Name", user.full_name if shows("full_name") else "")]
     if verbose:
-        office = user.office if shows("office") else ""
-        phone = user.phone if shows("phone") else ""
-        if office or phone:
-            lines.append(_pair("Office", office or "-", "Phone", phone))
-        if user.project and shows("project"):
-            lines.append(f"Project: {user.project}")
+        lines.extend(_contact_lines(user, shows))
     if shows("status"):
         lines.append(_status_line(user, zone))
     if verbose and history and (tenant is None or visibility.shows_history(tenant.public_fields)):
-        lines.append("Recent statuses:")
-        for change in history:
-            text = change.text if change.text is not None else "(cleared)"
-            until = f"  (until {when(change.expires_at, zone)})" if change.expires_at else ""
-            lines.append(f"  {when(change.set_at, zone)}  {text}{until}")
-    if not shows("plan"):
-        pass
-    elif user.plan:
-        lines.append("Plan:")
-        lines.extend(printable_lines(user.plan))
-    else:
-        lines.append("No Plan.")
+        lines.extend(_history_lines(history, zone))
+    if shows("plan"):
+        lines.extend(_plan_lines(user.plan))
     return lines
+
+
+def _contact_lines(user: User, shows: Callable[[str], bool]) -> list[str]:
+    """Office and phone on one line, then the project: the long form's extra lines."""
+    lines = []
+    office = user.office if shows("office") else ""
+    phone = user.phone if shows("phone") else ""
+    if office or phone:
+        lines.append(_pair("Office", office or "-", "Phone", phone))
+    if user.project and shows("project"):
+        lines.append(f"Project: {user.project}")
+    return lines
+
+
+def _history_lines(history: Sequence[StatusChange], zone: tzinfo) -> list[str]:
+    lines = ["Recent statuses:"]
+    for change in history:
+        text = change.text if change.text is not None else "(cleared)"
+        until = f"  (until {when(change.expires_at, zone)})" if change.expires_at else ""
+        lines.append(f"  {when(change.set_at, zone)}  {text}{until}")
+    return lines
+
+
+def _plan_lines(plan: str) -> list[str]:
+    return ["Plan:", *printable_lines(plan)] if plan else ["No Plan."]
 
 
 def _cut(text: str, width: int) -> str:

@@ -46,12 +46,12 @@ from fingerplat.adapters.finger.answer import FingerAnswerer, ForwardFn
 from fingerplat.adapters.finger.limits import RateLimiter
 from fingerplat.adapters.finger.query import MAX_QUERY_BYTES
 from fingerplat.adapters.finger.waiting import WaitingRoom
+from fingerplat.adapters.net import proxy_header, sockets
+from fingerplat.adapters.net.connections import ConnectionTracker
+from fingerplat.adapters.net.trusted_proxies import TrustedProxies
 from fingerplat.config import Config, FingerConfig, format_address, per_address_share
 from fingerplat.domain.text import printable
 from fingerplat.metrics import Metrics
-from fingerplat.server import proxy_header, sockets
-from fingerplat.server.connections import ConnectionTracker
-from fingerplat.server.trusted_proxies import TrustedProxies
 from fingerplat.service import FingerplatService
 
 log = logging.getLogger("fingerplat.finger")
@@ -129,6 +129,9 @@ class FingerServer:
         # Answers from the read cache and open connections are counted in plain
         # ints and handed to the metrics before each scrape (Metrics.add_flusher).
         self.instant_answers = 0
+        # Of those, the ones answered from the accepted socket itself (the
+        # fast path [finger] answer_on_accept turns off), since the start.
+        self.answered_on_accept = 0
         self.reported_open = 0
         metrics.add_flusher(self.flush_metrics)
 
@@ -140,6 +143,7 @@ class FingerServer:
         self.max_per_address = per_address_share(settings.max_connections,
                                                  settings.max_connections_per_address)
         self.access_log = settings.access_log
+        self.answer_on_accept = settings.answer_on_accept
         self.limiter.rate = float(settings.rate_limit)
         self.limiter.burst = 2.0 * settings.rate_limit
         self.answerer.max_listed_users = settings.max_listed_users
@@ -246,8 +250,11 @@ class FingerServer:
                                      "max_connections_per_address")
             elif not self.limiter.allow(peer):
                 self._refuse_at_once(conn, peer, RATE_LIMITED, "rate_limit")
-            else:
+            elif self.answer_on_accept:
                 self._read_query(conn, peer, loop.time() + self.idle_timeout)
+            else:  # [finger] answer_on_accept = false: the protocol reads and answers
+                self._hand_over(conn, FingerProtocol(self, peer,
+                                                     deadline=loop.time() + self.idle_timeout))
 
     def _pause_accepting(self, listener: socket.socket, error: OSError) -> None:
         """Out of descriptors: stop for a moment instead of spinning on accept.
@@ -312,12 +319,17 @@ class FingerServer:
             self._hand_over(conn, FingerProtocol(self, peer, received=received,
                                                  deadline=deadline))
             return
-        self.instant_answers += 1
-        if self.access_log:
-            log_access(self, peer, cast(bytes, line), kept.count(b"\r\n"))
+        self.answered_on_accept += 1
+        self.kept_answer(peer, cast(bytes, line), kept)
         self._send_and_close(conn, peer, kept)
 
     # -- answering from here, or handing over ------------------------------------
+
+    def kept_answer(self, peer: str, line: bytes, data: bytes) -> None:
+        """Account for an answer from the read cache (on accept or in a protocol)."""
+        self.instant_answers += 1
+        if self.access_log:
+            log_access(self, peer, line, data.count(b"\r\n"))
 
     def _send_and_close(self, conn: _socket.socket, peer: str, data: bytes) -> None:
         """Send ``data`` and close; what the socket buffer cannot take goes to a transport."""
@@ -411,19 +423,39 @@ class FingerServer:
             protocol.abort()
 
 
+class _TooLong:
+    """Marker: the query line is (or is already bound to be) over MAX_QUERY_BYTES."""
+
+
+TOO_LONG = _TooLong()
+
+
+def query_line(buffer: bytes) -> bytes | _TooLong | None:
+    """The query line at the start of ``buffer``, without its CRLF (a bare LF will do).
+
+    None while no line end has come (and the line can still be short enough);
+    :data:`TOO_LONG` once it cannot. The one place a query line is framed:
+    the listener's first read and the protocol both ask here.
+    """
+    end = buffer.find(b"\n")
+    if end < 0:
+        return TOO_LONG if len(buffer) > MAX_QUERY_BYTES + 1 else None  # + 1: room for the CR
+    line = buffer[:end]
+    if line.endswith(b"\r"):
+        line = line[:-1]
+    return TOO_LONG if len(line) > MAX_QUERY_BYTES else line
+
+
 def _first_line(received: bytes) -> bytes | None:
     """The query line when ``received`` holds exactly one whole one, else None.
 
     Anything else (no line end yet, an oversize line, more after the line)
     is left to the protocol, which has the rules for it.
     """
-    end = received.find(b"\n")
-    if end < 0 or end != len(received) - 1:
+    if received.find(b"\n") != len(received) - 1:
         return None
-    line = received[:end]
-    if line.endswith(b"\r"):
-        line = line[:-1]
-    return line if len(line) <= MAX_QUERY_BYTES else None
+    line = query_line(received)
+    return line if line.__class__ is bytes else None  # type: ignore[return-value]
 
 
 def log_access(server: FingerServer, peer: str, line: bytes, count: int) -> None:
@@ -475,9 +507,8 @@ class FingerProtocol(asyncio.Protocol):
         server.open.add(self)
         if self.unsent:
             self.done = True
-            self.transport.write(self.unsent)
-            self.transport.close()
-            self.unsent = b""
+            unsent, self.unsent = self.unsent, b""
+            self._write_answer(unsent)
             return
         loop = asyncio.get_running_loop()
         deadline = self.deadline if self.deadline is not None else loop.time() + server.idle_timeout
@@ -492,18 +523,13 @@ class FingerProtocol(asyncio.Protocol):
         self.buffer += data
         if self.proxied and not self._read_proxy_header():
             return
-        end = self.buffer.find(b"\n")
-        if end < 0:
-            if len(self.buffer) > MAX_QUERY_BYTES + 1:  # + 1: room for the CR
-                self._refuse_oversize()
+        line = query_line(self.buffer)
+        if line is None:
             return
-        line = self.buffer[:end]
-        if line.endswith(b"\r"):
-            line = line[:-1]
-        if len(line) > MAX_QUERY_BYTES:
+        if line is TOO_LONG:
             self._refuse_oversize()
             return
-        assert self.transport is not None
+        assert isinstance(line, bytes) and self.transport is not None
         kept = self.server.answerer.cached(line, self.peer)
         if kept is not None:
             self._reply_at_once(line, kept)
@@ -619,14 +645,8 @@ class FingerProtocol(asyncio.Protocol):
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
-        server = self.server
-        server.instant_answers += 1
-        if server.access_log:
-            log_access(server, self.peer, line, data.count(b"\r\n"))
-        transport = self.transport
-        if transport is not None and not transport.is_closing():
-            transport.write(data)
-            transport.close()
+        self.server.kept_answer(self.peer, line, data)
+        self._write_answer(data)
 
     async def _answer(self, line: bytes) -> None:
         server = self.server
@@ -637,10 +657,18 @@ class FingerProtocol(asyncio.Protocol):
             server.latency.observe(time.perf_counter() - started)
             if server.access_log:
                 log_access(server, self.peer, line, count)
-            transport = self.transport
-            if transport is not None and not transport.is_closing():
-                transport.write(data)
-                transport.close()
+            self._write_answer(data)
+
+    def _write_answer(self, data: bytes) -> None:
+        """The protocol's one way out for an answer: write it whole, then close.
+
+        (The listener's own, on a bare socket, is FingerServer._send_and_close;
+        what it cannot send comes here, as ``unsent``.)
+        """
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(data)
+            transport.close()
 
     def _refuse_oversize(self) -> None:
         """Answer, then read and drop what the client is still sending for a moment.
@@ -688,8 +716,13 @@ async def start_finger_server(
     metrics: Metrics,
     forward: ForwardFn | None = None,
     trusted: TrustedProxies | None = None,
+    prebound: sockets.PreboundSockets | None = None,
 ) -> FingerServer:
-    """Bind a finger listener (for ``tenant``, or the default tenant when None)."""
+    """Bind a finger listener (for ``tenant``, or the default tenant when None).
+
+    ``prebound`` (``serve --workers``): a socket already made for ``host:port``,
+    shared with the other workers through ``SO_REUSEPORT``, is listened on as is.
+    """
     if tenant is not None:
         tenant = (await service.resolve_tenant(tenant)).slug  # an unknown tenant fails the start
     answerer = FingerAnswerer(service, tenant=tenant, max_listed_users=settings.max_listed_users,
@@ -697,7 +730,7 @@ async def start_finger_server(
     finger = FingerServer(answerer, settings=settings, metrics=metrics, tenant=tenant,
                           trusted=trusted)
     # A bind failure propagates as OSError; the composition root words it for the user.
-    shared = sockets.take(host, port)  # serve --workers: a socket shared with SO_REUSEPORT
+    shared = sockets.take(prebound, host, port)
     for sock in [shared] if shared is not None else sockets.listening_sockets(
             host, port, backlog=BACKLOG):
         finger.listen(sock)

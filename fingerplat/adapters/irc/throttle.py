@@ -15,11 +15,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from fingerplat.adapters.token_bucket import TokenBuckets
+
 log = logging.getLogger("fingerplat.irc")
 
 
 class TokenBucket:
-    """``burst`` tokens, refilled at ``rate`` per second; :meth:`take` waits for one."""
+    """``burst`` tokens, refilled at ``rate`` per second; :meth:`take` waits for one.
+
+    A single bucket of the shared :class:`~fingerplat.adapters.token_bucket.TokenBuckets`.
+    """
 
     def __init__(self, rate: float, burst: int,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -27,22 +32,11 @@ class TokenBucket:
             raise ValueError("rate must be > 0 and burst >= 1")
         self.rate = rate
         self.burst = burst
-        self._clock = clock
-        self._tokens = float(burst)
-        self._stamp = clock()
-
-    def _refill(self) -> None:
-        now = self._clock()
-        self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
-        self._stamp = now
+        self._bucket = TokenBuckets(rate, burst, clock=clock)
 
     def try_take(self) -> float:
         """Take a token and return 0, or return the seconds until one is available."""
-        self._refill()
-        if self._tokens >= 1:
-            self._tokens -= 1
-            return 0.0
-        return (1 - self._tokens) / self.rate
+        return self._bucket.take(None)
 
     async def take(self) -> None:
         """Wait until a token is free and take it."""

@@ -19,13 +19,13 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from fingerplat.adapters.net import proxy_header, sockets
+from fingerplat.adapters.net.connections import ConnectionTracker
+from fingerplat.adapters.net.trusted_proxies import TrustedProxies
 from fingerplat.adapters.setter.session import MAX_PLAN_READ_BYTES, SetterSession, err
 from fingerplat.config import Config, SetterConfig, format_address, per_address_share
 from fingerplat.domain.model import Role
 from fingerplat.metrics import Metrics
-from fingerplat.server import proxy_header, sockets
-from fingerplat.server.connections import ConnectionTracker
-from fingerplat.server.trusted_proxies import TrustedProxies
 from fingerplat.service import FingerplatService
 
 log = logging.getLogger("fingerplat.setter")
@@ -291,26 +291,14 @@ class SetterListener:
         while not session.closed:
             if self.closing and not connection.started:
                 return  # between commands while stopping: nothing owed
-            anonymous = session.principal.role is Role.ANONYMOUS
-            auth_until = opened + self.auth_timeout if anonymous else math.inf
-            until = min(idle_until, auth_until)
-            if self.drain_deadline is not None:
-                until = min(until, self.drain_deadline)
+            auth_until = (opened + self.auth_timeout
+                          if session.principal.role is Role.ANONYMOUS else math.inf)
             try:
-                async with asyncio.timeout_at(until):
+                async with asyncio.timeout_at(self._next_deadline(idle_until, auth_until)):
                     line = await lines.next_line()
             except TimeoutError:
-                if self.closing:
-                    return
-                if auth_until <= idle_until:
-                    self.metrics.refused.labels(ADAPTER, "auth_timeout").inc()
-                    message = (f"authentication timeout: AUTH within "
-                               f"{self.auth_timeout:g} s, closing")
-                else:
-                    self.metrics.refused.labels(ADAPTER, "idle_timeout").inc()
-                    message = "idle timeout, closing"
-                # Best effort: tell a human at a terminal why the line went dead.
-                writer.write((err(message) + "\r\n").encode())
+                if not self.closing:
+                    self._say_timed_out(writer, auth_until <= idle_until)
                 return
             if line is None:
                 return
@@ -318,22 +306,45 @@ class SetterListener:
             # a session open (plan text is, blank or not).
             if session.reading_plan or isinstance(line, _Overlong) or line.strip():
                 idle_until = loop.time() + self.idle_timeout
-            connection.busy = True
-            try:
-                with self.tracker.track():
-                    if isinstance(line, _Overlong):
-                        reply = session.overlong()
-                    elif session.reading_plan and line != b".":
+            await self._answer_line(connection, session, line)
+
+    def _next_deadline(self, idle_until: float, auth_until: float) -> float:
+        """When the wait for the next line ends: idle, AUTH or drain deadline, the earliest."""
+        until = min(idle_until, auth_until)
+        if self.drain_deadline is not None:
+            until = min(until, self.drain_deadline)
+        return until
+
+    def _say_timed_out(self, writer: asyncio.StreamWriter, for_auth: bool) -> None:
+        """Count the timeout and, best effort, tell a human at a terminal why the line died."""
+        if for_auth:
+            self.metrics.refused.labels(ADAPTER, "auth_timeout").inc()
+            message = f"authentication timeout: AUTH within {self.auth_timeout:g} s, closing"
+        else:
+            self.metrics.refused.labels(ADAPTER, "idle_timeout").inc()
+            message = "idle timeout, closing"
+        writer.write((err(message) + "\r\n").encode())
+
+    async def _answer_line(self, connection: _Connection, session: SetterSession,
+                           line: bytes | _Overlong) -> None:
+        """Feed one line to the session and write its reply (plan lines are not timed)."""
+        writer = connection.writer
+        connection.busy = True
+        try:
+            with self.tracker.track():
+                if isinstance(line, _Overlong):
+                    reply = session.overlong()
+                elif session.reading_plan and line != b".":
+                    reply = await session.feed(line)
+                else:
+                    with self.metrics.observe(ADAPTER):
                         reply = await session.feed(line)
-                    else:
-                        with self.metrics.observe(ADAPTER):
-                            reply = await session.feed(line)
-                    if reply is not None:
-                        writer.write(reply.encode("utf-8", "replace") + b"\r\n")
-                        # A client that never reads its replies is dropped, not waited for.
-                        await asyncio.wait_for(writer.drain(), self.idle_timeout)
-            finally:
-                connection.busy = False
+                if reply is not None:
+                    writer.write(reply.encode("utf-8", "replace") + b"\r\n")
+                    # A client that never reads its replies is dropped, not waited for.
+                    await asyncio.wait_for(writer.drain(), self.idle_timeout)
+        finally:
+            connection.busy = False
 
     async def _refuse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                       message: str) -> None:
@@ -381,10 +392,14 @@ async def start_setter_server(
     settings: SetterConfig,
     metrics: Metrics,
     trusted: TrustedProxies | None = None,
+    prebound: sockets.PreboundSockets | None = None,
 ) -> SetterServer:
-    """Bind a TCP setter; a bind failure propagates as OSError for the runtime to word."""
+    """Bind a TCP setter; a bind failure propagates as OSError for the runtime to word.
+
+    ``prebound`` (``serve --workers``): a socket already made for ``host:port``.
+    """
     setter = SetterServer(service, settings=settings, metrics=metrics, trusted=trusted)
-    sock = sockets.take(host, port)  # serve --workers: a socket shared with SO_REUSEPORT
+    sock = sockets.take(prebound, host, port)  # serve --workers: shared, SO_REUSEPORT
     if sock is not None:
         server = await asyncio.start_server(setter.handle, sock=sock, limit=READ_LIMIT)
     else:

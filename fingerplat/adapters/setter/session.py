@@ -25,8 +25,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC
 
+from fingerplat.adapters.times import iso_utc
 from fingerplat.domain import rules
 from fingerplat.domain.errors import (
     AuthenticationFailed,
@@ -288,7 +288,7 @@ class SetterSession:
         updated = await self.service.set_expiry(self.context(), tenant, user,
                                                 Expiry.parse(when or ""))
         moment = updated.status_expires_at
-        until = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if moment else "-"
+        until = iso_utc(moment, "seconds") or "-"
         return f"status of {updated.username} expires at {until}"
 
     async def _set_plan(self, user: str, tenant: str | None, text: str | None) -> str:

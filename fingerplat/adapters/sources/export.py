@@ -12,9 +12,15 @@ import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
+from fingerplat.adapters.times import iso_utc
+from fingerplat.adapters.user_fields import user_dict
 from fingerplat.domain.errors import InvalidInput
 from fingerplat.domain.imports import ImportRecord
 from fingerplat.domain.model import User
+
+#: The members of each user in a JSON export (read back by :func:`parse_json_export`).
+EXPORT_KEYS = ("username", "full_name", "office", "phone", "project", "hidden", "status",
+               "status_set_at", "plan", "created_at")
 
 
 def render_users_file(users: Iterable[User], *, tenant: str) -> str:
@@ -23,7 +29,7 @@ def render_users_file(users: Iterable[User], *, tenant: str) -> str:
     Only usernames and statuses survive this format; use ``--format json`` for
     everything. Users without a status are written as ``user:``.
     """
-    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = iso_utc(datetime.now(UTC), "seconds")
     lines = [f"# fingerplat users file: tenant {tenant}, exported {stamp}"]
     lines.extend(f"{u.username}: {u.status}" if u.status else f"{u.username}:" for u in users)
     return "\n".join(lines) + "\n"
@@ -31,21 +37,10 @@ def render_users_file(users: Iterable[User], *, tenant: str) -> str:
 
 def render_json(users: Iterable[User], *, tenant: str) -> str:
     """Everything about every user, for backups and for moving a tenant."""
-    def iso(value: datetime | None) -> str | None:
-        return value.isoformat() if value else None
-
     document = {
         "tenant": tenant,
-        "exported_at": datetime.now(UTC).isoformat(),
-        "users": [
-            {
-                "username": u.username, "full_name": u.full_name, "office": u.office,
-                "phone": u.phone, "project": u.project, "hidden": u.hidden,
-                "status": u.status, "status_set_at": iso(u.status_set_at), "plan": u.plan,
-                "created_at": iso(u.created_at),
-            }
-            for u in users
-        ],
+        "exported_at": iso_utc(datetime.now(UTC)),
+        "users": [user_dict(u, EXPORT_KEYS) for u in users],
     }
     return json.dumps(document, ensure_ascii=False, indent=2) + "\n"
 
@@ -59,29 +54,35 @@ def parse_json_export(data: bytes) -> list[ImportRecord]:
     users = document.get("users") if isinstance(document, dict) else None
     if not isinstance(users, list):
         raise InvalidInput("not a fingerplat JSON export: no \"users\" list")
-    records: list[ImportRecord] = []
-    for number, entry in enumerate(users, start=1):
-        if not isinstance(entry, dict) or not isinstance(entry.get("username"), str):
-            records.append(ImportRecord(number, "", error="entry has no username"))
-            continue
-        fields: dict[str, object] = {}
-        for key in ("full_name", "office", "phone", "project", "plan"):
-            value = entry.get(key)
-            if value is not None and not isinstance(value, str):
-                fields = {"error": f"{key} must be a string"}
-                break
-            fields[key] = value
-        hidden = entry.get("hidden")
-        status = entry.get("status")
-        if "error" not in fields and hidden is not None and not isinstance(hidden, bool):
-            fields = {"error": "hidden must be true or false"}
-        if "error" not in fields and status is not None and not isinstance(status, str):
-            fields = {"error": "status must be a string or null"}
-        if "error" in fields:
-            records.append(ImportRecord(number, entry["username"], error=str(fields["error"])))
-            continue
-        records.append(ImportRecord(
-            number, entry["username"], status=status or "",
-            hidden=hidden, **fields,  # type: ignore[arg-type]
-        ))
-    return records
+    return [_record(number, entry) for number, entry in enumerate(users, start=1)]
+
+
+#: The text fields of an exported user (``null`` or a string each).
+_TEXT_KEYS = ("full_name", "office", "phone", "project", "plan")
+
+
+def _record(number: int, entry: object) -> ImportRecord:
+    """One exported user as an import record, or a record of what is wrong with it."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("username"), str):
+        return ImportRecord(number, "", error="entry has no username")
+    problem = _problem(entry)
+    if problem is not None:
+        return ImportRecord(number, entry["username"], error=problem)
+    texts = {key: entry.get(key) for key in _TEXT_KEYS}
+    return ImportRecord(number, entry["username"], status=entry.get("status") or "",
+                        hidden=entry.get("hidden"), **texts)  # type: ignore[arg-type]
+
+
+def _problem(entry: dict[str, object]) -> str | None:
+    """The first field of ``entry`` that has the wrong type, in words; None when all fit."""
+    for key in _TEXT_KEYS:
+        value = entry.get(key)
+        if value is not None and not isinstance(value, str):
+            return f"{key} must be a string"
+    hidden = entry.get("hidden")
+    if hidden is not None and not isinstance(hidden, bool):
+        return "hidden must be true or false"
+    status = entry.get("status")
+    if status is not None and not isinstance(status, str):
+        return "status must be a string or null"
+    return None

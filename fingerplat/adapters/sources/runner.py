@@ -23,11 +23,11 @@ import contextlib
 import logging
 from collections.abc import Sequence
 
+from fingerplat.adapters.periodic import every
 from fingerplat.adapters.sources.passwd import read_passwd
 from fingerplat.adapters.sources.users_file import file_signature, read_users_file
 from fingerplat.adapters.sources.web_source import WebStatusFetcher
 from fingerplat.config import SourceConfig
-from fingerplat.domain.errors import FingerplatError
 from fingerplat.domain.imports import ImportRecord, ImportReport
 from fingerplat.domain.model import Channel, Context, Principal, Role
 from fingerplat.metrics import Metrics
@@ -149,17 +149,12 @@ class SourceRunner:
         return [await s.sync() for s in self.syncs]
 
     async def _loop(self, sync: _Sync) -> None:
-        while not self._stop.is_set():
-            try:
-                with self.metrics.observe(ADAPTER):
-                    await sync.sync()
-            except FingerplatError as error:
-                log.warning("source %s failed: %s; retrying in %gs", describe(sync.config),
-                            error, sync.config.interval)
-            except Exception:
-                log.exception("source %s failed unexpectedly", describe(sync.config))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), timeout=float(sync.config.interval))
+        async def step() -> None:
+            with self.metrics.observe(ADAPTER):
+                await sync.sync()
+
+        await every(float(sync.config.interval), step, what=f"source {describe(sync.config)}",
+                    log=log, stop=self._stop)
 
     async def close(self) -> None:
         """Start no new sync; a sync already running finishes in drain()."""

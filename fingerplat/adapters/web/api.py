@@ -16,6 +16,8 @@ from typing import Any
 
 from aiohttp import web
 
+from fingerplat.adapters.times import iso_utc
+from fingerplat.adapters.user_fields import API_KEYS, user_dict
 from fingerplat.adapters.web import tenancy
 from fingerplat.adapters.web.keys import SERVICE
 from fingerplat.adapters.web.payloads import MalformedRequest, read_json_object, string_field
@@ -26,7 +28,6 @@ from fingerplat.adapters.web.principals import (
     remote_addr,
     token_context,
 )
-from fingerplat.adapters.web.templating import iso_time
 from fingerplat.domain import expiry, rules
 from fingerplat.domain.errors import InvalidInput, NotFound
 from fingerplat.domain.expiry import Expiry
@@ -49,48 +50,24 @@ DEFAULT_AUDIT_PAGE = 50
 
 # -- formatting ----------------------------------------------------------------
 
-# Keys of a user's JSON and the public field each shows.
-_FIELD_OF_KEY = {
-    "full_name": "full_name", "office": "office", "phone": "phone", "project": "project",
-    "status": "status", "status_set_at": "status", "expires_at": "status", "plan": "plan",
-}
-
-
 def user_json(user: User, *, with_plan: bool = True,
               fields: frozenset[str] | None = None) -> dict[str, Any]:
     """A user as JSON; with ``fields`` (a public answer) the other fields are left out."""
-    data: dict[str, Any] = {
-        "username": user.username,
-        "full_name": user.full_name,
-        "office": user.office,
-        "phone": user.phone,
-        "project": user.project,
-        "status": user.status,
-        "status_set_at": iso_time(user.status_set_at) or None,
-        "expires_at": iso_time(user.status_expires_at) or None,
-        "hidden": user.hidden,
-    }
-    if with_plan:
-        data["plan"] = user.plan
-    if fields is not None:
-        for key, field in _FIELD_OF_KEY.items():
-            if field not in fields:
-                data.pop(key, None)
-    return data
+    return user_dict(user, API_KEYS if with_plan else API_KEYS[:-1], fields=fields)
 
 
 def change_json(change: StatusChange) -> dict[str, Any]:
     """A history entry; who made it only when the caller may know (admins, the user)."""
-    data: dict[str, Any] = {"status": change.text, "set_at": iso_time(change.set_at)}
+    data: dict[str, Any] = {"status": change.text, "set_at": iso_utc(change.set_at)}
     if change.actor is not None:
         data["actor"] = change.actor
         data["channel"] = change.channel
-    data["expires_at"] = iso_time(change.expires_at) or None
+    data["expires_at"] = iso_utc(change.expires_at) or None
     return data
 
 
 def audit_json(event: AuditEvent) -> dict[str, Any]:
-    return {**dataclasses.asdict(event), "at": iso_time(event.at)}
+    return {**dataclasses.asdict(event), "at": iso_utc(event.at)}
 
 
 # -- parsing -------------------------------------------------------------------
@@ -178,7 +155,7 @@ async def get_fingered(request: web.Request) -> web.Response:
     limit = int_param(request, "limit", 100, 1, 1000)
     entries = await request.config_dict[SERVICE].fingered(ctx, slug, name, limit)
     return web.json_response({"username": name, "fingered": [
-        {"at": iso_time(e.at), "channel": e.channel, "network": e.network, "count": e.count}
+        {"at": iso_utc(e.at), "channel": e.channel, "network": e.network, "count": e.count}
         for e in entries]})
 
 

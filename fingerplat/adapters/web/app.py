@@ -8,20 +8,17 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from fingerplat.adapters.net.trusted_proxies import TrustedProxies
 from fingerplat.adapters.web import api, ops, pages, self_service, webfinger, xmlrpc
 from fingerplat.adapters.web.admin import build_admin_app
 from fingerplat.adapters.web.client_address import client_address_middleware
+from fingerplat.adapters.web.headers import security_headers
 from fingerplat.adapters.web.keys import METRICS, SERVICE, SETTINGS
 from fingerplat.adapters.web.links import PUBLIC_SITE, PublicSite
-from fingerplat.adapters.web.middleware import (
-    error_middleware,
-    metrics_middleware,
-    security_headers,
-)
+from fingerplat.adapters.web.middleware import error_middleware, metrics_middleware
 from fingerplat.adapters.web.templating import STATIC_DIR, setup_templates
 from fingerplat.config import WebConfig
 from fingerplat.metrics import Metrics
-from fingerplat.server.trusted_proxies import TrustedProxies
 from fingerplat.service import FingerplatService
 
 

@@ -28,7 +28,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.web_log import AccessLogger
 
-from fingerplat.server.trusted_proxies import TrustedProxies
+from fingerplat.adapters.net.trusted_proxies import TrustedProxies
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 #: Hops read from a header at most (a longer chain is cut on its left).
@@ -56,40 +56,35 @@ def client_address(peer: str | None, headers: Mapping[str, str] | Any,
 
 def _forwarded_hops(headers: Any) -> list[str] | None:
     """The ``for`` values of ``Forwarded``, else of ``X-Forwarded-For``, left to right."""
-    getall = getattr(headers, "getall", None)
-    forwarded = getall("Forwarded", ()) if getall else [headers.get("Forwarded")]
-    forwarded = [value for value in forwarded if value]
+    forwarded = _header_values(headers, "Forwarded")
     if forwarded:
-        hops = []
-        for element in ",".join(forwarded).split(","):
-            found = "unknown"  # an element without for= names no client
-            for pair in element.split(";"):
-                name, _, value = pair.strip().partition("=")
-                if name.strip().lower() == "for":
-                    found = value.strip()
-            hops.append(found)
-        return hops
-    xff = getall("X-Forwarded-For", ()) if getall else [headers.get("X-Forwarded-For")]
-    xff = [value for value in xff if value]
+        return [_for_value(element) for element in ",".join(forwarded).split(",")]
+    xff = _header_values(headers, "X-Forwarded-For")
     if not xff:
         return None
     return [hop.strip() for hop in ",".join(xff).split(",")]
 
 
+def _header_values(headers: Any, name: str) -> list[str]:
+    """Every non-empty value of ``name`` (a multidict, or a plain mapping's one value)."""
+    getall = getattr(headers, "getall", None)
+    values = getall(name, ()) if getall else [headers.get(name)]
+    return [value for value in values if value]
+
+
+def _for_value(element: str) -> str:
+    """The ``for=`` parameter of one ``Forwarded`` element (``unknown`` when it has none)."""
+    found = "unknown"  # an element without for= names no client
+    for pair in element.split(";"):
+        name, _, value = pair.strip().partition("=")
+        if name.strip().lower() == "for":
+            found = value.strip()
+    return found
+
+
 def _address(hop: str) -> str | None:
     """An IP address from one hop (``1.2.3.4``, ``"1.2.3.4:80"``, ``"[::1]:80"``), or None."""
-    text = hop.strip()
-    if len(text) >= 2 and text[0] == text[-1] == '"':
-        text = text[1:-1]
-    if text.startswith("["):
-        text, sep, rest = text[1:].partition("]")
-        if not sep or (rest and not (rest[:1] == ":" and rest[1:].isascii()
-                                     and rest[1:].isdigit())):
-            return None
-    elif text.count(":") == 1:  # IPv4 with a port
-        text, _, port = text.partition(":")
-        if not (port.isascii() and port.isdigit()):
-            return None
+    text = _without_port(_unquoted(hop.strip()))
     if not text or "%" in text or not text.isascii():
         return None
     try:
@@ -99,6 +94,28 @@ def _address(hop: str) -> str | None:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return str(address.ipv4_mapped)
     return str(address)
+
+
+def _unquoted(text: str) -> str:
+    return text[1:-1] if len(text) >= 2 and text[0] == text[-1] == '"' else text
+
+
+def _is_port(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
+def _without_port(text: str) -> str | None:
+    """``[::1]:80`` -> ``::1``, ``1.2.3.4:80`` -> ``1.2.3.4``; None when the port is not one."""
+    if text.startswith("["):
+        text, sep, rest = text[1:].partition("]")
+        if not sep or (rest and not (rest[:1] == ":" and _is_port(rest[1:]))):
+            return None
+        return text
+    if text.count(":") == 1:  # IPv4 with a port
+        text, _, port = text.partition(":")
+        if not _is_port(port):
+            return None
+    return text
 
 
 def client_address_middleware(trusted: TrustedProxies) -> Callable[..., Any]:

@@ -40,15 +40,15 @@ from aiohttp.http import SERVER_SOFTWARE, HttpProcessingError, HttpVersion
 from aiohttp.http_parser import EMPTY_PAYLOAD, HttpRequestParser  # private: pinned, tested
 from aiohttp.web_log import AccessLogger
 
+from fingerplat.adapters.net import proxy_header
+from fingerplat.adapters.net.trusted_proxies import TrustedProxies
 from fingerplat.adapters.web.client_address import client_address
+from fingerplat.adapters.web.headers import security_header_items
 from fingerplat.adapters.web.kept_pages import KeptPage, door_key
 from fingerplat.adapters.web.keys import SERVICE
-from fingerplat.adapters.web.middleware import security_header_items
 from fingerplat.adapters.web.templating import TEMPLATE_GENERATION
 from fingerplat.config import WebConfig, per_address_share
 from fingerplat.metrics import Metrics
-from fingerplat.server import proxy_header
-from fingerplat.server.trusted_proxies import TrustedProxies
 
 log = logging.getLogger("fingerplat.web")
 
@@ -149,6 +149,8 @@ class FrontDoor:
     def reconfigure(self, settings: WebConfig, trusted: TrustedProxies) -> None:
         """Limits (at start and on SIGHUP): they apply to the next connection."""
         self.max_connections = settings.max_connections
+        # [web] front_door = false: never answer here, hand every request to aiohttp.
+        self.answers_kept_pages = settings.front_door
         self.max_per_address = per_address_share(settings.max_connections,
                                                  settings.max_connections_per_address)
         self.trusted = trusted
@@ -540,7 +542,7 @@ class DoorProtocol(asyncio.Protocol):
     def _answer(self, data: bytes, transport: asyncio.Transport) -> bytes | None:
         """The answer to ``data`` when the front door can give it, else None."""
         door = self._door
-        if not data.endswith(_END_OF_HEAD) or door.closing:
+        if not data.endswith(_END_OF_HEAD) or door.closing or not door.answers_kept_pages:
             return None
         started = time.perf_counter()
         try:

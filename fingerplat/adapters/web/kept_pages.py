@@ -27,12 +27,12 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
+from fingerplat.adapters.times import ago_words
 from fingerplat.adapters.web.keys import BASE, TENANT
 from fingerplat.adapters.web.templating import (
     PUBLIC_TEMPLATES,
     KeptMark,
     epoch_micros,
-    words_for_seconds,
 )
 from fingerplat.service.cache import ReadCache, UserTag
 
@@ -120,7 +120,7 @@ class KeptPage:
         for moment, piece in zip(self.moments, self.pieces[1:], strict=True):
             # The words are plain ASCII ("5 minutes ago"): nothing to escape.
             if moment is not None:
-                parts.append(words_for_seconds(int((now_micros - moment) / 1_000_000)).encode())
+                parts.append(ago_words(int((now_micros - moment) / 1_000_000)).encode())
             parts.append(piece)
         return b"".join(parts)
 

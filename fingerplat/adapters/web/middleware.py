@@ -1,4 +1,4 @@
-"""Cross-cutting request handling: metrics, error mapping, security headers.
+"""Cross-cutting request handling: metrics and error mapping.
 
 Domain errors become HTTP statuses here, once, so handlers stay thin: a
 handler lets ``NotFound`` escape and the visitor gets a 404 page (or a JSON
@@ -16,17 +16,11 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from fingerplat.adapters.web.keys import BASE, ERROR_KIND, SETTINGS, TENANT
-from fingerplat.adapters.web.payloads import BodyTimeout, MalformedRequest, PayloadTooLarge
+from fingerplat.adapters.web.statuses import status_for, title_for
 from fingerplat.adapters.web.templating import PUBLIC_TEMPLATES
 from fingerplat.domain.errors import (
     AuthenticationFailed,
-    Conflict,
     FingerplatError,
-    InvalidInput,
-    NotFound,
-    PermissionDenied,
-    TooManyAttempts,
-    Unavailable,
 )
 from fingerplat.metrics import Metrics
 
@@ -34,48 +28,6 @@ log = logging.getLogger("fingerplat.web")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
-
-# Domain error -> HTTP status. Order matters: subclasses before their bases.
-STATUS_FOR_ERROR: tuple[tuple[type[FingerplatError], int], ...] = (
-    (MalformedRequest, 400),
-    (PayloadTooLarge, 413),
-    (BodyTimeout, 408),
-    (InvalidInput, 422),
-    (NotFound, 404),
-    (Conflict, 409),
-    (TooManyAttempts, 429),
-    (AuthenticationFailed, 401),
-    (PermissionDenied, 403),
-    (Unavailable, 503),
-)
-
-TITLES = {
-    400: "Bad request",
-    401: "Authentication required",
-    403: "Not allowed",
-    404: "Not found",
-    405: "Method not allowed",
-    408: "Request timeout",
-    409: "Conflict",
-    413: "Request too large",
-    422: "Invalid input",
-    429: "Too many attempts",
-    500: "Something went wrong",
-    503: "Temporarily unavailable",
-}
-
-CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
-    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-)
-
-
-def status_for(error: FingerplatError) -> int:
-    for kind, status in STATUS_FOR_ERROR:
-        if isinstance(error, kind):
-            return status
-    return 400
-
 
 ADAPTERS = ("api", "xmlrpc", "web")
 
@@ -102,7 +54,7 @@ def error_response(request: web.Request, status: int, message: str) -> web.Respo
     else:
         context = {
             "status": status,
-            "title": TITLES.get(status, "Error"),
+            "title": title_for(status),
             "message": message,
             "tenant": request.get(TENANT),
             "base": request.get(BASE, ""),
@@ -179,39 +131,3 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except Exception:
         log.exception("web: unexpected error on %s %s", request.method, request.path)
         return error_response(request, 500, "internal error: the problem has been logged")
-
-
-def security_header_items(*, secure: bool) -> list[tuple[str, str]]:
-    """The headers every answer carries; ``Strict-Transport-Security`` only over TLS.
-
-    One list for both writers of answers: :func:`security_headers` below and
-    the front door, which writes kept pages itself (front_door.py).
-    """
-    items = [
-        ("X-Content-Type-Options", "nosniff"),
-        ("Referrer-Policy", "no-referrer"),
-        ("X-Frame-Options", "DENY"),
-        ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
-        ("Cross-Origin-Opener-Policy", "same-origin"),
-    ]
-    if secure:
-        items.append(("Strict-Transport-Security", "max-age=31536000"))
-    return items
-
-
-def security_headers(*, secure: bool) -> Callable[[web.Request, web.StreamResponse],
-                                                  Awaitable[None]]:
-    """The ``on_response_prepare`` hook adding the headers every answer carries.
-
-    A handler (the admin UI) may set its own first: only missing ones are
-    added.
-    """
-    items = security_header_items(secure=secure)
-
-    async def add(request: web.Request, response: web.StreamResponse) -> None:
-        headers = response.headers
-        for name, value in items:
-            if name not in headers:
-                headers[name] = value
-
-    return add

@@ -25,6 +25,8 @@ from fingerplat.adapters.web.tenancy import (
 )
 from fingerplat.domain import rules
 from fingerplat.domain.errors import NotFound, PermissionDenied
+from fingerplat.domain.model import User
+from fingerplat.service.cache import ReadCache
 from fingerplat.service.cached_reads import deadline_of
 
 DIRECTORY_PAGE = 50
@@ -109,15 +111,9 @@ async def user_page(request: web.Request) -> web.StreamResponse:
     generation = app[TEMPLATE_GENERATION].value
     key = ("web:user", generation, tenant.id, request[BASE], name)
     if cache is not None:
-        kept = cache.get(key)
-        if isinstance(kept, KeptPage):
-            open_door(cache, request, generation, kept, user=(tenant.id, name), epoch=cache.epoch)
-            return kept.response(now)
-        if type(kept) is LoggedPage:
-            recorder = service.finger_log_recorder
-            if recorder is not None:
-                recorder.record(kept.tenant_id, kept.user_id, "web", remote_addr(request))
-            return kept.page.response(now)
+        kept = _kept_answer(request, cache, key, generation, now)
+        if kept is not None:
+            return kept
     epoch = cache.epoch if cache is not None else 0
     if not rules.USERNAME_RE.fullmatch(name.lower()):
         raise _no_such_user(name)
@@ -135,17 +131,42 @@ async def user_page(request: web.Request) -> web.StreamResponse:
     context = {"tenant": tenant, "base": request[BASE], "user": user, "history": history}
     page, keepable = render_kept(request, "user.html", context, now=now,
                                  deadline=deadline_of(user))
-    if user.finger_log and tenant.finger_log:
+    logged = bool(user.finger_log and tenant.finger_log)
+    if logged:
         service.note_lookup(tenant, user, "web", remote_addr(request))
-        if cache is not None and keepable:
-            cache.put(key, LoggedPage(page, tenant.id, user.id), epoch=epoch,
-                      user=(tenant.id, user.username), deadline=page.deadline)
-        return page.response(now)
     if cache is not None and keepable:
-        tag = (tenant.id, user.username)
-        cache.put(key, page, epoch=epoch, user=tag, deadline=page.deadline)
-        open_door(cache, request, generation, page, user=tag, epoch=epoch)
+        _keep(request, cache, key, generation, page, user, epoch=epoch, logged=logged)
     return page.response(now)
+
+
+def _kept_answer(request: web.Request, cache: ReadCache, key: tuple[Any, ...],
+                 generation: int, now: datetime) -> web.StreamResponse | None:
+    """The kept page for ``key`` (noting the lookup when the user asked for a log), or None."""
+    kept = cache.get(key)
+    if isinstance(kept, KeptPage):
+        tenant = request[TENANT]
+        open_door(cache, request, generation, kept, user=(tenant.id, request.match_info["user"]),
+                  epoch=cache.epoch)
+        return kept.response(now)
+    if type(kept) is LoggedPage:
+        recorder = request.app[SERVICE].finger_log_recorder
+        if recorder is not None:
+            recorder.record(kept.tenant_id, kept.user_id, "web", remote_addr(request))
+        return kept.page.response(now)
+    return None
+
+
+def _keep(request: web.Request, cache: ReadCache, key: tuple[Any, ...], generation: int,
+          page: KeptPage, user: User, *, epoch: int, logged: bool) -> None:
+    """Keep a freshly rendered page; the front door may serve it only if no lookup is logged."""
+    tenant_id = request[TENANT].id
+    tag = (tenant_id, user.username)
+    if logged:
+        cache.put(key, LoggedPage(page, tenant_id, user.id), epoch=epoch, user=tag,
+                  deadline=page.deadline)
+        return
+    cache.put(key, page, epoch=epoch, user=tag, deadline=page.deadline)
+    open_door(cache, request, generation, page, user=tag, epoch=epoch)
 
 
 @tenant_routed

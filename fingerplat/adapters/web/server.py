@@ -15,6 +15,8 @@ import ssl
 from aiohttp import web
 from aiohttp.web_log import AccessLogger
 
+from fingerplat.adapters.net import sockets
+from fingerplat.adapters.net.trusted_proxies import TrustedProxies
 from fingerplat.adapters.web.app import build_app
 from fingerplat.adapters.web.client_address import access_logger_class
 from fingerplat.adapters.web.front_door import FrontDoor
@@ -24,8 +26,6 @@ from fingerplat.adapters.web.templating import reload_templates
 from fingerplat.config import Config, WebConfig, format_address
 from fingerplat.domain.errors import CannotListen, InvalidInput
 from fingerplat.metrics import Metrics
-from fingerplat.server import sockets
-from fingerplat.server.trusted_proxies import TrustedProxies
 from fingerplat.service import FingerplatService
 
 log = logging.getLogger("fingerplat.web")
@@ -139,9 +139,12 @@ class WebServer:
 
 async def start_web_server(
     service: FingerplatService, settings: WebConfig, *, metrics: Metrics,
-    trusted: TrustedProxies | None = None,
+    trusted: TrustedProxies | None = None, prebound: sockets.PreboundSockets | None = None,
 ) -> WebServer:
     """Build the app and bind every ``[web] listen`` address (port 0: a free port).
+
+    ``prebound`` (``serve --workers``): sockets already made for those
+    addresses, shared with the other workers through ``SO_REUSEPORT``.
 
     Connections are accepted by the front door (front_door.py), which hands
     whatever it does not answer itself to the runner's aiohttp server; the
@@ -173,7 +176,7 @@ async def start_web_server(
     try:
         for spec in settings.listen:
             host, port = spec.host_port
-            sock = sockets.take(host, port)  # serve --workers: shared with SO_REUSEPORT
+            sock = sockets.take(prebound, host, port)  # serve --workers
             where = {"sock": sock} if sock is not None else {"host": host, "port": port}
             try:
                 listener = await loop.create_server(door, ssl=ssl_context, backlog=BACKLOG,

@@ -16,7 +16,7 @@ import jinja2
 from aiohttp import web
 from markupsafe import Markup
 
-from fingerplat.domain import expiry
+from fingerplat.adapters.times import absolute_time, ago, as_utc, iso_utc
 from fingerplat.domain.errors import InvalidInput
 from fingerplat.domain.text import web_text
 
@@ -39,20 +39,14 @@ TEMPLATE_GENERATION: web.AppKey[TemplateGeneration] = web.AppKey(
 )
 
 
-def as_utc(moment: datetime) -> datetime:
-    """Stored times are UTC; SQLite may hand them back without a zone."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def relative_time(moment: datetime | None, now: datetime | None = None) -> str:
-    """``just now``, ``5 minutes ago``, ``3 days ago``: how long ago, in words."""
+    """The ``ago`` filter: :func:`fingerplat.adapters.times.ago`, or a kept page's mark."""
     if moment is None:
         return ""
     mark = getattr(now, "mark", None)  # a kept page's PageClock (kept_pages.py)
     if mark is not None:
         return mark(moment)  # type: ignore[no-any-return]
-    now = as_utc(now or datetime.now(UTC))
-    return words_for_seconds(int((now - as_utc(moment)).total_seconds()))
+    return ago(moment, now)
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -62,37 +56,6 @@ def epoch_micros(moment: datetime) -> int:
     """Microseconds since 1970 as an exact integer (no float rounding)."""
     delta = as_utc(moment) - EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def words_for_seconds(seconds: int) -> str:
-    """:func:`relative_time`'s words for a whole number of seconds ago."""
-    if seconds < 0:
-        return "in the future"
-    if seconds < 45:
-        return "just now"
-    for size, unit in ((31_536_000, "year"), (2_592_000, "month"), (86_400, "day"),
-                       (3_600, "hour"), (60, "minute")):
-        if seconds >= size:
-            count = max(1, round(seconds / size)) if unit != "minute" else seconds // 60
-            return f"{count} {unit}{'s' if count != 1 else ''} ago"
-    return "just now"  # pragma: no cover - unreachable
-
-
-def absolute_time(moment: datetime | None, zone: str | None = None) -> str:
-    """``2026-12-07 13:00 UTC``; with a tenant's ``zone``, in it (``14:00 CET``)."""
-    if not moment:
-        return ""
-    if zone is None or zone == "UTC":
-        return as_utc(moment).strftime("%Y-%m-%d %H:%M UTC")
-    try:
-        local = as_utc(moment).astimezone(expiry.zone(zone))
-    except InvalidInput:
-        return as_utc(moment).strftime("%Y-%m-%d %H:%M UTC")
-    return local.strftime("%Y-%m-%d %H:%M ") + (local.tzname() or zone)
-
-
-def iso_time(moment: datetime | None) -> str:
-    return as_utc(moment).isoformat().replace("+00:00", "Z") if moment else ""
 
 
 class KeptMark(Markup):
@@ -141,7 +104,7 @@ def setup_templates(app: web.Application, override_dir: str | None) -> jinja2.En
     )
     env.filters["ago"] = relative_time
     env.filters["abstime"] = absolute_time
-    env.filters["isotime"] = iso_time
+    env.filters["isotime"] = iso_utc
     app[TEMPLATE_GENERATION] = TemplateGeneration()
     return env
 

@@ -14,11 +14,11 @@ from typing import Any
 
 from aiohttp import web
 
+from fingerplat.adapters.times import iso_utc
 from fingerplat.adapters.web import links, tenancy
 from fingerplat.adapters.web.keys import SERVICE
 from fingerplat.adapters.web.payloads import MalformedRequest
 from fingerplat.adapters.web.principals import remote_addr
-from fingerplat.adapters.web.templating import iso_time
 from fingerplat.domain import rules
 from fingerplat.domain.errors import NotFound
 from fingerplat.domain.model import Tenant, User
@@ -92,7 +92,7 @@ def jrd(user: User, domain: str, profile: str, rels: list[str],
     properties: dict[str, Any] = {}
     if tenant is None or tenant.shows("status"):
         properties[STATUS_PROP] = user.status
-        properties[STATUS_SET_PROP] = iso_time(user.status_set_at) or None
+        properties[STATUS_SET_PROP] = iso_utc(user.status_set_at) or None
     if tenant is None or tenant.shows("full_name"):
         properties[NAME_PROP] = user.full_name or None
     return {

@@ -25,22 +25,17 @@ from aiohttp import web
 from defusedxml import DefusedXmlException
 from defusedxml.xmlrpc import DefusedExpatParser
 
+from fingerplat.adapters.user_fields import user_dict
 from fingerplat.adapters.web import tenancy
 from fingerplat.adapters.web.keys import ERROR_KIND, SERVICE
 from fingerplat.adapters.web.payloads import BodyTimeout, PayloadTooLarge, read_body
 from fingerplat.adapters.web.principals import audited_basic_password, refuse, remote_addr
-from fingerplat.adapters.web.templating import iso_time
+from fingerplat.adapters.web.statuses import status_for
 from fingerplat.domain import rules
 from fingerplat.domain.errors import (
     AuthenticationFailed,
-    Conflict,
     FingerplatError,
-    InvalidInput,
     NetworkRejected,
-    NotFound,
-    PermissionDenied,
-    TooManyAttempts,
-    Unavailable,
 )
 from fingerplat.domain.expiry import Expiry
 from fingerplat.domain.model import Channel, Context, Tenant
@@ -72,15 +67,6 @@ FAULT_NO_METHOD = -32601
 FAULT_BAD_PARAMS = -32602
 FAULT_INTERNAL = -32603
 
-_FAULT_FOR_ERROR: tuple[tuple[type[FingerplatError], int], ...] = (
-    (TooManyAttempts, FAULT_TOO_MANY),
-    (AuthenticationFailed, FAULT_UNAUTHENTICATED),
-    (PermissionDenied, FAULT_FORBIDDEN),
-    (NotFound, FAULT_NOT_FOUND),
-    (Conflict, FAULT_CONFLICT),
-    (InvalidInput, FAULT_INVALID),
-    (Unavailable, FAULT_UNAVAILABLE),
-)
 
 # Characters XML 1.0 cannot carry at all; stored text should never hold them.
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -94,10 +80,8 @@ class RpcFault(Exception):
 
 
 def fault_for(error: FingerplatError) -> RpcFault:
-    for kind, code in _FAULT_FOR_ERROR:
-        if isinstance(error, kind):
-            return RpcFault(code, str(error))
-    return RpcFault(FAULT_INVALID, str(error))
+    """A domain error's fault: its code is the HTTP status the JSON API answers with."""
+    return RpcFault(status_for(error, default=FAULT_INVALID), str(error))
 
 
 def xml_safe(value: Any) -> Any:
@@ -226,6 +210,10 @@ async def get_users_page(call: Call, cursor: Any, limit: Any) -> dict[str, Any]:
     }
 
 
+#: getUserInfo's members (docs/web.md).
+INFO_KEYS = ("username", "full_name", "status", "status_set_at", "status_expires_at", "plan")
+
+
 async def get_user_info(call: Call, user: Any) -> dict[str, str]:
     """getUserInfo(user): struct with username, full_name, status, status_set_at, plan."""
     name = _string(user, "user").strip().lower()
@@ -235,21 +223,8 @@ async def get_user_info(call: Call, user: Any) -> dict[str, str]:
     if found is None:
         raise RpcFault(FAULT_NOT_FOUND, NO_SUCH_USER)
     call.service.note_lookup(call.tenant, found, "xmlrpc", remote_addr(call.request))
-    info = {
-        "username": found.username,
-        "full_name": found.full_name,
-        "status": found.status or "",
-        "status_set_at": iso_time(found.status_set_at),
-        "status_expires_at": iso_time(found.status_expires_at),
-        "plan": found.plan,
-    }
-    tenant = call.tenant
-    for key, field in (("full_name", "full_name"), ("status", "status"),
-                       ("status_set_at", "status"), ("status_expires_at", "status"),
-                       ("plan", "plan")):
-        if not tenant.shows(field):
-            del info[key]  # fields the tenant does not publish are left out
-    return info
+    # Fields the tenant does not publish are left out; XML-RPC has no nil: "".
+    return user_dict(found, INFO_KEYS, fields=call.tenant.public_fields, none="")
 
 
 async def set_user(call: Call, user: Any, status: Any, expires_in: Any = None) -> bool:

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from fingerplat.bootstrap import open_service
 from fingerplat.domain.model import AuditEvent, AuditQuery, Channel, Context, Principal, TokenScope
-from fingerplat.repository.engine import create_engine
 from fingerplat.repository.schema import audit_chain_heads, audit_events, auth_throttle, metadata
 from fingerplat.service import FingerplatService
 from tests.support.memory_storage import MemoryStorage
@@ -43,11 +43,8 @@ def clock() -> Clock:
 @pytest.fixture
 async def clocked(database_url: str, clock: Clock) -> AsyncIterator[FingerplatService]:
     """A service on the test database whose time is ``clock``."""
-    engine = create_engine(database_url)
-    try:
-        yield FingerplatService(engine, clock=clock)
-    finally:
-        await engine.dispose()
+    async with open_service(database_url, prepare=False, clock=clock) as wired:
+        yield wired.service
 
 
 @dataclass

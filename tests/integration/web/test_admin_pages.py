@@ -87,13 +87,13 @@ async def test_refused_input_shows_the_form_again(admin: AdminClient) -> None:
     await admin.get("/admin/tenants/default/new-user")
     page = await admin.post("/admin/tenants/default/users",
                             {"username": "Bad Name!", "full_name": "Kept Value"})
-    assert page.status == 400
+    assert page.status == 422
     assert "invalid username" in page.text and 'value="Kept Value"' in page.text
     await admin.post("/admin/tenants/default/users", {"username": "bob"})
     page = await admin.post("/admin/tenants/default/users", {"username": "bob"})
     assert page.status == 409 and "already exists" in page.text
     page = await admin.post("/admin/tenants/default/users/bob/status", {"status": "x" * 300})
-    assert page.status == 400 and "at most 280" in page.text
+    assert page.status == 422 and "at most 280" in page.text
 
 
 async def test_user_list_search_and_pages(
@@ -139,7 +139,7 @@ async def test_platform_admin_manages_tenants(
 
     page = await admin.get("/admin/tenants/acme/remove")
     page = await admin.post("/admin/tenants/acme/remove", {"confirm": "wrong"})
-    assert page.status == 400 and "to confirm" in page.text
+    assert page.status == 422 and "to confirm" in page.text
     page = await admin.post("/admin/tenants/acme/remove", {"confirm": "acme"})
     assert page.status == 303
     assert "Tenant acme removed." in (await admin.get("/admin/tenants")).text
@@ -155,7 +155,7 @@ async def test_platform_admin_manages_admins(
     await admin.get("/admin/admins")
     page = await admin.post("/admin/admins", {"name": "ann", "password": "s3cret-pass",
                                               "password2": "other", "tenant": "acme"})
-    assert page.status == 400 and "passwords differ" in page.text
+    assert page.status == 422 and "passwords differ" in page.text
     assert "s3cret-pass" not in page.text
     page = await admin.post("/admin/admins", {"name": "ann", "password": "s3cret-pass",
                                               "password2": "s3cret-pass", "tenant": "acme"})
@@ -205,7 +205,7 @@ async def test_tokens_are_shown_once_and_can_be_revoked(
     assert page.status == 404 and "no such user" in page.text
     page = await admin.post("/admin/tenants/default/tokens",
                             {"scope": "tenant", "username": "", "expires_days": "ten"})
-    assert page.status == 400 and "whole number" in page.text
+    assert page.status == 422 and "whole number" in page.text
     # Platform tokens, on their own page.
     await admin.get("/admin/tokens")
     page = await admin.post("/admin/tokens", {"scope": "platform", "expires_days": ""})
@@ -249,7 +249,7 @@ async def test_audit_page_filters_pages_and_exports_csv(
     assert "<code>user.create</code>" in page.text
 
     page = await admin.get("/admin/tenants/default/audit?since=not-a-date")
-    assert page.status == 400 and "must be a date" in page.text
+    assert page.status == 422 and "must be a date" in page.text
 
     async with admin.session.get(
         admin.base + "/admin/tenants/default/audit.csv?user=alice&action=status.set"
@@ -401,12 +401,12 @@ async def test_tenant_time_zone_public_fields_and_networks_form(
     page = await admin.post("/admin/tenants/default/visibility", {
         "timezone": "Atlantis/Capital", "has_public_fields": "1", "public_fields": "plan",
         "trusted_networks": "", "rejected_networks": "192.0.2.7/32"})
-    assert page.status == 400 and "unknown time zone" in page.text
+    assert page.status == 422 and "unknown time zone" in page.text
     assert "Atlantis/Capital" in page.text  # the form comes back as typed
     page = await admin.post("/admin/tenants/default/visibility", {
         "timezone": "UTC", "has_public_fields": "1", "public_fields": "plan",
         "trusted_networks": "10.0.0.0/40", "rejected_networks": ""})
-    assert page.status == 400 and "invalid network" in page.text
+    assert page.status == 422 and "invalid network" in page.text
     assert (await svc.get_tenant(operator, "default")).timezone == "Europe/Paris"  # unchanged
 
     page = await admin.post("/admin/tenants/default/visibility", {
@@ -426,7 +426,7 @@ async def test_status_with_an_expiry_through_the_form(
     await admin.get("/admin/tenants/default/users/alice")
     page = await admin.post("/admin/tenants/default/users/alice/status",
                             {"status": "at lunch", "expires": "soonish"})
-    assert page.status == 400 and "invalid expiry &#39;soonish&#39;" in page.text
+    assert page.status == 422 and "invalid expiry &#39;soonish&#39;" in page.text
     assert "soonish" in page.text and "at lunch" in page.text  # the form as typed
     page = await admin.post("/admin/tenants/default/users/alice/status",
                             {"status": "at lunch", "expires": "45m"})

@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
+from fingerplat.adapters.net.trusted_proxies import TrustedProxies
 from fingerplat.adapters.web.server import WebServer, start_web_server
 from fingerplat.config import WebConfig
 from fingerplat.metrics import Metrics
-from fingerplat.server.trusted_proxies import TrustedProxies
 from fingerplat.service import FingerplatService
 
 TIMEOUT = 5.0

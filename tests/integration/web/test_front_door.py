@@ -422,3 +422,30 @@ async def test_a_target_that_breaks_the_url_parser_gets_a_400(
     assert any("cannot read a request" in r.getMessage() for r in caplog.records)
     good, _ = await ask(running.url, b"GET /~alice HTTP/1.1\r\nHost: h\r\n\r\n")
     assert b"Kafka" in good.body
+
+
+async def test_with_front_door_off_aiohttp_answers_everything_the_same(
+    service: FingerplatService, web_server_factory: WebFactory, operator: Context
+) -> None:
+    """``[web] front_door = false``: the same answers, none of them from the front door."""
+    service.enable_read_cache()
+    try:
+        await service.add_user(operator, None, "alice")
+        await service.set_status(operator, None, "alice", "reading <b>Kafka</b>")
+        answers = {}
+        for front_door in (True, False):
+            running = await web_server_factory(front_door=front_door)
+            door = running.server.door
+            for _ in range(3):  # the first renders and keeps the page; the rest may reuse it
+                for kind in ("HTTP/1.1 keep-alive", "HTTP/1.1 close", "HTTP/1.0"):
+                    request, _closes = REQUESTS[kind]
+                    answer, closed = await ask(running.url, request)
+                    status, headers, body = answer.without_date()
+                    answers.setdefault(kind, {}).setdefault(front_door, set()).add(
+                        (status, tuple(headers), body, closed))
+            assert (door.answered > 0) is front_door  # the fast path, and only when on
+            await running.server.drain(1)
+        for by_switch in answers.values():
+            assert by_switch[True] == by_switch[False] and len(by_switch[True]) == 1
+    finally:
+        service.disable_read_cache()

@@ -17,15 +17,11 @@ from aiohttp import web
 from fingerplat.adapters.web import browser_session
 from fingerplat.adapters.web.admin import state
 from fingerplat.adapters.web.admin.refusals import audit_refusal
+from fingerplat.adapters.web.headers import NO_STORE, add_missing, security_header_items
+from fingerplat.adapters.web.statuses import status_for, title_for
 from fingerplat.domain.audit_actions import AuditAction
 from fingerplat.domain.errors import (
-    AuthenticationFailed,
-    Conflict,
     FingerplatError,
-    InvalidInput,
-    NotFound,
-    PermissionDenied,
-    Unavailable,
 )
 from fingerplat.domain.text import printable
 
@@ -33,37 +29,15 @@ log = logging.getLogger("fingerplat.web.admin")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-# No inline scripts or styles anywhere; forms post only to ourselves; no framing.
-CSP = (
-    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
-    "frame-ancestors 'none'; base-uri 'none'"
-)
 LOGIN_PATH = state.PREFIX + "/login"
 STATIC_PREFIX = state.PREFIX + "/static/"
 PUBLIC_PATHS = (LOGIN_PATH, STATIC_PREFIX)
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
-_STATUS = {
-    InvalidInput: (400, "Invalid input"),
-    AuthenticationFailed: (401, "Not logged in"),
-    PermissionDenied: (403, "Forbidden"),
-    NotFound: (404, "Not found"),
-    Conflict: (409, "Conflict"),
-    Unavailable: (503, "Service unavailable"),
-}
-
-
 def error_page(request: web.Request, status: int, title: str, message: str) -> web.Response:
     request.app[state.METRICS].errors.labels("admin", str(status)).inc()
     return state.render(request, "error.html", status=status, title=title, message=message,
                         status_code=status)
-
-
-def _status_for(err: FingerplatError) -> tuple[int, str]:
-    for kind, answer in _STATUS.items():
-        if isinstance(err, kind):
-            return answer
-    return 400, "Error"
 
 
 @web.middleware
@@ -76,13 +50,11 @@ async def headers_and_metrics(request: web.Request, handler: Handler) -> web.Str
         except web.HTTPException as exc:
             response = exc
     if not response.prepared:
-        response.headers.setdefault("Content-Security-Policy", CSP)
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["X-Frame-Options"] = "DENY"
-        response.headers["Referrer-Policy"] = "same-origin"
-        if not request.path.startswith(state.PREFIX + "/static/"):
+        # The site's one set (headers.py), also when mounted without the web app's hook.
+        add_missing(response, security_header_items(secure=request.app[state.SECURE]))
+        if not request.path.startswith(STATIC_PREFIX):
             # Admin pages hold private data and one-time token secrets.
-            response.headers["Cache-Control"] = "no-store"
+            response.headers[NO_STORE[0]] = NO_STORE[1]
     if isinstance(response, web.HTTPException):
         raise response
     return response
@@ -186,8 +158,8 @@ async def domain_errors(request: web.Request, handler: Handler) -> web.StreamRes
     except web.HTTPException:
         raise
     except FingerplatError as err:
-        status, title = _status_for(err)
-        return error_page(request, status, title, str(err))
+        status = status_for(err)
+        return error_page(request, status, title_for(status), str(err))
     except Exception:
         log.exception("admin request %s %s failed", request.method, request.path)
         return error_page(request, 500, "Internal error",

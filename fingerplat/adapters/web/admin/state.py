@@ -14,6 +14,7 @@ from urllib.parse import quote, urlencode
 import jinja2
 from aiohttp import web
 
+from fingerplat.adapters.times import ago, minutes
 from fingerplat.adapters.web.browser_session import Session
 from fingerplat.adapters.web.templating import neutralise
 from fingerplat.domain.model import Channel, Context, Principal, Role, Token
@@ -84,36 +85,6 @@ def context(request: web.Request) -> Context:
     return Context(principal(request), Channel.WEB, request.remote)
 
 
-def is_platform_admin(request: web.Request) -> bool:
-    s = session(request)
-    return s is not None and s.principal is not None and s.principal.role is Role.PLATFORM_ADMIN
-
-
-def when(value: datetime | None) -> str:
-    """Absolute UTC time for tables, e.g. ``2026-11-21 21:50 UTC``."""
-    if value is None:
-        return ""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def ago(value: datetime | None, now: datetime | None = None) -> str:
-    """Relative time ("5 minutes ago") shown next to the absolute one."""
-    if value is None:
-        return ""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    seconds = int(((now or datetime.now(UTC)) - value).total_seconds())
-    if seconds < 0:
-        return "in the future"
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size:
-            n = seconds // size
-            return f"{n} {unit}{'s' if n != 1 else ''} ago"
-    return "just now"
-
-
 def _aware(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
@@ -138,7 +109,7 @@ def make_environment() -> jinja2.Environment:
     )
     env.globals.update(url=url, seg=seg, tenant_url=tenant_url,
                        public_user_url=public_user_url)
-    env.filters.update(when=when, ago=ago, token_state=token_state)
+    env.filters.update(when=minutes, ago=ago, token_state=token_state)
     return env
 
 

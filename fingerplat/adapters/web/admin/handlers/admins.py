@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from fingerplat.adapters.web.admin import forms, state
+from fingerplat.adapters.web.statuses import status_for
 from fingerplat.domain import rules
 from fingerplat.domain.errors import Conflict, InvalidInput, NotFound
 
@@ -42,7 +43,7 @@ async def create_admin(request: web.Request) -> web.StreamResponse:
         )
     except (InvalidInput, Conflict, NotFound) as err:
         # The password is never sent back into the page.
-        return await _page(request, status=409 if isinstance(err, Conflict) else 400,
+        return await _page(request, status=status_for(err),
                            error=str(err), values={"name": name, "tenant": tenant})
     where = f"tenant {admin.tenant_slug}" if admin.tenant_slug else "the platform"
     raise state.redirect(request, state.url("/admins"),

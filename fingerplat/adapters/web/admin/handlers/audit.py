@@ -14,6 +14,7 @@ from aiohttp import web
 
 from fingerplat.adapters.web.admin import csv_export, forms, state
 from fingerplat.adapters.web.admin.state import tenant_url
+from fingerplat.adapters.web.statuses import status_for
 from fingerplat.domain.audit_actions import AuditAction
 from fingerplat.domain.changes import describe_changes
 from fingerplat.domain.errors import InvalidInput
@@ -63,7 +64,7 @@ async def _page(request: web.Request, *, tenant: Tenant | None) -> web.Response:
         events = await _fetch(request, _query(f, tenant=slug, limit=PAGE_SIZE),
                               all_tenants=slug is None)
     except InvalidInput as err:
-        error, status = str(err), 400
+        error, status = str(err), status_for(err)
     base = tenant_url(tenant.slug, "/audit") if tenant else state.url("/audit")
     keep = {k: v for k, v in f.items() if k != "before" and v and not (tenant and k == "tenant")}
     return state.render(

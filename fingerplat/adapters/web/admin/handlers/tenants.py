@@ -14,6 +14,7 @@ from aiohttp import web
 from fingerplat.adapters.web.admin import forms, state
 from fingerplat.adapters.web.admin.charts import daily_bars
 from fingerplat.adapters.web.admin.state import tenant_url
+from fingerplat.adapters.web.statuses import status_for
 from fingerplat.domain.errors import Conflict, InvalidInput
 from fingerplat.domain.visibility import PUBLIC_FIELDS, network
 
@@ -45,7 +46,7 @@ async def create_tenant(request: web.Request) -> web.StreamResponse:
             state.context(request), slug, name=name or None, domains=forms.words(domains)
         )
     except (InvalidInput, Conflict) as err:
-        return await _list_page(request, status=400 if isinstance(err, InvalidInput) else 409,
+        return await _list_page(request, status=status_for(err),
                                 error=str(err),
                                 values={"slug": slug, "name": name, "domains": domains})
     raise state.redirect(request, tenant_url(tenant.slug), ok=f"Tenant {tenant.slug} created.")
@@ -77,7 +78,7 @@ async def _update(request: web.Request, message: str, **changes: Any) -> web.Str
     except (InvalidInput, Conflict) as err:
         form = await request.post()
         checked = form.getall("public_fields", []) if "has_public_fields" in form else None
-        return await _tenant_page(request, status=400 if isinstance(err, InvalidInput) else 409,
+        return await _tenant_page(request, status=status_for(err),
                                   error=str(err), values=dict(form),
                                   public_checked=[str(f) for f in checked]
                                   if checked is not None else None)
@@ -162,7 +163,8 @@ async def remove_tenant(request: web.Request) -> web.StreamResponse:
     ctx = state.context(request)
     tenant = await svc.get_tenant(ctx, request.match_info["tenant"])
     if forms.text(form, "confirm").strip().lower() != tenant.slug:
-        return state.render(request, "tenant_remove.html", status=400, tenant=tenant,
-                            error=f"Type the tenant's slug, {tenant.slug}, to confirm.")
+        refusal = InvalidInput(f"Type the tenant's slug, {tenant.slug}, to confirm.")
+        return state.render(request, "tenant_remove.html", status=status_for(refusal),
+                            tenant=tenant, error=str(refusal))
     await svc.remove_tenant(ctx, tenant.slug)
     raise state.redirect(request, state.url("/tenants"), ok=f"Tenant {tenant.slug} removed.")

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from fingerplat.adapters.web.admin import forms, state
 from fingerplat.adapters.web.admin.state import tenant_url
+from fingerplat.adapters.web.statuses import status_for
 from fingerplat.domain.errors import Conflict, InvalidInput, NotFound
 from fingerplat.domain.model import IssuedToken, Tenant, TokenScope
 
@@ -71,8 +72,8 @@ async def create_token(request: web.Request) -> web.StreamResponse:
             expires_days=forms.optional_int(values["expires_days"], "expiry (days)"),
         )
     except (InvalidInput, Conflict, NotFound) as err:
-        status = 404 if isinstance(err, NotFound) else 400
-        return await _tenant_page(request, tenant, status=status, error=str(err), values=values)
+        return await _tenant_page(request, tenant, status=status_for(err), error=str(err),
+                                  values=values)
     _created(request, issued, tenant_url(tenant.slug, "/tokens"))
 
 
@@ -112,7 +113,8 @@ async def create_platform_token(request: web.Request) -> web.StreamResponse:
             expires_days=forms.optional_int(values["expires_days"], "expiry (days)"),
         )
     except InvalidInput as err:
-        return await _platform_page(request, status=400, error=str(err), values=values)
+        return await _platform_page(request, status=status_for(err), error=str(err),
+                                    values=values)
     _created(request, issued, state.url("/tokens"))
 
 

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from fingerplat.adapters.web.admin import forms, state
 from fingerplat.adapters.web.admin.state import tenant_url
+from fingerplat.adapters.web.statuses import status_for
 from fingerplat.domain.errors import Conflict, InvalidInput
 from fingerplat.domain.expiry import Expiry
 from fingerplat.domain.model import Tenant
@@ -31,10 +32,6 @@ async def _tenant(request: web.Request) -> Tenant:
     return await state.service(request).get_tenant(
         state.context(request), request.match_info["tenant"]
     )
-
-
-def _status_code(err: Exception) -> int:
-    return 409 if isinstance(err, Conflict) else 400
 
 
 @routes.get("/tenants/{tenant}/users")
@@ -73,7 +70,7 @@ async def create_user(request: web.Request) -> web.StreamResponse:
             **{f: values[f] for f in PROFILE_FIELDS}, hidden=values["hidden"],
         )
     except (InvalidInput, Conflict) as err:
-        return await _new_page(request, tenant, status=_status_code(err), error=str(err),
+        return await _new_page(request, tenant, status=status_for(err), error=str(err),
                                values=values)
     raise state.redirect(request, user_url(tenant.slug, user.username),
                          ok=f"User {user.username} created.")
@@ -117,7 +114,7 @@ async def _change(request: web.Request, message: str, action: str,
         else:
             user = await svc.set_plan(ctx, tenant.slug, name, changes["plan"])
     except (InvalidInput, Conflict) as err:
-        return await _user_page(request, status=_status_code(err), error=str(err),
+        return await _user_page(request, status=status_for(err), error=str(err),
                                 values=changes)
     raise state.redirect(request, user_url(tenant.slug, user.username), ok=message)
 

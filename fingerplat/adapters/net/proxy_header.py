@@ -126,13 +126,7 @@ def _v1_port(raw: bytes) -> int:
 
 
 def _parse_v2(data: bytes) -> ProxyHeader | None:
-    if not data.startswith(V2_SIGNATURE):
-        if len(data) < len(V2_SIGNATURE) and V2_SIGNATURE.startswith(data):
-            return None
-        raise BadProxyHeader("no PROXY protocol signature")
-    if len(data) < V2_FIXED_BYTES:
-        if len(data) > len(V2_SIGNATURE):
-            _v2_version_command(data[12])
+    if not _v2_fixed_part_complete(data):
         return None
     command = _v2_version_command(data[12])
     family, transport = data[13] >> 4, data[13] & 0x0F
@@ -144,29 +138,47 @@ def _parse_v2(data: bytes) -> ProxyHeader | None:
         return None
     if family > 3 or transport > 2:
         raise BadProxyHeader("v2 header: unknown address family or transport")
-    if command == 0:  # LOCAL: the proxy speaks for itself (health checks)
-        return ProxyHeader(None, None, consumed)
-    if family == 0:  # UNSPEC: the connection's own endpoints stand
+    if command == 0 or family == 0:
+        # LOCAL: the proxy speaks for itself (health checks); UNSPEC: the
+        # connection's own endpoints stand.
         return ProxyHeader(None, None, consumed)
     if transport != 1:
         raise BadProxyHeader("v2 header: only stream (TCP) connections are proxied here")
-    payload = data[V2_FIXED_BYTES:consumed]
-    if family == 1:
-        if length < 12:
-            raise BadProxyHeader("v2 header: IPv4 address block too short")
-        address: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.IPv4Address(
-            payload[0:4])
-        (port,) = _PORT.unpack_from(payload, 8)
-    elif family == 2:
-        if length < 36:
-            raise BadProxyHeader("v2 header: IPv6 address block too short")
-        address = ipaddress.IPv6Address(payload[0:16])
-        (port,) = _PORT.unpack_from(payload, 32)
-    else:  # AF_UNIX: no client IP address to speak of
-        if length < 216:
-            raise BadProxyHeader("v2 header: UNIX address block too short")
+    source = _v2_source(family, data[V2_FIXED_BYTES:consumed])
+    if source is None:
         return ProxyHeader(None, None, consumed)
-    return ProxyHeader(_plain(address), port, consumed)
+    return ProxyHeader(source[0], source[1], consumed)
+
+
+def _v2_fixed_part_complete(data: bytes) -> bool:
+    """Whether the 16 fixed bytes are all here; raises as soon as they cannot be a v2 header."""
+    if not data.startswith(V2_SIGNATURE):
+        if len(data) < len(V2_SIGNATURE) and V2_SIGNATURE.startswith(data):
+            return False
+        raise BadProxyHeader("no PROXY protocol signature")
+    if len(data) < V2_FIXED_BYTES:
+        if len(data) > len(V2_SIGNATURE):
+            _v2_version_command(data[12])
+        return False
+    return True
+
+
+#: Per v2 address family: the address block's size, and the address's length
+#: and the source port's offset in it (AF_UNIX has no client IP address).
+_V2_BLOCKS = {1: ("IPv4", 12, 4, 8), 2: ("IPv6", 36, 16, 32), 3: ("UNIX", 216, 0, 0)}
+
+
+def _v2_source(family: int, payload: bytes) -> tuple[str, int] | None:
+    """The client's (address, port) from a PROXY command's address block; None for AF_UNIX."""
+    name, size, address_length, port_at = _V2_BLOCKS[family]
+    if len(payload) < size:
+        raise BadProxyHeader(f"v2 header: {name} address block too short")
+    if not address_length:
+        return None
+    raw = payload[0:address_length]
+    address = ipaddress.IPv4Address(raw) if family == 1 else ipaddress.IPv6Address(raw)
+    (port,) = _PORT.unpack_from(payload, port_at)
+    return _plain(address), port
 
 
 def _v2_version_command(byte: int) -> int:

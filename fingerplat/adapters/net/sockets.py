@@ -2,33 +2,48 @@
 
 With several worker processes every worker listens on the same addresses
 with ``SO_REUSEPORT``, and the kernel spreads new connections over them. The
-worker makes those sockets itself (fingerplat/server/workers.py) and leaves
-them here; an adapter asks :func:`take` for its ``(host, port)`` (exactly as
-the configuration names it, port 0 included) and listens on what it gets,
-or binds as usual when nothing was made for it (one process: the default).
+worker makes those sockets itself (fingerplat/server/workers.py) and hands
+them, as a :class:`PreboundSockets`, to the runtime it starts, which hands
+them to each listening adapter (the ``prebound`` argument of ``start_*``).
+An adapter asks it for its ``(host, port)`` (exactly as the configuration
+names it, port 0 included) and listens on what it gets, or binds as usual
+when nothing was made for it (one process, the default: no ``prebound``).
 """
 
 from __future__ import annotations
 
 import socket
 
-_prebound: dict[tuple[str, int], list[socket.socket]] = {}
+
+class PreboundSockets:
+    """Listening sockets by configured ``(host, port)``, each taken once.
+
+    An object handed from the worker to the runtime to the adapters, not a
+    module global: what a process listens on is visible in its calls, and a
+    test can give an adapter a socket without touching shared state.
+    """
+
+    def __init__(self) -> None:
+        self._socks: dict[tuple[str, int], list[socket.socket]] = {}
+
+    def put(self, host: str, port: int, sock: socket.socket) -> None:
+        """Leave a listening socket for the adapter configured with ``host:port``."""
+        self._socks.setdefault((host, port), []).append(sock)
+
+    def take(self, host: str, port: int) -> socket.socket | None:
+        """The socket made for ``host:port`` (each once, in order), or None."""
+        socks = self._socks.get((host, port))
+        if not socks:
+            return None
+        sock = socks.pop(0)
+        if not socks:
+            del self._socks[(host, port)]
+        return sock
 
 
-def put(host: str, port: int, sock: socket.socket) -> None:
-    """Leave a listening socket for the adapter configured with ``host:port``."""
-    _prebound.setdefault((host, port), []).append(sock)
-
-
-def take(host: str, port: int) -> socket.socket | None:
-    """The socket made for ``host:port`` (each once, in order), or None."""
-    socks = _prebound.get((host, port))
-    if not socks:
-        return None
-    sock = socks.pop(0)
-    if not socks:
-        del _prebound[(host, port)]
-    return sock
+def take(prebound: PreboundSockets | None, host: str, port: int) -> socket.socket | None:
+    """``prebound.take(host, port)``, or None when there is nothing pre-bound."""
+    return prebound.take(host, port) if prebound is not None else None
 
 
 def reuseport_socket(host: str, port: int, *, listen: bool, backlog: int = 1024) -> socket.socket:
