@@ -29,6 +29,8 @@ import ipaddress
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from fingerplat.domain.addresses import unmapped
+
 ADDRESS_PREFIX = "addr:"
 ACCOUNT_PREFIX = "acct:"
 KEY_MAX = 200
@@ -109,9 +111,8 @@ def address_label(remote_addr: str | None) -> str:
         ip = ipaddress.ip_address(text.split("%", 1)[0])
     except ValueError:
         return text[:64]
+    ip = unmapped(ip)
     if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
         return str(ipaddress.IPv6Network((ip, 64), strict=False))
     return str(ip)
 

@@ -19,6 +19,7 @@ import ipaddress
 from collections.abc import Iterable
 from functools import lru_cache
 
+from fingerplat.domain.addresses import client_ip
 from fingerplat.domain.errors import InvalidInput
 from fingerplat.domain.model import User
 
@@ -140,19 +141,5 @@ def network_policy(trusted: Iterable[str] | None,
     return NetworkPolicy(t, r) if t or r else None
 
 
-@lru_cache(maxsize=4096)
-def _address(address: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """The client's address; an IPv4-mapped IPv6 address counts as its IPv4 address.
-
-    Unknown (no address, a UNIX socket): None, which no network contains; so
-    a tenant with trusted networks does not list to it, and no rejection hits it.
-    """
-    if not address:
-        return None
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    return ip
+# Per query on tenants with networks: parsed once per address seen lately.
+_address = lru_cache(maxsize=4096)(client_ip)

@@ -20,6 +20,7 @@ import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from fingerplat.domain.backoff import Backoff
 from fingerplat.repository.engine import asyncpg_dsn as engine_asyncpg_dsn
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,7 @@ class Listener:
         self._subscribed.clear()
 
     async def _run(self) -> None:
-        backoff = 0.1
+        backoff = Backoff(initial=0.1, maximum=self._max_backoff)
         resumed = False
         while True:
             try:
@@ -106,14 +107,14 @@ class Listener:
             except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError,
                     asyncpg.exceptions.InternalClientError) as error:
                 # InternalClientError: no listed host is a primary (mid-failover).
+                delay = backoff.next_delay()
                 log.warning("LISTEN %s: cannot connect (%s); retrying in %.1fs",
-                            self._channel, error, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self._max_backoff)
+                            self._channel, error, delay)
+                await asyncio.sleep(delay)
                 continue
             try:
                 await self._serve(conn, resumed)
-                backoff = 0.1
+                backoff.reset()
             except asyncio.CancelledError:
                 raise
             except Exception as error:

@@ -42,6 +42,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from fingerplat.domain import rules
+from fingerplat.domain.addresses import client_ip
 from fingerplat.domain.audit_actions import AuditAction
 from fingerplat.domain.errors import Conflict, InvalidInput, UserNotFound
 from fingerplat.domain.model import Context, FingerLogEntry, Tenant, User
@@ -75,14 +76,9 @@ def network_of(address: str | None) -> str:
     An IPv4-mapped IPv6 address counts as IPv4. Anything that is not an IP
     address (a UNIX socket, an IRC nick's host, nothing) is ``unknown``.
     """
-    if not address:
+    ip = client_ip(address)
+    if ip is None:
         return UNKNOWN_NETWORK
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return UNKNOWN_NETWORK
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
     prefix = 24 if ip.version == 4 else 48
     return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
 

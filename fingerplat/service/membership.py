@@ -37,6 +37,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from fingerplat.domain.backoff import Backoff
 from fingerplat.service.ports import Repository
 
 log = logging.getLogger(__name__)
@@ -179,7 +180,7 @@ class Membership:
             await self._idle.wait()
 
     async def _run(self) -> None:
-        failures = 0
+        backoff = Backoff(initial=1.0, maximum=30.0)
         while True:
             await self._wake.wait()
             self._wake.clear()
@@ -191,7 +192,7 @@ class Membership:
                     await self._load_tenant(tenant_id, serial)
                 while self._loaded and self._uncertain:
                     await self._verify()
-                failures = 0
+                backoff.reset()
                 if (self._loaded and not self._uncertain and not self._stale
                         and not self._wake.is_set()):
                     self._idle.set()
@@ -200,10 +201,10 @@ class Membership:
             except Exception as error:
                 # The database is away: names stay uncertain (the ordinary path
                 # answers, and fails as it would have). Try again, backing off.
-                failures += 1
-                (log.warning if failures == 5 else log.debug)(
+                delay = backoff.next_delay()
+                (log.warning if backoff.attempt == 5 else log.debug)(
                     "user name membership not loaded (%s); retrying", error)
-                await asyncio.sleep(min(30.0, 0.5 * 2 ** min(failures, 6)))
+                await asyncio.sleep(delay)
                 self._wake.set()
 
     async def _pages(self, tenant_id: int | None) -> dict[int, _Names]:

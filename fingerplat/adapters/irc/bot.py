@@ -16,7 +16,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from fingerplat.adapters.irc.backoff import Backoff
 from fingerplat.adapters.irc.client import FingerBotClient
 from fingerplat.adapters.irc.text import (
     USAGE,
@@ -31,6 +30,7 @@ from fingerplat.adapters.irc.text import (
 )
 from fingerplat.adapters.irc.throttle import OutLine, OutputQueue, TokenBucket
 from fingerplat.config import IrcConfig
+from fingerplat.domain.backoff import Backoff
 from fingerplat.domain.errors import FingerplatError, InvalidInput, NotFound
 from fingerplat.domain.model import ChangeEvent, Tenant
 from fingerplat.metrics import Metrics

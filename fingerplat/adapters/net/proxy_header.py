@@ -31,6 +31,8 @@ import ipaddress
 import struct
 from dataclasses import dataclass
 
+from fingerplat.domain.addresses import unmapped
+
 V1_PREFIX = b"PROXY "
 V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 #: The longest v1 line, CRLF included (the spec's own bound).
@@ -191,6 +193,4 @@ def _v2_version_command(byte: int) -> int:
 
 def _plain(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
     """The address as the kernel would name the peer: IPv4-mapped IPv6 as IPv4."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return str(address.ipv4_mapped)
-    return str(address)
+    return str(unmapped(address))

@@ -12,6 +12,8 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 
+from fingerplat.domain.addresses import client_ip
+
 _CACHE_LIMIT = 4096
 
 
@@ -37,10 +39,7 @@ class TrustedProxies:
         return known
 
     def _lookup(self, address: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(address.split("%", 1)[0])
-        except ValueError:
+        ip = client_ip(address)
+        if ip is None:
             return False
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
         return any(ip in network for network in self.networks)

@@ -29,6 +29,7 @@ import socket
 
 from fingerplat.adapters.proxy.client import finger
 from fingerplat.config import ForwardingConfig
+from fingerplat.domain.addresses import unmapped
 from fingerplat.domain.errors import FingerplatError, InvalidInput, PermissionDenied, Unavailable
 from fingerplat.domain.text import printable
 from fingerplat.metrics import Metrics
@@ -63,8 +64,7 @@ def parse_host(text: str) -> str:
 
 def blocked_reason(address: IPAddress) -> str | None:
     """Why ``address`` must not be reached from the public internet, or None when it may."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return blocked_reason(address.ipv4_mapped)
+    address = unmapped(address)
     checks = (
         ("loopback", address.is_loopback),
         ("unspecified", address.is_unspecified),

@@ -29,6 +29,7 @@ from aiohttp import web
 from aiohttp.web_log import AccessLogger
 
 from fingerplat.adapters.net.trusted_proxies import TrustedProxies
+from fingerplat.domain.addresses import unmapped
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 #: Hops read from a header at most (a longer chain is cut on its left).
@@ -91,9 +92,7 @@ def _address(hop: str) -> str | None:
         address = ipaddress.ip_address(text)
     except ValueError:
         return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return str(address.ipv4_mapped)
-    return str(address)
+    return str(unmapped(address))
 
 
 def _unquoted(text: str) -> str:

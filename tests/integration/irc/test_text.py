@@ -11,7 +11,6 @@ import random
 
 import pytest
 
-from fingerplat.adapters.irc.backoff import Backoff
 from fingerplat.adapters.irc.bots import check_irc_config
 from fingerplat.adapters.irc.text import (
     IRC_LINE_MAX_BYTES,
@@ -26,6 +25,7 @@ from fingerplat.adapters.irc.text import (
 )
 from fingerplat.adapters.irc.throttle import OutLine, OutputQueue, TokenBucket
 from fingerplat.config import IrcConfig
+from fingerplat.domain.backoff import Backoff
 from fingerplat.domain.errors import InvalidInput
 
 EVERY_CONTROL = "".join(chr(c) for c in [*range(0x20), *range(0x7F, 0xA0)]) + "\u2028\u2029"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from fingerplat.adapters.irc.backoff import Backoff
+from fingerplat.domain.backoff import Backoff
 
 
 class Extreme(random.Random):

@@ -1,7 +1,8 @@
-"""Reconnect delays: exponential back-off with equal jitter.
+"""Retry delays: exponential back-off with equal jitter, for every retry loop.
 
-Without jitter, every bot of every node that lost the same IRC server would
-come back in lock-step and hit it at the same instant. "Equal jitter" waits
+Used by the IRC bots' reconnects, the LISTEN connection's reconnects and the
+membership's reloads. Without jitter, every bot (or node) that lost the same
+server would come back in lock-step and hit it at the same instant. "Equal jitter" waits
 half the exponential ceiling plus a uniformly random part of the other half,
 so each delay lies in [ceiling / 2, ceiling]. Not "full jitter" (anywhere in
 [0, ceiling]): that could draw a delay near zero after a failure and
