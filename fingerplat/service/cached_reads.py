@@ -23,6 +23,7 @@ from fingerplat.domain import expiry, rules, visibility
 from fingerplat.domain.errors import NotFound, Unavailable, UserNotFound
 from fingerplat.domain.model import StatusChange, Tenant, User
 from fingerplat.service.cache import MISS, Guard, ReadCache, estimate_size
+from fingerplat.service.kept_answers import KeptAnswers
 from fingerplat.service.membership import Membership
 from fingerplat.service.tenants import TenantUseCases
 from fingerplat.service.users import UserUseCases
@@ -57,6 +58,9 @@ def _same_name(_tenant_id: int, username: str) -> str:
 
 class CachedPublicReads(TenantUseCases, UserUseCases):
     read_cache: ReadCache | None = None
+    #: The adapters' view of :attr:`read_cache` (fingerplat/service/kept_answers.py):
+    #: None exactly when it is None. A plain attribute, read on every hit.
+    kept_answers: KeptAnswers | None = None
 
     def enable_read_cache(self, *, max_bytes: int | None = None,
                           max_entries: int | None = None, guard: Guard | None = None,
@@ -72,6 +76,7 @@ class CachedPublicReads(TenantUseCases, UserUseCases):
             self.read_cache.close()
         cache = self.read_cache = ReadCache(self.events, max_bytes=max_bytes,
                                                max_entries=max_entries, guard=guard)
+        self.kept_answers = KeptAnswers(cache)
         if membership:
             try:
                 asyncio.get_running_loop()
@@ -91,6 +96,7 @@ class CachedPublicReads(TenantUseCases, UserUseCases):
         if self.read_cache is not None:
             self.read_cache.close()
             self.read_cache = None
+            self.kept_answers = None
 
     async def resolve_tenant(self, name: str | None = None) -> Tenant:
         cache = self.read_cache

@@ -49,3 +49,30 @@ def test_the_bootstrap_imports_nothing_heavy_when_loaded():
     heavy = {"sqlalchemy", "alembic", "aiohttp", "pydantic", "fingerplat.config",
              "fingerplat.service", "fingerplat.adapters", "fingerplat.server"}
     assert heavy & modules == set()
+
+
+def _cache_internals(path: Path) -> list[str]:
+    """Where ``path`` reaches past the kept answers into the read cache itself."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Attribute) and node.attr in ("epoch", "read_cache"):
+            found.append(f"{node.lineno}: .{node.attr}")
+        elif isinstance(node, ast.keyword) and node.arg == "epoch":
+            found.append(f"{node.lineno}: epoch=")
+        elif isinstance(node, ast.ImportFrom) and node.module == "fingerplat.service.cache":
+            found.append(f"{node.lineno}: from fingerplat.service.cache import")
+        elif isinstance(node, ast.Import) and any(
+                alias.name == "fingerplat.service.cache" for alias in node.names):
+            found.append(f"{node.lineno}: import fingerplat.service.cache")
+    return found
+
+
+def test_adapters_keep_answers_through_the_service_and_never_see_an_epoch():
+    """Adapters ask ``service.kept_answers`` (fingerplat/service/kept_answers.py):
+    whether a fill is still exact is the service's bookkeeping, not theirs."""
+    offenders = {
+        str(path.relative_to(PACKAGE.parent)): found
+        for path in (PACKAGE / "adapters").rglob("*.py")
+        if (found := _cache_internals(path))
+    }
+    assert offenders == {}

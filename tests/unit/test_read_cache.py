@@ -259,17 +259,18 @@ def test_a_held_finger_answer_is_the_fallback_when_the_database_is_away() -> Non
     """Finger keeps answer bytes, not users: during a failover its held bytes answer."""
     from fingerplat.adapters.finger.answer import FingerAnswerer
     from fingerplat.domain.errors import Unavailable
+    from fingerplat.service.kept_answers import KeptAnswers
 
     class Away:
-        read_cache: ReadCache
+        kept_answers: KeptAnswers
 
         async def resolve_tenant(self, name: object) -> object:
             raise Unavailable("database unreachable")
 
     bus = EventBus()
     service = Away()
-    service.read_cache = ReadCache(bus)
-    cache = service.read_cache
+    cache = ReadCache(bus)
+    service.kept_answers = KeptAnswers(cache)
     answerer = FingerAnswerer(service, tenant=None, max_listed_users=10)  # type: ignore[arg-type]
     cache.put(answerer.key_prefix + b"alice", b"Login: alice\r\n", epoch=cache.epoch,
               user=(1, "alice"))

@@ -14,10 +14,11 @@ code so it reads as the rules of SPEC section 2:
   and answered with one line too, never a traceback.
 
 Answers about one user (found, unknown or hidden; short or ``/W``) are kept as
-wire bytes in the service's read cache when the composition root enabled one,
-keyed by the raw query line and tagged with the user they show, so the change
-events that invalidate the user's data drop the rendered answer at the same
-moment (fingerplat/service/cache.py). Lists, forwarded answers and errors are
+wire bytes through the service's kept answers (``service.kept_answers``, when
+the composition root enabled the read cache), keyed by the raw query line and
+tagged with the user they show, so the change events that invalidate the
+user's data drop the rendered answer at the same moment
+(fingerplat/service/kept_answers.py). Lists, forwarded answers and errors are
 never kept.
 
 Pseudo-users (``finger help``) are asked before users: the service answers
@@ -56,9 +57,9 @@ from fingerplat.domain.model import Tenant, User
 from fingerplat.domain.text import printable
 from fingerplat.domain.visibility import NetworkPolicy
 from fingerplat.service import FingerplatService
-from fingerplat.service.cache import MISS, ReadCache, UserTag
 from fingerplat.service.cached_reads import deadline_of
 from fingerplat.service.finger_log import Tally
+from fingerplat.service.kept_answers import MISS, KeptAnswers, UserTag
 
 log = logging.getLogger("fingerplat.finger")
 
@@ -175,9 +176,9 @@ class FingerAnswerer:
         # around the line cost 64 bytes more per kept answer: 6 MB per
         # 100,000 users (bench/README.md, "Resident memory").
         self.key_prefix = b"finger\0" + (tenant or "").encode() + b"\0"
-        cache = service.read_cache
-        if cache is not None and all(w.tenant != tenant for w in cache.warmers):
-            cache.warmers.append(self)  # serve warms the cache with our answers (one per tenant)
+        kept = service.kept_answers
+        if kept is not None:
+            kept.add_warmer(self)  # serve keeps our answers before anyone asks (one per tenant)
 
     def warm_entry(self, tenant: Tenant, user: User,
                    host: str | None = None) -> tuple[Hashable, Kept]:
@@ -203,10 +204,10 @@ class FingerAnswerer:
         against rejected networks, and recorded by the finger log of a user
         who opted in).
         """
-        cache = self.service.read_cache
-        if cache is None:
+        kept = self.service.kept_answers
+        if kept is None:
             return None
-        hit = cache.get(self.key_prefix + raw)
+        hit = kept.get(self.key_prefix + raw)
         if hit.__class__ is bytes:
             return hit  # type: ignore[no-any-return]
         if hit is not MISS:
@@ -223,11 +224,11 @@ class FingerAnswerer:
                         hit.peer = peer
                 return hit.data
             return hit.for_peer(peer)  # type: ignore[no-any-return]
-        if cache.membership is None:
+        if not kept.knows_names:
             return None
-        return self._absent(cache, raw, peer)
+        return self._absent(kept, raw, peer)
 
-    def _absent(self, cache: ReadCache, raw: bytes, peer: str | None = None) -> bytes | None:
+    def _absent(self, kept: KeptAnswers, raw: bytes, peer: str | None = None) -> bytes | None:
         """"No such user" for a name the membership knows is missing or hidden.
 
         Answered here, on accept, from what is already in memory (the tenant
@@ -243,30 +244,30 @@ class FingerAnswerer:
             return None
         if query.is_list:
             return None
-        tenant = cache.get(("tenant", self.tenant))
+        tenant = kept.get(("tenant", self.tenant))
         hosts = query.hosts
         while hosts:
-            tenant = cache.get(("host", hosts[-1]))
+            tenant = kept.get(("host", hosts[-1]))
             hosts = hosts[:-1]
-        if not isinstance(tenant, Tenant) or not cache.absent(tenant.id, query.user):
+        if not isinstance(tenant, Tenant) or not kept.absent(tenant.id, query.user):
             return None
         if tenant.networks is not None and tenant.networks.rejects(peer):
             return REJECTED_BYTES
-        pseudo = cache.get(("pseudo-names", tenant.id))
+        pseudo = kept.get(("pseudo-names", tenant.id))
         if pseudo is MISS or query.user in pseudo:  # type: ignore[operator]
             return None
         return render.encode(render.no_such_user(query.user))
 
     async def answer_bytes(self, raw: bytes, peer: str | None = None) -> tuple[bytes, int]:
         """The wire bytes and line count for one raw query line; never raises."""
-        cache = self.service.read_cache
-        epoch = cache.epoch if cache is not None else 0
+        kept = self.service.kept_answers
+        fill = kept.begin() if kept is not None else None  # before the reads
         answered = await self._answer_tagged(raw, peer)
         lines = answered.lines
-        if cache is not None and lines == [render.UNAVAILABLE]:
+        if kept is not None and lines == [render.UNAVAILABLE]:
             # The database is unreachable (a failover): the answer kept when
-            # this node lost track of changes beats an error (ReadCache.held).
-            held = cache.held(self.key_prefix + raw)
+            # this node lost track of changes beats an error (KeptAnswers.held).
+            held = kept.held(self.key_prefix + raw)
             if held is not MISS:
                 data = held if held.__class__ is bytes else held.for_peer(peer)
                 return data, data.count(b"\r\n")
@@ -274,9 +275,9 @@ class FingerAnswerer:
         logged = answered.logged
         if logged is not None:
             self.service.note_lookup(logged[0], logged[1], CHANNEL, peer)
-        if cache is not None and answered.user is not None and answered.tenant is not None:
-            kept = _kept(data, answered.tenant, logged[1] if logged is not None else None)
-            cache.put(self.key_prefix + raw, kept, epoch=epoch,
+        if fill is not None and answered.user is not None and answered.tenant is not None:
+            fill.keep(self.key_prefix + raw,
+                      _kept(data, answered.tenant, logged[1] if logged is not None else None),
                       user=answered.user, deadline=deadline_of(answered.viewed))
         return data, len(lines)
 
@@ -310,8 +311,8 @@ class FingerAnswerer:
         pseudo = await self.service.pseudo_answer(tenant, query.user, verbose=query.verbose)
         if pseudo is not None:  # never kept here: the service keeps what its kind allows
             return _Answered(pseudo)
-        cache = self.service.read_cache
-        if cache is not None and cache.absent(tenant.id, query.user):
+        kept = self.service.kept_answers
+        if kept is not None and kept.absent(tenant.id, query.user):
             return _Answered(render.no_such_user(query.user))  # not kept: see _absent
         lines, viewed = await self._user(tenant, query)
         logged = (tenant, viewed) if viewed is not None and viewed.finger_log \

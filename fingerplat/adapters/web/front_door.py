@@ -11,7 +11,8 @@ For each chunk it receives, the front door answers by itself only when the
 chunk is exactly one whole request, parsed by aiohttp's own parser (the
 same llhttp parser aiohttp would use, with aiohttp's limits), that is a
 ``GET`` or ``HEAD`` without a body, upgrade or ``Expect``, for a Host
-header and path whose page the read cache holds under :func:`door_key`. Those entries are
+header and path whose page the service's kept answers hold under :func:`door_key`
+(``service.kept_answers``, fingerplat/service/kept_answers.py). Those entries are
 put there by the page handler itself, for pages it served, so the front
 door never routes, resolves a tenant or decides who may see what: it
 repeats an answer the application already gave, with the same headers, and
@@ -204,10 +205,10 @@ class FrontDoor:
             protocol.close()
 
     def page_for(self, host: str | None, path: str) -> KeptPage | None:
-        cache = self._service.read_cache
-        if cache is None:
+        kept = self._service.kept_answers
+        if kept is None:
             return None
-        page = cache.get(door_key(self._generation.value, host, path))
+        page = kept.get(door_key(self._generation.value, host, path))
         return page if isinstance(page, KeptPage) else None
 
     def answer(self, message: Any, page: KeptPage, started: float,

@@ -3,10 +3,10 @@
 A user's page is the same bytes for every visitor until that user or their
 tenant changes, except for "set 5 minutes ago", which moves with the clock.
 So the page is rendered once with a mark where each relative time goes,
-split at the marks and kept in the service's read cache, tagged with the
-user it shows: the change events that drop the user's cached reads drop the
-page at the same moment (fingerplat/service/cache.py), exactly as the finger
-adapter keeps its answer bytes. A request for a kept page only joins the
+split at the marks and kept through the service's kept answers, tagged with
+the user it shows: the change events that drop the user's cached reads drop
+the page at the same moment (fingerplat/service/kept_answers.py), exactly as
+the finger adapter keeps its answer bytes. A request for a kept page only joins the
 kept pieces with the relative times as of now; the template is not run.
 
 Whether a page may be kept is decided by the template itself, not by a list:
@@ -34,7 +34,7 @@ from fingerplat.adapters.web.templating import (
     KeptMark,
     epoch_micros,
 )
-from fingerplat.service.cache import ReadCache, UserTag
+from fingerplat.service.kept_answers import Fill, UserTag
 
 # A per-process secret in every mark, so no stored text can forge one.
 _NONCE = secrets.token_hex(8)
@@ -160,8 +160,8 @@ def door_key(generation: int, host: str | None, path: str) -> tuple[Any, ...]:
     return ("web:door", generation, host, path)
 
 
-def open_door(cache: ReadCache, request: web.Request, generation: int, page: KeptPage, *,
-              user: UserTag, epoch: int) -> None:
+def open_door(fill: Fill, request: web.Request, generation: int, page: KeptPage, *,
+              user: UserTag) -> None:
     """Let the front door answer ``page`` at this request's Host and path from now on.
 
     Only at the page's canonical address (``/~alice``, not ``/~%61lice``),
@@ -177,6 +177,5 @@ def open_door(cache: ReadCache, request: web.Request, generation: int, page: Kep
     path = request.rel_url.raw_path
     if path != f"{request[BASE]}/~{user[1]}":
         return
-    key = door_key(generation, request.headers.get("Host"), path)
-    if key not in cache:
-        cache.put(key, page, epoch=epoch, user=user, deadline=page.deadline)
+    fill.keep_new(door_key(generation, request.headers.get("Host"), path), page, user=user,
+                  deadline=page.deadline)

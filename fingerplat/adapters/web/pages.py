@@ -26,8 +26,8 @@ from fingerplat.adapters.web.tenancy import (
 from fingerplat.domain import rules
 from fingerplat.domain.errors import NotFound, PermissionDenied
 from fingerplat.domain.model import User
-from fingerplat.service.cache import ReadCache
 from fingerplat.service.cached_reads import deadline_of
+from fingerplat.service.kept_answers import Fill, KeptAnswers
 
 DIRECTORY_PAGE = 50
 RECENT_HISTORY = 6
@@ -98,7 +98,7 @@ async def directory(request: web.Request) -> web.StreamResponse:
 async def user_page(request: web.Request) -> web.StreamResponse:
     """``/~<user>``: status (with when), plan, project, recent history.
 
-    The rendered page is kept in the read cache (kept_pages.py), so a page
+    The rendered page is kept (``service.kept_answers``, kept_pages.py), so a page
     asked for again before the user or tenant changes is only the relative
     times filled into kept bytes.
     """
@@ -107,14 +107,15 @@ async def user_page(request: web.Request) -> web.StreamResponse:
     service = app[SERVICE]
     tenant = request[TENANT]
     now = datetime.now(UTC)
-    cache = service.read_cache
+    kept = service.kept_answers
     generation = app[TEMPLATE_GENERATION].value
     key = ("web:user", generation, tenant.id, request[BASE], name)
-    if cache is not None:
-        kept = _kept_answer(request, cache, key, generation, now)
-        if kept is not None:
-            return kept
-    epoch = cache.epoch if cache is not None else 0
+    fill = None
+    if kept is not None:
+        answer = _kept_answer(request, kept, key, generation, now)
+        if answer is not None:
+            return answer
+        fill = kept.begin()  # before the reads the page is made from
     if not rules.USERNAME_RE.fullmatch(name.lower()):
         raise _no_such_user(name)
     pseudo = await service.pseudo_answer(tenant, name.lower())
@@ -134,19 +135,19 @@ async def user_page(request: web.Request) -> web.StreamResponse:
     logged = bool(user.finger_log and tenant.finger_log)
     if logged:
         service.note_lookup(tenant, user, "web", remote_addr(request))
-    if cache is not None and keepable:
-        _keep(request, cache, key, generation, page, user, epoch=epoch, logged=logged)
+    if fill is not None and keepable:
+        _keep(request, fill, key, generation, page, user, logged=logged)
     return page.response(now)
 
 
-def _kept_answer(request: web.Request, cache: ReadCache, key: tuple[Any, ...],
+def _kept_answer(request: web.Request, answers: KeptAnswers, key: tuple[Any, ...],
                  generation: int, now: datetime) -> web.StreamResponse | None:
     """The kept page for ``key`` (noting the lookup when the user asked for a log), or None."""
-    kept = cache.get(key)
+    kept = answers.get(key)
     if isinstance(kept, KeptPage):
         tenant = request[TENANT]
-        open_door(cache, request, generation, kept, user=(tenant.id, request.match_info["user"]),
-                  epoch=cache.epoch)
+        open_door(answers.begin(), request, generation, kept,
+                  user=(tenant.id, request.match_info["user"]))
         return kept.response(now)
     if type(kept) is LoggedPage:
         recorder = request.app[SERVICE].finger_log_recorder
@@ -156,17 +157,16 @@ def _kept_answer(request: web.Request, cache: ReadCache, key: tuple[Any, ...],
     return None
 
 
-def _keep(request: web.Request, cache: ReadCache, key: tuple[Any, ...], generation: int,
-          page: KeptPage, user: User, *, epoch: int, logged: bool) -> None:
+def _keep(request: web.Request, fill: Fill, key: tuple[Any, ...], generation: int,
+          page: KeptPage, user: User, *, logged: bool) -> None:
     """Keep a freshly rendered page; the front door may serve it only if no lookup is logged."""
     tenant_id = request[TENANT].id
     tag = (tenant_id, user.username)
     if logged:
-        cache.put(key, LoggedPage(page, tenant_id, user.id), epoch=epoch, user=tag,
-                  deadline=page.deadline)
+        fill.keep(key, LoggedPage(page, tenant_id, user.id), user=tag, deadline=page.deadline)
         return
-    cache.put(key, page, epoch=epoch, user=tag, deadline=page.deadline)
-    open_door(cache, request, generation, page, user=tag, epoch=epoch)
+    fill.keep(key, page, user=tag, deadline=page.deadline)
+    open_door(fill, request, generation, page, user=tag)
 
 
 @tenant_routed
