@@ -226,32 +226,41 @@ class ChainWalk:
 
     def _judge(self, current: StoredEvent,
                following: StoredEvent | None) -> ChainProblem | None:
-        expected, last_id, head = self._expected, self._last_id, self.head
         own_ok = (current.prev_hash is not None and current.hash is not None
                   and current.hash == event_hash(current.fields, current.prev_hash))
-        link_ok = current.prev_hash == expected
-        if own_ok and link_ok:
-            assert current.hash is not None
-            if head is not None and current.id > head.last_id:
-                # Well linked, but written past what the head record says is the
-                # last event: appended without going through the application.
-                return ChainProblem(
-                    current.id, "inserted",
-                    f"event {current.id} was inserted after the chain's last event "
-                    f"({head.last_id})")
-            self.count += 1
-            self._recent[expected] = current.id
-            self._recent[current.hash] = None
-            while len(self._recent) > _REMEMBERED:
-                self._recent.popitem(last=False)
-            self._expected, self._last_id = current.hash, current.id
-            return None
+        if own_ok and current.prev_hash == self._expected:
+            return self._accept(current)
+        return self._diagnose(current, following, own_ok=own_ok)
+
+    def _accept(self, current: StoredEvent) -> ChainProblem | None:
+        """Take an event whose hash and link are intact (unless the head says it is extra)."""
+        assert current.hash is not None
+        expected, head = self._expected, self.head
+        if head is not None and current.id > head.last_id:
+            # Well linked, but written past what the head record says is the
+            # last event: appended without going through the application.
+            return ChainProblem(
+                current.id, "inserted",
+                f"event {current.id} was inserted after the chain's last event "
+                f"({head.last_id})")
+        self.count += 1
+        self._recent[expected] = current.id
+        self._recent[current.hash] = None
+        while len(self._recent) > _REMEMBERED:
+            self._recent.popitem(last=False)
+        self._expected, self._last_id = current.hash, current.id
+        return None
+
+    def _diagnose(self, current: StoredEvent, following: StoredEvent | None, *,
+                  own_ok: bool) -> ChainProblem:
+        """Name what broke the chain at ``current``: inserted, altered or removed."""
+        expected, last_id = self._expected, self._last_id
         if following is not None and following.prev_hash == expected:
             start = f"event {last_id}" if last_id is not None else "the start of the chain"
             return ChainProblem(
                 current.id, "inserted",
                 f"event {current.id} was inserted (event {following.id} follows {start})")
-        if link_ok:
+        if current.prev_hash == expected:
             return ChainProblem(
                 current.id, "altered",
                 f"event {current.id} was altered (its hash does not match its contents)")

@@ -155,41 +155,50 @@ def set_(state: AppState, slug: str, name: str | None, add_domains: tuple[str, .
          add_trusted: tuple[str, ...], remove_trusted: tuple[str, ...],
          add_rejected: tuple[str, ...], remove_rejected: tuple[str, ...]) -> None:
     """Change a tenant's name, domains or settings."""
-    other_settings = (
-        name is not None or bool(add_domains) or bool(remove_domains)
-        or list_users is not None or forwarding is not None or finger_log is not None
-        or timezone is not None or public_fields is not None
-        or bool(add_trusted or remove_trusted or add_rejected or remove_rejected)
-    )
+    changes = _tenant_changes(
+        name=name, add_domains=add_domains, remove_domains=remove_domains,
+        list_users=list_users, forwarding=forwarding, finger_log=finger_log,
+        timezone=timezone, public_fields=public_fields, add_trusted_networks=add_trusted,
+        remove_trusted_networks=remove_trusted, add_rejected_networks=add_rejected,
+        remove_rejected_networks=remove_rejected)
     if self_edit_fields is not None:
         fields = run(state.with_service(lambda s: s.set_self_edit_fields(
             state.operator(), slug, self_edit_fields)))
         click.echo(printable(f"tenant {slug}: users may edit {','.join(fields) or 'none'}"))
-        if not other_settings:
+        if not changes:
             return
-    if not other_settings:
+    if not changes:
         raise InvalidInput("nothing to change: give --name, --add-domain, --remove-domain, "
                            "--list-users/--no-list-users, --forwarding/--no-forwarding, "
                            "--finger-log/--no-finger-log, --self-edit-fields, --timezone, "
                            "--public-fields or a --add-/--remove-...-network")
     tenant = run(state.with_service(lambda s: s.update_tenant(
-        state.operator(), slug, name=name, add_domains=list(add_domains),
-        remove_domains=list(remove_domains), list_users=list_users, forwarding=forwarding,
-        finger_log=finger_log, timezone=timezone, public_fields=public_fields,
-        add_trusted_networks=list(add_trusted), remove_trusted_networks=list(remove_trusted),
-        add_rejected_networks=list(add_rejected), remove_rejected_networks=list(remove_rejected),
-    )))
-    click.echo(printable(
+        state.operator(), slug, **changes)))
+    click.echo(printable(_tenant_summary(tenant)))
+
+
+def _tenant_changes(**options: object) -> dict[str, Any]:
+    """The options given (a flag's None and a repeatable option's () mean "not given"),
+    repeatable ones as lists, as ``update_tenant`` takes them."""
+    return {key: list(value) if isinstance(value, tuple) else value
+            for key, value in options.items() if value is not None and value != ()}
+
+
+def _tenant_summary(tenant: Tenant) -> str:
+    def on_off(flag: bool) -> str:
+        return "on" if flag else "off"
+
+    return (
         f"tenant {tenant.slug}: name {tenant.name!r}, "
         f"domains {' '.join(tenant.domains) or '-'}, "
-        f"list users {'on' if tenant.list_users else 'off'}, "
-        f"forwarding {'on' if tenant.forwarding else 'off'}, "
-        f"finger log {'on' if tenant.finger_log else 'off'}, "
+        f"list users {on_off(tenant.list_users)}, "
+        f"forwarding {on_off(tenant.forwarding)}, "
+        f"finger log {on_off(tenant.finger_log)}, "
         f"time zone {tenant.timezone}, "
         f"public fields {','.join(_public_fields(tenant)) or '-'}, "
         f"trusted networks {' '.join(tenant.trusted_networks) or '-'}, "
         f"rejected networks {' '.join(tenant.rejected_networks) or '-'}"
-    ))
+    )
 
 
 @command.command("remove")
