@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from fingerplat.domain import rules
+from fingerplat.domain import collector, rules
 from fingerplat.domain.audit_actions import AuditAction
 from fingerplat.domain.errors import Conflict, InvalidInput
 from fingerplat.domain.imports import ImportRecord, ImportReport, Rejection
@@ -282,6 +282,7 @@ class _BatchWrites:
 
 
 class ImportUseCases(ServiceBase):
+    @collector.paused_during  # millions of short-lived objects, no cycles
     async def import_records(
         self,
         ctx: Context,
