@@ -136,8 +136,10 @@ assert HASHED_FIELDS == ("at", "tenant_id", "tenant", "actor", "channel", "actio
 
 
 def link_batch(shared: BatchFields, rows: Iterable[BatchRow],
-               prev_hash: str) -> list[tuple[str, str]]:
-    """(prev_hash, hash) for consecutive events of one chain, starting after ``prev_hash``.
+               prev_hash: str) -> list[tuple[str, str, str | None, str | None]]:
+    """(prev_hash, hash, before, after) for consecutive events of one chain, starting
+    after ``prev_hash``; ``before`` and ``after`` as the JSON text that was hashed
+    (None for None), which is also what the repository stores: encoded once.
 
     The same bytes as :func:`event_hash` of each event's fields (a unit test
     compares them), built faster for a batch: the array
@@ -146,24 +148,25 @@ def link_batch(shared: BatchFields, rows: Iterable[BatchRow],
     shared fields' text, encoded once per action, and each row's own text
     (strings as the JSON encoder writes them with ``ensure_ascii``).
     """
-    out: list[tuple[str, str]] = []
+    out: list[tuple[str, str, str | None, str | None]] = []
     sha256 = hashlib.sha256
-    string = encode_basestring_ascii
-    head = _encode([_time(shared.at),
-                    None if shared.tenant_id is None else int(shared.tenant_id),
-                    shared.tenant, shared.actor, shared.channel])[1:-1]
+    string, encode = encode_basestring_ascii, _encode
+    head = encode([_time(shared.at),
+                   None if shared.tenant_id is None else int(shared.tenant_id),
+                   shared.tenant, shared.actor, shared.channel])[1:-1]
     outcome = string(shared.outcome)
-    tail = _encode([shared.remote_addr, shared.detail])[1:]  # with the closing bracket
+    tail = encode([shared.remote_addr, shared.detail])[1:]  # with the closing bracket
     middles: dict[str, str] = {}
     for action, target, username, before, after in rows:
         middle = middles.get(action)
         if middle is None:
             middle = middles[action] = f"{head},{string(action)}"
         name = "null" if username is None else string(username)
-        values = _encode([before, after])[1:-1]
+        old = None if before is None else encode(before)
+        new = None if after is None else encode(after)
         digest = sha256(f'{_OPEN}{prev_hash}",{middle},{string(target)},{name},{outcome},'
-                        f'{values},{tail}'.encode("ascii")).hexdigest()
-        out.append((prev_hash, digest))
+                        f'{old or "null"},{new or "null"},{tail}'.encode("ascii")).hexdigest()
+        out.append((prev_hash, digest, old, new))
         prev_hash = digest
     return out
 

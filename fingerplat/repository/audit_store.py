@@ -93,10 +93,13 @@ async def reserve_ids(conn: AsyncConnection, count: int) -> list[int]:
     return list(range(int(top or 0) + 1, int(top or 0) + 1 + count))
 
 
-async def chain_batch(conn: AsyncConnection, shared: audit_chain.BatchFields,
-                      rows: Sequence[audit_chain.BatchRow]) -> list[tuple[int, str, str]]:
-    """(id, prev_hash, hash) for a batch of new events of one chain, in order; moves
-    the chain's head once. The caller inserts the events (in any way)."""
+async def chain_batch(
+    conn: AsyncConnection, shared: audit_chain.BatchFields,
+    rows: Sequence[audit_chain.BatchRow],
+) -> list[tuple[int, str, str, str | None, str | None]]:
+    """(id, prev_hash, hash, before, after) for a batch of new events of one chain, in
+    order, ``before`` and ``after`` as the JSON text hashed; moves the chain's head
+    once. The caller inserts the events (in any way)."""
     if not rows:
         return []
     chain = audit_chain.chain_key(shared.tenant_id)
@@ -104,8 +107,7 @@ async def chain_batch(conn: AsyncConnection, shared: audit_chain.BatchFields,
     ids = await reserve_ids(conn, len(rows))
     links = audit_chain.link_batch(shared, rows, prev)
     await _move_head(conn, chain, ids[-1], links[-1][1])
-    return [(event_id, prev_hash, digest)
-            for event_id, (prev_hash, digest) in zip(ids, links, strict=True)]
+    return [(event_id, *link) for event_id, link in zip(ids, links, strict=True)]
 
 
 def _event(r: Mapping[str, Any]) -> AuditEvent:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -67,7 +68,11 @@ def test_link_batch_hashes_what_event_hash_hashes(shared) -> None:
         digest = audit_chain.event_hash(event, prev)
         expected.append((prev, digest))
         prev = digest
-    assert audit_chain.link_batch(shared, rows, audit_chain.GENESIS) == expected
+    links = audit_chain.link_batch(shared, rows, audit_chain.GENESIS)
+    assert [(p, h) for p, h, _, _ in links] == expected
+    # The JSON texts handed back for storing hold the same values.
+    assert [(None if b is None else json.loads(b), json.loads(a)) for _, _, b, a in links] == \
+        [(before, after) for _, _, _, before, after in rows]
     assert audit_chain.link_batch(shared, [], "x") == []
 
 
