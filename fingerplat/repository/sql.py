@@ -840,9 +840,9 @@ class Repository(PseudoUserAndFingerLogQueries, WebSessionQueries):
             # Draw the ids first and COPY them with the rows: no read-back query
             # (5,000 rows decoded per batch) and the ids are known at once.
             driver = await self._driver_in_transaction()
-            ids = [int(r[0]) for r in await driver.fetch(
-                "SELECT nextval(pg_get_serial_sequence('users', 'id')) "
-                "FROM generate_series(1, $1)", len(rows))]
+            ids = await driver.fetchval(  # one array, not a row per id
+                "SELECT array(SELECT nextval(pg_get_serial_sequence('users', 'id')) "
+                "FROM generate_series(1, $1))", len(rows))
             # Straight to COPY: the values are the importer's own, already of the
             # column types (aware times, booleans), so no bind processing per row.
             await self._copy(
