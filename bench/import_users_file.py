@@ -4,9 +4,10 @@
                                                 [--pg postgres@127.0.0.1:5432]
 
 For each database it makes a fresh one (`fingerplat db upgrade`), then times
-the real command three times: the first import (every line creates a user
-with a status), the same file again (everything unchanged, nothing written)
-and a file where every status changed (every user updated). It prints wall
+the real command four times: the first import (every line creates a user
+with a status), the same file again (everything unchanged, nothing written),
+a file where every tenth status changed ("tenth") and a file where every
+status changed (every user updated). It prints wall
 time, the wall time minus the command's start (the median of three imports of
 an empty file: start-up, schema check, nothing to write) and the CPU time of
 the fingerplat process (user+system), which is the
@@ -105,9 +106,13 @@ def bench(label: str, url: str, workdir: Path, lines: int, dbname: str | None = 
     env["FINGERPLAT_DATABASE_URL"] = url
     subprocess.run([FINGERPLAT, "db", "upgrade"], env=env, check=True, capture_output=True)
     first = workdir / "users"
+    tenth = workdir / "users-tenth-changed"
     changed = workdir / "users-changed"
     with first.open("w") as f:
         f.writelines(f"user{i}: status number {i}\n" for i in range(lines))
+    with tenth.open("w") as f:
+        f.writelines(f"user{i}: {'changed' if i % 10 == 0 else 'status'} number {i}\n"
+                     for i in range(lines))
     with changed.open("w") as f:
         f.writelines(f"user{i}: changed status {i}\n" for i in range(lines))
     # The command's fixed cost: start-up, configuration, schema check and an empty
@@ -117,7 +122,8 @@ def bench(label: str, url: str, workdir: Path, lines: int, dbname: str | None = 
     starts = sorted(run_cpu(env, "import", "users-file", str(empty))[0] for _ in range(3))
     print(f"{label:<11} {'start':<10} {starts[1]:7.2f} s wall (median of 3: the command "
           "with an empty file)", flush=True)
-    for name, path in (("create", first), ("unchanged", first), ("update", changed)):
+    for name, path in (("create", first), ("unchanged", first), ("tenth", tenth),
+                       ("update", changed)):
         load = os.getloadavg()[0]
         wall, cpu, out, db_cpu = run_cpu(env, "import", "users-file", str(path), dbname=dbname)
         summary = out.splitlines()[0].split(": ", 1)[-1]

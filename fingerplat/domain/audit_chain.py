@@ -110,42 +110,63 @@ def event_hash(fields: Mapping[str, Any], prev_hash: str) -> str:
     return hashlib.sha256(canonical(fields, prev_hash)).hexdigest()
 
 
-# The fields an import batch shares across its rows (the same objects), encoded
-# once per run of such rows by :func:`link`; then the ones of each row.
-_SHARED_FIELDS = ("at", "tenant_id", "tenant", "actor", "channel", "action")
-_ROW_FIELDS = ("target", "username", "outcome", "before", "after", "remote_addr", "detail")
-assert (*_SHARED_FIELDS, *_ROW_FIELDS) == HASHED_FIELDS
-_OPEN = _encode([VERSION_TAG])[:-1] + ',"'  # '["fingerplat-audit-v1","'
+@dataclass(frozen=True, slots=True)
+class BatchFields:
+    """What the events of one batch (an import's) share: all but their own five fields.
 
-
-def link(rows: Iterable[Mapping[str, Any]], prev_hash: str) -> list[tuple[str, str]]:
-    """(prev_hash, hash) for consecutive events of one chain, starting after ``prev_hash``.
-
-    The same bytes as :func:`event_hash` row by row (a unit test compares
-    them), built faster for a batch: leading fields that are the very same
-    objects as the previous row's (an import batch's time, tenant, actor,
-    channel and action) are encoded once, and each row encodes only its own
-    seven; the array's text is ``[tag,prev,shared...,own...]`` either way.
+    ``at`` must be timezone-aware. The events go to the chain of ``tenant_id``.
     """
-    out: list[tuple[str, str]] = []
+
+    at: datetime
+    tenant_id: int | None
+    tenant: str | None
+    actor: str
+    channel: str
+    outcome: str
+    remote_addr: str | None
+    detail: str
+
+
+# One event of a batch: (action, target, username, before, after).
+BatchRow = tuple[str, str, str | None, Mapping[str, Any] | None, Mapping[str, Any] | None]
+
+_OPEN = _encode([VERSION_TAG])[:-1] + ',"'  # '["fingerplat-audit-v1","'
+assert HASHED_FIELDS == ("at", "tenant_id", "tenant", "actor", "channel", "action", "target",
+                         "username", "outcome", "before", "after", "remote_addr", "detail")
+
+
+def link_batch(shared: BatchFields, rows: Iterable[BatchRow],
+               prev_hash: str) -> list[tuple[str, str, str | None, str | None]]:
+    """(prev_hash, hash, before, after) for consecutive events of one chain, starting
+    after ``prev_hash``; ``before`` and ``after`` as the JSON text that was hashed
+    (None for None), which is also what the repository stores: encoded once.
+
+    The same bytes as :func:`event_hash` of each event's fields (a unit test
+    compares them), built faster for a batch: the array
+    ``[tag,prev,at,tenant_id,tenant,actor,channel,action,target,username,
+    outcome,before,after,remote_addr,detail]`` is put together from the
+    shared fields' text, encoded once per action, and each row's own text
+    (strings as the JSON encoder writes them with ``ensure_ascii``).
+    """
+    out: list[tuple[str, str, str | None, str | None]] = []
     sha256 = hashlib.sha256
-    unset = object()
-    s_at = s_tenant_id = s_tenant = s_actor = s_channel = s_action = unset
-    middle = ""
-    for row in rows:
-        get = row.get
-        at, tenant_id, tenant = get("at"), get("tenant_id"), get("tenant")
-        actor, channel, action = get("actor"), get("channel"), get("action")
-        if not (at is s_at and tenant_id is s_tenant_id and tenant is s_tenant
-                and actor is s_actor and channel is s_channel and action is s_action):
-            middle = _encode([_time(at), None if tenant_id is None else int(tenant_id),
-                              tenant, actor, channel, action])[1:-1]  # without brackets
-            s_at, s_tenant_id, s_tenant = at, tenant_id, tenant
-            s_actor, s_channel, s_action = actor, channel, action
-        own = _encode([get("target"), get("username"), get("outcome"), get("before"),
-                       get("after"), get("remote_addr"), get("detail")])
-        digest = sha256(f'{_OPEN}{prev_hash}",{middle},{own[1:]}'.encode("ascii")).hexdigest()
-        out.append((prev_hash, digest))
+    string, encode = encode_basestring_ascii, _encode
+    head = encode([_time(shared.at),
+                   None if shared.tenant_id is None else int(shared.tenant_id),
+                   shared.tenant, shared.actor, shared.channel])[1:-1]
+    outcome = string(shared.outcome)
+    tail = encode([shared.remote_addr, shared.detail])[1:]  # with the closing bracket
+    middles: dict[str, str] = {}
+    for action, target, username, before, after in rows:
+        middle = middles.get(action)
+        if middle is None:
+            middle = middles[action] = f"{head},{string(action)}"
+        name = "null" if username is None else string(username)
+        old = None if before is None else encode(before)
+        new = None if after is None else encode(after)
+        digest = sha256(f'{_OPEN}{prev_hash}",{middle},{string(target)},{name},{outcome},'
+                        f'{old or "null"},{new or "null"},{tail}'.encode("ascii")).hexdigest()
+        out.append((prev_hash, digest, old, new))
         prev_hash = digest
     return out
 

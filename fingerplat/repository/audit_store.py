@@ -83,34 +83,31 @@ async def append(conn: AsyncConnection, values: Mapping[str, Any]) -> int:
 async def reserve_ids(conn: AsyncConnection, count: int) -> list[int]:
     """``count`` new, increasing event ids (call with the chain's head locked)."""
     if conn.dialect.name == "postgresql":
-        rows = await conn.execute(sql_text(
-            "SELECT nextval(pg_get_serial_sequence('audit_events', 'id')) "
-            "FROM generate_series(1, :n)"), {"n": count})
-        return sorted(int(r[0]) for r in rows)
+        # One array rather than a row per id (an import batch draws thousands).
+        drawn = (await conn.execute(sql_text(
+            "SELECT array(SELECT nextval(pg_get_serial_sequence('audit_events', 'id')) "
+            "FROM generate_series(1, :n))"), {"n": count})).scalar_one()
+        return sorted(drawn)
     # SQLite: this transaction holds the write lock; the next rowids are ours.
     top = (await conn.execute(sql_text("SELECT coalesce(max(id), 0) FROM audit_events"))).scalar()
     return list(range(int(top or 0) + 1, int(top or 0) + 1 + count))
 
 
-async def chain_rows(conn: AsyncConnection,
-                     rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Give a batch of new events ids, prev_hash and hash, chain by chain, and move
-    each chain's head once; the caller inserts the returned rows (in any way)."""
-    by_chain: dict[str, list[dict[str, Any]]] = {}
-    for row in rows:
-        row.setdefault("tenant_id", None)
-        row["at"] = _utc(row["at"])
-        by_chain.setdefault(audit_chain.chain_key(row["tenant_id"]), []).append(row)
-    out: list[dict[str, Any]] = []
-    for chain, members in by_chain.items():
-        _, prev = await lock_head(conn, chain)
-        ids = await reserve_ids(conn, len(members))
-        for row, event_id, (prev_hash, digest) in zip(
-                members, ids, audit_chain.link(members, prev), strict=True):
-            row["id"], row["prev_hash"], row["hash"] = event_id, prev_hash, digest
-        await _move_head(conn, chain, ids[-1], members[-1]["hash"])
-        out.extend(members)
-    return out
+async def chain_batch(
+    conn: AsyncConnection, shared: audit_chain.BatchFields,
+    rows: Sequence[audit_chain.BatchRow],
+) -> list[tuple[int, str, str, str | None, str | None]]:
+    """(id, prev_hash, hash, before, after) for a batch of new events of one chain, in
+    order, ``before`` and ``after`` as the JSON text hashed; moves the chain's head
+    once. The caller inserts the events (in any way)."""
+    if not rows:
+        return []
+    chain = audit_chain.chain_key(shared.tenant_id)
+    _, prev = await lock_head(conn, chain)
+    ids = await reserve_ids(conn, len(rows))
+    links = audit_chain.link_batch(shared, rows, prev)
+    await _move_head(conn, chain, ids[-1], links[-1][1])
+    return [(event_id, *link) for event_id, link in zip(ids, links, strict=True)]
 
 
 def _event(r: Mapping[str, Any]) -> AuditEvent:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import builtins
 import json
 from collections.abc import AsyncIterator, Callable, Sequence
-from datetime import datetime
+from dataclasses import replace
+from datetime import UTC, datetime
 from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from operator import itemgetter
 from typing import Any
@@ -20,7 +21,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from fingerplat.domain.audit_chain import ChainHead, StoredEvent
+from fingerplat.domain.audit_chain import BatchFields, BatchRow, ChainHead, StoredEvent
 from fingerplat.domain.errors import Conflict
 from fingerplat.domain.imports import StoredUser
 from fingerplat.domain.model import (
@@ -839,9 +840,9 @@ class Repository(PseudoUserAndFingerLogQueries, WebSessionQueries):
             # Draw the ids first and COPY them with the rows: no read-back query
             # (5,000 rows decoded per batch) and the ids are known at once.
             driver = await self._driver_in_transaction()
-            ids = [int(r[0]) for r in await driver.fetch(
-                "SELECT nextval(pg_get_serial_sequence('users', 'id')) "
-                "FROM generate_series(1, $1)", len(rows))]
+            ids = await driver.fetchval(  # one array, not a row per id
+                "SELECT array(SELECT nextval(pg_get_serial_sequence('users', 'id')) "
+                "FROM generate_series(1, $1))", len(rows))
             # Straight to COPY: the values are the importer's own, already of the
             # column types (aware times, booleans), so no bind processing per row.
             await self._copy(
@@ -979,25 +980,31 @@ class Repository(PseudoUserAndFingerLogQueries, WebSessionQueries):
             except IntegrityError as exc:
                 raise Conflict("a plan of this batch was added meanwhile") from exc
 
-    async def add_audits(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Audit rows, dicts with the columns of :data:`_AUDIT_FIELDS`."""
-        chained = await audit_store.chain_rows(self.conn, [dict(row) for row in rows])
+    async def add_audits(self, shared: BatchFields, rows: Sequence[BatchRow]) -> None:
+        """A batch of audit events of one chain: the fields they share, then each one's
+        ``(action, target, username, before, after)``, in chain order."""
+        if shared.at.tzinfo is not UTC:  # SQLite stores the wall time and reads it as UTC
+            shared = replace(shared, at=shared.at.astimezone(UTC))
+        chained = await audit_store.chain_batch(self.conn, shared, rows)
+        at, tenant, actor, channel = shared.at, shared.tenant, shared.actor, shared.channel
+        outcome, remote, detail, tenant_id = (shared.outcome, shared.remote_addr, shared.detail,
+                                              shared.tenant_id)
         if chained and self.conn.dialect.driver == "asyncpg":
-            # Tuples straight to COPY, the JSON values as text: going through
-            # _bulk_insert's column-wise bind processing cost 0.4 s of client
-            # CPU per 100,000 events, mostly turning rows into columns and back.
-            js = _json_text
+            # Tuples straight to COPY, the JSON values as the text that was hashed
+            # (keys sorted, no blanks: the same values, encoded once): going through
+            # _bulk_insert's column-wise bind processing cost 0.4 s of client CPU per
+            # 100,000 events, mostly turning rows into columns and back.
             await self._copy(audit_events, list(_CHAINED_AUDIT_FIELDS), [
-                (r["id"], r["at"], r["tenant"], r["actor"], r["channel"], r["action"],
-                 r["target"], r["username"], r["outcome"],
-                 None if r["before"] is None else js(r["before"]),
-                 None if r["after"] is None else js(r["after"]),
-                 r["remote_addr"], r["detail"], r["tenant_id"], r["prev_hash"], r["hash"])
-                for r in chained])
+                (event_id, at, tenant, actor, channel, action, target, username, outcome,
+                 before, after, remote, detail, tenant_id, prev_hash, digest)
+                for (action, target, username, _, _), (event_id, prev_hash, digest, before, after)
+                in zip(rows, chained, strict=True)])
             return
-        get = itemgetter(*_CHAINED_AUDIT_FIELDS)
-        await self._bulk_insert(audit_events, _CHAINED_AUDIT_FIELDS,
-                                [get(row) for row in chained])
+        await self._bulk_insert(audit_events, _CHAINED_AUDIT_FIELDS, [
+            (event_id, at, tenant, actor, channel, action, target, username, outcome,
+             before, after, remote, detail, tenant_id, prev_hash, digest)
+            for (action, target, username, before, after), (event_id, prev_hash, digest, _, _)
+            in zip(rows, chained, strict=True)])
 
     async def users_with_plans(
         self, tenant_id: int, *, after: str | None, limit: int

@@ -24,8 +24,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from fingerplat.domain import rules
+from fingerplat.domain import collector, rules
 from fingerplat.domain.audit_actions import AuditAction
+from fingerplat.domain.audit_chain import BatchFields, BatchRow
 from fingerplat.domain.errors import Conflict, InvalidInput
 from fingerplat.domain.imports import ImportRecord, ImportReport, Rejection
 from fingerplat.domain.model import ChangeEvent, Channel, Context, Tenant, User
@@ -143,7 +144,7 @@ class _BatchWrites:
         self.history: list[tuple[int, str | None]] = []
         self.plan_updates: list[tuple[int, str, str]] = []
         self.plan_inserts: list[tuple[int, str]] = []
-        self.audits: list[dict[str, Any]] = []
+        self.audits: list[BatchRow] = []
         self.events: list[ChangeEvent] = []
 
     def event(self, *args: Any, **kwargs: Any) -> None:
@@ -153,14 +154,9 @@ class _BatchWrites:
 
     def audit(self, action: AuditAction, username: str, before: dict[str, Any] | None,
               after: dict[str, Any]) -> None:
-        self.audits.append({
-            "at": self.now, "tenant": self.tenant.slug, "tenant_id": self.tenant.id,
-            "actor": self.actor,
-            "channel": self.channel, "action": action.value,
-            "target": user_target(username, self.tenant)[:300], "username": username,
-            "outcome": "ok", "before": before, "after": after,
-            "remote_addr": self.remote_addr, "detail": "",
-        })
+        # The batch's shared fields go once to add_audits (see write).
+        self.audits.append((action.value, user_target(username, self.tenant)[:300], username,
+                            before, after))
 
     def add_new(self, item: _Valid, create_missing: bool,
                 reserved: frozenset[str] = frozenset()) -> None:
@@ -245,20 +241,26 @@ class _BatchWrites:
     def created(self, ids: dict[str, int]) -> None:
         """The new users were inserted (``ids`` by username): their history, plans, audits."""
         tenant = self.tenant
+        create = AuditAction.IMPORT_CREATE.value
+        audit, history = self.audits.append, self.history.append
         for row, item in zip(self.new_rows, self.new_items, strict=True):
-            user_id = ids[row["username"]]
-            created: dict[str, Any] = {k: row[k] for k in _PROFILE}
-            if item.status:
-                self.history.append((user_id, item.status))  # already set by the insert
-                created["status"] = item.status
+            username, status = item.username, item.status
+            user_id = ids[username]
+            created: dict[str, Any] = {  # the order of _PROFILE
+                "full_name": row["full_name"], "office": row["office"], "phone": row["phone"],
+                "project": row["project"], "hidden": row["hidden"]}
+            if status:
+                history((user_id, status))  # already set by the insert
+                created["status"] = status
             if item.plan:
                 self.plan_inserts.append((user_id, item.plan))
                 created["plan_bytes"] = len(item.plan.encode())
-            self.audit(AuditAction.IMPORT_CREATE, item.username, None, created)
-            self.event("user", tenant.id, tenant.slug, item.username)
-            if item.status:
-                self.event("status", tenant.id, tenant.slug, item.username,
-                           status=item.status, data={"hidden": row["hidden"]})
+            audit((create, user_target(username, tenant)[:300], username, None, created))
+            if len(self.events) <= PER_USER_EVENTS_MAX:  # past it only the count matters
+                self.event("user", tenant.id, tenant.slug, username)
+                if status:
+                    self.event("status", tenant.id, tenant.slug, username,
+                               status=status, data={"hidden": row["hidden"]})
         self.result.created = len(self.new_rows)
 
     async def write(self, repo: Repository) -> None:
@@ -267,7 +269,10 @@ class _BatchWrites:
         await repo.update_statuses(self.statuses, self.now)
         await repo.add_status_history(self.history, self.now, self.actor, self.channel)
         await repo.set_plans(self.plan_updates, self.plan_inserts, self.now)
-        await repo.add_audits(self.audits)
+        await repo.add_audits(BatchFields(
+            at=self.now, tenant_id=self.tenant.id, tenant=self.tenant.slug, actor=self.actor,
+            channel=self.channel, outcome="ok", remote_addr=self.remote_addr, detail=""),
+            self.audits)
 
     def finish(self) -> _BatchResult:
         """The batch's counts, and its events: one per change, or one tenant-wide event."""
@@ -282,6 +287,7 @@ class _BatchWrites:
 
 
 class ImportUseCases(ServiceBase):
+    @collector.paused_during  # millions of short-lived objects, no cycles
     async def import_records(
         self,
         ctx: Context,

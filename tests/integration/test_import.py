@@ -301,3 +301,32 @@ async def test_a_bad_line_does_not_hide_a_later_good_one_for_the_same_user(
         (1, "status is 300 charac"), (4, "duplicate: user caro")]
     assert report.rejected[1].reason == "duplicate: user carol is already on line 3"
     assert (await service.get_user(operator, None, "carol")).status == "fine"
+
+
+async def test_batched_audit_events_verify_and_read_back_as_written(
+    service: FingerplatService, operator: Context
+) -> None:
+    """Issue 18: a batch's audit events are hashed and stored in one pass; the chain
+    verifies and the events read back with the values that were hashed."""
+    records = [*parse_users_file("".join(
+        f"user{i}: status {i} \u00e9\u2603 \"q\" \\\n" for i in range(30)).encode()),
+        ImportRecord(31, "prof", full_name="Zo\u00eb", office="\u00c5", plan="p\u00e9\nx")]
+    report = await service.import_records(operator, None, records, batch_size=7)
+    assert (report.created, report.rejected) == (31, [])
+    changed = parse_users_file("".join(
+        f"user{i}: {'new' if i % 3 else 'status'} {i} \u00e9\u2603 \"q\" \\\n"
+        for i in range(30)).encode())
+    report = await service.import_records(operator, None, changed, batch_size=7)
+    assert (report.updated, report.unchanged) == (20, 10)
+    results = await service.verify_audit(operator)
+    assert all(r.intact for r in results), [r.report for r in results]
+    audit = await service.audit_log(operator, AuditQuery(limit=200))
+    created = next(e for e in audit if e.action == "import.create" and e.target.startswith("prof@"))
+    assert created.after == {"full_name": "Zo\u00eb", "office": "\u00c5", "phone": "",
+                             "project": "", "hidden": False, "plan_bytes": 5}
+    updated = next(e for e in audit if e.action == "import.update"
+                   and e.target.startswith("user1@"))
+    assert (updated.before, updated.after) == ({"status": 'status 1 \u00e9\u2603 "q" \\'},
+                                               {"status": 'new 1 \u00e9\u2603 "q" \\'})
+    assert [h.text for h in await service.history(operator, None, "user1")] == [
+        'new 1 \u00e9\u2603 "q" \\', 'status 1 \u00e9\u2603 "q" \\']

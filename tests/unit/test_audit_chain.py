@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
 
 from fingerplat.domain import audit_chain
 from fingerplat.domain.audit_chain import ChainHead, StoredEvent, verify_chain
@@ -20,7 +23,10 @@ def fields(n: int) -> dict:
 
 def chain(n: int) -> tuple[list[StoredEvent], ChainHead]:
     rows = [fields(i) for i in range(n)]
-    links = audit_chain.link(rows, audit_chain.GENESIS)
+    links = []
+    prev = audit_chain.GENESIS
+    for row in rows:
+        links.append((prev, prev := audit_chain.event_hash(row, prev)))
     events = [StoredEvent(10 + i * 2, row, p, h) for i, (row, (p, h)) in
               enumerate(zip(rows, links, strict=True))]
     return events, ChainHead(events[-1].id, events[-1].hash or "")
@@ -36,28 +42,38 @@ def test_encoding_is_stable_across_representations() -> None:
     assert audit_chain.chain_key(None) == "platform" and audit_chain.chain_key(7) == "tenant:7"
 
 
-def test_link_of_a_batch_hashes_what_event_hash_hashes() -> None:
-    """link() encodes the fields an import batch shares once; the bytes must not change."""
-    shared_at = AT
+@pytest.mark.parametrize("shared", [
+    audit_chain.BatchFields(AT, 3, "acme", "cli:root", "import", "ok", None, ""),
+    audit_chain.BatchFields(AT.astimezone(timezone(timedelta(hours=-3))), None, None,
+                            "web:\u00e9\"\\x", "web", "denied", "::1",
+                            "line\nbreak \u2028 \u00fcn\u00efcode \x00 \ud83d\ude00"),
+])
+def test_link_batch_hashes_what_event_hash_hashes(shared) -> None:
+    """link_batch() builds each event's bytes from shared and own parts; they must not change."""
     rows = []
     for n in range(40):
-        row = fields(n)
-        if n % 3:  # the same objects, as an import batch hands them over
-            row["at"], row["tenant"], row["actor"] = shared_at, "acme", "cli:root"
-        if n % 7 == 0:
-            row.update(tenant_id=None, tenant=None, before=None, remote_addr="::1",
-                       detail="line\nbreak \u2028 ünïcode \x00")
-        if n % 5 == 0:
-            row["at"] = AT.astimezone(timezone(timedelta(hours=-3)))
-            row["action"] = "import.update"
-        rows.append(row)
+        before = None if n % 3 else {"status": f"old {n}", "hidden": False}
+        after = {"full_name": "", "office": "\u00e9", "phone": "", "project": "",
+                 "hidden": n % 2 == 0, "status": f's{n} "quoted" \\ \u2603', "plan_bytes": n}
+        action = "import.update" if n % 5 == 0 else "import.create"
+        rows.append((action, f"u{n}@acme", None if n == 7 else f"u{n}", before, after))
     prev = audit_chain.GENESIS
     expected = []
-    for row in rows:
-        digest = audit_chain.event_hash(row, prev)
+    for action, target, username, before, after in rows:
+        event = {"at": shared.at, "tenant_id": shared.tenant_id, "tenant": shared.tenant,
+                 "actor": shared.actor, "channel": shared.channel, "action": action,
+                 "target": target, "username": username, "outcome": shared.outcome,
+                 "before": before, "after": after, "remote_addr": shared.remote_addr,
+                 "detail": shared.detail}
+        digest = audit_chain.event_hash(event, prev)
         expected.append((prev, digest))
         prev = digest
-    assert audit_chain.link(rows, audit_chain.GENESIS) == expected
+    links = audit_chain.link_batch(shared, rows, audit_chain.GENESIS)
+    assert [(p, h) for p, h, _, _ in links] == expected
+    # The JSON texts handed back for storing hold the same values.
+    assert [(None if b is None else json.loads(b), json.loads(a)) for _, _, b, a in links] == \
+        [(before, after) for _, _, _, before, after in rows]
+    assert audit_chain.link_batch(shared, [], "x") == []
 
 
 def test_intact_chain() -> None:

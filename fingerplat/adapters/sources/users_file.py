@@ -13,6 +13,7 @@ import os
 import stat
 from pathlib import Path
 
+from fingerplat.domain import collector
 from fingerplat.domain.errors import InvalidInput
 from fingerplat.domain.imports import ImportRecord
 
@@ -28,6 +29,11 @@ def _shown(raw: bytes) -> str:
 
 def parse_users_file(data: bytes) -> list[ImportRecord]:
     """One record per meaningful line, numbered from 1 as an editor shows them."""
+    with collector.paused():  # one object per line, kept: no cycles to look for
+        return _parse(data)
+
+
+def _parse(data: bytes) -> list[ImportRecord]:
     data = data.removeprefix(b"\xef\xbb\xbf")
     records: list[ImportRecord] = []
     for number, raw in enumerate(data.split(b"\n"), start=1):
