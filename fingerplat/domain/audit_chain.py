@@ -18,13 +18,13 @@ encoding would need a new version tag and a migration that re-chains.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
+
+from fingerplat.domain import json_text
 
 VERSION_TAG = "fingerplat-audit-v1"
 GENESIS = "0" * 64
@@ -68,27 +68,14 @@ def _time(value: Any) -> str:
     return text
 
 
-def _make_encoder() -> Callable[[Any], str]:
-    """``json.dumps(value, ensure_ascii=True, sort_keys=True, separators=(",", ":"),
-    allow_nan=False)`` without building a new encoder on every call (most of its
-    cost for one small event; an import hashes one per changed user)."""
-    options: dict[str, Any] = {"ensure_ascii": True, "sort_keys": True,
-                               "separators": (",", ":"), "allow_nan": False}
-    if c_make_encoder is None:  # pragma: no cover - CPython has the accelerator
-        return lambda value: json.dumps(value, **options)
-    base = json.JSONEncoder(**options)
-
-    def default(value: Any) -> Any:
-        raise TypeError(f"audit values must be JSON: {type(value).__name__}")
-
-    # markers=None skips the cycle check: audit values are plain trees.
-    encode = c_make_encoder(None, default, encode_basestring_ascii, None, ":", ",", True,
-                            False, False)
-    assert base.item_separator == "," and base.key_separator == ":"
-    return lambda value: "".join(encode(value, 0))
+def _refuse(value: Any) -> Any:
+    raise TypeError(f"audit values must be JSON: {type(value).__name__}")
 
 
-_encode = _make_encoder()
+# json.dumps(value, ensure_ascii=True, sort_keys=True, separators=(",", ":"),
+# allow_nan=False), the encoder built once (an import hashes one per changed user).
+_encode = json_text.reusable_encoder(ensure_ascii=True, sort_keys=True, separators=(",", ":"),
+                                     allow_nan=False, default=_refuse)
 
 
 def canonical(fields: Mapping[str, Any], prev_hash: str) -> bytes:
@@ -150,7 +137,7 @@ def link_batch(shared: BatchFields, rows: Iterable[BatchRow],
     """
     out: list[tuple[str, str, str | None, str | None]] = []
     sha256 = hashlib.sha256
-    string, encode = encode_basestring_ascii, _encode
+    string, encode = json_text.string, _encode
     head = encode([_time(shared.at),
                    None if shared.tenant_id is None else int(shared.tenant_id),
                    shared.tenant, shared.actor, shared.channel])[1:-1]

@@ -7,11 +7,9 @@ current unit of work; rules (who may, what is valid) live in the service.
 from __future__ import annotations
 
 import builtins
-import json
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from operator import itemgetter
 from typing import Any
 
@@ -21,6 +19,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from fingerplat.domain import json_text
 from fingerplat.domain.audit_chain import BatchFields, BatchRow, ChainHead, StoredEvent
 from fingerplat.domain.errors import Conflict
 from fingerplat.domain.imports import StoredUser
@@ -149,27 +148,10 @@ _AUDIT_FIELDS = ("at", "tenant", "actor", "channel", "action", "target", "userna
 _CHAINED_AUDIT_FIELDS = ("id", *_AUDIT_FIELDS, "tenant_id", "prev_hash", "hash")
 
 
-def _json_encoder() -> Callable[[Any], str]:
-    """``json.dumps`` with its default settings, without its per-call set-up.
-
-    ``json.dumps`` builds a new C encoder for every call, which is most of its
-    cost for a small dict (about 7 us against 2 us on this machine); an import
-    writes one or two JSON values per changed user. The engine is made with
-    SQLAlchemy's default serializer (``json.dumps``), so the text is the same.
-    Without the C accelerator (not CPython) it is plain ``json.dumps``.
-    """
-    if c_make_encoder is None:
-        return json.dumps
-    base = json.JSONEncoder()
-    # markers=None: no check for circular structures; the values are audit
-    # dicts of plain strings, numbers and booleans built by the service.
-    encode = c_make_encoder(None, base.default, encode_basestring_ascii, base.indent,
-                            base.key_separator, base.item_separator, base.sort_keys,
-                            base.skipkeys, base.allow_nan)
-    return lambda value: "".join(encode(value, 0))
-
-
-_json_text = _json_encoder()
+# json.dumps with its default settings (the engine's serializer, so the text is
+# the same as SQLAlchemy writes), the encoder built once: an import writes one
+# or two JSON values per changed user.
+_json_text = json_text.reusable_encoder()
 
 
 def _bind_processor(type_: Any, dialect: Any) -> Callable[[Any], Any] | None:
