@@ -22,6 +22,7 @@ from fingerplat.domain.imports import ImportRecord
 from fingerplat.domain.model import ChangeEvent, Context
 from fingerplat.repository.engine import create_engine
 from fingerplat.service import FingerplatService
+from fingerplat.service.base import UseCase
 from fingerplat.service.event_bridge import send_to_nodes
 from fingerplat.service.membership import Membership
 from tests.integration.test_read_cache import Node, eventually, start_node
@@ -35,13 +36,11 @@ class CountingNode(Node):
     def __init__(self, runtime: Any) -> None:
         super().__init__(runtime)
         self.reads = 0
-        original = self.service._read
-
-        async def read(fetch: Callable[[Any], Awaitable[Any]]) -> Any:
-            self.reads += 1
-            return await original(fetch)
-
-        self.service._read = read  # type: ignore[method-assign]
+        # Every component's public reads (the membership's own loads are not
+        # counted: it keeps the read it was given when the cache was enabled).
+        for part in vars(self.service).values():
+            if isinstance(part, UseCase):
+                part._read = self._counted(part._read)  # type: ignore[method-assign]
         hot = self.service.hot_reads  # PostgreSQL: a miss's user read takes this path
         if hot is not None:
             hot_user = hot.user
@@ -51,6 +50,14 @@ class CountingNode(Node):
                 return await hot_user(tenant_id, username)
 
             hot.user = user  # type: ignore[method-assign]
+
+    def _counted(self, original: Callable[[Any], Awaitable[Any]]
+                 ) -> Callable[[Any], Awaitable[Any]]:
+        async def read(fetch: Callable[[Any], Awaitable[Any]]) -> Any:
+            self.reads += 1
+            return await original(fetch)
+
+        return read
 
     @property
     def membership(self) -> Membership | None:

@@ -95,7 +95,7 @@ async def world(service: FingerplatService, operator: Context) -> World:
 
 def _memory(service: FingerplatService) -> MemoryStorage | None:
     """The in-memory storage of a service built on it (tests/unit/service), else None."""
-    storage = vars(service).get("_storage")
+    storage = service.core.storage
     return storage if isinstance(storage, MemoryStorage) else None
 
 
