@@ -144,8 +144,8 @@ async def get_user(request: web.Request) -> web.Response:
     service = request.config_dict[SERVICE]
     user, fields = await service.users.user_view(ctx, slug, name)
     if user.finger_log:  # the finger log: only then is the tenant's opt-in asked
-        service.finger_log.note_lookup(await service.public.resolve_tenant(
-            slug), user, "api", remote_addr(request))
+        tenant = await service.public.resolve_tenant(slug)
+        service.finger_log.note_lookup(tenant, user, "api", remote_addr(request))
     return web.json_response(user_json(user, fields=fields))
 
 
