@@ -9,7 +9,7 @@ Two methods:
   ``INSERT ... SELECT``. 100,000 users take seconds. It writes no audit
   events, which is right for a benchmark fixture and wrong for anything
   else: this is a bench tool, not an importer.
-* ``--method service``: every user through ``FingerplatService.add_user`` and
+* ``--method service``: every user through ``service.users.add_user`` and
   ``set_status`` as the CLI operator, exactly as real changes happen (audit
   events and status history included). Slow (several transactions per user):
   meant for small N, to check the bulk rows look like real ones.
