@@ -179,7 +179,12 @@ def set_(state: AppState, slug: str, name: str | None, add_domains: tuple[str, .
         add_trusted_networks=list(add_trusted), remove_trusted_networks=list(remove_trusted),
         add_rejected_networks=list(add_rejected), remove_rejected_networks=list(remove_rejected),
     )))
-    click.echo(printable(
+    click.echo(printable(_settings_line(tenant)))
+
+
+def _settings_line(tenant: Tenant) -> str:
+    """What ``tenant set`` prints: the tenant's settings after the change, on one line."""
+    return (
         f"tenant {tenant.slug}: name {tenant.name!r}, "
         f"domains {' '.join(tenant.domains) or '-'}, "
         f"list users {'on' if tenant.list_users else 'off'}, "
@@ -189,7 +194,7 @@ def set_(state: AppState, slug: str, name: str | None, add_domains: tuple[str, .
         f"public fields {','.join(_public_fields(tenant)) or '-'}, "
         f"trusted networks {' '.join(tenant.trusted_networks) or '-'}, "
         f"rejected networks {' '.join(tenant.rejected_networks) or '-'}"
-    ))
+    )
 
 
 @command.command("remove")
