@@ -9,7 +9,7 @@ Two methods:
   ``INSERT ... SELECT``. 100,000 users take seconds. It writes no audit
   events, which is right for a benchmark fixture and wrong for anything
   else: this is a bench tool, not an importer.
-* ``--method service``: every user through ``FingerplatService.add_user`` and
+* ``--method service``: every user through ``service.users.add_user`` and
   ``set_status`` as the CLI operator, exactly as real changes happen (audit
   events and status history included). Slow (several transactions per user):
   meant for small N, to check the bulk rows look like real ones.
@@ -163,11 +163,11 @@ async def seed_service(engine: AsyncEngine, n: int, pattern: str, tenant: str | 
     ctx = Context(Principal.operator("bench-seed"), Channel.CLI)
     for i in range(n):
         name = pattern.format(i)
-        await service.add_user(ctx, tenant, name, full_name=f"Bench User {i}",
+        await service.users.add_user(ctx, tenant, name, full_name=f"Bench User {i}",
                                office=f"Room {i % 500}", project="fingerplat benchmark")
-        await service.set_status(ctx, tenant, name, STATUSES[i % len(STATUSES)])
+        await service.users.set_status(ctx, tenant, name, STATUSES[i % len(STATUSES)])
         if i % 5 == 0:
-            await service.set_plan(ctx, tenant, name, PLAN)
+            await service.users.set_plan(ctx, tenant, name, PLAN)
 
 
 async def count_users(engine: AsyncEngine) -> int:
@@ -244,7 +244,7 @@ async def use_tenant_features(url: str, tenant: str | None, pattern: str) -> Non
     try:
         service = FingerplatService(engine)
         ctx = Context(Principal.operator("bench-seed"), Channel.CLI)
-        await service.update_tenant(
+        await service.tenants.update_tenant(
             ctx, tenant, public_fields="full_name,project,status,plan,history",
             add_trusted_networks=["127.0.0.0/8", "::1"],
             add_rejected_networks=["198.51.100.0/24", "2001:db8:bad::/48"],

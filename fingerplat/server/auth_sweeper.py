@@ -49,7 +49,7 @@ class AuthSweeper:
 
     async def _round(self) -> None:
         """Write the summary rows owed; every ``purge_every`` rounds, purge old sessions."""
-        written = await self.service.flush_auth_failures()  # the database away: next round
+        written = await self.service.throttle.flush_auth_failures()  # the database away: next round
         if written:
             log.info("auth throttle: %d auth.failures summary rows written", written)
         self._rounds += 1
@@ -58,7 +58,7 @@ class AuthSweeper:
 
     async def _purge_sessions(self) -> None:
         try:
-            purged = await self.service.purge_web_sessions()
+            purged = await self.service.web_sessions.purge_web_sessions()
         except FingerplatError as error:
             log.warning("web session purge skipped: %s", error)
             return

@@ -47,7 +47,7 @@ class ExpirySweeper:
 
     async def _sweep(self) -> None:
         """Clear every status that is due, a batch at a time."""
-        while (done := await self.service.expire_due()) > 0:
+        while (done := await self.service.users.expire_due()) > 0:
             self.cleared += done
 
     async def close(self) -> None:

@@ -121,7 +121,7 @@ class Runtime:
             path = sqlite_file(self.database_url)
             guard = sqlite_change_token(path) if path is not None else None
             if guard is not None:  # issue 16: our finger log commits keep the cache
-                guard = self.service.own_commits = OwnCommits(guard)
+                guard = self.service.finger_log.own_commits = OwnCommits(guard)
         else:
             bridge = self.event_bridge = await start_event_bridge(self.engine,
                                                                   self.service.events)
@@ -171,7 +171,7 @@ class Runtime:
             host, port = spec.host_port
             if spec.tenant is not None:
                 try:
-                    await self.service.resolve_tenant(spec.tenant)
+                    await self.service.public.resolve_tenant(spec.tenant)
                 except NotFound as error:
                     raise NotFound(f"finger listener {spec.address}: {error}") from None
             try:
@@ -271,20 +271,20 @@ class Runtime:
             elif listener.name == "web":
                 web.extend(listener.addresses)
         public_url = getattr(self.config.web, "public_url", None)
-        self.service.pseudo_places = Places(finger=tuple(finger),
+        self.service.pseudo_users.pseudo_places = Places(finger=tuple(finger),
                                             web=(public_url,) if public_url else tuple(web))
-        self.service.start_finger_log(days=self.config.privacy.finger_log_days)
+        self.service.finger_log.start_finger_log(days=self.config.privacy.finger_log_days)
         loop = asyncio.get_running_loop()
-        self._background.append(loop.create_task(self.service.finger_log_writer(),
+        self._background.append(loop.create_task(self.service.finger_log.finger_log_writer(),
                                                  name="finger-log-writer"))
-        self._background.append(loop.create_task(self.service.finger_log_purger(),
+        self._background.append(loop.create_task(self.service.finger_log.finger_log_purger(),
                                                  name="finger-log-purger"))
 
     async def stop_issue16(self) -> None:
         """Stop the background tasks: the finger log writer writes what it holds first
         (bounded by the drain timeout), the purger is cancelled."""
         tasks, self._background = self._background, []
-        recorder = self.service.finger_log_recorder if self.service is not None else None
+        recorder = self.service.finger_log.finger_log_recorder if self.service is not None else None
         if recorder is not None:
             recorder.stop()
         if tasks:
@@ -429,7 +429,7 @@ class Runtime:
             if reconfigure is not None:
                 reconfigure(new)
         if self.service is not None:  # issue 16: the next purge uses the new retention
-            self.service.finger_log_days = new.privacy.finger_log_days
+            self.service.finger_log.finger_log_days = new.privacy.finger_log_days
         reconfigure_proxy = getattr(self._forwarder, "reconfigure", None)
         if reconfigure_proxy is not None:
             reconfigure_proxy(new.forwarding)

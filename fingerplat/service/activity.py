@@ -12,12 +12,12 @@ from datetime import date, datetime, time, timedelta
 from fingerplat.domain.audit_actions import AuditAction
 from fingerplat.domain.model import Context
 from fingerplat.service import permissions
-from fingerplat.service.base import ServiceBase
+from fingerplat.service.base import UseCase
 
 MAX_ACTIVITY_DAYS = 366
 
 
-class ActivityUseCases(ServiceBase):
+class ActivityUseCases(UseCase):
     async def status_activity(
         self, ctx: Context, tenant_name: str | None, *, days: int = 30
     ) -> list[tuple[date, int]]:

@@ -10,7 +10,7 @@ from fingerplat.domain.audit_actions import AuditAction
 from fingerplat.domain.errors import InvalidInput
 from fingerplat.domain.model import AuditEvent, AuditQuery, Context
 from fingerplat.service import permissions
-from fingerplat.service.base import ServiceBase
+from fingerplat.service.base import UseCase
 
 MAX_AUDIT_PAGE = 1000
 
@@ -27,7 +27,7 @@ class ChainVerification:
         return self.report.problem is None
 
 
-class AuditUseCases(ServiceBase):
+class AuditUseCases(UseCase):
     async def audit_log(
         self, ctx: Context, query: AuditQuery, *, all_tenants: bool = False
     ) -> Sequence[AuditEvent]:

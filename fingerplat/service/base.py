@@ -1,10 +1,18 @@
 """What every use case shares: transactions, the clock, auditing and refusal.
 
-Every permission check of the service is one call of :meth:`ServiceBase._require`
-with a rule of :mod:`fingerplat.service.permissions`: a refused attempt is
-always audited (anonymous ones through the address counter of
-service/throttle.py, which writes the first few of a window one row each and
-the rest as an ``auth.failures`` summary row), and always raises.
+The service is built by composition (fingerplat/service/core.py): one
+:class:`ServiceCore` owns the storage (the unit-of-work factory behind the
+``Storage`` Protocol of service/ports.py), the event bus, the clock and the
+engines, and offers the helpers every use case needs. Each group of use
+cases is a :class:`UseCase` holding that core (and, explicitly, the other
+components it calls); no use case inherits another.
+
+Every permission check of the service is one call of :meth:`ServiceCore.require`
+(``self._require`` in a use case) with a rule of
+:mod:`fingerplat.service.permissions`: a refused attempt is always audited
+(anonymous ones through the address counter of service/throttle.py, which
+writes the first few of a window one row each and the rest as an
+``auth.failures`` summary row), and always raises.
 """
 
 from __future__ import annotations
@@ -14,17 +22,20 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Any, NoReturn, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from fingerplat.domain import rules
 from fingerplat.domain.audit_actions import AuditAction
 from fingerplat.domain.errors import NotFound, PermissionDenied, UserNotFound
-from fingerplat.domain.model import ChangeEvent, Context, Principal, Tenant, User
+from fingerplat.domain.model import ChangeEvent, Context, Principal, Role, Tenant, User
 from fingerplat.repository.uow import SqlStorage
 from fingerplat.service.events import EventBus
 from fingerplat.service.ports import Repository, Storage
+
+if TYPE_CHECKING:
+    from fingerplat.service.throttle import ThrottleUseCases
 
 log = logging.getLogger("fingerplat.service")
 
@@ -74,7 +85,14 @@ class HotReads(Protocol):
     async def user(self, tenant_id: int, username: str) -> User | None: ...
 
 
-class ServiceBase:
+class ServiceCore:
+    """What the use cases share: the storage, the events, the clock, the engines.
+
+    One per :class:`~fingerplat.service.core.FingerplatService`, handed to
+    each of its components. Its methods are the helpers of every use case
+    (a :class:`UseCase` has them as ``self._uow``, ``self._require``, ...).
+    """
+
     def __init__(
         self,
         engine: AsyncEngine | None = None,
@@ -90,7 +108,8 @@ class ServiceBase:
             if engine is None:
                 raise TypeError("the service needs an engine or a storage")
             storage = SqlStorage(engine, read_engine)
-        self._storage = storage
+        #: The unit-of-work factory (the ``Storage`` Protocol of service/ports.py).
+        self.storage: Storage = storage
         #: For what only SQL has (health and schema checks, the importer's
         #: batching, the finger log); None on the tests' in-memory storage.
         self.engine = engine
@@ -100,35 +119,39 @@ class ServiceBase:
         self.hot_reads: HotReads | None = None
         self.events = events or EventBus()
         self.clock = clock
+        #: Counts anonymous refusals per address (service/throttle.py);
+        #: FingerplatService plugs its throttle in. Without one, each refusal
+        #: is audited with a row of its own.
+        self.throttle: ThrottleUseCases | None = None
 
-    async def _read(self, fetch: Callable[[Repository], Awaitable[T]]) -> T:
+    async def read(self, fetch: Callable[[Repository], Awaitable[T]]) -> T:
         """Run a public read (no permission check, nothing written).
 
         With a read engine (``serve`` on PostgreSQL) it runs on an autocommit
         connection of its own pool, one round trip per statement; otherwise
         in a read-only unit of work, as every other read.
         """
-        return await self._storage.read(fetch)
+        return await self.storage.read(fetch)
 
     @asynccontextmanager
-    async def _uow(self, *, readonly: bool = False) -> AsyncIterator[Repository]:
+    async def unit(self, *, readonly: bool = False) -> AsyncIterator[Repository]:
         """One transaction for a whole use case: lookups, permission check, change, audit.
 
-        A :meth:`_deny` inside the body rolls everything back, then audits the
+        A :meth:`deny` inside the body rolls everything back, then audits the
         refusal in its own transaction (only the outermost unit does that, so a
         nested unit never waits on the lock its parent holds).
         """
         depth = _unit_depth.get()
         marker = _unit_depth.set(depth + 1)
         try:
-            async with self._storage.unit(readonly=readonly) as repo:
+            async with self.storage.unit(readonly=readonly) as repo:
                 yield repo
         except Refusal as refusal:
             if depth:
                 raise
             _unit_depth.reset(marker)
             marker = None
-            await self._record_refusal(refusal)
+            await self.record_refusal(refusal)
             raise refusal.error(refusal.message) from None
         finally:
             if marker is not None:
@@ -139,7 +162,7 @@ class ServiceBase:
 
     # -- auditing --------------------------------------------------------------
 
-    async def _audit(
+    async def audit(
         self,
         repo: Repository,
         ctx: Context,
@@ -185,7 +208,7 @@ class ServiceBase:
             detail=detail[:500],
         )
 
-    async def _require(
+    async def require(
         self,
         ctx: Context,
         rule: Rule,
@@ -201,14 +224,14 @@ class ServiceBase:
         The rule is judged on the acting principal here, never on one the
         caller picked. A refusal is audited (``action`` on ``target``,
         outcome ``denied``, ``message`` as the detail) and raises
-        :class:`PermissionDenied`; inside :meth:`_uow` whatever the use case did
-        so far is rolled back first (see :meth:`_deny`).
+        :class:`PermissionDenied`; inside :meth:`unit` whatever the use case did
+        so far is rolled back first (see :meth:`deny`).
         """
         if rule(ctx.principal):
             return
-        await self._deny(ctx, action, target, tenant=tenant, username=username, message=message)
+        await self.deny(ctx, action, target, tenant=tenant, username=username, message=message)
 
-    async def _deny(
+    async def deny(
         self,
         ctx: Context,
         action: AuditAction,
@@ -221,44 +244,54 @@ class ServiceBase:
     ) -> NoReturn:
         """Refuse, recording the refused attempt in a transaction of its own.
 
-        Permission checks come here through :meth:`_require`; only refusals
+        Permission checks come here through :meth:`require`; only refusals
         of authentication (``auth.*``, raising :class:`AuthenticationFailed`)
         call it directly.
 
-        Inside :meth:`_uow` this raises :class:`Refusal`, so the unit first rolls
+        Inside :meth:`unit` this raises :class:`Refusal`, so the unit first rolls
         back and then audits; outside one it audits at once.
         """
         refusal = Refusal(ctx, action, target, tenant=tenant, username=username,
                           message=message, error=error)
         if _unit_depth.get():
             raise refusal
-        await self._record_refusal(refusal)
+        await self.record_refusal(refusal)
         raise error(message)
 
-    async def _record_refusal(self, refusal: Refusal) -> None:
-        async with self._storage.unit() as repo:
-            await self._audit(
+    async def record_refusal(self, refusal: Refusal) -> None:
+        """Audit a refused attempt in a transaction of its own.
+
+        An anonymous client's go through the throttle's address counter
+        (:meth:`ThrottleUseCases.record_anonymous_refusal`: the first few of
+        a window get their row, the rest a summary row), so that repeating a
+        refused request cannot flood the trail.
+        """
+        if self.throttle is not None and refusal.ctx.principal.role is Role.ANONYMOUS:
+            await self.throttle.record_anonymous_refusal(refusal)
+            return
+        async with self.storage.unit() as repo:
+            await self.audit(
                 repo, refusal.ctx, refusal.action, refusal.target, tenant=refusal.tenant,
                 username=refusal.username, outcome="denied", detail=refusal.message,
             )
         log.info("denied %s on %s for %s: %s", refusal.action, refusal.target,
                  refusal.ctx.principal.name, refusal.message)
 
-    async def _publish(self, event: ChangeEvent) -> None:
+    async def publish(self, event: ChangeEvent) -> None:
         """Publish after the commit (the event bridge then sends its NOTIFY).
 
-        Prefer :meth:`_emit` inside the unit of work: a NOTIFY sent after the
+        Prefer :meth:`emit` inside the unit of work: a NOTIFY sent after the
         commit is lost if the process dies in between.
         """
         await self.events.publish(event)
 
-    async def _emit(self, repo: Repository, event: ChangeEvent) -> None:
+    async def emit(self, repo: Repository, event: ChangeEvent) -> None:
         """Announce a change from inside its unit of work (SPEC 12).
 
         With a transactional sender on the bus (PostgreSQL with other nodes
         to tell), the NOTIFY goes out in this very transaction: delivered
         exactly if and when it commits. The in-process subscribers get the
-        event after the commit, from :meth:`_uow`; nothing if it rolls back.
+        event after the commit, from :meth:`unit`; nothing if it rolls back.
         """
         sender = self.events.transactional
         notified = False
@@ -269,7 +302,7 @@ class ServiceBase:
 
     # -- lookups shared by the use cases ---------------------------------------
 
-    async def _tenant(self, repo: Repository, name: str | None) -> Tenant:
+    async def tenant(self, repo: Repository, name: str | None) -> Tenant:
         """A tenant by slug or domain; ``None`` means the default tenant."""
         if name is None or name == "":
             tenant = await repo.default_tenant()
@@ -284,7 +317,7 @@ class ServiceBase:
             raise NotFound(f"no such tenant: {name[:63]!r}")
         return tenant
 
-    async def _user(
+    async def user(
         self, repo: Repository, tenant: Tenant, name: str, *, for_update: bool = False
     ) -> User:
         username = rules.username(name)
@@ -292,6 +325,47 @@ class ServiceBase:
         if user is None:
             raise UserNotFound(username, tenant.slug)
         return user
+
+
+class UseCase:
+    """A group of use cases (users, tenants, credentials, ...) on the shared core.
+
+    It holds the :class:`ServiceCore` and takes the other components it calls
+    in its constructor; it never inherits another use case
+    (tests/unit/test_layers.py checks). The core's helpers are bound here
+    under the names the use cases call them by, so ``self._uow()`` costs
+    what ``core.unit()`` costs; ``clock``, ``events``, ``engine`` and
+    ``hot_reads`` are read from the core on each use (a test or the
+    composition root may replace them on the service).
+    """
+
+    def __init__(self, core: ServiceCore) -> None:
+        self._core = core
+        self._read = core.read
+        self._uow = core.unit
+        self._audit = core.audit
+        self._require = core.require
+        self._deny = core.deny
+        self._publish = core.publish
+        self._emit = core.emit
+        self._tenant = core.tenant
+        self._user = core.user
+
+    @property
+    def clock(self) -> Callable[[], datetime]:
+        return self._core.clock
+
+    @property
+    def events(self) -> EventBus:
+        return self._core.events
+
+    @property
+    def engine(self) -> AsyncEngine | None:
+        return self._core.engine
+
+    @property
+    def hot_reads(self) -> HotReads | None:
+        return self._core.hot_reads
 
 
 def user_target(username: str, tenant: Tenant) -> str:

@@ -1,8 +1,9 @@
 """The public reads of every adapter's hot path, through the read cache.
 
-A mixin placed before the use-case mixins in :class:`FingerplatService`: each
-method here answers from :attr:`read_cache` when it can and otherwise calls
-the uncached use case (``super()``) and keeps its answer, negative answers
+The service's ``public`` component (fingerplat/service/core.py): it holds
+the tenant and user use cases, and each method here answers from
+:attr:`read_cache` when it can and otherwise calls the uncached use case
+(``self._tenants`` or ``self._users``) and keeps its answer, negative answers
 included. Without a cache (the default: the CLI, most tests) every call goes
 straight to the database, so the cache is purely the composition root's
 choice (``enable_read_cache``), see fingerplat/service/cache.py for why it
@@ -22,6 +23,7 @@ from collections.abc import Hashable
 from fingerplat.domain import expiry, rules, visibility
 from fingerplat.domain.errors import NotFound, Unavailable, UserNotFound
 from fingerplat.domain.model import StatusChange, Tenant, User
+from fingerplat.service.base import ServiceCore, UseCase
 from fingerplat.service.cache import MISS, Guard, ReadCache, estimate_size
 from fingerplat.service.kept_answers import KeptAnswers
 from fingerplat.service.membership import Membership
@@ -56,11 +58,18 @@ def _same_name(_tenant_id: int, username: str) -> str:
     return username
 
 
-class CachedPublicReads(TenantUseCases, UserUseCases):
+class CachedPublicReads(UseCase):
     read_cache: ReadCache | None = None
     #: The adapters' view of :attr:`read_cache` (fingerplat/service/kept_answers.py):
-    #: None exactly when it is None. A plain attribute, read on every hit.
+    #: None exactly when it is None. FingerplatService.kept_answers is the same
+    #: object, as a plain attribute of the service read on every hit.
     kept_answers: KeptAnswers | None = None
+
+    def __init__(self, core: ServiceCore, *, tenants: TenantUseCases,
+                 users: UserUseCases) -> None:
+        super().__init__(core)
+        self._tenants = tenants
+        self._users = users
 
     def enable_read_cache(self, *, max_bytes: int | None = None,
                           max_entries: int | None = None, guard: Guard | None = None,
@@ -101,7 +110,7 @@ class CachedPublicReads(TenantUseCases, UserUseCases):
     async def resolve_tenant(self, name: str | None = None) -> Tenant:
         cache = self.read_cache
         if cache is None:
-            return await super().resolve_tenant(name)
+            return await self._tenants.resolve_tenant(name)
         key: Hashable = ("tenant", name or None)
         hit = cache.get(key)
         if isinstance(hit, Tenant):
@@ -110,7 +119,7 @@ class CachedPublicReads(TenantUseCases, UserUseCases):
             raise NotFound(hit.message)
         epoch = cache.epoch
         try:
-            tenant = await super().resolve_tenant(name)
+            tenant = await self._tenants.resolve_tenant(name)
         except NotFound as error:
             cache.put(key, _Absent(str(error)), epoch=epoch)
             raise
@@ -125,14 +134,14 @@ class CachedPublicReads(TenantUseCases, UserUseCases):
     async def tenant_for_host(self, host: str) -> Tenant | None:
         cache = self.read_cache
         if cache is None:
-            return await super().tenant_for_host(host)
+            return await self._tenants.tenant_for_host(host)
         key: Hashable = ("host", host)
         hit = cache.get(key)
         if hit is not MISS:
             return hit  # type: ignore[no-any-return]
         epoch = cache.epoch
         try:
-            tenant = await super().tenant_for_host(host)
+            tenant = await self._tenants.tenant_for_host(host)
         except Unavailable as error:
             return _held_or_raise(cache, key, error)  # type: ignore[return-value]
         cache.put(key, tenant, epoch=epoch)
@@ -252,7 +261,7 @@ class CachedPublicReads(TenantUseCases, UserUseCases):
         """``keep=False``: use a kept user but keep none (the caller keeps its rendering)."""
         cache = self.read_cache
         if cache is None:
-            return await super().public_user(tenant, name)
+            return await self._users.public_user(tenant, name)
         username = rules.username(name)
         if cache.absent(tenant.id, username):
             return None  # missing or hidden: the same answer, the same path
@@ -262,7 +271,7 @@ class CachedPublicReads(TenantUseCases, UserUseCases):
             return hit  # type: ignore[no-any-return]
         epoch = cache.epoch
         try:
-            user = await super().public_user(tenant, username)
+            user = await self._users.public_user(tenant, username)
         except Unavailable as error:
             return _held_or_raise(cache, key, error)  # type: ignore[return-value]
         if keep:
@@ -274,7 +283,7 @@ class CachedPublicReads(TenantUseCases, UserUseCases):
                              keep: bool = True) -> list[StatusChange]:
         cache = self.read_cache
         if cache is None:
-            return await super().public_history(tenant, name, limit)
+            return await self._users.public_history(tenant, name, limit)
         username = rules.username(name)
         if cache.absent(tenant.id, username):
             raise UserNotFound(username, tenant.slug)
@@ -287,7 +296,7 @@ class CachedPublicReads(TenantUseCases, UserUseCases):
         epoch = cache.epoch
         tag = (tenant.id, username)
         try:
-            history = await super().public_history(tenant, username, limit)
+            history = await self._users.public_history(tenant, username, limit)
         except UserNotFound as error:
             cache.put(key, _Absent(str(error)), epoch=epoch, user=tag)
             raise

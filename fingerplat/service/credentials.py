@@ -21,6 +21,7 @@ from fingerplat.domain.model import (
     TokenScope,
 )
 from fingerplat.service import credential_crypto, permissions
+from fingerplat.service.base import ServiceCore, UseCase
 from fingerplat.service.ports import Repository
 from fingerplat.service.throttle import AuthAttempt, ThrottleUseCases
 
@@ -52,7 +53,17 @@ def _token_request(scope: TokenScope, username: str | None,
     return rules.username(username)
 
 
-class CredentialUseCases(ThrottleUseCases):
+class CredentialUseCases(UseCase):
+    """Tokens, admin accounts, and turning credentials into principals.
+
+    Every check of a secret goes through the platform's one throttle
+    (``throttle``, service/throttle.py), held here, not inherited.
+    """
+
+    def __init__(self, core: ServiceCore, *, throttle: ThrottleUseCases) -> None:
+        super().__init__(core)
+        self._throttle = throttle
+
     # -- tokens ----------------------------------------------------------------
 
     async def create_token(
@@ -149,31 +160,32 @@ class CredentialUseCases(ThrottleUseCases):
         target = f"token:{parsed[0]}" if parsed else "token"
         account = str(parsed[0]) if parsed else None
         async with self._uow(readonly=True) as repo:
-            clean = await self._throttle_clean(
-                repo, self._throttle_keys(anonymous, "token", account))
+            clean = await self._throttle.throttle_clean(
+                repo, self._throttle.throttle_keys(anonymous, "token", account))
             found = await repo.token(parsed[0]) if parsed else None
-        attempt = await self._auth_gate(anonymous, "token", account, action=AuditAction.AUTH_TOKEN,
-                                        target=target, clean=clean)
+        attempt = await self._throttle.auth_gate(anonymous, "token", account,
+                                                 action=AuditAction.AUTH_TOKEN, target=target,
+                                                 clean=clean)
         if parsed is None:
-            await self._auth_failed(attempt, AuditAction.AUTH_TOKEN, target, tenant=None,
-                                    message="invalid token")
+            await self._throttle.auth_failed(attempt, AuditAction.AUTH_TOKEN, target, tenant=None,
+                                             message="invalid token")
         _, secret = parsed
         # Hash and compare even when the id is unknown, so timing says nothing.
         stored_hash = found[1] if found else "0" * 64
         matches = credential_crypto.token_secret_matches(secret, stored_hash) and found is not None
         if not matches or found is None:
-            await self._auth_failed(attempt, AuditAction.AUTH_TOKEN, target, tenant=None,
-                                    message="invalid token")
+            await self._throttle.auth_failed(attempt, AuditAction.AUTH_TOKEN, target, tenant=None,
+                                             message="invalid token")
         token = found[0]
         now = self.clock()
         problem = self._token_problem(token, now)
         if problem is not None:
-            await self._auth_failed(attempt, AuditAction.AUTH_TOKEN, target,
-                                    tenant=token.tenant_slug, message=problem)
+            await self._throttle.auth_failed(attempt, AuditAction.AUTH_TOKEN, target,
+                                             tenant=token.tenant_slug, message=problem)
         refresh = token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION
         if refresh or attempt.counted:
             async with self._uow() as repo:
-                await self._auth_passed(repo, attempt)
+                await self._throttle.auth_passed(repo, attempt)
                 if refresh:
                     await repo.update_token(token.id, last_used_at=now)
         return self._token_principal(token)
@@ -351,8 +363,8 @@ class CredentialUseCases(ThrottleUseCases):
             admin_name = None
         account = admin_name or (name or "").strip().lower()[:64] or "?"
         target = f"admin:{(admin_name or '?')[:64]}"
-        attempt = await self._auth_gate(anonymous, "admin", account, action=AuditAction.AUTH_LOGIN,
-                                        target=target)
+        attempt = await self._throttle.auth_gate(anonymous, "admin", account,
+                                                 action=AuditAction.AUTH_LOGIN, target=target)
         found = None
         if admin_name is not None and len(password or "") <= MAX_PASSWORD_CHARS:
             async with self._uow(readonly=True) as repo:
@@ -363,9 +375,9 @@ class CredentialUseCases(ThrottleUseCases):
         matches = await asyncio.to_thread(credential_crypto.password_matches, password or "",
                                           stored)
         if found is None or not matches:
-            await self._auth_failed(attempt, AuditAction.AUTH_LOGIN, target,
-                                    tenant=found[0].tenant_slug if found else None,
-                                    message="wrong admin name or password")
+            await self._throttle.auth_failed(attempt, AuditAction.AUTH_LOGIN, target,
+                                             tenant=found[0].tenant_slug if found else None,
+                                             message="wrong admin name or password")
         return await self._admin_signed_in(attempt, *found, password)
 
     async def _admin_signed_in(self, attempt: AuthAttempt, admin: Admin, password_hash: str,
@@ -379,7 +391,7 @@ class CredentialUseCases(ThrottleUseCases):
         principal = Principal(role, f"admin:{admin.name}", tenant_id=admin.tenant_id,
                               admin_id=admin.id)
         async with self._uow() as repo:
-            await self._auth_passed(repo, attempt)
+            await self._throttle.auth_passed(repo, attempt)
             if new_hash is not None:  # stronger parameters since the hash was made
                 await repo.update_admin_password(admin.id, new_hash)
             await self._audit(repo, replace(attempt.ctx, principal=principal),

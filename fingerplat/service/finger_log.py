@@ -48,7 +48,7 @@ from fingerplat.domain.errors import Conflict, InvalidInput, UserNotFound
 from fingerplat.domain.model import Context, FingerLogEntry, Tenant, User
 from fingerplat.repository.own_commits import OwnCommits
 from fingerplat.service import permissions
-from fingerplat.service.base import ServiceBase, user_target
+from fingerplat.service.base import UseCase, user_target
 
 log = logging.getLogger("fingerplat.finger_log")
 
@@ -244,7 +244,7 @@ class FingerLogRecorder:
             self._wake = None
 
 
-class FingerLogUseCases(ServiceBase):
+class FingerLogUseCases(UseCase):
     finger_log_recorder: FingerLogRecorder | None = None
     finger_log_days: int = DEFAULT_DAYS
     own_commits: OwnCommits | None = None

@@ -32,7 +32,7 @@ from fingerplat.domain.imports import ImportRecord, ImportReport, Rejection
 from fingerplat.domain.model import ChangeEvent, Channel, Context, Tenant, User
 from fingerplat.domain.text import printable
 from fingerplat.service import permissions
-from fingerplat.service.base import ServiceBase, user_target
+from fingerplat.service.base import UseCase, user_target
 from fingerplat.service.ports import Repository
 
 # Users per transaction. Each batch costs a commit, a tenant-wide change event
@@ -286,7 +286,7 @@ class _BatchWrites:
         return result
 
 
-class ImportUseCases(ServiceBase):
+class ImportUseCases(UseCase):
     @collector.paused_during  # millions of short-lived objects, no cycles
     async def import_records(
         self,

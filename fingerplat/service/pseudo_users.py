@@ -26,8 +26,9 @@ from fingerplat.domain.audit_actions import AuditAction
 from fingerplat.domain.errors import Conflict, InvalidInput, NotFound, Unavailable
 from fingerplat.domain.model import ChangeEvent, Context, PseudoUser, Tenant
 from fingerplat.service import permissions, pseudo_kinds
-from fingerplat.service.base import ServiceBase, user_target
-from fingerplat.service.cache import MISS
+from fingerplat.service.base import ServiceCore, UseCase, user_target
+from fingerplat.service.cache import MISS, ReadCache
+from fingerplat.service.cached_reads import CachedPublicReads
 from fingerplat.service.pseudo_kinds import KindRegistry, Places, PseudoQuery
 
 #: The tag of kept pseudo-user answers: not a valid username, so never a user's.
@@ -35,10 +36,21 @@ PSEUDO_TAG = "#pseudo"
 _DROPPING_KINDS = frozenset({"status", "user"})
 
 
-class PseudoUserUseCases(ServiceBase):
+class PseudoUserUseCases(UseCase):
+    """Pseudo-users; their answers are kept in the public reads' cache (``public``)."""
+
     pseudo_kinds: KindRegistry = KindRegistry()
     pseudo_places: Places = Places()
     _pseudo_unsubscribe: Callable[[], None] | None = None
+
+    def __init__(self, core: ServiceCore, *, public: CachedPublicReads) -> None:
+        super().__init__(core)
+        self._public = public
+
+    @property
+    def read_cache(self) -> ReadCache | None:
+        """The public reads' cache (None while the composition root enables none)."""
+        return self._public.read_cache
 
     # -- management ----------------------------------------------------------------
 
@@ -103,7 +115,7 @@ class PseudoUserUseCases(ServiceBase):
 
     async def pseudo_kind_of(self, tenant: Tenant, name: str) -> str | None:
         """The kind of the pseudo-user ``name`` of ``tenant``, or None (a public read)."""
-        cache = self.read_cache  # type: ignore[attr-defined]
+        cache = self.read_cache
         if cache is None:
             names = await self._pseudo_names(tenant)
             return names.get(name)
@@ -142,7 +154,7 @@ class PseudoUserUseCases(ServiceBase):
         kind = self.pseudo_kinds.get(kind_name)
         if kind is None:
             return [pseudo_kinds.UNKNOWN_KIND]
-        cache = self.read_cache  # type: ignore[attr-defined]
+        cache = self.read_cache
         key: Hashable = ("pseudo-answer", tenant.id, name, verbose)
         if cache is not None and kind.cache_seconds > 0:
             self._follow_pseudo_events()
@@ -180,7 +192,7 @@ class PseudoUserUseCases(ServiceBase):
             return
 
         def on_event(event: ChangeEvent) -> None:
-            cache = self.read_cache  # type: ignore[attr-defined]
+            cache = self.read_cache
             if cache is not None and event.kind in _DROPPING_KINDS and event.tenant_id:
                 cache.invalidate_user(event.tenant_id, PSEUDO_TAG)
 

@@ -22,8 +22,9 @@ from fingerplat.domain.errors import InvalidInput
 from fingerplat.domain.expiry import Expiry
 from fingerplat.domain.model import ChangeEvent, Channel, Context, Principal, Role, Tenant, User
 from fingerplat.service import credential_crypto, permissions
-from fingerplat.service.base import ServiceBase, user_target
-from fingerplat.service.users import _profile
+from fingerplat.service.base import ServiceCore, UseCase, user_target
+from fingerplat.service.throttle import ThrottleUseCases
+from fingerplat.service.users import UserUseCases, _profile
 
 MAX_PASSWORD_CHARS = 1024
 
@@ -33,7 +34,16 @@ def _label(text: str | None, limit: int) -> str:
     return "".join(c for c in (text or "?") if c.isprintable())[:limit] or "?"
 
 
-class SelfServiceUseCases(ServiceBase):
+class SelfServiceUseCases(UseCase):
+    """Self-service: changes go through the user use cases (``users``), logins
+    through the platform's throttle (``throttle``)."""
+
+    def __init__(self, core: ServiceCore, *, users: UserUseCases,
+                 throttle: ThrottleUseCases) -> None:
+        super().__init__(core)
+        self._users = users
+        self._throttle = throttle
+
     # -- passwords ---------------------------------------------------------------
 
     async def set_user_password(self, ctx: Context, tenant_name: str | None, name: str,
@@ -82,7 +92,7 @@ class SelfServiceUseCases(ServiceBase):
         target = f"{_label(username or name, 32)}@{tenant.slug}"
         # The platform's one throttle (service/throttle.py), as for admin logins:
         # counted before argon2, keyed on (tenant/user, address) and address.
-        attempt = await self._auth_gate(
+        attempt = await self._throttle.auth_gate(
             anonymous, "user", f"{tenant.id}/{(username or name or '?').strip().lower()[:64]}",
             action=AuditAction.AUTH_LOGIN, target=target)
         found: tuple[User, str | None] | None = None
@@ -95,8 +105,9 @@ class SelfServiceUseCases(ServiceBase):
         matches = await asyncio.to_thread(credential_crypto.password_matches, password or "",
                                           stored)
         if found is None or not matches:
-            await self._auth_failed(attempt, AuditAction.AUTH_LOGIN, target, tenant=tenant.slug,
-                                    username=username, message="wrong user name or password")
+            await self._throttle.auth_failed(attempt, AuditAction.AUTH_LOGIN, target,
+                                             tenant=tenant.slug, username=username,
+                                             message="wrong user name or password")
         assert found is not None and found[1] is not None
         user, password_hash = found
         principal = Principal(Role.USER, f"user:{user.username}", tenant_id=tenant.id,
@@ -104,7 +115,7 @@ class SelfServiceUseCases(ServiceBase):
         new_hash = (await asyncio.to_thread(credential_crypto.hash_password, password)
                     if credential_crypto.password_needs_rehash(password_hash) else None)
         async with self._uow() as repo:
-            await self._auth_passed(repo, attempt)
+            await self._throttle.auth_passed(repo, attempt)
             if new_hash is not None:
                 await repo.set_user_password(user.id, new_hash)
             await self._audit(repo, Context(principal, channel, remote_addr),
@@ -197,13 +208,13 @@ class SelfServiceUseCases(ServiceBase):
         """
         action = AuditAction.STATUS_SET if status else AuditAction.STATUS_CLEAR
         tenant, user = await self._own(ctx, tenant_name, name, action)
-        return await self.set_status(ctx, tenant.slug, user.username, status or None,
+        return await self._users.set_status(ctx, tenant.slug, user.username, status or None,
                                      expires=expires)
 
     async def set_own_plan(self, ctx: Context, tenant_name: str | None, name: str | None,
                            plan: str) -> User:
         tenant, user = await self._own(ctx, tenant_name, name, AuditAction.PLAN_SET)
-        return await self.set_plan(ctx, tenant.slug, user.username, plan)
+        return await self._users.set_plan(ctx, tenant.slug, user.username, plan)
 
     async def edit_own_profile(self, ctx: Context, tenant_name: str | None, name: str | None,
                                changes: dict[str, str]) -> User:

@@ -10,7 +10,7 @@ from fingerplat.domain.audit_actions import AuditAction
 from fingerplat.domain.errors import Conflict, InvalidInput, NotFound
 from fingerplat.domain.model import ChangeEvent, Context, Tenant
 from fingerplat.service import permissions
-from fingerplat.service.base import ServiceBase
+from fingerplat.service.base import UseCase
 from fingerplat.service.ports import Repository
 
 
@@ -112,7 +112,7 @@ class _TenantEdit:
                 await repo.add_domain(tenant.id, d)
 
 
-class TenantUseCases(ServiceBase):
+class TenantUseCases(UseCase):
     async def resolve_tenant(self, name: str | None = None) -> Tenant:
         """Public: a tenant by slug or domain (``None``: the default tenant)."""
         return await self._read(lambda repo: self._tenant(repo, name))

@@ -2,17 +2,18 @@
 
 Every way in calls the same three steps, in :mod:`fingerplat.service.credentials`:
 
-1. :meth:`ThrottleUseCases._auth_gate` before the secret is checked: counts
+1. :meth:`ThrottleUseCases.auth_gate` before the secret is checked: counts
    the attempt against its (account, address) and address keys, or refuses it
    unchecked (:class:`TooManyAttempts`) when a key is over its limit;
-2. :meth:`ThrottleUseCases._auth_failed` when the secret is wrong: counts the
+2. :meth:`ThrottleUseCases.auth_failed` when the secret is wrong: counts the
    failure, audits it (one row each for the first few of a window, then only
    counted), holds the reply a little, refuses;
-3. :meth:`ThrottleUseCases._auth_passed` when it is right: gives the slot back.
+3. :meth:`ThrottleUseCases.auth_passed` when it is right: gives the slot back.
 
 Anonymous refusals of every kind (a ``SET`` before ``AUTH``, an API write
 without a token) go through the same address counter instead of one audit
-row each (:meth:`ThrottleUseCases._record_refusal`). The counters live in the
+row each (:meth:`ThrottleUseCases.record_anonymous_refusal`, which the
+core's refusal recording calls). The counters live in the
 database (``auth_throttle``), so every worker and node shares them; the rules
 are in :mod:`fingerplat.domain.throttle`.
 """
@@ -30,7 +31,7 @@ from typing import NoReturn
 
 from fingerplat.domain.audit_actions import AuditAction
 from fingerplat.domain.errors import AuthenticationFailed, PermissionDenied, TooManyAttempts
-from fingerplat.domain.model import Channel, Context, Principal, Role
+from fingerplat.domain.model import Channel, Context, Principal
 from fingerplat.domain.throttle import (
     ADDRESS_PREFIX,
     Counter,
@@ -41,7 +42,7 @@ from fingerplat.domain.throttle import (
     restart_if_expired,
     unreported,
 )
-from fingerplat.service.base import Refusal, ServiceBase
+from fingerplat.service.base import Refusal, UseCase
 from fingerplat.service.ports import Repository
 
 log = logging.getLogger("fingerplat.service.throttle")
@@ -119,8 +120,12 @@ class KeyLocks:
                     self._locks[key] = (lock, users - 1)
 
 
-class ThrottleUseCases(ServiceBase):
-    """The throttle's steps, shared by every credential check."""
+class ThrottleUseCases(UseCase):
+    """The throttle's steps, shared by every credential check.
+
+    One per service (``service.throttle``): the credential and self-service
+    use cases hold it, and the core sends it every anonymous refusal.
+    """
 
     # An instance attribute may replace it (tests, benchmarks); see docs/security.md.
     throttle_policy: ThrottlePolicy = ThrottlePolicy()
@@ -134,18 +139,18 @@ class ThrottleUseCases(ServiceBase):
 
     # -- the three steps -------------------------------------------------------
 
-    def _throttle_keys(self, ctx: Context, kind: str, account: str | None) -> list[str]:
+    def throttle_keys(self, ctx: Context, kind: str, account: str | None) -> list[str]:
         """The keys an attempt counts under: (account, address) when known, and address."""
         acct = account_key(kind, account, ctx.remote_addr) if account else None
         return [k for k in (acct, address_key(ctx.remote_addr)) if k is not None]
 
-    async def _throttle_clean(self, repo: Repository, keys: list[str]) -> bool:
+    async def throttle_clean(self, repo: Repository, keys: list[str]) -> bool:
         """Whether none of the keys has an attempt in its current window (a plain read)."""
         now = self.clock()
         seen = await repo.throttle.peek(keys)
         return all(c.clean or self.throttle_policy.expired(c, now) for c in seen.values())
 
-    async def _auth_gate(
+    async def auth_gate(
         self, ctx: Context, kind: str, account: str | None, *, action: AuditAction, target: str,
         clean: bool = False,
     ) -> AuthAttempt:
@@ -154,13 +159,13 @@ class ThrottleUseCases(ServiceBase):
         Passwords are always counted first, so parallel guesses cannot all
         reach argon2 before the first failure is recorded. A token (256 random
         bits, one SHA-256) is let through uncounted when the caller found its
-        keys ``clean`` (:meth:`_throttle_clean`, read in the same transaction
+        keys ``clean`` (:meth:`throttle_clean`, read in the same transaction
         as the token), so scripts using a token in parallel are never
         serialised here and pay no write; once its address has failed, its
         tokens are counted like passwords.
         """
         policy = self.throttle_policy
-        keys = self._throttle_keys(ctx, kind, account)
+        keys = self.throttle_keys(ctx, kind, account)
         addr = keys[-1]
         acct = keys[0] if len(keys) > 1 else None
         if clean:
@@ -196,7 +201,7 @@ class ThrottleUseCases(ServiceBase):
                            account_attempts=counters[acct].attempts if acct else 0,
                            address_attempts=counters[addr].attempts)
 
-    async def _auth_failed(
+    async def auth_failed(
         self, attempt: AuthAttempt, action: AuditAction, target: str, *, tenant: str | None,
         username: str | None = None, message: str,
     ) -> NoReturn:
@@ -237,7 +242,7 @@ class ThrottleUseCases(ServiceBase):
             await asyncio.sleep(pause)
         raise error
 
-    async def _auth_passed(self, repo: Repository, attempt: AuthAttempt) -> None:
+    async def auth_passed(self, repo: Repository, attempt: AuthAttempt) -> None:
         """The secret was right: forget the account's failures, give the slot back."""
         if not attempt.counted:
             return
@@ -251,7 +256,7 @@ class ThrottleUseCases(ServiceBase):
 
     # -- anonymous refusals ----------------------------------------------------
 
-    async def _record_refusal(self, refusal: Refusal) -> None:
+    async def record_anonymous_refusal(self, refusal: Refusal) -> None:
         """Refusals of anonymous clients count against their address, audited sparingly.
 
         An anonymous client can repeat a refused request as fast as it likes
@@ -260,9 +265,6 @@ class ThrottleUseCases(ServiceBase):
         counted into ``auth.failures`` summary rows (at most one a minute).
         """
         ctx = refusal.ctx
-        if ctx.principal.role is not Role.ANONYMOUS:
-            await super()._record_refusal(refusal)
-            return
         policy = self.throttle_policy
         addr = address_key(ctx.remote_addr)
         async with self._key_locks.hold([addr]), self._uow() as repo:
@@ -378,6 +380,6 @@ class ThrottleUseCases(ServiceBase):
         Anonymous ones go through the address counter like every anonymous
         refusal, so a flood of them adds a few rows and one summary.
         """
-        await self._record_refusal(Refusal(ctx, AuditAction(action), target[:300], tenant=None,
-                                           username=None, message=message,
-                                           error=PermissionDenied))
+        await self._core.record_refusal(Refusal(ctx, AuditAction(action), target[:300],
+                                                tenant=None, username=None, message=message,
+                                                error=PermissionDenied))

@@ -29,7 +29,7 @@ from fingerplat.domain.model import (
     UserPage,
 )
 from fingerplat.service import permissions
-from fingerplat.service.base import ServiceBase, user_target
+from fingerplat.service.base import UseCase, user_target
 from fingerplat.service.ports import Repository
 
 MAX_PAGE = 1000
@@ -65,7 +65,7 @@ def decode_cursor(cursor: str) -> str:
         raise InvalidInput("invalid cursor: pass the next_cursor of a previous page") from None
 
 
-class UserUseCases(ServiceBase):
+class UserUseCases(UseCase):
     # -- public reads ----------------------------------------------------------
 
     async def public_user(self, tenant: Tenant, name: str) -> User | None:

@@ -27,7 +27,7 @@ from typing import Any
 
 from fingerplat.domain.model import Principal, Role, WebSession
 from fingerplat.service import credential_crypto
-from fingerplat.service.base import ServiceBase
+from fingerplat.service.base import UseCase
 from fingerplat.service.ports import Repository
 
 ADMIN = "admin"
@@ -65,7 +65,7 @@ def _principal(row: Any) -> tuple[Principal, str | None] | None:
     return None
 
 
-class WebSessionUseCases(ServiceBase):
+class WebSessionUseCases(UseCase):
     _shared_keys: dict[str, bytes] | None = None
 
     async def start_web_session(self, principal: Principal) -> tuple[str, WebSession]:

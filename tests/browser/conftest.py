@@ -35,7 +35,7 @@ TIMEOUT_MS = 15_000
 @pytest.fixture
 async def web(service: FingerplatService, operator: Context) -> AsyncIterator[WebServer]:
     """The real web listener on a free port, with platform admin ``root``."""
-    await service.add_admin(operator, ROOT_NAME, ROOT_PASSWORD)
+    await service.credentials.add_admin(operator, ROOT_NAME, ROOT_PASSWORD)
     config = WebConfig.model_validate({"listen": ["127.0.0.1:0"]})
     server = await start_web_server(service, config, metrics=Metrics())
     yield server

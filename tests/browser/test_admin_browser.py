@@ -33,7 +33,7 @@ async def test_admin_creates_a_user_sets_a_status_and_audits_it(
 
     await login(page, base, ROOT_NAME, ROOT_PASSWORD)
     await expect(page.get_by_role("heading", name="Tenants")).to_be_visible()
-    await service.create_tenant(operator, "acme", name="Acme Corporation",
+    await service.tenants.create_tenant(operator, "acme", name="Acme Corporation",
                                 domains=["acme.example"])
     await page.reload()
     await screenshot(page, "02-tenants", backend)
@@ -116,7 +116,7 @@ async def test_admin_creates_a_user_sets_a_status_and_audits_it(
 async def test_form_without_csrf_token_is_refused(
     page: Page, web: WebServer, backend: str, service: FingerplatService, operator: Context,
 ) -> None:
-    await service.add_user(operator, None, "bob")
+    await service.users.add_user(operator, None, "bob")
     await login(page, web.url, ROOT_NAME, ROOT_PASSWORD)
     await page.goto(web.url + "/admin/tenants/default/users/bob")
     await page.get_by_label("New status").fill("forged")
@@ -130,18 +130,18 @@ async def test_form_without_csrf_token_is_refused(
     assert response.status == 403
     await expect(page.get_by_role("heading", name="Form refused")).to_be_visible()
     await screenshot(page, "11-csrf-refused", backend)
-    assert (await service.get_user(operator, None, "bob")).status is None
+    assert (await service.users.get_user(operator, None, "bob")).status is None
 
 
 async def test_tenant_admin_cannot_reach_another_tenant_by_url(
     browser: Browser, web: WebServer, backend: str, service: FingerplatService,
     operator: Context,
 ) -> None:
-    await service.create_tenant(operator, "acme", name="Acme Corporation")
-    await service.create_tenant(operator, "globex", name="Globex")
-    await service.add_user(operator, "globex", "hank", full_name="Hank Scorpio")
-    await service.add_user(operator, "acme", "wile", full_name="Wile E. Coyote")
-    await service.add_admin(operator, "acme-boss", "acme-password", tenant_name="acme")
+    await service.tenants.create_tenant(operator, "acme", name="Acme Corporation")
+    await service.tenants.create_tenant(operator, "globex", name="Globex")
+    await service.users.add_user(operator, "globex", "hank", full_name="Hank Scorpio")
+    await service.users.add_user(operator, "acme", "wile", full_name="Wile E. Coyote")
+    await service.credentials.add_admin(operator, "acme-boss", "acme-password", tenant_name="acme")
     context, page = await new_page(browser, width=390, height=844)  # a phone
     try:
         await login(page, web.url, "acme-boss", "acme-password")
@@ -170,9 +170,9 @@ async def test_audit_filters_sit_on_one_row_and_every_page_fits_a_phone(
     browser: Browser, web: WebServer, backend: str, service: FingerplatService,
     operator: Context,
 ) -> None:
-    await service.create_tenant(operator, "acme", name="Acme Corporation")
-    await service.add_user(operator, "acme", "carol")
-    await service.set_status(operator, "acme", "carol", "at the anvil factory")
+    await service.tenants.create_tenant(operator, "acme", name="Acme Corporation")
+    await service.users.add_user(operator, "acme", "carol")
+    await service.users.set_status(operator, "acme", "carol", "at the anvil factory")
 
     context, desk = await new_page(browser, width=1280)
     try:
@@ -219,7 +219,7 @@ async def test_tenant_time_zone_public_fields_and_networks_in_the_browser(
     await form.get_by_label("Rejected networks", exact=False).fill("2001:db8::/32\n192.0.2.0/24")
     await form.get_by_role("button", name="Save").click()
     await expect(page.get_by_text("Time zone, public fields and networks saved.")).to_be_visible()
-    tenant = await service.get_tenant(operator, "default")
+    tenant = await service.tenants.get_tenant(operator, "default")
     assert tenant.timezone == "Europe/Paris" and not tenant.shows("phone")
     assert tenant.rejected_networks == ("192.0.2.0/24", "2001:db8::/32")
     await screenshot(page, "11-tenant-visibility", backend)
@@ -228,4 +228,4 @@ async def test_tenant_time_zone_public_fields_and_networks_in_the_browser(
     await form.get_by_role("button", name="Save").click()
     await expect(page.get_by_role("alert")).to_contain_text("invalid network 'not-a-network'")
     await expect(form.get_by_label("Trusted networks", exact=False)).to_have_value("not-a-network")
-    assert (await service.get_tenant(operator, "default")).trusted_networks == ()
+    assert (await service.tenants.get_tenant(operator, "default")).trusted_networks == ()

@@ -27,10 +27,10 @@ async def test_a_user_changes_their_own_page_from_a_phone(
     browser: Browser, web: WebServer, backend: str, service: FingerplatService,
     operator: Context,
 ) -> None:
-    await service.add_user(operator, None, "alice", full_name="Alice Liddell",
+    await service.users.add_user(operator, None, "alice", full_name="Alice Liddell",
                            office="Room 101", project="Looking-glass")
-    await service.set_user_password(operator, None, "alice", PASSWORD)
-    await service.set_self_edit_fields(operator, None, "office,phone,project")
+    await service.self_service.set_user_password(operator, None, "alice", PASSWORD)
+    await service.self_service.set_self_edit_fields(operator, None, "office,phone,project")
     context, page = await new_page(browser, width=390, height=844)  # a phone
     try:
         base = web.url
@@ -66,7 +66,7 @@ async def test_a_user_changes_their_own_page_from_a_phone(
         shot = await screenshot(page, "self-02-me", backend)
         assert shot.stat().st_size > 10_000
 
-        user = await service.public_user(await service.resolve_tenant(None), "alice")
+        user = await service.public.public_user(await service.public.resolve_tenant(None), "alice")
         assert user is not None
         assert (user.status, user.plan, user.phone, user.full_name) == (
             STATUS, "Tea at four.\nCroquet after.", "+44 20 7946 0000", "Alice Liddell")

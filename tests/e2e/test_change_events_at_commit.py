@@ -73,9 +73,9 @@ async def test_a_node_killed_right_after_its_commit_still_reaches_the_other_node
 
     service = FingerplatService(create_engine(url))
     try:
-        await service.add_user(operator, None, "alice")
-        await service.set_status(operator, None, "alice", "before the crash")
-        token = (await service.create_token(operator, TokenScope.USER,
+        await service.users.add_user(operator, None, "alice")
+        await service.users.set_status(operator, None, "alice", "before the crash")
+        token = (await service.credentials.create_token(operator, TokenScope.USER,
                                             username="alice")).secret
     finally:
         await service.engine.dispose()

@@ -20,7 +20,7 @@ from tests.e2e.conftest import Fingerplat, fingerplat_executable, one_error_line
 async def test_token_create_prints_the_token_alone_and_it_works(
     cli: Fingerplat, service: FingerplatService, operator: Context
 ):
-    await service.add_user(operator, None, "alice")
+    await service.users.add_user(operator, None, "alice")
     created = cli("token", "create", "--user", "alice", "--expires", "30", ok=True)
     token = created.stdout.strip()
     assert created.stdout == token + "\n"  # TOKEN=$(fingerplat token create ...) works
@@ -29,7 +29,7 @@ async def test_token_create_prints_the_token_alone_and_it_works(
     token_id = int(created.stderr.split()[1])
     assert f"token {token_id} created for user alice" in created.stderr
 
-    principal = await service.authenticate_token(token, Channel.SETTER)
+    principal = await service.credentials.authenticate_token(token, Channel.SETTER)
     assert principal.role is Role.USER and principal.token_id == token_id
 
     listed = json.loads(cli("token", "list", "--json", ok=True).stdout)
@@ -41,14 +41,14 @@ async def test_token_create_prints_the_token_alone_and_it_works(
 
     cli("token", "revoke", str(token_id), ok=True)
     with pytest.raises(AuthenticationFailed):
-        await service.authenticate_token(token, Channel.SETTER)
+        await service.credentials.authenticate_token(token, Channel.SETTER)
 
 
 async def test_admin_add_reads_the_password_from_stdin(
     cli: Fingerplat, service: FingerplatService, operator: Context
 ):
     cli("admin", "add", "root-admin", input="correct horse battery\n", ok=True)
-    await service.create_tenant(operator, "acme")
+    await service.tenants.create_tenant(operator, "acme")
     cli("admin", "add", "acme-admin", "--tenant", "acme", input="another long secret\n",
         ok=True)
     short = cli("admin", "add", "weak", input="short\n")
@@ -58,10 +58,10 @@ async def test_admin_add_reads_the_password_from_stdin(
     assert sorted((a["name"], a["role"], a["tenant"]) for a in admins) == [
         ("acme-admin", "tenant_admin", "acme"), ("root-admin", "platform_admin", None)
     ]
-    principal = await service.authenticate_admin("root-admin", "correct horse battery",
+    principal = await service.credentials.authenticate_admin("root-admin", "correct horse battery",
                                                  Channel.WEB)
     assert principal.role is Role.PLATFORM_ADMIN
-    tenant_admin = await service.authenticate_admin("acme-admin", "another long secret",
+    tenant_admin = await service.credentials.authenticate_admin("acme-admin", "another long secret",
                                                     Channel.WEB)
     assert tenant_admin.role is Role.TENANT_ADMIN
 
@@ -130,5 +130,6 @@ async def test_admin_add_prompts_twice_on_a_terminal(cli: Fingerplat,
     assert "Password" in output and "Repeat" in output  # asked twice
     assert "typed secret 1" not in output  # never echoed
     assert "admin ttyadmin added" in output
-    principal = await service.authenticate_admin("ttyadmin", "typed secret 1", Channel.WEB)
+    principal = await service.credentials.authenticate_admin(
+        "ttyadmin", "typed secret 1", Channel.WEB)
     assert principal.role is Role.PLATFORM_ADMIN

@@ -73,9 +73,9 @@ async def test_serve_forwards_to_an_allowlisted_remote(
     cli: Fingerplat, tmp_path: Path, serve_factory, service: FingerplatService,  # type: ignore[no-untyped-def]
     operator: Context,
 ) -> None:
-    await service.add_user(operator, None, "carol", full_name="Carol C")
-    await service.set_status(operator, None, "carol", "local and fine")
-    await service.update_tenant(operator, None, forwarding=True)
+    await service.users.add_user(operator, None, "carol", full_name="Carol C")
+    await service.users.set_status(operator, None, "carol", "local and fine")
+    await service.tenants.update_tenant(operator, None, forwarding=True)
     async with remote_finger(answer=b"Login: bob\r\nStatus: remote \x1b[1mbold\r\n") as remote:
         config = tmp_path / "fingerplat.toml"
         config.write_text(
@@ -124,8 +124,8 @@ async def test_client_without_a_host_asks_the_local_server_it_is_configured_for(
     cli: Fingerplat, tmp_path: Path, serve_factory, service: FingerplatService,  # type: ignore[no-untyped-def]
     operator: Context,
 ) -> None:
-    await service.add_user(operator, None, "carol", full_name="Carol C")
-    await service.set_status(operator, None, "carol", "right here")
+    await service.users.add_user(operator, None, "carol", full_name="Carol C")
+    await service.users.set_status(operator, None, "carol", "right here")
     port = free_port("127.0.0.1")
     config = tmp_path / "fingerplat.toml"
     config.write_text(f'[finger]\nlisten = ["127.0.0.1:{port}"]\n[setter]\nlisten = []\n'

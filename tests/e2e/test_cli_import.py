@@ -64,7 +64,7 @@ async def test_messy_file_reports_lines_and_exits_1(
     result = cli("import", "users-file", str(clean), ok=True)
     assert result.stdout.splitlines() == [
         f"{clean}: tenant default: 2 records: 0 created, 1 updated, 1 unchanged, 0 rejected"]
-    _, users = await service.export_users(operator, None)
+    _, users = await service.imports.export_users(operator, None)
     assert [(u.username, u.status) for u in users] == [
         ("alice", "back"), ("bob", "busy"), ("dave", None)]
 
@@ -82,19 +82,19 @@ def test_import_errors_are_one_line_and_stdin_works(cli: Fingerplat, tmp_path: P
 async def test_export_round_trip_into_fresh_tenants(
     cli: Fingerplat, tmp_path: Path, service: FingerplatService, operator: Context
 ) -> None:
-    await service.import_records(operator, None, [
+    await service.imports.import_records(operator, None, [
         ImportRecord(1, "alice", status="at lunch", full_name="Alice L", project="fingers",
                      plan="line one\nline two"),
         ImportRecord(2, "bob"), ImportRecord(3, "carol", status="été ☀"),
         ImportRecord(4, "dave", hidden=True)])
-    await service.create_tenant(operator, "copy")
-    await service.create_tenant(operator, "full")
+    await service.tenants.create_tenant(operator, "copy")
+    await service.tenants.create_tenant(operator, "full")
 
     users_file = cli("export", "--format", "users-file", ok=True).stdout
     assert users_file.splitlines()[1:] == ["alice: at lunch", "bob:", "carol: été ☀", "dave:"]
     (tmp_path / "export.users").write_text(users_file)
     cli("import", "users-file", str(tmp_path / "export.users"), "--tenant", "copy", ok=True)
-    _, copied = await service.export_users(operator, "copy")
+    _, copied = await service.imports.export_users(operator, "copy")
     assert [f"{u.username}: {u.status or ''}".rstrip() for u in copied] == [
         "alice: at lunch", "bob:", "carol: été ☀", "dave:"]
 
@@ -102,8 +102,8 @@ async def test_export_round_trip_into_fresh_tenants(
     (tmp_path / "export.json").write_text(document)
     result = cli("import", "json", str(tmp_path / "export.json"), "--tenant", "full", ok=True)
     assert "4 created" in result.stdout
-    _, original = await service.export_users(operator, None)
-    _, restored = await service.export_users(operator, "full")
+    _, original = await service.imports.export_users(operator, None)
+    _, restored = await service.imports.export_users(operator, "full")
     keep = ("username", "status", "full_name", "office", "phone", "project", "hidden", "plan")
     assert [[getattr(u, k) for k in keep] for u in restored] == [
         [getattr(u, k) for k in keep] for u in original]
@@ -137,7 +137,7 @@ async def test_watch_reimports_when_the_file_changes(
     assert process.returncode == 0
     assert out == ""  # no re-import while the file did not change
     assert "watching" in err and "stopped watching" in err and "Traceback" not in err
-    assert (await service.get_user(operator, None, "alice")).status == "two"
+    assert (await service.users.get_user(operator, None, "alice")).status == "two"
 
 
 # -- passwd: real local accounts ------------------------------------------------
@@ -202,29 +202,29 @@ async def test_passwd_imports_real_accounts(
     assert len(bad) == 1 and bad[0]["reason"].startswith("invalid username")
     assert isinstance(bad[0]["line"], int)
 
-    full = await service.get_user(operator, None, local_accounts["full"])
+    full = await service.users.get_user(operator, None, local_accounts["full"])
     assert full.full_name == "Ada Lovelace"
     assert full.project == "Notes on the engine"
     assert full.plan.startswith("Analytical engine\n\tsecond line\nxxx")
     assert len(full.plan.encode()) == 16 * 1024  # cut to the plan limit
 
     # The symlinked ~/.plan is not followed: the user is there, the shadow file is not.
-    trap = await service.get_user(operator, None, local_accounts["hidden"])
+    trap = await service.users.get_user(operator, None, local_accounts["hidden"])
     assert trap.plan == ""
     for skipped in ("nologin", "nofinger"):
         with pytest.raises(UserNotFound):
-            await service.get_user(operator, None, local_accounts[skipped])
+            await service.users.get_user(operator, None, local_accounts[skipped])
 
     # ~/.nofinger after an import: the user is hidden, the others are unchanged.
     Path(f"/home/{local_accounts['hidden']}/.nofinger").touch()
     again = json.loads(cli("import", "passwd", "--json").stdout)
     assert again["updated"] >= 1  # (other tests may add OS users meanwhile)
-    assert (await service.get_user(operator, None, local_accounts["hidden"])).hidden is True
-    assert (await service.get_user(operator, None, local_accounts["full"])).hidden is False
-    audit = await service.audit_log(operator, AuditQuery(username=local_accounts["full"]))
+    assert (await service.users.get_user(operator, None, local_accounts["hidden"])).hidden is True
+    assert (await service.users.get_user(operator, None, local_accounts["full"])).hidden is False
+    audit = await service.audit.audit_log(operator, AuditQuery(username=local_accounts["full"]))
     assert [e.action for e in audit] == ["import.create"]  # untouched by the re-import
     with pytest.raises(UserNotFound):
-        await service.get_user(operator, None, local_accounts["nofinger"])
+        await service.users.get_user(operator, None, local_accounts["nofinger"])
 
 
 async def test_serve_runs_a_users_file_source(cli: Fingerplat, tmp_path: Path,

@@ -16,13 +16,14 @@ from tests.e2e.test_cli_admin import _pty_run
 async def test_user_passwd_reads_the_password_twice_from_stdin(
     cli: Fingerplat, service: FingerplatService, operator: Context
 ) -> None:
-    await service.create_tenant(operator, "acme")
-    await service.add_user(operator, "acme", "carol")
+    await service.tenants.create_tenant(operator, "acme")
+    await service.users.add_user(operator, "acme", "carol")
     done = cli("user", "passwd", "carol", "--tenant", "acme",
                input="carol long secret\ncarol long secret\n", ok=True)
     assert done.stdout == "password of carol set in tenant acme\n"
-    tenant = await service.resolve_tenant("acme")
-    principal = await service.authenticate_user(tenant, "carol", "carol long secret", Channel.WEB)
+    tenant = await service.public.resolve_tenant("acme")
+    principal = await service.self_service.authenticate_user(
+        tenant, "carol", "carol long secret", Channel.WEB)
     assert principal.role is Role.USER and principal.name == "user:carol"
 
     differ = cli("user", "passwd", "carol", "--tenant", "acme", input="one secret\nanother\n")
@@ -35,11 +36,11 @@ async def test_user_passwd_reads_the_password_twice_from_stdin(
                   input="long enough\nlong enough\n")
     assert missing.returncode == 3, missing
     # The refused attempts changed nothing.
-    await service.authenticate_user(tenant, "carol", "carol long secret", Channel.WEB)
+    await service.self_service.authenticate_user(tenant, "carol", "carol long secret", Channel.WEB)
     with pytest.raises(AuthenticationFailed):
-        await service.authenticate_user(tenant, "carol", "one secret", Channel.WEB)
+        await service.self_service.authenticate_user(tenant, "carol", "one secret", Channel.WEB)
 
-    audited = await service.audit_log(operator, AuditQuery(action="user.password"),
+    audited = await service.audit.audit_log(operator, AuditQuery(action="user.password"),
                                       all_tenants=True)
     assert [(e.target, e.channel, e.after and e.after["password"]) for e in audited] == [
         ("carol@acme", "cli", "set")]
@@ -49,15 +50,15 @@ async def test_user_passwd_reads_the_password_twice_from_stdin(
 async def test_user_passwd_prompts_twice_on_a_terminal(
     cli: Fingerplat, service: FingerplatService, operator: Context
 ) -> None:
-    await service.add_user(operator, None, "alice")
+    await service.users.add_user(operator, None, "alice")
     code, output = _pty_run(
         [fingerplat_executable(), "user", "passwd", "alice"], cli.env,
         [("Password", "typed secret 1"), ("Repeat", "typed secret 1")],
     )
     assert code == 0, output
     assert "Password" in output and "Repeat" in output and "typed secret 1" not in output
-    tenant = await service.resolve_tenant(None)
-    await service.authenticate_user(tenant, "alice", "typed secret 1", Channel.WEB)
+    tenant = await service.public.resolve_tenant(None)
+    await service.self_service.authenticate_user(tenant, "alice", "typed secret 1", Channel.WEB)
 
 
 async def test_tenant_self_edit_fields_are_set_shown_and_checked(cli: Fingerplat) -> None:

@@ -94,16 +94,16 @@ async def test_user_errors_are_one_line_and_change_nothing(
         assert says in line, result
         assert result.stdout == "", result
         assert "\x1b" not in line
-    tenant = await service.resolve_tenant(None)
-    page = await service.directory(tenant, ctx=operator)
+    tenant = await service.public.resolve_tenant(None)
+    page = await service.users.directory(tenant, ctx=operator)
     assert [(u.username, u.status, u.phone) for u in page.users] == [("alice", "away", "")]
-    assert [t.slug for t in await service.list_tenants(operator)] == ["default"]
+    assert [t.slug for t in await service.tenants.list_tenants(operator)] == ["default"]
 
 
 async def test_stored_control_characters_never_reach_the_terminal(
     cli: Fingerplat, database_url: str, service: FingerplatService, operator: Context
 ):
-    await service.add_user(operator, None, "mallory")
+    await service.users.add_user(operator, None, "mallory")
     # A row written by an older release or a careless import: the rules would refuse it.
     engine = create_engine(database_url)
     try:
@@ -125,24 +125,24 @@ async def test_stored_control_characters_never_reach_the_terminal(
 
 async def test_plan_from_file_and_stdin(cli: Fingerplat, tmp_path, service: FingerplatService,
                                         operator: Context):
-    await service.add_user(operator, None, "alice")
+    await service.users.add_user(operator, None, "alice")
     plan_file = tmp_path / "plan.txt"
     plan_file.write_text("Finish the finger daemon.\n  Then the web view.\n", encoding="utf-8")
     assert "plan set" in cli("user", "plan", "alice", str(plan_file), ok=True).stdout
-    user = await service.get_user(operator, None, "alice")
+    user = await service.users.get_user(operator, None, "alice")
     assert user.plan == "Finish the finger daemon.\n  Then the web view."
 
     cli("user", "plan", "alice", "-", input="from stdin\n", ok=True)
     too_big = cli("user", "plan", "alice", input="x" * (16 * 1024 + 1))
     assert "16 KiB" in one_error_line(too_big) and too_big.returncode == 2
-    assert (await service.get_user(operator, None, "alice")).plan == "from stdin"
+    assert (await service.users.get_user(operator, None, "alice")).plan == "from stdin"
 
 
 async def test_bidi_controls_are_refused_and_never_reach_the_terminal(
     cli: Fingerplat, database_url: str, service: FingerplatService, operator: Context
 ):
     """Issue 12 item 17: ``invoice\u202efdp.exe`` displays as ``invoiceexe.pdf``."""
-    await service.add_user(operator, None, "mallory")
+    await service.users.add_user(operator, None, "mallory")
     line = one_error_line(cli("user", "set", "mallory", "invoice\u202efdp.exe"))
     assert "bidirectional control" in line and "U+202E" in line
     engine = create_engine(database_url)  # an older release's row

@@ -52,8 +52,9 @@ async def flood(address: tuple[str, int], count: int) -> tuple[list[asyncio.Stre
 async def test_one_address_floods_every_listener_and_another_is_still_served(
     service: FingerplatService, operator: Context, database_url: str, tmp_path: Path, nodes
 ) -> None:
-    await service.add_user(operator, None, "alice", full_name="Alice Liddell")
-    token = (await service.create_token(operator, TokenScope.USER, username="alice")).secret
+    await service.users.add_user(operator, None, "alice", full_name="Alice Liddell")
+    token = (await service.credentials.create_token(
+        operator, TokenScope.USER, username="alice")).secret
     config = write_config(tmp_path / "flood.toml", """
 [finger]
 max_connections = 100

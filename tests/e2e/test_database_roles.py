@@ -118,12 +118,12 @@ async def test_the_runtime_role_serves_but_cannot_rewrite_the_audit(
     service = FingerplatService(create_engine(two_roles.app_url))
     try:
         await service.check_schema()  # what serve does first on PostgreSQL
-        await service.add_user(operator, "acme", "bob")
-        await service.set_status(operator, "acme", "bob", "here")
-        await service.remove_user(operator, "acme", "alice")
-        events = await service.audit_log(operator, AuditQuery(tenant="acme"))
+        await service.users.add_user(operator, "acme", "bob")
+        await service.users.set_status(operator, "acme", "bob", "here")
+        await service.users.remove_user(operator, "acme", "alice")
+        events = await service.audit.audit_log(operator, AuditQuery(tenant="acme"))
         assert [e.action for e in events][:2] == ["user.remove", "status.set"]
-        assert all(r.intact for r in await service.verify_audit(operator))
+        assert all(r.intact for r in await service.audit.verify_audit(operator))
     finally:
         await service.engine.dispose()
 

@@ -41,8 +41,9 @@ async def open_finger_connections(node: Node) -> int:
 async def test_sigterm_answers_a_partly_received_finger_query_and_setter_command(
     service: FingerplatService, operator: Context, database_url: str, tmp_path: Path, nodes
 ) -> None:
-    await service.add_user(operator, None, "alice", full_name="Alice Liddell")
-    token = (await service.create_token(operator, TokenScope.USER, username="alice")).secret
+    await service.users.add_user(operator, None, "alice", full_name="Alice Liddell")
+    token = (await service.credentials.create_token(
+        operator, TokenScope.USER, username="alice")).secret
     node: Node = await nodes(node_env(tmp_path, database_url), *PORTS_ZERO)
     # A finger client that sent half its query, and one that sent nothing.
     started_reader, started = await asyncio.open_connection(*node.address("finger"))
@@ -72,7 +73,7 @@ async def test_sigterm_answers_a_partly_received_finger_query_and_setter_command
 
     assert await node.wait(20) == 0
     assert node.out[-1] == "stopped"
-    user = await service.public_user(await service.resolve_tenant(None), "alice")
+    user = await service.public.public_user(await service.public.resolve_tenant(None), "alice")
     assert user is not None and user.status == "half done"
     assert not [line for line in node.err if "Traceback" in line]
     for writer in (started, idle):

@@ -52,10 +52,11 @@ async def _prepare(url: str, operator: Context) -> str:
         await migrations.upgrade(engine)
         service = FingerplatService(engine)
         for name, shown in READERS.items():
-            await service.add_user(operator, None, name)
-            await service.set_status(operator, None, name, shown.removeprefix("Status: "))
-        await service.add_user(operator, None, "carol")
-        return (await service.create_token(operator, TokenScope.USER, username="carol")).secret
+            await service.users.add_user(operator, None, name)
+            await service.users.set_status(operator, None, name, shown.removeprefix("Status: "))
+        await service.users.add_user(operator, None, "carol")
+        return (await service.credentials.create_token(
+            operator, TokenScope.USER, username="carol")).secret
     finally:
         await engine.dispose()
 

@@ -101,7 +101,7 @@ async def exchange(port: int, data: bytes, *, source: str, host: str = "127.0.0.
 
 
 async def latest(service: FingerplatService, operator: Context, action: str) -> AuditEvent:
-    events = await service.audit_log(operator, AuditQuery(action=action, limit=10),
+    events = await service.audit.audit_log(operator, AuditQuery(action=action, limit=10),
                                      all_tenants=True)
     return events[0]
 
@@ -130,8 +130,9 @@ def node_of(page: Page) -> str:
 async def test_haproxy_in_front_of_three_nodes_shows_the_real_client(
     service: FingerplatService, operator: Context, database_url: str, tmp_path: Path, nodes
 ) -> None:
-    await service.add_user(operator, None, "alice", full_name="Alice Liddell")
-    token = (await service.create_token(operator, TokenScope.USER, username="alice")).secret
+    await service.users.add_user(operator, None, "alice", full_name="Alice Liddell")
+    token = (await service.credentials.create_token(
+        operator, TokenScope.USER, username="alice")).secret
     async with balanced_nodes(tmp_path, database_url, nodes, rate_limit=2) as (front, three):
         # Setter: the audit row names the client behind the balancer.
         answer = await exchange(front.setter, f"AUTH {token}\r\nSET alice via haproxy\r\n"
@@ -189,9 +190,10 @@ async def seen_on_every_node(front: Frontends, query: str, text: str) -> None:
 async def test_three_nodes_behind_haproxy_act_as_one_server(
     service: FingerplatService, operator: Context, database_url: str, tmp_path: Path, nodes
 ) -> None:
-    await service.add_admin(operator, ADMIN, PASSWORD)
-    await service.add_user(operator, None, "alice", full_name="Alice Liddell")
-    token = (await service.create_token(operator, TokenScope.USER, username="alice")).secret
+    await service.credentials.add_admin(operator, ADMIN, PASSWORD)
+    await service.users.add_user(operator, None, "alice", full_name="Alice Liddell")
+    token = (await service.credentials.create_token(
+        operator, TokenScope.USER, username="alice")).secret
     # Polling finger until a change shows must not meet the rate limit.
     async with balanced_nodes(tmp_path, database_url, nodes,
                               rate_limit=100_000) as (front, _three):
@@ -270,7 +272,7 @@ async def test_three_nodes_behind_haproxy_act_as_one_server(
         finally:
             await other.close()
         # The refusals are audited under the guessing client's address.
-        events = await service.audit_log(operator, AuditQuery(action="auth.login", limit=50),
+        events = await service.audit.audit_log(operator, AuditQuery(action="auth.login", limit=50),
                                          all_tenants=True)
         refused = [e for e in events if e.outcome != "ok"]
         assert refused and {e.remote_addr for e in refused} == {"127.0.0.23"}, refused

@@ -41,9 +41,10 @@ async def _prepare(url: str, operator: Context) -> str:
     try:
         await migrations.upgrade(engine)
         service = FingerplatService(engine)
-        await service.add_user(operator, None, "alice")
-        await service.set_status(operator, None, "alice", "before the outage")
-        return (await service.create_token(operator, TokenScope.USER, username="alice")).secret
+        await service.users.add_user(operator, None, "alice")
+        await service.users.set_status(operator, None, "alice", "before the outage")
+        return (await service.credentials.create_token(
+            operator, TokenScope.USER, username="alice")).secret
     finally:
         await engine.dispose()
 

@@ -30,8 +30,9 @@ CHANGES = 40
 async def test_status_set_through_one_node_is_answered_by_the_other_within_a_second(
     service: FingerplatService, operator: Context, database_url: str, tmp_path: Path, nodes
 ):
-    await service.add_user(operator, None, "alice", full_name="Alice Liddell")
-    token = (await service.create_token(operator, TokenScope.USER, username="alice")).secret
+    await service.users.add_user(operator, None, "alice", full_name="Alice Liddell")
+    token = (await service.credentials.create_token(
+        operator, TokenScope.USER, username="alice")).secret
     env = node_env(tmp_path, database_url)
     node_a: Node = await nodes(env, *PORTS_ZERO)
     node_b: Node = await nodes(env, *PORTS_ZERO)
@@ -90,8 +91,8 @@ async def test_irc_bot_runs_on_one_node_and_fails_over_when_it_is_killed(
         engine = create_engine(database_url)
         try:
             pg = FingerplatService(engine)
-            await pg.add_user(operator, None, "alice")
-            await pg.set_status(operator, None, "alice", "on call")
+            await pg.users.add_user(operator, None, "alice")
+            await pg.users.set_status(operator, None, "alice", "on call")
         finally:
             await engine.dispose()
 

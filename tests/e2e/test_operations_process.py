@@ -76,9 +76,10 @@ async def _connect_until_refused(address: tuple[str, int], within: float = 3.0) 
 async def test_sigterm_finishes_in_flight_answers_closes_idle_ones_and_exits_0(
     service: FingerplatService, operator: Context, database_url: str, tmp_path: Path, nodes
 ):
-    await service.add_user(operator, None, "alice")
-    await service.update_tenant(operator, "default", forwarding=True)
-    token = (await service.create_token(operator, TokenScope.USER, username="alice")).secret
+    await service.users.add_user(operator, None, "alice")
+    await service.tenants.update_tenant(operator, "default", forwarding=True)
+    token = (await service.credentials.create_token(
+        operator, TokenScope.USER, username="alice")).secret
     async with slow_remote_finger() as (remote_port, asked):
         config = write_config(tmp_path / "fingerplat.toml", f"""
 [forwarding]
@@ -119,7 +120,7 @@ allow = ["127.0.0.0/8"]
     idle_writer.close()
     idle_setter.close()
     planning.close()
-    user = await service.public_user(await service.resolve_tenant(None), "alice")
+    user = await service.public.public_user(await service.public.resolve_tenant(None), "alice")
     assert user is not None and not user.plan  # nothing half-written
     assert not [line for line in node.err if "Traceback" in line]
 
@@ -127,8 +128,8 @@ allow = ["127.0.0.0/8"]
 async def test_json_logs_access_log_switch_and_sighup_reload(
     service: FingerplatService, operator: Context, database_url: str, tmp_path: Path, nodes
 ):
-    await service.add_user(operator, None, "alice")
-    await service.set_status(operator, None, "alice", "logged")
+    await service.users.add_user(operator, None, "alice")
+    await service.users.set_status(operator, None, "alice", "logged")
     config_path = tmp_path / "fingerplat.toml"
     config = write_config(config_path, "[finger]\naccess_log = true\n[log]\nformat = \"text\"\n")
     # Readiness goes to the socket systemd names (Type=notify).
@@ -226,8 +227,9 @@ async def _prepare(url: str, operator: Context) -> str:
     try:
         await migrations.upgrade(engine)
         service = FingerplatService(engine)
-        await service.add_user(operator, None, "alice")
-        return (await service.create_token(operator, TokenScope.USER, username="alice")).secret
+        await service.users.add_user(operator, None, "alice")
+        return (await service.credentials.create_token(
+            operator, TokenScope.USER, username="alice")).secret
     finally:
         await engine.dispose()
 

@@ -79,7 +79,7 @@ async def test_logins_and_pages_work_whichever_worker_answers_and_survive_a_rest
 async def test_two_nodes_share_admin_sessions(
     service: FingerplatService, operator: Context, database_url: str, tmp_path: Path, nodes
 ) -> None:
-    await service.add_admin(operator, ADMIN, PASSWORD)
+    await service.credentials.add_admin(operator, ADMIN, PASSWORD)
     env = node_env(tmp_path, database_url)
     node_a: Node = await nodes(env, *PORTS_ZERO)
     node_b: Node = await nodes(env, *PORTS_ZERO)

@@ -33,7 +33,7 @@ async def _total(service: FingerplatService) -> int:
 
 async def _verified(service: FingerplatService, operator: Context,
                     tenant: str | None = None) -> int:
-    results = await service.verify_audit(operator, tenant)
+    results = await service.audit.verify_audit(operator, tenant)
     assert all(r.intact for r in results), [r.report for r in results]
     return sum(r.report.events for r in results)
 
@@ -41,25 +41,26 @@ async def _verified(service: FingerplatService, operator: Context,
 async def test_every_writer_keeps_the_chains_intact(
     service: FingerplatService, operator: Context
 ) -> None:
-    await service.create_tenant(operator, "acme")
-    await service.add_user(operator, "acme", "alice")
-    await service.set_status(operator, "acme", "alice", "here")
-    await service.add_admin(operator, "ops", "long enough password")
-    issued = await service.create_token(operator, TokenScope.USER, tenant_name="acme",
+    await service.tenants.create_tenant(operator, "acme")
+    await service.users.add_user(operator, "acme", "alice")
+    await service.users.set_status(operator, "acme", "alice", "here")
+    await service.credentials.add_admin(operator, "ops", "long enough password")
+    issued = await service.credentials.create_token(operator, TokenScope.USER, tenant_name="acme",
                                         username="alice")
-    alice = Context(await service.authenticate_token(issued.secret, Channel.API), Channel.API)
+    alice = Context(await service.credentials.authenticate_token(
+        issued.secret, Channel.API), Channel.API)
     with pytest.raises(PermissionDenied):  # a refusal is chained too
-        await service.add_user(alice, "acme", "mallory")
+        await service.users.add_user(alice, "acme", "mallory")
     data = "".join(f"user{i}: status {i}\n" for i in range(1200)).encode()
-    await service.import_records(operator, "acme", parse_users_file(data), batch_size=500)
-    await service.set_status(operator, "acme", "user7", "after the import")
-    await service.remove_tenant(operator, "acme")
-    await service.create_tenant(operator, "acme")  # a new chain for the new tenant
+    await service.imports.import_records(operator, "acme", parse_users_file(data), batch_size=500)
+    await service.users.set_status(operator, "acme", "user7", "after the import")
+    await service.tenants.remove_tenant(operator, "acme")
+    await service.tenants.create_tenant(operator, "acme")  # a new chain for the new tenant
     total = await _total(service)
     assert await _verified(service, operator) == total
     acme = await _verified(service, operator, "acme")
     assert acme == 1  # the new acme: its creation only
-    events = await service.audit_log(operator, AuditQuery(limit=5), all_tenants=True)
+    events = await service.audit.audit_log(operator, AuditQuery(limit=5), all_tenants=True)
     assert all(e.hash and len(e.hash) == 64 for e in events)
 
 
@@ -68,19 +69,19 @@ async def test_parallel_writers_on_several_engines_keep_one_chain_per_tenant(
 ) -> None:
     """Two "nodes" (engines with pools of their own), many writers each, two tenants
     and platform events: every chain still verifies, and no event is missing."""
-    await service.create_tenant(operator, "acme")
+    await service.tenants.create_tenant(operator, "acme")
     for name in ("a", "b", "c", "d"):
-        await service.add_user(operator, "acme", name)
-        await service.add_user(operator, None, name)
+        await service.users.add_user(operator, "acme", name)
+        await service.users.add_user(operator, None, name)
     other = FingerplatService(create_engine(database_url))
     try:
         async def writer(svc: FingerplatService, tenant: str | None, user: str) -> None:
             for i in range(15):
-                await svc.set_status(operator, tenant, user, f"{user} {i}")
+                await svc.users.set_status(operator, tenant, user, f"{user} {i}")
 
         async def admins(svc: FingerplatService, prefix: str) -> None:
             for i in range(5):
-                await svc.add_admin(operator, f"{prefix}{i}", "long enough password")
+                await svc.credentials.add_admin(operator, f"{prefix}{i}", "long enough password")
 
         before = await _total(service)
         jobs = [writer(svc, tenant, user)
@@ -113,10 +114,10 @@ async def _raw(database_url: str, *statements: str) -> None:
 
 
 async def _acme_ids(service: FingerplatService, operator: Context) -> list[int]:
-    await service.create_tenant(operator, "acme")
+    await service.tenants.create_tenant(operator, "acme")
     for name in ("alice", "bob", "carol"):
-        await service.add_user(operator, "acme", name)
-    events = await service.audit_log(operator, AuditQuery(tenant="acme"))
+        await service.users.add_user(operator, "acme", name)
+    events = await service.audit.audit_log(operator, AuditQuery(tenant="acme"))
     ids = sorted(e.id for e in events)
     assert len(ids) == 4 and await _verified(service, operator) == await _total(service)
     return ids
@@ -168,12 +169,12 @@ async def test_tampering_is_found_and_named(
     else:
         await _raw(database_url, f"DELETE FROM audit_events WHERE id = {last}")
         expected = (last, "removed")
-    results = await service.verify_audit(operator, "acme")
+    results = await service.audit.verify_audit(operator, "acme")
     [result] = results
     assert result.report.problem is not None, result
     assert (result.report.problem.event_id, result.report.problem.kind) == expected, result
     assert str(expected[0]) in result.report.problem.message
-    everything = await service.verify_audit(operator)
+    everything = await service.audit.verify_audit(operator)
     assert [r.label for r in everything if not r.intact] == ["tenant acme"]
 
 
@@ -210,8 +211,8 @@ async def _relink(database_url: str, event_id: int, after: int) -> None:
 async def test_sqlite_refuses_replace_on_the_audit_table(
     service: FingerplatService, operator: Context, database_url: str, verb: str
 ) -> None:
-    await service.add_user(operator, None, "alice")
-    [event] = await service.audit_log(operator, AuditQuery(limit=1))
+    await service.users.add_user(operator, None, "alice")
+    [event] = await service.audit.audit_log(operator, AuditQuery(limit=1))
     engine = create_engine(database_url)
     try:
         with pytest.raises(DBAPIError, match="append-only"):
@@ -222,7 +223,7 @@ async def test_sqlite_refuses_replace_on_the_audit_table(
                     "'cli:evil', 'cli', 'user.create', 'x', 'ok', '')"), {"id": event.id})
     finally:
         await engine.dispose()
-    [again] = await service.audit_log(operator, AuditQuery(limit=1))
+    [again] = await service.audit.audit_log(operator, AuditQuery(limit=1))
     assert again == event
     assert await _verified(service, operator) == await _total(service)
 
@@ -256,16 +257,16 @@ async def test_upgrade_backfills_tenant_ids_and_the_chain(db_factory, backend: s
         await engine.dispose()
     service = FingerplatService(create_engine(url))
     try:
-        events = await service.audit_log(operator, AuditQuery(limit=100), all_tenants=True)
+        events = await service.audit.audit_log(operator, AuditQuery(limit=100), all_tenants=True)
         by_id = sorted(events, key=lambda e: e.id)
         beta_id = by_id[4].tenant_id
         assert beta_id is not None and by_id[5].tenant_id == beta_id
         assert by_id[0].tenant_id is None and by_id[1].tenant_id is None  # the removed beta
         assert by_id[2].tenant_id is not None and by_id[3].tenant_id is None
-        mine = await service.audit_log(operator, AuditQuery(tenant="beta"))
+        mine = await service.audit.audit_log(operator, AuditQuery(tenant="beta"))
         assert [e.id for e in mine] == [by_id[5].id, by_id[4].id]
         assert await _verified(service, operator) == 6
-        await service.add_user(operator, "beta", "carol")  # appends go on from the heads
+        await service.users.add_user(operator, "beta", "carol")  # appends go on from the heads
         assert await _verified(service, operator) == 7
     finally:
         await service.engine.dispose()

@@ -26,10 +26,10 @@ async def test_a_new_database_is_made_on_sqlite_and_refused_on_postgresql(
         assert wired.ready is not None
         assert (wired.ready.sqlite, wired.ready.state) == (True, "created")
         assert wired.ready.line.startswith("database: SQLite ") and "(created)" in wired.ready.line
-        await wired.service.add_user(operator, None, "alice")
+        await wired.service.users.add_user(operator, None, "alice")
     async with open_service(url, prepare=True) as wired:  # the second use: nothing to do
         assert wired.ready is not None and wired.ready.state == "using"
-        assert (await wired.service.get_user(operator, None, "alice")).username == "alice"
+        assert (await wired.service.users.get_user(operator, None, "alice")).username == "alice"
 
 
 async def test_a_current_database_is_named(database_url: str, backend: str) -> None:

@@ -38,9 +38,9 @@ FAST: dict[str, object] = {"rate_limit": 100_000, "max_connections": 1000, "idle
 async def cached(service: FingerplatService, operator: Context) -> AsyncIterator[None]:
     """A read cache as ``serve`` has one, and alice with a status and a plan."""
     service.enable_read_cache()
-    await service.add_user(operator, None, "alice", full_name="Alice Liddell")
-    await service.set_status(operator, None, "alice", "down the rabbit hole")
-    await service.set_plan(operator, None, "alice", "Find the\nwhite rabbit.")
+    await service.users.add_user(operator, None, "alice", full_name="Alice Liddell")
+    await service.users.set_status(operator, None, "alice", "down the rabbit hole")
+    await service.users.set_plan(operator, None, "alice", "Find the\nwhite rabbit.")
     yield
     service.disable_read_cache()
 
@@ -185,7 +185,7 @@ async def test_an_answer_bigger_than_the_socket_buffer_arrives_whole(
     service: FingerplatService, cached: None, operator: Context
 ) -> None:
     plan = "\n".join(f"line {n:05d} " + "x" * 60 for n in range(PLAN_MAX_BYTES // 72))
-    await service.set_plan(operator, None, "alice", plan)
+    await service.users.set_plan(operator, None, "alice", plan)
     metrics = Metrics()
     server = await start(service, metrics)
     try:

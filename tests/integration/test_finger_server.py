@@ -93,11 +93,12 @@ async def start(service: FingerplatService, request: pytest.FixtureRequest
 
 @pytest.fixture
 async def alice(service: FingerplatService, operator: Context) -> None:
-    await service.add_user(operator, None, "alice", full_name="Alice Liddell", office="Room 4",
+    await service.users.add_user(
+        operator, None, "alice", full_name="Alice Liddell", office="Room 4",
                            phone="+44 1865", project="Tea party")
-    await service.set_status(operator, None, "alice", "asleep")
-    await service.set_status(operator, None, "alice", "down the rabbit hole")
-    await service.set_plan(operator, None, "alice", "Find the\nwhite rabbit.")
+    await service.users.set_status(operator, None, "alice", "asleep")
+    await service.users.set_status(operator, None, "alice", "down the rabbit hole")
+    await service.users.set_plan(operator, None, "alice", "Find the\nwhite rabbit.")
 
 
 async def test_short_and_verbose_entries(start: StartFn, alice: None) -> None:
@@ -129,8 +130,8 @@ async def test_user_list_hides_hidden_users_and_is_capped(
     start: StartFn, service: FingerplatService, operator: Context, alice: None
 ) -> None:
     for name in ("bob", "carol", "dave"):
-        await service.add_user(operator, None, name)
-    await service.add_user(operator, None, "mallory", hidden=True)
+        await service.users.add_user(operator, None, name)
+    await service.users.add_user(operator, None, "mallory", hidden=True)
     server = await start()
     listing = (await finger(server, b"\r\n")).decode()
     assert listing.splitlines()[0].split() == ["Login", "Name", "Since", "Status"]
@@ -147,7 +148,7 @@ async def test_user_list_hides_hidden_users_and_is_capped(
 async def test_list_users_off_is_a_one_line_refusal(
     start: StartFn, service: FingerplatService, operator: Context, alice: None
 ) -> None:
-    await service.update_tenant(operator, None, list_users=False)
+    await service.tenants.update_tenant(operator, None, list_users=False)
     data = await finger(await start(), b"\r\n")
     assert data.count(b"\r\n") == 1
     assert b"does not publish its user list" in data
@@ -158,12 +159,12 @@ async def test_list_users_off_is_a_one_line_refusal(
 async def test_hidden_and_unknown_users_get_the_same_bytes(
     start: StartFn, service: FingerplatService, operator: Context
 ) -> None:
-    await service.add_user(operator, None, "ghost", full_name="G. Host", hidden=True)
-    await service.set_status(operator, None, "ghost", "haunting")
+    await service.users.add_user(operator, None, "ghost", full_name="G. Host", hidden=True)
+    await service.users.set_status(operator, None, "ghost", "haunting")
     server = await start()
     hidden = await finger(server, b"ghost\r\n")
     assert b"No such user" in hidden
-    await service.remove_user(operator, None, "ghost")
+    await service.users.remove_user(operator, None, "ghost")
     unknown = await finger(server, b"ghost\r\n")
     assert hidden == unknown
     assert await finger(server, b"/W ghost\r\n") == unknown
@@ -172,9 +173,9 @@ async def test_hidden_and_unknown_users_get_the_same_bytes(
 async def test_routing_by_domain_and_slug(
     start: StartFn, service: FingerplatService, operator: Context, alice: None
 ) -> None:
-    await service.create_tenant(operator, "acme", name="Acme Inc", domains=["acme.example"])
-    await service.add_user(operator, "acme", "wile", full_name="Wile E.")
-    await service.set_status(operator, "acme", "wile", "ordering rockets")
+    await service.tenants.create_tenant(operator, "acme", name="Acme Inc", domains=["acme.example"])
+    await service.users.add_user(operator, "acme", "wile", full_name="Wile E.")
+    await service.users.set_status(operator, "acme", "wile", "ordering rockets")
     server = await start()
     by_domain = await finger(server, b"wile@acme.example\r\n")
     assert b"Name: Wile E." in by_domain and b"ordering rockets" in by_domain
@@ -189,8 +190,8 @@ async def test_routing_by_domain_and_slug(
 async def test_tenant_bound_listener(
     start: StartFn, service: FingerplatService, operator: Context, alice: None
 ) -> None:
-    await service.create_tenant(operator, "acme", name="Acme Inc")
-    await service.add_user(operator, "acme", "wile")
+    await service.tenants.create_tenant(operator, "acme", name="Acme Inc")
+    await service.users.add_user(operator, "acme", "wile")
     server = await start(tenant="ACME")
     assert server.name == "finger"
     assert server.addresses[0].startswith("127.0.0.1:")
@@ -224,7 +225,7 @@ async def test_forwarding_denied_unless_the_tenant_enables_it(
     assert await finger(with_forwarder, b"bob@example.org\r\n") == denied
     assert calls == []
 
-    await service.update_tenant(operator, None, forwarding=True)
+    await service.tenants.update_tenant(operator, None, forwarding=True)
     assert await finger(no_forwarder, b"bob@example.org\r\n") == denied
     answer = await finger(with_forwarder, b"/W bob@h1.example@h2.example\r\n")
     assert calls == [("bob", ["h1.example", "h2.example"], True)]
@@ -301,11 +302,11 @@ async def test_rate_limit_per_address(start: StartFn, alice: None) -> None:
 async def test_escape_sequences_in_stored_text_are_neutralised(
     start: StartFn, service: FingerplatService, operator: Context
 ) -> None:
-    user = await service.add_user(operator, None, "eve")
+    user = await service.users.add_user(operator, None, "eve")
     evil = "\x1b[31mred\x1b[0m\x1b]0;title\x07 \x9b1m\tok"
     # The first wall: the rules refuse control characters in new text ...
     with pytest.raises(InvalidInput):
-        await service.set_plan(operator, None, "eve", evil)
+        await service.users.set_plan(operator, None, "eve", evil)
     # ... but rows from older releases or other writers may hold them (written here
     # straight into the tables, as such a writer would).
     async with service.engine.begin() as conn:
@@ -376,7 +377,7 @@ async def test_fuzz_then_still_answers(start: StartFn, alice: None) -> None:
 async def test_drain_answers_in_flight_and_drops_idle(
     start: StartFn, service: FingerplatService, operator: Context
 ) -> None:
-    await service.update_tenant(operator, None, forwarding=True)
+    await service.tenants.update_tenant(operator, None, forwarding=True)
     asked, release = asyncio.Event(), asyncio.Event()
 
     async def slow_remote(user: str, hosts: list[str], verbose: bool) -> list[str]:
@@ -420,7 +421,8 @@ def test_serves_under_uvloop(database_url: str) -> None:
     async def main() -> tuple[bytes, bytes, bytes]:
         engine = create_engine(database_url)
         service = FingerplatService(engine)
-        await service.add_user(Context(Principal.operator("test"), Channel.CLI), None, "alice")
+        await service.users.add_user(Context(Principal.operator(
+            "test"), Channel.CLI), None, "alice")
         server = await start_finger_server(service, "127.0.0.1", 0, tenant=None,
                                            settings=FingerConfig(**FAST), metrics=Metrics())
         try:

@@ -23,18 +23,18 @@ def _hot(database_url: str) -> PgHotReads:
 async def test_the_same_users_as_the_sqlalchemy_read(service: FingerplatService,
                                                      database_url: str,
                                                      operator: Context) -> None:
-    await service.add_user(operator, None, "alice", full_name="Alice", office="Room 1")
-    await service.set_status(operator, None, "alice", "at work")
-    await service.set_plan(operator, None, "alice", "two\nlines")
-    await service.add_user(operator, None, "hilda", full_name="Hilda")
-    await service.edit_user(operator, None, "hilda", hidden=True)
-    tenant = await service.resolve_tenant(None)
-    expected = {name: await service.public_user(tenant, name)
+    await service.users.add_user(operator, None, "alice", full_name="Alice", office="Room 1")
+    await service.users.set_status(operator, None, "alice", "at work")
+    await service.users.set_plan(operator, None, "alice", "two\nlines")
+    await service.users.add_user(operator, None, "hilda", full_name="Hilda")
+    await service.users.edit_user(operator, None, "hilda", hidden=True)
+    tenant = await service.public.resolve_tenant(None)
+    expected = {name: await service.public.public_user(tenant, name)
                 for name in ("alice", "hilda", "nobody")}
     hot = _hot(database_url)
     try:
         service.hot_reads = hot
-        got = {name: await service.public_user(tenant, name) for name in expected}
+        got = {name: await service.public.public_user(tenant, name) for name in expected}
         assert got == expected
         assert got["alice"] is not None and got["alice"].plan == "two\nlines"
         assert got["hilda"] is None and got["nobody"] is None
@@ -47,8 +47,8 @@ async def test_the_same_users_as_the_sqlalchemy_read(service: FingerplatService,
 async def test_a_terminated_connection_is_read_again(service: FingerplatService,
                                                      database_url: str,
                                                      operator: Context) -> None:
-    await service.add_user(operator, None, "bob", full_name="Bob")
-    tenant = await service.resolve_tenant(None)
+    await service.users.add_user(operator, None, "bob", full_name="Bob")
+    tenant = await service.public.resolve_tenant(None)
     hot = _hot(database_url)
     try:
         assert (await hot.user(tenant.id, "bob")) is not None
@@ -73,12 +73,12 @@ async def test_concurrent_misses_share_a_read_and_each_gets_its_own_answer(
     # A burst of misses in one turn of the loop is read together (username =
     # ANY(...)); every miss must still get exactly its own user, or None.
     names = [f"u{i:03d}" for i in range(300)]  # more than one batch (BATCH_LIMIT)
-    await service.import_records(operator, None, [
+    await service.imports.import_records(operator, None, [
         ImportRecord(line=i + 1, username=n, full_name=n.upper())
         for i, n in enumerate(names[::2])])
-    other = await service.create_tenant(operator, "other", domains=["other.example"])
-    await service.add_user(operator, "other", "u001", full_name="Other's u001")
-    tenant = await service.resolve_tenant(None)
+    other = await service.tenants.create_tenant(operator, "other", domains=["other.example"])
+    await service.users.add_user(operator, "other", "u001", full_name="Other's u001")
+    tenant = await service.public.resolve_tenant(None)
     hot = _hot(database_url)
     try:
         asked = [(tenant.id, n) for n in names] + [(other.id, "u001"), (other.id, "u000")]
@@ -97,9 +97,9 @@ async def test_concurrent_misses_share_a_read_and_each_gets_its_own_answer(
 
 async def test_a_miss_whose_client_left_does_not_harm_the_others(
         service: FingerplatService, database_url: str, operator: Context) -> None:
-    await service.add_user(operator, None, "carol", full_name="Carol")
-    await service.add_user(operator, None, "dave", full_name="Dave")
-    tenant = await service.resolve_tenant(None)
+    await service.users.add_user(operator, None, "carol", full_name="Carol")
+    await service.users.add_user(operator, None, "dave", full_name="Dave")
+    tenant = await service.public.resolve_tenant(None)
     hot = _hot(database_url)
     try:
         left = asyncio.ensure_future(hot.user(tenant.id, "carol"))

@@ -22,6 +22,7 @@ from fingerplat.domain.imports import ImportRecord
 from fingerplat.domain.model import ChangeEvent, Context
 from fingerplat.repository.engine import create_engine
 from fingerplat.service import FingerplatService
+from fingerplat.service.base import UseCase
 from fingerplat.service.event_bridge import send_to_nodes
 from fingerplat.service.membership import Membership
 from tests.integration.test_read_cache import Node, eventually, start_node
@@ -35,13 +36,11 @@ class CountingNode(Node):
     def __init__(self, runtime: Any) -> None:
         super().__init__(runtime)
         self.reads = 0
-        original = self.service._read
-
-        async def read(fetch: Callable[[Any], Awaitable[Any]]) -> Any:
-            self.reads += 1
-            return await original(fetch)
-
-        self.service._read = read  # type: ignore[method-assign]
+        # Every component's public reads (the membership's own loads are not
+        # counted: it keeps the read it was given when the cache was enabled).
+        for part in vars(self.service).values():
+            if isinstance(part, UseCase):
+                part._read = self._counted(part._read)  # type: ignore[method-assign]
         hot = self.service.hot_reads  # PostgreSQL: a miss's user read takes this path
         if hot is not None:
             hot_user = hot.user
@@ -51,6 +50,14 @@ class CountingNode(Node):
                 return await hot_user(tenant_id, username)
 
             hot.user = user  # type: ignore[method-assign]
+
+    def _counted(self, original: Callable[[Any], Awaitable[Any]]
+                 ) -> Callable[[Any], Awaitable[Any]]:
+        async def read(fetch: Callable[[Any], Awaitable[Any]]) -> Any:
+            self.reads += 1
+            return await original(fetch)
+
+        return read
 
     @property
     def membership(self) -> Membership | None:
@@ -82,7 +89,7 @@ async def visible_names(node: Node, tenant_id: int) -> set[str]:
 
 
 async def assert_exact(node: CountingNode, tenant_slug: str | None = None) -> None:
-    tenant = await node.service.resolve_tenant(tenant_slug)  # (SQLite: notices the writes)
+    tenant = await node.service.public.resolve_tenant(tenant_slug)  # (SQLite: notices the writes)
     membership = await node.settled()
     assert membership.names(tenant.id) == await visible_names(node, tenant.id)
 
@@ -98,9 +105,9 @@ async def node(database_url: str) -> AsyncIterator[CountingNode]:
 
 async def test_missing_and_hidden_names_take_no_read_and_the_same_answer(
         node: CountingNode, operator: Context) -> None:
-    await node.service.add_user(operator, None, "alice", full_name="Alice")
-    await node.service.add_user(operator, None, "hilda", full_name="Hilda")
-    await node.service.edit_user(operator, None, "hilda", hidden=True)
+    await node.service.users.add_user(operator, None, "alice", full_name="Alice")
+    await node.service.users.add_user(operator, None, "hilda", full_name="Hilda")
+    await node.service.users.edit_user(operator, None, "hilda", hidden=True)
     cache = node.service.read_cache
     assert cache is not None
 
@@ -126,26 +133,26 @@ async def test_exact_after_every_kind_of_change(node: CountingNode, operator: Co
     await node.settled()
     assert await node.finger("bob") == NO_SUCH.format("bob")
 
-    await service.add_user(operator, None, "bob", full_name="Bob")  # added
+    await service.users.add_user(operator, None, "bob", full_name="Bob")  # added
     assert "Name: Bob" in await node.finger("bob")
     await assert_exact(node)
 
-    await service.edit_user(operator, None, "bob", hidden=True)  # hidden
+    await service.users.edit_user(operator, None, "bob", hidden=True)  # hidden
     assert await node.finger("bob") == NO_SUCH.format("bob")
     await assert_exact(node)
     answer, reads = await node.reads_for("bob")
     assert (answer, reads) == (NO_SUCH.format("bob"), 0)
 
-    await service.edit_user(operator, None, "bob", hidden=False)  # shown again
+    await service.users.edit_user(operator, None, "bob", hidden=False)  # shown again
     assert "Name: Bob" in await node.finger("bob")
     await assert_exact(node)
 
-    await service.remove_user(operator, None, "bob")  # removed
+    await service.users.remove_user(operator, None, "bob")  # removed
     assert await node.finger("bob") == NO_SUCH.format("bob")
     await assert_exact(node)
     assert (await node.reads_for("bob"))[1] == 0
 
-    await service.add_user(operator, None, "bob", full_name="Robert")  # back
+    await service.users.add_user(operator, None, "bob", full_name="Robert")  # back
     assert "Name: Robert" in await node.finger("bob")
     await assert_exact(node)
 
@@ -154,8 +161,8 @@ async def test_exact_across_tenant_changes(node: CountingNode, operator: Context
     service = node.service
     await node.settled()
     # A tenant created after start, and its users.
-    await service.create_tenant(operator, "acme", domains=["acme.example"])
-    await service.add_user(operator, "acme", "carol", full_name="Carol")
+    await service.tenants.create_tenant(operator, "acme", domains=["acme.example"])
+    await service.users.add_user(operator, "acme", "carol", full_name="Carol")
     assert "Name: Carol" in await node.finger("carol@acme.example")
     assert await node.finger("dan@acme.example") == NO_SUCH.format("dan")
     await assert_exact(node, "acme")
@@ -163,7 +170,7 @@ async def test_exact_across_tenant_changes(node: CountingNode, operator: Context
     assert (answer, reads) == (NO_SUCH.format("dan"), 0)
 
     # Its domain renamed: the old one is forwarding now, the new one answers.
-    await service.update_tenant(operator, "acme", remove_domains=["acme.example"],
+    await service.tenants.update_tenant(operator, "acme", remove_domains=["acme.example"],
                                 add_domains=["acme.test"])
     assert "forwarding denied" in await node.finger("carol@acme.example")
     assert "Name: Carol" in await node.finger("carol@acme.test")
@@ -171,9 +178,9 @@ async def test_exact_across_tenant_changes(node: CountingNode, operator: Context
     await assert_exact(node, "acme")
 
     # Removed, and a tenant of the same name made again with other users.
-    await service.remove_tenant(operator, "acme")
-    await service.create_tenant(operator, "acme", domains=["acme.test"])
-    await service.add_user(operator, "acme", "dan", full_name="Dan")
+    await service.tenants.remove_tenant(operator, "acme")
+    await service.tenants.create_tenant(operator, "acme", domains=["acme.test"])
+    await service.users.add_user(operator, "acme", "dan", full_name="Dan")
     assert await node.finger("carol@acme.test") == NO_SUCH.format("carol")
     assert "Name: Dan" in await node.finger("dan@acme.test")
     await assert_exact(node, "acme")
@@ -184,7 +191,7 @@ async def test_an_import_is_seen_whole(node: CountingNode, operator: Context) ->
     await node.settled()
     records = [ImportRecord(line=i + 1, username=f"imp{i}", full_name=f"Imported {i}",
                             hidden=(i == 7)) for i in range(300)]
-    await node.service.import_records(operator, None, records)
+    await node.service.imports.import_records(operator, None, records)
     for i in (0, 150, 299):
         assert f"Name: Imported {i}" in await node.finger(f"imp{i}")
     assert await node.finger("imp7") == NO_SUCH.format("imp7")
@@ -202,10 +209,10 @@ async def test_a_change_by_another_process(database_url: str, node: CountingNode
     try:
         other = FingerplatService(engine)
         send_to_nodes(engine, other.events)
-        await other.add_user(operator, None, "erin", full_name="Erin")
+        await other.users.add_user(operator, None, "erin", full_name="Erin")
         assert "Name: Erin" in await eventually(node, "erin", "Name: Erin")
         await assert_exact(node)
-        await other.edit_user(operator, None, "erin", hidden=True)
+        await other.users.edit_user(operator, None, "erin", hidden=True)
         assert await eventually(node, "erin", "No such") == NO_SUCH.format("erin")
         await assert_exact(node)
     finally:
@@ -215,7 +222,7 @@ async def test_a_change_by_another_process(database_url: str, node: CountingNode
 async def test_resync_reads_everything_again(node: CountingNode, operator: Context) -> None:
     """After a lost LISTEN connection nothing is assumed: a user written with no event is found."""
     await node.settled()
-    tenant = await node.service.resolve_tenant(None)
+    tenant = await node.service.public.resolve_tenant(None)
     assert await node.finger("frank") == NO_SUCH.format("frank")
     assert node.runtime.engine is not None
     async with node.runtime.engine.begin() as conn:  # a write no event tells of
@@ -239,16 +246,16 @@ async def test_two_nodes(database_url: str, operator: Context) -> None:
         await b.settled()
         await b.finger("warm")  # the default tenant is read once, then cached
         assert (await b.reads_for("gina")) == (NO_SUCH.format("gina"), 0)
-        await a.service.add_user(operator, None, "gina", full_name="Gina")
+        await a.service.users.add_user(operator, None, "gina", full_name="Gina")
         assert "Name: Gina" in await eventually(b, "gina", "Name: Gina")
         await assert_exact(b)
-        await a.service.edit_user(operator, None, "gina", hidden=True)
+        await a.service.users.edit_user(operator, None, "gina", hidden=True)
         assert await eventually(b, "gina", "No such") == NO_SUCH.format("gina")
         await assert_exact(b)
         assert (await b.reads_for("gina")) == (NO_SUCH.format("gina"), 0)
-        await a.service.edit_user(operator, None, "gina", hidden=False)
+        await a.service.users.edit_user(operator, None, "gina", hidden=False)
         assert "Name: Gina" in await eventually(b, "gina", "Name: Gina")
-        await a.service.remove_user(operator, None, "gina")
+        await a.service.users.remove_user(operator, None, "gina")
         assert await eventually(b, "gina", "No such") == NO_SUCH.format("gina")
         await assert_exact(b)
     finally:
@@ -266,10 +273,10 @@ async def test_loads_in_pages(database_url: str, operator: Context,
     try:
         node = CountingNode(runtime)
         for i in range(30):
-            await node.service.add_user(operator, None, f"p{i:02d}")
-        await node.service.edit_user(operator, None, "p07", hidden=True)
+            await node.service.users.add_user(operator, None, f"p{i:02d}")
+        await node.service.users.edit_user(operator, None, "p07", hidden=True)
         await node.service.events.publish(ChangeEvent("resync", None, remote=True))
-        tenant = await node.service.resolve_tenant(None)  # (SQLite: notices the writes)
+        tenant = await node.service.public.resolve_tenant(None)  # (SQLite: notices the writes)
         membership_ = await node.settled()
         assert membership_.names(tenant.id) == {f"p{i:02d}" for i in range(30)} - {"p07"}
         # The first unknown name of a tenant reads its (small) list of pseudo-user
@@ -288,10 +295,10 @@ async def _seeded(database_url: str, operator: Context, count: int) -> None:
     try:
         other = FingerplatService(engine)
         for i in range(count):
-            await other.add_user(operator, None, f"w{i:02d}", full_name=f"Warm {i}")
-            await other.set_status(operator, None, f"w{i:02d}", f"status {i}")
-        await other.set_plan(operator, None, "w03", "a plan\nof two lines")
-        await other.edit_user(operator, None, "w05", hidden=True)
+            await other.users.add_user(operator, None, f"w{i:02d}", full_name=f"Warm {i}")
+            await other.users.set_status(operator, None, f"w{i:02d}", f"status {i}")
+        await other.users.set_plan(operator, None, "w03", "a plan\nof two lines")
+        await other.users.edit_user(operator, None, "w05", hidden=True)
     finally:
         await engine.dispose()
 
@@ -314,9 +321,9 @@ async def test_a_fresh_server_answers_existing_names_from_memory(
         assert "a plan" in await node.finger("w03")
         assert (await node.reads_for("w05")) == (NO_SUCH.format("w05"), 0)  # hidden: not warmed
         # Warmed entries follow changes like filled ones.
-        await node.service.set_status(operator, None, "w00", "changed")
+        await node.service.users.set_status(operator, None, "w00", "changed")
         assert "changed" in await node.finger("w00")
-        await node.service.edit_user(operator, None, "w11", hidden=True)
+        await node.service.users.edit_user(operator, None, "w11", hidden=True)
         assert await node.finger("w11") == NO_SUCH.format("w11")
     finally:
         await runtime.stop()
@@ -331,14 +338,14 @@ async def test_a_fresh_server_answers_user_at_domain_of_every_tenant_from_memory
     engine = create_engine(database_url)
     try:
         other = FingerplatService(engine)
-        await other.create_tenant(operator, "acme", domains=["acme.example", "acme.test"])
-        await other.create_tenant(operator, "beta", domains=["beta.example"])
+        await other.tenants.create_tenant(operator, "acme", domains=["acme.example", "acme.test"])
+        await other.tenants.create_tenant(operator, "beta", domains=["beta.example"])
         for tenant in ("acme", "beta"):
             for i in range(3):
-                await other.add_user(operator, tenant, f"u{i}", full_name=f"{tenant} {i}")
-                await other.set_status(operator, tenant, f"u{i}", f"{tenant} status {i}")
-        await other.edit_user(operator, "beta", "u2", hidden=True)
-        await other.add_pseudo_user(operator, "beta", "help", "help")
+                await other.users.add_user(operator, tenant, f"u{i}", full_name=f"{tenant} {i}")
+                await other.users.set_status(operator, tenant, f"u{i}", f"{tenant} status {i}")
+        await other.users.edit_user(operator, "beta", "u2", hidden=True)
+        await other.pseudo_users.add_pseudo_user(operator, "beta", "help", "help")
     finally:
         await engine.dispose()
     cold = Node(await start_node(database_url, read_cache=0))
@@ -355,9 +362,9 @@ async def test_a_fresh_server_answers_user_at_domain_of_every_tenant_from_memory
         for query, name in (("u2@beta.example", "u2"), ("ghost@acme.example", "ghost")):
             assert (await node.reads_for(query)) == (NO_SUCH.format(name), 0), query
         assert "No such user" not in await node.finger("help@beta.example")  # a pseudo-user
-        await node.service.set_status(operator, "beta", "u1", "changed")
+        await node.service.users.set_status(operator, "beta", "u1", "changed")
         assert "changed" in await node.finger("u1@beta.example")
-        await node.service.update_tenant(operator, "acme", remove_domains=["acme.test"])
+        await node.service.tenants.update_tenant(operator, "acme", remove_domains=["acme.test"])
         assert await node.finger("u1@acme.test") == await cold.finger("u1@acme.test")
         assert "acme status 1" not in await node.finger("u1@acme.test")
     finally:
@@ -395,9 +402,9 @@ async def test_warmed_answers_follow_another_nodes_changes(database_url: str,
         await b.runtime._warming
         await b.finger("warm-up")
         assert (await b.reads_for("w01"))[1] == 0
-        await a.service.set_status(operator, None, "w01", "moved on")
+        await a.service.users.set_status(operator, None, "w01", "moved on")
         assert "moved on" in await eventually(b, "w01", "moved on")
-        await a.service.remove_user(operator, None, "w02")
+        await a.service.users.remove_user(operator, None, "w02")
         assert await eventually(b, "w02", "No such") == NO_SUCH.format("w02")
     finally:
         await a.runtime.stop()

@@ -27,9 +27,9 @@ start = caps.start  # fixture: a web listener with trusted proxies
 
 @pytest.fixture
 async def rejecting(service: FingerplatService, operator: Context) -> FingerplatService:
-    await service.add_user(operator, None, "alice", full_name="Alice Liddell")
-    await service.set_status(operator, None, "alice", "in the lab")
-    await service.update_tenant(operator, None, add_rejected_networks=["192.0.2.0/24"])
+    await service.users.add_user(operator, None, "alice", full_name="Alice Liddell")
+    await service.users.set_status(operator, None, "alice", "in the lab")
+    await service.tenants.update_tenant(operator, None, add_rejected_networks=["192.0.2.0/24"])
     service.enable_read_cache()
     return service
 

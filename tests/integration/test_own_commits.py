@@ -23,20 +23,20 @@ async def test_own_finger_log_commits_keep_the_cache(db_factory, operator: Conte
     engine = create_engine(url)
     service = FingerplatService(engine)
     try:
-        alice = await service.add_user(operator, None, "alice")
-        tenant = await service.resolve_tenant(None)
+        alice = await service.users.add_user(operator, None, "alice")
+        tenant = await service.public.resolve_tenant(None)
         path = sqlite_file(url)
         assert path is not None
-        guard = service.own_commits = OwnCommits(sqlite_change_token(path))
+        guard = service.finger_log.own_commits = OwnCommits(sqlite_change_token(path))
         cache = service.enable_read_cache(guard=guard)
-        assert await service.public_user(tenant, "alice") is not None
+        assert await service.public.public_user(tenant, "alice") is not None
         hits = cache.hits
         row = (tenant.id, alice.id, datetime.now(UTC), "finger", "127.0.0.0/24", 1)
 
         for _ in range(3):  # our own batches: the cached user stays
-            await service.write_finger_log([row])
+            await service.finger_log.write_finger_log([row])
             cache._guard_checked = False  # a new event-loop iteration
-            assert await service.public_user(tenant, "alice") is not None
+            assert await service.public.public_user(tenant, "alice") is not None
         assert cache.hits == hits + 3
         assert guard.ignored == 3
 
@@ -46,17 +46,17 @@ async def test_own_finger_log_commits_keep_the_cache(db_factory, operator: Conte
         other.commit()
         other.close()
         cache._guard_checked = False
-        user = await service.public_user(tenant, "alice")
+        user = await service.public.public_user(tenant, "alice")
         assert user is not None and user.status == "from elsewhere"
 
         # Our batch and a foreign commit between two looks: still dropped.
-        await service.write_finger_log([row])
+        await service.finger_log.write_finger_log([row])
         other = sqlite3.connect(path)
         other.execute("UPDATE users SET status = 'again' WHERE username = 'alice'")
         other.commit()
         other.close()
         cache._guard_checked = False
-        user = await service.public_user(tenant, "alice")
+        user = await service.public.public_user(tenant, "alice")
         assert user is not None and user.status == "again"
     finally:
         service.disable_read_cache()

@@ -58,7 +58,7 @@ async def exchange(address: str, data: bytes, *, source: str = PROXY,
 
 @pytest.fixture
 async def alice(service: FingerplatService, operator: Context) -> None:
-    await service.add_user(operator, None, "alice", full_name="Alice Liddell")
+    await service.users.add_user(operator, None, "alice", full_name="Alice Liddell")
 
 
 @pytest.fixture
@@ -171,12 +171,13 @@ async def setter(service: FingerplatService, alice: None):  # type: ignore[no-un
 async def test_setter_audits_the_client_behind_the_proxy(
     setter, service: FingerplatService, operator: Context, header  # type: ignore[no-untyped-def]
 ) -> None:
-    token = (await service.create_token(operator, TokenScope.USER, username="alice")).secret
+    token = (await service.credentials.create_token(
+        operator, TokenScope.USER, username="alice")).secret
     server = await setter()
     answer = await exchange(server.addresses[0], header("127.0.0.77")
                             + f"AUTH {token}\r\nSET alice proxied\r\nQUIT\r\n".encode())
     assert b"+OK status of alice set\r\n" in answer
-    events = await service.audit_log(operator, AuditQuery(limit=5))
+    events = await service.audit.audit_log(operator, AuditQuery(limit=5))
     changed = next(e for e in events if e.action == "status.set")
     assert changed.remote_addr == "127.0.0.77"
 

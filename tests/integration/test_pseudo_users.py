@@ -60,7 +60,7 @@ KINDS = {
 @pytest.fixture(params=["no read cache", "read cache"])
 async def svc(service: FingerplatService, request: pytest.FixtureRequest,
               monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FingerplatService]:
-    service.pseudo_kinds = KindRegistry(KINDS)
+    service.pseudo_users.pseudo_kinds = KindRegistry(KINDS)
     monkeypatch.setattr(pseudo_kinds, "ANSWER_TIMEOUT", 0.5)
     if request.param == "read cache":
         service.enable_read_cache()
@@ -91,10 +91,10 @@ async def finger(server: FingerServer, query: str) -> str:
 
 async def test_builtin_kinds_answer_finger(svc: FingerplatService, operator: Context,
                                            finger_server: FingerServer) -> None:
-    await svc.add_user(operator, None, "alice", full_name="Alice Liddell")
-    await svc.set_status(operator, None, "alice", "reading")
+    await svc.users.add_user(operator, None, "alice", full_name="Alice Liddell")
+    await svc.users.set_status(operator, None, "alice", "reading")
     for name, kind in (("help", "help"), ("recent", "recent"), ("now", "time")):
-        await svc.add_pseudo_user(operator, None, name, kind)
+        await svc.pseudo_users.add_pseudo_user(operator, None, name, kind)
 
     helped = await finger(finger_server, "help")
     assert "finger USER@default" in helped
@@ -116,72 +116,73 @@ async def test_builtin_kinds_answer_finger(svc: FingerplatService, operator: Con
 
 async def test_recent_follows_a_status_change_at_once(svc: FingerplatService, operator: Context,
                                                       finger_server: FingerServer) -> None:
-    await svc.add_user(operator, None, "alice")
-    await svc.add_user(operator, None, "bob")
-    await svc.add_pseudo_user(operator, None, "recent", "recent")
-    await svc.set_status(operator, None, "alice", "first")
+    await svc.users.add_user(operator, None, "alice")
+    await svc.users.add_user(operator, None, "bob")
+    await svc.pseudo_users.add_pseudo_user(operator, None, "recent", "recent")
+    await svc.users.set_status(operator, None, "alice", "first")
     first = await finger(finger_server, "recent")
     assert "first" in first and "bob" not in first
     assert await finger(finger_server, "recent") == first  # kept (with the cache), same bytes
 
-    await svc.set_status(operator, None, "bob", "second")
+    await svc.users.set_status(operator, None, "bob", "second")
     second = await finger(finger_server, "recent")
     assert "second" in second
     assert second.index("bob") < second.index("alice")  # newest first
 
-    await svc.edit_user(operator, None, "bob", hidden=True)
+    await svc.users.edit_user(operator, None, "bob", hidden=True)
     assert "bob" not in await finger(finger_server, "recent")
 
 
 async def test_names_are_reserved_both_ways(svc: FingerplatService, operator: Context) -> None:
-    await svc.add_user(operator, None, "alice")
-    await svc.add_user(operator, None, "ghost", hidden=True)
+    await svc.users.add_user(operator, None, "alice")
+    await svc.users.add_user(operator, None, "ghost", hidden=True)
     with pytest.raises(Conflict):
-        await svc.add_pseudo_user(operator, None, "alice", "help")
+        await svc.pseudo_users.add_pseudo_user(operator, None, "alice", "help")
     with pytest.raises(Conflict):  # a hidden user's name is taken too
-        await svc.add_pseudo_user(operator, None, "Ghost", "help")
-    await svc.add_pseudo_user(operator, None, "help", "help")
+        await svc.pseudo_users.add_pseudo_user(operator, None, "Ghost", "help")
+    await svc.pseudo_users.add_pseudo_user(operator, None, "help", "help")
     with pytest.raises(Conflict):
-        await svc.add_pseudo_user(operator, None, "help", "time")
+        await svc.pseudo_users.add_pseudo_user(operator, None, "help", "time")
     with pytest.raises(Conflict):
-        await svc.add_user(operator, None, "HELP")
+        await svc.users.add_user(operator, None, "HELP")
     # The importer refuses the line and takes the rest.
-    report = await svc.import_records(operator, None, [
+    report = await svc.imports.import_records(operator, None, [
         ImportRecord(line=1, username="help", status="hi"),
         ImportRecord(line=2, username="carol", status="hello"),
     ])
     assert [r.line for r in report.rejected] == [1]
     assert "pseudo-user" in report.rejected[0].reason
-    assert (await svc.get_user(operator, None, "carol")).status == "hello"
+    assert (await svc.users.get_user(operator, None, "carol")).status == "hello"
     # Another tenant is another namespace.
-    await svc.create_tenant(operator, "acme")
-    await svc.add_user(operator, "acme", "help")
+    await svc.tenants.create_tenant(operator, "acme")
+    await svc.users.add_user(operator, "acme", "help")
     # Removed, the name is free again.
-    await svc.remove_pseudo_user(operator, None, "help")
-    await svc.add_user(operator, None, "help")
+    await svc.pseudo_users.remove_pseudo_user(operator, None, "help")
+    await svc.users.add_user(operator, None, "help")
     with pytest.raises(NotFound):
-        await svc.remove_pseudo_user(operator, None, "help")
+        await svc.pseudo_users.remove_pseudo_user(operator, None, "help")
 
 
 async def test_bad_input_and_permissions_change_nothing(svc: FingerplatService,
                                                        operator: Context) -> None:
     with pytest.raises(InvalidInput, match="unknown pseudo-user kind"):
-        await svc.add_pseudo_user(operator, None, "x", "no-such-kind")
+        await svc.pseudo_users.add_pseudo_user(operator, None, "x", "no-such-kind")
     with pytest.raises(InvalidInput, match="invalid username"):
-        await svc.add_pseudo_user(operator, None, "bad name!", "help")
-    await svc.create_tenant(operator, "acme")
-    acme = await svc.resolve_tenant("acme")
+        await svc.pseudo_users.add_pseudo_user(operator, None, "bad name!", "help")
+    await svc.tenants.create_tenant(operator, "acme")
+    acme = await svc.public.resolve_tenant("acme")
     acme_admin = Context(Principal(Role.TENANT_ADMIN, "token:1", tenant_id=acme.id), Channel.API)
     with pytest.raises(PermissionDenied):
-        await svc.add_pseudo_user(acme_admin, None, "help", "help")
-    await svc.add_pseudo_user(acme_admin, "acme", "help", "help")
-    assert [p.name for p in await svc.list_pseudo_users(operator, None)] == []
-    assert [(p.name, p.kind) for p in await svc.list_pseudo_users(operator, "acme")] == [
+        await svc.pseudo_users.add_pseudo_user(acme_admin, None, "help", "help")
+    await svc.pseudo_users.add_pseudo_user(acme_admin, "acme", "help", "help")
+    assert [p.name for p in await svc.pseudo_users.list_pseudo_users(operator, None)] == []
+    assert [(p.name, p.kind) for p in await svc.pseudo_users.list_pseudo_users(
+        operator, "acme")] == [
         ("help", "help")]
-    events = await svc.audit_log(operator, _query("acme"))
+    events = await svc.audit.audit_log(operator, _query("acme"))
     assert ("pseudo.create", "ok") in [(e.action, e.outcome) for e in events]
-    await svc.remove_pseudo_user(acme_admin, "acme", "help")
-    events = await svc.audit_log(operator, _query("acme"))
+    await svc.pseudo_users.remove_pseudo_user(acme_admin, "acme", "help")
+    events = await svc.audit.audit_log(operator, _query("acme"))
     assert events[0].action == "pseudo.remove" and events[0].before == {"kind": "help"}
 
 
@@ -193,9 +194,9 @@ def _query(tenant: str):
 
 async def test_a_failing_kind_gets_a_short_answer_and_the_server_goes_on(
         svc: FingerplatService, operator: Context, finger_server: FingerServer) -> None:
-    await svc.add_user(operator, None, "alice")
+    await svc.users.add_user(operator, None, "alice")
     for name in ("raises", "hangs", "blocks"):
-        await svc.add_pseudo_user(operator, None, name, name)
+        await svc.pseudo_users.add_pseudo_user(operator, None, name, name)
     assert (await finger(finger_server, "raises")).strip() == pseudo_kinds.FAILED
     assert (await finger(finger_server, "hangs")).strip() == pseudo_kinds.TIMED_OUT
     assert (await finger(finger_server, "blocks")).strip() == pseudo_kinds.TIMED_OUT
@@ -208,7 +209,7 @@ async def test_a_failing_kind_gets_a_short_answer_and_the_server_goes_on(
 
 async def test_answers_are_neutralised(svc: FingerplatService, operator: Context,
                                        finger_server: FingerServer) -> None:
-    await svc.add_pseudo_user(operator, None, "escapes", "escapes")
+    await svc.pseudo_users.add_pseudo_user(operator, None, "escapes", "escapes")
     answer = await finger(finger_server, "escapes")
     assert "\x1b" not in answer and "\x07" not in answer
     assert "^[[31mred" in answer
@@ -217,18 +218,18 @@ async def test_answers_are_neutralised(svc: FingerplatService, operator: Context
 
 async def test_a_kind_no_longer_installed(svc: FingerplatService, operator: Context,
                                           finger_server: FingerServer) -> None:
-    await svc.add_pseudo_user(operator, None, "gone", "escapes")
-    svc.pseudo_kinds = KindRegistry(BUILTIN)  # the package was uninstalled
+    await svc.pseudo_users.add_pseudo_user(operator, None, "gone", "escapes")
+    svc.pseudo_users.pseudo_kinds = KindRegistry(BUILTIN)  # the package was uninstalled
     if svc.read_cache is not None:
         svc.read_cache.clear()
     assert (await finger(finger_server, "gone")).strip() == pseudo_kinds.UNKNOWN_KIND
 
 
 async def test_web_page_of_a_pseudo_user(svc: FingerplatService, operator: Context) -> None:
-    await svc.add_user(operator, None, "alice")
-    await svc.set_status(operator, None, "alice", "<b>bold</b>")
-    await svc.add_pseudo_user(operator, None, "recent", "recent")
-    await svc.add_pseudo_user(operator, None, "escapes", "escapes")
+    await svc.users.add_user(operator, None, "alice")
+    await svc.users.set_status(operator, None, "alice", "<b>bold</b>")
+    await svc.pseudo_users.add_pseudo_user(operator, None, "recent", "recent")
+    await svc.pseudo_users.add_pseudo_user(operator, None, "escapes", "escapes")
     server = await start_web_server(svc, WebConfig(listen=["127.0.0.1:0"]), metrics=Metrics())
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as http:

@@ -75,11 +75,11 @@ async def node(database_url: str, operator: Context) -> AsyncIterator[Node]:
     await runtime.start()
     node = Node(runtime)
     service = node.service
-    await service.update_tenant(operator, None, add_domains=["wonder.example"])
-    await service.add_user(operator, None, "alice", full_name="Alice Liddell",
+    await service.tenants.update_tenant(operator, None, add_domains=["wonder.example"])
+    await service.users.add_user(operator, None, "alice", full_name="Alice Liddell",
                            office="Room 7", phone="555-0100", project="rabbit hole")
-    await service.set_status(operator, None, "alice", "down the hole")
-    await service.set_plan(operator, None, "alice", "follow the white rabbit")
+    await service.users.set_status(operator, None, "alice", "down the hole")
+    await service.users.set_plan(operator, None, "alice", "follow the white rabbit")
     try:
         yield node
     finally:
@@ -107,7 +107,7 @@ async def test_hidden_fields_leave_every_public_answer_at_once(node: Node,
         status, page = await node.get("/~alice")
         assert status == 200 and "follow the white rabbit" in page
 
-    await service.update_tenant(operator, None, public_fields="full_name,status")
+    await service.tenants.update_tenant(operator, None, public_fields="full_name,status")
 
     plain = await node.finger("alice")
     assert "Name: Alice Liddell" in plain and "Status: down the hole" in plain
@@ -130,12 +130,13 @@ async def test_hidden_fields_leave_every_public_answer_at_once(node: Node,
     assert status == 200 and "down the hole" in text
 
     # An administrator's token still sees everything through the API.
-    issued = await service.create_token(operator, TokenScope.TENANT, tenant_name="default")
+    issued = await service.credentials.create_token(
+        operator, TokenScope.TENANT, tenant_name="default")
     status, text = await node.get("/api/v1/tenants/default/users/alice",
                                   headers={"Authorization": f"Bearer {issued.secret}"})
     assert status == 200 and "follow the white rabbit" in text and "555-0100" in text
 
-    await service.update_tenant(operator, None, public_fields="plan")
+    await service.tenants.update_tenant(operator, None, public_fields="plan")
     plain = await node.finger("alice")
     assert "Status:" not in plain and "follow the white rabbit" in plain
     assert "Alice Liddell" not in plain
@@ -145,12 +146,12 @@ async def test_hidden_fields_leave_every_public_answer_at_once(node: Node,
                                   params={"resource": "acct:alice@wonder.example"})
     assert "down the hole" not in text and "Alice Liddell" not in text
 
-    events = await service.audit_log(operator, AuditQuery(action="tenant.update"))
+    events = await service.audit.audit_log(operator, AuditQuery(action="tenant.update"))
     assert events[0].before is not None and events[0].after is not None
     assert events[0].before["public_fields"] == ["full_name", "status"]
     assert events[0].after["public_fields"] == ["plan"]
     with pytest.raises(InvalidInput, match="unknown public field"):
-        await service.update_tenant(operator, None, public_fields="status,email")
+        await service.tenants.update_tenant(operator, None, public_fields="status,email")
 
 
 async def test_rejected_networks_are_refused_everywhere_even_when_kept(
@@ -161,7 +162,7 @@ async def test_rejected_networks_are_refused_everywhere_even_when_kept(
     for _ in range(2):
         assert (await node.get("/~alice"))[0] == 200
 
-    await service.update_tenant(operator, None, add_rejected_networks=["127.0.0.0/8"])
+    await service.tenants.update_tenant(operator, None, add_rejected_networks=["127.0.0.0/8"])
 
     refused = await node.finger("alice")
     assert refused.count("\r\n") == 1 and "not allowed" in refused
@@ -178,17 +179,17 @@ async def test_rejected_networks_are_refused_everywhere_even_when_kept(
                                params={"resource": "acct:alice@wonder.example"})
     assert status == 403
 
-    await service.update_tenant(operator, None, add_rejected_networks=["::1/128"],
+    await service.tenants.update_tenant(operator, None, add_rejected_networks=["::1/128"],
                                 remove_rejected_networks=["127.0.0.0/8"])
     assert "down the hole" in await node.finger("alice")
     assert "down the hole" in await keep(node, "alice")
     assert "not allowed" in await node.finger("alice", ipv6=True)
-    tenant = await service.resolve_tenant(None)
+    tenant = await service.public.resolve_tenant(None)
     assert tenant.rejected_networks == ("::1/128",)
     with pytest.raises(NotFound):
-        await service.update_tenant(operator, None, remove_rejected_networks=["10.0.0.0/8"])
+        await service.tenants.update_tenant(operator, None, remove_rejected_networks=["10.0.0.0/8"])
     with pytest.raises(InvalidInput, match="invalid network"):
-        await service.update_tenant(operator, None, add_rejected_networks=["10.0.0.0/33"])
+        await service.tenants.update_tenant(operator, None, add_rejected_networks=["10.0.0.0/33"])
 
 
 async def test_trusted_networks_get_the_user_list_others_single_users(
@@ -196,7 +197,8 @@ async def test_trusted_networks_get_the_user_list_others_single_users(
 ) -> None:
     service = node.service
     assert "alice" in await node.finger("")
-    await service.update_tenant(operator, None, add_trusted_networks=["2001:db8::/32", "::1"])
+    await service.tenants.update_tenant(
+        operator, None, add_trusted_networks=["2001:db8::/32", "::1"])
 
     listing = await node.finger("")
     assert listing.count("\r\n") == 1 and "trusted networks" in listing
@@ -208,9 +210,9 @@ async def test_trusted_networks_get_the_user_list_others_single_users(
     status, text = await node.rpc("getUsers")
     assert status == 200 and "faultCode" in text and "trusted" in text
 
-    await service.update_tenant(operator, None, add_trusted_networks=["127.0.0.1/32"])
+    await service.tenants.update_tenant(operator, None, add_trusted_networks=["127.0.0.1/32"])
     assert "alice" in (await node.get("/"))[1]
-    tenant = await service.resolve_tenant(None)
+    tenant = await service.public.resolve_tenant(None)
     assert tenant.trusted_networks == ("127.0.0.1/32", "::1/128", "2001:db8::/32")
 
 
@@ -221,10 +223,10 @@ async def test_answers_warmed_at_start_follow_the_tenant_settings(
     engine = create_engine(database_url)
     try:
         other = FingerplatService(engine)
-        await other.add_user(operator, None, "alice", full_name="Alice Liddell")
-        await other.set_status(operator, None, "alice", "coffee", expires=Expiry.after(2))
-        await other.set_plan(operator, None, "alice", "a secret plan")
-        await other.update_tenant(operator, None, public_fields="full_name,status",
+        await other.users.add_user(operator, None, "alice", full_name="Alice Liddell")
+        await other.users.set_status(operator, None, "alice", "coffee", expires=Expiry.after(2))
+        await other.users.set_plan(operator, None, "alice", "a secret plan")
+        await other.tenants.update_tenant(operator, None, public_fields="full_name,status",
                                   add_rejected_networks=["::1/128"])
     finally:
         await engine.dispose()

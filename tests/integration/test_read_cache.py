@@ -106,69 +106,69 @@ async def eventually(node: Node, query: str, expected: str) -> str:
 
 async def test_status_and_plan_changes_show_in_the_next_answer(node: Node,
                                                                operator: Context) -> None:
-    await node.service.add_user(operator, None, "alice", full_name="Alice")
-    await node.service.set_status(operator, None, "alice", "asleep")
+    await node.service.users.add_user(operator, None, "alice", full_name="Alice")
+    await node.service.users.set_status(operator, None, "alice", "asleep")
     assert "Status: asleep" in await node.cached("alice")
     assert "Status: asleep" in await node.cached("/W alice")
 
-    await node.service.set_status(operator, None, "alice", "awake")
+    await node.service.users.set_status(operator, None, "alice", "awake")
     assert "Status: awake" in await node.finger("alice")
     verbose = await node.finger("/W alice")
     assert "Status: awake" in verbose and "asleep" in verbose  # history too
 
     assert "No Plan." in await node.cached("alice")
-    await node.service.set_plan(operator, None, "alice", "tea at four")
+    await node.service.users.set_plan(operator, None, "alice", "tea at four")
     assert "tea at four" in await node.finger("alice")
 
 
 async def test_hidden_toggling(node: Node, operator: Context) -> None:
-    await node.service.add_user(operator, None, "alice", full_name="Alice")
+    await node.service.users.add_user(operator, None, "alice", full_name="Alice")
     assert "Login: alice" in await node.cached("alice")
-    await node.service.edit_user(operator, None, "alice", hidden=True)
+    await node.service.users.edit_user(operator, None, "alice", hidden=True)
     assert await node.cached("alice") == "No such user: alice\r\n"
-    await node.service.edit_user(operator, None, "alice", hidden=False)
+    await node.service.users.edit_user(operator, None, "alice", hidden=False)
     assert "Login: alice" in await node.finger("alice")
 
 
 async def test_user_removal_and_return(node: Node, operator: Context) -> None:
-    await node.service.add_user(operator, None, "bob", full_name="Bob")
+    await node.service.users.add_user(operator, None, "bob", full_name="Bob")
     assert "Name: Bob" in await node.cached("bob")
-    await node.service.remove_user(operator, None, "bob")
+    await node.service.users.remove_user(operator, None, "bob")
     assert await node.cached("bob") == "No such user: bob\r\n"  # the miss is cached too
-    await node.service.add_user(operator, None, "bob", full_name="Robert")
+    await node.service.users.add_user(operator, None, "bob", full_name="Robert")
     assert "Name: Robert" in await node.finger("bob")
 
 
 async def test_tenant_domain_change(node: Node, operator: Context) -> None:
-    await node.service.create_tenant(operator, "acme", domains=["acme.example"])
-    await node.service.add_user(operator, "acme", "carol", full_name="Carol")
+    await node.service.tenants.create_tenant(operator, "acme", domains=["acme.example"])
+    await node.service.users.add_user(operator, "acme", "carol", full_name="Carol")
     assert "Name: Carol" in await node.cached("carol@acme.example")
-    await node.service.update_tenant(operator, "acme", remove_domains=["acme.example"],
+    await node.service.tenants.update_tenant(operator, "acme", remove_domains=["acme.example"],
                                      add_domains=["acme.test"])
     # No longer hosted here: a forwarding request, refused (forwarding is off).
     assert "forwarding denied" in await node.finger("carol@acme.example")
     assert "Name: Carol" in await node.cached("carol@acme.test")
-    await node.service.remove_tenant(operator, "acme")
+    await node.service.tenants.remove_tenant(operator, "acme")
     assert "forwarding denied" in await node.finger("carol@acme.test")
 
 
 async def test_default_tenant_user_list_is_never_stale(node: Node, operator: Context) -> None:
-    await node.service.add_user(operator, None, "alice")
+    await node.service.users.add_user(operator, None, "alice")
     assert "alice" in await node.finger("")
-    await node.service.add_user(operator, None, "bob")
+    await node.service.users.add_user(operator, None, "bob")
     assert "bob" in await node.finger("")
 
 
 async def test_change_made_by_another_process(node: Node, other_process: FingerplatService,
                                               operator: Context) -> None:
     """The CLI (or another node) writes the database; this node must not keep the old answer."""
-    await other_process.add_user(operator, None, "dave", full_name="Dave")
-    await other_process.set_status(operator, None, "dave", "first")
+    await other_process.users.add_user(operator, None, "dave", full_name="Dave")
+    await other_process.users.set_status(operator, None, "dave", "first")
     assert "Status: first" in await eventually(node, "dave", "Status: first")
     assert "Status: first" in await node.cached("dave")
-    await other_process.set_status(operator, None, "dave", "second")
+    await other_process.users.set_status(operator, None, "dave", "second")
     assert "Status: second" in await eventually(node, "dave", "Status: second")
-    await other_process.edit_user(operator, None, "dave", hidden=True)
+    await other_process.users.edit_user(operator, None, "dave", hidden=True)
     assert await eventually(node, "dave", "No such user") == "No such user: dave\r\n"
 
 
@@ -177,7 +177,7 @@ async def test_cache_is_bounded(database_url: str, operator: Context) -> None:
     try:
         node = Node(runtime)
         for i in range(12):
-            await node.service.add_user(operator, None, f"user{i}", full_name=f"User {i}")
+            await node.service.users.add_user(operator, None, f"user{i}", full_name=f"User {i}")
         for i in range(12):
             assert f"Name: User {i}" in await node.finger(f"user{i}")
         assert node.service.read_cache is not None
@@ -193,14 +193,14 @@ async def test_read_cache_can_be_turned_off(database_url: str, operator: Context
     try:
         node = Node(runtime)
         assert node.service.read_cache is None
-        await node.service.add_user(operator, None, "erin", full_name="Erin")
+        await node.service.users.add_user(operator, None, "erin", full_name="Erin")
         assert "Name: Erin" in await node.finger("erin")
     finally:
         await runtime.stop()
 
 
 async def test_cached_answers_are_counted_in_the_metrics(node: Node, operator: Context) -> None:
-    await node.service.add_user(operator, None, "alice")
+    await node.service.users.add_user(operator, None, "alice")
     for _ in range(3):
         await node.cached("alice")  # six queries, at least three from the cache
     text = node.runtime.metrics.render().decode()

@@ -15,7 +15,7 @@ from fingerplat.repository.schema import metadata
 
 
 async def test_fresh_database_has_default_tenant(service, operator):
-    tenant = await service.resolve_tenant(None)
+    tenant = await service.public.resolve_tenant(None)
     assert tenant.slug == "default"
     assert tenant.is_default and tenant.list_users and not tenant.forwarding
 
@@ -47,8 +47,8 @@ async def test_downgrade_then_upgrade_round_trip(db_factory, backend):
 
 
 async def test_audit_table_refuses_update_and_delete(service, operator, backend):
-    await service.add_user(operator, None, "alice")
-    events = await service.audit_log(operator, AuditQuery())
+    await service.users.add_user(operator, None, "alice")
+    events = await service.audit.audit_log(operator, AuditQuery())
     assert events, "adding a user must write an audit event"
     for statement in (
         "UPDATE audit_events SET actor = 'someone else'",
@@ -57,7 +57,7 @@ async def test_audit_table_refuses_update_and_delete(service, operator, backend)
         with pytest.raises(DBAPIError, match="append-only"):
             async with service.engine.begin() as conn:
                 await conn.execute(text(statement))
-    after = await service.audit_log(operator, AuditQuery())
+    after = await service.audit.audit_log(operator, AuditQuery())
     assert [(e.id, e.actor) for e in after] == [(e.id, e.actor) for e in events]
     if backend == "postgresql":
         with pytest.raises(DBAPIError, match="append-only"):

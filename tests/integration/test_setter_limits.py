@@ -66,7 +66,8 @@ async def test_one_address_cannot_take_the_setter(
     assert await asyncio.wait_for(eager.reader.read(), TIMEOUT) == REFUSED_FROM_ADDRESS
     eager.close()
     # Another address is served.
-    token = (await service.create_token(operator, TokenScope.USER, username="alice")).secret
+    token = (await service.credentials.create_token(
+        operator, TokenScope.USER, username="alice")).secret
     real = await connect_from(server, "127.0.0.2")
     assert (await real.ask(f"AUTH {token}")).startswith("+OK authenticated")
     assert await real.ask("SET alice still here") == "+OK status of alice set"
@@ -117,7 +118,8 @@ async def test_anonymous_session_must_auth_in_time_and_blank_lines_do_not_help(
 async def test_blank_lines_are_no_activity_for_the_idle_timeout(
     start: StartFn, service: FingerplatService, operator: Context, people: None
 ) -> None:
-    token = (await service.create_token(operator, TokenScope.USER, username="alice")).secret
+    token = (await service.credentials.create_token(
+        operator, TokenScope.USER, username="alice")).secret
     server = await start(idle_timeout=0.5, auth_timeout=60)
     client = await Client.connect(server)
     assert (await client.ask(f"AUTH {token}")).startswith("+OK")
@@ -138,7 +140,8 @@ async def test_blank_lines_are_no_activity_for_the_idle_timeout(
 async def test_an_authenticated_session_outlives_the_auth_deadline(
     start: StartFn, service: FingerplatService, operator: Context, people: None
 ) -> None:
-    token = (await service.create_token(operator, TokenScope.USER, username="alice")).secret
+    token = (await service.credentials.create_token(
+        operator, TokenScope.USER, username="alice")).secret
     server = await start(auth_timeout=0.3, idle_timeout=60)
     client = await Client.connect(server)
     assert (await client.ask(f"AUTH {token}")).startswith("+OK")
@@ -152,7 +155,8 @@ async def test_drain_answers_a_command_already_started(
     start: StartFn, service: FingerplatService, operator: Context, people: None,
     partial: bytes,
 ) -> None:
-    token = (await service.create_token(operator, TokenScope.USER, username="alice")).secret
+    token = (await service.credentials.create_token(
+        operator, TokenScope.USER, username="alice")).secret
     server = await start()
     busy = await Client.connect(server)
     assert (await busy.ask(f"AUTH {token}")).startswith("+OK")

@@ -78,20 +78,20 @@ async def start(service: FingerplatService) -> AsyncIterator[StartFn]:
 @pytest.fixture
 async def people(service: FingerplatService, operator: Context) -> None:
     for name in ("alice", "bob"):
-        await service.add_user(operator, None, name)
-    await service.create_tenant(operator, "acme", name="Acme")
-    await service.add_user(operator, "acme", "wile")
+        await service.users.add_user(operator, None, name)
+    await service.tenants.create_tenant(operator, "acme", name="Acme")
+    await service.users.add_user(operator, "acme", "wile")
 
 
 async def user_token(service: FingerplatService, operator: Context, name: str,
                      tenant: str | None = None) -> str:
-    issued = await service.create_token(operator, TokenScope.USER, tenant_name=tenant,
+    issued = await service.credentials.create_token(operator, TokenScope.USER, tenant_name=tenant,
                                         username=name)
     return issued.secret
 
 
 async def status_of(service: FingerplatService, name: str, tenant: str | None = None) -> str | None:
-    user = await service.public_user(await service.resolve_tenant(tenant), name)
+    user = await service.public.public_user(await service.public.resolve_tenant(tenant), name)
     assert user is not None
     return user.status
 
@@ -114,7 +114,7 @@ async def test_user_token_sets_only_its_own_status(
     assert await status_of(service, "alice") is None
     client.close()
 
-    events = await service.audit_log(operator, AuditQuery(limit=10))
+    events = await service.audit.audit_log(operator, AuditQuery(limit=10))
     by_action = [(e.action, e.target, e.outcome, e.channel) for e in events]
     assert ("status.set", "alice@default", "ok", "setter") in by_action
     assert ("status.set", "bob@default", "denied", "setter") in by_action
@@ -128,7 +128,7 @@ async def test_user_token_sets_only_its_own_status(
 async def test_tenant_token_sets_anyone_in_its_tenant_only(
     start: StartFn, service: FingerplatService, operator: Context, people: None
 ) -> None:
-    issued = await service.create_token(operator, TokenScope.TENANT, tenant_name="acme")
+    issued = await service.credentials.create_token(operator, TokenScope.TENANT, tenant_name="acme")
     client = await Client.connect(await start())
     assert "(admin@acme)" in await client.ask(f"AUTH {issued.secret}")
     assert await client.ask("SET wile@acme ordering rockets") == "+OK status of wile set"
@@ -151,7 +151,7 @@ async def test_without_auth_every_change_is_refused_and_audited(
     assert (await client.reply()).startswith("-ERR not authenticated")
     client.close()
     assert await status_of(service, "alice") is None
-    events = await service.audit_log(operator, AuditQuery(limit=10))
+    events = await service.audit.audit_log(operator, AuditQuery(limit=10))
     denied = [(e.action, e.actor, e.channel) for e in events if e.outcome == "denied"]
     assert ("status.set", "anonymous", "setter") in denied
     assert ("status.clear", "anonymous", "setter") in denied
@@ -171,14 +171,14 @@ async def test_bad_tokens_are_refused_audited_and_limited(
     assert last == "-ERR invalid token; too many failed attempts, closing"
     assert await client.at_eof()
     client.close()
-    events = await service.audit_log(operator, AuditQuery(limit=20), all_tenants=True)
+    events = await service.audit.audit_log(operator, AuditQuery(limit=20), all_tenants=True)
     denied = [e for e in events if e.outcome == "denied"]
     # The first three failures or refusals of an address in a window get a row
     # each (two AUTHs and the SET); the fourth waits for a summary row.
     assert sorted(e.action for e in denied) == ["auth.token", "auth.token", "status.set"]
     assert all(e.channel == "setter" and e.remote_addr == "127.0.0.1" for e in denied)
-    assert await service.flush_auth_failures() == 1
-    [summary] = await service.audit_log(
+    assert await service.throttle.flush_auth_failures() == 1
+    [summary] = await service.audit.audit_log(
         operator, AuditQuery(action="auth.failures", limit=5), all_tenants=True)
     assert (summary.outcome, summary.remote_addr, summary.after["failures"]) == \
         ("denied", "127.0.0.1", 1)
@@ -199,8 +199,8 @@ async def test_token_id_in_other_digits_is_an_err_not_a_dropped_connection(
 async def test_revoked_token_is_refused(
     start: StartFn, service: FingerplatService, operator: Context, people: None
 ) -> None:
-    issued = await service.create_token(operator, TokenScope.USER, username="alice")
-    await service.revoke_token(operator, issued.token.id)
+    issued = await service.credentials.create_token(operator, TokenScope.USER, username="alice")
+    await service.credentials.revoke_token(operator, issued.token.id)
     client = await Client.connect(await start())
     assert await client.ask(f"AUTH {issued.secret}") == "-ERR token revoked"
     client.close()
@@ -216,7 +216,7 @@ async def test_plan_with_dot_stuffing(
     client.send(b".", end=b"\n")  # bare LF ends a line too
     reply = await client.reply()
     assert reply.startswith("+OK plan of alice set")
-    user = await service.public_user(await service.resolve_tenant(None), "alice")
+    user = await service.public.public_user(await service.public.resolve_tenant(None), "alice")
     assert user is not None
     assert user.plan == "Find the\n\n.\n..and more\n  white rabbit."
     # An empty plan clears it.
@@ -243,7 +243,7 @@ async def test_oversize_plan_is_refused_and_the_connection_stays_usable(
     reply = await client.reply()
     assert reply.startswith("-ERR plan is longer than") and "16 KiB" in reply
     assert await client.ask("SET alice still here") == "+OK status of alice set"
-    user = await service.public_user(await service.resolve_tenant(None), "alice")
+    user = await service.public.public_user(await service.public.resolve_tenant(None), "alice")
     assert user is not None and user.plan == "keep me"
     client.close()
 

@@ -82,8 +82,8 @@ def socket_dir() -> Iterator[Path]:
 @pytest.fixture
 async def unix_setter(service: FingerplatService, operator: Context, socket_dir: Path,
                       os_user: tuple[str, str]) -> AsyncIterator[UnixSetterServer]:
-    await service.add_user(operator, None, os_user[0])
-    await service.add_user(operator, None, "alice")
+    await service.users.add_user(operator, None, os_user[0])
+    await service.users.add_user(operator, None, "alice")
     server = await start_unix_setter(service, str(socket_dir / "setter.sock"), tenant="default",
                                      settings=SetterConfig(idle_timeout=5), metrics=Metrics())
     try:
@@ -116,7 +116,7 @@ async def as_root(path: str, *lines: str) -> list[str]:
 
 
 async def status_of(service: FingerplatService, name: str) -> str | None:
-    user = await service.public_user(await service.resolve_tenant(None), name)
+    user = await service.public.public_user(await service.public.resolve_tenant(None), name)
     assert user is not None
     return user.status
 
@@ -139,7 +139,7 @@ async def test_local_user_sets_own_status_but_not_anothers(
     assert bare_refused == [f"-ERR unix:{name} may not change the status of alice"]
     assert await status_of(service, "alice") is None
 
-    events = await service.audit_log(operator, AuditQuery(limit=20))
+    events = await service.audit.audit_log(operator, AuditQuery(limit=20))
     mine = [(e.action, e.actor, e.channel, e.outcome, e.target) for e in events]
     assert ("status.set", f"unix:{name}", "setter", "ok", f"{name}@default") in mine
     assert ("status.set", f"unix:{name}", "setter", "denied", "alice@default") in mine
@@ -161,8 +161,8 @@ async def test_root_may_set_anyone_in_the_tenant(
 async def test_local_user_without_an_account_is_refused_and_audited(
     service: FingerplatService, operator: Context, socket_dir: Path, os_user: tuple[str, str]
 ) -> None:
-    await service.create_tenant(operator, "acme", name="Acme")
-    await service.add_user(operator, "acme", "wile")
+    await service.tenants.create_tenant(operator, "acme", name="Acme")
+    await service.users.add_user(operator, "acme", "wile")
     server = await start_unix_setter(service, str(socket_dir / "acme.sock"), tenant="acme",
                                      settings=SetterConfig(), metrics=Metrics())
     try:
@@ -172,7 +172,7 @@ async def test_local_user_without_an_account_is_refused_and_audited(
         assert replies[1] == "+OK bye"
     finally:
         await server.close()
-    events = await service.audit_log(operator, AuditQuery(tenant="acme", limit=10))
+    events = await service.audit.audit_log(operator, AuditQuery(tenant="acme", limit=10))
     assert any(e.action == "auth.local" and e.outcome == "denied" and e.channel == "setter"
                and e.actor == f"unix:{os_user[0]}" for e in events)
 
@@ -223,8 +223,8 @@ async def test_an_open_local_session_ends_when_its_tenant_goes(
     service: FingerplatService, operator: Context, socket_dir: Path
 ) -> None:
     """Credentials are checked on every command: unix:root is an admin of a tenant *id*."""
-    await service.create_tenant(operator, "acme", name="Acme")
-    await service.add_user(operator, "acme", "wile")
+    await service.tenants.create_tenant(operator, "acme", name="Acme")
+    await service.users.add_user(operator, "acme", "wile")
     server = await start_unix_setter(service, str(socket_dir / "acme.sock"), tenant="acme",
                                      settings=SetterConfig(), metrics=Metrics())
     reader, writer = await asyncio.open_unix_connection(server.path)
@@ -236,13 +236,13 @@ async def test_an_open_local_session_ends_when_its_tenant_goes(
     try:
         assert await ask("SET wile before") == "+OK status of wile set"
         # The tenant is removed and a new one made under the same slug.
-        await service.remove_tenant(operator, "acme")
-        await service.create_tenant(operator, "acme", name="Other Acme")
-        await service.add_user(operator, "acme", "wile")
+        await service.tenants.remove_tenant(operator, "acme")
+        await service.tenants.create_tenant(operator, "acme", name="Other Acme")
+        await service.users.add_user(operator, "acme", "wile")
         reply = await ask("SET wile after")
         assert reply.startswith("-ERR tenant removed since this session authenticated"), reply
     finally:
         writer.close()
         await server.close()
-    user = await service.public_user(await service.resolve_tenant("acme"), "wile")
+    user = await service.public.public_user(await service.public.resolve_tenant("acme"), "wile")
     assert user is not None and user.status is None

@@ -43,7 +43,7 @@ def failed_syncs(metrics: Metrics) -> float:
 
 async def status_of(service: FingerplatService, operator: Context, name: str) -> str | None:
     try:
-        return (await service.get_user(operator, None, name)).status
+        return (await service.users.get_user(operator, None, name)).status
     except Exception:
         return "<missing>"
 
@@ -86,15 +86,15 @@ async def test_users_file_source_follows_the_file(
     path.write_text("alice: third\n")
     await eventually(lambda: alice_is("third"))
 
-    history = await service.history(operator, None, "alice")
+    history = await service.users.history(operator, None, "alice")
     assert [(h.text, h.actor, h.channel) for h in history] == [
         ("third", "source:users-file", "import"),
         ("second", "source:users-file", "import"),
         ("first", "source:users-file", "import"),
     ]
     # bob was never re-written: one history row, and the unchanged re-reads audited nothing.
-    assert len(await service.history(operator, None, "bob")) == 1
-    audit = await service.audit_log(operator, AuditQuery(username="bob", limit=10))
+    assert len(await service.users.history(operator, None, "bob")) == 1
+    audit = await service.audit.audit_log(operator, AuditQuery(username="bob", limit=10))
     assert [e.action for e in audit] == ["import.create"]
 
 
@@ -134,9 +134,9 @@ async def test_web_source_fetches_statuses_and_keeps_them_on_failure(
 ) -> None:
     url, answers = status_server
     for name in ("alice", "bob", "carol", "dave", "erin"):
-        await service.add_user(operator, None, name)
-    await service.set_status(operator, None, "dave", "old dave")
-    await service.set_status(operator, None, "erin", "old erin")
+        await service.users.add_user(operator, None, name)
+    await service.users.set_status(operator, None, "dave", "old dave")
+    await service.users.set_status(operator, None, "erin", "old erin")
     answers.update({
         "alice": "in a meeting\nsecond line ignored",
         "bob": {"status": "from json"},
@@ -168,7 +168,7 @@ async def test_web_source_fetches_statuses_and_keeps_them_on_failure(
         assert await status_of(service, operator, "erin") == "back"
         assert [r.username for r in report.rejected] == ["bob"]
         assert "control characters" in report.rejected[0].reason
-        history = await service.history(operator, None, "erin")
+        history = await service.users.history(operator, None, "erin")
         assert (history[0].actor, history[0].channel) == ("source:web", "import")
     finally:
         await runner.drain(5)
@@ -179,7 +179,7 @@ async def test_web_source_cache_avoids_refetching(
     status_server: tuple[str, dict[str, object]],
 ) -> None:
     url, answers = status_server
-    await service.add_user(operator, None, "alice")
+    await service.users.add_user(operator, None, "alice")
     answers["alice"] = "cached"
     config = SourceConfig(kind="web", url=url, interval=60, timeout=2, cache_ttl=3600)
     runner = SourceRunner(service, [config], metrics=Metrics())
@@ -214,7 +214,7 @@ async def test_web_source_limits_concurrency_and_survives_a_dead_server(
     service: FingerplatService, operator: Context,
 ) -> None:
     names = [f"user{i:02d}" for i in range(30)]
-    await service.import_records(operator, None, [
+    await service.imports.import_records(operator, None, [
         ImportRecord(i, name, status="before") for i, name in enumerate(names, start=1)])
     in_flight = 0
     peak = 0
@@ -272,12 +272,12 @@ async def test_passwd_source_in_the_runner(
         assert runner.addresses == ["passwd -> default every 60s"]
         [report] = await asyncio.wait_for(runner.sync_once(), 30)
         assert report is not None and report.created >= 1
-        user = await service.get_user(operator, None, name)
+        user = await service.users.get_user(operator, None, name)
         assert (user.full_name, user.plan) == ("Grace Hopper", "Find the bug.")
         # Again: nothing written for this account (other tests may add OS users
         # meanwhile, so the counts are not compared; the audit trail is).
         await asyncio.wait_for(runner.sync_once(), 30)
-        audit = await service.audit_log(operator, AuditQuery(username=name, limit=10))
+        audit = await service.audit.audit_log(operator, AuditQuery(username=name, limit=10))
         assert [(e.action, e.actor, e.channel) for e in audit] == [
             ("import.create", "source:passwd", "import")]
     finally:

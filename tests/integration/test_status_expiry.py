@@ -95,8 +95,8 @@ async def test_expiry_is_seen_by_every_node_and_cache_with_no_write(
     nodes: tuple[Node, Node], operator: Context
 ) -> None:
     first, second = nodes
-    await first.service.add_user(operator, None, "alice", full_name="Alice")
-    user = await first.service.set_status(operator, None, "alice", "at lunch",
+    await first.service.users.add_user(operator, None, "alice", full_name="Alice")
+    user = await first.service.users.set_status(operator, None, "alice", "at lunch",
                                           expires=Expiry.after(2))
     assert user.status_expires_at is not None
     for node in nodes:
@@ -118,9 +118,9 @@ async def test_expiry_is_seen_by_every_node_and_cache_with_no_write(
 
     await until(cleared)
     # No node swept: the row still holds the status, and no audit event exists yet.
-    audit = await first.service.audit_log(operator, AuditQuery(action="status.expire"))
+    audit = await first.service.audit.audit_log(operator, AuditQuery(action="status.expire"))
     assert audit == []
-    shown = await second.service.get_user(operator, None, "alice")
+    shown = await second.service.users.get_user(operator, None, "alice")
     assert shown.status is None  # the CLI's and the API's read compare with the clock too
 
 
@@ -131,26 +131,26 @@ async def test_sweeper_writes_history_and_one_audit_event_across_racing_nodes(
     try:
         a, b = FingerplatService(engine_a), FingerplatService(engine_b)
         for name in ("alice", "bob", "carol"):
-            await a.add_user(operator, None, name)
-            await a.set_status(operator, None, name, f"{name} out", expires=Expiry.after(0.3))
-        await a.set_status(operator, None, "carol", "back in")  # a new status: no expiry
+            await a.users.add_user(operator, None, name)
+            await a.users.set_status(operator, None, name, f"{name} out", expires=Expiry.after(0.3))
+        await a.users.set_status(operator, None, "carol", "back in")  # a new status: no expiry
 
         async def swept() -> bool:
-            results = await asyncio.gather(a.expire_due(), b.expire_due())
+            results = await asyncio.gather(a.users.expire_due(), b.users.expire_due())
             counts.append(sum(results))
             return sum(counts) >= 2
 
         counts: list[int] = []
         await until(swept)
         assert sum(counts) == 2  # alice and bob, each once
-        assert await a.expire_due() == 0 and await b.expire_due() == 0
-        events = await a.audit_log(operator, AuditQuery(action="status.expire"))
+        assert await a.users.expire_due() == 0 and await b.users.expire_due() == 0
+        events = await a.audit.audit_log(operator, AuditQuery(action="status.expire"))
         assert sorted(e.target for e in events) == ["alice@default", "bob@default"]
         assert all(e.actor == "system" and e.outcome == "ok" for e in events)
-        history = await a.history(operator, None, "alice")
+        history = await a.users.history(operator, None, "alice")
         assert history[0].text is None and history[0].actor == "system"
         assert history[1].text == "alice out" and history[1].expires_at is not None
-        assert (await a.get_user(operator, None, "carol")).status == "back in"
+        assert (await a.users.get_user(operator, None, "carol")).status == "back in"
     finally:
         await engine_a.dispose()
         await engine_b.dispose()
@@ -159,15 +159,16 @@ async def test_sweeper_writes_history_and_one_audit_event_across_racing_nodes(
 async def test_serve_sweeps_within_a_second_or_so(database_url: str, operator: Context) -> None:
     node = await start_node(database_url, sweeper=True)
     try:
-        await node.service.add_user(operator, None, "alice")
-        await node.service.set_status(operator, None, "alice", "brb", expires=Expiry.after(1))
+        await node.service.users.add_user(operator, None, "alice")
+        await node.service.users.set_status(operator, None, "alice", "brb", expires=Expiry.after(1))
 
         async def audited() -> bool:
-            events = await node.service.audit_log(operator, AuditQuery(action="status.expire"))
+            events = await node.service.audit.audit_log(
+                operator, AuditQuery(action="status.expire"))
             return len(events) == 1
 
         await until(audited)
-        history = await node.service.history(operator, None, "alice")
+        history = await node.service.users.history(operator, None, "alice")
         assert [c.text for c in history] == [None, "brb"]
     finally:
         await node.runtime.stop()
@@ -175,35 +176,35 @@ async def test_serve_sweeps_within_a_second_or_so(database_url: str, operator: C
 
 async def test_setter_style_expiry_of_the_current_status(service: FingerplatService,
                                                          operator: Context) -> None:
-    await service.add_user(operator, None, "alice")
+    await service.users.add_user(operator, None, "alice")
     with pytest.raises(InvalidInput, match="no status to expire"):
-        await service.set_expiry(operator, None, "alice", Expiry.parse("45m"))
-    await service.set_status(operator, None, "alice", "in a meeting")
-    user = await service.set_expiry(operator, None, "alice", Expiry.parse("1h30m"))
+        await service.users.set_expiry(operator, None, "alice", Expiry.parse("45m"))
+    await service.users.set_status(operator, None, "alice", "in a meeting")
+    user = await service.users.set_expiry(operator, None, "alice", Expiry.parse("1h30m"))
     assert user.status_expires_at is not None
     left = wall_clock_seconds_until(user.status_expires_at)
     assert timedelta(seconds=left) <= timedelta(hours=1, minutes=30)
     assert left > 80 * 60
-    history = await service.history(operator, None, "alice")
+    history = await service.users.history(operator, None, "alice")
     assert history[0].expires_at == user.status_expires_at
     with pytest.raises(InvalidInput, match="invalid expiry"):
-        await service.set_expiry(operator, None, "alice", Expiry.parse("soon"))
-    events = await service.audit_log(operator, AuditQuery(action="status.expiry"))
+        await service.users.set_expiry(operator, None, "alice", Expiry.parse("soon"))
+    events = await service.audit.audit_log(operator, AuditQuery(action="status.expiry"))
     assert len(events) == 1 and events[0].after is not None
     assert events[0].after["expires_at"] is not None
 
 
 async def test_until_uses_the_tenant_time_zone(service: FingerplatService,
                                                operator: Context) -> None:
-    await service.update_tenant(operator, None, timezone="Asia/Kolkata")  # UTC+05:30
-    await service.add_user(operator, None, "alice")
-    user = await service.set_status(operator, None, "alice", "gone",
+    await service.tenants.update_tenant(operator, None, timezone="Asia/Kolkata")  # UTC+05:30
+    await service.users.add_user(operator, None, "alice")
+    user = await service.users.set_status(operator, None, "alice", "gone",
                                     expires=Expiry.until("23:59"))
     assert user.status_expires_at is not None
     local = user.status_expires_at.astimezone(UTC) + timedelta(hours=5, minutes=30)
     assert (local.hour, local.minute) == (23, 59)
     with pytest.raises(InvalidInput, match="unknown time zone"):
-        await service.update_tenant(operator, None, timezone="Nowhere/Special")
+        await service.tenants.update_tenant(operator, None, timezone="Nowhere/Special")
 
 
 async def test_expiry_through_api_xmlrpc_and_setter(database_url: str,
@@ -218,8 +219,8 @@ async def test_expiry_through_api_xmlrpc_and_setter(database_url: str,
     try:
         node = Node(runtime)
         service = node.service
-        await service.add_user(operator, None, "alice")
-        secret = (await service.create_token(operator, TokenScope.TENANT,
+        await service.users.add_user(operator, None, "alice")
+        secret = (await service.credentials.create_token(operator, TokenScope.TENANT,
                                              tenant_name="default")).secret
         auth = {"Authorization": f"Bearer {secret}"}
         url = node.web_base + "/api/v1/tenants/default/users/alice/status"
@@ -248,7 +249,7 @@ async def test_expiry_through_api_xmlrpc_and_setter(database_url: str,
         host = node.web_base.removeprefix("http://")
         proxy = xmlrpc.client.ServerProxy(f"http://x:{secret}@{host}/RPC2")
         assert await asyncio.to_thread(proxy.setUser, "alice", "meeting", 3600)
-        user = await service.get_user(operator, None, "alice")
+        user = await service.users.get_user(operator, None, "alice")
         assert user.status == "meeting" and user.status_expires_at is not None
         with pytest.raises(xmlrpc.client.Fault) as fault:
             await asyncio.to_thread(proxy.setUser, "alice", "meeting", -1)

@@ -9,8 +9,8 @@ from fingerplat.domain.audit_actions import AuditAction
 
 SERVICE = Path(__file__).resolve().parents[2] / "fingerplat" / "service"
 # Service helpers whose argument (positional index, or keyword ``action``) is an audit action.
-AUDITING = {"_audit": 3, "_deny": 1, "_require": 2, "_auth_failed": 1, "audit": 0,
-            "_writable_user": 4, "_own": 3, "_auth_gate": None, "Refusal": 1}
+AUDITING = {"_audit": 3, "_deny": 1, "_require": 2, "auth_failed": 1, "audit": 0,
+            "_writable_user": 4, "_own": 3, "auth_gate": None, "Refusal": 1}
 
 
 def test_members_are_their_stored_text() -> None:

@@ -76,3 +76,42 @@ def test_adapters_keep_answers_through_the_service_and_never_see_an_epoch():
         if (found := _cache_internals(path))
     }
     assert offenders == {}
+
+
+def _service_classes() -> dict[str, tuple[str, list[str]]]:
+    """Every class of fingerplat/service: name -> (module file, names of its bases)."""
+    classes: dict[str, tuple[str, list[str]]] = {}
+    for path in sorted((PACKAGE / "service").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ClassDef):
+                bases = [ast.unparse(base).rsplit(".", 1)[-1] for base in node.bases]
+                classes[node.name] = (path.name, bases)
+    return classes
+
+
+def test_the_service_is_composed_not_inherited():
+    """Issue 14: each use case is a component holding the shared core; no use
+    case inherits another, and FingerplatService mixes none in (DEVELOPERS.md,
+    "The service: components on one core")."""
+    classes = _service_classes()
+    assert classes["UseCase"][1] == [], "UseCase is the one root of the use cases"
+    use_cases: set[str] = {"UseCase"}
+    grew = True
+    while grew:  # every class deriving, at any depth, from UseCase
+        found = {name for name, (_, bases) in classes.items() if use_cases & set(bases)}
+        grew = not found <= use_cases
+        use_cases |= found
+    offenders = {
+        f"{classes[name][0]}:{name}": classes[name][1]
+        for name in sorted(use_cases - {"UseCase"})
+        if classes[name][1] != ["UseCase"]
+    }
+    assert offenders == {}, "a use case may derive from UseCase only"
+    assert "FingerplatService" in classes
+    assert classes["FingerplatService"][1] == [], "FingerplatService holds its use cases"
+    assert "ServiceCore" not in use_cases and classes["ServiceCore"][1] == []
+    # The components: every use case is held by the service (a forgotten one
+    # would be code no adapter can reach).
+    core = (PACKAGE / "service" / "core.py").read_text()
+    unheld = sorted(name for name in use_cases - {"UseCase"} if f"{name}(core" not in core)
+    assert unheld == []

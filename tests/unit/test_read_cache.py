@@ -261,11 +261,14 @@ def test_a_held_finger_answer_is_the_fallback_when_the_database_is_away() -> Non
     from fingerplat.domain.errors import Unavailable
     from fingerplat.service.kept_answers import KeptAnswers
 
-    class Away:
-        kept_answers: KeptAnswers
-
+    class AwayReads:
         async def resolve_tenant(self, name: object) -> object:
             raise Unavailable("database unreachable")
+
+    class Away:
+        kept_answers: KeptAnswers
+        public = AwayReads()
+        pseudo_users = users = finger_log = None  # not reached: the tenant read fails first
 
     bus = EventBus()
     service = Away()

@@ -9,11 +9,13 @@ from fingerplat.server.auth_sweeper import AuthSweeper
 
 
 class FakeService:
-    """Just what the sweeper calls; the second purge finds the database away."""
+    """Just what the sweeper calls (as the service's throttle and web sessions);
+    the second purge finds the database away."""
 
     def __init__(self) -> None:
         self.flushes = 0
         self.purges = 0
+        self.throttle = self.web_sessions = self
 
     async def flush_auth_failures(self) -> int:
         self.flushes += 1

@@ -73,7 +73,7 @@ def add(state: AppState, name: str, tenant: str | None) -> None:
     """Add admin account NAME; the password comes from stdin or a prompt."""
     password = read_password()
     admin = run(state.with_service(
-        lambda s: s.add_admin(state.operator(), name, password, tenant_name=tenant)
+        lambda s: s.credentials.add_admin(state.operator(), name, password, tenant_name=tenant)
     ))
     role = f"tenant admin of {admin.tenant_slug}" if admin.tenant_slug else "platform admin"
     click.echo(printable(f"admin {admin.name} added ({role})"))
@@ -85,7 +85,7 @@ def add(state: AppState, name: str, tenant: str | None) -> None:
 @handle_errors
 def list_(state: AppState, as_json: bool) -> None:
     """List admin accounts (never their password hashes)."""
-    admins = run(state.with_service(lambda s: s.list_admins(state.operator())))
+    admins = run(state.with_service(lambda s: s.credentials.list_admins(state.operator())))
     if as_json:
         print_json([admin_record(a) for a in admins])
         return
@@ -103,5 +103,5 @@ def list_(state: AppState, as_json: bool) -> None:
 @handle_errors
 def remove(state: AppState, name: str) -> None:
     """Remove admin account NAME (its sessions stop working)."""
-    run(state.with_service(lambda s: s.remove_admin(state.operator(), name)))
+    run(state.with_service(lambda s: s.credentials.remove_admin(state.operator(), name)))
     click.echo(printable(f"admin {name.strip().lower()} removed"))

@@ -47,7 +47,7 @@ def command(ctx: click.Context, tenant: str | None, all_tenants: bool, username:
         raise InvalidInput("give either --tenant or --all, not both")
     query = AuditQuery(tenant=tenant, username=username, action=action, limit=limit)
     events = run(state.with_service(
-        lambda s: s.audit_log(state.operator(), query, all_tenants=all_tenants)
+        lambda s: s.audit.audit_log(state.operator(), query, all_tenants=all_tenants)
     ))
     if as_json:
         print_json([event_record(e) for e in events])
@@ -75,7 +75,7 @@ def _detail(event: AuditEvent) -> str:
 def verify(state: AppState, tenant: str | None, as_json: bool) -> None:
     """Walk the audit hash chain(s): exit 0 when intact, 1 naming the first altered,
     inserted or removed event."""
-    results = run(state.with_service(lambda s: s.verify_audit(state.operator(), tenant)))
+    results = run(state.with_service(lambda s: s.audit.verify_audit(state.operator(), tenant)))
     total = sum(r.report.events for r in results)
     broken = [r for r in results if not r.intact]
     if as_json:

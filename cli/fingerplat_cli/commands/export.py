@@ -26,6 +26,7 @@ from fingerplat_cli.app import AppState, handle_errors, pass_state, run
 @handle_errors
 def command(state: AppState, tenant: str | None, fmt: str) -> None:
     """Write every user of a tenant to standard output."""
-    found, users = run(state.with_service(lambda s: s.export_users(state.operator(), tenant)))
+    found, users = run(state.with_service(
+        lambda s: s.imports.export_users(state.operator(), tenant)))
     render = render_json if fmt == "json" else render_users_file
     click.echo(render(users, tenant=found.slug), nl=False)

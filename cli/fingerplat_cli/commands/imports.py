@@ -81,7 +81,7 @@ def print_report(report: ImportReport, source: str, *, as_json: bool) -> None:
 async def _import(service: FingerplatService, ctx: Context, tenant: str | None,
                   records: Sequence[ImportRecord], label: str) -> ImportReport:
     with progress_bar(len(records), label) as progress:
-        return await service.import_records(ctx, tenant, records, progress=progress)
+        return await service.imports.import_records(ctx, tenant, records, progress=progress)
 
 
 def _import_once(state: AppState, tenant: str | None, label: str, as_json: bool,

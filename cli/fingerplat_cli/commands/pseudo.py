@@ -36,7 +36,7 @@ def command() -> None:
 def add(state: AppState, name: str, kind: str, tenant: str | None) -> None:
     """Add pseudo-user NAME answered by KIND."""
     pseudo = run(state.with_service(
-        lambda s: s.add_pseudo_user(state.operator(), tenant, name, kind)))
+        lambda s: s.pseudo_users.add_pseudo_user(state.operator(), tenant, name, kind)))
     click.echo(printable(f"pseudo-user {pseudo.name} ({pseudo.kind}) added"
                          + (f" in tenant {tenant}" if tenant else "")))
 
@@ -50,9 +50,10 @@ def list_(state: AppState, tenant: str | None, as_json: bool) -> None:
     """List a tenant's pseudo-users with their kinds."""
 
     async def _list(service: FingerplatService) -> tuple[str, list[PseudoUser], dict[str, str]]:
-        resolved = await service.resolve_tenant(tenant)
-        found = await service.list_pseudo_users(state.operator(), resolved.slug)
-        kinds = {name: kind.description for name, kind in service.pseudo_kinds.kinds.items()}
+        resolved = await service.public.resolve_tenant(tenant)
+        found = await service.pseudo_users.list_pseudo_users(state.operator(), resolved.slug)
+        registry = service.pseudo_users.pseudo_kinds
+        kinds = {name: kind.description for name, kind in registry.kinds.items()}
         return resolved.slug, found, kinds
 
     slug, found, kinds = run(state.with_service(_list))
@@ -77,6 +78,7 @@ def list_(state: AppState, tenant: str | None, as_json: bool) -> None:
 @handle_errors
 def remove(state: AppState, name: str, tenant: str | None) -> None:
     """Remove pseudo-user NAME (its name is free again)."""
-    run(state.with_service(lambda s: s.remove_pseudo_user(state.operator(), tenant, name)))
+    run(state.with_service(lambda s: s.pseudo_users.remove_pseudo_user(
+        state.operator(), tenant, name)))
     click.echo(printable(f"pseudo-user {name.strip().lower()} removed"
                          + (f" from tenant {tenant}" if tenant else "")))

@@ -58,7 +58,7 @@ def command() -> None:
 def add(state: AppState, slug: str, name: str | None, domains: tuple[str, ...]) -> None:
     """Add a tenant SLUG."""
     tenant = run(state.with_service(
-        lambda s: s.create_tenant(state.operator(), slug, name=name, domains=list(domains))
+        lambda s: s.tenants.create_tenant(state.operator(), slug, name=name, domains=list(domains))
     ))
     suffix = f" (domains: {', '.join(tenant.domains)})" if tenant.domains else ""
     click.echo(printable(f"tenant {tenant.slug} added{suffix}"))
@@ -70,7 +70,7 @@ def add(state: AppState, slug: str, name: str | None, domains: tuple[str, ...]) 
 @handle_errors
 def list_(state: AppState, as_json: bool) -> None:
     """List every tenant."""
-    tenants = run(state.with_service(lambda s: s.list_tenants(state.operator())))
+    tenants = run(state.with_service(lambda s: s.tenants.list_tenants(state.operator())))
     if as_json:
         print_json([tenant_record(t) for t in tenants])
         return
@@ -90,9 +90,9 @@ def show(state: AppState, slug: str, as_json: bool) -> None:
     """Show one tenant's name, domains and settings."""
 
     async def _show(service: FingerplatService) -> tuple[Tenant, int, tuple[str, ...]]:
-        tenant = await service.get_tenant(state.operator(), slug)
-        page = await service.directory(tenant, ctx=state.operator(), limit=1)
-        return tenant, page.total, await service.self_edit_fields(tenant)
+        tenant = await service.tenants.get_tenant(state.operator(), slug)
+        page = await service.users.directory(tenant, ctx=state.operator(), limit=1)
+        return tenant, page.total, await service.self_service.self_edit_fields(tenant)
 
     tenant, users, self_edit = run(state.with_service(_show))
     if as_json:
@@ -162,7 +162,7 @@ def set_(state: AppState, slug: str, name: str | None, add_domains: tuple[str, .
         remove_trusted_networks=remove_trusted, add_rejected_networks=add_rejected,
         remove_rejected_networks=remove_rejected)
     if self_edit_fields is not None:
-        fields = run(state.with_service(lambda s: s.set_self_edit_fields(
+        fields = run(state.with_service(lambda s: s.self_service.set_self_edit_fields(
             state.operator(), slug, self_edit_fields)))
         click.echo(printable(f"tenant {slug}: users may edit {','.join(fields) or 'none'}"))
         if not changes:
@@ -172,7 +172,7 @@ def set_(state: AppState, slug: str, name: str | None, add_domains: tuple[str, .
                            "--list-users/--no-list-users, --forwarding/--no-forwarding, "
                            "--finger-log/--no-finger-log, --self-edit-fields, --timezone, "
                            "--public-fields or a --add-/--remove-...-network")
-    tenant = run(state.with_service(lambda s: s.update_tenant(
+    tenant = run(state.with_service(lambda s: s.tenants.update_tenant(
         state.operator(), slug, **changes)))
     click.echo(printable(_tenant_summary(tenant)))
 
@@ -212,5 +212,5 @@ def remove(state: AppState, slug: str, yes: bool) -> None:
     if not yes:
         raise InvalidInput(f"removing tenant {slug!r} deletes its users, statuses, plans and "
                            "tokens: add --yes to confirm")
-    run(state.with_service(lambda s: s.remove_tenant(state.operator(), slug)))
+    run(state.with_service(lambda s: s.tenants.remove_tenant(state.operator(), slug)))
     click.echo(printable(f"tenant {slug} removed"))

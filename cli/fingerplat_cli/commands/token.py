@@ -73,7 +73,7 @@ def create(state: AppState, tenant: str | None, username: str | None, tenant_adm
         raise InvalidInput("a --platform token belongs to no tenant: drop --tenant")
     scope = (TokenScope.USER if username is not None
              else TokenScope.TENANT if tenant_admin else TokenScope.PLATFORM)
-    issued = run(state.with_service(lambda s: s.create_token(
+    issued = run(state.with_service(lambda s: s.credentials.create_token(
         state.operator(), scope, tenant_name=tenant, username=username, expires_days=expires,
     )))
     token = issued.token
@@ -97,7 +97,8 @@ def list_(state: AppState, tenant: str | None, all_tenants: bool, as_json: bool)
         raise InvalidInput("give either --tenant or --all, not both")
 
     async def _list(service: FingerplatService) -> list[Token]:
-        return await service.list_tokens(state.operator(), tenant, all_tenants=all_tenants)
+        return await service.credentials.list_tokens(
+            state.operator(), tenant, all_tenants=all_tenants)
 
     tokens = run(state.with_service(_list))
     if as_json:
@@ -122,5 +123,6 @@ def revoke(state: AppState, token_id: str) -> None:
     if not rules.ascii_digits(text) or len(text) > 18:
         raise InvalidInput(f"invalid token id {token_id[:40]!r}: expected a number "
                            "from `fingerplat token list`")
-    token = run(state.with_service(lambda s: s.revoke_token(state.operator(), int(text))))
+    token = run(state.with_service(lambda s: s.credentials.revoke_token(
+        state.operator(), int(text))))
     click.echo(printable(f"token {token.id} revoked ({describe(token)})"))

@@ -94,7 +94,7 @@ def command() -> None:
 def add(state: AppState, name: str, tenant: str | None, full_name: str, office: str,
         phone: str, hidden: bool) -> None:
     """Add a user NAME."""
-    user = run(state.with_service(lambda s: s.add_user(
+    user = run(state.with_service(lambda s: s.users.add_user(
         state.operator(), tenant, name, full_name=full_name, office=office, phone=phone,
         hidden=hidden,
     )))
@@ -123,7 +123,7 @@ def edit(state: AppState, name: str, tenant: str | None, full_name: str | None,
             and hidden is None and finger_log is None:
         raise InvalidInput("nothing to change: give --full-name, --office, --phone, "
                            "--project, --hidden/--visible or --finger-log/--no-finger-log")
-    user = run(state.with_service(lambda s: s.edit_user(
+    user = run(state.with_service(lambda s: s.users.edit_user(
         state.operator(), tenant, name, full_name=full_name, office=office, phone=phone,
         project=project, hidden=hidden, finger_log=finger_log,
     )))
@@ -149,7 +149,7 @@ def set_(state: AppState, name: str, status: str, tenant: str | None, for_: str 
     expires = (Expiry.duration(for_) if for_ is not None
                else Expiry.until(until) if until is not None else None)
     user = run(state.with_service(
-        lambda s: s.set_status(state.operator(), tenant, name, status, expires=expires)
+        lambda s: s.users.set_status(state.operator(), tenant, name, status, expires=expires)
     ))
     moment = user.status_expires_at
     suffix = f" (until {moment.astimezone(UTC):%Y-%m-%d %H:%M:%SZ})" if moment else ""
@@ -163,7 +163,7 @@ def set_(state: AppState, name: str, status: str, tenant: str | None, for_: str 
 @handle_errors
 def clear(state: AppState, name: str, tenant: str | None) -> None:
     """Clear the status of user NAME."""
-    user = run(state.with_service(lambda s: s.clear_status(state.operator(), tenant, name)))
+    user = run(state.with_service(lambda s: s.users.clear_status(state.operator(), tenant, name)))
     click.echo(printable(f"{user.username}: status cleared"))
 
 
@@ -177,8 +177,8 @@ def show(state: AppState, name: str, tenant: str | None, as_json: bool) -> None:
     """Show a user's profile, status and plan (hidden users too)."""
 
     async def _show(service: FingerplatService) -> tuple[Tenant, User]:
-        resolved = await service.resolve_tenant(tenant)
-        return resolved, await service.get_user(state.operator(), resolved.slug, name)
+        resolved = await service.public.resolve_tenant(tenant)
+        return resolved, await service.users.get_user(state.operator(), resolved.slug, name)
 
     resolved, user = run(state.with_service(_show))
     if as_json:
@@ -215,7 +215,7 @@ def show(state: AppState, name: str, tenant: str | None, as_json: bool) -> None:
 def history(state: AppState, name: str, tenant: str | None, limit: int, as_json: bool) -> None:
     """Show a user's status history, newest first: text, time, actor, channel."""
     changes = run(state.with_service(
-        lambda s: s.history(state.operator(), tenant, name, limit)
+        lambda s: s.users.history(state.operator(), tenant, name, limit)
     ))
     if as_json:
         print_json([change_record(c) for c in changes])
@@ -234,7 +234,7 @@ def history(state: AppState, name: str, tenant: str | None, limit: int, as_json:
 @handle_errors
 def remove(state: AppState, name: str, tenant: str | None) -> None:
     """Remove user NAME with their status history, plan and tokens (audited)."""
-    run(state.with_service(lambda s: s.remove_user(state.operator(), tenant, name)))
+    run(state.with_service(lambda s: s.users.remove_user(state.operator(), tenant, name)))
     click.echo(printable(f"user {name.strip().lower()} removed{_tenant_label(tenant)}"))
 
 
@@ -270,7 +270,7 @@ def plan(state: AppState, name: str, file: str | None, tenant: str | None) -> No
             raise InvalidInput(f"{file} is a directory, not a plan file")
         with path.open("rb") as handle:
             text = _read_plan(handle, file)
-    user = run(state.with_service(lambda s: s.set_plan(state.operator(), tenant, name, text)))
+    user = run(state.with_service(lambda s: s.users.set_plan(state.operator(), tenant, name, text)))
     size = len(user.plan.encode("utf-8"))
     click.echo(printable(f"{user.username}: plan set ({size} bytes)" if size
                          else f"{user.username}: plan cleared"))
@@ -285,11 +285,11 @@ def list_(state: AppState, tenant: str | None, as_json: bool) -> None:
     """List a tenant's users (hidden ones included, marked) with their statuses."""
 
     async def _list(service: FingerplatService) -> tuple[Tenant, list[User]]:
-        resolved = await service.resolve_tenant(tenant)
+        resolved = await service.public.resolve_tenant(tenant)
         users: list[User] = []
         cursor: str | None = None
         while True:
-            page = await service.directory(resolved, ctx=state.operator(), limit=LIST_PAGE,
+            page = await service.users.directory(resolved, ctx=state.operator(), limit=LIST_PAGE,
                                            cursor=cursor)
             users.extend(page.users)
             cursor = page.next_cursor
@@ -330,7 +330,7 @@ def fingered(state: AppState, name: str, tenant: str | None, limit: int, as_json
     (user edit --finger-log) opted in; kept [privacy] finger_log_days days.
     """
     entries = run(state.with_service(
-        lambda s: s.fingered(state.operator(), tenant, name, limit)
+        lambda s: s.finger_log.fingered(state.operator(), tenant, name, limit)
     ))
     if as_json:
         print_json([{"at": e.at, "channel": e.channel, "network": e.network, "count": e.count}
@@ -355,5 +355,5 @@ def passwd(state: AppState, name: str, tenant: str | None) -> None:
     """
     password = read_password(twice_from_stdin=True)
     user = run(state.with_service(
-        lambda s: s.set_user_password(state.operator(), tenant, name, password)))
+        lambda s: s.self_service.set_user_password(state.operator(), tenant, name, password)))
     click.echo(printable(f"password of {user.username} set{_tenant_label(tenant)}"))

@@ -168,6 +168,12 @@ class FingerAnswerer:
         forward: ForwardFn | None = None,
     ) -> None:
         self.service = service
+        # The components a query uses, bound once: a query pays no more
+        # attribute hops than when they were methods of the service.
+        self.public = service.public
+        self.pseudo_users = service.pseudo_users
+        self.users = service.users
+        self.finger_log = service.finger_log
         self.tenant = tenant
         self.max_listed_users = max_listed_users
         self.forward = forward
@@ -214,7 +220,7 @@ class FingerAnswerer:
             if type(hit) is LoggedAnswer:
                 if hit.policy is not None and hit.policy.rejects(peer):
                     return REJECTED_BYTES
-                recorder = self.service.finger_log_recorder
+                recorder = self.finger_log.finger_log_recorder
                 if recorder is not None:
                     tally = hit.tally
                     if tally is not None and tally.live and hit.peer == peer:
@@ -274,7 +280,7 @@ class FingerAnswerer:
         data = render.encode(lines)
         logged = answered.logged
         if logged is not None:
-            self.service.note_lookup(logged[0], logged[1], CHANNEL, peer)
+            self.finger_log.note_lookup(logged[0], logged[1], CHANNEL, peer)
         if fill is not None and answered.user is not None and answered.tenant is not None:
             fill.keep(self.key_prefix + raw,
                       _kept(data, answered.tenant, logged[1] if logged is not None else None),
@@ -295,9 +301,9 @@ class FingerAnswerer:
             return _Answered([render.INTERNAL_ERROR])
 
     async def _answer(self, query: FingerQuery, peer: str | None) -> _Answered:
-        tenant = await self.service.resolve_tenant(self.tenant)
+        tenant = await self.public.resolve_tenant(self.tenant)
         while query.hosts:
-            local = await self.service.tenant_for_host(query.hosts[-1])
+            local = await self.public.tenant_for_host(query.hosts[-1])
             if local is None:
                 return _Answered(await self._forward(tenant, query))
             tenant, query = local, query.without_last_host()
@@ -308,7 +314,7 @@ class FingerAnswerer:
             if policy is not None and not policy.lists_to(peer):
                 return _Answered(render.refusal(LIST_UNTRUSTED))
             return _Answered(await self._list(tenant))
-        pseudo = await self.service.pseudo_answer(tenant, query.user, verbose=query.verbose)
+        pseudo = await self.pseudo_users.pseudo_answer(tenant, query.user, verbose=query.verbose)
         if pseudo is not None:  # never kept here: the service keeps what its kind allows
             return _Answered(pseudo)
         kept = self.service.kept_answers
@@ -327,7 +333,7 @@ class FingerAnswerer:
 
     async def _list(self, tenant: Tenant) -> list[str]:
         try:
-            page = await self.service.directory(tenant, limit=self.max_listed_users)
+            page = await self.users.directory(tenant, limit=self.max_listed_users)
         except PermissionDenied:
             return render.refusal(f"{tenant.name} does not publish its user list; "
                                   "finger a user by name instead")
@@ -338,14 +344,14 @@ class FingerAnswerer:
 
         The rendered answer is kept (answer_bytes), not the objects behind it.
         """
-        user = await self.service.public_user(tenant, query.user, keep=False)
+        user = await self.public.public_user(tenant, query.user, keep=False)
         if user is None:
             return render.no_such_user(query.user), None
         history = []
         if query.verbose:
             try:
-                history = await self.service.public_history(tenant, user.username,
-                                                            limit=HISTORY_LINES, keep=False)
+                history = await self.public.public_history(tenant, user.username,
+                                                           limit=HISTORY_LINES, keep=False)
             except NotFound:  # hidden or removed between the two reads
                 return render.no_such_user(query.user), None
         return render.user_entry(user, verbose=query.verbose, history=history,

@@ -724,7 +724,8 @@ async def start_finger_server(
     shared with the other workers through ``SO_REUSEPORT``, is listened on as is.
     """
     if tenant is not None:
-        tenant = (await service.resolve_tenant(tenant)).slug  # an unknown tenant fails the start
+        found = await service.public.resolve_tenant(tenant)  # an unknown tenant fails the start
+        tenant = found.slug
     answerer = FingerAnswerer(service, tenant=tenant, max_listed_users=settings.max_listed_users,
                               forward=forward)
     finger = FingerServer(answerer, settings=settings, metrics=metrics, tenant=tenant,

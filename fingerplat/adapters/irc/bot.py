@@ -331,7 +331,7 @@ class IrcBot:
         try:
             with self.metrics.observe("irc"):
                 tenant = await self._resolve_tenant()
-                user = await self.service.public_user(tenant, name)
+                user = await self.service.public.public_user(tenant, name)
         except InvalidInput as exc:
             return str(exc)
         except NotFound:
@@ -346,14 +346,14 @@ class IrcBot:
         if user is None:
             return no_such_user(name)
         # The finger log: IRC tells us no client address, so the network is "unknown".
-        self.service.note_lookup(tenant, user, "irc", None)
+        self.service.finger_log.note_lookup(tenant, user, "irc", None)
         if not tenant.shows("status"):  # the tenant keeps statuses out of public answers
             return f"{user.username}: (status not public)"
         return status_reply(user.username, user.status)
 
     async def _resolve_tenant(self) -> Tenant:
         if self._tenant is None:
-            self._tenant = await self.service.resolve_tenant(self.cfg.tenant)
+            self._tenant = await self.service.public.resolve_tenant(self.cfg.tenant)
             self._tenant_key = self._tenant.slug
         return self._tenant
 
@@ -396,7 +396,7 @@ class IrcBot:
     async def _announce_current(self, username: str) -> None:
         try:
             tenant = await self._resolve_tenant()
-            user = await self.service.public_user(tenant, username)
+            user = await self.service.public.public_user(tenant, username)
         except Exception as exc:
             log.warning("irc %s: cannot announce %s: %s", self.label, username, exc)
             return

@@ -163,7 +163,7 @@ class SetterSession:
         if not rest or " " in rest:
             return err(f"usage: {USAGE['AUTH']}")
         try:
-            self.principal = await self.service.authenticate_token(
+            self.principal = await self.service.credentials.authenticate_token(
                 rest, Channel.SETTER, self.remote_addr)
         except AuthenticationFailed as error:
             self.principal = Principal.anonymous()
@@ -255,7 +255,7 @@ class SetterSession:
             if self.principal.role is not Role.ANONYMOUS:
                 # Credentials are checked on every use, not once: a token revoked
                 # (or a user removed) since AUTH stops this session here.
-                await self.service.check_principal(self.context())
+                await self.service.credentials.check_principal(self.context())
         except AuthenticationFailed as error:
             self.principal = Principal.anonymous()
             return err(f"{error}: not authenticated any more, nothing changed; "
@@ -277,20 +277,20 @@ class SetterSession:
             return err("internal error, nothing changed")
 
     async def _set(self, user: str, tenant: str | None, status: str | None) -> str:
-        updated = await self.service.set_status(self.context(), tenant, user, status)
+        updated = await self.service.users.set_status(self.context(), tenant, user, status)
         return f"status of {updated.username} set"
 
     async def _clear(self, user: str, tenant: str | None, _: str | None) -> str:
-        updated = await self.service.clear_status(self.context(), tenant, user)
+        updated = await self.service.users.clear_status(self.context(), tenant, user)
         return f"status of {updated.username} cleared"
 
     async def _expire(self, user: str, tenant: str | None, when: str | None) -> str:
-        updated = await self.service.set_expiry(self.context(), tenant, user,
+        updated = await self.service.users.set_expiry(self.context(), tenant, user,
                                                 Expiry.parse(when or ""))
         moment = updated.status_expires_at
         until = iso_utc(moment, "seconds") or "-"
         return f"status of {updated.username} expires at {until}"
 
     async def _set_plan(self, user: str, tenant: str | None, text: str | None) -> str:
-        updated = await self.service.set_plan(self.context(), tenant, user, text or "")
+        updated = await self.service.users.set_plan(self.context(), tenant, user, text or "")
         return f"plan of {updated.username} set ({len(updated.plan.encode())} bytes)"

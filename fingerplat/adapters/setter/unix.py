@@ -76,7 +76,8 @@ class UnixSetterServer(SetterListener):
             session.refusal = f"uid {uid} has no local account name"
             return session
         try:
-            session.principal = await self.service.local_principal(self.tenant, os_user, uid,
+            session.principal = await self.service.credentials.local_principal(
+                self.tenant, os_user, uid,
                                                                    remote)
         except AuthenticationFailed as error:
             session.refusal = f"{error}; ask an admin to add you, or AUTH <token>"
@@ -124,7 +125,7 @@ async def start_unix_setter(
     metrics: Metrics,
 ) -> UnixSetterServer:
     """Bind the peer-credential setter on ``path`` for users of ``tenant``."""
-    tenant = (await service.resolve_tenant(tenant)).slug  # an unknown tenant fails the start
+    tenant = (await service.public.resolve_tenant(tenant)).slug  # an unknown tenant fails the start
     _clear_stale_socket(path)
     setter = UnixSetterServer(service, path, tenant=tenant, settings=settings, metrics=metrics)
     try:

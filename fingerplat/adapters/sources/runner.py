@@ -76,7 +76,7 @@ class _Sync:
 
     async def _import(self, records: Sequence[ImportRecord], *,
                       create_missing: bool = True) -> ImportReport:
-        report = await self.service.import_records(
+        report = await self.service.imports.import_records(
             self.ctx, self.config.tenant, records, create_missing=create_missing)
         if report.created or report.updated:
             log.info("source %s: %s", describe(self.config), report.summary())
@@ -100,11 +100,11 @@ class _Sync:
 
     async def _web(self) -> ImportReport | None:
         assert self.fetcher is not None
-        tenant = await self.service.resolve_tenant(self.config.tenant)
+        tenant = await self.service.public.resolve_tenant(self.config.tenant)
         names: list[str] = []
         cursor: str | None = None
         while True:
-            page = await self.service.directory(tenant, ctx=self.ctx, limit=LIST_PAGE,
+            page = await self.service.users.directory(tenant, ctx=self.ctx, limit=LIST_PAGE,
                                                 cursor=cursor)
             names.extend(u.username for u in page.users)
             if page.next_cursor is None:

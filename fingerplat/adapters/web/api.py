@@ -122,10 +122,10 @@ async def list_users(request: web.Request) -> web.Response:
     slug = tenant_slug(request)
     ctx = await optional_context(request)
     limit = int_param(request, "limit", DEFAULT_PAGE, 1, 1000)
-    tenant = await service.resolve_tenant(slug)
+    tenant = await service.public.resolve_tenant(slug)
     if ctx is None:  # trusted networks restrict the list without credentials
         tenancy.check_listing(request, tenant)
-    page = await service.directory(
+    page = await service.users.directory(
         tenant, ctx=ctx, limit=limit, cursor=request.query.get("cursor") or None,
         search=request.query.get("q") or None,
     )
@@ -142,9 +142,10 @@ async def get_user(request: web.Request) -> web.Response:
     slug, name = tenant_slug(request), username(request)
     ctx = await optional_context(request) or anonymous(request, Channel.API)
     service = request.config_dict[SERVICE]
-    user, fields = await service.user_view(ctx, slug, name)
+    user, fields = await service.users.user_view(ctx, slug, name)
     if user.finger_log:  # the finger log: only then is the tenant's opt-in asked
-        service.note_lookup(await service.resolve_tenant(slug), user, "api", remote_addr(request))
+        tenant = await service.public.resolve_tenant(slug)
+        service.finger_log.note_lookup(tenant, user, "api", remote_addr(request))
     return web.json_response(user_json(user, fields=fields))
 
 
@@ -153,7 +154,7 @@ async def get_fingered(request: web.Request) -> web.Response:
     slug, name = tenant_slug(request), username(request)
     ctx = await required_context(request)
     limit = int_param(request, "limit", 100, 1, 1000)
-    entries = await request.config_dict[SERVICE].fingered(ctx, slug, name, limit)
+    entries = await request.config_dict[SERVICE].finger_log.fingered(ctx, slug, name, limit)
     return web.json_response({"username": name, "fingered": [
         {"at": iso_utc(e.at), "channel": e.channel, "network": e.network, "count": e.count}
         for e in entries]})
@@ -163,7 +164,7 @@ async def get_history(request: web.Request) -> web.Response:
     slug, name = tenant_slug(request), username(request)
     ctx = await optional_context(request) or anonymous(request, Channel.API)
     limit = int_param(request, "limit", DEFAULT_HISTORY, 1, 100)
-    changes = await request.config_dict[SERVICE].history(ctx, slug, name, limit)
+    changes = await request.config_dict[SERVICE].users.history(ctx, slug, name, limit)
     return web.json_response({"username": name, "history": [change_json(c) for c in changes]})
 
 
@@ -193,11 +194,11 @@ async def put_status(request: web.Request) -> web.Response:
         expected = data["if_status"]
         if expected is not None and not isinstance(expected, str):
             raise InvalidInput("field 'if_status' must be a string or null")
-        user = await request.config_dict[SERVICE].set_status(
+        user = await request.config_dict[SERVICE].users.set_status(
             ctx, slug, name, status, if_status=expected, expires=expires
         )
     else:
-        user = await request.config_dict[SERVICE].set_status(ctx, slug, name, status,
+        user = await request.config_dict[SERVICE].users.set_status(ctx, slug, name, status,
                                                              expires=expires)
     return web.json_response(user_json(user))
 
@@ -205,7 +206,7 @@ async def put_status(request: web.Request) -> web.Response:
 async def delete_status(request: web.Request) -> web.Response:
     slug, name = tenant_slug(request), username(request)
     ctx = await required_context(request)
-    user = await request.config_dict[SERVICE].clear_status(ctx, slug, name)
+    user = await request.config_dict[SERVICE].users.clear_status(ctx, slug, name)
     return web.json_response(user_json(user))
 
 
@@ -213,7 +214,7 @@ async def put_plan(request: web.Request) -> web.Response:
     slug, name = tenant_slug(request), username(request)
     ctx = await required_context(request)
     plan = string_field(await read_json_object(request), "plan")
-    user = await request.config_dict[SERVICE].set_plan(ctx, slug, name, plan)
+    user = await request.config_dict[SERVICE].users.set_plan(ctx, slug, name, plan)
     return web.json_response(user_json(user))
 
 
@@ -233,7 +234,7 @@ async def get_audit(request: web.Request) -> web.Response:
         before_id=int(cursor) if cursor else None,
         limit=limit,
     )
-    events = await request.config_dict[SERVICE].audit_log(ctx, query)
+    events = await request.config_dict[SERVICE].audit.audit_log(ctx, query)
     next_cursor = str(events[-1].id) if len(events) == limit else None
     return web.json_response({
         "events": [audit_json(e) for e in events],
@@ -249,7 +250,7 @@ def network_checked(handler: Handler) -> Handler:
         slug = request.match_info.get("tenant", "")
         if rules.TENANT_SLUG_RE.fullmatch(slug):
             try:
-                tenant = await request.config_dict[SERVICE].resolve_tenant(slug)
+                tenant = await request.config_dict[SERVICE].public.resolve_tenant(slug)
             except NotFound:
                 tenant = None  # the handler says so
             if tenant is not None:

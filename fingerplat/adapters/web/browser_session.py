@@ -99,7 +99,7 @@ class Session:
 async def load(service: FingerplatService, token: str | None, kind: str) -> Session | None:
     if not token:
         return None
-    stored = await service.web_session(token, kind)
+    stored = await service.web_sessions.web_session(token, kind)
     return Session(token, stored) if stored is not None else None
 
 
@@ -107,15 +107,15 @@ async def start(service: FingerplatService, principal: Principal,
                 old: Session | None) -> Session:
     """A fresh session after a successful login; the previous one (if any) ends."""
     if old is not None:
-        await service.end_web_session(old.token)
-    token, stored = await service.start_web_session(principal)
+        await service.web_sessions.end_web_session(old.token)
+    token, stored = await service.web_sessions.start_web_session(principal)
     return Session(token, stored)
 
 
 async def save(service: FingerplatService, session: Session | None) -> None:
     if session is not None and session.dirty:
         session.dirty = False
-        await service.save_web_session_data(session.stored, session.data)
+        await service.web_sessions.save_web_session_data(session.stored, session.data)
 
 
 def set_session_cookie(response: web.StreamResponse, name: str, token: str, *, path: str,

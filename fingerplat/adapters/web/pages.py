@@ -86,7 +86,7 @@ async def directory(request: web.Request) -> web.StreamResponse:
     search = (request.query.get("q") or "").strip() or None
     check_listing(request, request[TENANT])
     try:
-        page = await request.config_dict[SERVICE].directory(
+        page = await request.config_dict[SERVICE].users.directory(
             request[TENANT], limit=DIRECTORY_PAGE, cursor=cursor, search=search
         )
     except PermissionDenied:
@@ -118,23 +118,23 @@ async def user_page(request: web.Request) -> web.StreamResponse:
         fill = kept.begin()  # before the reads the page is made from
     if not rules.USERNAME_RE.fullmatch(name.lower()):
         raise _no_such_user(name)
-    pseudo = await service.pseudo_answer(tenant, name.lower())
+    pseudo = await service.pseudo_users.pseudo_answer(tenant, name.lower())
     if pseudo is not None:  # a pseudo-user (issue 16): its kind's lines, escaped as any text
         if name != name.lower():
             raise web.HTTPMovedPermanently(f"{request[BASE]}/~{name.lower()}")
         return _render(request, "pseudo.html", {"name": name, "lines": pseudo})
-    user = await service.public_user(tenant, name)
+    user = await service.public.public_user(tenant, name)
     if user is None:
         raise _no_such_user(name)
     if user.username != name:  # canonical, lower-case address
         raise web.HTTPMovedPermanently(f"{request[BASE]}/~{user.username}")
-    history = await service.public_history(tenant, user.username, limit=RECENT_HISTORY)
+    history = await service.public.public_history(tenant, user.username, limit=RECENT_HISTORY)
     context = {"tenant": tenant, "base": request[BASE], "user": user, "history": history}
     page, keepable = render_kept(request, "user.html", context, now=now,
                                  deadline=deadline_of(user))
     logged = bool(user.finger_log and tenant.finger_log)
     if logged:
-        service.note_lookup(tenant, user, "web", remote_addr(request))
+        service.finger_log.note_lookup(tenant, user, "web", remote_addr(request))
     if fill is not None and keepable:
         _keep(request, fill, key, generation, page, user, logged=logged)
     return page.response(now)
@@ -150,7 +150,7 @@ def _kept_answer(request: web.Request, answers: KeptAnswers, key: tuple[Any, ...
                   user=(tenant.id, request.match_info["user"]))
         return kept.response(now)
     if type(kept) is LoggedPage:
-        recorder = request.app[SERVICE].finger_log_recorder
+        recorder = request.app[SERVICE].finger_log.finger_log_recorder
         if recorder is not None:
             recorder.record(kept.tenant_id, kept.user_id, "web", remote_addr(request))
         return kept.page.response(now)

@@ -66,7 +66,7 @@ async def token_context(
     """The acting context: anonymous without a token, the token's principal with one."""
     if token is None:
         return anonymous(request, channel)
-    principal = await request.config_dict[SERVICE].authenticate_token(
+    principal = await request.config_dict[SERVICE].credentials.authenticate_token(
         token, channel, remote_addr(request)
     )
     return Context(principal, channel, remote_addr(request))
@@ -79,7 +79,7 @@ async def refuse(request: web.Request, channel: Channel, message: str) -> NoRetu
     first few of a window one row each (SPEC section 11), so this is safe to
     call for every anonymous request an attacker sends.
     """
-    await request.config_dict[SERVICE].deny_unauthenticated(
+    await request.config_dict[SERVICE].throttle.deny_unauthenticated(
         channel, remote_addr(request), AuditAction.AUTH_TOKEN,
         f"{request.method} {request.path}"[:300], message,
     )

@@ -140,7 +140,7 @@ async def _check_csrf(request: web.Request) -> web.Response | None:
                         "(malformed or in an unknown encoding), so nothing was changed.", 400)
     token = form.get("csrf_token")
     if request.path.endswith("/login"):
-        key = await _service(request).shared_key()
+        key = await _service(request).web_sessions.shared_key()
         ok = browser_session.login_form_valid(request, key, LOGIN_PURPOSE, LOGIN_COOKIE_NAME,
                                               token)
     else:
@@ -170,7 +170,7 @@ async def _audit_refusal(request: web.Request, action: AuditAction, message: str
     ctx = Context(s.principal if s is not None else Principal.anonymous(), Channel.WEB,
                   request.remote)
     try:
-        await _service(request).audit_refusal(
+        await _service(request).throttle.audit_refusal(
             ctx, action, f"{request.method} {request.path}", message)
     except FingerplatError as error:  # the database is away: the refusal stands anyway
         log.warning("could not audit a refused self-service form: %s", error)
@@ -206,7 +206,7 @@ def _text(form: Any, name: str) -> str:
 
 async def _login_page(request: web.Request, *, nonce: str, status: int = 200,
                       error: str = "", name: str = "") -> web.Response:
-    key = await _service(request).shared_key()
+    key = await _service(request).web_sessions.shared_key()
     return _page(request, "login.html", status=status, error=error, name=name,
                  csrf_token=browser_session.login_form_token(key, LOGIN_PURPOSE, nonce))
 
@@ -231,7 +231,8 @@ async def login(request: web.Request) -> web.StreamResponse:
     tenant = request[TENANT]
     service = _service(request)
     outcome = await checked_login(
-        lambda: service.authenticate_user(tenant, name, password, Channel.WEB, request.remote),
+        lambda: service.self_service.authenticate_user(
+            tenant, name, password, Channel.WEB, request.remote),
         "Wrong user name or password.",
     )
     if isinstance(outcome, LoginRefused):
@@ -249,7 +250,7 @@ async def login(request: web.Request) -> web.StreamResponse:
 async def logout(request: web.Request) -> web.StreamResponse:
     s = _session(request)
     if s is not None:
-        await _service(request).end_web_session(s.token)
+        await _service(request).web_sessions.end_web_session(s.token)
     request[SESSION_KEY] = None
     raise web.HTTPSeeOther(_url(request, "/login"))
 
@@ -261,7 +262,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
 async def me(request: web.Request) -> web.StreamResponse:
     if _session(request) is None:
         raise web.HTTPSeeOther(_url(request, "/login"))
-    _tenant, user, editable = await _service(request).own_account(_context(request))
+    _tenant, user, editable = await _service(request).self_service.own_account(_context(request))
     return _page(
         request, "me.html", user=user, editable=editable, labels=FIELD_LABELS,
         profile_fields=PROFILE_FIELDS,
@@ -291,7 +292,7 @@ async def change_status(request: web.Request) -> web.StreamResponse:
     status = None if clear else _text(form, "status")
     until = "" if clear or not status else _text(form, "expires").strip()
     try:
-        await _service(request).set_own_status(
+        await _service(request).self_service.set_own_status(
             _context(request), _text(form, "tenant"), _text(form, "user"), status,
             expires=Expiry.parse(until) if until else None)
     except InvalidInput as err:
@@ -303,7 +304,7 @@ async def change_status(request: web.Request) -> web.StreamResponse:
 async def change_plan(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     try:
-        await _service(request).set_own_plan(
+        await _service(request).self_service.set_own_plan(
             _context(request), _text(form, "tenant"), _text(form, "user"),
             _text(form, "plan").replace("\r\n", "\n"))
     except InvalidInput as err:
@@ -316,7 +317,7 @@ async def change_profile(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     changes = {f: _text(form, f) for f in PROFILE_FIELDS if f in form}
     try:
-        await _service(request).edit_own_profile(
+        await _service(request).self_service.edit_own_profile(
             _context(request), _text(form, "tenant"), _text(form, "user"), changes)
     except InvalidInput as err:
         raise _failed(request, str(err)) from None

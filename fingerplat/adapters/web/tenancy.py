@@ -71,11 +71,11 @@ async def resolve(request: web.Request) -> Tenant:
     cached = request.get(TENANT)
     if cached is not None:
         return cached
-    service = request.app[SERVICE]  # routed handlers are all the main application's
+    public = request.app[SERVICE].public  # routed handlers are all the main application's
     by_host: Tenant | None = None
     name = host_name(request.headers.get("Host"))
     if name is not None:
-        candidate = await service.tenant_for_host(name)
+        candidate = await public.tenant_for_host(name)
         if candidate is not None and name in candidate.domains:
             by_host = candidate
     slug = request.match_info.get(PREFIX_VAR)
@@ -85,10 +85,10 @@ async def resolve(request: web.Request) -> Tenant:
             raise NotFound(f"no such tenant: {slug[:63]!r}")
         if by_host is not None and by_host.slug != slug:
             raise NotFound(f"no such tenant on this site: {slug!r}")
-        tenant = by_host or await service.resolve_tenant(slug)
+        tenant = by_host or await public.resolve_tenant(slug)
         base = f"/t/{tenant.slug}"
     else:
-        tenant = by_host or await service.resolve_tenant(None)
+        tenant = by_host or await public.resolve_tenant(None)
     check_network(request, tenant)
     request[TENANT] = tenant
     request[BASE] = base

@@ -57,15 +57,15 @@ async def find_tenant(request: web.Request, domain: str) -> tuple[Tenant, str]:
     host_tenant, host_domain = await _tenant_of_host(service, request.headers.get("Host"))
     public_tenant, _ = await _tenant_of_host(service, public.host)
     if domain in (public.authority, public.host):
-        tenant = public_tenant or await service.resolve_tenant(None)
+        tenant = public_tenant or await service.public.resolve_tenant(None)
     else:
-        tenant = await service.tenant_for_host(domain)  # a domain or a slug
+        tenant = await service.public.tenant_for_host(domain)  # a domain or a slug
     if tenant is None or (host_tenant is not None and host_tenant.id != tenant.id):
         raise NotFound("no such account here: unknown domain")  # nothing echoed
     if host_tenant is not None and host_domain is not None:
         return tenant, links.domain_base(request, host_domain)
     routes_here = (public_tenant.id if public_tenant is not None
-                   else (await service.resolve_tenant(None)).id)
+                   else (await service.public.resolve_tenant(None)).id)
     prefix = "" if tenant.id == routes_here else f"/t/{tenant.slug}"
     return tenant, f"{public.base}{prefix}"
 
@@ -77,7 +77,7 @@ async def _tenant_of_host(
     name = tenancy.host_name(host_header)
     if name is None:
         return None, None
-    tenant = await service.tenant_for_host(name)
+    tenant = await service.public.tenant_for_host(name)
     if tenant is None or name not in tenant.domains:
         return None, None
     return tenant, name
@@ -109,10 +109,11 @@ async def webfinger(request: web.Request) -> web.Response:
         raise NotFound(f"no such user: {name[:40]!r}")
     tenant, base = await find_tenant(request, domain)
     tenancy.check_network(request, tenant)
-    user = await request.config_dict[SERVICE].public_user(tenant, name)
+    user = await request.config_dict[SERVICE].public.public_user(tenant, name)
     if user is None:
         raise NotFound(f"no such user: {name!r}")
-    request.config_dict[SERVICE].note_lookup(tenant, user, "webfinger", remote_addr(request))
+    request.config_dict[SERVICE].finger_log.note_lookup(
+        tenant, user, "webfinger", remote_addr(request))
     profile = f"{base}/~{user.username}"
     body = jrd(user, domain, profile, request.query.getall("rel", []), tenant)
     return web.Response(

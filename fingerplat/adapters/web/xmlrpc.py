@@ -155,7 +155,7 @@ class Call:
                     await refuse(self.request, Channel.XMLRPC,
                                  "setUser needs HTTP Basic authentication with an API token "
                                  "as the password")
-                principal = await self.service.authenticate_token(
+                principal = await self.service.credentials.authenticate_token(
                     token, Channel.XMLRPC, remote_addr(self.request)
                 )
             except AuthenticationFailed as error:
@@ -176,10 +176,10 @@ async def get_user(call: Call, user: Any) -> str:
     name = _string(user, "user").strip().lower()
     if not rules.USERNAME_RE.fullmatch(name):
         return NO_SUCH_USER
-    found = await call.service.public_user(call.tenant, name)
+    found = await call.service.public.public_user(call.tenant, name)
     if found is None:
         return NO_SUCH_USER
-    call.service.note_lookup(call.tenant, found, "xmlrpc", remote_addr(call.request))
+    call.service.finger_log.note_lookup(call.tenant, found, "xmlrpc", remote_addr(call.request))
     return found.status or ""
 
 
@@ -189,7 +189,7 @@ async def get_users(call: Call) -> list[str]:
     room = MAX_LISTED_USERS - call.listed
     if room <= 0:
         call.may_list(1)  # a spent budget is a fault, never a silently empty list
-    page = await call.service.directory(call.tenant, limit=room)
+    page = await call.service.users.directory(call.tenant, limit=room)
     call.may_list(len(page.users))
     return [u.username for u in page.users]
 
@@ -201,7 +201,7 @@ async def get_users_page(call: Call, cursor: Any, limit: Any) -> dict[str, Any]:
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
         raise RpcFault(FAULT_BAD_PARAMS, "limit must be an integer between 1 and 1000")
     call.may_list(limit)
-    page = await call.service.directory(call.tenant, limit=limit, cursor=after or None)
+    page = await call.service.users.directory(call.tenant, limit=limit, cursor=after or None)
     call.listed -= limit - len(page.users)
     return {
         "users": [u.username for u in page.users],
@@ -219,10 +219,10 @@ async def get_user_info(call: Call, user: Any) -> dict[str, str]:
     name = _string(user, "user").strip().lower()
     if not rules.USERNAME_RE.fullmatch(name):
         raise RpcFault(FAULT_NOT_FOUND, NO_SUCH_USER)
-    found = await call.service.public_user(call.tenant, name)
+    found = await call.service.public.public_user(call.tenant, name)
     if found is None:
         raise RpcFault(FAULT_NOT_FOUND, NO_SUCH_USER)
-    call.service.note_lookup(call.tenant, found, "xmlrpc", remote_addr(call.request))
+    call.service.finger_log.note_lookup(call.tenant, found, "xmlrpc", remote_addr(call.request))
     # Fields the tenant does not publish are left out; XML-RPC has no nil: "".
     return user_dict(found, INFO_KEYS, fields=call.tenant.public_fields, none="")
 
@@ -241,7 +241,7 @@ async def set_user(call: Call, user: Any, status: Any, expires_in: Any = None) -
             raise RpcFault(FAULT_BAD_PARAMS, "expires_in_seconds must be a number of seconds")
         expires = Expiry.after(expires_in)
     ctx = await call.authenticated()
-    await call.service.set_status(ctx, call.tenant.slug, name, text if text.strip() else None,
+    await call.service.users.set_status(ctx, call.tenant.slug, name, text if text.strip() else None,
                                   expires=expires)
     return True
 

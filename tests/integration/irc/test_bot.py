@@ -15,14 +15,14 @@ from tests.integration.irc.ircd import IrcPeer, Ngircd, text_of
 
 
 async def make_acme(service: FingerplatService, operator: Context) -> None:
-    await service.create_tenant(operator, "acme", name="Acme")
-    await service.create_tenant(operator, "other", name="Other")
-    await service.add_user(operator, "acme", "alice", full_name="Alice Liddell")
-    await service.set_status(operator, "acme", "alice", "in the lab")
-    await service.add_user(operator, "acme", "bob", hidden=True)
-    await service.set_status(operator, "acme", "bob", "secret plans")
-    await service.add_user(operator, "acme", "carol")
-    await service.add_user(operator, "other", "dave")
+    await service.tenants.create_tenant(operator, "acme", name="Acme")
+    await service.tenants.create_tenant(operator, "other", name="Other")
+    await service.users.add_user(operator, "acme", "alice", full_name="Alice Liddell")
+    await service.users.set_status(operator, "acme", "alice", "in the lab")
+    await service.users.add_user(operator, "acme", "bob", hidden=True)
+    await service.users.set_status(operator, "acme", "bob", "secret plans")
+    await service.users.add_user(operator, "acme", "carol")
+    await service.users.add_user(operator, "other", "dave")
 
 
 def bot_config(ngircd: Ngircd, **overrides: object) -> IrcConfig:
@@ -127,12 +127,12 @@ async def test_announces_status_changes_of_its_tenant_only(
                             and line.endswith("JOIN :#acme"))
         await round_trip(peer)  # the bot has seen its own JOIN, so it knows it is in #acme
         mark = len(peer.lines)
-        await service.set_status(operator, "acme", "bob", "hidden users stay hidden")
-        await service.set_status(operator, "other", "dave", "not acme's business")
-        await service.set_status(operator, "acme", "alice", "gone fishing")
+        await service.users.set_status(operator, "acme", "bob", "hidden users stay hidden")
+        await service.users.set_status(operator, "other", "dave", "not acme's business")
+        await service.users.set_status(operator, "acme", "alice", "gone fishing")
         await peer.wait_for(is_privmsg("fingerbot", "#acme", "alice is now: gone fishing"),
                             start=mark)
-        await service.clear_status(operator, "acme", "alice")
+        await service.users.clear_status(operator, "acme", "alice")
         await peer.wait_for(is_privmsg("fingerbot", "#acme", "alice cleared their status"),
                             start=mark)
         said = [text_of(line) for line in peer.privmsgs_from("fingerbot", mark)]
@@ -141,11 +141,11 @@ async def test_announces_status_changes_of_its_tenant_only(
         # Another node's event too long for NOTIFY arrives without status and
         # "hidden" flag: the bot announces the current public view, and still
         # says nothing about a hidden user.
-        await service.set_status(operator, "acme", "alice", "long story")
+        await service.users.set_status(operator, "acme", "alice", "long story")
         await peer.wait_for(is_privmsg("fingerbot", "#acme", "alice is now: long story"),
                             start=mark)
         mark = len(peer.lines)
-        acme = await service.resolve_tenant("acme")
+        acme = await service.public.resolve_tenant("acme")
         for name in ("bob", "alice"):
             await service.events.publish(ChangeEvent(
                 "status", acme.id, "acme", name, status=None, data={"truncated": True},
@@ -183,7 +183,8 @@ async def test_public_fields_and_expiry_reach_irc(
     bots = await start_irc_bots(service, [bot_config(ngircd)], metrics=Metrics(), timing=FAST)
     try:
         await bot_in_channel(peer)
-        await service.set_status(operator, "acme", "carol", "coffee", expires=Expiry.after(0.5))
+        await service.users.set_status(
+            operator, "acme", "carol", "coffee", expires=Expiry.after(0.5))
         await peer.wait_for(is_privmsg("fingerbot", "#acme", "carol is now: coffee"))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 10
@@ -197,10 +198,10 @@ async def test_public_fields_and_expiry_reach_irc(
             assert loop.time() < deadline
             await asyncio.sleep(0.2)
 
-        await service.update_tenant(operator, "acme", public_fields="full_name,plan")
+        await service.tenants.update_tenant(operator, "acme", public_fields="full_name,plan")
         await peer.privmsg("fingerbot", "alice")
         await peer.wait_for(is_privmsg("fingerbot", "tester", "alice: (status not public)"))
-        await service.set_status(operator, "acme", "alice", "secret meeting")
+        await service.users.set_status(operator, "acme", "alice", "secret meeting")
         start = len(peer.lines)
         await peer.privmsg("fingerbot", "alice")  # answered after the change was handled
         await peer.wait_for(is_privmsg("fingerbot", "tester", "alice: (status not public)"),

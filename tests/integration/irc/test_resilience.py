@@ -109,7 +109,7 @@ async def test_bot_comes_back_after_the_server_restarts(
         await again.privmsg("fingerbot", "finger alice")
         await again.wait_for(is_privmsg("fingerbot", "tester2", "alice: in the lab"))
         mark = len(again.lines)
-        await service.set_status(operator, "acme", "alice", "back online")
+        await service.users.set_status(operator, "acme", "alice", "back online")
         await again.wait_for(is_privmsg("fingerbot", "#acme", "alice is now: back online"),
                              start=mark)
     finally:

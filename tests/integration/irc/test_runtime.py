@@ -37,7 +37,7 @@ async def test_serve_runs_the_configured_bot(
         await peer.privmsg("fingerbot", "finger alice")
         await peer.wait_for(is_privmsg("fingerbot", "tester", "alice: in the lab"))
         mark = len(peer.lines)
-        await runtime.service.set_status(operator, "acme", "alice", "via serve")
+        await runtime.service.users.set_status(operator, "acme", "alice", "via serve")
         await peer.wait_for(is_privmsg("fingerbot", "#acme", "alice is now: via serve"),
                             start=mark)
     finally:

@@ -37,9 +37,9 @@ async def test_stored_text_cannot_inject_commands(
     service: FingerplatService, operator: Context, ngircd: Ngircd, peers: list[IrcPeer]
 ) -> None:
     await make_acme(service, operator)
-    alice = await service.set_status(operator, "acme", "alice", HOSTILE_BUT_VALID)
-    await service.edit_user(operator, "acme", "bob", hidden=False)
-    bob = await service.get_user(operator, "acme", "bob")
+    alice = await service.users.set_status(operator, "acme", "alice", HOSTILE_BUT_VALID)
+    await service.users.edit_user(operator, "acme", "bob", hidden=False)
+    bob = await service.users.get_user(operator, "acme", "bob")
     async with UnitOfWork(service.engine) as repo:  # a legacy row, bypassing the rules
         await repo.set_status(bob.id, LEGACY_ROW, service.clock(), "legacy", "import")
     watcher = await joined_peer(peers, ngircd, "watcher")
@@ -71,7 +71,7 @@ async def test_stored_text_cannot_inject_commands(
         assert not any(" QUIT " in line for line in peer.lines[mark:])
 
         # An announcement carrying such text (another node's event, say) is one line too.
-        acme = await service.resolve_tenant("acme")
+        acme = await service.public.resolve_tenant("acme")
         await service.events.publish(ChangeEvent(
             "status", acme.id, "acme", "alice", status="x\r\nQUIT :gone\r\nJOIN #evil",
             data={"hidden": False}))
@@ -100,7 +100,7 @@ async def test_a_flood_of_changes_is_throttled_and_dropped_not_relayed(
         await sentinel(peer)  # the bot has seen its own JOIN, so it knows it is in #acme
         mark = len(peer.lines)
         for n in range(40):
-            await service.set_status(operator, "acme", "alice", f"flood {n}")
+            await service.users.set_status(operator, "acme", "alice", f"flood {n}")
         await wait_until(lambda: len(bots.bots[0].queue) == 0, timeout=15,
                          what="queue drained")
         await sentinel(peer)
@@ -130,7 +130,7 @@ async def test_close_stops_answering_and_drain_quits(
                         and line.endswith("JOIN :#acme"))
     await bots.close()
     mark = len(peer.lines)
-    await service.set_status(operator, "acme", "alice", "after close")
+    await service.users.set_status(operator, "acme", "alice", "after close")
     await peer.privmsg("fingerbot", "alice")
     await asyncio.sleep(0.5)
     await asyncio.wait_for(bots.drain(5), 6)

@@ -29,9 +29,9 @@ async def test_serve_with_an_irc_section(
     ngircd: Ngircd, peers: list[IrcPeer]
 ) -> None:
     env = {**base_env(tmp_path), "FINGERPLAT_DATABASE_URL": database_url}
-    await service.create_tenant(operator, "acme")
-    await service.add_user(operator, "acme", "alice")
-    await service.set_status(operator, "acme", "alice", "writing docs")
+    await service.tenants.create_tenant(operator, "acme")
+    await service.users.add_user(operator, "acme", "alice")
+    await service.users.set_status(operator, "acme", "alice", "writing docs")
     config = tmp_path / "fingerplat.toml"
     config.write_text(
         '[finger]\nlisten = ["127.0.0.1:0"]\n'

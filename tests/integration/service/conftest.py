@@ -63,14 +63,14 @@ class World:
 
 async def make_world(service: FingerplatService, operator: Context) -> World:
     world = World(service, operator)
-    await service.create_tenant(operator, "acme", name="Acme", domains=["acme.example"])
-    await service.create_tenant(operator, "globex", name="Globex")
-    await service.add_user(operator, "acme", "alice", full_name="Alice Liddell")
-    await service.add_user(operator, "acme", "bob")
-    await service.add_user(operator, "acme", "ghost", hidden=True)
-    await service.add_user(operator, "globex", "carol")
-    await service.set_status(operator, "globex", "carol", "at the globex office")
-    await service.set_plan(operator, "globex", "carol", "carol's plan")
+    await service.tenants.create_tenant(operator, "acme", name="Acme", domains=["acme.example"])
+    await service.tenants.create_tenant(operator, "globex", name="Globex")
+    await service.users.add_user(operator, "acme", "alice", full_name="Alice Liddell")
+    await service.users.add_user(operator, "acme", "bob")
+    await service.users.add_user(operator, "acme", "ghost", hidden=True)
+    await service.users.add_user(operator, "globex", "carol")
+    await service.users.set_status(operator, "globex", "carol", "at the globex office")
+    await service.users.set_plan(operator, "globex", "carol", "carol's plan")
     tokens = {
         "acme_admin": (TokenScope.TENANT, "acme", None),
         "globex_admin": (TokenScope.TENANT, "globex", None),
@@ -79,8 +79,10 @@ async def make_world(service: FingerplatService, operator: Context) -> World:
         "platform": (TokenScope.PLATFORM, None, None),
     }
     for who, (scope, tenant, user) in tokens.items():
-        issued = await service.create_token(operator, scope, tenant_name=tenant, username=user)
-        principal = await service.authenticate_token(issued.secret, Channel.API, "192.0.2.7")
+        issued = await service.credentials.create_token(
+            operator, scope, tenant_name=tenant, username=user)
+        principal = await service.credentials.authenticate_token(
+            issued.secret, Channel.API, "192.0.2.7")
         world.contexts[who] = Context(principal, Channel.API, "192.0.2.7")
         world.token_ids[who] = issued.token.id
         world.secrets[who] = issued.secret
@@ -95,7 +97,7 @@ async def world(service: FingerplatService, operator: Context) -> World:
 
 def _memory(service: FingerplatService) -> MemoryStorage | None:
     """The in-memory storage of a service built on it (tests/unit/service), else None."""
-    storage = vars(service).get("_storage")
+    storage = service.core.storage
     return storage if isinstance(storage, MemoryStorage) else None
 
 
@@ -117,7 +119,7 @@ async def snapshot(service: FingerplatService) -> dict[str, Any]:
 
 async def latest_audit(service: FingerplatService, operator: Context, n: int = 1
                        ) -> list[AuditEvent]:
-    return list(await service.audit_log(operator, AuditQuery(limit=n), all_tenants=True))
+    return list(await service.audit.audit_log(operator, AuditQuery(limit=n), all_tenants=True))
 
 
 async def audit_count(service: FingerplatService) -> int:

@@ -13,20 +13,20 @@ async def test_changes_are_counted_per_utc_day_with_every_day_present(
     clocked: FingerplatService, clock: Clock, operator: Context
 ):
     svc = clocked
-    await svc.create_tenant(operator, "acme")
-    await svc.add_user(operator, "acme", "alice")
-    await svc.add_user(operator, "acme", "bob")
-    await svc.add_user(operator, None, "carol")  # another tenant: not counted
+    await svc.tenants.create_tenant(operator, "acme")
+    await svc.users.add_user(operator, "acme", "alice")
+    await svc.users.add_user(operator, "acme", "bob")
+    await svc.users.add_user(operator, None, "carol")  # another tenant: not counted
     clock.now = clock.now.replace(hour=23, minute=59)  # 2026-11-21, late
-    await svc.set_status(operator, "acme", "alice", "one")
-    await svc.set_status(operator, None, "carol", "elsewhere")
+    await svc.users.set_status(operator, "acme", "alice", "one")
+    await svc.users.set_status(operator, None, "carol", "elsewhere")
     clock.advance(minutes=2)  # 2026-11-22 00:01 UTC: the next day
-    await svc.set_status(operator, "acme", "alice", "two")
-    await svc.set_status(operator, "acme", "bob", "three")
-    await svc.clear_status(operator, "acme", "bob")  # a clear is a change too
+    await svc.users.set_status(operator, "acme", "alice", "two")
+    await svc.users.set_status(operator, "acme", "bob", "three")
+    await svc.users.clear_status(operator, "acme", "bob")  # a clear is a change too
     clock.advance(days=2)
 
-    days = await svc.status_activity(operator, "acme", days=5)
+    days = await svc.activity.status_activity(operator, "acme", days=5)
     assert days == [(date(2026, 11, 20), 0), (date(2026, 11, 21), 1), (date(2026, 11, 22), 3),
                     (date(2026, 11, 23), 0), (date(2026, 11, 24), 0)]
-    assert len(await svc.status_activity(operator, "acme")) == 30
+    assert len(await svc.activity.status_activity(operator, "acme")) == 30

@@ -15,18 +15,18 @@ from tests.integration.service.conftest import Clock, make_world
 async def test_audit_filters(clocked: FingerplatService, clock: Clock, operator):
     svc = clocked
     start = clock.now
-    await svc.create_tenant(operator, "acme")
+    await svc.tenants.create_tenant(operator, "acme")
     # one change a minute: minute 1 adds alice, 2 bob, then statuses at 3, 4, 5
     for user, status in [("alice", None), ("bob", None), ("alice", "one"), ("bob", "two"),
                          ("alice", "three")]:
         clock.advance(minutes=1)
         if status is None:
-            await svc.add_user(operator, "acme", user)
+            await svc.users.add_user(operator, "acme", user)
         else:
-            await svc.set_status(operator, "acme", user, status)
+            await svc.users.set_status(operator, "acme", user, status)
 
     async def actions(**query) -> list[tuple[str, str]]:
-        events = await svc.audit_log(operator, AuditQuery(tenant="acme", **query))
+        events = await svc.audit.audit_log(operator, AuditQuery(tenant="acme", **query))
         return [(e.action, e.target) for e in events]
 
     assert await actions() == [
@@ -47,16 +47,16 @@ async def test_audit_filters(clocked: FingerplatService, clock: Clock, operator)
                          until=start + timedelta(minutes=3)) == [("user.create", "bob@acme")]
     assert await actions(limit=2) == [("status.set", "alice@acme"), ("status.set", "bob@acme")]
     # paging with before_id walks the whole trail once, newest first
-    page = await svc.audit_log(operator, AuditQuery(tenant="acme", limit=4))
-    rest = await svc.audit_log(operator, AuditQuery(tenant="acme", limit=4,
+    page = await svc.audit.audit_log(operator, AuditQuery(tenant="acme", limit=4))
+    rest = await svc.audit.audit_log(operator, AuditQuery(tenant="acme", limit=4,
                                                     before_id=page[-1].id))
     assert [e.id for e in [*page, *rest]] == sorted((e.id for e in [*page, *rest]), reverse=True)
     assert len(page) + len(rest) == 6
     assert await actions(username="nobody") == []
     # the default tenant's trail does not show acme's events
-    default = await svc.audit_log(operator, AuditQuery())
+    default = await svc.audit.audit_log(operator, AuditQuery())
     assert all(e.tenant == "default" for e in default)
-    everything = await svc.audit_log(operator, AuditQuery(limit=1000), all_tenants=True)
+    everything = await svc.audit.audit_log(operator, AuditQuery(limit=1000), all_tenants=True)
     assert len(everything) == 6
 
 
@@ -69,16 +69,16 @@ async def test_change_events_follow_commits_and_not_refusals(service, operator):
         raise RuntimeError("a broken subscriber must not break the writer")
 
     service.events.subscribe(failing)
-    await service.set_status(operator, "acme", "alice", "away")
-    await service.set_plan(operator, "acme", "alice", "plan")
-    await service.edit_user(operator, "acme", "ghost", hidden=False)
-    await service.revoke_token(operator, world.token_ids["carol"])
-    await service.update_tenant(operator, "acme", list_users=False)
+    await service.users.set_status(operator, "acme", "alice", "away")
+    await service.users.set_plan(operator, "acme", "alice", "plan")
+    await service.users.edit_user(operator, "acme", "ghost", hidden=False)
+    await service.credentials.revoke_token(operator, world.token_ids["carol"])
+    await service.tenants.update_tenant(operator, "acme", list_users=False)
     with pytest.raises(PermissionDenied):
-        await service.set_status(world.ctx("alice"), "acme", "bob", "no")
-    await service.edit_user(operator, "acme", "bob")  # no change, no event
-    await service.remove_user(operator, "acme", "bob")
-    acme = await service.resolve_tenant("acme")
+        await service.users.set_status(world.ctx("alice"), "acme", "bob", "no")
+    await service.users.edit_user(operator, "acme", "bob")  # no change, no event
+    await service.users.remove_user(operator, "acme", "bob")
+    acme = await service.public.resolve_tenant("acme")
     assert [(e.kind, e.tenant_slug, e.username) for e in seen] == [
         ("status", "acme", "alice"),
         ("plan", "acme", "alice"),
@@ -91,5 +91,5 @@ async def test_change_events_follow_commits_and_not_refusals(service, operator):
     assert seen[0].data == {"hidden": False}
     assert seen[-1].data == {"removed": True}
     unsubscribe()
-    await service.clear_status(operator, "acme", "alice")
+    await service.users.clear_status(operator, "acme", "alice")
     assert len(seen) == 6

@@ -32,9 +32,9 @@ async def _stored_text(service: FingerplatService) -> str:
 
 
 async def test_token_secret_is_random_shown_once_and_stored_only_as_sha256(service, operator):
-    await service.add_user(operator, None, "alice")
-    first = await service.create_token(operator, TokenScope.USER, username="alice")
-    second = await service.create_token(operator, TokenScope.USER, username="alice")
+    await service.users.add_user(operator, None, "alice")
+    first = await service.credentials.create_token(operator, TokenScope.USER, username="alice")
+    second = await service.credentials.create_token(operator, TokenScope.USER, username="alice")
     prefix, token_id, secret = first.secret.split("_", 2)
     assert (prefix, int(token_id)) == ("fp", first.token.id)
     assert len(base64.urlsafe_b64decode(secret + "=" * (-len(secret) % 4))) >= 32  # 256 bits
@@ -46,7 +46,7 @@ async def test_token_secret_is_random_shown_once_and_stored_only_as_sha256(servi
     assert stored == hashlib.sha256(secret.encode()).hexdigest()
     everything = await _stored_text(service)
     assert secret not in everything and first.secret not in everything
-    listed = await service.list_tokens(operator, None)
+    listed = await service.credentials.list_tokens(operator, None)
     assert [t.id for t in listed] == [first.token.id, second.token.id]
     assert all(not hasattr(t, "secret") for t in listed)
     assert listed[0].username == "alice" and listed[0].created_by == operator.principal.name
@@ -58,14 +58,15 @@ async def test_token_secret_is_random_shown_once_and_stored_only_as_sha256(servi
 
 
 async def test_admin_password_is_argon2id_and_login_is_audited(service, operator):
-    admin = await service.add_admin(operator, "Ops", "correct horse battery")
+    admin = await service.credentials.add_admin(operator, "Ops", "correct horse battery")
     assert admin.name == "ops" and admin.tenant_id is None
     async with service.engine.connect() as conn:
         stored = (await conn.execute(select(admins.c.password_hash))).scalar_one()
     assert stored.startswith("$argon2id$")
     assert "correct horse battery" not in await _stored_text(service)
 
-    principal = await service.authenticate_admin("OPS", "correct horse battery", Channel.WEB,
+    principal = await service.credentials.authenticate_admin(
+        "OPS", "correct horse battery", Channel.WEB,
                                                  "192.0.2.5")
     assert (principal.role, principal.name, principal.admin_id) == (
         Role.PLATFORM_ADMIN, "admin:ops", admin.id)
@@ -76,20 +77,20 @@ async def test_admin_password_is_argon2id_and_login_is_audited(service, operator
     for name, password in [("ops", "wrong password"), ("nobody", "correct horse battery"),
                            ("bad name!", "x"), ("ops", "p" * 5000)]:
         with pytest.raises(AuthenticationFailed, match=r"^wrong admin name or password$"):
-            await service.authenticate_admin(name, password, Channel.WEB, "192.0.2.6")
+            await service.credentials.authenticate_admin(name, password, Channel.WEB, "192.0.2.6")
         [denied] = await latest_audit(service, operator)
         assert (denied.action, denied.outcome, denied.actor, denied.remote_addr) == (
             "auth.login", "denied", "anonymous", "192.0.2.6")
 
 
 async def test_weak_password_hash_is_upgraded_on_login(service, operator):
-    await service.add_admin(operator, "ops", "correct horse battery")
+    await service.credentials.add_admin(operator, "ops", "correct horse battery")
     weak = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1).hash("correct horse battery")
     async with service.engine.begin() as conn:
         await conn.execute(update(admins).values(password_hash=weak))
-    await service.authenticate_admin("ops", "correct horse battery", Channel.WEB)
+    await service.credentials.authenticate_admin("ops", "correct horse battery", Channel.WEB)
     async with service.engine.connect() as conn:
         stored = (await conn.execute(select(admins.c.password_hash))).scalar_one()
     assert stored != weak and stored.startswith("$argon2id$")
     assert not PasswordHasher().check_needs_rehash(stored)
-    await service.authenticate_admin("ops", "correct horse battery", Channel.WEB)
+    await service.credentials.authenticate_admin("ops", "correct horse battery", Channel.WEB)

@@ -60,7 +60,7 @@ async def nodes(db_factory) -> AsyncIterator[tuple]:
 
 async def test_each_node_sees_the_others_changes(nodes, operator):
     (a, b), _bridges, (inbox_a, inbox_b) = nodes
-    await a.add_user(operator, None, "alice")
+    await a.users.add_user(operator, None, "alice")
     local = await inbox_a.next()
     assert (local.kind, local.username, local.remote) == ("user", "alice", False)
     remote = await inbox_b.next()
@@ -68,14 +68,14 @@ async def test_each_node_sees_the_others_changes(nodes, operator):
         "user", "alice", "default", True)
     assert remote.tenant_id == local.tenant_id
 
-    await b.set_status(operator, None, "alice", "away ☕")
+    await b.users.set_status(operator, None, "alice", "away ☕")
     assert (await inbox_b.next()).remote is False
     seen_by_a = await inbox_a.next()
     assert (seen_by_a.kind, seen_by_a.status, seen_by_a.remote) == ("status", "away ☕", True)
     assert seen_by_a.data == {"hidden": False}
 
-    issued = await a.create_token(operator, TokenScope.TENANT)
-    await a.revoke_token(operator, issued.token.id)
+    issued = await a.credentials.create_token(operator, TokenScope.TENANT)
+    await a.credentials.revoke_token(operator, issued.token.id)
     assert (await inbox_a.next()).kind == "token"
     token_event = await inbox_b.next()
     assert (token_event.kind, token_event.data) == ("token", {"id": issued.token.id})
@@ -86,10 +86,10 @@ async def test_each_node_sees_the_others_changes(nodes, operator):
 
 async def test_many_changes_arrive_in_order(nodes, operator):
     (a, _b), _bridges, (_inbox_a, inbox_b) = nodes
-    await a.add_user(operator, None, "alice")
+    await a.users.add_user(operator, None, "alice")
     assert (await inbox_b.next()).kind == "user"
     for i in range(20):
-        await a.set_status(operator, None, "alice", f"status {i}")
+        await a.users.set_status(operator, None, "alice", f"status {i}")
     got = [(await inbox_b.next()).status for _ in range(20)]
     assert got == [f"status {i}" for i in range(20)]
 
@@ -113,7 +113,7 @@ async def test_lost_listen_connection_resubscribes_and_asks_for_resync(nodes, op
         assert (back.kind, back.data) == ("resync", {"reason": "resubscribed"})
         await bridge.listener.wait_subscribed(TIMEOUT)
         assert bridge.connected
-    await a.add_user(operator, None, "bob")
+    await a.users.add_user(operator, None, "bob")
     assert (await inbox_a.next()).remote is False
     event = await inbox_b.next()
     assert (event.kind, event.username, event.remote) == ("user", "bob", True)
@@ -144,7 +144,7 @@ async def test_sqlite_keeps_events_in_process(db_factory, operator):
         assert await start_event_bridge(engine, service.events) is None
         inbox = Inbox()
         service.events.subscribe(inbox)
-        await service.add_user(operator, None, "alice")
+        await service.users.add_user(operator, None, "alice")
         assert (await inbox.next()).remote is False
     finally:
         await engine.dispose()

@@ -32,17 +32,19 @@ def _calls(service: FingerplatService, operator):
     tenant = Tenant(id=1, slug="default", name="default", list_users=True, forwarding=False,
                     is_default=True)
     return {
-        "resolve_tenant": lambda: service.resolve_tenant(None),
-        "public_user": lambda: service.public_user(tenant, "alice"),
-        "directory": lambda: service.directory(tenant),
-        "set_status": lambda: service.set_status(operator, None, "alice", "away"),
-        "set_plan": lambda: service.set_plan(operator, None, "alice", "plan"),
-        "add_user": lambda: service.add_user(operator, None, "alice"),
-        "create_token": lambda: service.create_token(operator, TokenScope.TENANT),
-        "authenticate_token": lambda: service.authenticate_token("fp_1_secret", Channel.SETTER),
-        "garbage_token": lambda: service.authenticate_token("garbage", Channel.SETTER),
-        "authenticate_admin": lambda: service.authenticate_admin("ops", "password", Channel.WEB),
-        "audit_log": lambda: service.audit_log(operator, AuditQuery()),
+        "resolve_tenant": lambda: service.public.resolve_tenant(None),
+        "public_user": lambda: service.public.public_user(tenant, "alice"),
+        "directory": lambda: service.users.directory(tenant),
+        "set_status": lambda: service.users.set_status(operator, None, "alice", "away"),
+        "set_plan": lambda: service.users.set_plan(operator, None, "alice", "plan"),
+        "add_user": lambda: service.users.add_user(operator, None, "alice"),
+        "create_token": lambda: service.credentials.create_token(operator, TokenScope.TENANT),
+        "authenticate_token": lambda: service.credentials.authenticate_token(
+            "fp_1_secret", Channel.SETTER),
+        "garbage_token": lambda: service.credentials.authenticate_token("garbage", Channel.SETTER),
+        "authenticate_admin": lambda: service.credentials.authenticate_admin(
+            "ops", "password", Channel.WEB),
+        "audit_log": lambda: service.audit.audit_log(operator, AuditQuery()),
         "check_health": lambda: service.check_health(),
         "check_schema": lambda: service.check_schema(),
     }
@@ -108,11 +110,12 @@ async def test_read_connections_terminated_by_the_server_are_replaced_unseen(
     assert read_engine is not None
     service = FingerplatService(engine, read_engine=read_engine)
     try:
-        await service.add_user(operator, None, "alice")
-        await service.set_status(operator, None, "alice", "asleep")
-        tenant = await service.resolve_tenant(None)
+        await service.users.add_user(operator, None, "alice")
+        await service.users.set_status(operator, None, "alice", "asleep")
+        tenant = await service.public.resolve_tenant(None)
         # Several pooled read connections, all idle in the pool afterwards.
-        users = await asyncio.gather(*(service.public_user(tenant, "alice") for _ in range(6)))
+        users = await asyncio.gather(*(service.public.public_user(
+            tenant, "alice") for _ in range(6)))
         assert {u.status for u in users if u is not None} == {"asleep"}
         async def read_connections(terminate: bool) -> int:
             # A transaction of its own each time: pg_stat_activity is a snapshot per transaction.
@@ -131,29 +134,29 @@ async def test_read_connections_terminated_by_the_server_are_replaced_unseen(
             await asyncio.sleep(0.05)
         assert await read_connections(terminate=False) == 0
         for _ in range(8):
-            user = await service.public_user(tenant, "alice")
+            user = await service.public.public_user(tenant, "alice")
             assert user is not None and user.status == "asleep"
-            history = await service.public_history(tenant, "alice")
+            history = await service.public.public_history(tenant, "alice")
             assert [change.text for change in history] == ["asleep"]
-            assert (await service.resolve_tenant(None)).slug == "default"
+            assert (await service.public.resolve_tenant(None)).slug == "default"
     finally:
         await dispose(read_engine)
         await dispose(engine)
 
 
 async def test_failing_write_leaves_nothing_behind(service, operator):
-    await service.create_tenant(operator, "acme", domains=["zeta.example"])
+    await service.tenants.create_tenant(operator, "acme", domains=["zeta.example"])
     before = await snapshot(service)
-    [last] = await service.audit_log(operator, AuditQuery(limit=1), all_tenants=True)
+    [last] = await service.audit.audit_log(operator, AuditQuery(limit=1), all_tenants=True)
     # the tenant row and its first domain are written before the second domain fails
     with pytest.raises(Conflict, match=r"zeta\.example"):
-        await service.create_tenant(operator, "initech",
+        await service.tenants.create_tenant(operator, "initech",
                                     domains=["initech.example", "zeta.example"])
     assert await snapshot(service) == before
-    assert await service.audit_log(operator, AuditQuery(limit=1), all_tenants=True) == [last]
-    assert await service.tenant_for_host("initech.example") is None
+    assert await service.audit.audit_log(operator, AuditQuery(limit=1), all_tenants=True) == [last]
+    assert await service.public.tenant_for_host("initech.example") is None
     # and the slug is still free
-    assert (await service.create_tenant(operator, "initech")).slug == "initech"
+    assert (await service.tenants.create_tenant(operator, "initech")).slug == "initech"
 
 
 async def test_concurrent_removal_and_status_change(service, operator):
@@ -161,11 +164,11 @@ async def test_concurrent_removal_and_status_change(service, operator):
     outcomes: set[str] = set()
     for round_no in range(8):
         name = f"racer{round_no}"
-        await service.add_user(operator, None, name)
+        await service.users.add_user(operator, None, name)
         results = await asyncio.wait_for(asyncio.gather(
-            service.set_status(operator, None, name, "still here"),
-            service.remove_user(operator, None, name),
-            service.set_plan(operator, None, name, "plan"),
+            service.users.set_status(operator, None, name, "still here"),
+            service.users.remove_user(operator, None, name),
+            service.users.set_plan(operator, None, name, "plan"),
             return_exceptions=True,
         ), timeout=30)
         for result in results:
@@ -188,16 +191,16 @@ async def test_concurrent_removal_and_status_change(service, operator):
 
 
 async def test_concurrent_status_changes_are_all_kept(service, operator):
-    await service.add_user(operator, None, "alice")
+    await service.users.add_user(operator, None, "alice")
     texts = [f"status {i}" for i in range(12)]
     await asyncio.wait_for(asyncio.gather(
-        *(service.set_status(operator, None, "alice", t) for t in texts)
+        *(service.users.set_status(operator, None, "alice", t) for t in texts)
     ), timeout=30)
-    history = await service.history(operator, None, "alice", limit=100)
+    history = await service.users.history(operator, None, "alice", limit=100)
     assert sorted(h.text for h in history) == sorted(texts)
-    user = await service.get_user(operator, None, "alice")
+    user = await service.users.get_user(operator, None, "alice")
     assert user.status == history[0].text  # the current status is the latest one
-    events = await service.audit_log(operator, AuditQuery(action="status.set", limit=100))
+    events = await service.audit.audit_log(operator, AuditQuery(action="status.set", limit=100))
     assert len(events) == 12
     assert [e.after["status"] for e in events] == [h.text for h in history]
 
@@ -209,8 +212,8 @@ async def test_lock_order_inversion_is_never_a_raw_database_error(service, opera
     detects the deadlock and aborts one, which must reach callers as a
     retryable Unavailable, never as a driver exception.
     """
-    first = await service.add_user(operator, None, "first")
-    second = await service.add_user(operator, None, "second")
+    first = await service.users.add_user(operator, None, "first")
+    second = await service.users.add_user(operator, None, "second")
     both_hold_one = asyncio.Barrier(2) if backend == "postgresql" else None
 
     async def writer(ids: tuple[int, int], office: str) -> None:
@@ -230,5 +233,6 @@ async def test_lock_order_inversion_is_never_a_raw_database_error(service, opera
     else:
         assert len(errors) == 1, results
         assert isinstance(errors[0], Unavailable) and "try again" in str(errors[0])
-    offices = {(await service.get_user(operator, None, n)).office for n in ("first", "second")}
+    offices = {(await service.users.get_user(
+        operator, None, n)).office for n in ("first", "second")}
     assert len(offices) == 1  # one writer's change, whole; never a mix

@@ -99,7 +99,7 @@ ROOT_PASSWORD = "correct-horse-battery"
 @asynccontextmanager
 async def admin_client(web_server: RunningWeb, operator: Context) -> AsyncIterator[AdminClient]:
     """A client for the real web server, with platform admin ``root`` in the database."""
-    await web_server.service.add_admin(operator, ROOT_NAME, ROOT_PASSWORD)
+    await web_server.service.credentials.add_admin(operator, ROOT_NAME, ROOT_PASSWORD)
     client = AdminClient(web_server.url)
     yield client
     await client.close()
@@ -108,6 +108,6 @@ async def admin_client(web_server: RunningWeb, operator: Context) -> AsyncIterat
 async def web_audit(service: FingerplatService, operator: Context,
                     action: str) -> list[AuditEvent]:
     """Audit events of one action that came through the web channel."""
-    events = await service.audit_log(operator, AuditQuery(action=action, limit=100),
+    events = await service.audit.audit_log(operator, AuditQuery(action=action, limit=100),
                                      all_tenants=True)
     return [e for e in events if e.channel == "web"]

@@ -78,18 +78,20 @@ class Seeded:
 
 @pytest.fixture
 async def seeded(service: FingerplatService, operator: Context) -> Seeded:
-    await service.create_tenant(operator, "acme", name="Acme Corp", domains=["acme.example"])
-    await service.add_user(operator, None, "alice", full_name="Alice Liddell",
+    await service.tenants.create_tenant(
+        operator, "acme", name="Acme Corp", domains=["acme.example"])
+    await service.users.add_user(operator, None, "alice", full_name="Alice Liddell",
                            project="Down the rabbit hole")
-    await service.add_user(operator, None, "bob", full_name="Bob Builder")
-    await service.add_user(operator, None, "ghost", full_name="Hidden Ghost", hidden=True)
-    await service.add_user(operator, "acme", "carol", full_name="Carol Acme")
-    await service.set_status(operator, None, "alice", "reading")
-    await service.set_status(operator, None, "ghost", "invisible")
-    await service.set_status(operator, "acme", "carol", "at the anvil factory")
+    await service.users.add_user(operator, None, "bob", full_name="Bob Builder")
+    await service.users.add_user(operator, None, "ghost", full_name="Hidden Ghost", hidden=True)
+    await service.users.add_user(operator, "acme", "carol", full_name="Carol Acme")
+    await service.users.set_status(operator, None, "alice", "reading")
+    await service.users.set_status(operator, None, "ghost", "invisible")
+    await service.users.set_status(operator, "acme", "carol", "at the anvil factory")
 
     async def token(scope: TokenScope, tenant: str | None = None, user: str | None = None) -> str:
-        issued = await service.create_token(operator, scope, tenant_name=tenant, username=user)
+        issued = await service.credentials.create_token(
+            operator, scope, tenant_name=tenant, username=user)
         return issued.secret
 
     return Seeded(

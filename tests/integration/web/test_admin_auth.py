@@ -130,8 +130,8 @@ async def test_post_without_csrf_token_is_refused(
     page = await admin.post("/admin/tenants/default/users", {"username": "mallory"},
                             csrf="forged-token")
     assert page.status == 403
-    tenant = await web_server.service.resolve_tenant(None)
-    assert await web_server.service.public_user(tenant, "mallory") is None
+    tenant = await web_server.service.public.resolve_tenant(None)
+    assert await web_server.service.public.public_user(tenant, "mallory") is None
     # The same form with the page's token works.
     await admin.get("/admin/tenants/default/new-user")
     page = await admin.post("/admin/tenants/default/users", {"username": "mallory"})
@@ -194,16 +194,16 @@ async def test_removing_an_admin_elsewhere_ends_their_session(
     admin: AdminClient, web_server: RunningWeb, operator: Context
 ) -> None:
     """Removed with the CLI (another channel): the next page asks to log in again."""
-    await web_server.service.add_admin(operator, "temp", "temp-password")
+    await web_server.service.credentials.add_admin(operator, "temp", "temp-password")
     await admin.login("temp", "temp-password")
     assert (await admin.get("/admin/tenants", follow=False)).status == 200
-    await web_server.service.remove_admin(operator, "temp")
+    await web_server.service.credentials.remove_admin(operator, "temp")
     page = await admin.get("/admin/tenants", follow=False)
     assert page.status == 303 and page.location.startswith("/admin/login")
     # An account re-created under the same name is a new account: the session of
     # the old one does not carry over to it.
-    await web_server.service.add_admin(operator, "temp", "temp-password")
+    await web_server.service.credentials.add_admin(operator, "temp", "temp-password")
     await admin.login("temp", "temp-password")
-    await web_server.service.remove_admin(operator, "temp")
-    await web_server.service.add_admin(operator, "temp", "other-password")
+    await web_server.service.credentials.remove_admin(operator, "temp")
+    await web_server.service.credentials.add_admin(operator, "temp", "other-password")
     assert (await admin.get("/admin/tenants", follow=False)).status == 303

@@ -27,13 +27,13 @@ async def admin(web_server: RunningWeb, operator: Context) -> AsyncIterator[Admi
 async def test_finger_log_switches_and_the_lookups(admin: AdminClient, web_server: RunningWeb,
                                                    operator: Context) -> None:
     svc = web_server.service
-    alice = await svc.add_user(operator, None, "alice")
+    alice = await svc.users.add_user(operator, None, "alice")
     page = await admin.get("/admin/tenants/default")
     assert 'name="finger_log"' in page.text
     page = await admin.post("/admin/tenants/default/settings", {
         "name": "Default", "list_users": "1", "has_finger_log": "1", "finger_log": "1"})
     assert page.status == 303
-    assert (await svc.resolve_tenant(None)).finger_log is True
+    assert (await svc.public.resolve_tenant(None)).finger_log is True
 
     page = await admin.get("/admin/tenants/default/users/alice")
     assert "Who fingered" not in page.text
@@ -41,10 +41,10 @@ async def test_finger_log_switches_and_the_lookups(admin: AdminClient, web_serve
         "full_name": "Alice", "office": "", "phone": "", "project": "",
         "has_finger_log": "1", "finger_log": "1"})
     assert page.status == 303
-    assert (await svc.get_user(operator, None, "alice")).finger_log is True
+    assert (await svc.users.get_user(operator, None, "alice")).finger_log is True
 
-    tenant = await svc.resolve_tenant(None)
-    await svc.write_finger_log([(tenant.id, alice.id, datetime.now(UTC), "web",
+    tenant = await svc.public.resolve_tenant(None)
+    await svc.finger_log.write_finger_log([(tenant.id, alice.id, datetime.now(UTC), "web",
                                  "198.51.100.0/24", 3)])
     page = await admin.get("/admin/tenants/default/users/alice")
     assert "Who fingered alice" in page.text and "198.51.100.0/24" in page.text
@@ -52,16 +52,16 @@ async def test_finger_log_switches_and_the_lookups(admin: AdminClient, web_serve
     # A form without the switch (an older page) leaves it alone; unticked turns it off.
     await admin.post("/admin/tenants/default/users/alice", {
         "full_name": "Alice", "office": "", "phone": "", "project": ""})
-    assert (await svc.get_user(operator, None, "alice")).finger_log is True
+    assert (await svc.users.get_user(operator, None, "alice")).finger_log is True
     await admin.post("/admin/tenants/default/users/alice", {
         "full_name": "Alice", "office": "", "phone": "", "project": "",
         "has_finger_log": "1"})
-    assert (await svc.get_user(operator, None, "alice")).finger_log is False
+    assert (await svc.users.get_user(operator, None, "alice")).finger_log is False
 
 
 async def test_a_pseudo_user_name_is_refused_for_a_new_user(
         admin: AdminClient, web_server: RunningWeb, operator: Context) -> None:
-    await web_server.service.add_pseudo_user(operator, None, "help", "help")
+    await web_server.service.pseudo_users.add_pseudo_user(operator, None, "help", "help")
     await admin.get("/admin/tenants/default/new-user")
     page = await admin.post("/admin/tenants/default/users", {"username": "help"})
     assert page.status == 409

@@ -58,7 +58,7 @@ async def test_user_lifecycle_through_the_forms(
     await admin.post("/admin/tenants/default/users/alice", {
         "full_name": "Alice L.", "office": "", "phone": "", "project": "", "hidden": "1",
     })
-    user = await svc.get_user(operator, None, "alice")
+    user = await svc.users.get_user(operator, None, "alice")
     assert (user.status, user.plan, user.full_name, user.hidden) == (
         "down the <b>rabbit</b> hole", "line 1\nline 2", "Alice L.", True)
     assert user.office == ""
@@ -100,7 +100,7 @@ async def test_user_list_search_and_pages(
     admin: AdminClient, web_server: RunningWeb, operator: Context
 ) -> None:
     for i in range(30):
-        await web_server.service.add_user(operator, None, f"user{i:02d}",
+        await web_server.service.users.add_user(operator, None, f"user{i:02d}",
                                           full_name=f"Person {i}", hidden=i == 3)
     page = await admin.get("/admin/tenants/default/users")
     names = re.findall(r'/users/(user\d\d)"><strong>', page.text)
@@ -131,7 +131,7 @@ async def test_platform_admin_manages_tenants(
     await admin.post("/admin/tenants/acme/domains/remove", {"domain": "www.acme.example"})
     await admin.post("/admin/tenants/acme/settings", {
         "name": "Acme Inc", "list_users": "1", "has_forwarding": "1", "forwarding": "1"})
-    tenant = await svc.get_tenant(operator, "acme")
+    tenant = await svc.tenants.get_tenant(operator, "acme")
     assert (tenant.name, tenant.domains, tenant.list_users, tenant.forwarding) == (
         "Acme Inc", ("acme.example", "acme.test"), True, True)
     page = await admin.post("/admin/tenants", {"slug": "acme"})
@@ -151,7 +151,7 @@ async def test_platform_admin_manages_tenants(
 async def test_platform_admin_manages_admins(
     admin: AdminClient, web_server: RunningWeb, operator: Context
 ) -> None:
-    await web_server.service.create_tenant(operator, "acme")
+    await web_server.service.tenants.create_tenant(operator, "acme")
     await admin.get("/admin/admins")
     page = await admin.post("/admin/admins", {"name": "ann", "password": "s3cret-pass",
                                               "password2": "other", "tenant": "acme"})
@@ -182,7 +182,7 @@ async def test_tokens_are_shown_once_and_can_be_revoked(
     admin: AdminClient, web_server: RunningWeb, operator: Context
 ) -> None:
     svc = web_server.service
-    await svc.add_user(operator, None, "alice")
+    await svc.users.add_user(operator, None, "alice")
     await admin.get("/admin/tenants/default/tokens")
     page = await admin.post("/admin/tenants/default/tokens",
                             {"scope": "user", "username": "alice", "expires_days": "30"})
@@ -190,7 +190,7 @@ async def test_tokens_are_shown_once_and_can_be_revoked(
     page = await admin.get("/admin/tenants/default/tokens")
     secret = re.search(r'id="token-secret">([^<]+)<', page.text)
     assert secret and "shown only once" in page.text
-    principal = await svc.authenticate_token(secret.group(1), Channel.API)
+    principal = await svc.credentials.authenticate_token(secret.group(1), Channel.API)
     assert principal.name.endswith("(alice@default)")
     listing = await admin.get("/admin/tenants/default/tokens")
     assert secret.group(1) not in listing.text
@@ -221,14 +221,14 @@ async def test_audit_page_filters_pages_and_exports_csv(
     admin: AdminClient, web_server: RunningWeb, operator: Context
 ) -> None:
     svc = web_server.service
-    await svc.add_user(operator, None, "alice")
-    await svc.add_user(operator, None, "bob")
+    await svc.users.add_user(operator, None, "alice")
+    await svc.users.add_user(operator, None, "bob")
     await admin.get("/admin/tenants/default/users/alice")
     for text in ("=HYPERLINK(\"http://evil.example\")", "+1 on the phone", "-5 degrees",
                  "@here lunch", "plain status"):
         await admin.post("/admin/tenants/default/users/alice/status", {"status": text})
     for i in range(55):
-        await svc.set_status(operator, None, "bob", f"bob status {i}")
+        await svc.users.set_status(operator, None, "bob", f"bob status {i}")
 
     page = await admin.get("/admin/tenants/default/audit?user=alice&action=status.set")
     rows = page.text.count("<code>status.set</code>")
@@ -283,13 +283,13 @@ async def test_tenant_admin_cannot_reach_another_tenant(
     web_server: RunningWeb, operator: Context
 ) -> None:
     svc = web_server.service
-    await svc.create_tenant(operator, "acme")
-    await svc.create_tenant(operator, "globex")
-    await svc.add_user(operator, "globex", "hank", full_name="Hank Scorpio")
-    await svc.add_user(operator, "acme", "wile")
-    issued = await svc.create_token(operator, TokenScope.USER, tenant_name="globex",
+    await svc.tenants.create_tenant(operator, "acme")
+    await svc.tenants.create_tenant(operator, "globex")
+    await svc.users.add_user(operator, "globex", "hank", full_name="Hank Scorpio")
+    await svc.users.add_user(operator, "acme", "wile")
+    issued = await svc.credentials.create_token(operator, TokenScope.USER, tenant_name="globex",
                                     username="hank")
-    await svc.add_admin(operator, "acme-boss", "acme-password", tenant_name="acme")
+    await svc.credentials.add_admin(operator, "acme-boss", "acme-password", tenant_name="acme")
     client = AdminClient(web_server.url)
     try:
         page = await client.login("acme-boss", "acme-password")
@@ -329,15 +329,15 @@ async def test_tenant_admin_cannot_reach_another_tenant(
         assert page.status == 303
     finally:
         await client.close()
-    hank = await svc.get_user(operator, "globex", "hank")
+    hank = await svc.users.get_user(operator, "globex", "hank")
     assert hank.status is None
-    assert (await svc.get_tenant(operator, "globex")).name == "globex"
-    acme = await svc.get_tenant(operator, "acme")
+    assert (await svc.tenants.get_tenant(operator, "globex")).name == "globex"
+    acme = await svc.tenants.get_tenant(operator, "acme")
     assert (acme.name, acme.list_users, acme.forwarding, acme.domains) == (
         "Acme Two", False, False, ())
-    tokens = await svc.list_tokens(operator, "globex")
+    tokens = await svc.credentials.list_tokens(operator, "globex")
     assert tokens[0].revoked_at is None
-    denied = await svc.audit_log(operator, AuditQuery(tenant="globex", limit=100))
+    denied = await svc.audit.audit_log(operator, AuditQuery(tenant="globex", limit=100))
     assert {e.outcome for e in denied if e.actor == "admin:acme-boss"} == {"denied"}
     assert {e.channel for e in denied if e.actor == "admin:acme-boss"} == {"web"}
 
@@ -355,9 +355,9 @@ async def test_tenant_page_draws_its_status_changes_without_javascript(
     admin: AdminClient, web_server: RunningWeb, operator: Context
 ) -> None:
     svc = web_server.service
-    await svc.add_user(operator, None, "alice")
-    await svc.set_status(operator, None, "alice", "one")
-    await svc.set_status(operator, None, "alice", "two")
+    await svc.users.add_user(operator, None, "alice")
+    await svc.users.set_status(operator, None, "alice", "one")
+    await svc.users.set_status(operator, None, "alice", "two")
     page = await admin.get("/admin/tenants/default")
     assert page.status == 200
     chart = re.search(r'<svg [^>]*role="img" aria-label="([^"]*)"', page.text)
@@ -390,7 +390,7 @@ async def test_tenant_time_zone_public_fields_and_networks_form(
         "timezone": "Europe/Paris", "has_public_fields": "1", "public_fields": "status",
         "trusted_networks": "10.0.0.0/8\n2001:DB8::/32", "rejected_networks": "192.0.2.7"})
     assert page.status == 303
-    tenant = await svc.get_tenant(operator, "default")
+    tenant = await svc.tenants.get_tenant(operator, "default")
     assert tenant.timezone == "Europe/Paris"
     assert tenant.public_fields == frozenset({"status"})
     assert tenant.trusted_networks == ("10.0.0.0/8", "2001:db8::/32")
@@ -407,12 +407,13 @@ async def test_tenant_time_zone_public_fields_and_networks_form(
         "timezone": "UTC", "has_public_fields": "1", "public_fields": "plan",
         "trusted_networks": "10.0.0.0/40", "rejected_networks": ""})
     assert page.status == 422 and "invalid network" in page.text
-    assert (await svc.get_tenant(operator, "default")).timezone == "Europe/Paris"  # unchanged
+    assert (await svc.tenants.get_tenant(
+        operator, "default")).timezone == "Europe/Paris"  # unchanged
 
     page = await admin.post("/admin/tenants/default/visibility", {
         "timezone": "UTC", "trusted_networks": "", "rejected_networks": ""})
     assert page.status == 303
-    tenant = await svc.get_tenant(operator, "default")
+    tenant = await svc.tenants.get_tenant(operator, "default")
     assert (tenant.trusted_networks, tenant.rejected_networks) == ((), ())
     assert tenant.public_fields == frozenset({"status"})  # no has_public_fields: unchanged
     assert await web_audit(svc, operator, "tenant.update")
@@ -422,7 +423,7 @@ async def test_status_with_an_expiry_through_the_form(
     admin: AdminClient, web_server: RunningWeb, operator: Context
 ) -> None:
     svc = web_server.service
-    await svc.add_user(operator, None, "alice")
+    await svc.users.add_user(operator, None, "alice")
     await admin.get("/admin/tenants/default/users/alice")
     page = await admin.post("/admin/tenants/default/users/alice/status",
                             {"status": "at lunch", "expires": "soonish"})
@@ -433,5 +434,5 @@ async def test_status_with_an_expiry_through_the_form(
     assert page.status == 303
     page = await admin.get("/admin/tenants/default/users/alice")
     assert 'id="status-until"' in page.text
-    user = await svc.get_user(operator, None, "alice")
+    user = await svc.users.get_user(operator, None, "alice")
     assert user.status == "at lunch" and user.status_expires_at is not None

@@ -62,7 +62,7 @@ async def _rows(service: FingerplatService) -> list[dict]:
 async def test_a_login_on_one_server_is_valid_on_the_other(
     servers: Callable, service: FingerplatService, operator: Context
 ) -> None:
-    await service.add_admin(operator, ROOT_NAME, ROOT_PASSWORD)
+    await service.credentials.add_admin(operator, ROOT_NAME, ROOT_PASSWORD)
     url_a, _ = await servers()
     url_b, _ = await servers()
     client = AdminClient(url_a)
@@ -94,7 +94,7 @@ async def test_a_login_on_one_server_is_valid_on_the_other(
 async def test_only_the_hash_of_the_cookie_is_stored(
     servers: Callable, service: FingerplatService, operator: Context
 ) -> None:
-    await service.add_admin(operator, ROOT_NAME, ROOT_PASSWORD)
+    await service.credentials.add_admin(operator, ROOT_NAME, ROOT_PASSWORD)
     url, _ = await servers()
     client = AdminClient(url)
     try:
@@ -114,7 +114,7 @@ async def test_a_created_token_secret_is_stored_only_sealed(
     servers: Callable, service: FingerplatService, operator: Context
 ) -> None:
     """The secret waits for the next page in the session, unreadable without the cookie."""
-    await service.add_admin(operator, ROOT_NAME, ROOT_PASSWORD)
+    await service.credentials.add_admin(operator, ROOT_NAME, ROOT_PASSWORD)
     url, _ = await servers()
     client = AdminClient(url)
     try:
@@ -137,7 +137,7 @@ async def test_a_created_token_secret_is_stored_only_sealed(
 async def test_sessions_expire_when_idle_and_absolutely(
     servers: Callable, service: FingerplatService, operator: Context
 ) -> None:
-    await service.add_admin(operator, ROOT_NAME, ROOT_PASSWORD)
+    await service.credentials.add_admin(operator, ROOT_NAME, ROOT_PASSWORD)
     clock = Clock()
     url, _ = await servers(clock)
     client = AdminClient(url)
@@ -158,7 +158,7 @@ async def test_sessions_expire_when_idle_and_absolutely(
 async def test_expired_sessions_are_purged(
     servers: Callable, service: FingerplatService, operator: Context
 ) -> None:
-    await service.add_admin(operator, ROOT_NAME, ROOT_PASSWORD)
+    await service.credentials.add_admin(operator, ROOT_NAME, ROOT_PASSWORD)
     clock = Clock()
     url, clocked = await servers(clock)
     clients = [AdminClient(url) for _ in range(3)]
@@ -171,7 +171,7 @@ async def test_expired_sessions_are_purged(
         await clients[0].login(ROOT_NAME, ROOT_PASSWORD)
         assert len(await _rows(service)) == 1
         clock.now += timedelta(hours=13)
-        assert await clocked.purge_web_sessions() == 1
+        assert await clocked.web_sessions.purge_web_sessions() == 1
         assert await _rows(service) == []
     finally:
         for c in clients:
@@ -181,13 +181,13 @@ async def test_expired_sessions_are_purged(
 async def test_removing_an_admin_deletes_their_sessions(
     servers: Callable, service: FingerplatService, operator: Context
 ) -> None:
-    await service.add_admin(operator, "temp", "temp-password")
+    await service.credentials.add_admin(operator, "temp", "temp-password")
     url, _ = await servers()
     client = AdminClient(url)
     try:
         await client.login("temp", "temp-password")
         assert len(await _rows(service)) == 1
-        await service.remove_admin(operator, "temp")
+        await service.credentials.remove_admin(operator, "temp")
         assert await _rows(service) == []  # the foreign key's cascade
         assert (await client.get("/admin/tenants", follow=False)).status == 303
     finally:
@@ -217,8 +217,8 @@ async def test_a_flood_of_login_page_visits_keeps_no_state(
     servers: Callable, service: FingerplatService, operator: Context
 ) -> None:
     """10,000 anonymous visits push out neither an open login form nor a session."""
-    await service.add_admin(operator, ROOT_NAME, ROOT_PASSWORD)
-    await service.add_admin(operator, "second", "second-password")
+    await service.credentials.add_admin(operator, ROOT_NAME, ROOT_PASSWORD)
+    await service.credentials.add_admin(operator, "second", "second-password")
     url, _ = await servers()
     logged_in, about_to = AdminClient(url), AdminClient(url)
     try:
@@ -242,7 +242,7 @@ async def test_a_login_form_from_another_browser_is_refused(
     servers: Callable, service: FingerplatService, operator: Context
 ) -> None:
     """The form token is bound to the visitor's own cookie: a copied token is useless."""
-    await service.add_admin(operator, ROOT_NAME, ROOT_PASSWORD)
+    await service.credentials.add_admin(operator, ROOT_NAME, ROOT_PASSWORD)
     url, _ = await servers()
     mine, attacker = AdminClient(url), AdminClient(url)
     try:

@@ -26,8 +26,8 @@ async def call(
 async def test_read_user_and_history_anonymously(
     web_server: RunningWeb, seeded: Seeded, operator: Context, http: aiohttp.ClientSession
 ) -> None:
-    await web_server.service.set_status(operator, None, "alice", "writing")
-    await web_server.service.set_plan(operator, None, "alice", "plan <b>text</b>")
+    await web_server.service.users.set_status(operator, None, "alice", "writing")
+    await web_server.service.users.set_plan(operator, None, "alice", "plan <b>text</b>")
     status, body, _ = await call(http, "GET", f"{web_server.url}{T}/default/users/Alice")
     assert status == 200
     assert body["username"] == "alice" and body["status"] == "writing"
@@ -61,7 +61,7 @@ async def test_users_list_paginates_with_cursor(
     web_server: RunningWeb, seeded: Seeded, operator: Context, http: aiohttp.ClientSession
 ) -> None:
     for i in range(5):
-        await web_server.service.add_user(operator, None, f"p{i}")
+        await web_server.service.users.add_user(operator, None, f"p{i}")
     names: list[str] = []
     url: str | None = f"{web_server.url}{T}/default/users?limit=3"
     pages = 0
@@ -86,7 +86,7 @@ async def test_users_list_paginates_with_cursor(
 async def test_closed_user_list_is_403_for_the_public(
     web_server: RunningWeb, seeded: Seeded, operator: Context, http: aiohttp.ClientSession
 ) -> None:
-    await web_server.service.update_tenant(operator, "acme", list_users=False)
+    await web_server.service.tenants.update_tenant(operator, "acme", list_users=False)
     status, body, _ = await call(http, "GET", f"{web_server.url}{T}/acme/users")
     assert status == 403 and "does not publish" in body["error"]
     status, body, _ = await call(http, "GET", f"{web_server.url}{T}/acme/users",
@@ -109,7 +109,7 @@ async def test_write_status_and_plan_with_own_token(
     assert body["history"][0]["actor"].startswith("token:")
     status, body, _ = await call(http, "DELETE", f"{url}/status", token=seeded.alice_token)
     assert status == 200 and body["status"] is None and body["status_set_at"] is None
-    events = await web_server.service.audit_log(
+    events = await web_server.service.audit.audit_log(
         operator, AuditQuery(tenant="default", username="alice")
     )
     actions = [(e.action, e.channel) for e in events[:3]]

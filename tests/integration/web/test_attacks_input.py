@@ -47,7 +47,7 @@ async def many_users(web_server: RunningWeb, operator: Context, count: int) -> N
     from fingerplat.domain.imports import ImportRecord
 
     records = [ImportRecord(line=i + 1, username=f"u{i:05d}") for i in range(count)]
-    await web_server.service.import_records(operator, None, records)
+    await web_server.service.imports.import_records(operator, None, records)
 
 
 async def test_multicall_takes_at_most_50_calls(
@@ -143,8 +143,8 @@ async def test_superscript_token_id_is_a_401_not_a_500(
     async with http.get(f"{web_server.url}/api/v1/tenants/default/audit",
                         headers=bearer(SUPERSCRIPT_TOKEN)) as r:
         assert r.status == 401
-    user = await web_server.service.public_user(
-        await web_server.service.resolve_tenant(None), "alice")
+    user = await web_server.service.public.public_user(
+        await web_server.service.public.resolve_tenant(None), "alice")
     assert user is not None and user.status == "reading"
 
 

@@ -39,7 +39,7 @@ LEGACY_PLAN = "plan\n\u2067isolated\u2069\n\x07bell"
 
 async def legacy_rows(service: FingerplatService, operator: Context) -> None:
     """A user whose rows an older release wrote, before the rules refused these characters."""
-    user = await service.add_user(operator, None, "eve", full_name="Eve")
+    user = await service.users.add_user(operator, None, "eve", full_name="Eve")
     now = datetime.now(UTC)
     async with service.engine.begin() as conn:
         await conn.execute(update(schema.users).where(schema.users.c.id == user.id).values(

@@ -25,13 +25,13 @@ async def _reuse_slug(web: RunningWeb, operator: Context) -> str:
     svc = web.service
     old_admin = Context(Principal.operator("old-operator"), Channel.API,
                         remote_addr="198.51.100.7")
-    await svc.create_tenant(old_admin, "beta")
-    await svc.add_user(old_admin, "beta", "ghost", full_name="Secret Ghost", hidden=True)
-    await svc.set_status(old_admin, "beta", "ghost", "in the vault")
-    await svc.create_token(old_admin, TokenScope.TENANT, tenant_name="beta")
-    await svc.remove_tenant(operator, "beta")
-    await svc.create_tenant(operator, "beta")
-    issued = await svc.create_token(operator, TokenScope.TENANT, tenant_name="beta")
+    await svc.tenants.create_tenant(old_admin, "beta")
+    await svc.users.add_user(old_admin, "beta", "ghost", full_name="Secret Ghost", hidden=True)
+    await svc.users.set_status(old_admin, "beta", "ghost", "in the vault")
+    await svc.credentials.create_token(old_admin, TokenScope.TENANT, tenant_name="beta")
+    await svc.tenants.remove_tenant(operator, "beta")
+    await svc.tenants.create_tenant(operator, "beta")
+    issued = await svc.credentials.create_token(operator, TokenScope.TENANT, tenant_name="beta")
     return issued.secret
 
 
@@ -59,7 +59,7 @@ async def test_a_reused_slug_sees_none_of_the_old_tenants_audit(
     async with http.get(f"{web_server.url}/api/v1/tenants/beta/users/ghost",
                         headers=bearer(token)) as resp:
         assert resp.status == 404
-    tokens = await web_server.service.list_tokens(operator, "beta")
+    tokens = await web_server.service.credentials.list_tokens(operator, "beta")
     assert len(tokens) == 1
 
 
@@ -67,7 +67,7 @@ async def test_the_operator_still_sees_the_old_history_labelled_removed(
     web_server: RunningWeb, operator: Context
 ) -> None:
     await _reuse_slug(web_server, operator)
-    everything = await web_server.service.audit_log(
+    everything = await web_server.service.audit.audit_log(
         operator, AuditQuery(limit=1000), all_tenants=True)
     beta = [e for e in everything if e.tenant == "beta"]
     old = [e for e in beta if e.tenant_removed]

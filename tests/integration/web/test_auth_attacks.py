@@ -52,7 +52,7 @@ OTHER_ADDRESS = "127.0.0.2"  # loopback too: a second client address on this mac
 
 
 async def audit(service: FingerplatService, operator: Context, **query: Any) -> list[AuditEvent]:
-    return list(await service.audit_log(operator, AuditQuery(limit=1000, **query),
+    return list(await service.audit.audit_log(operator, AuditQuery(limit=1000, **query),
                                         all_tenants=True))
 
 
@@ -64,7 +64,7 @@ async def denied_from(service: FingerplatService, operator: Context,
 
 async def summaries(service: FingerplatService, operator: Context) -> list[AuditEvent]:
     """The ``auth.failures`` rows once ``serve``'s sweeper has run (it runs every 10 s)."""
-    await service.flush_auth_failures()
+    await service.throttle.flush_auth_failures()
     return await audit(service, operator, action="auth.failures")
 
 
@@ -133,7 +133,7 @@ def argon2_checks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 async def status_of(service: FingerplatService, name: str, tenant: str | None = None
                     ) -> str | None:
-    user = await service.public_user(await service.resolve_tenant(tenant), name)
+    user = await service.public.public_user(await service.public.resolve_tenant(tenant), name)
     return None if user is None else user.status
 
 
@@ -182,7 +182,7 @@ async def test_forty_parallel_wrong_passwords_reach_argon2_at_most_five_times(
 async def test_guessing_many_admin_names_from_one_address_is_refused_too(
     admin: AdminClient, web_server: RunningWeb, argon2_checks: list[int]
 ) -> None:
-    web_server.service.throttle_policy = ThrottlePolicy(delay_base=0.0)  # no slow replies
+    web_server.service.throttle.throttle_policy = ThrottlePolicy(delay_base=0.0)  # no slow replies
     statuses = [(await admin.login(f"name{n}", "guess")).status for n in range(24)]
     assert statuses[:20] == [401] * 20 and set(statuses[20:]) == {429}
     assert len(argon2_checks) == 20
@@ -197,7 +197,7 @@ async def test_a_revoked_token_stops_an_open_setter_session(
     client = await SetterClient.connect(setter)
     assert (await client.ask(f"AUTH {seeded.default_admin_token}")).startswith("+OK")
     assert (await client.ask("SET bob before the revocation")).startswith("+OK")
-    await service.revoke_token(operator, token_id(seeded.default_admin_token))
+    await service.credentials.revoke_token(operator, token_id(seeded.default_admin_token))
     reply = await client.ask("SET bob after the revocation")
     assert reply.startswith("-ERR token revoked since this session authenticated")
     assert await status_of(service, "bob") == "before the revocation"
@@ -214,8 +214,8 @@ async def test_a_user_removed_and_added_again_is_a_new_principal(
 ) -> None:
     client = await SetterClient.connect(setter)
     assert (await client.ask(f"AUTH {seeded.bob_token}")).startswith("+OK")
-    await service.remove_user(operator, None, "bob")
-    await service.add_user(operator, None, "bob")
+    await service.users.remove_user(operator, None, "bob")
+    await service.users.add_user(operator, None, "bob")
     assert (await client.ask("SET bob I am the old bob")).startswith("-ERR")
     assert await status_of(service, "bob") is None
     client.close()
@@ -227,9 +227,9 @@ async def test_a_removed_tenant_stops_its_admins_open_setter_session(
     client = await SetterClient.connect(setter)
     assert (await client.ask(f"AUTH {seeded.acme_admin_token}")).startswith("+OK")
     assert (await client.ask("SET carol@acme still here")).startswith("+OK")
-    await service.remove_tenant(operator, "acme")
-    await service.create_tenant(operator, "acme", name="New Acme")
-    await service.add_user(operator, "acme", "carol")
+    await service.tenants.remove_tenant(operator, "acme")
+    await service.tenants.create_tenant(operator, "acme", name="New Acme")
+    await service.users.add_user(operator, "acme", "carol")
     assert (await client.ask("SET carol@acme owned")).startswith("-ERR")
     assert await status_of(service, "carol", "acme") is None
     client.close()
@@ -386,7 +386,8 @@ async def test_refused_admin_forms_and_pages_are_audited(
     assert (csrf.actor, csrf.outcome, csrf.target) == \
         ("admin:root", "denied", "POST /admin/tenants")
     # A tenant admin opening a platform page.
-    await service.add_admin(operator, "deputy", "deputy-password", tenant_name="default")
+    await service.credentials.add_admin(
+        operator, "deputy", "deputy-password", tenant_name="default")
     deputy = client_from(web_server.url, OTHER_ADDRESS)
     try:
         await deputy.login("deputy", "deputy-password")

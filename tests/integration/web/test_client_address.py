@@ -27,8 +27,9 @@ PROXY = "127.0.0.1"
 
 @pytest.fixture
 async def token(service: FingerplatService, operator: Context) -> str:
-    await service.add_user(operator, None, "alice")
-    return (await service.create_token(operator, TokenScope.USER, username="alice")).secret
+    await service.users.add_user(operator, None, "alice")
+    return (await service.credentials.create_token(
+        operator, TokenScope.USER, username="alice")).secret
 
 
 async def send(server: WebServer, data: bytes, *, source: str = PROXY) -> bytes:
@@ -52,7 +53,7 @@ def put_status(token: str, status: str, extra: str = "") -> bytes:
 
 
 async def last_remote(service: FingerplatService, operator: Context) -> str | None:
-    events = await service.audit_log(operator, AuditQuery(limit=1))
+    events = await service.audit.audit_log(operator, AuditQuery(limit=1))
     assert events[0].action == "status.set"
     return events[0].remote_addr
 

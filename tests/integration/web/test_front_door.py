@@ -48,8 +48,8 @@ async def running(service: FingerplatService, web_server_factory: WebFactory,
     """A web server whose service keeps pages (as ``serve`` wires it), with alice and bob."""
     service.enable_read_cache()
     for name, status in (("alice", "reading <b>Kafka</b>"), ("bob", "out")):
-        await service.add_user(operator, None, name)
-        await service.set_status(operator, None, name, status)
+        await service.users.add_user(operator, None, name)
+        await service.users.set_status(operator, None, name, status)
     yield await web_server_factory()
     service.disable_read_cache()
 
@@ -164,14 +164,14 @@ async def test_a_change_shows_on_the_very_next_page(
     first, _ = await ask(running.url, request)
     assert door.answered == 1 and b"Kafka" in first.body
 
-    await running.service.set_status(operator, None, "alice", "writing letters")
+    await running.service.users.set_status(operator, None, "alice", "writing letters")
     after, _ = await ask(running.url, request)
     assert b"writing letters" in after.body
     assert door.answered == 1  # the change dropped the door's page: aiohttp rendered it
     again, _ = await ask(running.url, request)
     assert door.answered == 2 and again.body == after.body
 
-    await running.service.edit_user(operator, None, "alice", hidden=True)
+    await running.service.users.edit_user(operator, None, "alice", hidden=True)
     hidden, _ = await ask(running.url, request)
     assert hidden.status_line == "HTTP/1.1 404 Not Found"
     assert door.answered == 2
@@ -181,9 +181,9 @@ async def test_a_page_kept_for_one_host_is_not_served_for_another(
     running: RunningWeb, operator: Context
 ) -> None:
     service = running.service
-    await service.create_tenant(operator, "acme", name="Acme", domains=["acme.example"])
-    await service.add_user(operator, "acme", "alice", full_name="Acme Alice")
-    await service.set_status(operator, "acme", "alice", "at the acme office")
+    await service.tenants.create_tenant(operator, "acme", name="Acme", domains=["acme.example"])
+    await service.users.add_user(operator, "acme", "alice", full_name="Acme Alice")
+    await service.users.set_status(operator, "acme", "alice", "at the acme office")
     for _ in range(2):
         home, _ = await ask(running.url, b"GET /~alice HTTP/1.1\r\nHost: h\r\n\r\n")
         acme, _ = await ask(running.url, b"GET /~alice HTTP/1.1\r\nHost: acme.example\r\n\r\n")
@@ -293,7 +293,7 @@ async def test_idle_connections_at_the_door_are_closed(
         silent_reader, silent = await connect(running.url)
         assert await asyncio.wait_for(silent_reader.read(), 5) == b""
         silent.close()
-        await service.add_user(operator, None, "alice")
+        await service.users.add_user(operator, None, "alice")
         await ask(running.url, b"GET /~alice HTTP/1.1\r\nHost: h\r\n\r\n")
         reader, writer = await connect(running.url)
         writer.write(b"GET /~alice HTTP/1.1\r\nHost: h\r\n\r\n")
@@ -328,8 +328,8 @@ async def test_the_door_answers_over_https(
     ca.configure_trust(context)
     service.enable_read_cache()
     try:
-        await service.add_user(operator, None, "alice")
-        await service.set_status(operator, None, "alice", "secure")
+        await service.users.add_user(operator, None, "alice")
+        await service.users.set_status(operator, None, "alice", "secure")
         running = await web_server_factory(tls_cert=str(cert_file), tls_key=str(key_file))
         request = b"GET /~alice HTTP/1.1\r\nHost: h\r\n\r\n"
         by_aiohttp, _ = await ask(running.url, request, split=True, context=context)
@@ -370,8 +370,8 @@ def test_the_door_and_its_handover_under_uvloop(
         service = FingerplatService(engine)
         service.enable_read_cache()
         operator = Context(Principal.operator("test"), Channel.CLI)
-        await service.add_user(operator, None, "alice")
-        await service.set_status(operator, None, "alice", "on uvloop")
+        await service.users.add_user(operator, None, "alice")
+        await service.users.set_status(operator, None, "alice", "on uvloop")
         server = await start_web_server(service, WebConfig.model_validate(settings),
                                         metrics=Metrics())
         request = b"GET /~alice HTTP/1.1\r\nHost: h\r\n\r\n"
@@ -430,8 +430,8 @@ async def test_with_front_door_off_aiohttp_answers_everything_the_same(
     """``[web] front_door = false``: the same answers, none of them from the front door."""
     service.enable_read_cache()
     try:
-        await service.add_user(operator, None, "alice")
-        await service.set_status(operator, None, "alice", "reading <b>Kafka</b>")
+        await service.users.add_user(operator, None, "alice")
+        await service.users.set_status(operator, None, "alice", "reading <b>Kafka</b>")
         answers = {}
         for front_door in (True, False):
             running = await web_server_factory(front_door=front_door)

@@ -52,30 +52,30 @@ async def test_status_plan_and_profile_changes_show_on_the_next_page(
 ) -> None:
     service = web_server.service
     url = f"{web_server.url}/~alice"
-    await service.add_user(operator, None, "alice", full_name="Alice Liddell")
-    await service.set_status(operator, None, "alice", "asleep")
+    await service.users.add_user(operator, None, "alice", full_name="Alice Liddell")
+    await service.users.set_status(operator, None, "alice", "asleep")
     page = await kept(http, cache, url)
     assert "asleep" in page and "No plan." in page
 
-    await service.set_status(operator, None, "alice", "awake")
+    await service.users.set_status(operator, None, "alice", "awake")
     page = await kept(http, cache, url)
     assert '<p class="status-text">awake</p>' in page
     assert "asleep" in page  # now in the history list
 
-    await service.set_plan(operator, None, "alice", "tea at four")
+    await service.users.set_plan(operator, None, "alice", "tea at four")
     assert "tea at four" in await kept(http, cache, url)
 
-    await service.edit_user(operator, None, "alice", full_name="Alice Pleasance")
+    await service.users.edit_user(operator, None, "alice", full_name="Alice Pleasance")
     assert "Alice Pleasance" in await kept(http, cache, url)
 
-    await service.edit_user(operator, None, "alice", hidden=True)
+    await service.users.edit_user(operator, None, "alice", hidden=True)
     status, _ = await get(http, url)
     assert status == 404
-    await service.edit_user(operator, None, "alice", hidden=False)
+    await service.users.edit_user(operator, None, "alice", hidden=False)
     status, page = await get(http, url)
     assert status == 200 and "awake" in page
 
-    await service.remove_user(operator, None, "alice")
+    await service.users.remove_user(operator, None, "alice")
     status, _ = await get(http, url)
     assert status == 404
 
@@ -84,11 +84,11 @@ async def test_tenants_never_share_a_kept_page(
     cache: ReadCache, web_server: RunningWeb, operator: Context, http: aiohttp.ClientSession
 ) -> None:
     service = web_server.service
-    await service.create_tenant(operator, "acme", name="Acme", domains=["acme.example"])
-    await service.add_user(operator, None, "alice", full_name="Default Alice")
-    await service.add_user(operator, "acme", "alice", full_name="Acme Alice")
-    await service.set_status(operator, None, "alice", "at home")
-    await service.set_status(operator, "acme", "alice", "at work")
+    await service.tenants.create_tenant(operator, "acme", name="Acme", domains=["acme.example"])
+    await service.users.add_user(operator, None, "alice", full_name="Default Alice")
+    await service.users.add_user(operator, "acme", "alice", full_name="Acme Alice")
+    await service.users.set_status(operator, None, "alice", "at home")
+    await service.users.set_status(operator, "acme", "alice", "at work")
 
     home = await kept(http, cache, f"{web_server.url}/~alice")
     by_path = await kept(http, cache, f"{web_server.url}/t/acme/~alice")
@@ -99,10 +99,10 @@ async def test_tenants_never_share_a_kept_page(
     assert 'href="/t/acme/"' in by_path and 'href="/t/acme/"' not in by_host
 
     # A tenant change (its name is on every page) drops the tenant's pages.
-    await service.update_tenant(operator, "acme", name="Acme Corporation")
+    await service.tenants.update_tenant(operator, "acme", name="Acme Corporation")
     assert "Acme Corporation" in await kept(http, cache, f"{web_server.url}/t/acme/~alice")
     # A change to one tenant's alice leaves the other's page right.
-    await service.set_status(operator, "acme", "alice", "in a meeting")
+    await service.users.set_status(operator, "acme", "alice", "in a meeting")
     assert "at home" in await kept(http, cache, f"{web_server.url}/~alice")
     assert "in a meeting" in await kept(http, cache, f"{web_server.url}/t/acme/~alice")
 
@@ -115,8 +115,8 @@ async def test_a_template_that_reads_the_clock_is_served_fresh_not_kept(
         "<p>{{ user.username }}: {{ user.status }} ({{ user.status_set_at | ago(now) }})"
         " at {{ now.isoformat() }}</p>", encoding="utf-8")
     running = await web_server_factory(templates=str(tmp_path))
-    await running.service.add_user(operator, None, "alice")
-    await running.service.set_status(operator, None, "alice", "reading")
+    await running.service.users.add_user(operator, None, "alice")
+    await running.service.users.set_status(operator, None, "alice", "reading")
     shown = []
     for _ in range(2):
         before = dt.datetime.now(dt.UTC)
@@ -137,8 +137,8 @@ async def test_reloaded_templates_are_used_at_once(
     template = tmp_path / "user.html"
     template.write_text("<p>old {{ user.status }}</p>", encoding="utf-8")
     running = await web_server_factory(templates=str(tmp_path))
-    await running.service.add_user(operator, None, "alice")
-    await running.service.set_status(operator, None, "alice", "reading")
+    await running.service.users.add_user(operator, None, "alice")
+    await running.service.users.set_status(operator, None, "alice", "reading")
     assert await kept(http, cache, f"{running.url}/~alice") == "<p>old reading</p>"
 
     template.write_text("<p>new {{ user.status }}</p>", encoding="utf-8")

@@ -34,7 +34,7 @@ async def test_user_page_shows_status_when_and_plan(
     web_server: RunningWeb, seeded: Seeded, operator: Context, http: aiohttp.ClientSession
 ) -> None:
     plan = "Follow the white rabbit.\nDrink me."
-    await web_server.service.set_plan(operator, None, "alice", plan)
+    await web_server.service.users.set_plan(operator, None, "alice", plan)
     status, body, _ = await fetch(http, f"{web_server.url}/~alice")
     assert status == 200
     assert "Alice Liddell" in body
@@ -49,8 +49,9 @@ async def test_status_with_script_is_inert(
     web_server: RunningWeb, seeded: Seeded, operator: Context, http: aiohttp.ClientSession
 ) -> None:
     evil = '<script>alert("x")</script><img src=x onerror=alert(1)>'
-    await web_server.service.set_status(operator, None, "bob", evil)
-    await web_server.service.set_plan(operator, None, "bob", "</pre><script>alert(2)</script>")
+    await web_server.service.users.set_status(operator, None, "bob", evil)
+    await web_server.service.users.set_plan(
+        operator, None, "bob", "</pre><script>alert(2)</script>")
     for path in ("/", "/~bob"):
         status, body, resp = await fetch(http, f"{web_server.url}{path}")
         assert status == 200
@@ -137,7 +138,7 @@ async def test_tenant_by_host_header(
 async def test_closed_directory_is_a_polite_page(
     web_server: RunningWeb, seeded: Seeded, operator: Context, http: aiohttp.ClientSession
 ) -> None:
-    await web_server.service.update_tenant(operator, "acme", list_users=False)
+    await web_server.service.tenants.update_tenant(operator, "acme", list_users=False)
     status, body, _ = await fetch(http, f"{web_server.url}/t/acme/")
     assert status == 200
     assert "not public" in body and "Carol" not in body
@@ -149,7 +150,7 @@ async def test_directory_pages_through_many_users(
     web_server: RunningWeb, operator: Context, http: aiohttp.ClientSession
 ) -> None:
     for i in range(55):
-        await web_server.service.add_user(operator, None, f"u{i:03d}")
+        await web_server.service.users.add_user(operator, None, f"u{i:03d}")
     status, body, _ = await fetch(http, f"{web_server.url}/")
     assert status == 200 and "~u000" in body and "~u049" in body and "~u050" not in body
     assert "Next page" in body

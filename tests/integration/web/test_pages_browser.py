@@ -41,8 +41,8 @@ async def browser() -> AsyncIterator[Browser]:
 async def test_public_pages_in_a_real_browser(
     web_server: RunningWeb, seeded: Seeded, operator: Context, browser: Browser, backend: str
 ) -> None:
-    await web_server.service.set_status(operator, None, "bob", HOSTILE_STATUS)
-    await web_server.service.set_plan(operator, None, "bob", HOSTILE_PLAN)
+    await web_server.service.users.set_status(operator, None, "bob", HOSTILE_STATUS)
+    await web_server.service.users.set_plan(operator, None, "bob", HOSTILE_PLAN)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     dialogs: list[str] = []
     for label, viewport in (("desktop", {"width": 1200, "height": 860}),

@@ -34,9 +34,9 @@ async def test_public_history_names_no_actor_on_any_adapter(
 ) -> None:
     svc = web_server.service
     secret_operator = Context(Principal.operator("secret-operator"), Channel.CLI)
-    await svc.set_status(secret_operator, None, "alice", "set by the operator")
-    token_ctx = await svc.authenticate_token(seeded.alice_token, Channel.API)
-    await svc.set_status(Context(token_ctx, Channel.API), None, "alice", "set by alice")
+    await svc.users.set_status(secret_operator, None, "alice", "set by the operator")
+    token_ctx = await svc.credentials.authenticate_token(seeded.alice_token, Channel.API)
+    await svc.users.set_status(Context(token_ctx, Channel.API), None, "alice", "set by alice")
     url = f"{web_server.url}/api/v1/tenants/default/users/alice/history"
 
     # Anonymous, and another user's token: what and when only.

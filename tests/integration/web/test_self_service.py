@@ -23,14 +23,15 @@ PASSWORD = "alice-long-password"
 
 @pytest.fixture
 async def people(service: FingerplatService, operator: Context) -> FingerplatService:
-    await service.create_tenant(operator, "acme", name="Acme Corp", domains=["acme.example"])
-    await service.add_user(operator, None, "alice", full_name="Alice Liddell", office="B12")
-    await service.add_user(operator, None, "bob", full_name="Bob Builder")
-    await service.add_user(operator, "acme", "carol", full_name="Carol Acme")
-    await service.set_status(operator, None, "bob", "building")
-    await service.set_status(operator, "acme", "carol", "at the anvil factory")
-    await service.set_user_password(operator, None, "alice", PASSWORD)
-    await service.set_user_password(operator, "acme", "carol", "carol-long-password")
+    await service.tenants.create_tenant(
+        operator, "acme", name="Acme Corp", domains=["acme.example"])
+    await service.users.add_user(operator, None, "alice", full_name="Alice Liddell", office="B12")
+    await service.users.add_user(operator, None, "bob", full_name="Bob Builder")
+    await service.users.add_user(operator, "acme", "carol", full_name="Carol Acme")
+    await service.users.set_status(operator, None, "bob", "building")
+    await service.users.set_status(operator, "acme", "carol", "at the anvil factory")
+    await service.self_service.set_user_password(operator, None, "alice", PASSWORD)
+    await service.self_service.set_user_password(operator, "acme", "carol", "carol-long-password")
     return service
 
 
@@ -49,7 +50,7 @@ async def sign_in(client: AdminClient, name: str, password: str, base: str = "")
 
 
 async def events(service: FingerplatService, operator: Context, action: str) -> list[AuditEvent]:
-    found = await service.audit_log(operator, AuditQuery(action=action, limit=100),
+    found = await service.audit.audit_log(operator, AuditQuery(action=action, limit=100),
                                     all_tenants=True)
     return [e for e in found if e.channel == "web"]
 
@@ -83,7 +84,7 @@ async def test_a_user_signs_in_and_changes_their_status_plan_and_profile(
     assert "Status set." in page.text and 'id="current-status">reading<' in page.text
     await browser.post("/me/plan", me_form(browser, plan="Line one\r\nLine <two>"))
     await browser.post("/me/profile", me_form(browser, office="C3", phone="+1 555"))
-    user = await people.public_user(await people.resolve_tenant(None), "alice")
+    user = await people.public.public_user(await people.public.resolve_tenant(None), "alice")
     assert user is not None
     assert (user.status, user.plan, user.office, user.phone) == (
         "reading", "Line one\nLine <two>", "C3", "+1 555")
@@ -94,7 +95,7 @@ async def test_a_user_signs_in_and_changes_their_status_plan_and_profile(
                               follow=True)
     assert page.status == 200 and "280" in text_of(page.text)
     await browser.post("/me/status", me_form(browser, action="clear"))
-    user = await people.public_user(await people.resolve_tenant(None), "alice")
+    user = await people.public.public_user(await people.public.resolve_tenant(None), "alice")
     assert user is not None and user.status is None
 
     changes = [(e.action, e.actor, e.target) for e in await events(people, operator, "status.set")]
@@ -126,7 +127,7 @@ async def test_a_user_gives_their_status_an_expiry_on_their_page(
     page = await browser.get("/me")
     text = text_of(page.text)
     assert 'id="current-status">at lunch<' in page.text and "until" in text
-    user = await people.public_user(await people.resolve_tenant(None), "alice")
+    user = await people.public.public_user(await people.public.resolve_tenant(None), "alice")
     assert user is not None and user.status == "at lunch"
     assert user.status_expires_at is not None and user.status_set_at is not None
     assert 44 * 60 <= (user.status_expires_at - user.status_set_at).total_seconds() <= 46 * 60
@@ -134,7 +135,7 @@ async def test_a_user_gives_their_status_an_expiry_on_their_page(
     page = await browser.post("/me/status", me_form(browser, status="gone", action="set",
                                                     expires="soonish"), follow=True)
     assert page.status == 200 and "soonish" in text_of(page.text)
-    user = await people.public_user(await people.resolve_tenant(None), "alice")
+    user = await people.public.public_user(await people.public.resolve_tenant(None), "alice")
     assert user is not None and user.status == "at lunch"
 
 
@@ -170,14 +171,14 @@ async def test_a_hand_edited_form_cannot_change_anyone_else(
     for path, form in attempts:
         page = await browser.post(path, form)
         assert page.status == 403, (path, form)
-    default = await people.resolve_tenant(None)
-    acme = await people.resolve_tenant("acme")
-    bob = await people.public_user(default, "bob")
-    carol = await people.public_user(acme, "carol")
+    default = await people.public.resolve_tenant(None)
+    acme = await people.public.resolve_tenant("acme")
+    bob = await people.public.public_user(default, "bob")
+    carol = await people.public.public_user(acme, "carol")
     assert bob is not None and (bob.status, bob.plan, bob.full_name) == (
         "building", "", "Bob Builder")
     assert carol is not None and carol.status == "at the anvil factory"
-    alice = await people.public_user(default, "alice")
+    alice = await people.public.public_user(default, "alice")
     assert alice is not None and alice.status is None
     refused = [e for a in ("status.set", "plan.set", "user.update")
                for e in await events(people, operator, a)]
@@ -190,7 +191,7 @@ async def test_a_hand_edited_form_cannot_change_anyone_else(
 async def test_only_the_fields_the_tenant_allows_are_editable(
     browser: AdminClient, people: FingerplatService, operator: Context
 ) -> None:
-    assert await people.set_self_edit_fields(operator, None, "phone") == ("phone",)
+    assert await people.self_service.set_self_edit_fields(operator, None, "phone") == ("phone",)
     await sign_in(browser, "alice", PASSWORD)
     page = await browser.get("/me")
     assert 'name="phone"' in page.text and 'name="full_name"' not in page.text
@@ -198,10 +199,10 @@ async def test_only_the_fields_the_tenant_allows_are_editable(
     page = await browser.post("/me/profile", me_form(browser, full_name="Someone Else",
                                                      phone="42"))
     assert page.status == 403
-    user = await people.public_user(await people.resolve_tenant(None), "alice")
+    user = await people.public.public_user(await people.public.resolve_tenant(None), "alice")
     assert user is not None and (user.full_name, user.phone) == ("Alice Liddell", "")
     assert (await browser.post("/me/profile", me_form(browser, phone="42"))).status == 303
-    user = await people.public_user(await people.resolve_tenant(None), "alice")
+    user = await people.public.public_user(await people.public.resolve_tenant(None), "alice")
     assert user is not None and user.phone == "42"
     denied = [e for e in await events(people, operator, "user.update") if e.outcome == "denied"]
     assert len(denied) == 1 and "full name" in denied[0].detail
@@ -218,7 +219,7 @@ async def test_forms_need_their_csrf_token(
     for csrf in (None, "forged"):
         page = await browser.post("/me/status", me_form(browser, status="x"), csrf=csrf)
         assert page.status == 403 and "Form refused" in page.text
-    user = await people.public_user(await people.resolve_tenant(None), "alice")
+    user = await people.public.public_user(await people.public.resolve_tenant(None), "alice")
     assert user is not None and user.status is None
 
 
@@ -251,7 +252,7 @@ async def test_refused_forms_are_audited_as_the_admin_uis_are(
     [form] = await events(people, operator, "web.form")
     assert (form.actor, form.outcome, form.target) == \
         ("anonymous", "denied", "POST /t/default/me/status")
-    user = await people.public_user(await people.resolve_tenant(None), "alice")
+    user = await people.public.public_user(await people.public.resolve_tenant(None), "alice")
     assert user is not None and user.status is None
 
 
@@ -285,12 +286,12 @@ async def test_a_new_password_ends_open_sessions(
 ) -> None:
     await sign_in(browser, "alice", PASSWORD)
     assert (await browser.get("/me", follow=False)).status == 200
-    await people.set_user_password(operator, None, "alice", "another-long-password")
+    await people.self_service.set_user_password(operator, None, "alice", "another-long-password")
     assert (await browser.get("/me", follow=False)).status == 303
     assert await sign_in(browser, "alice", PASSWORD) == 401
     assert await sign_in(browser, "alice", "another-long-password") == 303
     # Removing the user ends the session too.
-    await people.remove_user(operator, None, "alice")
+    await people.users.remove_user(operator, None, "alice")
     assert (await browser.get("/me", follow=False)).status == 303
 
 
@@ -298,10 +299,10 @@ async def test_an_admin_session_is_not_a_user_session(
     browser: AdminClient, people: FingerplatService, operator: Context
 ) -> None:
     """The two kinds never stand in for each other, whatever cookie carries them."""
-    await people.add_admin(operator, "root", "correct-horse-battery")
+    await people.credentials.add_admin(operator, "root", "correct-horse-battery")
     await browser.login("root", "correct-horse-battery")
     admin_token = browser.cookie()
-    tenant = await people.resolve_tenant(None)
+    tenant = await people.public.resolve_tenant(None)
     browser.jar.clear()
     browser.jar.update_cookies({f"fingerplat_me_{tenant.id}": admin_token})
     assert (await browser.get("/me", follow=False)).status == 303
@@ -321,5 +322,5 @@ async def test_a_malformed_form_is_a_400_and_changes_nothing(
     for path in ("/login", "/me/status"):
         async with browser.session.post(browser.base + path, data=body, headers=headers) as r:
             assert r.status == 400 and "Form cannot be read" in await r.text()
-    user = await people.public_user(await people.resolve_tenant(None), "alice")
+    user = await people.public.public_user(await people.public.resolve_tenant(None), "alice")
     assert user is not None and user.status is None

@@ -56,7 +56,7 @@ async def test_tenant_by_prefix_and_by_host(
     assert await in_thread(acme.getUser, "alice") == "No such user"
     fault = await fault_of(proxy(web_server.url, path="/t/nope/RPC2").getUsers)
     assert fault.faultCode == rpc.FAULT_NOT_FOUND
-    await web_server.service.update_tenant(operator, "acme", list_users=False)
+    await web_server.service.tenants.update_tenant(operator, "acme", list_users=False)
     fault = await fault_of(acme.getUsers)
     assert fault.faultCode == rpc.FAULT_FORBIDDEN and "does not publish" in fault.faultString
     assert await in_thread(acme.getUser, "carol") == "at the anvil factory"
@@ -89,7 +89,7 @@ async def test_set_user_needs_a_token_with_the_right(
     assert await in_thread(proxy(web_server.url).getUser, "alice") == "reading"
     assert await in_thread(own.setUser, "alice", "in <b>Wonderland</b>") is True
     assert await in_thread(proxy(web_server.url).getUser, "alice") == "in <b>Wonderland</b>"
-    history = await web_server.service.history(operator, None, "alice", 1)
+    history = await web_server.service.users.history(operator, None, "alice", 1)
     assert history[0].channel == "xmlrpc" and history[0].actor.startswith("token:")
     assert await in_thread(own.setUser, "alice", "") is True  # empty clears
     assert await in_thread(proxy(web_server.url).getUser, "alice") == ""

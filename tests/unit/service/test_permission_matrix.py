@@ -22,87 +22,90 @@ Attempt = Callable[[World, str], Awaitable[object]]
 def _attempts() -> dict[str, tuple[str, Attempt]]:
     """name -> (audited action, attempt made as principal ``who``)."""
     return {
-        "add user to globex": ("user.create", lambda w, who: w.service.add_user(
+        "add user to globex": ("user.create", lambda w, who: w.service.users.add_user(
             w.ctx(who), "globex", "mallory")),
-        "edit carol": ("user.update", lambda w, who: w.service.edit_user(
+        "edit carol": ("user.update", lambda w, who: w.service.users.edit_user(
             w.ctx(who), "globex", "carol", full_name="Owned")),
-        "hide carol": ("user.update", lambda w, who: w.service.edit_user(
+        "hide carol": ("user.update", lambda w, who: w.service.users.edit_user(
             w.ctx(who), "globex", "carol", hidden=True)),
-        "remove carol": ("user.remove", lambda w, who: w.service.remove_user(
+        "remove carol": ("user.remove", lambda w, who: w.service.users.remove_user(
             w.ctx(who), "globex", "carol")),
-        "set carol's status": ("status.set", lambda w, who: w.service.set_status(
+        "set carol's status": ("status.set", lambda w, who: w.service.users.set_status(
             w.ctx(who), "globex", "carol", "owned")),
-        "clear carol's status": ("status.clear", lambda w, who: w.service.clear_status(
+        "clear carol's status": ("status.clear", lambda w, who: w.service.users.clear_status(
             w.ctx(who), "globex", "carol")),
-        "set carol's plan": ("plan.set", lambda w, who: w.service.set_plan(
+        "set carol's plan": ("plan.set", lambda w, who: w.service.users.set_plan(
             w.ctx(who), "globex", "carol", "owned")),
-        "user token for carol": ("token.create", lambda w, who: w.service.create_token(
+        "user token for carol": ("token.create", lambda w, who: w.service.credentials.create_token(
             w.ctx(who), TokenScope.USER, tenant_name="globex", username="carol")),
-        "globex admin token": ("token.create", lambda w, who: w.service.create_token(
+        "globex admin token": ("token.create", lambda w, who: w.service.credentials.create_token(
             w.ctx(who), TokenScope.TENANT, tenant_name="globex")),
-        "platform token": ("token.create", lambda w, who: w.service.create_token(
+        "platform token": ("token.create", lambda w, who: w.service.credentials.create_token(
             w.ctx(who), TokenScope.PLATFORM)),
-        "revoke carol's token": ("token.revoke", lambda w, who: w.service.revoke_token(
+        "revoke carol's token": ("token.revoke", lambda w, who: w.service.credentials.revoke_token(
             w.ctx(who), w.token_ids["carol"])),
-        "revoke the platform token": ("token.revoke", lambda w, who: w.service.revoke_token(
+        "revoke the platform token": (
+            "token.revoke", lambda w, who: w.service.credentials.revoke_token(
             w.ctx(who), w.token_ids["platform"])),
-        "rename globex": ("tenant.update", lambda w, who: w.service.update_tenant(
+        "rename globex": ("tenant.update", lambda w, who: w.service.tenants.update_tenant(
             w.ctx(who), "globex", name="Owned")),
-        "add a domain to acme": ("tenant.update", lambda w, who: w.service.update_tenant(
+        "add a domain to acme": ("tenant.update", lambda w, who: w.service.tenants.update_tenant(
             w.ctx(who), "acme", add_domains=["evil.example"])),
-        "remove acme's domain": ("tenant.update", lambda w, who: w.service.update_tenant(
+        "remove acme's domain": ("tenant.update", lambda w, who: w.service.tenants.update_tenant(
             w.ctx(who), "acme", remove_domains=["acme.example"])),
-        "turn on forwarding in acme": ("tenant.update", lambda w, who: w.service.update_tenant(
+        "turn on forwarding in acme": (
+            "tenant.update", lambda w, who: w.service.tenants.update_tenant(
             w.ctx(who), "acme", forwarding=True)),
-        "create a tenant": ("tenant.create", lambda w, who: w.service.create_tenant(
+        "create a tenant": ("tenant.create", lambda w, who: w.service.tenants.create_tenant(
             w.ctx(who), "evil")),
-        "remove globex": ("tenant.remove", lambda w, who: w.service.remove_tenant(
+        "remove globex": ("tenant.remove", lambda w, who: w.service.tenants.remove_tenant(
             w.ctx(who), "globex")),
-        "remove acme": ("tenant.remove", lambda w, who: w.service.remove_tenant(
+        "remove acme": ("tenant.remove", lambda w, who: w.service.tenants.remove_tenant(
             w.ctx(who), "acme")),
-        "add an admin": ("admin.create", lambda w, who: w.service.add_admin(
+        "add an admin": ("admin.create", lambda w, who: w.service.credentials.add_admin(
             w.ctx(who), "evil", "correct horse battery")),
-        "add an acme admin": ("admin.create", lambda w, who: w.service.add_admin(
+        "add an acme admin": ("admin.create", lambda w, who: w.service.credentials.add_admin(
             w.ctx(who), "evil", "correct horse battery", tenant_name="acme")),
-        "remove an admin": ("admin.remove", lambda w, who: w.service.remove_admin(
+        "remove an admin": ("admin.remove", lambda w, who: w.service.credentials.remove_admin(
             w.ctx(who), "ops")),
-        "read globex's tenant": ("tenant.read", lambda w, who: w.service.get_tenant(
+        "read globex's tenant": ("tenant.read", lambda w, who: w.service.tenants.get_tenant(
             w.ctx(who), "globex")),
-        "read globex's audit": ("audit.read", lambda w, who: w.service.audit_log(
+        "read globex's audit": ("audit.read", lambda w, who: w.service.audit.audit_log(
             w.ctx(who), AuditQuery(tenant="globex"))),
-        "read every audit": ("audit.read", lambda w, who: w.service.audit_log(
+        "read every audit": ("audit.read", lambda w, who: w.service.audit.audit_log(
             w.ctx(who), AuditQuery(), all_tenants=True)),
     }
 
 
 ACME_ONLY_ATTEMPTS = {
-    "add user to acme": ("user.create", lambda w, who: w.service.add_user(
+    "add user to acme": ("user.create", lambda w, who: w.service.users.add_user(
         w.ctx(who), "acme", "mallory")),
-    "edit bob": ("user.update", lambda w, who: w.service.edit_user(
+    "edit bob": ("user.update", lambda w, who: w.service.users.edit_user(
         w.ctx(who), "acme", "bob", office="B12")),
-    "edit alice herself": ("user.update", lambda w, who: w.service.edit_user(
+    "edit alice herself": ("user.update", lambda w, who: w.service.users.edit_user(
         w.ctx(who), "acme", "alice", full_name="Queen Alice")),
-    "remove bob": ("user.remove", lambda w, who: w.service.remove_user(
+    "remove bob": ("user.remove", lambda w, who: w.service.users.remove_user(
         w.ctx(who), "acme", "bob")),
-    "set bob's status": ("status.set", lambda w, who: w.service.set_status(
+    "set bob's status": ("status.set", lambda w, who: w.service.users.set_status(
         w.ctx(who), "acme", "bob", "owned")),
-    "set hidden ghost's status": ("status.set", lambda w, who: w.service.set_status(
+    "set hidden ghost's status": ("status.set", lambda w, who: w.service.users.set_status(
         w.ctx(who), "acme", "ghost", "owned")),
-    "set a missing user's status": ("status.set", lambda w, who: w.service.set_status(
+    "set a missing user's status": ("status.set", lambda w, who: w.service.users.set_status(
         w.ctx(who), "acme", "nobody", "owned")),
-    "set bob's plan": ("plan.set", lambda w, who: w.service.set_plan(
+    "set bob's plan": ("plan.set", lambda w, who: w.service.users.set_plan(
         w.ctx(who), "acme", "bob", "owned")),
-    "user token for bob": ("token.create", lambda w, who: w.service.create_token(
+    "user token for bob": ("token.create", lambda w, who: w.service.credentials.create_token(
         w.ctx(who), TokenScope.USER, tenant_name="acme", username="bob")),
-    "acme admin token": ("token.create", lambda w, who: w.service.create_token(
+    "acme admin token": ("token.create", lambda w, who: w.service.credentials.create_token(
         w.ctx(who), TokenScope.TENANT, tenant_name="acme")),
-    "revoke the acme admin token": ("token.revoke", lambda w, who: w.service.revoke_token(
+    "revoke the acme admin token": (
+        "token.revoke", lambda w, who: w.service.credentials.revoke_token(
         w.ctx(who), w.token_ids["acme_admin"])),
-    "rename acme": ("tenant.update", lambda w, who: w.service.update_tenant(
+    "rename acme": ("tenant.update", lambda w, who: w.service.tenants.update_tenant(
         w.ctx(who), "acme", name="Owned")),
-    "stop listing acme's users": ("tenant.update", lambda w, who: w.service.update_tenant(
+    "stop listing acme's users": ("tenant.update", lambda w, who: w.service.tenants.update_tenant(
         w.ctx(who), "acme", list_users=False)),
-    "read acme's audit": ("audit.read", lambda w, who: w.service.audit_log(
+    "read acme's audit": ("audit.read", lambda w, who: w.service.audit.audit_log(
         w.ctx(who), AuditQuery(tenant="acme"))),
 }
 
@@ -125,7 +128,7 @@ async def _assert_refused(world: World, who: str, name: str, action: str,
 
 
 async def _with_admin(world: World) -> None:
-    await world.service.add_admin(world.operator, "ops", "correct horse battery")
+    await world.service.credentials.add_admin(world.operator, "ops", "correct horse battery")
 
 
 async def test_tenant_admin_is_refused_on_other_tenants_and_platform_matters(world: World):
@@ -144,9 +147,9 @@ async def test_user_token_is_refused_everything_but_own_status_and_plan(world: W
 async def test_anonymous_is_refused_every_change(world: World):
     await _with_admin(world)
     attempts = {**_attempts(), **ACME_ONLY_ATTEMPTS}
-    attempts["set alice's status"] = ("status.set", lambda w, who: w.service.set_status(
+    attempts["set alice's status"] = ("status.set", lambda w, who: w.service.users.set_status(
         w.ctx(who), "acme", "alice", "owned"))
-    attempts["set alice's plan"] = ("plan.set", lambda w, who: w.service.set_plan(
+    attempts["set alice's plan"] = ("plan.set", lambda w, who: w.service.users.set_plan(
         w.ctx(who), "acme", "alice", "owned"))
     for n, (name, (action, attempt)) in enumerate(attempts.items()):
         # One address each: from one address only the first few anonymous
@@ -159,33 +162,34 @@ async def test_anonymous_is_refused_every_change(world: World):
 async def test_tenant_admin_manages_own_tenant(world: World):
     ctx = world.ctx("acme_admin")
     svc = world.service
-    await svc.add_user(ctx, "acme", "dave")
-    await svc.edit_user(ctx, "acme", "bob", office="B12", hidden=True)
-    await svc.set_status(ctx, "acme", "bob", "in a meeting")
-    await svc.set_plan(ctx, "acme", "bob", "plan")
-    issued = await svc.create_token(ctx, TokenScope.USER, tenant_name="acme", username="dave")
-    await svc.revoke_token(ctx, issued.token.id)
-    await svc.update_tenant(ctx, "acme", name="Acme Inc", list_users=False)
-    await svc.remove_user(ctx, "acme", "dave")
-    events = await svc.audit_log(ctx, AuditQuery(tenant="acme", limit=8))
+    await svc.users.add_user(ctx, "acme", "dave")
+    await svc.users.edit_user(ctx, "acme", "bob", office="B12", hidden=True)
+    await svc.users.set_status(ctx, "acme", "bob", "in a meeting")
+    await svc.users.set_plan(ctx, "acme", "bob", "plan")
+    issued = await svc.credentials.create_token(
+        ctx, TokenScope.USER, tenant_name="acme", username="dave")
+    await svc.credentials.revoke_token(ctx, issued.token.id)
+    await svc.tenants.update_tenant(ctx, "acme", name="Acme Inc", list_users=False)
+    await svc.users.remove_user(ctx, "acme", "dave")
+    events = await svc.audit.audit_log(ctx, AuditQuery(tenant="acme", limit=8))
     assert [e.action for e in events] == [
         "user.remove", "tenant.update", "token.revoke", "token.create", "plan.set",
         "status.set", "user.update", "user.create",
     ]
     assert all(e.outcome == "ok" and e.actor == ctx.principal.name for e in events)
     # ...and sees hidden users of its own tenant, and missing users are named as missing.
-    assert (await svc.get_user(ctx, "acme", "bob")).hidden
+    assert (await svc.users.get_user(ctx, "acme", "bob")).hidden
     with pytest.raises(UserNotFound):
-        await svc.set_status(ctx, "acme", "nobody", "x")
+        await svc.users.set_status(ctx, "acme", "nobody", "x")
 
 
 async def test_user_token_sets_own_status_and_plan(world: World):
     ctx = world.ctx("alice")
-    user = await world.service.set_status(ctx, "acme", "ALICE", "reading")
+    user = await world.service.users.set_status(ctx, "acme", "ALICE", "reading")
     assert user.status == "reading"
-    user = await world.service.set_plan(ctx, "acme", "alice", "Down the rabbit hole.")
+    user = await world.service.users.set_plan(ctx, "acme", "alice", "Down the rabbit hole.")
     assert user.plan == "Down the rabbit hole."
-    user = await world.service.clear_status(ctx, "acme", "alice")
+    user = await world.service.users.clear_status(ctx, "acme", "alice")
     assert user.status is None
     events = await latest_audit(world.service, world.operator, 3)
     assert [(e.action, e.outcome, e.actor) for e in events] == [
@@ -198,18 +202,18 @@ async def test_user_token_sets_own_status_and_plan(world: World):
 async def test_user_token_of_one_tenant_cannot_touch_same_name_elsewhere(world: World):
     """carol's token may set carol@globex, never a user of the same id or name elsewhere."""
     svc, op = world.service, world.operator
-    await svc.add_user(op, "acme", "carol")
+    await svc.users.add_user(op, "acme", "carol")
     before = await snapshot(svc)
     with pytest.raises(PermissionDenied):
-        await svc.set_status(world.ctx("carol"), "acme", "carol", "impostor")
+        await svc.users.set_status(world.ctx("carol"), "acme", "carol", "impostor")
     assert await snapshot(svc) == before
-    assert (await svc.set_status(world.ctx("carol"), "globex", "carol", "me")).status == "me"
+    assert (await svc.users.set_status(world.ctx("carol"), "globex", "carol", "me")).status == "me"
 
 
 async def test_only_a_signed_in_user_has_an_own_account_page(world: World):
     """Refused like every other permission: PermissionDenied, nothing changed, one row."""
     for who in ("acme_admin", "platform", "anonymous"):
         await _assert_refused(world, who, "own account page", "account.read",
-                              lambda w, who: w.service.own_account(w.ctx(who)))
-    tenant, user, _fields = await world.service.own_account(world.ctx("alice"))
+                              lambda w, who: w.service.self_service.own_account(w.ctx(who)))
+    tenant, user, _fields = await world.service.self_service.own_account(world.ctx("alice"))
     assert (tenant.slug, user.username) == ("acme", "alice")

@@ -126,7 +126,7 @@ async def check_csrf(request: web.Request, handler: Handler) -> web.StreamRespon
         form = await request.post()
         token = form.get("csrf_token")
         if request.path == LOGIN_PATH:
-            key = await request.app[state.SERVICE].shared_key()
+            key = await request.app[state.SERVICE].web_sessions.shared_key()
             ok = browser_session.login_form_valid(request, key, state.LOGIN_PURPOSE,
                                                   state.LOGIN_COOKIE_NAME, token)
         else:

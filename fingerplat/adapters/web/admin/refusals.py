@@ -26,7 +26,7 @@ async def audit_refusal(request: web.Request, action: AuditAction, message: str)
     principal = s.principal if s is not None and s.principal is not None else None
     ctx = Context(principal or Principal.anonymous(), Channel.WEB, request.remote)
     try:
-        await state.service(request).audit_refusal(
+        await state.service(request).throttle.audit_refusal(
             ctx, action, f"{request.method} {request.path}", message)
     except FingerplatError as error:  # the database is away: the refusal stands anyway
         log.warning("could not audit a refused admin request: %s", error)

@@ -18,8 +18,8 @@ async def _page(request: web.Request, *, status: int = 200, error: str = "",
                 values: dict[str, Any] | None = None) -> web.Response:
     svc = state.service(request)
     ctx = state.context(request)
-    admins = await svc.list_admins(ctx)
-    tenants = await svc.list_tenants(ctx)
+    admins = await svc.credentials.list_admins(ctx)
+    tenants = await svc.tenants.list_tenants(ctx)
     return state.render(request, "admins.html", status=status, admins=admins, tenants=tenants,
                         error=error, values=values or {})
 
@@ -38,7 +38,7 @@ async def create_admin(request: web.Request) -> web.StreamResponse:
     try:
         if password != forms.text(form, "password2"):
             raise InvalidInput("the two passwords differ")
-        admin = await state.service(request).add_admin(
+        admin = await state.service(request).credentials.add_admin(
             state.context(request), name, password, tenant_name=tenant or None
         )
     except (InvalidInput, Conflict, NotFound) as err:
@@ -53,7 +53,7 @@ async def create_admin(request: web.Request) -> web.StreamResponse:
 @routes.get("/admins/{name}/remove")
 async def confirm_remove(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
-    admins = await state.service(request).list_admins(state.context(request))
+    admins = await state.service(request).credentials.list_admins(state.context(request))
     admin = next((a for a in admins if a.name == name), None)
     if admin is None:
         raise NotFound(f"no such admin: {name[:64]!r}")
@@ -63,7 +63,7 @@ async def confirm_remove(request: web.Request) -> web.StreamResponse:
 @routes.post("/admins/{name}/remove")
 async def remove_admin(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
-    await state.service(request).remove_admin(state.context(request), name)
+    await state.service(request).credentials.remove_admin(state.context(request), name)
     label = f"admin:{rules.admin_name(name)}"
     # The account's session rows went with it (foreign key cascade), ours too if it was us.
     if state.principal(request).name == label:

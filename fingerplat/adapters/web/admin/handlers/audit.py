@@ -49,7 +49,7 @@ def _query(f: dict[str, str], *, tenant: str | None, limit: int) -> AuditQuery:
 
 async def _fetch(request: web.Request, query: AuditQuery, *,
                  all_tenants: bool) -> Sequence[AuditEvent]:
-    return await state.service(request).audit_log(state.context(request), query,
+    return await state.service(request).audit.audit_log(state.context(request), query,
                                                   all_tenants=all_tenants)
 
 
@@ -74,7 +74,7 @@ async def _page(request: web.Request, *, tenant: Tenant | None) -> web.Response:
         if len(events) == PAGE_SIZE else None,
         first_url=state.with_query(base, **keep) if f["before"] else None,
         csv_url=state.with_query(base + ".csv", **keep),
-        tenants=await state.service(request).list_tenants(state.context(request))
+        tenants=await state.service(request).tenants.list_tenants(state.context(request))
         if tenant is None else [],
         changes=_changes,
     )
@@ -113,7 +113,7 @@ async def _export(request: web.Request, *, tenant: Tenant | None) -> web.StreamR
 
 
 async def _tenant(request: web.Request) -> Tenant:
-    return await state.service(request).get_tenant(
+    return await state.service(request).tenants.get_tenant(
         state.context(request), request.match_info["tenant"]
     )
 

@@ -33,7 +33,7 @@ def _wait_text(seconds: float) -> str:
 
 async def _login_page(request: web.Request, *, nonce: str, status: int = 200, error: str = "",
                       name: str = "", next_path: str = "") -> web.Response:
-    key = await state.service(request).shared_key()
+    key = await state.service(request).web_sessions.shared_key()
     return state.render(request, "login.html", status=status, error=error, name=name,
                         next_path=_safe_next(next_path),
                         csrf_token=browser_session.login_form_token(key, state.LOGIN_PURPOSE,
@@ -96,7 +96,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     next_path = str(form.get("next", ""))
     service = state.service(request)
     outcome = await checked_login(
-        lambda: service.authenticate_admin(name, password, Channel.WEB, request.remote),
+        lambda: service.credentials.authenticate_admin(name, password, Channel.WEB, request.remote),
         "Wrong admin name or password.",
     )
     if isinstance(outcome, LoginRefused):
@@ -115,7 +115,7 @@ async def login(request: web.Request) -> web.StreamResponse:
 async def logout(request: web.Request) -> web.StreamResponse:
     s = state.session(request)
     if s is not None:
-        await state.service(request).end_web_session(s.token)
+        await state.service(request).web_sessions.end_web_session(s.token)
     request[state.SESSION_KEY] = None
     raise web.HTTPSeeOther(state.url("/login"))
 

@@ -25,7 +25,7 @@ ACTIVITY_DAYS = 30  # the chart of status changes on each tenant's page
 
 async def _list_page(request: web.Request, *, status: int = 200, error: str = "",
                      values: dict[str, Any] | None = None) -> web.Response:
-    tenants = await state.service(request).list_tenants(state.context(request))
+    tenants = await state.service(request).tenants.list_tenants(state.context(request))
     return state.render(request, "tenants.html", status=status, tenants=tenants, error=error,
                         values=values or {})
 
@@ -42,7 +42,7 @@ async def create_tenant(request: web.Request) -> web.StreamResponse:
     name = forms.text(form, "name").strip()
     domains = forms.text(form, "domains")
     try:
-        tenant = await state.service(request).create_tenant(
+        tenant = await state.service(request).tenants.create_tenant(
             state.context(request), slug, name=name or None, domains=forms.words(domains)
         )
     except (InvalidInput, Conflict) as err:
@@ -56,8 +56,8 @@ async def _tenant_page(request: web.Request, *, status: int = 200, error: str = 
                        values: dict[str, Any] | None = None,
                        public_checked: list[str] | None = None) -> web.Response:
     service, ctx = state.service(request), state.context(request)
-    tenant = await service.get_tenant(ctx, request.match_info["tenant"])
-    activity = await service.status_activity(ctx, tenant.slug, days=ACTIVITY_DAYS)
+    tenant = await service.tenants.get_tenant(ctx, request.match_info["tenant"])
+    activity = await service.activity.status_activity(ctx, tenant.slug, days=ACTIVITY_DAYS)
     if public_checked is None:
         public_checked = [f for f in PUBLIC_FIELDS if tenant.shows(f)]
     return state.render(request, "tenant.html", status=status, tenant=tenant, error=error,
@@ -73,7 +73,7 @@ async def show_tenant(request: web.Request) -> web.StreamResponse:
 async def _update(request: web.Request, message: str, **changes: Any) -> web.StreamResponse:
     slug = request.match_info["tenant"]
     try:
-        tenant = await state.service(request).update_tenant(state.context(request), slug,
+        tenant = await state.service(request).tenants.update_tenant(state.context(request), slug,
                                                             **changes)
     except (InvalidInput, Conflict) as err:
         form = await request.post()
@@ -94,7 +94,7 @@ async def update_visibility(request: web.Request) -> web.StreamResponse:
     service, which names a bad one).
     """
     form = await request.post()
-    tenant = await state.service(request).get_tenant(
+    tenant = await state.service(request).tenants.get_tenant(
         state.context(request), request.match_info["tenant"]
     )
     changes: dict[str, Any] = {"timezone": forms.text(form, "timezone").strip()}
@@ -150,7 +150,7 @@ async def remove_domain(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/tenants/{tenant}/remove")
 async def confirm_remove(request: web.Request) -> web.StreamResponse:
-    tenant = await state.service(request).get_tenant(
+    tenant = await state.service(request).tenants.get_tenant(
         state.context(request), request.match_info["tenant"]
     )
     return state.render(request, "tenant_remove.html", tenant=tenant, error="")
@@ -161,10 +161,10 @@ async def remove_tenant(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     svc = state.service(request)
     ctx = state.context(request)
-    tenant = await svc.get_tenant(ctx, request.match_info["tenant"])
+    tenant = await svc.tenants.get_tenant(ctx, request.match_info["tenant"])
     if forms.text(form, "confirm").strip().lower() != tenant.slug:
         refusal = InvalidInput(f"Type the tenant's slug, {tenant.slug}, to confirm.")
         return state.render(request, "tenant_remove.html", status=status_for(refusal),
                             tenant=tenant, error=str(refusal))
-    await svc.remove_tenant(ctx, tenant.slug)
+    await svc.tenants.remove_tenant(ctx, tenant.slug)
     raise state.redirect(request, state.url("/tenants"), ok=f"Tenant {tenant.slug} removed.")

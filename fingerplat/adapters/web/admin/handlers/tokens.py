@@ -38,7 +38,8 @@ def _created(request: web.Request, issued: IssuedToken, page: str) -> NoReturn:
 async def _tenant_page(request: web.Request, tenant: Tenant, *, status: int = 200,
                        error: str = "",
                        values: dict[str, str] | None = None) -> web.Response:
-    tokens = await state.service(request).list_tokens(state.context(request), tenant.slug)
+    tokens = await state.service(request).credentials.list_tokens(
+        state.context(request), tenant.slug)
     return state.render(request, "tokens.html", status=status, tenant=tenant, tab="tokens",
                         tokens=tokens, secret=_take_secret(request), error=error,
                         values=values or {},
@@ -47,7 +48,7 @@ async def _tenant_page(request: web.Request, tenant: Tenant, *, status: int = 20
 
 
 async def _tenant(request: web.Request) -> Tenant:
-    return await state.service(request).get_tenant(
+    return await state.service(request).tenants.get_tenant(
         state.context(request), request.match_info["tenant"]
     )
 
@@ -66,7 +67,7 @@ async def create_token(request: web.Request) -> web.StreamResponse:
         scope = _SCOPES.get(values["scope"])
         if scope is None:
             raise InvalidInput("choose a token kind: user or tenant admin")
-        issued = await state.service(request).create_token(
+        issued = await state.service(request).credentials.create_token(
             state.context(request), scope, tenant_name=tenant.slug,
             username=values["username"] if scope is TokenScope.USER else None,
             expires_days=forms.optional_int(values["expires_days"], "expiry (days)"),
@@ -80,7 +81,7 @@ async def create_token(request: web.Request) -> web.StreamResponse:
 @routes.post("/tenants/{tenant}/tokens/{token_id:[0-9]{1,9}}/revoke")
 async def revoke_tenant_token(request: web.Request) -> web.StreamResponse:
     tenant = await _tenant(request)
-    token = await state.service(request).revoke_token(
+    token = await state.service(request).credentials.revoke_token(
         state.context(request), int(request.match_info["token_id"])
     )
     raise state.redirect(request, tenant_url(tenant.slug, "/tokens"),
@@ -90,7 +91,8 @@ async def revoke_tenant_token(request: web.Request) -> web.StreamResponse:
 async def _platform_page(request: web.Request, *, status: int = 200,
                          error: str = "",
                          values: dict[str, str] | None = None) -> web.Response:
-    tokens = await state.service(request).list_tokens(state.context(request), all_tenants=True)
+    tokens = await state.service(request).credentials.list_tokens(
+        state.context(request), all_tenants=True)
     return state.render(request, "tokens.html", status=status, tenant=None, tab="tokens",
                         tokens=tokens, secret=_take_secret(request), error=error,
                         values=values or {},
@@ -108,7 +110,7 @@ async def create_platform_token(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     values = {"expires_days": forms.text(form, "expires_days").strip()}
     try:
-        issued = await state.service(request).create_token(
+        issued = await state.service(request).credentials.create_token(
             state.context(request), TokenScope.PLATFORM,
             expires_days=forms.optional_int(values["expires_days"], "expiry (days)"),
         )
@@ -120,7 +122,7 @@ async def create_platform_token(request: web.Request) -> web.StreamResponse:
 
 @routes.post("/tokens/{token_id:[0-9]{1,9}}/revoke")
 async def revoke_token(request: web.Request) -> web.StreamResponse:
-    token = await state.service(request).revoke_token(
+    token = await state.service(request).credentials.revoke_token(
         state.context(request), int(request.match_info["token_id"])
     )
     raise state.redirect(request, state.url("/tokens"), ok=f"Token {token.id} revoked.")

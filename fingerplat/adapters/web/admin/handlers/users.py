@@ -29,7 +29,7 @@ def user_url(tenant: str, username: str, rest: str = "") -> str:
 
 
 async def _tenant(request: web.Request) -> Tenant:
-    return await state.service(request).get_tenant(
+    return await state.service(request).tenants.get_tenant(
         state.context(request), request.match_info["tenant"]
     )
 
@@ -39,7 +39,7 @@ async def list_users(request: web.Request) -> web.StreamResponse:
     tenant = await _tenant(request)
     search = request.query.get("q", "").strip()
     cursor = request.query.get("cursor") or None
-    page = await state.service(request).directory(
+    page = await state.service(request).users.directory(
         tenant, ctx=state.context(request), limit=PAGE_SIZE, cursor=cursor,
         search=search or None,
     )
@@ -65,7 +65,7 @@ async def create_user(request: web.Request) -> web.StreamResponse:
     values: dict[str, Any] = {f: forms.text(form, f) for f in ("username", *PROFILE_FIELDS)}
     values["hidden"] = forms.checkbox(form, "hidden")
     try:
-        user = await state.service(request).add_user(
+        user = await state.service(request).users.add_user(
             state.context(request), tenant.slug, values["username"],
             **{f: values[f] for f in PROFILE_FIELDS}, hidden=values["hidden"],
         )
@@ -81,9 +81,9 @@ async def _user_page(request: web.Request, *, status: int = 200, error: str = ""
     tenant = await _tenant(request)
     svc = state.service(request)
     ctx = state.context(request)
-    user = await svc.get_user(ctx, tenant.slug, request.match_info["user"])
-    history = await svc.history(ctx, tenant.slug, user.username, HISTORY_SHOWN)
-    fingered = await svc.fingered(ctx, tenant.slug, user.username, HISTORY_SHOWN) \
+    user = await svc.users.get_user(ctx, tenant.slug, request.match_info["user"])
+    history = await svc.users.history(ctx, tenant.slug, user.username, HISTORY_SHOWN)
+    fingered = await svc.finger_log.fingered(ctx, tenant.slug, user.username, HISTORY_SHOWN) \
         if user.finger_log else []
     return state.render(request, "user.html", status=status, tenant=tenant, tab="users",
                         user=user, history=history, error=error, values=values or {},
@@ -104,15 +104,15 @@ async def _change(request: web.Request, message: str, action: str,
     name = request.match_info["user"]
     try:
         if action == "edit":
-            user = await svc.edit_user(ctx, tenant.slug, name, **changes)
+            user = await svc.users.edit_user(ctx, tenant.slug, name, **changes)
         elif action == "status":
             until = (changes.get("expires") or "").strip()
-            user = await svc.set_status(ctx, tenant.slug, name, changes["status"],
+            user = await svc.users.set_status(ctx, tenant.slug, name, changes["status"],
                                         expires=Expiry.parse(until) if until else None)
         elif action == "clear":
-            user = await svc.clear_status(ctx, tenant.slug, name)
+            user = await svc.users.clear_status(ctx, tenant.slug, name)
         else:
-            user = await svc.set_plan(ctx, tenant.slug, name, changes["plan"])
+            user = await svc.users.set_plan(ctx, tenant.slug, name, changes["plan"])
     except (InvalidInput, Conflict) as err:
         return await _user_page(request, status=status_for(err), error=str(err),
                                 values=changes)
@@ -150,7 +150,7 @@ async def set_plan(request: web.Request) -> web.StreamResponse:
 @routes.get("/tenants/{tenant}/users/{user}/remove")
 async def confirm_remove(request: web.Request) -> web.StreamResponse:
     tenant = await _tenant(request)
-    user = await state.service(request).get_user(
+    user = await state.service(request).users.get_user(
         state.context(request), tenant.slug, request.match_info["user"]
     )
     return state.render(request, "user_remove.html", tenant=tenant, user=user,
@@ -161,5 +161,5 @@ async def confirm_remove(request: web.Request) -> web.StreamResponse:
 async def remove_user(request: web.Request) -> web.StreamResponse:
     tenant = await _tenant(request)
     name = request.match_info["user"]
-    await state.service(request).remove_user(state.context(request), tenant.slug, name)
+    await state.service(request).users.remove_user(state.context(request), tenant.slug, name)
     raise state.redirect(request, tenant_url(tenant.slug, "/users"), ok=f"User {name} removed.")
