@@ -278,35 +278,39 @@ class FingerLogUseCases(UseCase):
         """One transaction, announced to the SQLite cache guard as ours
         (fingerplat/repository/own_commits.py): it changes no public read."""
         own = self.own_commits
-        announced = False
-        ids: list[int | None] = []
-        existing: set[int] = set()
+        announced: list[bool] = []
+
+        def announce() -> None:
+            # The unit holds SQLite's write lock from its BEGIN IMMEDIATE;
+            # announce before the first write (which may start the WAL over).
+            if own is not None:
+                own.expect()
+                announced.append(True)
+
         try:
-            async with self._uow() as repo:
-                kept = rows
-                if check:
-                    existing = await repo.existing_user_ids([row[1] for row in rows])
-                    kept = [row for row in rows if row[1] in existing]
-                    if not kept and not counts:
-                        return [None] * len(rows)
-                if own is not None:
-                    # The unit holds SQLite's write lock from its BEGIN IMMEDIATE;
-                    # announce before the first write (which may start the WAL over).
-                    own.expect()
-                    announced = True
-                new_ids = iter(await repo.add_finger_log(kept))
-                await repo.set_finger_log_counts(counts)
-                ids = [next(new_ids) if not check or row[1] in existing else None
-                       for row in rows]  # the ids of the rows kept, None for the others
+            ids = await self._write_rows(rows, counts, check=check, before_write=announce)
         except BaseException:
-            if announced:
-                assert own is not None
+            if own is not None and announced:
                 own.settle(False)
             raise
-        if announced:
-            assert own is not None
+        if own is not None and announced:
             own.settle(True)
         return ids
+
+    async def _write_rows(self, rows: list[Row], counts: Sequence[Count], *, check: bool,
+                          before_write: Callable[[], None]) -> list[int | None]:
+        async with self._uow() as repo:
+            existing = (await repo.existing_user_ids([row[1] for row in rows])
+                        if check else None)
+            kept = rows if existing is None else [row for row in rows if row[1] in existing]
+            if not kept and not counts:
+                return [None] * len(rows)
+            before_write()
+            new_ids = iter(await repo.add_finger_log(kept))
+            await repo.set_finger_log_counts(counts)
+        # the ids of the rows kept, None for the others
+        return [next(new_ids) if existing is None or row[1] in existing else None
+                for row in rows]
 
     async def finger_log_writer(self) -> None:
         """The background task writing the recorder's queue; flushes once more on cancel."""

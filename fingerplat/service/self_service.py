@@ -95,12 +95,7 @@ class SelfServiceUseCases(UseCase):
         attempt = await self._throttle.auth_gate(
             anonymous, "user", f"{tenant.id}/{(username or name or '?').strip().lower()[:64]}",
             action=AuditAction.AUTH_LOGIN, target=target)
-        found: tuple[User, str | None] | None = None
-        if username is not None and len(password or "") <= MAX_PASSWORD_CHARS:
-            async with self._uow(readonly=True) as repo:
-                user = await repo.user(tenant.id, username, with_plan=False)
-                if user is not None:
-                    found = (user, await repo.user_password_hash(user.id))
+        found = await self._stored_password(tenant, username, password)
         stored = found[1] if found else None
         matches = await asyncio.to_thread(credential_crypto.password_matches, password or "",
                                           stored)
@@ -123,6 +118,18 @@ class SelfServiceUseCases(UseCase):
                               tenant=tenant.slug,
                               username=user.username)
         return principal
+
+    async def _stored_password(self, tenant: Tenant, username: str | None,
+                               password: str) -> tuple[User, str | None] | None:
+        """The user and their password hash, or None when there is nothing to check
+        (an invalid name or an oversize password are refused after the same argon2 work)."""
+        if username is None or len(password or "") > MAX_PASSWORD_CHARS:
+            return None
+        async with self._uow(readonly=True) as repo:
+            user = await repo.user(tenant.id, username, with_plan=False)
+            if user is None:
+                return None
+            return user, await repo.user_password_hash(user.id)
 
     # -- the tenant's setting ----------------------------------------------------
 
