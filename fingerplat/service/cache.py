@@ -75,11 +75,11 @@ Guard = Callable[[], Hashable | None]
 MIN_DEFAULT_BYTES = 16 << 20
 MAX_DEFAULT_BYTES = 128 << 20
 
-#: What an entry costs beyond its value: the ordered dict's node, the key
-#: tuple and its strings, the (value, tag, size) tuple, the user's tag list
-#: and its slot (tracemalloc on the bench data: a finger answer of 140
-#: bytes costs 506 bytes in all).
-ENTRY_OVERHEAD = 320
+#: What an entry costs beyond its value and key: the ordered dict's node
+#: and slot, the entry tuple, the user's slot among the tags (tracemalloc on
+#: the bench data, 100,000 users: a finger answer of 140 bytes with its
+#: 20-byte key costs 448 bytes in all; 506 while the tag was a tuple).
+ENTRY_OVERHEAD = 256
 
 
 def default_max_bytes() -> int:
@@ -122,6 +122,8 @@ _USER_KINDS: Final = frozenset({"status", "plan", "user"})
 #: How many users' latest invalidations are remembered for refusing fills;
 #: a fill whose read began before a forgotten one is refused.
 DROPS_REMEMBERED = 4096
+#: A kept entry: (value, tenant id, username, estimated size, deadline).
+_Entry = tuple[Any, int | None, str | None, int, float | None]
 #: One int object per entry size seen (see ReadCache.put).
 _SIZES: dict[int, int] = {}
 
@@ -171,21 +173,24 @@ class ReadCache:
         # user tag -> the epoch its entries were last dropped at, oldest first.
         self._dropped: dict[UserTag, int] = {}
         self.hits = 0
-        # key -> (value, user tag, estimated size, deadline as time.time() or None)
-        self._data: OrderedDict[Hashable, tuple[Any, UserTag | None, int, float | None]] = (
-            OrderedDict()
-        )
-        # A user's keys: the key itself while it is the only one (most users
-        # have one entry: their finger answer), else a list of them (never a
-        # set: an empty set alone is 216 bytes). A one-key list cost 9 MiB
-        # per 100,000 users (tracemalloc), a sixth of the cache's memory.
-        self._by_user: dict[UserTag, Hashable | list[Hashable]] = {}
+        # key -> (value, tenant id, username, estimated size, deadline as
+        # time.time() or None); tenant id and username None for an untagged
+        # entry. The user's tag is kept as its two parts, not as the
+        # (tenant id, username) tuple callers pass: a tuple per user was
+        # 5.4 MiB per 100,000 users (tracemalloc), the slot in this tuple 0.8.
+        self._data: OrderedDict[Hashable, _Entry] = OrderedDict()
+        # tenant id -> username -> that user's keys: the key itself while it
+        # is the only one (most users have one entry: their finger answer),
+        # else a list of them (never a set: an empty set alone is 216 bytes;
+        # a one-key list cost 9 MiB per 100,000 users). Per tenant, so the
+        # inner dicts are keyed by strings alone (CPython's denser layout
+        # for them) and hold the username given, the membership's own
+        # string on the warm start.
+        self._by_user: dict[int, dict[str, Hashable | list[Hashable]]] = {}
         # What the cache held when following changes stopped (LISTEN lost): never
         # answered from while the database answers, only instead of an error
         # while it does not (a failover), see held().
-        self._held: OrderedDict[Hashable, tuple[Any, UserTag | None, int, float | None]] = (
-            OrderedDict()
-        )
+        self._held: OrderedDict[Hashable, _Entry] = OrderedDict()
         self._held_used = False  # said so in the log since the last hold()
         self._guard = guard
         self._token: Hashable | None = guard() if guard is not None else None
@@ -231,11 +236,11 @@ class ReadCache:
         if self._guard is not None and not self._check_guard():
             return MISS
         entry = self._data.get(key)
-        if entry is None or (entry[3] is not None and entry[3] <= time.time()):
+        if entry is None or (entry[4] is not None and entry[4] <= time.time()):
             if entry is not None:  # past its deadline: gone for good
                 del self._data[key]
-                self.bytes -= entry[2]
-                self._untag(key, entry[1])
+                self.bytes -= entry[3]
+                self._untag(key, entry[1], entry[2])
             return MISS
         self._data.move_to_end(key)
         self.hits += 1
@@ -262,26 +267,32 @@ class ReadCache:
         data = self._data
         old = data.get(key)
         if old is not None:
-            self._untag(key, old[1])
-            self.bytes -= old[2]
+            self._untag(key, old[1], old[2])
+            self.bytes -= old[3]
         # Sizes repeat (answers of a similar length): share their int objects,
         # 32 bytes each above 256 (3 MiB per 100,000 entries otherwise).
         size = _SIZES.setdefault(size, size)
-        data[key] = (value, user, size, deadline)
-        self.bytes += size
-        data.move_to_end(key)
-        if user is not None:  # untagged above if it was there
-            keys = self._by_user.get(user)
+        if user is None:
+            data[key] = (value, None, None, size, deadline)
+        else:  # untagged above if it was there
+            tenant_id, name = user
+            data[key] = (value, tenant_id, name, size, deadline)
+            users = self._by_user.get(tenant_id)
+            if users is None:
+                users = self._by_user[tenant_id] = {}
+            keys = users.get(name)
             if keys is None:
-                self._by_user[user] = key
+                users[name] = key
             elif keys.__class__ is list:
                 keys.append(key)  # type: ignore[union-attr]
             else:
-                self._by_user[user] = [keys, key]
+                users[name] = [keys, key]
+        self.bytes += size
+        data.move_to_end(key)
         while (self.bytes > self.max_bytes or len(data) > self.max_entries) and len(data) > 1:
-            old_key, (_value, old_user, old_size, _deadline) = data.popitem(last=False)
+            old_key, (_value, old_tenant, old_name, old_size, _deadline) = data.popitem(last=False)
             self.bytes -= old_size
-            self._untag(old_key, old_user)
+            self._untag(old_key, old_tenant, old_name)
 
     def room(self, size: int) -> bool:
         """Whether ``size`` more bytes fit without evicting anything (warming stops there)."""
@@ -299,7 +310,7 @@ class ReadCache:
         are followed again (``resync``) or this node changes anything.
         """
         entry = self._held.get(key)
-        if entry is None or (entry[3] is not None and entry[3] <= time.time()):
+        if entry is None or (entry[4] is not None and entry[4] <= time.time()):
             return MISS  # past its deadline (a status that expired): never held
         if not self._held_used:
             self._held_used = True
@@ -348,13 +359,16 @@ class ReadCache:
         if len(dropped) > DROPS_REMEMBERED:
             self._floor = dropped.pop(next(iter(dropped)))  # forgotten: refuse all older fills
         self._held.clear()  # a change got through: the database is back
-        keys = self._by_user.pop(tag, None)
+        users = self._by_user.get(tag[0])
+        keys = users.pop(tag[1], None) if users is not None else None
         if keys is None:
             return
+        if not users:
+            del self._by_user[tag[0]]
         for key in keys if keys.__class__ is list else (keys,):  # type: ignore[union-attr]
             entry = self._data.pop(key, None)
             if entry is not None:
-                self.bytes -= entry[2]
+                self.bytes -= entry[3]
 
     def clear(self) -> None:
         self._drop_everything()
@@ -369,20 +383,29 @@ class ReadCache:
         self._floor = self.epoch
         self._dropped.clear()
 
-    def _untag(self, key: Hashable, user: UserTag | None) -> None:
-        if user is None:
+    def tagged_users(self) -> list[UserTag]:
+        """The users some kept entry is tagged with (tests: no tag left behind)."""
+        return [(tenant_id, name) for tenant_id, users in self._by_user.items()
+                for name in users]
+
+    def _untag(self, key: Hashable, tenant_id: int | None, name: str | None) -> None:
+        if tenant_id is None:
             return
-        keys = self._by_user.get(user)
+        users = self._by_user.get(tenant_id)
+        keys = users.get(name) if users is not None else None  # type: ignore[arg-type]
         if keys is None:
             return
+        assert users is not None and name is not None
         if keys.__class__ is not list:
             if keys == key:
-                del self._by_user[user]
+                del users[name]
+                if not users:
+                    del self._by_user[tenant_id]
             return
         with contextlib.suppress(ValueError):
             keys.remove(key)  # type: ignore[union-attr]
         if len(keys) == 1:  # type: ignore[arg-type]
-            self._by_user[user] = keys[0]  # type: ignore[index]
+            users[name] = keys[0]  # type: ignore[index]
 
     def _check_guard(self) -> bool:
         if self._guard_checked:
