@@ -17,6 +17,7 @@ answering for the users they had been asked about.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Hashable
 
 from fingerplat.domain import expiry, rules, visibility
@@ -153,6 +154,11 @@ class CachedPublicReads(TenantUseCases, UserUseCases):
             return 0
         membership = cache.membership
         name = membership.kept_name if membership is not None else _same_name
+        if membership is not None and not membership.ready:
+            # Whether the answers fit the budget as they are is decided on the
+            # first batch from the number of names (ReadCache.warm_batch).
+            with contextlib.suppress(TimeoutError):
+                await membership.settled(10.0)
         for warmer in list(cache.warmers):
             tenant = await self.resolve_tenant(warmer.tenant)
             after: str | None = None
@@ -165,19 +171,18 @@ class CachedPublicReads(TenantUseCases, UserUseCases):
                     if epoch == cache.epoch:
                         break
                 now = self.clock()
+                entries = []
                 for user in users:
                     # As a public read shows it: expired statuses and unpublished
                     # fields gone, and kept no longer than its status holds.
                     view = visibility.public_view(expiry.live(user, now), tenant.public_fields)
                     key, data = warmer.warm_entry(tenant, view)
-                    size = estimate_size(key, data)
-                    if not cache.room(size):
-                        return warmed
-                    if key not in cache:
-                        tag = (tenant.id, name(tenant.id, user.username))
-                        cache.put(key, data, epoch=epoch, user=tag,
-                                  size=size, deadline=deadline_of(view))
-                        warmed += 1
+                    entries.append((key, data, (tenant.id, name(tenant.id, user.username)),
+                                    deadline_of(view)))
+                kept = cache.warm_batch(entries, epoch=epoch)
+                if kept is None:
+                    return warmed
+                warmed += kept
                 if len(users) < batch:
                     break
                 after = users[-1].username
