@@ -379,15 +379,15 @@ class ReadCache:
                 self.bytes -= len(packed) + COMPACT_OVERHEAD
 
     def warm_batch(self, entries: list[tuple[Hashable, Any, UserTag, float | None]], *,
-                   epoch: int) -> int | None:
+                   epoch: int, expected: int | None = None) -> int | None:
         """Keep a batch the warm start rendered: the number kept, None once the budget is full.
 
         Each entry is (key, value, user, deadline). A plain bytes answer
         without a deadline whose key is a listener's prefix and the user's
         name goes to that listener's compact store (created on the first
         batch: compressed, with a dictionary made of that batch's answers,
-        when the tenant's names as counted by the membership would not fit
-        as they are); everything else is :meth:`put` as a fill. Warming
+        when the tenant's names as counted by the membership, or
+        ``expected``, would not fit as they are); everything else is :meth:`put` as a fill. Warming
         never evicts: it stops at the first entry that does not fit.
         """
         if epoch != self.epoch and self._floor > epoch:
@@ -396,7 +396,7 @@ class ReadCache:
         for key, value, user, deadline in entries:
             if key in self._data:
                 continue
-            store = self._compact_for(key, value, user, deadline, entries)
+            store = self._compact_for(key, value, user, deadline, entries, expected)
             if store is None:
                 if key in self:
                     continue
@@ -420,7 +420,8 @@ class ReadCache:
         return kept
 
     def _compact_for(self, key: Hashable, value: Any, user: UserTag, deadline: float | None,
-                     batch: list[tuple[Hashable, Any, UserTag, float | None]]) -> _Compact | None:
+                     batch: list[tuple[Hashable, Any, UserTag, float | None]],
+                     expected: int | None) -> _Compact | None:
         """The compact store ``key`` belongs in, made on first use; None: not a compact answer."""
         if value.__class__ is not bytes or deadline is not None or key.__class__ is not bytes:
             return None
@@ -433,7 +434,8 @@ class ReadCache:
                 return store if store.tenant_id == user[0] else None
         plain = [v for _k, v, _u, d in batch if v.__class__ is bytes and d is None]
         average = sum(map(len, plain)) // max(1, len(plain))
-        names = self.membership.count(user[0]) if self.membership is not None else len(batch)
+        names = expected or (self.membership.count(user[0]) if self.membership is not None
+                             else 0) or len(batch)
         fits = names * (average + COMPACT_OVERHEAD) <= self.max_bytes - self.bytes
         zdict = None if fits else b"".join(plain[:ZDICT_SAMPLE])[-ZDICT_BYTES:] or None
         store = _Compact(prefix, user[0], zdict)
@@ -542,6 +544,10 @@ class ReadCache:
         self.epoch += 1
         self._floor = self.epoch
         self._dropped.clear()
+
+    def compact_answers(self) -> int:
+        """How many answers the compact stores hold (tests, bench/warm_memory.py)."""
+        return self._compact_len()
 
     def tagged_users(self) -> list[UserTag]:
         """The users some kept entry is tagged with (tests: no tag left behind)."""
