@@ -17,7 +17,6 @@ answering for the users they had been asked about.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Hashable
 
 from fingerplat.domain import expiry, rules, visibility
@@ -154,13 +153,12 @@ class CachedPublicReads(TenantUseCases, UserUseCases):
             return 0
         membership = cache.membership
         name = membership.kept_name if membership is not None else _same_name
-        if membership is not None and not membership.ready:
-            # Whether the answers fit the budget as they are is decided on the
-            # first batch from the number of names (ReadCache.warm_batch).
-            with contextlib.suppress(TimeoutError):
-                await membership.settled(10.0)
         for warmer in list(cache.warmers):
             tenant = await self.resolve_tenant(warmer.tenant)
+            # Whether the answers fit the budget as they are (else they are
+            # kept compressed) is decided on the first batch from this count.
+            expected: int = await self._read(
+                lambda repo, tid=tenant.id: repo.count_users(tid, include_hidden=False))
             after: str | None = None
             while True:
                 for _attempt in range(3):
@@ -179,7 +177,7 @@ class CachedPublicReads(TenantUseCases, UserUseCases):
                     key, data = warmer.warm_entry(tenant, view)
                     entries.append((key, data, (tenant.id, name(tenant.id, user.username)),
                                     deadline_of(view)))
-                kept = cache.warm_batch(entries, epoch=epoch)
+                kept = cache.warm_batch(entries, epoch=epoch, expected=expected)
                 if kept is None:
                     return warmed
                 warmed += kept
