@@ -168,7 +168,9 @@ def drop_database(pg: str, name: str) -> None:
 # -- servers -----------------------------------------------------------------------
 
 
-def start(target: Target, workdir: Path, timeout: float = 60.0) -> None:
+def start(target: Target, workdir: Path, timeout: float = 150.0) -> None:
+    # serve listens once its warm start is done or WARM_UP_SECONDS (60 s)
+    # have passed: a million users take about that on a loaded machine.
     target.log = workdir / f"{target.name}-{target.db}-{target.users}.log".replace("/", "_")
     out = target.log.open("wb")
     env = {**os.environ, **target.env}

@@ -191,7 +191,7 @@ class _Compact:
     def pack(self, data: bytes) -> bytes:
         if self.zdict is None:
             return data
-        packer = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, self.zdict)
+        packer = zlib.compressobj(6, zlib.DEFLATED, -15, 8, zlib.Z_DEFAULT_STRATEGY, self.zdict)
         return packer.compress(data) + packer.flush()
 
 
