@@ -336,6 +336,8 @@ class ReadCache:
             return
         if not self._usable:
             return
+        if self._compact and user is not None and self._refill(key, value, user, deadline):
+            return
         if size is None:
             size = estimate_size(key, value)
         data = self._data
@@ -369,6 +371,39 @@ class ReadCache:
             old_key, (_value, old_tenant, old_name, old_size, _deadline) = data.popitem(last=False)
             self.bytes -= old_size
             self._untag(old_key, old_tenant, old_name)
+
+    def _refill(self, key: Hashable, value: Any, user: UserTag, deadline: float | None) -> bool:
+        """Keep a fill in its listener's compact store when it is one's kind of answer.
+
+        After a drop of everything (a tenant change; on SQLite any commit)
+        the stores are empty and the warm start is not repeated: the answers
+        to bare names come back as they are asked, as compactly as warmed.
+        """
+        if value.__class__ is not bytes or deadline is not None or key.__class__ is not bytes:
+            return False
+        tenant_id, name = user
+        for store in self._compact:
+            if store.tenant_id == tenant_id and key == store.prefix + name.encode():
+                if self.membership is not None:
+                    name = self.membership.kept_name(tenant_id, name)
+                entry = self._data.pop(key, None)
+                if entry is not None:  # kept before as an LRU entry: replaced here
+                    self.bytes -= entry[3]
+                    self._untag(key, entry[1], entry[2])
+                old = store.answers.get(name)
+                if old is not None:
+                    self.bytes -= len(old) + COMPACT_OVERHEAD
+                packed = store.pack(value)
+                store.answers[name] = packed
+                self.bytes += len(packed) + COMPACT_OVERHEAD
+                self._evict_compact()
+                data = self._data
+                while self.bytes > self.max_bytes and len(data) > 1:
+                    old_key, (_v, old_tenant, old_name, old_size, _d) = data.popitem(last=False)
+                    self.bytes -= old_size
+                    self._untag(old_key, old_tenant, old_name)
+                return True
+        return False
 
     def _evict_compact(self) -> None:
         """Drop compact answers (the last warmed first) until the budget holds."""
@@ -535,7 +570,8 @@ class ReadCache:
         self._data.clear()
         self._by_user.clear()
         self._held.clear()
-        self._compact = []
+        for store in self._compact:  # kept, empty, for _refill (a tenant id never changes)
+            store.answers = {}
         self._held_compact = []
         self.bytes = 0
 

@@ -135,3 +135,16 @@ async def test_a_change_by_another_process(node: CountingNode, operator: Context
         return "Status: elsewhere" in await node.finger("user001")
 
     await until(seen)
+
+
+async def test_answers_asked_after_a_change_are_kept_compact_again(
+        node: CountingNode, operator: Context) -> None:
+    # On SQLite the commit dropped everything; on PostgreSQL only user010's answer.
+    await node.service.set_status(operator, None, "user010", "busy")
+    assert "Status: busy" in await node.finger("user010")
+    assert "Status: busy" in await kept(node, "user010")
+    assert "Name: User 11" in await node.finger("user011")
+    assert "Name: User 11" in await kept(node, "user011")
+    cache = node.service.read_cache
+    assert cache is not None and cache.compact_answers() >= 2
+    assert cache.bytes <= cache.max_bytes

@@ -137,3 +137,31 @@ def test_held_answers_include_the_compact_ones_until_a_change_gets_through() -> 
     assert cache.held(PREFIX + b"alice") == answer("alice")
     cache.invalidate_user(1, "bob")  # a change got through: the database is back
     assert cache.held(PREFIX + b"alice") is MISS
+
+
+def test_after_a_drop_of_everything_fills_go_back_to_the_compact_store() -> None:
+    bus = EventBus()
+    cache = ReadCache(bus, max_bytes=1 << 20)
+    cache.warm_batch(batch(["alice", "bob"]), epoch=cache.epoch)
+    cache.put(PREFIX + b"carol", answer("carol"), epoch=cache.epoch, user=(1, "carol"))
+    assert cache.compact_answers() == 3 and len(cache._data) == 0  # a bare name: compact
+    cache.clear()  # a tenant change; on SQLite any commit
+    assert cache.get(PREFIX + b"alice") is MISS and cache.bytes == 0
+    epoch = cache.epoch
+    new = answer("alice").replace(b"working", b"resting")
+    cache.put(PREFIX + b"alice", new, epoch=epoch, user=(1, "alice"))
+    cache.put(PREFIX + b"Alice", new, epoch=epoch, user=(1, "alice"))  # another spelling
+    cache.put(PREFIX + b"bob", answer("bob"), epoch=epoch, user=(1, "bob"), deadline=4e9)
+    assert cache.compact_answers() == 1 and len(cache._data) == 2
+    assert cache.get(PREFIX + b"alice") == new and cache.get(PREFIX + b"Alice") == new
+    assert cache.bytes == true_bytes(cache)
+    cache.put(PREFIX + b"bob", answer("bob"), epoch=epoch, user=(1, "bob"))  # replaces the LRU one
+    assert cache.compact_answers() == 2 and cache.bytes == true_bytes(cache)
+    asyncio.run(bus.publish(ChangeEvent("status", 1, "default", "alice")))
+    assert cache.get(PREFIX + b"alice") is MISS and cache.get(PREFIX + b"Alice") is MISS
+    stale = cache.epoch
+    cache.invalidate_user(1, "bob")
+    cache.put(PREFIX + b"bob", answer("bob"), epoch=stale, user=(1, "bob"))  # read before
+    assert cache.get(PREFIX + b"bob") is MISS and cache.bytes == true_bytes(cache)
+    cache.put(PREFIX + b"dave", answer("dave"), epoch=cache.epoch, user=(2, "dave"))
+    assert cache.compact_answers() == 0  # another tenant's user: not this listener's store
