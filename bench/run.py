@@ -168,7 +168,9 @@ def drop_database(pg: str, name: str) -> None:
 # -- servers -----------------------------------------------------------------------
 
 
-def start(target: Target, workdir: Path, timeout: float = 60.0) -> None:
+def start(target: Target, workdir: Path, timeout: float = 150.0) -> None:
+    # serve listens once its warm start is done or WARM_UP_SECONDS (60 s)
+    # have passed: a million users take about that on a loaded machine.
     target.log = workdir / f"{target.name}-{target.db}-{target.users}.log".replace("/", "_")
     out = target.log.open("wb")
     env = {**os.environ, **target.env}
@@ -244,7 +246,7 @@ def sanity_check(target: Target, pattern: str) -> None:
 
 
 def load(target: Target, args: argparse.Namespace, duration: float, warmup: float,
-         pattern: str) -> dict[str, Any]:
+         pattern: str, seed: int = 1) -> dict[str, Any]:
     assert target.proc is not None
     cmd = [
         *_pin(None if args.no_pin else "1"), sys.executable, str(HERE / "loadgen.py"),
@@ -256,6 +258,7 @@ def load(target: Target, args: argparse.Namespace, duration: float, warmup: floa
         "--server-pid", str(target.proc.pid), "--json",
         "--no-probe", "--engine", args.engine,
         "--mix-size", str(args.mix_size or max(20_000, 2 * target.users)),
+        "--seed", str(seed),
     ]
     if target.check:
         cmd.append("--check")
@@ -410,6 +413,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--fresh", action="store_true",
                    help="restart every server before each run, no priming (a freshly started "
                         "server, as after a deploy; combine with --warmup 0)")
+    p.add_argument("--fresh-draws", action="store_true",
+                   help="measured rounds draw their queries with seeds the priming did not "
+                        "use (else every load replays seed 1's sequence, which the priming "
+                        "has already asked: with a million users, what it filled)")
     p.add_argument("--missing-span", type=int, default=0,
                    help="missing names are drawn from this many (default: users); with "
                         "--missing 1 and --mix-size 200000, a flood of distinct unknown names")
@@ -623,7 +630,12 @@ def main(argv: list[str] | None = None) -> int:
                         print(f"  {t.label}: {t.failure}", file=sys.stderr)
                         continue
                 try:
-                    result = load(t, args, args.duration, args.warmup, args.pattern)
+                    # --fresh-draws: each round's queries drawn with a seed of
+                    # its own (the same for every server), none of them the
+                    # priming's: uniform random lookups, not a replay of what
+                    # the priming already filled.
+                    seed = 1000 + rep if args.fresh_draws else 1
+                    result = load(t, args, args.duration, args.warmup, args.pattern, seed)
                 except (RuntimeError, subprocess.TimeoutExpired) as exc:
                     t.failure = str(exc)
                     print(f"  {t.label}: {exc}", file=sys.stderr)

@@ -44,9 +44,10 @@ log = logging.getLogger("fingerplat.server")
 
 DRAIN_TIMEOUT = 10.0
 #: At most this long before listening is spent filling the read cache
-#: (warm_up). The warming itself stops at the cache's budget (about 260,000
-#: users' answers for the default 128 MiB, some 6 s of CPU), so this only
-#: bounds a database that answers slowly.
+#: (warm_up). The warming itself stops at the cache's budget (a million
+#: users' answers fit the default 128 MiB, compressed: about 36 s of CPU on
+#: a loaded machine), so this bounds a huge directory and a database that
+#: answers slowly; what is left warms in the background.
 WARM_UP_SECONDS = 60.0
 
 # (user, remote host chain, verbose) -> answer lines, already neutralised.

@@ -56,6 +56,7 @@ import logging
 import os
 import sys
 import time
+import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any, Final, Protocol
@@ -75,11 +76,11 @@ Guard = Callable[[], Hashable | None]
 MIN_DEFAULT_BYTES = 16 << 20
 MAX_DEFAULT_BYTES = 128 << 20
 
-#: What an entry costs beyond its value: the ordered dict's node, the key
-#: tuple and its strings, the (value, tag, size) tuple, the user's tag list
-#: and its slot (tracemalloc on the bench data: a finger answer of 140
-#: bytes costs 506 bytes in all).
-ENTRY_OVERHEAD = 320
+#: What an entry costs beyond its value and key: the ordered dict's node
+#: and slot, the entry tuple, the user's slot among the tags (tracemalloc on
+#: the bench data, 100,000 users: a finger answer of 140 bytes with its
+#: 20-byte key costs 448 bytes in all; 506 while the tag was a tuple).
+ENTRY_OVERHEAD = 256
 
 
 def default_max_bytes() -> int:
@@ -122,6 +123,8 @@ _USER_KINDS: Final = frozenset({"status", "plan", "user"})
 #: How many users' latest invalidations are remembered for refusing fills;
 #: a fill whose read began before a forgotten one is refused.
 DROPS_REMEMBERED = 4096
+#: A kept entry: (value, tenant id, username, estimated size, deadline).
+_Entry = tuple[Any, int | None, str | None, int, float | None]
 #: One int object per entry size seen (see ReadCache.put).
 _SIZES: dict[int, int] = {}
 
@@ -140,6 +143,66 @@ class Warmer(Protocol):
 
     def warm_entry(self, tenant: Any, user: Any,
                    host: str | None = None) -> tuple[Hashable, Any]: ...
+
+
+#: What a compact answer costs beyond its bytes: the bytes object's header
+#: and its slot in the store's dict (keyed by the membership's own string
+#: for the name, so the name itself costs nothing more).
+COMPACT_OVERHEAD = 80
+#: Answers a compressed store's shared dictionary is made of (its first batch).
+ZDICT_SAMPLE = 32
+#: The shared dictionary's size at most (a larger one compresses little
+#: better and costs more per decompression: 2.5 us at 1 KiB, 3.2 at 18 KiB).
+ZDICT_BYTES = 4096
+
+
+class _Compact:
+    """One listener's warmed answers to a bare user name, without per-entry objects.
+
+    The warm start keeps most of what it renders here instead of in the LRU
+    map: ``answers`` maps the membership's own string for the name to the
+    answer's bytes (compressed with ``zdict`` when the tenant's answers
+    would not fit the budget as they are). What a user's entry in the LRU
+    map costs besides its bytes (an ordered dict node, the entry tuple, the
+    key's bytes, the user's tag: about 250 bytes) is here a dict slot. The
+    key a query looks up is ``prefix`` + the name's UTF-8 bytes.
+    """
+
+    __slots__ = ("answers", "prefix", "tenant_id", "zdict")
+
+    def __init__(self, prefix: bytes, tenant_id: int, zdict: bytes | None) -> None:
+        self.prefix = prefix
+        self.tenant_id = tenant_id
+        self.zdict = zdict
+        self.answers: dict[str, bytes] = {}
+
+    def lookup(self, key: bytes) -> Any:
+        try:
+            name = key[len(self.prefix):].decode()
+        except UnicodeDecodeError:
+            return MISS
+        data = self.answers.get(name)
+        if data is None:
+            return MISS
+        if self.zdict is None:
+            return data
+        return zlib.decompressobj(-15, self.zdict).decompress(data)
+
+    def pack(self, data: bytes) -> bytes:
+        if self.zdict is None:
+            return data
+        packer = zlib.compressobj(6, zlib.DEFLATED, -15, 8, zlib.Z_DEFAULT_STRATEGY, self.zdict)
+        return packer.compress(data) + packer.flush()
+
+
+def _compact_lookup(stores: list[_Compact], key: Hashable) -> Any:
+    if key.__class__ is bytes:
+        for store in stores:
+            if key.startswith(store.prefix):  # type: ignore[attr-defined]
+                found = store.lookup(key)  # type: ignore[arg-type]
+                if found is not MISS:
+                    return found
+    return MISS
 
 
 class _Miss:
@@ -171,22 +234,29 @@ class ReadCache:
         # user tag -> the epoch its entries were last dropped at, oldest first.
         self._dropped: dict[UserTag, int] = {}
         self.hits = 0
-        # key -> (value, user tag, estimated size, deadline as time.time() or None)
-        self._data: OrderedDict[Hashable, tuple[Any, UserTag | None, int, float | None]] = (
-            OrderedDict()
-        )
-        # A user's keys: the key itself while it is the only one (most users
-        # have one entry: their finger answer), else a list of them (never a
-        # set: an empty set alone is 216 bytes). A one-key list cost 9 MiB
-        # per 100,000 users (tracemalloc), a sixth of the cache's memory.
-        self._by_user: dict[UserTag, Hashable | list[Hashable]] = {}
+        # key -> (value, tenant id, username, estimated size, deadline as
+        # time.time() or None); tenant id and username None for an untagged
+        # entry. The user's tag is kept as its two parts, not as the
+        # (tenant id, username) tuple callers pass: a tuple per user was
+        # 5.4 MiB per 100,000 users (tracemalloc), the slot in this tuple 0.8.
+        self._data: OrderedDict[Hashable, _Entry] = OrderedDict()
+        # tenant id -> username -> that user's keys: the key itself while it
+        # is the only one (most users have one entry: their finger answer),
+        # else a list of them (never a set: an empty set alone is 216 bytes;
+        # a one-key list cost 9 MiB per 100,000 users). Per tenant, so the
+        # inner dicts are keyed by strings alone (CPython's denser layout
+        # for them) and hold the username given, the membership's own
+        # string on the warm start.
+        self._by_user: dict[int, dict[str, Hashable | list[Hashable]]] = {}
         # What the cache held when following changes stopped (LISTEN lost): never
         # answered from while the database answers, only instead of an error
         # while it does not (a failover), see held().
-        self._held: OrderedDict[Hashable, tuple[Any, UserTag | None, int, float | None]] = (
-            OrderedDict()
-        )
+        self._held: OrderedDict[Hashable, _Entry] = OrderedDict()
         self._held_used = False  # said so in the log since the last hold()
+        # The warm start's answers to bare names, one store per listener
+        # (see _Compact and warm_batch); invalidated with the LRU entries.
+        self._compact: list[_Compact] = []
+        self._held_compact: list[_Compact] = []
         self._guard = guard
         self._token: Hashable | None = guard() if guard is not None else None
         self._usable = self._token is not None or guard is None
@@ -198,11 +268,15 @@ class ReadCache:
         self.warmers: list[Warmer] = []
 
     def __len__(self) -> int:
-        return len(self._data)
+        return len(self._data) + self._compact_len()
 
     def __contains__(self, key: Hashable) -> bool:
         """Whether ``key`` is kept (no hit or miss counted, no recency changed)."""
-        return key in self._data
+        return key in self._data or (
+            bool(self._compact) and _compact_lookup(self._compact, key) is not MISS)
+
+    def _compact_len(self) -> int:
+        return sum(len(store.answers) for store in self._compact)
 
     def close(self) -> None:
         """Stop listening to change events (the cache is then no longer used)."""
@@ -231,11 +305,16 @@ class ReadCache:
         if self._guard is not None and not self._check_guard():
             return MISS
         entry = self._data.get(key)
-        if entry is None or (entry[3] is not None and entry[3] <= time.time()):
+        if entry is None or (entry[4] is not None and entry[4] <= time.time()):
             if entry is not None:  # past its deadline: gone for good
                 del self._data[key]
-                self.bytes -= entry[2]
-                self._untag(key, entry[1])
+                self.bytes -= entry[3]
+                self._untag(key, entry[1], entry[2])
+            elif self._compact:
+                found = _compact_lookup(self._compact, key)
+                if found is not MISS:
+                    self.hits += 1
+                return found
             return MISS
         self._data.move_to_end(key)
         self.hits += 1
@@ -257,35 +336,150 @@ class ReadCache:
             return
         if not self._usable:
             return
+        if self._compact and user is not None and self._refill(key, value, user, deadline):
+            return
         if size is None:
             size = estimate_size(key, value)
         data = self._data
         old = data.get(key)
         if old is not None:
-            self._untag(key, old[1])
-            self.bytes -= old[2]
+            self._untag(key, old[1], old[2])
+            self.bytes -= old[3]
         # Sizes repeat (answers of a similar length): share their int objects,
         # 32 bytes each above 256 (3 MiB per 100,000 entries otherwise).
         size = _SIZES.setdefault(size, size)
-        data[key] = (value, user, size, deadline)
-        self.bytes += size
-        data.move_to_end(key)
-        if user is not None:  # untagged above if it was there
-            keys = self._by_user.get(user)
+        if user is None:
+            data[key] = (value, None, None, size, deadline)
+        else:  # untagged above if it was there
+            tenant_id, name = user
+            data[key] = (value, tenant_id, name, size, deadline)
+            users = self._by_user.get(tenant_id)
+            if users is None:
+                users = self._by_user[tenant_id] = {}
+            keys = users.get(name)
             if keys is None:
-                self._by_user[user] = key
+                users[name] = key
             elif keys.__class__ is list:
                 keys.append(key)  # type: ignore[union-attr]
             else:
-                self._by_user[user] = [keys, key]
+                users[name] = [keys, key]
+        self.bytes += size
+        data.move_to_end(key)
+        if self._compact:  # the warm start's answers go before anything asked for
+            self._evict_compact()
         while (self.bytes > self.max_bytes or len(data) > self.max_entries) and len(data) > 1:
-            old_key, (_value, old_user, old_size, _deadline) = data.popitem(last=False)
+            old_key, (_value, old_tenant, old_name, old_size, _deadline) = data.popitem(last=False)
             self.bytes -= old_size
-            self._untag(old_key, old_user)
+            self._untag(old_key, old_tenant, old_name)
+
+    def _refill(self, key: Hashable, value: Any, user: UserTag, deadline: float | None) -> bool:
+        """Keep a fill in its listener's compact store when it is one's kind of answer.
+
+        After a drop of everything (a tenant change; on SQLite any commit)
+        the stores are empty and the warm start is not repeated: the answers
+        to bare names come back as they are asked, as compactly as warmed.
+        """
+        if value.__class__ is not bytes or deadline is not None or key.__class__ is not bytes:
+            return False
+        tenant_id, name = user
+        for store in self._compact:
+            if store.tenant_id == tenant_id and key == store.prefix + name.encode():
+                if self.membership is not None:
+                    name = self.membership.kept_name(tenant_id, name)
+                entry = self._data.pop(key, None)
+                if entry is not None:  # kept before as an LRU entry: replaced here
+                    self.bytes -= entry[3]
+                    self._untag(key, entry[1], entry[2])
+                old = store.answers.get(name)
+                if old is not None:
+                    self.bytes -= len(old) + COMPACT_OVERHEAD
+                packed = store.pack(value)
+                store.answers[name] = packed
+                self.bytes += len(packed) + COMPACT_OVERHEAD
+                self._evict_compact()
+                data = self._data
+                while self.bytes > self.max_bytes and len(data) > 1:
+                    old_key, (_v, old_tenant, old_name, old_size, _d) = data.popitem(last=False)
+                    self.bytes -= old_size
+                    self._untag(old_key, old_tenant, old_name)
+                return True
+        return False
+
+    def _evict_compact(self) -> None:
+        """Drop compact answers (the last warmed first) until the budget holds."""
+        for store in self._compact:
+            answers = store.answers
+            while answers and (self.bytes > self.max_bytes or len(self) > self.max_entries):
+                _name, packed = answers.popitem()
+                self.bytes -= len(packed) + COMPACT_OVERHEAD
+
+    def warm_batch(self, entries: list[tuple[Hashable, Any, UserTag, float | None]], *,
+                   epoch: int, expected: int | None = None) -> int | None:
+        """Keep a batch the warm start rendered: the number kept, None once the budget is full.
+
+        Each entry is (key, value, user, deadline). A plain bytes answer
+        without a deadline whose key is a listener's prefix and the user's
+        name goes to that listener's compact store (created on the first
+        batch: compressed, with a dictionary made of that batch's answers,
+        when the tenant's names as counted by the membership, or
+        ``expected``, would not fit as they are); everything else is :meth:`put` as a fill. Warming
+        never evicts: it stops at the first entry that does not fit.
+        """
+        if epoch != self.epoch and self._floor > epoch:
+            return 0  # everything dropped since the read: the caller reads again
+        kept = 0
+        for key, value, user, deadline in entries:
+            if key in self._data:
+                continue
+            store = self._compact_for(key, value, user, deadline, entries, expected)
+            if store is None:
+                if key in self:
+                    continue
+                size = estimate_size(key, value)
+                if not self.room(size):
+                    return None
+                self.put(key, value, epoch=epoch, user=user, size=size, deadline=deadline)
+                kept += 1
+                continue
+            if user[1] in store.answers:
+                continue
+            packed = store.pack(value)
+            size = len(packed) + COMPACT_OVERHEAD
+            if not self.room(size):
+                return None
+            if not self._usable or self._dropped.get(user, 0) > epoch:
+                continue  # changed since the read: the ordinary path fills it
+            store.answers[user[1]] = packed
+            self.bytes += size
+            kept += 1
+        return kept
+
+    def _compact_for(self, key: Hashable, value: Any, user: UserTag, deadline: float | None,
+                     batch: list[tuple[Hashable, Any, UserTag, float | None]],
+                     expected: int | None) -> _Compact | None:
+        """The compact store ``key`` belongs in, made on first use; None: not a compact answer."""
+        if value.__class__ is not bytes or deadline is not None or key.__class__ is not bytes:
+            return None
+        name = user[1].encode()
+        if not key.endswith(name):  # type: ignore[attr-defined]
+            return None
+        prefix = key[: len(key) - len(name)]  # type: ignore[index]
+        for store in self._compact:
+            if store.prefix == prefix:
+                return store if store.tenant_id == user[0] else None
+        plain = [v for _k, v, _u, d in batch if v.__class__ is bytes and d is None]
+        average = sum(map(len, plain)) // max(1, len(plain))
+        names = expected or (self.membership.count(user[0]) if self.membership is not None
+                             else 0) or len(batch)
+        fits = names * (average + COMPACT_OVERHEAD) <= self.max_bytes - self.bytes
+        zdict = None if fits else b"".join(plain[:ZDICT_SAMPLE])[-ZDICT_BYTES:] or None
+        store = _Compact(prefix, user[0], zdict)
+        self._compact.append(store)
+        return store
 
     def room(self, size: int) -> bool:
         """Whether ``size`` more bytes fit without evicting anything (warming stops there)."""
-        return self.bytes + size <= self.max_bytes and len(self._data) < self.max_entries
+        return self.bytes + size <= self.max_bytes and len(self) < self.max_entries
 
     # -- invalidation --------------------------------------------------------------
 
@@ -299,7 +493,11 @@ class ReadCache:
         are followed again (``resync``) or this node changes anything.
         """
         entry = self._held.get(key)
-        if entry is None or (entry[3] is not None and entry[3] <= time.time()):
+        if entry is None and self._held_compact:
+            found = _compact_lookup(self._held_compact, key)
+            if found is not MISS:
+                entry = (found, None, None, 0, None)
+        if entry is None or (entry[4] is not None and entry[4] <= time.time()):
             return MISS  # past its deadline (a status that expired): never held
         if not self._held_used:
             self._held_used = True
@@ -310,9 +508,11 @@ class ReadCache:
     def hold(self) -> None:
         """Stop answering from the entries (they may go stale) but keep them for held()."""
         self._drop_everything()
-        if self._data:
+        if self._data or self._compact:
             self._held = self._data
             self._data = OrderedDict()
+            self._held_compact = self._compact
+            self._compact = []
             self._held_used = False
         self._by_user.clear()
         self.bytes = 0
@@ -348,19 +548,31 @@ class ReadCache:
         if len(dropped) > DROPS_REMEMBERED:
             self._floor = dropped.pop(next(iter(dropped)))  # forgotten: refuse all older fills
         self._held.clear()  # a change got through: the database is back
-        keys = self._by_user.pop(tag, None)
+        self._held_compact = []
+        for store in self._compact:
+            if store.tenant_id == tenant_id:
+                packed = store.answers.pop(tag[1], None)
+                if packed is not None:
+                    self.bytes -= len(packed) + COMPACT_OVERHEAD
+        users = self._by_user.get(tag[0])
+        keys = users.pop(tag[1], None) if users is not None else None
         if keys is None:
             return
+        if not users:
+            del self._by_user[tag[0]]
         for key in keys if keys.__class__ is list else (keys,):  # type: ignore[union-attr]
             entry = self._data.pop(key, None)
             if entry is not None:
-                self.bytes -= entry[2]
+                self.bytes -= entry[3]
 
     def clear(self) -> None:
         self._drop_everything()
         self._data.clear()
         self._by_user.clear()
         self._held.clear()
+        for store in self._compact:  # kept, empty, for _refill (a tenant id never changes)
+            store.answers = {}
+        self._held_compact = []
         self.bytes = 0
 
     def _drop_everything(self) -> None:
@@ -369,20 +581,33 @@ class ReadCache:
         self._floor = self.epoch
         self._dropped.clear()
 
-    def _untag(self, key: Hashable, user: UserTag | None) -> None:
-        if user is None:
+    def compact_answers(self) -> int:
+        """How many answers the compact stores hold (tests, bench/warm_memory.py)."""
+        return self._compact_len()
+
+    def tagged_users(self) -> list[UserTag]:
+        """The users some kept entry is tagged with (tests: no tag left behind)."""
+        return [(tenant_id, name) for tenant_id, users in self._by_user.items()
+                for name in users]
+
+    def _untag(self, key: Hashable, tenant_id: int | None, name: str | None) -> None:
+        if tenant_id is None:
             return
-        keys = self._by_user.get(user)
+        users = self._by_user.get(tenant_id)
+        keys = users.get(name) if users is not None else None  # type: ignore[arg-type]
         if keys is None:
             return
+        assert users is not None and name is not None
         if keys.__class__ is not list:
             if keys == key:
-                del self._by_user[user]
+                del users[name]
+                if not users:
+                    del self._by_user[tenant_id]
             return
         with contextlib.suppress(ValueError):
             keys.remove(key)  # type: ignore[union-attr]
         if len(keys) == 1:  # type: ignore[arg-type]
-            self._by_user[user] = keys[0]  # type: ignore[index]
+            users[name] = keys[0]  # type: ignore[index]
 
     def _check_guard(self) -> bool:
         if self._guard_checked:

@@ -164,6 +164,10 @@ class CachedPublicReads(UseCase):
         name = membership.kept_name if membership is not None else _same_name
         for warmer in list(cache.warmers):
             tenant = await self.resolve_tenant(warmer.tenant)
+            # Whether the answers fit the budget as they are (else they are
+            # kept compressed) is decided on the first batch from this count.
+            expected: int = await self._read(
+                lambda repo, tid=tenant.id: repo.count_users(tid, include_hidden=False))
             after: str | None = None
             while True:
                 for _attempt in range(3):
@@ -174,19 +178,18 @@ class CachedPublicReads(UseCase):
                     if epoch == cache.epoch:
                         break
                 now = self.clock()
+                entries = []
                 for user in users:
                     # As a public read shows it: expired statuses and unpublished
                     # fields gone, and kept no longer than its status holds.
                     view = visibility.public_view(expiry.live(user, now), tenant.public_fields)
                     key, data = warmer.warm_entry(tenant, view)
-                    size = estimate_size(key, data)
-                    if not cache.room(size):
-                        return warmed
-                    if key not in cache:
-                        tag = (tenant.id, name(tenant.id, user.username))
-                        cache.put(key, data, epoch=epoch, user=tag,
-                                  size=size, deadline=deadline_of(view))
-                        warmed += 1
+                    entries.append((key, data, (tenant.id, name(tenant.id, user.username)),
+                                    deadline_of(view)))
+                kept = cache.warm_batch(entries, epoch=epoch, expected=expected)
+                if kept is None:
+                    return warmed
+                warmed += kept
                 if len(users) < batch:
                     break
                 after = users[-1].username

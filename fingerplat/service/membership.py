@@ -124,6 +124,11 @@ class Membership:
             return None
         return frozenset(names.all.keys() - names.hidden)
 
+    def count(self, tenant_id: int) -> int:
+        """How many names the tenant has (0 when not loaded)."""
+        names = self._tenants.get(tenant_id)
+        return len(names.all) if names is not None else 0
+
     def __len__(self) -> int:
         return sum(len(n.all) for n in self._tenants.values())
 

@@ -90,7 +90,7 @@ def test_least_recently_used_entries_go_first() -> None:
     assert cache.get("a") == 1
     cache.put("c", 3, epoch=cache.epoch, user=(1, "c"))
     assert (cache.get("a"), cache.get("b"), cache.get("c")) == (1, MISS, 3)
-    assert len(cache) == 2 and len(cache._by_user) == 2  # no tags left behind
+    assert len(cache) == 2 and len(cache.tagged_users()) == 2  # no tags left behind
 
 
 def test_a_users_entries_stay_tagged_through_evictions_and_refills() -> None:
@@ -107,12 +107,12 @@ def test_a_users_entries_stay_tagged_through_evictions_and_refills() -> None:
     assert (cache.get("a1"), cache.get("a2")) == (10, MISS)
     asyncio.run(bus.publish(ChangeEvent("status", 1, "default", "alice")))
     assert (cache.get("a1"), cache.get("b"), cache.get("c")) == (MISS, 3, 4)
-    assert sorted(cache._by_user) == [(1, "bob"), (1, "carol")]
+    assert sorted(cache.tagged_users()) == [(1, "bob"), (1, "carol")]
     cache.put("a3", 5, epoch=cache.epoch, user=alice)
     cache.put("a4", 6, epoch=cache.epoch, user=alice)  # evicts b; alice has two keys
     asyncio.run(bus.publish(ChangeEvent("plan", 1, "default", "alice")))
     assert (cache.get("a3"), cache.get("a4"), cache.get("c")) == (MISS, MISS, 4)
-    assert list(cache._by_user) == [(1, "carol")] and len(cache) == 1
+    assert cache.tagged_users() == [(1, "carol")] and len(cache) == 1
 
 
 def test_entry_sizes_count_exactly_through_fills_and_drops() -> None:
@@ -216,7 +216,7 @@ def test_the_cache_is_sized_in_bytes_and_evicts_by_size() -> None:
     assert cache.get("big") == b"y" * 6_000
     cache.invalidate_user(1, "big")
     assert cache.get("big") is MISS
-    assert cache.bytes == sum(entry[2] for entry in cache._data.values())
+    assert cache.bytes == sum(entry[3] for entry in cache._data.values())
     cache.clear()
     assert cache.bytes == 0 and len(cache) == 0
 
@@ -296,3 +296,16 @@ def test_an_entry_past_its_deadline_is_a_miss_and_never_held() -> None:
     cache.hold()
     assert cache.held("soon") is MISS
     assert cache.held("later") == "at work"
+
+
+def test_the_same_name_in_two_tenants_is_two_users() -> None:
+    # Tags are kept per tenant: a change of alice in tenant 1 leaves tenant 2's alice.
+    bus = EventBus()
+    cache = ReadCache(bus)
+    cache.put("one", 1, epoch=cache.epoch, user=(1, "alice"))
+    cache.put("two", 2, epoch=cache.epoch, user=(2, "alice"))
+    asyncio.run(bus.publish(ChangeEvent("status", 1, "default", "alice")))
+    assert (cache.get("one"), cache.get("two")) == (MISS, 2)
+    assert cache.tagged_users() == [(2, "alice")]
+    cache.invalidate_user(2, "ALICE")
+    assert cache.get("two") is MISS and cache.tagged_users() == []
