@@ -33,10 +33,10 @@ async def node(request: pytest.FixtureRequest, database_url: str,
     engine = create_engine(database_url)
     try:
         seeder = FingerplatService(engine)
-        await seeder.create_tenant(operator, "acme", domains=["acme.example"])
+        await seeder.tenants.create_tenant(operator, "acme", domains=["acme.example"])
         for i in range(USERS):
-            await seeder.add_user(operator, None, f"user{i:03d}", full_name=f"User {i}")
-        await seeder.set_status(operator, None, "user001", "reading")
+            await seeder.users.add_user(operator, None, f"user{i:03d}", full_name=f"User {i}")
+        await seeder.users.set_status(operator, None, "user001", "reading")
     finally:
         await engine.dispose()
     # 300 answers of about 100 bytes: 54 KB as they are, about 30 KB compressed.
@@ -81,17 +81,18 @@ async def kept(node: CountingNode, query: str) -> str:
 async def test_status_set_cleared_and_plan(node: CountingNode, operator: Context) -> None:
     assert "Status: reading" in await kept(node, "user001")
     assert "No Plan." in await kept(node, "user002")
-    await node.service.set_status(operator, None, "user001", "writing")
+    await node.service.users.set_status(operator, None, "user001", "writing")
     assert "Status: writing" in await node.finger("user001")
-    await node.service.set_status(operator, None, "user001", None)
+    await node.service.users.set_status(operator, None, "user001", None)
     assert "Status: (none)" in await node.finger("user001")
-    await node.service.set_plan(operator, None, "user002", "tea at four")
+    await node.service.users.set_plan(operator, None, "user002", "tea at four")
     assert "tea at four" in await node.finger("user002")
 
 
 async def test_expiry(node: CountingNode, operator: Context) -> None:
     assert "Status: (none)" in await kept(node, "user004")
-    await node.service.set_status(operator, None, "user004", "coffee", expires=Expiry.after(1))
+    await node.service.users.set_status(
+        operator, None, "user004", "coffee", expires=Expiry.after(1))
     assert "Status: coffee" in await node.finger("user004")
 
     async def expired() -> bool:
@@ -104,32 +105,32 @@ async def test_hidden_removed_and_back(node: CountingNode, operator: Context) ->
     assert "Login: user005" in await kept(node, "user005")
     assert "Name: User 6" in await kept(node, "user006")
     assert "Name: User 7" in await kept(node, "user007")
-    await node.service.edit_user(operator, None, "user005", hidden=True)
+    await node.service.users.edit_user(operator, None, "user005", hidden=True)
     assert await node.finger("user005") == "No such user: user005\r\n"
-    await node.service.edit_user(operator, None, "user005", hidden=False)
+    await node.service.users.edit_user(operator, None, "user005", hidden=False)
     assert "Login: user005" in await node.finger("user005")
-    await node.service.remove_user(operator, None, "user006")  # renaming is removal + adding
+    await node.service.users.remove_user(operator, None, "user006")  # renaming is removal + adding
     assert await node.finger("user006") == "No such user: user006\r\n"
-    await node.service.add_user(operator, None, "user006", full_name="Someone Else")
+    await node.service.users.add_user(operator, None, "user006", full_name="Someone Else")
     assert "Name: Someone Else" in await node.finger("user006")
-    await node.service.edit_user(operator, None, "user007", full_name="Renamed Seven")
+    await node.service.users.edit_user(operator, None, "user007", full_name="Renamed Seven")
     assert "Name: Renamed Seven" in await node.finger("user007")
 
 
 async def test_tenant_settings_and_domains(node: CountingNode, operator: Context) -> None:
     assert "Name: User 8" in await kept(node, "user008")
     assert "Name: User 9" in await kept(node, "user009")
-    await node.service.update_tenant(operator, None, public_fields="status")
+    await node.service.tenants.update_tenant(operator, None, public_fields="status")
     answer = await node.finger("user008")
     assert "Login: user008" in answer and "User 8" not in answer
-    await node.service.update_tenant(operator, "acme", add_domains=["acme.test"])
+    await node.service.tenants.update_tenant(operator, "acme", add_domains=["acme.test"])
     assert "Name: User 9" not in await node.finger("user009")  # still the default's fields
 
 
 async def test_a_change_by_another_process(node: CountingNode, operator: Context,
                                            other_process: FingerplatService) -> None:
     assert "Status: reading" in await kept(node, "user001")
-    await other_process.set_status(operator, None, "user001", "elsewhere")
+    await other_process.users.set_status(operator, None, "user001", "elsewhere")
 
     async def seen() -> bool:  # SQLite: the next answer; PostgreSQL: once NOTIFY arrives
         return "Status: elsewhere" in await node.finger("user001")
@@ -140,7 +141,7 @@ async def test_a_change_by_another_process(node: CountingNode, operator: Context
 async def test_answers_asked_after_a_change_are_kept_compact_again(
         node: CountingNode, operator: Context) -> None:
     # On SQLite the commit dropped everything; on PostgreSQL only user010's answer.
-    await node.service.set_status(operator, None, "user010", "busy")
+    await node.service.users.set_status(operator, None, "user010", "busy")
     assert "Status: busy" in await node.finger("user010")
     assert "Status: busy" in await kept(node, "user010")
     assert "Name: User 11" in await node.finger("user011")
