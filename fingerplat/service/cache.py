@@ -351,23 +351,33 @@ class ReadCache:
         if user is None:
             data[key] = (value, None, None, size, deadline)
         else:  # untagged above if it was there
-            tenant_id, name = user
-            data[key] = (value, tenant_id, name, size, deadline)
-            users = self._by_user.get(tenant_id)
-            if users is None:
-                users = self._by_user[tenant_id] = {}
-            keys = users.get(name)
-            if keys is None:
-                users[name] = key
-            elif keys.__class__ is list:
-                keys.append(key)  # type: ignore[union-attr]
-            else:
-                users[name] = [keys, key]
+            data[key] = (value, user[0], user[1], size, deadline)
+            self._tag(key, user)
         self.bytes += size
         data.move_to_end(key)
         if self._compact:  # the warm start's answers go before anything asked for
             self._evict_compact()
-        while (self.bytes > self.max_bytes or len(data) > self.max_entries) and len(data) > 1:
+        self._evict_lru(count_entries=True)
+
+    def _tag(self, key: Hashable, user: UserTag) -> None:
+        """Remember ``key`` among ``user``'s entries (one key alone, not in a list)."""
+        tenant_id, name = user
+        users = self._by_user.get(tenant_id)
+        if users is None:
+            users = self._by_user[tenant_id] = {}
+        keys = users.get(name)
+        if keys is None:
+            users[name] = key
+        elif keys.__class__ is list:
+            keys.append(key)  # type: ignore[union-attr]
+        else:
+            users[name] = [keys, key]
+
+    def _evict_lru(self, *, count_entries: bool) -> None:
+        """Drop the least recently used entries until the bytes (and entries) fit."""
+        data = self._data
+        while ((self.bytes > self.max_bytes
+                or (count_entries and len(data) > self.max_entries)) and len(data) > 1):
             old_key, (_value, old_tenant, old_name, old_size, _deadline) = data.popitem(last=False)
             self.bytes -= old_size
             self._untag(old_key, old_tenant, old_name)
@@ -397,11 +407,7 @@ class ReadCache:
                 store.answers[name] = packed
                 self.bytes += len(packed) + COMPACT_OVERHEAD
                 self._evict_compact()
-                data = self._data
-                while self.bytes > self.max_bytes and len(data) > 1:
-                    old_key, (_v, old_tenant, old_name, old_size, _d) = data.popitem(last=False)
-                    self.bytes -= old_size
-                    self._untag(old_key, old_tenant, old_name)
+                self._evict_lru(count_entries=False)
                 return True
         return False
 
@@ -467,15 +473,21 @@ class ReadCache:
         for store in self._compact:
             if store.prefix == prefix:
                 return store if store.tenant_id == user[0] else None
-        plain = [v for _k, v, _u, d in batch if v.__class__ is bytes and d is None]
-        average = sum(map(len, plain)) // max(1, len(plain))
-        names = expected or (self.membership.count(user[0]) if self.membership is not None
-                             else 0) or len(batch)
-        fits = names * (average + COMPACT_OVERHEAD) <= self.max_bytes - self.bytes
-        zdict = None if fits else b"".join(plain[:ZDICT_SAMPLE])[-ZDICT_BYTES:] or None
-        store = _Compact(prefix, user[0], zdict)
+        store = _Compact(prefix, user[0], self._zdict_for(batch, user[0], expected))
         self._compact.append(store)
         return store
+
+    def _zdict_for(self, batch: list[tuple[Hashable, Any, UserTag, float | None]],
+                   tenant_id: int, expected: int | None) -> bytes | None:
+        """None when the tenant's answers fit the budget as they are; else the shared
+        dictionary (from the first batch's answers) they are compressed against."""
+        plain = [v for _k, v, _u, d in batch if v.__class__ is bytes and d is None]
+        average = sum(map(len, plain)) // max(1, len(plain))
+        names = expected or (self.membership.count(tenant_id) if self.membership is not None
+                             else 0) or len(batch)
+        if names * (average + COMPACT_OVERHEAD) <= self.max_bytes - self.bytes:
+            return None
+        return b"".join(plain[:ZDICT_SAMPLE])[-ZDICT_BYTES:] or None
 
     def room(self, size: int) -> bool:
         """Whether ``size`` more bytes fit without evicting anything (warming stops there)."""

@@ -18,13 +18,13 @@ answering for the users they had been asked about.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable, Mapping
 
 from fingerplat.domain import expiry, rules, visibility
 from fingerplat.domain.errors import NotFound, Unavailable, UserNotFound
 from fingerplat.domain.model import StatusChange, Tenant, User
 from fingerplat.service.base import ServiceCore, UseCase
-from fingerplat.service.cache import MISS, Guard, ReadCache, estimate_size
+from fingerplat.service.cache import MISS, Guard, ReadCache, Warmer, estimate_size
 from fingerplat.service.kept_answers import KeptAnswers
 from fingerplat.service.membership import Membership
 from fingerplat.service.tenants import TenantUseCases
@@ -218,15 +218,8 @@ class CachedPublicReads(UseCase):
         if epoch != cache.epoch:
             return 0  # a change meanwhile: the ordinary path fills what is asked
         by_id = {t.id: t for t in tenants if t.domains}
-        for tenant in by_id.values():
-            entries: list[tuple[Hashable, object]] = [
-                (("pseudo-names", tenant.id), pseudo.get(tenant.id, {})),
-                *((("host", domain), tenant) for domain in tenant.domains)]
-            for key, value in entries:
-                size = estimate_size(key, value)
-                if not cache.room(size):
-                    return 0  # warming never evicts
-                cache.put(key, value, epoch=epoch, size=size)
+        if not _keep_tenant_entries(cache, by_id.values(), pseudo, epoch):
+            return 0  # warming never evicts
         warmed = 0
         after: tuple[int, str] | None = None
         while by_id:
@@ -242,18 +235,11 @@ class CachedPublicReads(UseCase):
                 if tenant is None:
                     continue
                 view = visibility.public_view(expiry.live(user, now), tenant.public_fields)
-                deadline = deadline_of(view)
-                for warmer in warmers:
-                    for domain in tenant.domains:
-                        key, data = warmer.warm_entry(tenant, view, host=domain)
-                        size = estimate_size(key, data)
-                        if not cache.room(size):
-                            return warmed
-                        if key not in cache:
-                            tag = (tenant.id, name(tenant.id, user.username))
-                            cache.put(key, data, epoch=epoch, user=tag, size=size,
-                                      deadline=deadline)
-                            warmed += 1
+                kept = _keep_host_answers(cache, warmers, tenant, view, epoch,
+                                          (tenant.id, name(tenant.id, user.username)))
+                if kept is None:
+                    return warmed
+                warmed += kept
             if len(users) < batch:
                 break
             after = (users[-1].tenant_id, users[-1].username)
@@ -311,3 +297,37 @@ class CachedPublicReads(UseCase):
         if keep:
             cache.put(key, tuple(history), epoch=epoch, user=tag)
         return history
+
+
+def _keep_tenant_entries(cache: ReadCache, tenants: Iterable[Tenant],
+                         pseudo: Mapping[int, object], epoch: int) -> bool:
+    """Keep each tenant's pseudo-user names and its tenant under each of its domains,
+    as ``pseudo_kind_of`` and ``tenant_for_host`` keep them; False once full."""
+    for tenant in tenants:
+        entries: list[tuple[Hashable, object]] = [
+            (("pseudo-names", tenant.id), pseudo.get(tenant.id, {})),
+            *((("host", domain), tenant) for domain in tenant.domains)]
+        for key, value in entries:
+            size = estimate_size(key, value)
+            if not cache.room(size):
+                return False
+            cache.put(key, value, epoch=epoch, size=size)
+    return True
+
+
+def _keep_host_answers(cache: ReadCache, warmers: list[Warmer], tenant: Tenant, view: User,
+                       epoch: int, tag: tuple[int, str]) -> int | None:
+    """Keep a user's answer under each domain of its tenant on each listener: how many
+    were new; None once the budget is full (warming never evicts)."""
+    deadline = deadline_of(view)
+    kept = 0
+    for warmer in warmers:
+        for domain in tenant.domains:
+            key, data = warmer.warm_entry(tenant, view, host=domain)
+            size = estimate_size(key, data)
+            if not cache.room(size):
+                return None
+            if key not in cache:
+                cache.put(key, data, epoch=epoch, user=tag, size=size, deadline=deadline)
+                kept += 1
+    return kept
