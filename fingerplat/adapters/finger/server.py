@@ -1,16 +1,18 @@
 """The finger listener: answers from the read cache on accept, an asyncio ``Protocol`` otherwise.
 
-The hot path is deliberately plain: the listener accepts connections itself
-(a reader callback on the listening socket), and for each one applies the
-connection and rate limits and tries one non-blocking read right away. A
-finger client sends its query as soon as it is connected, so under load the
-line is usually already there; when it is complete and the read cache holds
-its answer, the answer is sent and the socket closed on the spot: no
-transport, no protocol object, no timer, no event-loop registration (four
-system calls in all: accept, recv, send, close).
+The hot path is deliberately plain: connections are accepted by the accept
+machinery every answering listener shares (fingerplat/adapters/net/accept.py:
+a reader callback on the listening socket, the connection caps, PROXY
+headers from trusted proxies, one non-blocking read right away), with this
+listener's rate limit on top. A finger client sends its query as soon as it
+is connected, so under load the line is usually already there; when it is
+complete and the read cache holds its answer, :meth:`FingerServer.first_bytes`
+sends the answer and closes the socket on the spot: no transport, no
+protocol object, no timer, no event-loop registration (four system calls in
+all: accept, recv, send, close).
 
-Everything else (no data yet, a partial or oversize line, a cache miss, an
-answer that does not fit the socket buffer) is handed to a
+Everything else (a partial or oversize line, a cache miss, an answer that
+does not fit the socket buffer) is handed to a
 :class:`FingerProtocol` on an ordinary transport with what was already read,
 and follows the rules below exactly as if the protocol had read it itself:
 ``data_received`` looks for the line end, and one task asks

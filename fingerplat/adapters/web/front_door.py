@@ -6,8 +6,12 @@ every connection and a request object, a response object and a middleware
 chain for every request: most of the CPU a kept page takes, and the reason a
 page with ``Connection: close`` cost more than twice a Twisted resource.
 
-So every web connection starts here, on a plain :class:`asyncio.Protocol`.
-For each chunk it receives, the front door answers by itself only when the
+So web connections are accepted by the accept machinery the finger
+listener uses too (fingerplat/adapters/net/accept.py), with the front door
+as its door, and then, unless the first request was answered on the
+accepted socket itself and the connection closed, go on to a plain
+:class:`asyncio.Protocol`, the :class:`DoorProtocol`. For its first bytes and
+each chunk after them, the front door answers by itself only when the
 chunk is exactly one whole request, parsed by aiohttp's own parser (the
 same llhttp parser aiohttp would use, with aiohttp's limits), that is a
 ``GET`` or ``HEAD`` without a body, upgrade or ``Expect``, for a Host
@@ -23,7 +27,9 @@ packets, pipelining, a body, a parse error) hands the connection to
 aiohttp for good: its request handler takes over the transport and is fed
 the bytes just received, as if it had been there from the start. Clients
 that only ever ask for kept pages never meet aiohttp; all others see aiohttp
-exactly as before, one parse later.
+exactly as before, one parse later. Over TLS (the first bytes are a
+handshake) and with ``[web] front_door = false`` nothing is read on accept:
+the connection goes straight to a :class:`DoorProtocol` (after the handshake).
 """
 
 from __future__ import annotations
