@@ -187,14 +187,6 @@ class FingerServer:
     def refused(self, reason: str) -> None:
         self.acceptor.refused(reason)
 
-    def hold(self, peer: str) -> None:
-        self.acceptor.hold(peer)
-
-    def release(self, peer: str) -> None:
-        self.acceptor.release(peer)
-
-    def over_share(self, peer: str) -> bool:
-        return self.acceptor.over_share(peer)
 
     def listen(self, sock: socket.socket) -> None:
         """Accept on ``sock`` (listening) from this event loop."""
@@ -443,14 +435,9 @@ class FingerProtocol(asyncio.Protocol):
         self.proxied = False
         self.buffer = self.buffer[header.consumed:]
         server = self.server
-        if header.source is not None and header.source != self.peer:
-            self.let_go()
-            self.peer = header.source
-            if server.over_share(self.peer):
-                self._refuse(TOO_MANY_FROM_ADDRESS, "max_connections_per_address")
-                return False
-            server.hold(self.peer)
-            self.held = True
+        if not server.acceptor.proxied_client(self, header.source):
+            self._refuse(TOO_MANY_FROM_ADDRESS, "max_connections_per_address")
+            return False
         if not server.limiter.allow(self.peer):
             self._refuse(RATE_LIMITED, "rate_limit")
             return False
@@ -475,7 +462,7 @@ class FingerProtocol(asyncio.Protocol):
         """No longer count this connection against its address's share."""
         if self.held:
             self.held = False
-            self.server.release(self.peer)
+            self.server.acceptor.release(self.peer)
 
     @property
     def started(self) -> bool:

@@ -171,6 +171,24 @@ class Acceptor:
     def refused(self, reason: str) -> None:
         self._refused.labels(self.name, reason).inc()
 
+    def proxied_client(self, protocol: HandedOver, source: str | None) -> bool:
+        """The client a PROXY header named (``source``) takes the proxy's place in the counts.
+
+        From now on the connection is ``source``'s (``protocol.peer``), held
+        against its share; False when ``source`` already holds its share
+        (the protocol refuses). None (a ``LOCAL`` header, an unknown
+        family) leaves the proxy as the peer.
+        """
+        if source is None or source == protocol.peer:
+            return True
+        protocol.let_go()
+        protocol.peer = source
+        if self.over_share(source):
+            return False
+        self.hold(source)
+        protocol.held = True
+        return True
+
     # -- listening ---------------------------------------------------------------
 
     @property

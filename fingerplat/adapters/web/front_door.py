@@ -182,13 +182,6 @@ class FrontDoor:
         """Open connections per client address (the one a PROXY header named)."""
         return self.acceptor.held
 
-    @property
-    def lingering(self) -> int:
-        return self.acceptor.lingering
-
-    def over_share(self, host: str) -> bool:
-        return self.acceptor.over_share(host)
-
     def refused(self, reason: str) -> None:
         self.acceptor.refused(reason)
 
@@ -629,16 +622,11 @@ class DoorProtocol(asyncio.Protocol):
         self._header = None
         rest = bytes(header_bytes[header.consumed:])
         if header.source is not None and header.source != self.peer:
-            self.let_go()
-            if door.over_share(header.source):
-                self._forget()
-                self._refuse(transport, accept.TOO_MANY_FROM_ADDRESS,
-                             "max_connections_per_address")
-                return b""
-            self.peer = header.source
-            door.acceptor.hold(header.source)
-            self.held = True
             self._client = (header.source, header.source_port or 0)
+        if not door.acceptor.proxied_client(self, header.source):
+            self._forget()
+            self._refuse(transport, accept.TOO_MANY_FROM_ADDRESS, "max_connections_per_address")
+            return b""
         return rest
 
     # -- the front door's work ---------------------------------------------------------
