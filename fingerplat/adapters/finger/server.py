@@ -133,6 +133,10 @@ class FingerServer:
                                 idle_timeout=self.idle_timeout)
         self.access_log = settings.access_log
         self.answer_on_accept = settings.answer_on_accept
+        # The accept machinery reads the first bytes (and first_bytes answers
+        # them) unless [finger] answer_on_accept = false: then the protocol
+        # reads and answers every query.
+        self.reads_first = settings.answer_on_accept
         self.limiter.rate = float(settings.rate_limit)
         self.limiter.burst = 2.0 * settings.rate_limit
         self.answerer.max_listed_users = settings.max_listed_users
@@ -142,11 +146,6 @@ class FingerServer:
         self.apply(config.finger)
 
     # What the accept machinery owns, as the listener's own.
-
-    @property
-    def reads_first(self) -> bool:
-        """[finger] answer_on_accept = false: the protocol reads and answers every query."""
-        return self.answer_on_accept
 
     @property
     def held(self) -> dict[str, int]:

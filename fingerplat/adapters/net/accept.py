@@ -149,7 +149,8 @@ class Acceptor:
 
     def in_hand(self) -> int:
         """Connections counted here: waiting for their first bytes or being handed over."""
-        return self.waiting + len(self.handing_over)
+        room = self.waiting_room  # (inline: asked at every accept)
+        return (len(room.entries) if room is not None else 0) + len(self.handing_over)
 
     def hold(self, peer: str) -> None:
         """Count a connection kept open for ``peer`` (against its share)."""

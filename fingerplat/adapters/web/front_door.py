@@ -163,12 +163,18 @@ class FrontDoor:
         self.max_connections = settings.max_connections
         # [web] front_door = false: never answer here, hand every request to aiohttp.
         self.answers_kept_pages = settings.front_door
+        self._read_first()
         self.max_per_address = per_address_share(settings.max_connections,
                                                  settings.max_connections_per_address)
         self.trusted = trusted
         self.acceptor.trusted = trusted
         self.acceptor.configure(max_connections=self.max_connections,
                                 max_per_address=self.max_per_address, idle_timeout=self.timeout)
+
+    def _read_first(self) -> None:
+        """Answer on accept while the front door is on, not closing, and the bytes are plain."""
+        self.reads_first = (self.answers_kept_pages and self.ssl_context is None
+                            and not self.closing)
 
     # -- counting ----------------------------------------------------------------
 
@@ -186,11 +192,6 @@ class FrontDoor:
         self.acceptor.refused(reason)
 
     # -- the Door of the accept machinery ----------------------------------------
-
-    @property
-    def reads_first(self) -> bool:
-        """Answer on accept: the front door is on, not closing, and the bytes are plain."""
-        return self.answers_kept_pages and self.ssl_context is None and not self.closing
 
     def open_connections(self) -> int:
         return self.open_count
@@ -304,6 +305,7 @@ class FrontDoor:
         protocol's ``connection_made`` (unless they carry a request for aiohttp).
         """
         self.closing = True
+        self._read_first()
         for protocol in list(self.connections):
             protocol.close()
         self.acceptor.close_waiting_room()
