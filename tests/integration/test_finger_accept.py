@@ -20,8 +20,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from fingerplat.adapters.finger.server import FingerServer, start_finger_server
-from fingerplat.adapters.finger.waiting import WaitingRoom
 from fingerplat.adapters.net import sockets
+from fingerplat.adapters.net.waiting import WaitingRoom
 from fingerplat.config import FingerConfig
 from fingerplat.domain.model import Context
 from fingerplat.domain.rules import PLAN_MAX_BYTES

@@ -1,16 +1,18 @@
 """The finger listener: answers from the read cache on accept, an asyncio ``Protocol`` otherwise.
 
-The hot path is deliberately plain: the listener accepts connections itself
-(a reader callback on the listening socket), and for each one applies the
-connection and rate limits and tries one non-blocking read right away. A
-finger client sends its query as soon as it is connected, so under load the
-line is usually already there; when it is complete and the read cache holds
-its answer, the answer is sent and the socket closed on the spot: no
-transport, no protocol object, no timer, no event-loop registration (four
-system calls in all: accept, recv, send, close).
+The hot path is deliberately plain: connections are accepted by the accept
+machinery every answering listener shares (fingerplat/adapters/net/accept.py:
+a reader callback on the listening socket, the connection caps, PROXY
+headers from trusted proxies, one non-blocking read right away), with this
+listener's rate limit on top. A finger client sends its query as soon as it
+is connected, so under load the line is usually already there; when it is
+complete and the read cache holds its answer, :meth:`FingerServer.first_bytes`
+sends the answer and closes the socket on the spot: no transport, no
+protocol object, no timer, no event-loop registration (four system calls in
+all: accept, recv, send, close).
 
-Everything else (no data yet, a partial or oversize line, a cache miss, an
-answer that does not fit the socket buffer) is handed to a
+Everything else (a partial or oversize line, a cache miss, an answer that
+does not fit the socket buffer) is handed to a
 :class:`FingerProtocol` on an ordinary transport with what was already read,
 and follows the rules below exactly as if the protocol had read it itself:
 ``data_received`` looks for the line end, and one task asks
@@ -35,7 +37,6 @@ from __future__ import annotations
 import _socket
 import asyncio
 import contextlib
-import errno
 import logging
 import socket
 import time
@@ -45,10 +46,10 @@ from fingerplat.adapters.finger import render
 from fingerplat.adapters.finger.answer import FingerAnswerer, ForwardFn
 from fingerplat.adapters.finger.limits import RateLimiter
 from fingerplat.adapters.finger.query import MAX_QUERY_BYTES
-from fingerplat.adapters.finger.waiting import WaitingRoom
-from fingerplat.adapters.net import proxy_header, sockets
+from fingerplat.adapters.net import accept, proxy_header, sockets
 from fingerplat.adapters.net.connections import ConnectionTracker
 from fingerplat.adapters.net.trusted_proxies import TrustedProxies
+from fingerplat.adapters.net.waiting import WaitingRoom
 from fingerplat.config import Config, FingerConfig, format_address, per_address_share
 from fingerplat.domain.text import printable
 from fingerplat.metrics import Metrics
@@ -60,23 +61,11 @@ access_log = logging.getLogger("fingerplat.finger.access")
 ADAPTER = "finger"
 BACKLOG = 1024
 LINGER_SECONDS = 1.0
-#: Connections taken per readiness callback of a listening socket, so one
-#: listener under a flood cannot starve the others (asyncio's own choice).
-ACCEPT_BATCH = 128
 #: What the first read on a new connection may take: a query line at its
 #: longest with its CRLF fits; anything longer goes on to the protocol.
 FIRST_READ_BYTES = 4096
-#: Out of file descriptors (or kernel memory): stop accepting this long.
-ACCEPT_RETRY_SECONDS = 1.0
-_RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
-_NO_WAIT = socket.MSG_DONTWAIT
-# The answer is followed by close(): with MSG_MORE the kernel holds the data
-# back for that moment and sends answer and FIN in one segment, one packet
-# less per query for both ends.
-_LAST_WORDS = socket.MSG_DONTWAIT | getattr(socket, "MSG_MORE", 0)
-
-TOO_MANY_CONNECTIONS = "too many connections, please try again later"
-TOO_MANY_FROM_ADDRESS = "too many connections from your address, please try again later"
+TOO_MANY_CONNECTIONS = accept.TOO_MANY_CONNECTIONS
+TOO_MANY_FROM_ADDRESS = accept.TOO_MANY_FROM_ADDRESS
 #: How often drain looks whether the queries it waits for were answered.
 DRAIN_POLL_SECONDS = 0.02
 RATE_LIMITED = "too many queries from your address, please slow down"
@@ -84,7 +73,13 @@ QUERY_TOO_LONG = f"query too long: at most {MAX_QUERY_BYTES} bytes"
 
 
 class FingerServer:
-    """One finger listener (a ``RunningListener`` for the composition root)."""
+    """One finger listener (a ``RunningListener`` for the composition root).
+
+    Connections are accepted by the shared accept machinery
+    (fingerplat/adapters/net/accept.py), for which this is the :class:`Door`:
+    it refuses with a finger line, answers a whole query line on the spot
+    from the read cache, and hands everything else to a :class:`FingerProtocol`.
+    """
 
     name = "finger"
 
@@ -104,22 +99,13 @@ class FingerServer:
         # Read at start only: turning PROXY headers on or off needs a restart.
         self.proxy_protocol = settings.proxy_protocol
         self.limiter = RateLimiter(settings.rate_limit, 2 * settings.rate_limit)
-        # Connections held (waiting for their query, being handed over, open)
-        # per client address; answered-on-accept ones are never held.
-        self.held: dict[str, int] = {}
-        self.draining = False
+        self.acceptor = accept.Acceptor(
+            ADAPTER, self, metrics=metrics, trusted=self.trusted,
+            proxy_protocol=self.proxy_protocol, first_read=FIRST_READ_BYTES,
+            idle_reason="idle_timeout")
         self.apply(settings)
         self.tracker = ConnectionTracker()
         self.open: set[FingerProtocol] = set()
-        # Connections handed to a protocol whose transport is not made yet: they
-        # count against max_connections like the open ones. (The tasks are kept
-        # so that drain can cancel them, and so that they are not collected.)
-        self.handing_over: set[FingerProtocol] = set()
-        self.handover_tasks: set[asyncio.Task[None]] = set()
-        self.waiting_room: WaitingRoom | None = None  # made with the first listener
-        self.accept_paused = False  # out of descriptors (said once, until it passes)
-        self.listeners: list[socket.socket] = []
-        self.loop: asyncio.AbstractEventLoop | None = None
         # The label children are looked up once: per query this is the same
         # accounting as ``metrics.observe("finger")`` (the answerer never raises,
         # so there is no error to count) at a fraction of the cost on the hot path.
@@ -142,8 +128,15 @@ class FingerServer:
         self.max_connections = settings.max_connections
         self.max_per_address = per_address_share(settings.max_connections,
                                                  settings.max_connections_per_address)
+        self.acceptor.configure(max_connections=self.max_connections,
+                                max_per_address=self.max_per_address,
+                                idle_timeout=self.idle_timeout)
         self.access_log = settings.access_log
         self.answer_on_accept = settings.answer_on_accept
+        # The accept machinery reads the first bytes (and first_bytes answers
+        # them) unless [finger] answer_on_accept = false: then the protocol
+        # reads and answers every query.
+        self.reads_first = settings.answer_on_accept
         self.limiter.rate = float(settings.rate_limit)
         self.limiter.burst = 2.0 * settings.rate_limit
         self.answerer.max_listed_users = settings.max_listed_users
@@ -152,16 +145,30 @@ class FingerServer:
         """SIGHUP: new limits apply to the next connection; open ones keep theirs."""
         self.apply(config.finger)
 
+    # What the accept machinery owns, as the listener's own.
+
+    @property
+    def held(self) -> dict[str, int]:
+        """Connections held (waiting, being handed over, open) per client address;
+        answered-on-accept ones are never held."""
+        return self.acceptor.held
+
+    @property
+    def waiting_room(self) -> WaitingRoom | None:
+        return self.acceptor.waiting_room
+
+    @property
+    def listeners(self) -> list[socket.socket]:
+        return self.acceptor.listeners
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        return self.acceptor.loop
+
     @property
     def addresses(self) -> list[str]:
         suffix = f" (tenant {self.tenant})" if self.tenant else ""
-        found = []
-        for sock in self.listeners:
-            if sock.fileno() < 0:  # closed by close()
-                continue
-            host, port = sock.getsockname()[:2]
-            found.append(format_address(host, port) + suffix)
-        return found
+        return [format_address(host, port) + suffix for host, port in self.acceptor.addresses]
 
     def flush_metrics(self) -> None:
         count, self.instant_answers = self.instant_answers, 0
@@ -174,154 +181,47 @@ class FingerServer:
 
     def open_connections(self) -> int:
         """Connections accepted and not closed: waiting for a query, being handed over, open."""
-        waiting = len(self.waiting_room) if self.waiting_room is not None else 0
-        return waiting + len(self.handing_over) + len(self.open)
+        return self.acceptor.in_hand() + len(self.open)
 
     def refused(self, reason: str) -> None:
-        self.metrics.refused.labels(ADAPTER, reason).inc()
+        self.acceptor.refused(reason)
 
-    def hold(self, peer: str) -> None:
-        """Count a connection kept open for ``peer`` (against its share)."""
-        held = self.held
-        held[peer] = held.get(peer, 0) + 1
-
-    def release(self, peer: str) -> None:
-        held = self.held
-        left = held.get(peer, 1) - 1
-        if left > 0:
-            held[peer] = left
-        else:
-            held.pop(peer, None)
-
-    def over_share(self, peer: str) -> bool:
-        """``peer`` holds its share of max_connections already (trusted proxies never do)."""
-        return self.held.get(peer, 0) >= self.max_per_address and peer not in self.trusted
-
-    # -- accepting ---------------------------------------------------------------
 
     def listen(self, sock: socket.socket) -> None:
-        """Accept on ``sock`` (listening, non-blocking) from this event loop."""
-        if self.loop is None:
-            self.loop = asyncio.get_running_loop()
-            self.waiting_room = WaitingRoom(self.loop, on_ready=self._woken,
-                                            on_idle=self._idle_in_waiting_room)
-        sock.setblocking(False)
-        self.listeners.append(sock)
-        self._watch(sock)
+        """Accept on ``sock`` (listening) from this event loop."""
+        self.acceptor.listen(sock)
 
-    def _watch(self, listener: socket.socket) -> None:
-        assert self.loop is not None
-        # Plain ints, looked up once: the socket's properties convert to enums.
-        kind = (int(listener.family), int(listener.type), listener.proto)
-        self.loop.add_reader(listener.fileno(), self._accept_ready, listener, kind)
+    # -- the Door of the accept machinery ----------------------------------------
 
-    def _accept_ready(self, listener: socket.socket, kind: tuple[int, int, int]) -> None:
-        # _accept() and a bare _socket.socket, not accept(): socket.accept()
-        # builds a socket.socket in Python, converting family and type to
-        # enums, which costs more than the rest of a cached answer.
-        family, sock_type, proto = kind
-        loop = self.loop
-        assert loop is not None
-        for _ in range(ACCEPT_BATCH):
-            try:
-                fd, address = listener._accept()
-            except (BlockingIOError, InterruptedError):
-                return  # taken by another worker, or none left
-            except ConnectionAbortedError:
-                continue  # the client gave up while queued
-            except OSError as error:
-                if error.errno in _RESOURCE_ERRORS:
-                    self._pause_accepting(listener, error)
-                else:
-                    log.error("finger: accept failed on %s: %s",
-                              format_address(*listener.getsockname()[:2]), error)
-                return
-            conn = _socket.socket(family, sock_type, proto, fd)
-            if self.accept_paused:
-                self.accept_paused = False
-                log.warning("finger: accepting connections again")
-            peer = str(address[0]) if isinstance(address, tuple) and address else "?"
-            if self.open_connections() >= self.max_connections:
-                self._refuse_at_once(conn, peer, TOO_MANY_CONNECTIONS, "max_connections")
-            elif self.proxy_protocol:
-                self._accept_proxied(conn, peer, loop.time() + self.idle_timeout)
-            elif self.held.get(peer, 0) >= self.max_per_address and peer not in self.trusted:
-                self._refuse_at_once(conn, peer, TOO_MANY_FROM_ADDRESS,
-                                     "max_connections_per_address")
-            elif not self.limiter.allow(peer):
-                self._refuse_at_once(conn, peer, RATE_LIMITED, "rate_limit")
-            elif self.answer_on_accept:
-                self._read_query(conn, peer, loop.time() + self.idle_timeout)
-            else:  # [finger] answer_on_accept = false: the protocol reads and answers
-                self._hand_over(conn, FingerProtocol(self, peer,
-                                                     deadline=loop.time() + self.idle_timeout))
+    def limit(self, peer: str) -> tuple[str, str] | None:
+        return None if self.limiter.allow(peer) else (RATE_LIMITED, "rate_limit")
 
-    def _pause_accepting(self, listener: socket.socket, error: OSError) -> None:
-        """Out of descriptors: stop for a moment instead of spinning on accept.
+    def take(self, conn: _socket.socket, peer: str, deadline: float, proxied: bool) -> None:
+        """Hand over unread (answer_on_accept off, or a PROXY header first)."""
+        self.acceptor.hand_over(conn, FingerProtocol(self, peer, deadline=deadline,
+                                                     proxied=proxied))
 
-        Said once per shortage, not at every retry; the recovery is said too.
-        """
-        assert self.loop is not None
-        if not self.accept_paused:
-            self.accept_paused = True
-            log.error("finger: cannot accept connections: %s; retrying every %.0f s",
-                      (error.strerror or str(error)).lower(), ACCEPT_RETRY_SECONDS)
-        self.loop.remove_reader(listener.fileno())
-        self.loop.call_later(ACCEPT_RETRY_SECONDS, self._resume_accepting, listener)
-
-    def _resume_accepting(self, listener: socket.socket) -> None:
-        if listener in self.listeners and listener.fileno() >= 0:
-            self._watch(listener)
-
-    def _accept_proxied(self, conn: _socket.socket, peer: str, deadline: float) -> None:
-        """``proxy_protocol = true``: only a trusted proxy, and its header first.
-
-        Anyone else is closed with no answer. The header (and the query
-        after it) is read by a :class:`FingerProtocol`, which then applies
-        the per-address share and the rate limit to the client it names.
-        """
-        if peer not in self.trusted:
-            self.refused("untrusted_proxy")
-            conn.close()
-            return
-        self._hand_over(conn, FingerProtocol(self, peer, deadline=deadline, proxied=True))
-
-    def _woken(self, conn: _socket.socket, peer: str, deadline: float) -> None:
-        """A connection from the waiting room has bytes to read."""
-        self.release(peer)
-        self._read_query(conn, peer, deadline)
-
-    def _idle_in_waiting_room(self, peer: str) -> None:
-        self.release(peer)
-        self.refused("idle_timeout")
-
-    def _read_query(self, conn: _socket.socket, peer: str, deadline: float) -> None:
-        """Read what the client sent so far: answer at once, wait for more, or hand over."""
-        try:
-            received = conn.recv(FIRST_READ_BYTES, _NO_WAIT)
-        except (BlockingIOError, InterruptedError):
-            assert self.waiting_room is not None
-            if self.draining:  # nothing started: nothing owed
-                conn.close()
-                return
-            self.hold(peer)
-            self.waiting_room.add(conn, peer, deadline)
-            return
-        except OSError:  # reset before the first byte
-            conn.close()
-            return
-        if not received:  # closed without a query
-            conn.close()
-            return
+    def first_bytes(self, conn: _socket.socket, peer: str, received: bytes,
+                    deadline: float) -> None:
+        """A whole query line with a kept answer: answered here; anything else: a protocol."""
         line = _first_line(received)
         kept = self.answerer.cached(line, peer) if line is not None else None
         if kept is None:
-            self._hand_over(conn, FingerProtocol(self, peer, received=received,
-                                                 deadline=deadline))
+            self.acceptor.hand_over(conn, FingerProtocol(self, peer, received=received,
+                                                         deadline=deadline))
             return
         self.answered_on_accept += 1
         self.kept_answer(peer, cast(bytes, line), kept)
         self._send_and_close(conn, peer, kept)
+
+    def refuse(self, conn: _socket.socket, peer: str, message: str, reason: str) -> None:
+        # Read what already came first: closing with the query unread would
+        # make the kernel reset the connection, and the client could lose the
+        # refusal line.
+        with contextlib.suppress(OSError):
+            conn.recv(FIRST_READ_BYTES, accept.NO_WAIT)
+        self.refused(reason)
+        self._send_and_close(conn, peer, render.encode(render.refusal(message)))
 
     # -- answering from here, or handing over ------------------------------------
 
@@ -333,64 +233,18 @@ class FingerServer:
 
     def _send_and_close(self, conn: _socket.socket, peer: str, data: bytes) -> None:
         """Send ``data`` and close; what the socket buffer cannot take goes to a transport."""
-        try:
-            sent = conn.send(data, _LAST_WORDS)
-        except (BlockingIOError, InterruptedError):
-            sent = 0
-        except OSError:  # the client went away: nothing to tell it
-            conn.close()
-            return
-        if sent == len(data):
-            conn.close()
-        else:
-            self._hand_over(conn, FingerProtocol(self, peer, unsent=data[sent:]))
-
-    def _refuse_at_once(self, conn: _socket.socket, peer: str, message: str, reason: str) -> None:
-        # Read what already came first: closing with the query unread would
-        # make the kernel reset the connection, and the client could lose the
-        # refusal line.
-        with contextlib.suppress(OSError):
-            conn.recv(FIRST_READ_BYTES, _NO_WAIT)
-        self.refused(reason)
-        self._send_and_close(conn, peer, render.encode(render.refusal(message)))
-
-    def _hand_over(self, conn: _socket.socket, protocol: FingerProtocol) -> None:
-        """Give the connection to a :class:`FingerProtocol` on an ordinary transport."""
-        assert self.loop is not None
-        # A socket.socket: the transport detaches it when it closes the descriptor.
-        sock = socket.socket(conn.family, conn.type, conn.proto, conn.detach())
-        self.hold(protocol.peer)
-        protocol.held = True
-        self.handing_over.add(protocol)
-        task = self.loop.create_task(self._connect(sock, protocol))
-        self.handover_tasks.add(task)
-        task.add_done_callback(self.handover_tasks.discard)
-
-    async def _connect(self, sock: socket.socket, protocol: FingerProtocol) -> None:
-        assert self.loop is not None
-        try:
-            await self.loop.connect_accepted_socket(lambda: protocol, sock)
-        except OSError:
-            sock.close()  # reset in the meantime: there is no one to answer
-            protocol.let_go()
-        except BaseException:  # cancelled by drain; a no-op once a transport owns it
-            sock.close()
-            protocol.let_go()
-            raise
-        finally:
-            self.handing_over.discard(protocol)
+        sent = accept.Acceptor.send_and_close(conn, data)
+        if 0 <= sent < len(data):
+            self.acceptor.hand_over(conn, FingerProtocol(self, peer, unsent=data[sent:]))
 
     # -- stopping ----------------------------------------------------------------
 
     async def close(self) -> None:
         """Stop accepting; connections already open keep going until ``drain``."""
-        for sock in self.listeners:
-            if self.loop is not None and sock.fileno() >= 0:
-                self.loop.remove_reader(sock.fileno())
-            sock.close()
+        self.acceptor.close()
 
     def _answering(self) -> bool:
-        return bool(self.handing_over) or any(p.started for p in self.open)
+        return bool(self.acceptor.handing_over) or any(p.started for p in self.open)
 
     async def drain(self, timeout: float) -> None:
         """Answer the queries that have started (bounded by ``timeout``), drop the rest.
@@ -400,25 +254,22 @@ class FingerServer:
         send the rest and read its answer (SPEC section 11), as does a
         query being answered.
         """
-        assert self.loop is not None or not self.listeners
+        acceptor = self.acceptor
+        assert acceptor.loop is not None or not acceptor.listeners
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        self.draining = True
-        if self.waiting_room is not None:
-            for conn, peer, entry_deadline in self.waiting_room.take_all():
-                self.release(peer)
-                # Bytes may have come since it was put there: then it has started.
-                self._read_query(conn, peer, min(entry_deadline, deadline))
+        acceptor.draining = True
+        for conn, peer, entry_deadline in acceptor.take_waiting():
+            # Bytes may have come since it was put there: then it has started.
+            acceptor.read_first(conn, peer, min(entry_deadline, deadline))
         for protocol in list(self.open):
             if not protocol.started:
                 protocol.close()
         while self._answering() and loop.time() < deadline:  # noqa: ASYNC110 (shutdown only)
             await asyncio.sleep(DRAIN_POLL_SECONDS)
         await self.tracker.drain(max(0.0, deadline - loop.time()))
-        for task in list(self.handover_tasks):
-            task.cancel()
-        if self.waiting_room is not None:
-            self.waiting_room.close()
+        acceptor.cancel_handovers()
+        acceptor.close_waiting_room()
         for protocol in list(self.open):
             protocol.abort()
 
@@ -503,7 +354,7 @@ class FingerProtocol(asyncio.Protocol):
         # Not an isinstance check: uvloop's TCPTransport is no asyncio.Transport subclass.
         self.transport = cast(asyncio.Transport, transport)
         server = self.server
-        server.handing_over.discard(self)
+        server.acceptor.handing_over.discard(self)
         server.open.add(self)
         if self.unsent:
             self.done = True
@@ -583,14 +434,9 @@ class FingerProtocol(asyncio.Protocol):
         self.proxied = False
         self.buffer = self.buffer[header.consumed:]
         server = self.server
-        if header.source is not None and header.source != self.peer:
-            self.let_go()
-            self.peer = header.source
-            if server.over_share(self.peer):
-                self._refuse(TOO_MANY_FROM_ADDRESS, "max_connections_per_address")
-                return False
-            server.hold(self.peer)
-            self.held = True
+        if not server.acceptor.proxied_client(self, header.source):
+            self._refuse(TOO_MANY_FROM_ADDRESS, "max_connections_per_address")
+            return False
         if not server.limiter.allow(self.peer):
             self._refuse(RATE_LIMITED, "rate_limit")
             return False
@@ -615,7 +461,7 @@ class FingerProtocol(asyncio.Protocol):
         """No longer count this connection against its address's share."""
         if self.held:
             self.held = False
-            self.server.release(self.peer)
+            self.server.acceptor.release(self.peer)
 
     @property
     def started(self) -> bool:

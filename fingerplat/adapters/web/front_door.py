@@ -6,8 +6,12 @@ every connection and a request object, a response object and a middleware
 chain for every request: most of the CPU a kept page takes, and the reason a
 page with ``Connection: close`` cost more than twice a Twisted resource.
 
-So every web connection starts here, on a plain :class:`asyncio.Protocol`.
-For each chunk it receives, the front door answers by itself only when the
+So web connections are accepted by the accept machinery the finger
+listener uses too (fingerplat/adapters/net/accept.py), with the front door
+as its door, and then, unless the first request was answered on the
+accepted socket itself and the connection closed, go on to a plain
+:class:`asyncio.Protocol`, the :class:`DoorProtocol`. For its first bytes and
+each chunk after them, the front door answers by itself only when the
 chunk is exactly one whole request, parsed by aiohttp's own parser (the
 same llhttp parser aiohttp would use, with aiohttp's limits), that is a
 ``GET`` or ``HEAD`` without a body, upgrade or ``Expect``, for a Host
@@ -23,14 +27,19 @@ packets, pipelining, a body, a parse error) hands the connection to
 aiohttp for good: its request handler takes over the transport and is fed
 the bytes just received, as if it had been there from the start. Clients
 that only ever ask for kept pages never meet aiohttp; all others see aiohttp
-exactly as before, one parse later.
+exactly as before, one parse later. Over TLS (the first bytes are a
+handshake) and with ``[web] front_door = false`` nothing is read on accept:
+the connection goes straight to a :class:`DoorProtocol` (after the handshake).
 """
 
 from __future__ import annotations
 
+import _socket
 import asyncio
+import contextlib
 import email.utils
 import logging
+import ssl
 import time
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -41,7 +50,7 @@ from aiohttp.http import SERVER_SOFTWARE, HttpProcessingError, HttpVersion
 from aiohttp.http_parser import EMPTY_PAYLOAD, HttpRequestParser  # private: pinned, tested
 from aiohttp.web_log import AccessLogger
 
-from fingerplat.adapters.net import proxy_header
+from fingerplat.adapters.net import accept, proxy_header
 from fingerplat.adapters.net.trusted_proxies import TrustedProxies
 from fingerplat.adapters.web.client_address import client_address
 from fingerplat.adapters.web.headers import security_header_items
@@ -63,8 +72,6 @@ READ_BUFSIZE = 2**16
 _END_OF_HEAD = b"\r\n\r\n"
 #: How long a refused connection is read from (its input dropped) before closing.
 LINGER_SECONDS = 1.0
-TOO_MANY_CONNECTIONS = "too many connections, please try again later"
-TOO_MANY_FROM_ADDRESS = "too many connections from your address, please try again later"
 _ANSWERED_METHODS = frozenset({"GET", "HEAD"})
 
 
@@ -107,33 +114,39 @@ _UNREAD_PAYLOAD = _UnreadPayload()
 
 
 class FrontDoor:
-    """What every connection of one web listener shares: the protocol factory."""
+    """One web listener's front door: the accept machinery's :class:`~accept.Door`.
 
-    def __init__(self, app: web.Application, aiohttp_server: web.Server, *, secure: bool,
-                 keepalive_timeout: float, metrics: Metrics, access_log: logging.Logger,
-                 settings: WebConfig | None = None,
+    Connections are accepted by the accept machinery the finger listener
+    uses too (fingerplat/adapters/net/accept.py: caps, PROXY headers from
+    trusted proxies, the first read, the waiting room, handover). When the
+    first bytes are one whole request for a kept page, :meth:`first_bytes`
+    answers it on the accepted socket itself; with ``Connection: close`` the
+    connection is then gone (accept, recv, send, close), otherwise it goes
+    on to a :class:`DoorProtocol` for the next request. Anything else goes
+    to a :class:`DoorProtocol` too, which hands the bytes to aiohttp.
+    """
+
+    def __init__(self, app: web.Application, aiohttp_server: web.Server, *,
+                 ssl_context: ssl.SSLContext | None, keepalive_timeout: float, metrics: Metrics,
+                 access_log: logging.Logger, settings: WebConfig | None = None,
                  trusted: TrustedProxies | None = None) -> None:
         self.loop = asyncio.get_running_loop()
         self.timeout = keepalive_timeout
         self.aiohttp_server = aiohttp_server
+        self.ssl_context = ssl_context
         self.connections: set[DoorProtocol] = set()
         self.answered = 0  # requests the front door answered itself
         self.closing = False
-        # Every open web connection (at the front door or handed over to
-        # aiohttp) and how many each client address holds (SPEC section 11).
-        # A connection is attributed to its address (a getpeername system
-        # call under uvloop) only once it could matter: while fewer than
-        # max_per_address connections are open no address can hold its
-        # share, so connections opened then are counted but not attributed;
-        # reaching max_per_address attributes every open one (each at most
-        # once), and from then on every new one at accept. Kept pages
-        # answered on short connections thus never pay for the lookup.
-        self.open_count = 0
-        self.held: dict[str | None, int] = {}
-        self.lingering = 0  # refused connections being read away
+        # Connections in a protocol: at the door, or handed over to aiohttp.
+        # With the ones the acceptor holds (waiting for their first bytes,
+        # being handed over) they are every open web connection (SPEC section 11).
+        self.protocols = 0
         self.trusted = trusted if trusted is not None else TrustedProxies()
         settings = settings or WebConfig()
         self.proxy_protocol = settings.proxy_protocol  # a restart changes it
+        self.acceptor = accept.Acceptor(
+            "web", self, metrics=metrics, trusted=self.trusted,
+            proxy_protocol=self.proxy_protocol, first_read=READ_BUFSIZE, idle_reason=None)
         self.reconfigure(settings, self.trusted)
         self._metrics = metrics
         self._service = app[SERVICE]
@@ -141,50 +154,139 @@ class FrontDoor:
         self._tally = metrics.tally("web")
         self._access = AccessLogger(access_log)
         self._date = _HttpDate()
-        fixed = [("Server", SERVER_SOFTWARE), *security_header_items(secure=secure)]
+        fixed = [("Server", SERVER_SOFTWARE),
+                 *security_header_items(secure=ssl_context is not None)]
         self._fixed_headers = "".join(f"{name}: {value}\r\n" for name, value in fixed)
-
-    def __call__(self) -> DoorProtocol:
-        return DoorProtocol(self)
 
     def reconfigure(self, settings: WebConfig, trusted: TrustedProxies) -> None:
         """Limits (at start and on SIGHUP): they apply to the next connection."""
         self.max_connections = settings.max_connections
         # [web] front_door = false: never answer here, hand every request to aiohttp.
         self.answers_kept_pages = settings.front_door
+        self._read_first()
         self.max_per_address = per_address_share(settings.max_connections,
                                                  settings.max_connections_per_address)
         self.trusted = trusted
+        self.acceptor.trusted = trusted
+        self.acceptor.configure(max_connections=self.max_connections,
+                                max_per_address=self.max_per_address, idle_timeout=self.timeout)
 
-    def hold(self, host: str | None) -> None:
-        """Count one more connection of ``host`` (open_count is counted apart)."""
-        held = self.held
-        held[host] = held.get(host, 0) + 1
+    def _read_first(self) -> None:
+        """Answer on accept while the front door is on, not closing, and the bytes are plain."""
+        self.reads_first = (self.answers_kept_pages and self.ssl_context is None
+                            and not self.closing)
 
-    def release(self, host: str | None) -> None:
-        held = self.held
-        left = held.get(host, 1) - 1
-        if left > 0:
-            held[host] = left
-        else:
-            held.pop(host, None)
+    # -- counting ----------------------------------------------------------------
 
-    def attribute_all(self) -> None:
-        """Every connection at the front door counted under its address (see __init__).
+    @property
+    def open_count(self) -> int:
+        """Every open web connection (waiting, being handed over, at the door, at aiohttp)."""
+        return self.acceptor.in_hand() + self.protocols
 
-        Handed-over connections are attributed at handover, so the front
-        door's own set holds every connection that may not be yet.
-        """
-        for protocol in list(self.connections):
-            protocol.attribute()
-
-    def over_share(self, host: str | None) -> bool:
-        """``host`` holds its share of max_connections (trusted proxies never do)."""
-        return (host is not None and self.held.get(host, 0) >= self.max_per_address
-                and host not in self.trusted)
+    @property
+    def held(self) -> dict[str, int]:
+        """Open connections per client address (the one a PROXY header named)."""
+        return self.acceptor.held
 
     def refused(self, reason: str) -> None:
-        self._metrics.refused.labels("web", reason).inc()
+        self.acceptor.refused(reason)
+
+    # -- the Door of the accept machinery ----------------------------------------
+
+    def open_connections(self) -> int:
+        return self.open_count
+
+    def limit(self, peer: str) -> tuple[str, str] | None:
+        return None  # the caps are all the web has
+
+    def take(self, conn: _socket.socket, peer: str, deadline: float, proxied: bool) -> None:
+        """Hand over unread: over TLS, with the front door off, or a PROXY header first."""
+        self.acceptor.hand_over(conn, DoorProtocol(self, peer, deadline, proxied=proxied),
+                                ssl_context=self.ssl_context)
+
+    def first_bytes(self, conn: _socket.socket, peer: str, data: bytes,
+                    deadline: float) -> None:
+        """Answer a kept page on the accepted socket; anything else goes on to a protocol."""
+        found = self.kept_answer(self.new_parser(), data, peer) if self.reads_first else None
+        if found is None:  # aiohttp's, with what was read
+            self.acceptor.hand_over(conn, DoorProtocol(self, peer, deadline, received=data))
+            return
+        answer, closes = found
+        if closes:
+            sent = accept.Acceptor.send_and_close(conn, answer)
+            if 0 <= sent < len(answer):
+                self.acceptor.hand_over(conn, DoorProtocol(
+                    self, peer, deadline, unsent=answer[sent:], closes_after=True))
+            return
+        try:
+            sent = conn.send(answer, accept.NO_WAIT)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:  # the client went away
+            conn.close()
+            return
+        # Keep-alive: the door's protocol waits for the next request (the
+        # keep-alive timeout starts again after an answer).
+        self.acceptor.hand_over(conn, DoorProtocol(
+            self, peer, self.loop.time() + self.timeout, unsent=answer[sent:]))
+
+    def refuse(self, conn: _socket.socket, peer: str, message: str, reason: str) -> None:
+        """A ``503`` at once, then read away what the client sends before closing.
+
+        Closing with unread input makes the kernel reset the connection, and
+        the client could lose the answer; so the listener half-closes and
+        closes when the client does, or after LINGER_SECONDS (the accept
+        machinery's ``linger``). Over TLS the refusal is the protocol's to
+        write, after the handshake (and there it only waits).
+        """
+        if self.ssl_context is not None:
+            self.acceptor.hand_over(conn, DoorProtocol(self, peer, 0.0, refusal=(message, reason)),
+                                    ssl_context=self.ssl_context)
+            return
+        with contextlib.suppress(OSError):
+            conn.recv(READ_BUFSIZE, accept.NO_WAIT)
+        self.refused(reason)
+        try:
+            conn.send(self.refusal(message), accept.NO_WAIT)
+        except OSError:
+            conn.close()
+            return
+        self.acceptor.linger(conn, LINGER_SECONDS)
+
+    # -- answers -----------------------------------------------------------------
+
+    def new_parser(self) -> Any:
+        """aiohttp's own request parser, with aiohttp's limits."""
+        return HttpRequestParser(
+            _UNREAD_PAYLOAD, self.loop, READ_BUFSIZE, max_line_size=MAX_LINE_SIZE,
+            max_field_size=MAX_FIELD_SIZE, max_headers=MAX_HEADERS,
+        )
+
+    def kept_answer(self, parser: Any, data: bytes, peer: str) -> tuple[bytes, bool] | None:
+        """The answer to ``data`` and whether the connection closes after it, or None.
+
+        None (aiohttp's to answer) unless ``data`` is exactly one whole
+        ``GET``/``HEAD`` without body, upgrade or ``Expect`` whose page is kept.
+        """
+        if not data.endswith(_END_OF_HEAD):
+            return None
+        started = time.perf_counter()
+        try:
+            messages, upgraded, _tail = parser.feed_data(data)
+        except HttpProcessingError:
+            return None  # aiohttp parses it again and answers 400 its own way
+        except Exception as exc:  # a bug below the parser: aiohttp would fail the same way
+            return self.unreadable(exc, peer), True
+        if len(messages) != 1 or upgraded:
+            return None
+        message, payload = messages[0]
+        if (payload is not EMPTY_PAYLOAD or message.method not in _ANSWERED_METHODS
+                or message.upgrade or "Expect" in message.headers):
+            return None  # aiohttp answers "100 Continue" and upgrades its own way
+        page = self.page_for(message.headers.get("Host"), message.url.raw_path)
+        if page is None:
+            return None
+        return self.answer(message, page, started, peer), message.should_close
 
     def refusal(self, message: str) -> bytes:
         """The whole ``503`` answer to a connection refused at accept."""
@@ -198,11 +300,15 @@ class FrontDoor:
 
         Nothing is ever in flight here (an answer is written in the callback
         that read its request), so closing loses no answer; the write buffer
-        is flushed before the socket closes.
+        is flushed before the socket closes. Connections waiting for their
+        first bytes are closed too; those being handed over close in their
+        protocol's ``connection_made`` (unless they carry a request for aiohttp).
         """
         self.closing = True
+        self._read_first()
         for protocol in list(self.connections):
             protocol.close()
+        self.acceptor.close_waiting_room()
 
     def page_for(self, host: str | None, path: str) -> KeptPage | None:
         kept = self._service.kept_answers
@@ -211,8 +317,7 @@ class FrontDoor:
         page = kept.get(door_key(self._generation.value, host, path))
         return page if isinstance(page, KeptPage) else None
 
-    def answer(self, message: Any, page: KeptPage, started: float,
-               protocol: DoorProtocol) -> bytes:
+    def answer(self, message: Any, page: KeptPage, started: float, peer: str) -> bytes:
         """The whole HTTP answer, header for header what aiohttp writes for the page."""
         body = page.body(datetime.now(UTC))
         version: HttpVersion = message.version
@@ -235,10 +340,10 @@ class FrontDoor:
         if self._access.enabled:
             # aiohttp's "%b" is every byte written, head included.
             self._log_access(message, page.status, len(answer), time.perf_counter() - started,
-                             protocol.peer_host())
+                             peer)
         return answer
 
-    def unreadable(self, error: Exception, transport: asyncio.BaseTransport) -> bytes:
+    def unreadable(self, error: Exception, peer: str) -> bytes:
         """The 400 for a request that made the HTTP parsing itself fail, and a log line.
 
         aiohttp answers malformed requests with a 400 of its own, but a few
@@ -249,7 +354,7 @@ class FrontDoor:
         connection without a word to the client.
         """
         log.info("web: cannot read a request from %s: %s: %s",
-                 transport.get_extra_info("peername"), type(error).__name__, error)
+                 peer, type(error).__name__, error)
         body = b"400 Bad Request: the request cannot be read\n"
         return (f"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
                 f"Content-Length: {len(body)}\r\nDate: {self._date.now()}\r\n"
@@ -298,10 +403,12 @@ class _Guarded(asyncio.Protocol):
     :meth:`FrontDoor.unreadable`.
     """
 
-    __slots__ = ("_door", "_handler", "_host", "_transport")
+    __slots__ = ("_door", "_handler", "_held", "_peer", "_transport")
 
-    def __init__(self, door: FrontDoor, handler: asyncio.Protocol, host: str | None) -> None:
-        self._host = host  # counted in door.held until the connection is lost
+    def __init__(self, door: FrontDoor, handler: asyncio.Protocol, peer: str,
+                 held: bool) -> None:
+        self._peer = peer
+        self._held = held  # counted in the acceptor's held under peer until the connection is lost
         self._door = door
         self._handler = handler
         self._transport: asyncio.Transport | None = None
@@ -316,7 +423,7 @@ class _Guarded(asyncio.Protocol):
         except Exception as exc:  # a library bug must not reach the event loop
             transport = self._transport
             if transport is not None and not transport.is_closing():
-                transport.write(self._door.unreadable(exc, transport))
+                transport.write(self._door.unreadable(exc, self._peer))
                 transport.close()
 
     def eof_received(self) -> bool | None:
@@ -331,14 +438,11 @@ class _Guarded(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
         door = self._door
-        door.open_count -= 1
-        door.release(self._host)
+        door.protocols -= 1
+        if self._held:
+            self._held = False
+            door.acceptor.release(self._peer)
         self._handler.connection_lost(exc)
-
-
-def _peer_host(transport: asyncio.BaseTransport) -> str | None:
-    peer = transport.get_extra_info("peername")
-    return str(peer[0]) if isinstance(peer, tuple) and peer else None
 
 
 class _ClientTransport:
@@ -362,62 +466,67 @@ class _ClientTransport:
 
 
 class DoorProtocol(asyncio.Protocol):
-    """One web connection while the front door answers it."""
+    """One web connection handed over by the accept machinery, while the front door answers it.
 
-    __slots__ = ("_attributed", "_client", "_closes_after", "_counted", "_deadline", "_door",
-                 "_header", "_host", "_lingering", "_parser", "_timer", "_transport")
+    ``received``: bytes the front door already looked at and did not
+    answer (they go to aiohttp at once); ``unsent``: the rest of an answer
+    the accepted socket could not take (then ``closes_after`` says whether
+    the connection closes after it); ``proxied``: a PROXY header comes
+    first; ``refusal``: (message, reason) to refuse with (over TLS, where
+    the refusal could not be written on accept).
+    """
 
-    def __init__(self, door: FrontDoor) -> None:
+    __slots__ = ("_client", "_closes_after", "_counted", "_deadline", "_door", "_header",
+                 "_lingering", "_parser", "_received", "_refusal", "_timer", "_transport",
+                 "_unsent", "held", "peer")
+
+    def __init__(self, door: FrontDoor, peer: str, deadline: float, *, received: bytes = b"",
+                 unsent: bytes = b"", closes_after: bool = False, proxied: bool = False,
+                 refusal: tuple[str, str] | None = None) -> None:
         self._door = door
+        self.peer = peer  # the client (the one a PROXY header names, once read)
+        self.held = False  # counted in the acceptor's held under peer (hand_over sets it)
+        self._deadline = deadline  # the keep-alive timeout's, in loop time
+        self._received = received
+        self._unsent = unsent
+        self._closes_after = closes_after
+        self._header: bytearray | None = bytearray() if proxied else None
+        self._refusal = refusal
         self._transport: asyncio.Transport | None = None
         self._parser: Any = None
         self._timer: asyncio.TimerHandle | None = None
-        self._deadline = 0.0
-        self._closes_after = False
-        self._host: str | None = None  # the client's address, once attributed
-        self._counted = False  # counted in door.open_count
-        self._attributed = False  # counted in door.held under _host
+        self._counted = False  # counted in door.protocols
         self._lingering = False  # refused: reading away the client's input
-        self._header: bytearray | None = None  # a PROXY header being read
         self._client: tuple[str, int] | None = None  # the client a PROXY header named
 
     # -- asyncio callbacks -------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         door = self._door
-        if door.open_count >= door.max_connections:
-            self._refuse(transport, TOO_MANY_CONNECTIONS, "max_connections")
-            return
-        if door.proxy_protocol:
-            host = _peer_host(transport)
-            if host not in door.trusted:  # only a trusted proxy may send the header
-                door.refused("untrusted_proxy")
-                transport.close()
-                return
-            self._header = bytearray()
-            self._attributed = True
-        elif door.open_count >= door.max_per_address:  # every open one is attributed
-            host = _peer_host(transport)
-            if door.over_share(host):
-                self._refuse(transport, TOO_MANY_FROM_ADDRESS, "max_connections_per_address")
-                return
-            self._attributed = True
-        if self._attributed:
-            self._host = host
-            door.hold(host)
+        door.acceptor.handing_over.discard(self)
+        door.protocols += 1
         self._counted = True
-        door.open_count += 1
-        self._transport = transport  # type: ignore[assignment]
+        if self._refusal is not None:
+            self._refuse(transport, *self._refusal)
+            return
+        writer = cast(asyncio.Transport, transport)
+        self._transport = writer
+        if self._received:
+            received, self._received = self._received, b""
+            self._hand_over(received, writer)
+            return
+        if self._unsent:
+            unsent, self._unsent = self._unsent, b""
+            writer.write(unsent)
+            if self._closes_after:
+                self.close()
+                return
+        if door.closing:
+            self.close()
+            return
         door.connections.add(self)
-        if door.open_count == door.max_per_address:
-            door.attribute_all()
-        self._parser = HttpRequestParser(
-            _UNREAD_PAYLOAD, door.loop, READ_BUFSIZE, max_line_size=MAX_LINE_SIZE,
-            max_field_size=MAX_FIELD_SIZE, max_headers=MAX_HEADERS,
-        )
-        # aiohttp's keep-alive timeout, from the start: a connection that
-        # never sends a whole request is closed after it, like any idle one.
-        self._deadline = door.loop.time() + door.timeout
+        # aiohttp's keep-alive timeout: a connection that never sends a whole
+        # request is closed after it, like any idle one.
         self._timer = door.loop.call_at(self._deadline, self._idle)
 
     def data_received(self, data: bytes) -> None:
@@ -428,7 +537,7 @@ class DoorProtocol(asyncio.Protocol):
             data = self._proxy_header(data, transport)
             if not data:
                 return
-        answer = self._answer(data, transport)
+        answer = self._answer(data)
         if answer is None:
             self._hand_over(data, transport)
             return
@@ -453,56 +562,45 @@ class DoorProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._forget()
-        self._let_go()
+        self._uncount()
         if self._lingering:
             self._lingering = False
-            self._door.lingering -= 1
+            self._door.acceptor.lingering -= 1
 
-    def _let_go(self) -> None:
-        """No longer count this connection (once)."""
+    def let_go(self) -> None:
+        """No longer count this connection against its address's share (once)."""
+        if self.held:
+            self.held = False
+            self._door.acceptor.release(self.peer)
+
+    def _uncount(self) -> None:
+        """No longer count this connection at all (once)."""
         if self._counted:
             self._counted = False
-            self._door.open_count -= 1
-        self._unattribute()
-
-    def _unattribute(self) -> None:
-        if self._attributed:
-            self._attributed = False
-            self._door.release(self._host)
-
-    def attribute(self) -> None:
-        """Count this connection under its address, if it is not yet."""
-        transport = self._transport
-        if not self._attributed and transport is not None:
-            self._host = _peer_host(transport)
-            self._attributed = True
-            self._door.hold(self._host)
-
-    def peer_host(self) -> str | None:
-        """The client's address (looked up now if it was not needed before)."""
-        if self._attributed or self._transport is None:
-            return self._host
-        return _peer_host(self._transport)
+            self._door.protocols -= 1
+        self.let_go()
 
     # -- limits and the client behind a proxy ------------------------------------
 
     def _refuse(self, transport: asyncio.BaseTransport, message: str, reason: str) -> None:
         """A 503 at once, then read away what the client sends before closing.
 
-        Closing with unread input makes the kernel reset the connection, and
-        the client could lose the answer; so the front door half-closes
-        (over TLS it cannot: there it only waits) and closes when the client
-        does, or after LINGER_SECONDS. Very many lingering refusals: close
-        at once.
+        The protocol's own refusal, for what the accept machinery could not
+        refuse on the spot (over TLS; the client a PROXY header names):
+        half-close (over TLS it cannot: there it only waits) and close when
+        the client does, or after LINGER_SECONDS. Very many lingering
+        refusals: close at once.
         """
         door = self._door
+        self._uncount()
         door.refused(reason)
         writer = cast(asyncio.WriteTransport, transport)
         writer.write(door.refusal(message))
-        if door.lingering >= door.max_connections:
+        acceptor = door.acceptor
+        if acceptor.lingering >= door.max_connections:
             writer.close()
             return
-        door.lingering += 1
+        acceptor.lingering += 1
         self._lingering = True  # data_received ignores what comes (no transport kept)
         if writer.can_write_eof():
             writer.write_eof()
@@ -517,7 +615,7 @@ class DoorProtocol(asyncio.Protocol):
         try:
             header = proxy_header.parse(bytes(header_bytes))
         except proxy_header.BadProxyHeader as error:
-            log.info("web: no valid PROXY header from %s: %s", self._host, error)
+            log.info("web: no valid PROXY header from %s: %s", self.peer, error)
             door.refused("bad_proxy_header")
             self.close()
             return b""
@@ -525,51 +623,34 @@ class DoorProtocol(asyncio.Protocol):
             return b""
         self._header = None
         rest = bytes(header_bytes[header.consumed:])
-        if header.source is not None and header.source != self._host:
-            self._unattribute()
-            if door.over_share(header.source):
-                self._let_go()
-                self._forget()
-                self._refuse(transport, TOO_MANY_FROM_ADDRESS, "max_connections_per_address")
-                return b""
-            self._host = header.source
-            door.hold(header.source)
-            self._attributed = True
+        if header.source is not None and header.source != self.peer:
             self._client = (header.source, header.source_port or 0)
+        if not door.acceptor.proxied_client(self, header.source):
+            self._forget()
+            self._refuse(transport, accept.TOO_MANY_FROM_ADDRESS, "max_connections_per_address")
+            return b""
         return rest
 
     # -- the front door's work ---------------------------------------------------------
 
-    def _answer(self, data: bytes, transport: asyncio.Transport) -> bytes | None:
+    def _answer(self, data: bytes) -> bytes | None:
         """The answer to ``data`` when the front door can give it, else None."""
         door = self._door
-        if not data.endswith(_END_OF_HEAD) or door.closing or not door.answers_kept_pages:
+        if door.closing or not door.answers_kept_pages:
             return None
-        started = time.perf_counter()
-        try:
-            messages, upgraded, _tail = self._parser.feed_data(data)
-        except HttpProcessingError:
-            return None  # aiohttp parses it again and answers 400 its own way
-        except Exception as exc:  # a bug below the parser: aiohttp would fail the same way
-            self._closes_after = True
-            return door.unreadable(exc, transport)
-        if len(messages) != 1 or upgraded:
+        if self._parser is None:
+            self._parser = door.new_parser()
+        found = door.kept_answer(self._parser, data, self.peer)
+        if found is None:
             return None
-        message, payload = messages[0]
-        if (payload is not EMPTY_PAYLOAD or message.method not in _ANSWERED_METHODS
-                or message.upgrade or "Expect" in message.headers):
-            return None  # aiohttp answers "100 Continue" and upgrades its own way
-        page = door.page_for(message.headers.get("Host"), message.url.raw_path)
-        if page is None:
-            return None
-        self._closes_after = message.should_close
-        return door.answer(message, page, started, self)
+        answer, self._closes_after = found
+        return answer
 
     def _hand_over(self, data: bytes, transport: asyncio.Transport) -> None:
         """From now on aiohttp serves this connection, starting with ``data``."""
-        self.attribute()  # the handler counts it from now on, under its address
-        self._counted = self._attributed = False
-        handler = _Guarded(self._door, self._door.aiohttp_server(), self._host)
+        door = self._door
+        handler = _Guarded(door, door.aiohttp_server(), self.peer, self.held)
+        self._counted = self.held = False  # the guard counts it from now on
         client = self._client
         self._forget()
         transport.set_protocol(handler)

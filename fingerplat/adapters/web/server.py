@@ -57,12 +57,11 @@ class WebServer:
     name = "web"
 
     def __init__(
-        self, runner: web.AppRunner, door: FrontDoor, listeners: list[asyncio.Server],
-        scheme: str, ssl_context: ssl.SSLContext | None = None,
+        self, runner: web.AppRunner, door: FrontDoor, scheme: str,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._runner = runner
         self.door = door
-        self._listeners = listeners
         self._scheme = scheme
         self._ssl_context = ssl_context
         self._closed = False
@@ -104,12 +103,8 @@ class WebServer:
     @property
     def addresses(self) -> list[str]:
         """``http://host:port`` for every bound socket, with the real port."""
-        result = []
-        for listener in self._listeners:
-            for sock in listener.sockets:
-                host, port = sock.getsockname()[:2]
-                result.append(f"{self._scheme}://{format_address(host, port)}")
-        return result
+        return [f"{self._scheme}://{format_address(host, port)}"
+                for host, port in self.door.acceptor.addresses]
 
     @property
     def url(self) -> str:
@@ -121,8 +116,7 @@ class WebServer:
         if self._closed:
             return
         self._closed = True
-        for listener in self._listeners:
-            listener.close()  # not wait_closed(): from 3.12 it waits for every connection
+        self.door.acceptor.close()
 
     async def drain(self, timeout: float) -> None:
         """Let in-flight requests finish (bounded), then close every connection."""
@@ -146,7 +140,9 @@ async def start_web_server(
     ``prebound`` (``serve --workers``): sockets already made for those
     addresses, shared with the other workers through ``SO_REUSEPORT``.
 
-    Connections are accepted by the front door (front_door.py), which hands
+    Connections are accepted by the accept machinery the finger listener
+    uses too (fingerplat/adapters/net/accept.py), with the front door
+    (front_door.py) as its door: it answers kept pages on accept and hands
     whatever it does not answer itself to the runner's aiohttp server; the
     runner has no sites of its own, only its request handling and shutdown.
     """
@@ -168,30 +164,27 @@ async def start_web_server(
     await runner.setup()
     aiohttp_server = runner.server
     assert aiohttp_server is not None
-    door = FrontDoor(app, aiohttp_server, secure=ssl_context is not None,
+    door = FrontDoor(app, aiohttp_server, ssl_context=ssl_context,
                      keepalive_timeout=HEADER_TIMEOUT, metrics=metrics, access_log=log,
                      settings=settings, trusted=trusted)
-    loop = asyncio.get_running_loop()
-    listeners: list[asyncio.Server] = []
     try:
         for spec in settings.listen:
             host, port = spec.host_port
-            sock = sockets.take(prebound, host, port)  # serve --workers
-            where = {"sock": sock} if sock is not None else {"host": host, "port": port}
+            shared = sockets.take(prebound, host, port)  # serve --workers
             try:
-                listener = await loop.create_server(door, ssl=ssl_context, backlog=BACKLOG,
-                                                    **where)  # type: ignore[arg-type]
+                made = [shared] if shared is not None else sockets.listening_sockets(
+                    host, port, backlog=BACKLOG)
             except OSError as exc:
                 raise CannotListen("web", format_address(host, port), exc.strerror or str(exc),
                                    in_use=exc.errno == errno.EADDRINUSE) from None
-            listeners.append(listener)
+            for sock in made:
+                door.acceptor.listen(sock)
     except BaseException:
-        for listener in listeners:
-            listener.close()
+        door.acceptor.close()
         await runner.cleanup()
         raise
-    server = WebServer(runner, door, listeners, "https" if ssl_context else "http", ssl_context)
-    if listeners:
+    server = WebServer(runner, door, "https" if ssl_context else "http", ssl_context)
+    if door.acceptor.listeners:
         app[PUBLIC_SITE].fallback = default_public_url(server.url)  # no [web] public_url
     metrics.connections.labels("web").set_function(lambda: door.open_count)
     return server

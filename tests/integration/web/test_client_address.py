@@ -115,3 +115,31 @@ async def test_proxy_protocol_names_the_client_on_the_web(
     for data, source in ((page, PROXY), (b"PROXY TCP4 x\r\n" + page, PROXY),
                          (header + page, "127.0.0.2")):
         assert await send(server, data, source=source) in (b"", b"<reset>")
+
+
+async def test_the_share_per_address_applies_to_the_client_behind_the_proxy(
+    start: StartFn,
+) -> None:
+    """Each client a PROXY header names holds its own share; the proxy holds none."""
+    server = await start(trusted=[f"{PROXY}/32"], proxy_protocol=True, max_connections=100,
+                         max_connections_per_address=2)
+    host, port = server.url.split("://", 1)[1].rsplit(":", 1)
+    header = b"PROXY TCP4 127.0.0.77 127.0.0.1 40000 80\r\n"
+    held = []
+    try:
+        for _ in range(2):  # a request cut short: held, at aiohttp, under the client
+            _reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(host, int(port), local_addr=(PROXY, 0)), TIMEOUT)
+            writer.write(header + b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            held.append(writer)
+        await caps.until(lambda: server.door.held == {"127.0.0.77": 2}, "two held by the client")
+        page = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        refused = await send(server, header + page)
+        assert caps.status(refused) == "HTTP/1.1 503 Service Unavailable"
+        assert refused.endswith(b"too many connections from your address, please try again later\n")
+        other = b"PROXY TCP4 127.0.0.78 127.0.0.1 40000 80\r\n"
+        assert caps.status(await send(server, other + page)) == "HTTP/1.1 200 OK"
+    finally:
+        for writer in held:
+            writer.close()
+    await caps.until(lambda: server.door.open_count == 0 and server.door.held == {}, "all let go")

@@ -11,10 +11,13 @@ those handed over to aiohttp alike.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 
 from fingerplat.adapters.net.trusted_proxies import TrustedProxies
 from fingerplat.adapters.web.server import WebServer, start_web_server
@@ -149,3 +152,38 @@ async def test_connections_opened_before_the_share_mattered_still_count(start: S
         for _, writer in held:
             writer.close()
     await until(lambda: server.door.open_count == 0 and server.door.held == {}, "all let go")
+
+
+async def test_max_connections_answers_503_over_https(start: StartFn, tmp_path: Path) -> None:
+    """Over TLS the refusal comes after the handshake, encrypted like any answer."""
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.cert_chain_pems[0].write_to_path(str(cert_file))
+    cert.private_key_pem.write_to_path(str(key_file))
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    server = await start(max_connections=1, tls_cert=str(cert_file), tls_key=str(key_file))
+    host, port = server.url.split("://", 1)[1].rsplit(":", 1)
+
+    async def get() -> bytes:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(host, int(port), ssl=context), TIMEOUT)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        try:
+            return await asyncio.wait_for(reader.read(), TIMEOUT)
+        finally:
+            writer.close()
+
+    _reader, holder = await asyncio.wait_for(
+        asyncio.open_connection(host, int(port), ssl=context), TIMEOUT)
+    try:
+        await until(lambda: server.door.open_count == 1, "one open connection")
+        refused = await get()
+        assert status(refused) == "HTTP/1.1 503 Service Unavailable"
+        assert refused.endswith(b"too many connections, please try again later\n")
+        assert b"Strict-Transport-Security: " in refused
+    finally:
+        holder.close()
+    await until(lambda: server.door.open_count == 0, "the holder let go")
+    assert status(await get()) == "HTTP/1.1 200 OK"

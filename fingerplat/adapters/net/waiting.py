@@ -1,4 +1,4 @@
-"""Accepted finger connections that have not sent their query yet.
+"""Accepted connections that have not sent their first bytes yet.
 
 The listener answers a connection on accept when its query is already there.
 When it is not (the client is a few microseconds behind), the connection
