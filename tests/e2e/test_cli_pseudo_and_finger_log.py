@@ -53,6 +53,16 @@ def test_pseudo_users_and_reserved_names(cli: Fingerplat):
     assert "no such pseudo-user" in one_error_line(missing)
     cli("user", "add", "help", ok=True)  # the name is free again
 
+    # In another tenant: the same words as `user add/remove --tenant`.
+    cli("tenant", "add", "acme", ok=True)
+    added = cli("pseudo", "add", "help", "--kind", "help", "--tenant", "acme", ok=True)
+    assert added.stdout == "pseudo-user help (help) added in tenant acme\n"
+    removed = cli("pseudo", "remove", "help", "--tenant", "acme", ok=True)
+    assert removed.stdout == "pseudo-user help removed in tenant acme\n"
+    cli("user", "add", "help", "--tenant", "acme", ok=True)
+    gone = cli("user", "remove", "help", "--tenant", "acme", ok=True)
+    assert gone.stdout == "user help removed in tenant acme\n"
+
     audit = json.loads(cli("audit", "--json", "--limit", "20", ok=True).stdout)
     actions = [e["action"] for e in audit]
     assert "pseudo.create" in actions and "pseudo.remove" in actions
