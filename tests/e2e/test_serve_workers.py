@@ -64,7 +64,8 @@ async def test_two_workers_share_one_port_and_see_every_change(
             f"/proc/{pid}/status").read_text().lower()
 
 
-async def test_a_busy_port_fails_the_start_with_one_line(cli: Fingerplat, serve_factory) -> None:
+async def test_a_busy_port_fails_the_start_with_one_line(bare_cli: Fingerplat) -> None:
+    """The database plays no part in it: run once, on the embedded default."""
     import socket
 
     with socket.socket() as taken:
@@ -73,7 +74,7 @@ async def test_a_busy_port_fails_the_start_with_one_line(cli: Fingerplat, serve_
         port = taken.getsockname()[1]
         from tests.e2e.conftest import run_serve_to_exit
 
-        code, _out, err = await run_serve_to_exit(cli.env, "--workers", "2", "--finger",
+        code, _out, err = await run_serve_to_exit(bare_cli.env, "--workers", "2", "--finger",
                                                   f"127.0.0.1:{port}", "--setter", "",
                                                   "--web", "")
     assert code != 0

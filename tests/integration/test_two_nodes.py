@@ -13,20 +13,12 @@ import asyncio
 
 from fingerplat.domain.model import Context, TokenScope
 from fingerplat.service import FingerplatService
+from tests.support.finger_client import finger_at
 from tests.support.polling import until
 from tests.support.runtime import StartNode
 
 TIMEOUT = 10.0
 CHANGES = 40
-
-
-async def finger(address: tuple[str, int], query: str) -> str:
-    reader, writer = await asyncio.wait_for(asyncio.open_connection(*address), TIMEOUT)
-    try:
-        writer.write(query.encode() + b"\r\n")
-        return (await asyncio.wait_for(reader.read(), TIMEOUT)).decode()
-    finally:
-        writer.close()
 
 
 async def test_every_status_set_through_one_node_is_answered_by_the_other(
@@ -53,7 +45,7 @@ async def test_every_status_set_through_one_node_is_answered_by_the_other(
             assert await ask(f"SET alice {status}") == "+OK status of alice set"
 
             async def shown(status: str = status) -> bool:
-                return f"Status: {status}" in await finger(node_b.address("finger"), "alice")
+                return f"Status: {status}" in await finger_at(node_b.address("finger"), "alice")
 
             await until(shown, f"node B answers {status!r}", timeout=TIMEOUT)
     finally:

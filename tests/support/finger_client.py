@@ -1,4 +1,4 @@
-"""One finger query to an in-process finger listener over a real socket."""
+"""One finger query over a real socket, to an in-process listener or an address."""
 
 from __future__ import annotations
 
@@ -15,14 +15,20 @@ def listening_on(server: FingerServer, index: int = 0) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-async def finger(server: FingerServer, query: str, *, source: str | None = None,
-                 index: int = 0, timeout: float = TIMEOUT) -> str:
-    """The whole answer to ``query``, asked from the loopback address ``source`` if given."""
+async def finger_at(address: tuple[str, int], query: str, *, source: str | None = None,
+                    timeout: float = TIMEOUT) -> str:
+    """The whole answer to ``query`` at ``address``, asked from ``source`` if given."""
     local = (source, 0) if source else None
     reader, writer = await asyncio.wait_for(
-        asyncio.open_connection(*listening_on(server, index), local_addr=local), timeout)
+        asyncio.open_connection(*address, local_addr=local), timeout)
     try:
         writer.write(query.encode() + b"\r\n")
         return (await asyncio.wait_for(reader.read(), timeout)).decode()
     finally:
         writer.close()
+
+
+async def finger(server: FingerServer, query: str, *, source: str | None = None,
+                 index: int = 0, timeout: float = TIMEOUT) -> str:
+    """The whole answer of ``server`` (its ``index``-th address) to ``query``."""
+    return await finger_at(listening_on(server, index), query, source=source, timeout=timeout)

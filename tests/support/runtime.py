@@ -48,11 +48,16 @@ class Node:
 StartNode = Callable[..., Awaitable[Node]]
 
 
-async def start_node(database_url: str, **sections: dict[str, Any]) -> Node:
-    """A runtime on ``database_url``; ``sections`` add to the ``[finger]``, ``[web]``... tables."""
+async def start_node(database_url: str, **sections: Any) -> Node:
+    """A runtime on ``database_url``.
+
+    ``sections`` add to the ``[finger]``, ``[web]``... tables; a list (``source``,
+    ``irc``) is the array of tables.
+    """
     settings: dict[str, Any] = {kind: dict(PORT_ZERO) for kind in ("finger", "setter", "web")}
     for name, values in sections.items():
-        settings[name] = {**settings.get(name, {}), **values}
+        settings[name] = {**settings.get(name, {}), **values} if isinstance(values, dict) \
+            else values
     lines: list[str] = []
     node = Node(Runtime(Config.model_validate(settings), database_url, announce=lines.append),
                 lines)
@@ -65,7 +70,7 @@ async def runtime_nodes() -> AsyncIterator[StartNode]:
     """``await runtime_nodes(database_url, finger={...})``: stopped at the end of the test."""
     started: list[Node] = []
 
-    async def start(database_url: str, **sections: dict[str, Any]) -> Node:
+    async def start(database_url: str, **sections: Any) -> Node:
         node = await start_node(database_url, **sections)
         started.append(node)
         return node
