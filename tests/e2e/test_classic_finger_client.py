@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import shutil
 
+from fingerplat.domain.model import Context
+from fingerplat.service import FingerplatService
 from tests.e2e.conftest import Fingerplat
 
 FINGER = shutil.which("finger") or "/usr/bin/finger"
@@ -24,17 +26,17 @@ async def run_finger(*args: str) -> str:
 
 
 async def test_classic_client_shows_status_and_plan_and_lists_users(
-    cli: Fingerplat, serve_factory
+    cli: Fingerplat, serve_factory, service: FingerplatService, operator: Context
 ) -> None:
     """One ``serve`` on port 79 for every question the classic client asks."""
+    await service.add_user(operator, None, "alice", full_name="Alice Liddell")
+    await service.set_status(operator, None, "alice", "at the tea party")
+    await service.set_plan(operator, None, "alice", "Finish the croquet match.")
+    await service.add_user(operator, None, "bob")
+    await service.add_user(operator, None, "carol", hidden=True)
     server = await serve_factory(cli.env, "--finger", "127.0.0.1:79", "--setter", "",
                                  "--web", "")
     assert server.address("finger") == ("127.0.0.1", 79)
-    cli("user", "add", "alice", "--full-name", "Alice Liddell", ok=True)
-    cli("user", "set", "alice", "at the tea party", ok=True)
-    cli("user", "plan", "alice", "-", input="Finish the croquet match.\n", ok=True)
-    cli("user", "add", "bob", ok=True)
-    cli("user", "add", "carol", "--hidden", ok=True)
 
     short = await run_finger("alice@127.0.0.1")
     assert "Alice Liddell" in short

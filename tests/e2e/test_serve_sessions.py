@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import aiohttp
 
+from fingerplat.domain.model import Context
+from fingerplat.service import FingerplatService
 from tests.e2e.conftest import Fingerplat
 from tests.integration.web.admin_client import AdminClient, text_of
 
@@ -33,9 +35,9 @@ def web_url(address: tuple[str, int]) -> str:
 
 
 async def test_logins_and_pages_work_whichever_worker_answers_and_survive_a_restart(
-    cli: Fingerplat, serve_factory
+    cli: Fingerplat, serve_factory, service: FingerplatService, operator: Context
 ) -> None:
-    cli("admin", "add", ADMIN, input=PASSWORD + "\n", ok=True)
+    await service.add_admin(operator, ADMIN, PASSWORD)
     args = ("--workers", "2", "--finger", "127.0.0.1:0", "--setter", "", "--web", "127.0.0.1:0")
     server = await serve_factory(cli.env, *args)
     url = web_url(server.address("web"))
