@@ -16,11 +16,14 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from fingerplat.service import FingerplatService
+from fingerplat.service.event_bridge import send_to_nodes
 
 CLI_TIMEOUT = 60.0
 SERVE_START_TIMEOUT = 30.0
@@ -81,6 +84,19 @@ def base_env(tmp_path: Path) -> dict[str, str]:
     # Let Python cache bytecode of our own modules: ~0.2 s less per process started.
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     return env
+
+
+@pytest.fixture
+def notifying_service(service: FingerplatService) -> Iterator[FingerplatService]:
+    """The test's service, telling running ``serve`` processes of its changes as the CLI does.
+
+    (A node caches public reads and learns of a change on PostgreSQL only
+    through its NOTIFY; on SQLite it watches the file.)
+    """
+    stop = send_to_nodes(service.engine, service.events)
+    yield service
+    if stop is not None:
+        stop()
 
 
 @pytest.fixture

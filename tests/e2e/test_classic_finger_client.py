@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import shutil
 
-import pytest
-
+from fingerplat.domain.model import Context
+from fingerplat.service import FingerplatService
 from tests.e2e.conftest import Fingerplat
 
 FINGER = shutil.which("finger") or "/usr/bin/finger"
@@ -25,18 +25,18 @@ async def run_finger(*args: str) -> str:
     return out.decode("utf-8", "replace")
 
 
-@pytest.fixture
-async def on_port_79(cli: Fingerplat, serve_factory):
+async def test_classic_client_shows_status_and_plan_and_lists_users(
+    cli: Fingerplat, serve_factory, service: FingerplatService, operator: Context
+) -> None:
+    """One ``serve`` on port 79 for every question the classic client asks."""
+    await service.users.add_user(operator, None, "alice", full_name="Alice Liddell")
+    await service.users.set_status(operator, None, "alice", "at the tea party")
+    await service.users.set_plan(operator, None, "alice", "Finish the croquet match.")
+    await service.users.add_user(operator, None, "bob")
+    await service.users.add_user(operator, None, "carol", hidden=True)
     server = await serve_factory(cli.env, "--finger", "127.0.0.1:79", "--setter", "",
                                  "--web", "")
     assert server.address("finger") == ("127.0.0.1", 79)
-    return server
-
-
-async def test_classic_client_shows_status_and_plan(cli: Fingerplat, on_port_79) -> None:
-    cli("user", "add", "alice", "--full-name", "Alice Liddell", ok=True)
-    cli("user", "set", "alice", "at the tea party", ok=True)
-    cli("user", "plan", "alice", "-", input="Finish the croquet match.\n", ok=True)
 
     short = await run_finger("alice@127.0.0.1")
     assert "Alice Liddell" in short
@@ -49,11 +49,6 @@ async def test_classic_client_shows_status_and_plan(cli: Fingerplat, on_port_79)
     unknown = await run_finger("nobody@127.0.0.1")
     assert "No such user" in unknown
 
-
-async def test_classic_client_lists_users(cli: Fingerplat, on_port_79) -> None:
-    cli("user", "add", "alice", ok=True)
-    cli("user", "add", "bob", ok=True)
-    cli("user", "add", "carol", "--hidden", ok=True)
     listing = await run_finger("@127.0.0.1")
     assert "alice" in listing and "bob" in listing
     assert "carol" not in listing

@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import json
 
+from fingerplat.domain.model import Context
+from fingerplat.service import FingerplatService
 from tests.e2e.conftest import Fingerplat
 
 
-def _reuse_slug(cli: Fingerplat) -> None:
-    cli("tenant", "add", "beta", ok=True)
-    cli("user", "add", "ghost", "--tenant", "beta", "--hidden", ok=True)
-    cli("user", "set", "ghost", "--tenant", "beta", "in the vault", ok=True)
-    cli("tenant", "remove", "beta", "--yes", ok=True)
-    cli("tenant", "add", "beta", ok=True)
+async def _reuse_slug(service: FingerplatService, operator: Context) -> None:
+    """What ``fingerplat tenant add/remove`` and ``user add/set`` do, as the operator."""
+    await service.tenants.create_tenant(operator, "beta")
+    await service.users.add_user(operator, "beta", "ghost", hidden=True)
+    await service.users.set_status(operator, "beta", "ghost", "in the vault")
+    await service.tenants.remove_tenant(operator, "beta")
+    await service.tenants.create_tenant(operator, "beta")
 
 
-def test_a_reused_slug_sees_only_its_own_audit_and_the_operator_sees_the_old_one(
-    cli: Fingerplat,
+async def test_a_reused_slug_sees_only_its_own_audit_and_the_operator_sees_the_old_one(
+    cli: Fingerplat, service: FingerplatService, operator: Context
 ) -> None:
-    _reuse_slug(cli)
+    await _reuse_slug(service, operator)
     mine = cli("audit", "--tenant", "beta", ok=True).stdout
     assert "tenant.create" in mine
     assert "ghost" not in mine and "tenant.remove" not in mine and "(removed)" not in mine
@@ -34,15 +37,15 @@ def test_a_reused_slug_sees_only_its_own_audit_and_the_operator_sees_the_old_one
 
 
 async def test_audit_verify_exits_0_when_intact_and_1_naming_an_altered_event(
-    cli: Fingerplat, database_url: str
+    cli: Fingerplat, database_url: str, service: FingerplatService, operator: Context
 ) -> None:
     from sqlalchemy import text
 
     from fingerplat.repository.engine import create_engine
 
-    cli("tenant", "add", "acme", ok=True)
-    cli("user", "add", "alice", "--tenant", "acme", ok=True)
-    cli("user", "add", "bob", ok=True)
+    await service.tenants.create_tenant(operator, "acme")
+    await service.users.add_user(operator, "acme", "alice")
+    await service.users.add_user(operator, None, "bob")
     result = cli("audit", "verify", ok=True)
     assert result.stdout.splitlines()[-1] == "3 events verified"
     assert cli("audit", "verify", "--tenant", "acme", ok=True).stdout.splitlines()[-1] == \

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 
+from fingerplat.domain.model import Context
+from fingerplat.service import FingerplatService
 from tests.e2e.conftest import Fingerplat, one_error_line
 
 
-def test_expiring_status_and_tenant_settings(cli: Fingerplat) -> None:
-    cli("user", "add", "alice", ok=True)
+async def test_expiring_status_and_tenant_settings(
+    cli: Fingerplat, service: FingerplatService, operator: Context
+) -> None:
+    await service.users.add_user(operator, None, "alice")
     result = cli("user", "set", "alice", "at lunch", "--for", "1h30m", ok=True)
     assert result.stdout.startswith("alice: at lunch (until 20")
     shown = json.loads(cli("user", "show", "alice", "--json", ok=True).stdout)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -225,28 +224,3 @@ async def test_passwd_imports_real_accounts(
     assert [e.action for e in audit] == ["import.create"]  # untouched by the re-import
     with pytest.raises(UserNotFound):
         await service.users.get_user(operator, None, local_accounts["nofinger"])
-
-
-async def test_serve_runs_a_users_file_source(cli: Fingerplat, tmp_path: Path,
-                                              serve_factory) -> None:  # type: ignore[no-untyped-def]
-    from tests.e2e.conftest import finger
-
-    users = tmp_path / "users"
-    users.write_text("alice: synced by serve\n")
-    config = tmp_path / "fingerplat.toml"
-    config.write_text(
-        '[finger]\nlisten = ["127.0.0.1:0"]\n[setter]\nlisten = []\n[web]\nlisten = []\n'
-        f'[[source]]\nkind = "users-file"\npath = "{users}"\ninterval = 0.2\n'
-    )
-    server = await serve_factory({**cli.env, "FINGERPLAT_CONFIG": str(config)})
-    assert f"sources listening on users-file {users} -> default every 0.2s" in server.lines
-    host, port = server.address("finger")
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 15
-    answer = ""
-    while "synced by serve" not in answer:
-        assert loop.time() < deadline, answer
-        await asyncio.sleep(0.1)
-        answer = await finger(host, port, "alice")
-    code, _, err = await server.stop()
-    assert code == 0, err

@@ -15,14 +15,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+from fingerplat.domain.model import Context
+from fingerplat.service import FingerplatService
 from tests.e2e.conftest import Fingerplat, finger, one_error_line
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "fingerplat-pseudo-fortune"
 
 
-def test_pseudo_users_and_reserved_names(cli: Fingerplat):
-    cli("user", "add", "alice", ok=True)
+async def test_pseudo_users_and_reserved_names(
+    cli: Fingerplat, service: FingerplatService, operator: Context
+):
+    await service.users.add_user(operator, None, "alice")
     taken = cli("pseudo", "add", "alice", "--kind", "help")
     assert taken.returncode == 4
     assert "already a user" in one_error_line(taken)
@@ -53,14 +57,26 @@ def test_pseudo_users_and_reserved_names(cli: Fingerplat):
     assert "no such pseudo-user" in one_error_line(missing)
     cli("user", "add", "help", ok=True)  # the name is free again
 
+    # In another tenant: the same words as `user add/remove --tenant`.
+    await service.tenants.create_tenant(operator, "acme")
+    added = cli("pseudo", "add", "help", "--kind", "help", "--tenant", "acme", ok=True)
+    assert added.stdout == "pseudo-user help (help) added in tenant acme\n"
+    removed = cli("pseudo", "remove", "help", "--tenant", "acme", ok=True)
+    assert removed.stdout == "pseudo-user help removed in tenant acme\n"
+    cli("user", "add", "help", "--tenant", "acme", ok=True)
+    gone = cli("user", "remove", "help", "--tenant", "acme", ok=True)
+    assert gone.stdout == "user help removed in tenant acme\n"
+
     audit = json.loads(cli("audit", "--json", "--limit", "20", ok=True).stdout)
     actions = [e["action"] for e in audit]
     assert "pseudo.create" in actions and "pseudo.remove" in actions
 
 
-async def test_finger_log_from_the_command_line(cli: Fingerplat, serve_factory):
-    cli("user", "add", "alice", ok=True)
-    cli("user", "set", "alice", "around", ok=True)
+async def test_finger_log_from_the_command_line(
+    cli: Fingerplat, serve_factory, service: FingerplatService, operator: Context
+):
+    await service.users.add_user(operator, None, "alice")
+    await service.users.set_status(operator, None, "alice", "around")
     assert json.loads(cli("user", "show", "alice", "--json", ok=True).stdout)["finger_log"] \
         is False
     shown = json.loads(cli("tenant", "show", "default", "--json", ok=True).stdout)

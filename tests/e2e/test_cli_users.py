@@ -74,8 +74,8 @@ def test_readme_flow_status_json_history_and_audit(cli: Fingerplat):
 async def test_user_errors_are_one_line_and_change_nothing(
     cli: Fingerplat, service: FingerplatService, operator: Context
 ):
-    cli("user", "add", "alice", ok=True)
-    cli("user", "set", "alice", "away", ok=True)
+    await service.users.add_user(operator, None, "alice")
+    await service.users.set_status(operator, None, "alice", "away")
 
     unknown = cli("user", "set", "bob", "hello")
     assert unknown.returncode == 3

@@ -7,10 +7,8 @@ server): stopped, started again, and frozen with SIGSTOP, while one real
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
-import time
 from pathlib import Path
 
 import aiohttp
@@ -28,12 +26,16 @@ from tests.e2e.ops_support import (  # noqa: F401 - nodes_fixture provides "node
     nodes_fixture,
     write_config,
 )
+from tests.support.polling import until
 from tests.support.throwaway_postgres import (  # noqa: F401 - a fixture
     ThrowawayCluster,
     throwaway_postgres_fixture,
 )
 
 UNAVAILABLE = "finger: service temporarily unavailable, please try again later\r\n"
+# A deadline for an answer, generous for a loaded machine: the database's own
+# timeouts (2 s here) bound it; how fast it comes is no assertion of a test.
+ANSWER_WITHIN = 15.0
 
 
 async def _prepare(url: str, operator: Context) -> str:
@@ -49,21 +51,16 @@ async def _prepare(url: str, operator: Context) -> str:
         await engine.dispose()
 
 
-async def _timed_finger(node: Node, query: str) -> tuple[str, float]:
-    started = time.monotonic()
-    answer = await finger(*node.address("finger"), query, timeout=15)
-    return answer, time.monotonic() - started
+async def _finger(node: Node, query: str) -> str:
+    """The answer; a finger that hangs on the database fails here (not a figure: bench/)."""
+    return await finger(*node.address("finger"), query, timeout=ANSWER_WITHIN)
 
 
-async def _until(node: Node, expected: str, timeout: float) -> float:
-    """Seconds until finger answers with ``expected`` in it (fails after ``timeout``)."""
-    started = time.monotonic()
-    while True:
-        answer = await finger(*node.address("finger"), "alice", timeout=15)
-        if expected in answer:
-            return time.monotonic() - started
-        assert time.monotonic() - started < timeout, f"still {answer!r} after {timeout} s"
-        await asyncio.sleep(0.2)
+async def _until(node: Node, expected: str, timeout: float) -> None:
+    """Until finger answers with ``expected`` in it (fails after ``timeout``)."""
+    async def shows() -> bool:
+        return expected in await _finger(node, "alice")
+    await until(shows, f"finger answers {expected!r}", timeout=timeout, interval=0.2)
 
 
 def _cluster_pids(cluster: ThrowawayCluster) -> list[int]:
@@ -102,18 +99,14 @@ command_timeout = 2
     auth = {"Authorization": f"Bearer {token}"}
     setter = await SetterClient.connect(node.address("setter"))
     assert (await setter.ask(f"AUTH {token}")).startswith("+OK")
-    assert "Status: before the outage" in (await _timed_finger(node, "alice"))[0]
+    assert "Status: before the outage" in await _finger(node, "alice")
 
     # -- PostgreSQL stops: every session it had is cut ----------------------------
     cluster.stop("fast")
     # A user the node was asked about is answered from what it held (SPEC 12:
     # nodes keep answering from what they hold); anyone else is unavailable.
-    answer, took = await _timed_finger(node, "alice")
-    assert "Status: before the outage" in answer
-    answer, took = await _timed_finger(node, "nobody")
-    assert answer == UNAVAILABLE
-    print(f"finger answered unavailable {took:.2f} s into the outage")
-    assert took < 5, f"the unavailable answer took {took:.1f} s"
+    assert "Status: before the outage" in await _finger(node, "alice")
+    assert await _finger(node, "nobody") == UNAVAILABLE
     assert await setter.ask("SET alice written during the outage") == (
         "-ERR service temporarily unavailable, nothing changed")
     fresh = await SetterClient.connect(node.address("setter"))
@@ -128,11 +121,10 @@ command_timeout = 2
 
     # -- PostgreSQL is back: no restart of serve -----------------------------------
     cluster.start()
-    recovered = await _until(node, "Status: before the outage", timeout=10)
-    print(f"finger answered correctly {recovered:.2f} s after PostgreSQL was back")
+    await _until(node, "Status: before the outage", timeout=10)
     # Nothing of the refused writes was kept; the old session works again.
     assert await setter.ask("SET alice after the outage") == "+OK status of alice set"
-    assert "Status: after the outage" in (await _timed_finger(node, "alice"))[0]
+    assert "Status: after the outage" in await _finger(node, "alice")
     async with (aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as http,
                 http.put(api_status, json={"status": "via the API"}, headers=auth) as resp):
         assert resp.status == 200, await resp.text()
@@ -142,19 +134,13 @@ command_timeout = 2
     for pid in pids:
         os.kill(pid, signal.SIGSTOP)
     try:
-        answer, took = await _timed_finger(node, "alice")
-        assert answer == UNAVAILABLE
-        print(f"finger answered unavailable {took:.2f} s into a frozen database")
-        assert took < 8, f"a frozen database held finger for {took:.1f} s"
-        started = time.monotonic()
-        reply = await setter.ask("SET alice while frozen", timeout=15)
+        assert await _finger(node, "alice") == UNAVAILABLE
+        reply = await setter.ask("SET alice while frozen", timeout=ANSWER_WITHIN)
         assert reply.startswith("-ERR service temporarily unavailable"), reply
-        assert time.monotonic() - started < 8
     finally:
         for pid in pids:
             os.kill(pid, signal.SIGCONT)
-    recovered = await _until(node, "Status: via the API", timeout=15)
-    print(f"finger answered correctly {recovered:.2f} s after PostgreSQL was thawed")
+    await _until(node, "Status: via the API", timeout=15)
 
     setter.close()
     assert node.process.returncode is None  # the same process all along

@@ -1,63 +1,26 @@
-"""Several ``serve`` nodes on one database: changes seen everywhere, one IRC bot in all.
+"""Several ``serve`` nodes on one database: one IRC bot in all, taken over after kill -9.
 
-Real processes, a real PostgreSQL (and SQLite file) and a real ngircd.
+Real processes, a real PostgreSQL and a real ngircd. That a change through
+one node is answered by the other needs no process of its own:
+tests/integration/test_two_nodes.py shows it with serve's runtime.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
 from pathlib import Path
 
-from fingerplat.domain.model import Context, TokenScope
+from fingerplat.domain.model import Context
 from fingerplat.repository.engine import create_engine
 from fingerplat.service import FingerplatService
-from tests.e2e.conftest import finger
 from tests.e2e.ops_support import (  # noqa: F401 - nodes_fixture provides "nodes"
     PORTS_ZERO,
     Node,
-    SetterClient,
     node_env,
     nodes_fixture,
     write_config,
 )
 from tests.integration.irc.ircd import IrcPeer, Ngircd, ensure_env, text_of
 from tests.support.databases import DatabaseFactory
-
-CHANGES = 40
-
-
-async def test_status_set_through_one_node_is_answered_by_the_other_within_a_second(
-    service: FingerplatService, operator: Context, database_url: str, tmp_path: Path, nodes
-):
-    await service.users.add_user(operator, None, "alice", full_name="Alice Liddell")
-    token = (await service.credentials.create_token(
-        operator, TokenScope.USER, username="alice")).secret
-    env = node_env(tmp_path, database_url)
-    node_a: Node = await nodes(env, *PORTS_ZERO)
-    node_b: Node = await nodes(env, *PORTS_ZERO)
-
-    setter = await SetterClient.connect(node_a.address("setter"))
-    assert (await setter.ask(f"AUTH {token}")).startswith("+OK")
-    worst = 0.0
-    for n in range(CHANGES):
-        status = f"change number {n}"
-        assert await setter.ask(f"SET alice {status}") == "+OK status of alice set"
-        done = time.monotonic()
-        while True:
-            answer = await finger(*node_b.address("finger"), "alice")
-            if f"Status: {status}" in answer:
-                break
-            assert time.monotonic() - done < 5, f"node B never showed {status!r}: {answer!r}"
-            await asyncio.sleep(0.02)
-        worst = max(worst, time.monotonic() - done)
-    setter.close()
-    # The worst case over every change, not an average: a cache added to the
-    # finger path later must be invalidated across nodes, never by a TTL.
-    print(f"worst change-to-answer time over {CHANGES} changes: {worst * 1000:.1f} ms")
-    assert worst < 1.0, f"slowest change took {worst:.3f} s to reach node B"
-    assert await node_a.stop() == 0
-    assert await node_b.stop() == 0
 
 
 def _irc_config(tmp_path: Path, name: str, port: int) -> str:
@@ -124,13 +87,9 @@ async def test_irc_bot_runs_on_one_node_and_fails_over_when_it_is_killed(
 
         mark = len(peer.lines)
         await running.kill()  # kill -9: no QUIT, no unlock; PostgreSQL frees the lock
-        killed_at = time.monotonic()
         await peer.wait_for(lambda line: line.startswith(":fpbot!") and " JOIN " in line,
                             timeout=20, start=mark)
-        took = time.monotonic() - killed_at
         await standby.wait_line(lambda line: RUNS in line, timeout=5)
-        print(f"IRC bot back on the other node {took:.1f} s after kill -9")
-        assert took < 15, f"takeover took {took:.1f} s"
 
         mark = len(peer.lines)
         await peer.privmsg("#ops", "!finger alice")

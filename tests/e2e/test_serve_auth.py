@@ -13,7 +13,10 @@ import re
 
 import aiohttp
 
+from fingerplat.domain.model import AuditQuery, Context, TokenScope
+from fingerplat.service import FingerplatService
 from tests.e2e.conftest import Fingerplat
+from tests.support.polling import until
 
 TIMEOUT = 10.0
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]*)"')
@@ -25,11 +28,11 @@ async def ask(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, line: 
 
 
 async def test_token_revoke_reaches_an_open_setter_session(
-    cli: Fingerplat, serve_factory
+    cli: Fingerplat, serve_factory, service: FingerplatService, operator: Context
 ) -> None:
-    cli("user", "add", "victim", ok=True)
-    token = cli("token", "create", "--tenant-admin", ok=True).stdout.strip()
-    token_id = token.split("_", 2)[1]
+    await service.users.add_user(operator, None, "victim")
+    issued = await service.credentials.create_token(operator, TokenScope.TENANT)
+    token, token_id = issued.secret, str(issued.token.id)
     server = await serve_factory(cli.env, "--finger", "", "--web", "",
                                  "--setter", "127.0.0.1:0")
     host, port = server.address("setter")
@@ -62,8 +65,10 @@ async def _wrong_login(base: str) -> int:
             return r.status
 
 
-async def test_workers_share_one_login_throttle(cli: Fingerplat, serve_factory) -> None:
-    cli("admin", "add", "root", input="correct-horse-battery\n", ok=True)
+async def test_workers_share_one_login_throttle(
+    cli: Fingerplat, serve_factory, service: FingerplatService, operator: Context
+) -> None:
+    await service.credentials.add_admin(operator, "root", "correct-horse-battery")
     server = await serve_factory(cli.env, "--workers", "2", "--finger", "", "--setter", "",
                                  "--web", "127.0.0.1:0")
     host, port = server.address("web")
@@ -75,9 +80,9 @@ async def test_workers_share_one_login_throttle(cli: Fingerplat, serve_factory) 
 
 
 async def test_an_anonymous_flood_is_summarised_by_the_running_server(
-    cli: Fingerplat, serve_factory
+    cli: Fingerplat, serve_factory, service: FingerplatService, operator: Context
 ) -> None:
-    cli("user", "add", "victim", ok=True)
+    await service.users.add_user(operator, None, "victim")
     server = await serve_factory(cli.env, "--finger", "", "--web", "",
                                  "--setter", "127.0.0.1:0")
     host, port = server.address("setter")
@@ -94,11 +99,12 @@ async def test_an_anonymous_flood_is_summarised_by_the_running_server(
     await asyncio.gather(*(one_client() for _ in range(10)))
     denied = cli("audit", "--all", "--action", "status.set", ok=True).stdout
     assert denied.count("denied") == 3, denied
-    # serve's sweeper writes the count without anyone calling it (every 10 s).
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 40
-    while "auth.failures" not in (shown := cli("audit", "--all", "--action", "auth.failures",
-                                               ok=True).stdout):
-        assert loop.time() < deadline, shown
-        await asyncio.sleep(0.5)
+    # serve's sweeper writes the count without anyone calling it (every 10 s):
+    # watched from this process, then shown by the command.
+    async def summarised() -> bool:
+        return bool(await service.audit.audit_log(
+            operator, AuditQuery(action="auth.failures", limit=5), all_tenants=True))
+
+    await until(summarised, "serve wrote the auth.failures row", timeout=40, interval=0.2)
+    shown = cli("audit", "--all", "--action", "auth.failures", ok=True).stdout
     assert "97 more failed or refused attempts from 127.0.0.1" in shown, shown

@@ -11,6 +11,8 @@ import os
 import resource
 import socket
 
+from fingerplat.domain.model import Context
+from fingerplat.service import FingerplatService
 from tests.e2e.conftest import Fingerplat, Server, finger
 
 
@@ -40,9 +42,9 @@ async def answer_on(client: socket.socket, query: bytes, timeout: float = 15) ->
 
 
 async def test_finger_listener_out_of_descriptors_pauses_and_recovers(
-    cli: Fingerplat, serve_factory
+    cli: Fingerplat, serve_factory, service: FingerplatService, operator: Context
 ) -> None:
-    cli("user", "add", "alice", ok=True)
+    await service.users.add_user(operator, None, "alice")
     server = await serve_factory(cli.env, "--finger", "127.0.0.1:0", "--setter", "",
                                  "--web", "")
     pid = server.process.pid

@@ -1,20 +1,19 @@
-"""Admin sessions on real ``serve`` processes: workers, restarts and nodes act as one.
+"""Admin sessions on real ``serve`` processes: workers and restarts act as one.
 
 Every request goes over a new connection, so the kernel hands it to whichever
 worker accepts first: a session kept in one process's memory would be lost
-on about half of them.
+on about half of them. Two nodes sharing a session (a login on one, a logout
+on the other) need no process of their own: tests/integration/web/
+test_admin_sessions.py shows it with two web listeners on one database.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import aiohttp
 
 from fingerplat.domain.model import Context
 from fingerplat.service import FingerplatService
 from tests.e2e.conftest import Fingerplat
-from tests.e2e.ops_support import PORTS_ZERO, Node, node_env, nodes_fixture  # noqa: F401
 from tests.integration.web.admin_client import AdminClient, text_of
 
 PAGE_LOADS = 20
@@ -36,9 +35,9 @@ def web_url(address: tuple[str, int]) -> str:
 
 
 async def test_logins_and_pages_work_whichever_worker_answers_and_survive_a_restart(
-    cli: Fingerplat, serve_factory
+    cli: Fingerplat, serve_factory, service: FingerplatService, operator: Context
 ) -> None:
-    cli("admin", "add", ADMIN, input=PASSWORD + "\n", ok=True)
+    await service.credentials.add_admin(operator, ADMIN, PASSWORD)
     args = ("--workers", "2", "--finger", "127.0.0.1:0", "--setter", "", "--web", "127.0.0.1:0")
     server = await serve_factory(cli.env, *args)
     url = web_url(server.address("web"))
@@ -74,29 +73,3 @@ async def test_logins_and_pages_work_whichever_worker_answers_and_survive_a_rest
             await c.close()
     code, _out, err = await server.stop()
     assert code == 0, err
-
-
-async def test_two_nodes_share_admin_sessions(
-    service: FingerplatService, operator: Context, database_url: str, tmp_path: Path, nodes
-) -> None:
-    await service.credentials.add_admin(operator, ADMIN, PASSWORD)
-    env = node_env(tmp_path, database_url)
-    node_a: Node = await nodes(env, *PORTS_ZERO)
-    node_b: Node = await nodes(env, *PORTS_ZERO)
-    on_a = await new_client(web_url(node_a.address("web")))
-    on_b = await new_client(web_url(node_b.address("web")))
-    try:
-        await on_a.login(ADMIN, PASSWORD)
-        on_b.jar.update_cookies({"fingerplat_admin": on_a.cookie()})
-        for _ in range(PAGE_LOADS // 2):
-            assert (await on_a.get("/admin/tenants", follow=False)).status == 200
-            assert (await on_b.get("/admin/tenants", follow=False)).status == 200
-        # Logging out on node B ends the session on node A.
-        await on_b.get("/admin/tenants")
-        assert (await on_b.post("/admin/logout")).status == 303
-        assert (await on_a.get("/admin/tenants", follow=False)).status == 303
-    finally:
-        await on_a.close()
-        await on_b.close()
-    assert await node_a.stop() == 0
-    assert await node_b.stop() == 0

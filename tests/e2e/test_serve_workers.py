@@ -6,6 +6,8 @@ import asyncio
 import os
 from pathlib import Path
 
+from fingerplat.domain.model import Context
+from fingerplat.service import FingerplatService
 from tests.e2e.conftest import Fingerplat, finger
 
 # Queries per round, spread over both workers by the kernel (SO_REUSEPORT).
@@ -31,10 +33,11 @@ def children(pid: int) -> set[int]:
 
 
 async def test_two_workers_share_one_port_and_see_every_change(
-    cli: Fingerplat, serve_factory, backend: str
+    cli: Fingerplat, serve_factory, notifying_service: FingerplatService, operator: Context
 ) -> None:
-    cli("user", "add", "alice", "--full-name", "Alice Liddell", ok=True)
-    cli("user", "set", "alice", "first", ok=True)
+    service = notifying_service
+    await service.users.add_user(operator, None, "alice", full_name="Alice Liddell")
+    await service.users.set_status(operator, None, "alice", "first")
     server = await serve_factory(cli.env, "--workers", "2", "--finger", "127.0.0.1:0",
                                  "--setter", "", "--web", "127.0.0.1:0")
     # Port 0 became one port, printed once, shared by both workers.
@@ -46,8 +49,8 @@ async def test_two_workers_share_one_port_and_see_every_change(
     answers = await asyncio.gather(*(finger(host, port, "alice") for _ in range(QUERIES)))
     assert all("Status: first" in a for a in answers), answers
 
-    # A change made by another process reaches both workers' caches.
-    cli("user", "set", "alice", "second", ok=True)
+    # A change made by another process (this test's) reaches both workers' caches.
+    await service.users.set_status(operator, None, "alice", "second")
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 10
     while True:
@@ -64,7 +67,8 @@ async def test_two_workers_share_one_port_and_see_every_change(
             f"/proc/{pid}/status").read_text().lower()
 
 
-async def test_a_busy_port_fails_the_start_with_one_line(cli: Fingerplat, serve_factory) -> None:
+async def test_a_busy_port_fails_the_start_with_one_line(bare_cli: Fingerplat) -> None:
+    """The database plays no part in it: run once, on the embedded default."""
     import socket
 
     with socket.socket() as taken:
@@ -73,7 +77,7 @@ async def test_a_busy_port_fails_the_start_with_one_line(cli: Fingerplat, serve_
         port = taken.getsockname()[1]
         from tests.e2e.conftest import run_serve_to_exit
 
-        code, _out, err = await run_serve_to_exit(cli.env, "--workers", "2", "--finger",
+        code, _out, err = await run_serve_to_exit(bare_cli.env, "--workers", "2", "--finger",
                                                   f"127.0.0.1:{port}", "--setter", "",
                                                   "--web", "")
     assert code != 0

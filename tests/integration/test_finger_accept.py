@@ -14,7 +14,6 @@ from __future__ import annotations
 import _socket
 import asyncio
 import socket
-import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -167,12 +166,11 @@ async def test_silent_connections_are_closed_at_the_idle_timeout(
     metrics = Metrics()
     server = await start(service, metrics, idle_timeout=0.3)
     try:
-        began = time.monotonic()
         silent = [await asyncio.open_connection(*address(server)) for _ in range(3)]
         for reader, writer in silent:
             assert await read_all(reader) == b""
             writer.close()
-        assert 0.25 < time.monotonic() - began < 3
+        # Closed by the idle timeout and nothing else (how soon is no assertion).
         assert sample(metrics, "fingerplat_refused_connections_total", adapter="finger",
                       reason="idle_timeout") == 3
         assert server.open_connections() == 0

@@ -18,6 +18,7 @@ from fingerplat.metrics import Metrics
 from fingerplat.service import FingerplatService
 from tests.integration import test_finger_accept as base
 from tests.integration.test_finger_accept import TIMEOUT, address, read_all, start, stop, until
+from tests.support.scrape import sample
 
 cached = base.cached  # a read cache and alice (fixture)
 
@@ -56,7 +57,8 @@ async def test_one_address_cannot_take_the_finger_listener(
         # even with its query already sent.
         for _ in range(3):
             assert await ask_from(server, "127.0.0.1", b"alice\r\n") == REFUSED
-        assert metrics.refused.labels("finger", "max_connections_per_address")._value.get() == 3
+        assert sample(metrics, "fingerplat_refused_connections_total", adapter="finger",
+                      reason="max_connections_per_address") == 3
         # Another address is answered (the listener is far from max_connections).
         assert b"Login: alice" in await ask_from(server, "127.0.0.2", b"alice\r\n")
         # A held connection that goes frees its place.

@@ -25,6 +25,7 @@ from fingerplat.domain.model import Channel, Context, Principal, Role, TokenScop
 from fingerplat.metrics import Metrics
 from fingerplat.repository import schema
 from fingerplat.service import FingerplatService
+from tests.support.finger_client import finger
 
 TIMEOUT = 10.0
 FAST = {"rate_limit": 100_000, "max_connections": 1000, "idle_timeout": 5}
@@ -50,16 +51,6 @@ async def servers(svc: FingerplatService) -> AsyncIterator[tuple[FingerServer, W
     await finger_server.close()
     await finger_server.drain(1)
     await web_server.drain(5)
-
-
-async def finger(server: FingerServer, query: str) -> str:
-    host, port = server.addresses[0].split(" ")[0].rsplit(":", 1)
-    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), TIMEOUT)
-    try:
-        writer.write(query.encode() + b"\r\n")
-        return (await asyncio.wait_for(reader.read(), TIMEOUT)).decode()
-    finally:
-        writer.close()
 
 
 async def look_everywhere(servers: tuple[FingerServer, WebServer], name: str) -> None:
@@ -175,7 +166,7 @@ async def test_repeats_are_counted_and_a_new_generation_starts_a_new_entry(
         operator, None, "alice")] == [
         ("finger", 1)]
     await finger(servers[0], "alice")
-    await finger_from(servers[0], "alice", "127.0.0.2")  # another address, the same /24
+    await finger(servers[0], "alice", source="127.0.0.2")  # another address, the same /24
     await recorder.flush(svc.finger_log.write_finger_log, final=False)
     assert [e.count for e in await svc.finger_log.fingered(
         operator, None, "alice")] == [1]  # not yet
@@ -303,18 +294,6 @@ async def test_flag_changes_are_audited(svc: FingerplatService, operator: Contex
     assert (await svc.users.get_user(operator, None, "alice")).finger_log is False
 
 
-async def finger_from(server: FingerServer, query: str, source: str) -> str:
-    """A finger query from the loopback address ``source`` (127.0.0.2: another client)."""
-    host, port = server.addresses[0].split(" ")[0].rsplit(":", 1)
-    reader, writer = await asyncio.wait_for(
-        asyncio.open_connection(host, int(port), local_addr=(source, 0)), TIMEOUT)
-    try:
-        writer.write(query.encode() + b"\r\n")
-        return (await asyncio.wait_for(reader.read(), TIMEOUT)).decode()
-    finally:
-        writer.close()
-
-
 async def test_a_rejected_network_is_refused_and_not_recorded_even_from_a_kept_answer(
         svc: FingerplatService, operator: Context, servers) -> None:
     # Issue 15 meets issue 16: a logged user's kept answer still checks the client.
@@ -324,9 +303,9 @@ async def test_a_rejected_network_is_refused_and_not_recorded_even_from_a_kept_a
                             add_rejected_networks=["127.0.0.2/32"])
     await svc.users.edit_user(operator, None, "alice", finger_log=True)
     for _ in range(2):  # the second one is a kept answer, with a cache
-        assert "Login: alice" in await finger_from(finger_server, "alice", "127.0.0.1")
+        assert "Login: alice" in await finger(finger_server, "alice", source="127.0.0.1")
     for _ in range(2):
-        answer = await finger_from(finger_server, "alice", "127.0.0.2")
+        answer = await finger(finger_server, "alice", source="127.0.0.2")
         assert "not allowed" in answer and "alice" not in answer
     await flushed(svc)
     entries = await svc.finger_log.fingered(operator, None, "alice")

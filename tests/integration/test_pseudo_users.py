@@ -25,6 +25,7 @@ from fingerplat.domain.model import Channel, Context, Principal, Role
 from fingerplat.metrics import Metrics
 from fingerplat.service import FingerplatService, pseudo_kinds
 from fingerplat.service.pseudo_kinds import BUILTIN, Kind, KindRegistry, PseudoQuery
+from tests.support import finger_client
 
 TIMEOUT = 10.0
 FAST = {"rate_limit": 100_000, "max_connections": 1000, "idle_timeout": 5}
@@ -78,15 +79,9 @@ async def finger_server(svc: FingerplatService) -> AsyncIterator[FingerServer]:
 
 
 async def finger(server: FingerServer, query: str) -> str:
-    host, port = server.addresses[0].split(" ")[0].rsplit(":", 1)
-    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), TIMEOUT)
-    try:
-        writer.write(query.encode() + b"\r\n")
-        data = await asyncio.wait_for(reader.read(), TIMEOUT)
-    finally:
-        writer.close()
-    assert data.endswith(b"\r\n")
-    return data.decode()
+    answer = await finger_client.finger(server, query, timeout=TIMEOUT)
+    assert answer.endswith("\r\n")
+    return answer
 
 
 async def test_builtin_kinds_answer_finger(svc: FingerplatService, operator: Context,

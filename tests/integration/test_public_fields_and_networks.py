@@ -9,7 +9,6 @@ answer: a tenant change event must drop what was kept. Clients connect from
 
 from __future__ import annotations
 
-import asyncio
 import xmlrpc.client
 from collections.abc import AsyncIterator
 
@@ -27,6 +26,7 @@ from fingerplat.service import FingerplatService
 from tests.integration.test_membership import CountingNode
 from tests.integration.test_read_cache import start_node
 from tests.integration.test_status_expiry import until
+from tests.support.finger_client import finger
 
 
 class Node:
@@ -41,14 +41,7 @@ class Node:
     async def finger(self, query: str, *, ipv6: bool = False) -> str:
         server = self.finger_servers[1 if ipv6 else 0]
         assert isinstance(server, FingerServer)
-        host, port = server.addresses[0].split(" ")[0].rsplit(":", 1)
-        host = host.strip("[]")
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), 5)
-        try:
-            writer.write(query.encode() + b"\r\n")
-            return (await asyncio.wait_for(reader.read(), 5)).decode()
-        finally:
-            writer.close()
+        return await finger(server, query, timeout=5)
 
     async def get(self, path: str, **kwargs: object) -> tuple[int, str]:
         async with aiohttp.ClientSession() as session, \

@@ -23,18 +23,9 @@ from fingerplat.repository.engine import create_engine
 from fingerplat.server.runtime import Runtime
 from fingerplat.service import FingerplatService
 from fingerplat.service.event_bridge import send_to_nodes
+from tests.support.finger_client import finger
 
 TIMEOUT = 5.0
-
-
-async def finger(server: FingerServer, query: str) -> str:
-    host, port = server.addresses[0].split(" ")[0].rsplit(":", 1)
-    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), TIMEOUT)
-    try:
-        writer.write(query.encode() + b"\r\n")
-        return (await asyncio.wait_for(reader.read(), TIMEOUT)).decode()
-    finally:
-        writer.close()
 
 
 class Node:

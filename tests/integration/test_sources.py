@@ -20,7 +20,9 @@ from fingerplat.domain.imports import ImportRecord
 from fingerplat.domain.model import AuditQuery, Context
 from fingerplat.metrics import Metrics
 from fingerplat.service import FingerplatService
+from tests.support.finger_client import finger_at
 from tests.support.polling import until
+from tests.support.runtime import StartNode
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10) -> None:
@@ -282,3 +284,20 @@ async def test_passwd_source_in_the_runner(
             ("import.create", "source:passwd", "import")]
     finally:
         subprocess.run(["userdel", "-r", name], capture_output=True)
+
+
+async def test_serve_runs_a_users_file_source(
+    database_url: str, tmp_path: Path, runtime_nodes: StartNode
+) -> None:
+    """[[source]] in the configuration: serve's runtime says so and runs it."""
+    users = tmp_path / "users"
+    users.write_text("alice: synced by serve\n")
+    node = await runtime_nodes(
+        database_url, setter={"listen": []}, web={"listen": []},
+        source=[{"kind": "users-file", "path": str(users), "interval": 0.2}])
+    assert f"sources listening on users-file {users} -> default every 0.2s" in node.lines
+
+    async def answered() -> bool:
+        return "synced by serve" in await finger_at(node.address("finger"), "alice")
+
+    await until(answered, "finger answers the synced status", timeout=15)

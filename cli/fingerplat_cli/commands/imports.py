@@ -34,6 +34,7 @@ from fingerplat.domain.model import Context
 from fingerplat.domain.text import printable
 from fingerplat_cli.app import AppState, handle_errors, pass_state, run
 from fingerplat_cli.output import notice, print_json
+from fingerplat_cli.tenants import tenant_option
 
 if TYPE_CHECKING:
     from fingerplat.service import FingerplatService
@@ -41,8 +42,6 @@ if TYPE_CHECKING:
 # Below this many records a progress bar would only flicker.
 PROGRESS_MIN_RECORDS = 2000
 
-tenant_option = click.option("--tenant", "tenant", metavar="T",
-                             help="Tenant slug or domain (default: the default tenant).")
 json_option = click.option("--json", "as_json", is_flag=True,
                            help="Print the report as JSON.")
 

@@ -15,10 +15,9 @@ from fingerplat.domain.text import printable
 from fingerplat.service import FingerplatService
 from fingerplat_cli.app import AppState, handle_errors, pass_state, run
 from fingerplat_cli.output import print_json, print_table
+from fingerplat_cli.tenants import tenant_label, tenant_option
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-tenant_option = click.option("--tenant", "tenant", metavar="T",
-                             help="Tenant slug or domain (default: the default tenant).")
 
 
 @click.group("pseudo")
@@ -38,7 +37,7 @@ def add(state: AppState, name: str, kind: str, tenant: str | None) -> None:
     pseudo = run(state.with_service(
         lambda s: s.pseudo_users.add_pseudo_user(state.operator(), tenant, name, kind)))
     click.echo(printable(f"pseudo-user {pseudo.name} ({pseudo.kind}) added"
-                         + (f" in tenant {tenant}" if tenant else "")))
+                         f"{tenant_label(tenant)}"))
 
 
 @command.command("list")
@@ -80,5 +79,4 @@ def remove(state: AppState, name: str, tenant: str | None) -> None:
     """Remove pseudo-user NAME (its name is free again)."""
     run(state.with_service(lambda s: s.pseudo_users.remove_pseudo_user(
         state.operator(), tenant, name)))
-    click.echo(printable(f"pseudo-user {name.strip().lower()} removed"
-                         + (f" from tenant {tenant}" if tenant else "")))
+    click.echo(printable(f"pseudo-user {name.strip().lower()} removed{tenant_label(tenant)}"))

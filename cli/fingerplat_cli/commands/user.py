@@ -22,13 +22,12 @@ from fingerplat.domain.text import printable
 from fingerplat_cli.app import AppState, handle_errors, pass_state, run
 from fingerplat_cli.commands.admin import read_password
 from fingerplat_cli.output import print_block, print_fields, print_json, print_table
+from fingerplat_cli.tenants import tenant_label, tenant_option
 
 if TYPE_CHECKING:
     from fingerplat.service import FingerplatService
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-tenant_option = click.option("--tenant", "tenant", metavar="T",
-                             help="Tenant slug or domain (default: the default tenant).")
 
 # Page size when walking a whole tenant for `user list`.
 LIST_PAGE = 1000
@@ -72,10 +71,6 @@ def _history_text(change: StatusChange) -> str:
     return f"{change.text} (until {change.expires_at.astimezone(UTC):%Y-%m-%d %H:%M:%SZ})"
 
 
-def _tenant_label(tenant: str | None) -> str:
-    return f" in tenant {tenant}" if tenant else ""
-
-
 @click.group("user")
 def command() -> None:
     """Add, change, inspect and remove users; set statuses and plans."""
@@ -98,7 +93,7 @@ def add(state: AppState, name: str, tenant: str | None, full_name: str, office: 
         state.operator(), tenant, name, full_name=full_name, office=office, phone=phone,
         hidden=hidden,
     )))
-    click.echo(printable(f"user {user.username} added{_tenant_label(tenant)}"
+    click.echo(printable(f"user {user.username} added{tenant_label(tenant)}"
                          + (" (hidden)" if user.hidden else "")))
 
 
@@ -127,7 +122,7 @@ def edit(state: AppState, name: str, tenant: str | None, full_name: str | None,
         state.operator(), tenant, name, full_name=full_name, office=office, phone=phone,
         project=project, hidden=hidden, finger_log=finger_log,
     )))
-    click.echo(printable(f"user {user.username} updated{_tenant_label(tenant)}"))
+    click.echo(printable(f"user {user.username} updated{tenant_label(tenant)}"))
 
 
 @command.command("set")
@@ -235,7 +230,7 @@ def history(state: AppState, name: str, tenant: str | None, limit: int, as_json:
 def remove(state: AppState, name: str, tenant: str | None) -> None:
     """Remove user NAME with their status history, plan and tokens (audited)."""
     run(state.with_service(lambda s: s.users.remove_user(state.operator(), tenant, name)))
-    click.echo(printable(f"user {name.strip().lower()} removed{_tenant_label(tenant)}"))
+    click.echo(printable(f"user {name.strip().lower()} removed{tenant_label(tenant)}"))
 
 
 def _read_plan(source: BinaryIO, label: str) -> str:
@@ -356,4 +351,4 @@ def passwd(state: AppState, name: str, tenant: str | None) -> None:
     password = read_password(twice_from_stdin=True)
     user = run(state.with_service(
         lambda s: s.self_service.set_user_password(state.operator(), tenant, name, password)))
-    click.echo(printable(f"password of {user.username} set{_tenant_label(tenant)}"))
+    click.echo(printable(f"password of {user.username} set{tenant_label(tenant)}"))

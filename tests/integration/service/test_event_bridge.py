@@ -33,9 +33,24 @@ class Inbox:
     async def next(self) -> ChangeEvent:
         return await asyncio.wait_for(self.queue.get(), TIMEOUT)
 
-    async def nothing_more(self, settle: float = 0.3) -> None:
-        await asyncio.sleep(settle)
-        assert self.queue.empty(), self.queue.get_nowait()
+
+
+async def nothing_more(nodes, operator) -> None:
+    """Neither inbox gets anything more than each node's next change.
+
+    A positive marker instead of waiting to see nothing: a change on B, then
+    one on A. Each node's listener is handed NOTIFYs in commit order, so
+    anything sent earlier (a node's own change echoed back to it, an event
+    that should have stayed local) would come before the other node's marker.
+    """
+    (a, b), _bridges, (inbox_a, inbox_b) = nodes
+    await b.users.add_user(operator, None, "marker-b")
+    assert [(e.username, e.remote) for e in (await inbox_b.next(), await inbox_a.next())] == [
+        ("marker-b", False), ("marker-b", True)]
+    await a.users.add_user(operator, None, "marker-a")
+    assert [(e.username, e.remote) for e in (await inbox_a.next(), await inbox_b.next())] == [
+        ("marker-a", False), ("marker-a", True)]
+    assert inbox_a.queue.empty() and inbox_b.queue.empty()
 
 
 @pytest.fixture
@@ -80,8 +95,7 @@ async def test_each_node_sees_the_others_changes(nodes, operator):
     token_event = await inbox_b.next()
     assert (token_event.kind, token_event.data) == ("token", {"id": issued.token.id})
     # a node's own notifications are not delivered to it a second time
-    await inbox_a.nothing_more()
-    await inbox_b.nothing_more()
+    await nothing_more(nodes, operator)
 
 
 async def test_many_changes_arrive_in_order(nodes, operator):
@@ -117,8 +131,7 @@ async def test_lost_listen_connection_resubscribes_and_asks_for_resync(nodes, op
     assert (await inbox_a.next()).remote is False
     event = await inbox_b.next()
     assert (event.kind, event.username, event.remote) == ("user", "bob", True)
-    await inbox_a.nothing_more()  # resync events are never sent to other nodes
-    await inbox_b.nothing_more()
+    await nothing_more(nodes, operator)  # resync events are never sent to other nodes
 
 
 async def test_payload_round_trip_and_limits():

@@ -2,7 +2,8 @@
 
 Each "server" here is a separate web listener over its own service object on
 the same database, as two workers or two nodes are: nothing is shared between
-them but the database. Real processes are in tests/e2e/test_serve_sessions.py.
+them but the database. Real processes (workers, a restart) are in
+tests/e2e/test_serve_sessions.py.
 """
 
 from __future__ import annotations

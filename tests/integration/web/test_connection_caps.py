@@ -114,8 +114,9 @@ async def test_one_address_cannot_take_the_web_listener(start: StartFn, opening:
         assert status(refused) == "HTTP/1.1 503 Service Unavailable"
         assert refused.endswith(b"too many connections from your address, please try again later\n")
         assert status(await get_from(server, "127.0.0.2")) == "HTTP/1.1 200 OK"
-        refusals = server.door._metrics.refused.labels("web", "max_connections_per_address")
-        assert refusals._value.get() == 1
+        scraped = (await get_from(server, "127.0.0.3", "/metrics")).decode()
+        assert ('fingerplat_refused_connections_total{adapter="web",'
+                'reason="max_connections_per_address"} 1.0') in scraped, scraped
     finally:
         for _, writer in held:
             writer.close()
