@@ -12,6 +12,7 @@ from fingerplat.bootstrap import open_service
 from fingerplat.domain.model import Channel, Context, Principal
 from fingerplat.service import FingerplatService
 from tests.support.databases import DatabaseFactory, postgres_description
+from tests.support.other_process import other_process  # noqa: F401 - a fixture for every test
 from tests.support.runtime import runtime_nodes  # noqa: F401 - a fixture for every test
 
 BACKENDS = ["sqlite", "postgresql"]

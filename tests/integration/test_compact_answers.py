@@ -19,7 +19,6 @@ from fingerplat.domain.expiry import Expiry
 from fingerplat.domain.model import Context
 from fingerplat.repository.engine import create_engine
 from fingerplat.service import FingerplatService
-from fingerplat.service.event_bridge import send_to_nodes
 from tests.integration.test_membership import CountingNode
 from tests.integration.test_read_cache import start_node
 from tests.integration.test_status_expiry import until
@@ -54,16 +53,6 @@ async def node(request: pytest.FixtureRequest, database_url: str,
     finally:
         await runtime.stop()
 
-
-@pytest.fixture
-async def other_process(database_url: str) -> AsyncIterator[FingerplatService]:
-    engine = create_engine(database_url)
-    service = FingerplatService(engine)
-    send_to_nodes(engine, service.events)
-    try:
-        yield service
-    finally:
-        await engine.dispose()
 
 
 async def kept(node: CountingNode, query: str) -> str:

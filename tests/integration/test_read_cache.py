@@ -19,10 +19,8 @@ import pytest
 from fingerplat.adapters.finger.server import FingerServer
 from fingerplat.config import Config
 from fingerplat.domain.model import Context
-from fingerplat.repository.engine import create_engine
 from fingerplat.server.runtime import Runtime
 from fingerplat.service import FingerplatService
-from fingerplat.service.event_bridge import send_to_nodes
 from tests.support.finger_client import finger
 
 TIMEOUT = 5.0
@@ -71,17 +69,6 @@ async def node(database_url: str) -> AsyncIterator[Node]:
     finally:
         await runtime.stop()
 
-
-@pytest.fixture
-async def other_process(database_url: str) -> AsyncIterator[FingerplatService]:
-    """A service on its own engine and event bus, wired like the CLI's."""
-    engine = create_engine(database_url)
-    service = FingerplatService(engine)
-    send_to_nodes(engine, service.events)
-    try:
-        yield service
-    finally:
-        await engine.dispose()
 
 
 async def eventually(node: Node, query: str, expected: str) -> str:
